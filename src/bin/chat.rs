@@ -1,0 +1,27 @@
+//! `chat`: the peer. Parses arguments and runs [`p2pchat::chat::run`]; every
+//! failure is one line on stderr and a non-zero exit code.
+
+use std::process::ExitCode;
+
+use p2pchat::cli::{self, Parsed};
+
+fn main() -> ExitCode {
+    let env_server = std::env::var("P2PCHAT_SERVER").ok();
+    match cli::parse_chat(std::env::args().skip(1), env_server) {
+        Ok(Parsed::Help) => {
+            print!("{}", cli::CHAT_HELP);
+            ExitCode::SUCCESS
+        }
+        Ok(Parsed::Run(config)) => match p2pchat::chat::run(config) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("chat: {e}");
+                ExitCode::from(e.exit_code() as u8)
+            }
+        },
+        Err(e) => {
+            eprintln!("chat: {e}");
+            ExitCode::from(2)
+        }
+    }
+}

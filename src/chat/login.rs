@@ -1,0 +1,195 @@
+//! The `login` part: the chat's connection to the registration server.
+//!
+//! Two threads share the connection. The writer takes [`Request`]s from the
+//! main loop over a channel and sends a `PING` whenever it has been quiet for
+//! a heartbeat interval. The reader turns every server line into an
+//! [`Event::Server`] (gathering the `USER` rows of a list into one event) and
+//! reports the end of the connection once, as [`ServerEvent::Lost`].
+
+use std::fmt;
+use std::io;
+use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::thread;
+use std::time::Duration;
+
+use super::Event;
+use crate::connection::{LineReader, write_line};
+use crate::protocol::{MAX_LIST, Request, ServerLine, UserEntry};
+
+/// How long connecting to the server may take per address.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What the server said, as the main loop sees it.
+#[derive(Debug)]
+pub enum ServerEvent {
+    Line(ServerLine),
+    /// A complete `OK USERS` reply with its rows.
+    Users(Vec<UserEntry>),
+    /// The connection ended; the text says why.
+    Lost(String),
+}
+
+/// Why the server could not be reached.
+#[derive(Debug)]
+pub struct LoginError {
+    pub server: String,
+    pub reason: String,
+}
+
+impl fmt::Display for LoginError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "cannot reach the registration server at {} ({}); is it running? \
+             Point to it with --server HOST:PORT or P2PCHAT_SERVER",
+            self.server, self.reason
+        )
+    }
+}
+
+impl std::error::Error for LoginError {}
+
+/// What the main loop tells the writer thread.
+enum Command {
+    Send(Request),
+    Heartbeat(Duration),
+}
+
+/// The main loop's handle on the server connection.
+pub struct ServerConn {
+    commands: Sender<Command>,
+    stream: TcpStream,
+    /// Our end of the connection: the address peers on the same network as
+    /// the server most likely reach us at.
+    pub local_addr: SocketAddr,
+}
+
+impl ServerConn {
+    /// Queues a request. If the connection is gone the reader has already
+    /// reported it, so a failure here needs no second report.
+    pub fn send(&self, request: Request) {
+        let _ = self.commands.send(Command::Send(request));
+    }
+
+    /// Starts sending a `PING` after every `interval` of silence.
+    pub fn heartbeat(&self, interval: Duration) {
+        let _ = self.commands.send(Command::Heartbeat(interval));
+    }
+}
+
+impl Drop for ServerConn {
+    fn drop(&mut self) {
+        let _ = self.stream.shutdown(Shutdown::Both);
+    }
+}
+
+/// Connects to `server` (HOST:PORT) and starts the reader and writer
+/// threads, which report to `events`.
+pub fn connect(server: &str, events: Sender<Event>) -> Result<ServerConn, LoginError> {
+    let fail = |reason: String| LoginError {
+        server: server.to_string(),
+        reason,
+    };
+    let addrs: Vec<SocketAddr> = server
+        .to_socket_addrs()
+        .map_err(|e| fail(format!("cannot resolve: {e}")))?
+        .collect();
+    let mut last = String::from("no address");
+    let mut connected = None;
+    for addr in &addrs {
+        match TcpStream::connect_timeout(addr, CONNECT_TIMEOUT) {
+            Ok(stream) => {
+                connected = Some(stream);
+                break;
+            }
+            Err(e) => last = e.to_string(),
+        }
+    }
+    let stream = connected.ok_or_else(|| fail(last))?;
+    let _ = stream.set_nodelay(true);
+    let _ = stream.set_write_timeout(Some(CONNECT_TIMEOUT));
+    let local_addr = stream.local_addr().map_err(|e| fail(e.to_string()))?;
+    let io_fail = |e: io::Error| fail(e.to_string());
+    let reader = stream.try_clone().map_err(io_fail)?;
+    let writer = stream.try_clone().map_err(io_fail)?;
+    let (commands, inbox) = mpsc::channel();
+    thread::Builder::new()
+        .name("login-writer".into())
+        .spawn(move || write_loop(writer, inbox))
+        .map_err(io_fail)?;
+    thread::Builder::new()
+        .name("login-reader".into())
+        .spawn(move || read_loop(reader, events))
+        .map_err(io_fail)?;
+    Ok(ServerConn {
+        commands,
+        stream,
+        local_addr,
+    })
+}
+
+fn write_loop(mut stream: TcpStream, inbox: Receiver<Command>) {
+    let mut heartbeat: Option<Duration> = None;
+    loop {
+        let command = match heartbeat {
+            Some(interval) => match inbox.recv_timeout(interval) {
+                Ok(command) => command,
+                Err(RecvTimeoutError::Timeout) => Command::Send(Request::Ping),
+                Err(RecvTimeoutError::Disconnected) => break,
+            },
+            None => match inbox.recv() {
+                Ok(command) => command,
+                Err(_) => break,
+            },
+        };
+        match command {
+            Command::Heartbeat(interval) => heartbeat = Some(interval),
+            Command::Send(request) => {
+                if write_line(&mut stream, &request).is_err() {
+                    // The reader sees the same failure and reports it.
+                    let _ = stream.shutdown(Shutdown::Both);
+                    return;
+                }
+            }
+        }
+    }
+    let _ = write_line(&mut stream, &Request::Quit);
+}
+
+fn read_loop(stream: TcpStream, events: Sender<Event>) {
+    let mut reader = LineReader::new(stream);
+    let reason = loop {
+        let line = match reader.read_line() {
+            Ok(line) => line,
+            Err(e) => break e.to_string(),
+        };
+        let event = match ServerLine::parse(&line) {
+            Ok(ServerLine::Users { count }) => match read_users(&mut reader, count) {
+                Ok(users) => ServerEvent::Users(users),
+                Err(why) => break why,
+            },
+            Ok(line) => ServerEvent::Line(line),
+            Err(e) => break format!("the server sent something unexpected ({e})"),
+        };
+        if events.send(Event::Server(event)).is_err() {
+            return;
+        }
+    };
+    let _ = events.send(Event::Server(ServerEvent::Lost(reason)));
+}
+
+fn read_users(reader: &mut LineReader<TcpStream>, count: usize) -> Result<Vec<UserEntry>, String> {
+    if count > MAX_LIST {
+        return Err(format!("the server announced {count} users, too many"));
+    }
+    let mut users = Vec::with_capacity(count.min(1024));
+    for _ in 0..count {
+        let line = reader.read_line().map_err(|e| e.to_string())?;
+        match ServerLine::parse(&line) {
+            Ok(ServerLine::User(user)) => users.push(user),
+            _ => return Err("the server sent a broken user list".into()),
+        }
+    }
+    Ok(users)
+}

@@ -1,0 +1,794 @@
+//! The chat peer: threads that each do one job, and the main loop that owns
+//! the state.
+//!
+//! `login` talks to the registration server, `p2pserver` listens for peers,
+//! `p2pclient` dials one, `link` carries a chat, and `ui` reads stdin. Each
+//! reports to the main loop over one `mpsc` channel of [`Event`]s. The main
+//! loop ([`App`]) is the only code that changes state or prints. Typed lines
+//! wait in a queue until the state can take them (a name typed while the
+//! server is still answering is not lost, and lines typed while a call is
+//! being connected are sent once it is).
+
+mod link;
+mod login;
+mod p2pclient;
+mod p2pserver;
+mod ui;
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::time::{Duration, Instant};
+
+use crate::protocol::{
+    CallId, ErrorCode, PeerMessage, Request, ServerLine, Token, UserEntry, name_key, split_text,
+    validate_name,
+};
+use link::{Link, LinkId};
+use login::{ServerConn, ServerEvent};
+use p2pserver::Hello;
+use ui::{Input, Kind, Ui};
+
+/// How the chat runs; built from the command line by `bin/chat.rs`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Config {
+    /// The registration server, HOST:PORT.
+    pub server: String,
+    /// The visible name; `None` asks for it.
+    pub name: Option<String>,
+    /// Port to listen on for peers; 0 picks a free one.
+    pub p2p_port: u16,
+    /// The address peers should dial; `None` uses our end of the server
+    /// connection.
+    pub advertise: Option<SocketAddr>,
+    /// No bell on an incoming call.
+    pub quiet: bool,
+}
+
+/// How long the called side waits for the caller to connect after the
+/// server announced the call.
+const RING_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a `HELLO` that arrived before the server's announcement of its
+/// call is held, waiting for that announcement.
+const EARLY_HELLO_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Most such early `HELLO`s held at once.
+const MAX_EARLY: usize = 8;
+
+/// How long a chat whose peer the server reports gone waits for the peer's
+/// last lines to arrive over the link.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Everything the main loop hears about.
+pub enum Event {
+    Input(Input),
+    Server(ServerEvent),
+    /// A peer connected to our p2pserver and said `HELLO`.
+    Hello(Hello),
+    /// The p2pclient finished dialing for `call`.
+    Dialed {
+        call: CallId,
+        result: Result<p2pclient::Dialed, String>,
+    },
+    /// A line from a peer on `link`, or `None` once the link closed.
+    Peer {
+        link: LinkId,
+        msg: Option<PeerMessage>,
+    },
+}
+
+/// Why the chat stopped with an error; the binary prints it in one line.
+#[derive(Debug)]
+pub enum ChatError {
+    Server(login::LoginError),
+    Listen { port: u16, source: std::io::Error },
+    Name(String),
+    ServerLost(String),
+}
+
+impl fmt::Display for ChatError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ChatError::Server(e) => write!(f, "{e}"),
+            ChatError::Listen { port, source } => {
+                write!(f, "cannot listen for peers on port {port}: {source}")
+            }
+            ChatError::Name(why) => write!(f, "{why}"),
+            ChatError::ServerLost(why) => {
+                write!(f, "lost the connection to the registration server ({why})")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ChatError {}
+
+impl ChatError {
+    /// The process exit code for this error.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            ChatError::Name(_) => 2,
+            _ => 1,
+        }
+    }
+}
+
+/// Runs the chat until the user quits.
+pub fn run(config: Config) -> Result<(), ChatError> {
+    let (events, inbox) = mpsc::channel();
+    let server = login::connect(&config.server, events.clone()).map_err(ChatError::Server)?;
+    let unspecified = match server.local_addr.ip() {
+        IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+    };
+    let listener =
+        TcpListener::bind((unspecified, config.p2p_port)).map_err(|source| ChatError::Listen {
+            port: config.p2p_port,
+            source,
+        })?;
+    let port = listener
+        .local_addr()
+        .map_err(|source| ChatError::Listen {
+            port: config.p2p_port,
+            source,
+        })?
+        .port();
+    let advertise = config
+        .advertise
+        .unwrap_or_else(|| SocketAddr::new(server.local_addr.ip(), port));
+    p2pserver::spawn(listener, events.clone()).map_err(|source| ChatError::Listen {
+        port: config.p2p_port,
+        source,
+    })?;
+    ui::spawn_stdin(events.clone()).map_err(|e| ChatError::ServerLost(e.to_string()))?;
+    let mut app = App {
+        ui: Ui::new(),
+        server,
+        advertise,
+        fixed_name: config.name.is_some(),
+        me: String::new(),
+        state: State::Naming,
+        inputs: VecDeque::new(),
+        expected: None,
+        early: Vec::new(),
+        echo: None,
+        next_link: 1,
+        events,
+        server_lost: None,
+        name_error: None,
+    };
+    app.ui.line(
+        Kind::Info,
+        &format!("Connected to the registration server at {}.", config.server),
+    );
+    match config.name {
+        Some(name) => app.register(name),
+        None => app.ask_name(),
+    }
+    app.run(inbox)
+}
+
+/// Where the user is in the flow.
+enum State {
+    /// Waiting for the user to type a name.
+    Naming,
+    /// `REGISTER` sent, waiting for the answer.
+    Registering { name: String },
+    /// At the list: a typed name calls that peer.
+    AtList,
+    /// `CALL` sent, waiting for the server.
+    Calling { peer: String },
+    /// The server set the call up; p2pclient is dialing.
+    Dialing { peer: String, call: CallId },
+    /// Someone called us; waiting for them to connect.
+    Ringing {
+        caller: String,
+        call: CallId,
+        until: Instant,
+    },
+    /// In a chat. `closing` is set once the peer's side is over.
+    Chatting {
+        peer: String,
+        call: CallId,
+        link: Link,
+        closing: Option<Closing>,
+    },
+    /// Leaving.
+    Done,
+}
+
+/// A chat the peer ended, waiting for both signals of that: the link's end
+/// (BYE or close), after which no line of the peer's is still in flight, and
+/// the server's `EVENT HANGUP`, after which the list no longer shows the
+/// call. Whichever comes first starts a short wait for the other.
+struct Closing {
+    link_done: bool,
+    server_done: bool,
+    until: Instant,
+}
+
+/// A call the server told us to expect.
+struct Expected {
+    caller: String,
+    call: CallId,
+    token: Token,
+}
+
+/// The main loop's state.
+struct App {
+    ui: Ui,
+    server: ServerConn,
+    advertise: SocketAddr,
+    /// The name came from `--name`: a refusal ends the program.
+    fixed_name: bool,
+    me: String,
+    state: State,
+    /// Typed input the current state cannot take yet.
+    inputs: VecDeque<Input>,
+    expected: Option<Expected>,
+    /// `HELLO`s that arrived before the server told us of their call.
+    early: Vec<(Instant, Hello)>,
+    /// When chatting with ourselves: the incoming end, whose lines we show.
+    echo: Option<Link>,
+    next_link: LinkId,
+    events: Sender<Event>,
+    /// Set once the registration server is gone.
+    server_lost: Option<String>,
+    /// Set when the server refused the `--name` name.
+    name_error: Option<String>,
+}
+
+impl App {
+    fn run(&mut self, inbox: Receiver<Event>) -> Result<(), ChatError> {
+        loop {
+            match inbox.recv_timeout(Duration::from_millis(250)) {
+                Ok(event) => self.handle(event),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+            self.check_timers();
+            self.take_inputs();
+            if matches!(self.state, State::Done) {
+                break;
+            }
+            if let Some(why) = &self.server_lost
+                && !matches!(self.state, State::Chatting { .. })
+            {
+                return Err(ChatError::ServerLost(why.clone()));
+            }
+        }
+        self.server.send(Request::Quit);
+        match self.name_error.take() {
+            Some(why) => Err(ChatError::Name(format!(
+                "the server refused the name: {why}"
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    fn handle(&mut self, event: Event) {
+        match event {
+            Event::Input(input) => self.inputs.push_back(input),
+            Event::Server(ServerEvent::Line(line)) => self.on_server(line),
+            Event::Server(ServerEvent::Users(users)) => self.on_users(users),
+            Event::Server(ServerEvent::Lost(why)) => self.on_server_lost(why),
+            Event::Hello(hello) => self.on_hello(hello),
+            Event::Dialed { call, result } => self.on_dialed(call, result),
+            Event::Peer { link, msg } => self.on_peer(link, msg),
+        }
+    }
+
+    /// Feeds queued input to the state, as long as the state can take it.
+    fn take_inputs(&mut self) {
+        while matches!(
+            self.state,
+            State::Naming | State::AtList | State::Chatting { closing: None, .. }
+        ) {
+            let Some(input) = self.inputs.pop_front() else {
+                return;
+            };
+            match (&self.state, input) {
+                (State::Naming, Input::Eof) => self.state = State::Done,
+                (State::Naming, Input::Line(line)) => {
+                    let name = line.trim().to_string();
+                    match validate_name(&name) {
+                        Ok(()) => self.register(name),
+                        Err(e) => {
+                            self.ui
+                                .line(Kind::Notice, &format!("That name won't do: {e}."));
+                            self.ask_name();
+                        }
+                    }
+                }
+                (State::AtList, Input::Eof) => self.state = State::Done,
+                (State::AtList, Input::Line(line)) => self.at_list(line.trim()),
+                (State::Chatting { .. }, Input::Eof) => {
+                    // EOF ends the chat like q, and stays queued so that
+                    // it then ends the program too.
+                    self.inputs.push_front(Input::Eof);
+                    self.quit_chat();
+                }
+                (State::Chatting { .. }, Input::Line(line)) => self.chat_line(line),
+                _ => unreachable!("loop condition admits only the states above"),
+            }
+        }
+    }
+
+    fn ask_name(&mut self) {
+        self.state = State::Naming;
+        self.ui.prompt("Enter your visible name: ");
+    }
+
+    fn register(&mut self, name: String) {
+        self.server.send(Request::Register {
+            name: name.clone(),
+            advertise: self.advertise,
+        });
+        self.state = State::Registering { name };
+    }
+
+    fn at_list(&mut self, typed: &str) {
+        if typed == "q" {
+            self.state = State::Done;
+        } else if typed.is_empty() {
+            self.show_list();
+        } else if let Err(e) = validate_name(typed) {
+            self.ui.line(
+                Kind::Notice,
+                &format!("No user can be named {typed:?}: {e}."),
+            );
+            self.show_list();
+        } else {
+            self.server.send(Request::Call {
+                name: typed.to_string(),
+            });
+            self.state = State::Calling {
+                peer: typed.to_string(),
+            };
+        }
+    }
+
+    /// Back to the list: asks the server for a fresh one.
+    fn show_list(&mut self) {
+        self.state = State::AtList;
+        self.server.send(Request::List);
+    }
+
+    fn on_users(&mut self, users: Vec<UserEntry>) {
+        if !matches!(self.state, State::AtList) {
+            return;
+        }
+        self.ui
+            .line(Kind::Info, &format!("Online users ({}):", users.len()));
+        for user in users {
+            let mut row = format!("  {}", user.name);
+            if name_key(&user.name) == name_key(&self.me) {
+                row.push_str(" (you)");
+            }
+            if user.busy {
+                row.push_str(" [busy]");
+            }
+            self.ui.line(Kind::Info, &row);
+        }
+        self.ui.prompt("Enter a name to chat with, or q to quit: ");
+    }
+
+    fn on_server(&mut self, line: ServerLine) {
+        match line {
+            ServerLine::Welcome {
+                name,
+                heartbeat_secs,
+            } => {
+                if let State::Registering { .. } = self.state {
+                    self.server
+                        .heartbeat(Duration::from_secs(heartbeat_secs.max(1)));
+                    self.ui.line(
+                        Kind::Info,
+                        &format!(
+                            "Welcome, {name}! Peers can reach you at {}.",
+                            self.advertise
+                        ),
+                    );
+                    self.me = name;
+                    self.show_list();
+                }
+            }
+            ServerLine::CallReady {
+                peer,
+                call,
+                token,
+                addrs,
+            } => self.on_call_ready(peer, call, token, addrs),
+            ServerLine::Incoming {
+                caller,
+                call,
+                token,
+            } => self.on_incoming(caller, call, token),
+            ServerLine::PeerHungUp { call, peer } => self.on_peer_hung_up(call, &peer),
+            ServerLine::Error { code, message } => self.on_server_error(code, &message),
+            ServerLine::Users { .. }
+            | ServerLine::User(_)
+            | ServerLine::HungUp { .. }
+            | ServerLine::Pong
+            | ServerLine::Bye
+            | ServerLine::Relayed { .. }
+            | ServerLine::RelayRequested { .. } => {}
+        }
+    }
+
+    fn on_server_error(&mut self, code: ErrorCode, message: &str) {
+        match (&self.state, code) {
+            (State::Registering { name }, _) => {
+                self.ui.line(
+                    Kind::Notice,
+                    &format!("The server refused the name {name}: {message}."),
+                );
+                if self.fixed_name {
+                    self.name_error = Some(message.to_string());
+                    self.state = State::Done;
+                } else {
+                    self.ask_name();
+                }
+            }
+            (State::Calling { peer }, _) => {
+                let text = match code {
+                    ErrorCode::Busy => format!("{peer} is busy in another chat."),
+                    ErrorCode::UnknownUser => format!("No user named {peer} is online."),
+                    _ => format!("Cannot call {peer}: {message}."),
+                };
+                self.ui.line(Kind::Notice, &text);
+                self.show_list();
+            }
+            // A hangup the other side already made, or a call refused
+            // because someone called us first: nothing to tell.
+            (_, ErrorCode::NotInCall | ErrorCode::AlreadyInCall) => {}
+            _ => self
+                .ui
+                .line(Kind::Notice, &format!("The server says: {message}.")),
+        }
+    }
+
+    fn on_call_ready(&mut self, peer: String, call: CallId, token: Token, addrs: Vec<SocketAddr>) {
+        if !matches!(self.state, State::Calling { .. }) {
+            // We gave up on this call meanwhile; free it on the server.
+            self.server.send(Request::Hangup { call });
+            return;
+        }
+        self.ui.line(Kind::Notice, &format!("Calling {peer}…"));
+        p2pclient::spawn(
+            call,
+            addrs,
+            PeerMessage::Hello {
+                caller: self.me.clone(),
+                call,
+                token,
+            },
+            self.events.clone(),
+        );
+        self.state = State::Dialing { peer, call };
+    }
+
+    fn on_incoming(&mut self, caller: String, call: CallId, token: Token) {
+        self.expected = Some(Expected {
+            caller: caller.clone(),
+            call,
+            token,
+        });
+        let to_self = name_key(&caller) == name_key(&self.me);
+        if !to_self && matches!(self.state, State::AtList | State::Calling { .. }) {
+            self.ui
+                .line(Kind::Notice, &format!("{caller} is calling you…"));
+            self.state = State::Ringing {
+                caller,
+                call,
+                until: Instant::now() + RING_TIMEOUT,
+            };
+        }
+        // A HELLO for this call may have come first.
+        let early = std::mem::take(&mut self.early);
+        for (at, hello) in early {
+            if self.expected.is_some() {
+                self.on_hello(hello);
+            } else {
+                self.early.push((at, hello));
+            }
+        }
+    }
+
+    fn on_hello(&mut self, hello: Hello) {
+        let matches = self.expected.as_ref().is_some_and(|e| {
+            e.call == hello.call
+                && name_key(&e.caller) == name_key(&hello.caller)
+                && e.token.matches(&hello.token)
+        });
+        if !matches {
+            if self.early.len() < MAX_EARLY {
+                self.early.push((Instant::now(), hello));
+            } else {
+                hello.refuse(ErrorCode::BadToken, "no such call expected");
+            }
+            return;
+        }
+        // The token is used up: a replay finds nothing expected.
+        self.expected = None;
+        let Hello {
+            caller,
+            call,
+            mut conn,
+            ..
+        } = hello;
+        let welcome = PeerMessage::Welcome {
+            name: self.me.clone(),
+        };
+        if crate::connection::write_line(&mut conn.stream, &welcome).is_err() {
+            return;
+        }
+        let Some(link) = self.attach(conn) else {
+            return;
+        };
+        match &self.state {
+            State::Dialing { call: dialing, .. } if *dialing == call => self.echo = Some(link),
+            State::Ringing { call: ringing, .. } if *ringing == call => {
+                self.ui.line(
+                    Kind::Notice,
+                    &format!(
+                        "{caller} connected. Type a message and press ENTER; q + ENTER ends the chat."
+                    ),
+                );
+                self.state = State::Chatting {
+                    peer: caller,
+                    call,
+                    link,
+                    closing: None,
+                };
+            }
+            _ => {}
+        }
+    }
+
+    fn attach(&mut self, conn: link::Handshaken) -> Option<Link> {
+        let id = self.next_link;
+        self.next_link += 1;
+        Link::start(id, conn, self.events.clone()).ok()
+    }
+
+    fn on_dialed(&mut self, call: CallId, result: Result<p2pclient::Dialed, String>) {
+        let State::Dialing {
+            peer,
+            call: dialing,
+        } = &self.state
+        else {
+            return;
+        };
+        if *dialing != call {
+            return;
+        }
+        let peer = peer.clone();
+        match result {
+            Ok(dialed) => {
+                let Some(link) = self.attach(dialed.conn) else {
+                    return self.call_failed(&peer, call, "cannot start the chat");
+                };
+                let text = if name_key(&peer) == name_key(&self.me) {
+                    "Chatting with yourself: every line you send comes back. q + ENTER ends the chat."
+                        .to_string()
+                } else {
+                    format!(
+                        "Connected to {peer} at {}. Type a message and press ENTER; q + ENTER ends the chat.",
+                        dialed.addr
+                    )
+                };
+                self.ui.line(Kind::Notice, &text);
+                self.state = State::Chatting {
+                    peer,
+                    call,
+                    link,
+                    closing: None,
+                };
+            }
+            Err(why) => self.call_failed(&peer, call, &why),
+        }
+    }
+
+    fn call_failed(&mut self, peer: &str, call: CallId, why: &str) {
+        self.ui
+            .line(Kind::Notice, &format!("Could not reach {peer}: {why}."));
+        self.echo = None;
+        self.server.send(Request::Hangup { call });
+        self.show_list();
+    }
+
+    fn chat_line(&mut self, line: String) {
+        if line.trim() == "q" {
+            return self.quit_chat();
+        }
+        if line.is_empty() {
+            return;
+        }
+        let State::Chatting { link, .. } = &mut self.state else {
+            return;
+        };
+        for piece in split_text(&line) {
+            if link.send(&PeerMessage::Msg(piece.to_string())).is_err() {
+                return self.peer_finished(true);
+            }
+        }
+    }
+
+    /// We end the chat: tell the peer and the server, back to the list.
+    fn quit_chat(&mut self) {
+        let State::Chatting {
+            peer,
+            call,
+            mut link,
+            ..
+        } = std::mem::replace(&mut self.state, State::AtList)
+        else {
+            return;
+        };
+        let _ = link.send(&PeerMessage::Bye);
+        drop(link);
+        self.echo = None;
+        self.ui
+            .line(Kind::Notice, &format!("You left the chat with {peer}."));
+        // The server handles HANGUP before the LIST that follows it, so the
+        // list shows both of us free.
+        self.server.send(Request::Hangup { call });
+        self.show_list();
+    }
+
+    /// The peer's link ended: with BYE, or `broken` without one.
+    fn peer_finished(&mut self, broken: bool) {
+        let State::Chatting { peer, closing, .. } = &mut self.state else {
+            return;
+        };
+        let closing = closing.get_or_insert_with(|| Closing {
+            link_done: false,
+            server_done: false,
+            until: Instant::now() + DRAIN_TIMEOUT,
+        });
+        let first = !closing.link_done;
+        closing.link_done = true;
+        let text = if broken {
+            format!("{peer} left the chat (connection lost).")
+        } else {
+            format!("{peer} left the chat.")
+        };
+        if first {
+            self.ui.line(Kind::Notice, &text);
+        }
+        self.finish_chat(false);
+    }
+
+    /// Ends a chat the peer ended, once both signals are in or, with
+    /// `timed_out`, when waiting for the second is over.
+    fn finish_chat(&mut self, timed_out: bool) {
+        let State::Chatting {
+            peer,
+            call,
+            closing: Some(closing),
+            ..
+        } = &self.state
+        else {
+            return;
+        };
+        if !(timed_out || closing.link_done && closing.server_done) {
+            return;
+        }
+        let (peer, call) = (peer.clone(), *call);
+        if !closing.link_done {
+            self.ui.line(
+                Kind::Notice,
+                &format!("{peer} left the chat (gone from the server)."),
+            );
+        }
+        if !closing.server_done {
+            // The server has not heard: the link broke but both of us are
+            // registered. Free the call ourselves.
+            self.server.send(Request::Hangup { call });
+        }
+        self.echo = None;
+        self.show_list();
+    }
+
+    fn on_peer(&mut self, id: LinkId, msg: Option<PeerMessage>) {
+        let (peer, link_id) = match &self.state {
+            State::Chatting { peer, link, .. } => (peer.clone(), link.id),
+            _ => return,
+        };
+        if id != link_id {
+            // The incoming end of a chat with ourselves carries our lines
+            // back; its end is the outgoing end's end.
+            if self.echo.as_ref().is_some_and(|e| e.id == id)
+                && let Some(PeerMessage::Msg(text)) = msg
+            {
+                self.ui.line(Kind::Peer, &format!("{peer}: {text}"));
+            }
+            return;
+        }
+        match msg {
+            Some(PeerMessage::Msg(text)) => self.ui.line(Kind::Peer, &format!("{peer}: {text}")),
+            Some(PeerMessage::Bye) => self.peer_finished(false),
+            Some(_) => {}
+            None => self.peer_finished(true),
+        }
+    }
+
+    fn on_peer_hung_up(&mut self, call: CallId, peer: &str) {
+        match &mut self.state {
+            State::Chatting {
+                call: current,
+                closing,
+                ..
+            } if *current == call => {
+                closing
+                    .get_or_insert_with(|| Closing {
+                        link_done: false,
+                        server_done: false,
+                        until: Instant::now() + DRAIN_TIMEOUT,
+                    })
+                    .server_done = true;
+                self.finish_chat(false);
+            }
+            State::Ringing { call: current, .. } if *current == call => {
+                self.ui.line(
+                    Kind::Notice,
+                    &format!("{peer} hung up before the chat started."),
+                );
+                self.expected = None;
+                self.show_list();
+            }
+            State::Dialing { call: current, .. } if *current == call => {
+                // The dial result will arrive and find another state.
+                self.ui.line(Kind::Notice, &format!("{peer} is gone."));
+                self.show_list();
+            }
+            _ => {}
+        }
+    }
+
+    fn on_server_lost(&mut self, why: String) {
+        self.ui.line(
+            Kind::Notice,
+            &format!("Lost the connection to the registration server ({why})."),
+        );
+        self.server_lost = Some(why);
+    }
+
+    fn check_timers(&mut self) {
+        let now = Instant::now();
+        if let State::Chatting {
+            closing: Some(closing),
+            ..
+        } = &self.state
+            && now >= closing.until
+        {
+            self.finish_chat(true);
+        }
+        if let State::Ringing {
+            caller,
+            call,
+            until,
+        } = &self.state
+            && now >= *until
+        {
+            let (caller, call) = (caller.clone(), *call);
+            self.ui.line(
+                Kind::Notice,
+                &format!("{caller}'s call did not come through."),
+            );
+            self.expected = None;
+            self.server.send(Request::Hangup { call });
+            self.show_list();
+        }
+        let (stale, fresh): (Vec<_>, Vec<_>) = std::mem::take(&mut self.early)
+            .into_iter()
+            .partition(|(at, _)| now.duration_since(*at) >= EARLY_HELLO_TIMEOUT);
+        self.early = fresh;
+        for (_, hello) in stale {
+            hello.refuse(ErrorCode::BadToken, "no such call expected");
+        }
+    }
+}

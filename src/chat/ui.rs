@@ -1,0 +1,95 @@
+//! The chat's terminal side: the stdin reader thread and the output.
+//!
+//! The stdin thread sends every typed line (or EOF) to the main loop as an
+//! [`Event::Input`]. [`Ui`] is how the main loop, the only code that prints,
+//! writes to the user: whole lines, each tagged with what kind of line it is,
+//! and a prompt that says where the user is.
+
+use std::io::{self, BufRead, Write};
+use std::sync::mpsc::Sender;
+use std::thread;
+
+use super::Event;
+
+/// Longest piece of typed text read at once; a longer line arrives as several
+/// pieces, none of it lost.
+const MAX_INPUT: u64 = 64 * 1024;
+
+/// One thing the user typed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    Line(String),
+    /// Stdin closed (Ctrl-D, or the end of a script): acts as `q`.
+    Eof,
+}
+
+/// Starts the thread that reads stdin.
+pub fn spawn_stdin(events: Sender<Event>) -> io::Result<()> {
+    thread::Builder::new().name("stdin".into()).spawn(move || {
+        let stdin = io::stdin();
+        let mut stdin = stdin.lock();
+        loop {
+            let mut bytes = Vec::new();
+            let input = match io::Read::take(&mut stdin, MAX_INPUT).read_until(b'\n', &mut bytes) {
+                Ok(0) | Err(_) => Input::Eof,
+                Ok(_) => {
+                    if bytes.last() == Some(&b'\n') {
+                        bytes.pop();
+                        if bytes.last() == Some(&b'\r') {
+                            bytes.pop();
+                        }
+                    }
+                    Input::Line(String::from_utf8_lossy(&bytes).into_owned())
+                }
+            };
+            let eof = input == Input::Eof;
+            if events.send(Event::Input(input)).is_err() || eof {
+                return;
+            }
+        }
+    })?;
+    Ok(())
+}
+
+/// What a printed line is, so a terminal front end can colour it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Ordinary output: the list, instructions.
+    Info,
+    /// Something happened: joined, left, busy, server lost.
+    Notice,
+    /// A line from the peer.
+    Peer,
+}
+
+/// Writes to stdout. Write errors (stdout closed) are ignored: the chat
+/// goes on, and EOF on stdin will end it.
+pub struct Ui {
+    out: io::Stdout,
+}
+
+impl Default for Ui {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Ui {
+    pub fn new() -> Ui {
+        Ui { out: io::stdout() }
+    }
+
+    /// Prints one whole line.
+    pub fn line(&mut self, _kind: Kind, text: &str) {
+        let mut out = self.out.lock();
+        let _ = writeln!(out, "{text}");
+        let _ = out.flush();
+    }
+
+    /// Shows a prompt for the next typed line.
+    pub fn prompt(&mut self, text: &str) {
+        let mut out = self.out.lock();
+        let _ = write!(out, "{text}");
+        let _ = out.flush();
+    }
+}

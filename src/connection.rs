@@ -1,0 +1,223 @@
+//! Bounded, deadline-aware line reading and whole-line writing over sockets.
+//!
+//! Every byte p2pchat reads from the network goes through [`LineReader`]: it
+//! never buffers more than one line of at most [`MAX_LINE`] bytes, it gives up
+//! on a line that does not arrive by a deadline, and it reports invalid UTF-8
+//! as an error for that line alone, so the caller can answer and go on.
+
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+pub use crate::protocol::MAX_LINE;
+
+/// Why no line could be read.
+#[derive(Debug)]
+pub enum ReadError {
+    /// The other side closed the connection (a partial last line is dropped).
+    Closed,
+    /// A line grew past the limit without a newline; the stream is no longer
+    /// in sync and should be closed.
+    TooLong,
+    /// The line was not UTF-8. It has been consumed; the next line is fine.
+    InvalidUtf8,
+    /// The deadline passed before a whole line arrived.
+    TimedOut,
+    /// Any other I/O failure (reset, broken pipe…).
+    Io(io::Error),
+}
+
+impl fmt::Display for ReadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ReadError::Closed => write!(f, "connection closed"),
+            ReadError::TooLong => write!(f, "line longer than {MAX_LINE} bytes"),
+            ReadError::InvalidUtf8 => write!(f, "line is not valid UTF-8"),
+            ReadError::TimedOut => write!(f, "timed out"),
+            ReadError::Io(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// A source whose blocking reads can be given a timeout: a socket, or in unit
+/// tests a byte slice that never blocks.
+pub trait TimedRead: Read {
+    fn set_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()>;
+}
+
+impl TimedRead for TcpStream {
+    fn set_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        self.set_read_timeout(timeout)
+    }
+}
+
+impl TimedRead for &[u8] {
+    fn set_timeout(&mut self, _: Option<Duration>) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Reads `\n`-terminated lines (a trailing `\r` is dropped too) of at most
+/// `max` bytes each.
+pub struct LineReader<R> {
+    inner: R,
+    buf: Vec<u8>,
+    /// How much of `buf` is known to hold no newline.
+    scanned: usize,
+    max: usize,
+}
+
+impl<R: TimedRead> LineReader<R> {
+    pub fn new(inner: R) -> Self {
+        Self::with_limit(inner, MAX_LINE)
+    }
+
+    pub fn with_limit(inner: R, max: usize) -> Self {
+        LineReader {
+            inner,
+            buf: Vec::new(),
+            scanned: 0,
+            max,
+        }
+    }
+
+    /// Reads the next line, waiting as long as it takes.
+    pub fn read_line(&mut self) -> Result<String, ReadError> {
+        self.read_line_by(None)
+    }
+
+    /// Reads the next line, or fails with [`ReadError::TimedOut`] once
+    /// `deadline` has passed. Bytes of a line that timed out are kept, so a
+    /// later call can still complete it.
+    pub fn read_line_by(&mut self, deadline: Option<Instant>) -> Result<String, ReadError> {
+        loop {
+            if let Some(pos) = self.buf[self.scanned..].iter().position(|&b| b == b'\n') {
+                let end = self.scanned + pos;
+                let mut line: Vec<u8> = self.buf.drain(..=end).collect();
+                line.pop();
+                if line.last() == Some(&b'\r') {
+                    line.pop();
+                }
+                self.scanned = 0;
+                if self.buf.capacity() > 2 * MAX_LINE {
+                    self.buf.shrink_to(MAX_LINE);
+                }
+                return String::from_utf8(line).map_err(|_| ReadError::InvalidUtf8);
+            }
+            self.scanned = self.buf.len();
+            if self.buf.len() > self.max {
+                return Err(ReadError::TooLong);
+            }
+            let timeout = match deadline {
+                Some(deadline) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Err(ReadError::TimedOut);
+                    }
+                    Some(left)
+                }
+                None => None,
+            };
+            self.inner.set_timeout(timeout).map_err(ReadError::Io)?;
+            let mut chunk = [0u8; 2048];
+            // Never read further past the limit than one byte: enough to know
+            // the line is too long.
+            let want = chunk.len().min(self.max + 2 - self.buf.len());
+            match self.inner.read(&mut chunk[..want]) {
+                Ok(0) => return Err(ReadError::Closed),
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    if deadline.is_some_and(|d| Instant::now() >= d) {
+                        return Err(ReadError::TimedOut);
+                    }
+                }
+                Err(e) => return Err(ReadError::Io(e)),
+            }
+        }
+    }
+
+    pub fn get_ref(&self) -> &R {
+        &self.inner
+    }
+}
+
+/// Writes `line` and a newline in one `write_all`, so concurrent writers
+/// holding the same lock never interleave halves of lines.
+pub fn write_line<W: Write>(out: &mut W, line: &impl fmt::Display) -> io::Result<()> {
+    let mut text = line.to_string();
+    text.push('\n');
+    out.write_all(text.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(input: &[u8], max: usize) -> Vec<Result<String, String>> {
+        let mut reader = LineReader::with_limit(input, max);
+        let mut out = Vec::new();
+        loop {
+            match reader.read_line() {
+                Ok(line) => out.push(Ok(line)),
+                Err(ReadError::Closed) => return out,
+                Err(ReadError::TooLong) => {
+                    out.push(Err("too long".into()));
+                    return out;
+                }
+                Err(e) => out.push(Err(e.to_string())),
+            }
+        }
+    }
+
+    #[test]
+    fn splits_lines_and_strips_cr() {
+        assert_eq!(
+            lines(b"a\nbc\r\n\nlast-without-newline", 100),
+            vec![Ok("a".into()), Ok("bc".into()), Ok(String::new())]
+        );
+    }
+
+    #[test]
+    fn invalid_utf8_spoils_only_its_line() {
+        assert_eq!(
+            lines(b"ok\n\xff\xfe\nafter\n", 100),
+            vec![
+                Ok("ok".into()),
+                Err("line is not valid UTF-8".into()),
+                Ok("after".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn line_at_limit_passes_and_one_past_fails() {
+        let mut input = vec![b'x'; 10];
+        input.push(b'\n');
+        assert_eq!(lines(&input, 10), vec![Ok("x".repeat(10))]);
+        let mut input = vec![b'x'; 12];
+        input.push(b'\n');
+        assert_eq!(lines(&input, 10), vec![Err("too long".into())]);
+    }
+
+    #[test]
+    fn endless_line_stops_at_limit_without_reading_everything() {
+        let input = vec![b'x'; 1 << 20];
+        let mut reader = LineReader::with_limit(&input[..], 100);
+        assert!(matches!(reader.read_line(), Err(ReadError::TooLong)));
+        assert!(reader.buf.len() <= 102);
+    }
+
+    #[test]
+    fn write_line_appends_newline() {
+        let mut out = Vec::new();
+        write_line(&mut out, &"PING").unwrap();
+        assert_eq!(out, b"PING\n");
+    }
+}

@@ -1,0 +1,20 @@
+//! p2pchat: a peer-to-peer terminal chat with a small registration server,
+//! built on the Rust standard library alone.
+//!
+//! The layout mirrors the design:
+//! - [`protocol`]: every line on the wire as a typed value (no I/O);
+//! - [`connection`]: bounded, deadline-aware line reading;
+//! - [`registry`]: the server's table of who is online and in which call;
+//! - [`server`]: the registration server (accept loop, one thread a client);
+//! - [`chat`]: the peer (login, p2pserver, p2pclient, ui threads and the main
+//!   loop that owns the state);
+//! - [`cli`]: argument parsing for both binaries.
+
+pub mod chat;
+pub mod cli;
+pub mod connection;
+pub mod log;
+pub mod protocol;
+pub mod registry;
+pub mod server;
+pub mod token;

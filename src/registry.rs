@@ -1,0 +1,515 @@
+//! The registration server's shared table: who is online, where their chat
+//! listens, and who is in a call with whom.
+//!
+//! [`Registry`] owns the whole table behind one `Mutex`. Its methods are the
+//! only way to change it; each takes the lock for a few map operations and
+//! never while reading or writing a socket. A method that must act on two
+//! peers at once (claiming both for a call, ending a call) does it under one
+//! lock, so no other thread ever sees half of it. Methods hand back the
+//! [`Registry`]'s `O` values (each peer's outbox) for the caller to write to
+//! *after* the lock is released.
+//!
+//! The table is generic over the outbox type so that it can be unit-tested
+//! without sockets.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use crate::protocol::{CallId, Token, UserEntry, name_key, validate_name};
+
+/// Identifies one registration connection; a peer's entry can only be
+/// changed through the connection that created it.
+pub type ConnId = u64;
+
+/// The table. Share it as `Arc<Registry<O>>`.
+pub struct Registry<O> {
+    state: Mutex<State<O>>,
+}
+
+struct State<O> {
+    /// Keyed by [`name_key`], so names are unique regardless of case.
+    peers: HashMap<String, Peer<O>>,
+    calls: HashMap<CallId, Call>,
+    next_call: CallId,
+}
+
+struct Peer<O> {
+    name: String,
+    conn: ConnId,
+    advertised: SocketAddr,
+    seen: IpAddr,
+    call: Option<CallId>,
+    outbox: O,
+}
+
+/// One claimed call. Both keys are [`name_key`]s; for a call to oneself they
+/// are equal.
+struct Call {
+    caller: String,
+    callee: String,
+    token: Token,
+    started: Instant,
+    relay_used: bool,
+}
+
+/// Why a registration was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RegisterError {
+    BadName(crate::protocol::NameError),
+    /// Someone online already has this name (in any case).
+    Taken(String),
+}
+
+/// Why a call could not be claimed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallError {
+    /// Nobody online by that name.
+    UnknownUser(String),
+    /// The callee is in a call (the name as the callee spells it).
+    Busy(String),
+    /// The caller is in a call already (perhaps one just claimed by someone
+    /// else calling them).
+    AlreadyInCall,
+    /// The caller is not registered (a stale connection).
+    NotRegistered,
+}
+
+/// What the server must tell the callee after a successful claim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim<O> {
+    pub call: CallId,
+    pub caller: String,
+    pub callee: String,
+    /// The callee's addresses, best first, for the caller to dial.
+    pub addrs: Vec<SocketAddr>,
+    pub callee_outbox: O,
+}
+
+/// A call that just ended, and whom to tell.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ended<O> {
+    pub call: CallId,
+    /// The name of the peer who ended it (or vanished).
+    pub by: String,
+    /// The other party's outbox; `None` when the call was with oneself.
+    pub notify: Option<O>,
+    pub duration: Duration,
+}
+
+/// The two parties of a call, for the relay to join.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelayTicket<O> {
+    pub caller: String,
+    pub callee: String,
+    pub callee_outbox: O,
+}
+
+impl<O: Clone> Default for Registry<O> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<O: Clone> Registry<O> {
+    pub fn new() -> Self {
+        Registry {
+            state: Mutex::new(State {
+                peers: HashMap::new(),
+                calls: HashMap::new(),
+                next_call: 1,
+            }),
+        }
+    }
+
+    /// Takes the lock. A thread that panicked while holding it cannot have
+    /// left the table half-changed (no method panics between two writes), so
+    /// a poisoned lock is taken back rather than spreading the panic.
+    fn lock(&self) -> MutexGuard<'_, State<O>> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Adds `name` for connection `conn`. Fails if the name is invalid or
+    /// taken; an online peer can never be replaced.
+    pub fn register(
+        &self,
+        conn: ConnId,
+        name: &str,
+        advertised: SocketAddr,
+        seen: IpAddr,
+        outbox: O,
+    ) -> Result<(), RegisterError> {
+        validate_name(name).map_err(RegisterError::BadName)?;
+        let key = name_key(name);
+        let mut state = self.lock();
+        if let Some(existing) = state.peers.get(&key) {
+            return Err(RegisterError::Taken(existing.name.clone()));
+        }
+        state.peers.insert(
+            key,
+            Peer {
+                name: name.to_string(),
+                conn,
+                advertised,
+                seen,
+                call: None,
+                outbox,
+            },
+        );
+        Ok(())
+    }
+
+    /// Everyone online, sorted by name (case-insensitively).
+    pub fn list(&self) -> Vec<UserEntry> {
+        let state = self.lock();
+        let mut entries: Vec<(&String, UserEntry)> = state
+            .peers
+            .iter()
+            .map(|(key, p)| {
+                (
+                    key,
+                    UserEntry {
+                        name: p.name.clone(),
+                        busy: p.call.is_some(),
+                    },
+                )
+            })
+            .collect();
+        entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        entries.into_iter().map(|(_, e)| e).collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().peers.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Claims the caller (registered as `caller_name`) and the peer named
+    /// `callee` for one call, in one step: of two callers racing for one
+    /// peer, exactly one gets it. `token` is the secret the caller will
+    /// present to the callee.
+    pub fn claim_call(
+        &self,
+        caller_name: &str,
+        callee: &str,
+        token: Token,
+    ) -> Result<Claim<O>, CallError> {
+        let caller_key = name_key(caller_name);
+        let callee_key = name_key(callee);
+        let mut state = self.lock();
+        let caller = state
+            .peers
+            .get(&caller_key)
+            .ok_or(CallError::NotRegistered)?;
+        if caller.call.is_some() {
+            return Err(CallError::AlreadyInCall);
+        }
+        let caller_seen = caller.seen;
+        let caller_name = caller.name.clone();
+        let target = state
+            .peers
+            .get(&callee_key)
+            .ok_or_else(|| CallError::UnknownUser(callee.to_string()))?;
+        if target.call.is_some() {
+            return Err(CallError::Busy(target.name.clone()));
+        }
+        let addrs = candidates(caller_seen, target.advertised, target.seen);
+        let callee_name = target.name.clone();
+        let callee_outbox = target.outbox.clone();
+        let call = state.next_call;
+        state.next_call += 1;
+        for key in [&caller_key, &callee_key] {
+            if let Some(peer) = state.peers.get_mut(key) {
+                peer.call = Some(call);
+            }
+        }
+        state.calls.insert(
+            call,
+            Call {
+                caller: caller_key,
+                callee: callee_key,
+                token,
+                started: Instant::now(),
+                relay_used: false,
+            },
+        );
+        Ok(Claim {
+            call,
+            caller: caller_name,
+            callee: callee_name,
+            addrs,
+            callee_outbox,
+        })
+    }
+
+    /// Ends `call` on behalf of the peer `name`, freeing both parties. Only
+    /// a party of the call can end it; anyone else gets `None` and nothing
+    /// changes.
+    pub fn hangup(&self, name: &str, call: CallId) -> Option<Ended<O>> {
+        let key = name_key(name);
+        let mut state = self.lock();
+        if state.peers.get(&key)?.call != Some(call) {
+            return None;
+        }
+        end_call(&mut state, call, &key)
+    }
+
+    /// Removes the peer `name` if connection `conn` registered it, ending its
+    /// call if it had one. Called when a registration connection closes for
+    /// any reason.
+    pub fn remove(&self, conn: ConnId, name: &str) -> Option<Ended<O>> {
+        let key = name_key(name);
+        let mut state = self.lock();
+        let peer = state.peers.get(&key)?;
+        if peer.conn != conn {
+            return None;
+        }
+        let ended = peer.call.and_then(|call| end_call(&mut state, call, &key));
+        state.peers.remove(&key);
+        ended
+    }
+
+    /// Checks a relay request: `token` must be the token of live call
+    /// `call`. Each call may open the relay once. Returns who the parties
+    /// are, so the relay can ask the callee to join.
+    pub fn claim_relay(&self, call: CallId, token: &Token) -> Option<RelayTicket<O>> {
+        let mut state = self.lock();
+        let entry = state.calls.get_mut(&call)?;
+        if entry.relay_used || !entry.token.matches(token) {
+            return None;
+        }
+        entry.relay_used = true;
+        let (caller, callee) = (entry.caller.clone(), entry.callee.clone());
+        let names = |key: &str| {
+            state
+                .peers
+                .get(key)
+                .map(|p| (p.name.clone(), p.outbox.clone()))
+        };
+        let (caller, _) = names(&caller)?;
+        let (callee, callee_outbox) = names(&callee)?;
+        Some(RelayTicket {
+            caller,
+            callee,
+            callee_outbox,
+        })
+    }
+
+    /// Whether `call` is still going (for the relay, to stop copying when
+    /// the call ends on the server).
+    pub fn call_is_live(&self, call: CallId, token: &Token) -> bool {
+        self.lock()
+            .calls
+            .get(&call)
+            .is_some_and(|c| c.token.matches(token))
+    }
+}
+
+fn end_call<O: Clone>(state: &mut State<O>, call: CallId, by_key: &str) -> Option<Ended<O>> {
+    let entry = state.calls.remove(&call)?;
+    let other = if entry.caller == by_key {
+        entry.callee
+    } else {
+        entry.caller
+    };
+    for key in [by_key, other.as_str()] {
+        if let Some(peer) = state.peers.get_mut(key) {
+            peer.call = None;
+        }
+    }
+    let by = state.peers.get(by_key).map(|p| p.name.clone())?;
+    let notify = if other == by_key {
+        None
+    } else {
+        state.peers.get(&other).map(|p| p.outbox.clone())
+    };
+    Some(Ended {
+        call,
+        by,
+        notify,
+        duration: entry.started.elapsed(),
+    })
+}
+
+/// The addresses to dial for a peer, best first. A caller behind the same
+/// public address as the callee (one LAN behind one NAT, or one machine) can
+/// reach the advertised, private address; anyone else is better served by
+/// the address the server saw, with the advertised port.
+pub fn candidates(caller_seen: IpAddr, advertised: SocketAddr, seen: IpAddr) -> Vec<SocketAddr> {
+    let seen_addr = SocketAddr::new(seen, advertised.port());
+    let mut out = if caller_seen == seen {
+        vec![advertised, seen_addr]
+    } else {
+        vec![seen_addr, advertised]
+    };
+    out.dedup();
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::NameError;
+
+    const T: Token = Token([7; 16]);
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn with(names: &[&str]) -> Registry<&'static str> {
+        let reg = Registry::new();
+        for (i, name) in names.iter().enumerate() {
+            let outbox: &'static str = Box::leak(format!("box-{name}").into_boxed_str());
+            reg.register(
+                i as ConnId,
+                name,
+                addr("10.0.0.1:5000"),
+                ip("10.0.0.1"),
+                outbox,
+            )
+            .unwrap();
+        }
+        reg
+    }
+
+    #[test]
+    fn names_are_unique_without_regard_to_case() {
+        let reg = with(&["Alice"]);
+        let err = reg.register(9, "aLiCe", addr("1.1.1.1:1"), ip("1.1.1.1"), "x");
+        assert_eq!(err, Err(RegisterError::Taken("Alice".into())));
+        assert_eq!(
+            reg.register(9, "a b", addr("1.1.1.1:1"), ip("1.1.1.1"), "x"),
+            Err(RegisterError::BadName(NameError::Unprintable))
+        );
+        assert_eq!(reg.len(), 1);
+    }
+
+    #[test]
+    fn list_is_sorted_and_shows_busy() {
+        let reg = with(&["carol", "Bob", "alice"]);
+        reg.claim_call("alice", "carol", T).unwrap();
+        let list = reg.list();
+        let names: Vec<_> = list.iter().map(|e| (e.name.as_str(), e.busy)).collect();
+        assert_eq!(names, [("alice", true), ("Bob", false), ("carol", true)]);
+    }
+
+    #[test]
+    fn a_claim_takes_both_and_refuses_third_parties() {
+        let reg = with(&["a", "b", "c"]);
+        let claim = reg.claim_call("a", "B", T).unwrap();
+        assert_eq!(claim.callee, "b");
+        assert_eq!(claim.callee_outbox, "box-b");
+        assert_eq!(
+            reg.claim_call("c", "b", T),
+            Err(CallError::Busy("b".into()))
+        );
+        assert_eq!(
+            reg.claim_call("c", "a", T),
+            Err(CallError::Busy("a".into()))
+        );
+        assert_eq!(reg.claim_call("b", "c", T), Err(CallError::AlreadyInCall));
+        assert_eq!(
+            reg.claim_call("c", "zed", T),
+            Err(CallError::UnknownUser("zed".into()))
+        );
+    }
+
+    #[test]
+    fn only_a_party_can_hang_up_and_only_the_current_call() {
+        let reg = with(&["a", "b", "c"]);
+        let call = reg.claim_call("a", "b", T).unwrap().call;
+        assert_eq!(reg.hangup("c", call), None);
+        assert_eq!(reg.hangup("a", call + 1), None);
+        let ended = reg.hangup("b", call).unwrap();
+        assert_eq!(ended.by, "b");
+        assert_eq!(ended.notify, Some("box-a"));
+        assert!(reg.list().iter().all(|e| !e.busy));
+        // A second hangup of the same call changes nothing.
+        let next = reg.claim_call("c", "a", T).unwrap().call;
+        assert_eq!(reg.hangup("a", call), None);
+        assert!(reg.list().iter().find(|e| e.name == "a").unwrap().busy);
+        assert!(reg.hangup("a", next).is_some());
+    }
+
+    #[test]
+    fn calling_yourself_claims_once_and_notifies_nobody() {
+        let reg = with(&["a"]);
+        let claim = reg.claim_call("a", "A", T).unwrap();
+        assert!(reg.list()[0].busy);
+        let ended = reg.hangup("a", claim.call).unwrap();
+        assert_eq!(ended.notify, None);
+        assert!(!reg.list()[0].busy);
+    }
+
+    #[test]
+    fn removing_a_peer_frees_its_partner_and_needs_its_connection() {
+        let reg = with(&["a", "b"]);
+        let call = reg.claim_call("a", "b", T).unwrap().call;
+        assert_eq!(reg.remove(1, "a"), None, "wrong connection");
+        assert_eq!(reg.len(), 2);
+        let ended = reg.remove(0, "a").unwrap();
+        assert_eq!((ended.call, ended.by.as_str()), (call, "a"));
+        assert_eq!(ended.notify, Some("box-b"));
+        assert_eq!(
+            reg.list(),
+            vec![UserEntry {
+                name: "b".into(),
+                busy: false
+            }]
+        );
+        assert!(reg.remove(0, "a").is_none());
+    }
+
+    #[test]
+    fn relay_needs_the_right_token_once() {
+        let reg = with(&["a", "b"]);
+        let call = reg.claim_call("a", "b", T).unwrap().call;
+        assert!(reg.claim_relay(call, &Token([8; 16])).is_none());
+        assert!(reg.claim_relay(call + 1, &T).is_none());
+        let ticket = reg.claim_relay(call, &T).unwrap();
+        assert_eq!((ticket.caller.as_str(), ticket.callee.as_str()), ("a", "b"));
+        assert!(reg.claim_relay(call, &T).is_none(), "replay");
+        assert!(reg.call_is_live(call, &T));
+        reg.hangup("a", call);
+        assert!(!reg.call_is_live(call, &T));
+    }
+
+    #[test]
+    fn candidates_prefer_the_lan_address_behind_one_nat() {
+        let adv = addr("192.168.1.5:4000");
+        assert_eq!(
+            candidates(ip("203.0.113.9"), adv, ip("203.0.113.9")),
+            vec![adv, addr("203.0.113.9:4000")]
+        );
+        assert_eq!(
+            candidates(ip("198.51.100.1"), adv, ip("203.0.113.9")),
+            vec![addr("203.0.113.9:4000"), adv]
+        );
+        let local = addr("127.0.0.1:4000");
+        assert_eq!(
+            candidates(ip("127.0.0.1"), local, ip("127.0.0.1")),
+            vec![local]
+        );
+    }
+
+    #[test]
+    fn a_poisoned_lock_is_recovered() {
+        let reg = std::sync::Arc::new(with(&["a"]));
+        let r = reg.clone();
+        let _ = std::thread::spawn(move || {
+            let _guard = r.lock();
+            panic!("poison it");
+        })
+        .join();
+        assert_eq!(reg.len(), 1);
+    }
+}

@@ -1,0 +1,556 @@
+//! The registration server: an accept loop and one thread per client.
+//!
+//! Each client thread reads requests with a bounded [`LineReader`], answers
+//! each with one reply, and pushes events to other clients through their
+//! [`Outbox`]. All shared state lives in the [`Registry`]; its lock is never
+//! held while a socket is read or written. A client's entry lives exactly as
+//! long as its connection: the thread's [`Session`] guard removes it however
+//! the thread ends (EOF, error, timeout, even a panic).
+
+use std::fmt;
+use std::io::{self, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::connection::{LineReader, ReadError, write_line};
+use crate::log;
+use crate::protocol::{ErrorCode, Request, ServerLine, printable};
+use crate::registry::{CallError, ConnId, Ended, RegisterError, Registry};
+use crate::token::random_token;
+
+/// The port the server listens on when `--listen` gives none.
+pub const DEFAULT_PORT: u16 = 7700;
+
+/// How long a write to one client may block before that client is dropped:
+/// a peer that stops reading must not stall the thread pushing to it.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Client threads need little stack: no recursion, buffers on the heap. A
+/// small stack keeps 10,000 idle peers cheap.
+const CLIENT_STACK: usize = 128 * 1024;
+
+/// How the server runs; built from the command line by `bin/server.rs`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub listen: String,
+    pub max_clients: usize,
+    /// Drop a registered peer not heard from for this long.
+    pub idle_timeout: Duration,
+    /// Drop a connection that has not registered within this long.
+    pub register_timeout: Duration,
+    /// Whether to relay chats between peers that cannot reach each other.
+    pub relay: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: format!("0.0.0.0:{DEFAULT_PORT}"),
+            max_clients: 4096,
+            idle_timeout: Duration::from_secs(30),
+            register_timeout: Duration::from_secs(5),
+            relay: true,
+        }
+    }
+}
+
+/// Why the server could not start.
+#[derive(Debug)]
+pub enum ServerError {
+    Bind { addr: String, source: io::Error },
+}
+
+impl fmt::Display for ServerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ServerError::Bind { addr, source } => {
+                write!(f, "cannot listen on {addr}: {source}")?;
+                if source.kind() == io::ErrorKind::AddrInUse {
+                    write!(f, " (another server running? pick a port with --listen)")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl std::error::Error for ServerError {}
+
+/// The writing half of one client's connection. Replies from the client's
+/// own thread and events pushed by other threads go through the same lock,
+/// so lines never interleave.
+#[derive(Clone)]
+pub struct Outbox(Arc<Mutex<TcpStream>>);
+
+impl Outbox {
+    fn new(stream: TcpStream) -> Outbox {
+        Outbox(Arc::new(Mutex::new(stream)))
+    }
+
+    /// Sends one line. On failure the connection is shut down, which ends
+    /// its owner's read loop and so removes the peer.
+    pub fn send(&self, line: &impl fmt::Display) -> io::Result<()> {
+        self.send_text(&format!("{line}\n"))
+    }
+
+    fn send_text(&self, text: &str) -> io::Result<()> {
+        let mut stream = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let result = stream.write_all(text.as_bytes());
+        if result.is_err() {
+            let _ = stream.shutdown(std::net::Shutdown::Both);
+        }
+        result
+    }
+}
+
+/// State every client thread shares.
+struct Shared {
+    registry: Registry<Outbox>,
+    config: Config,
+    clients: AtomicUsize,
+    next_conn: AtomicU64,
+}
+
+/// Binds `config.listen`, prints `listening on ADDR` as the first line of
+/// stdout, and serves forever.
+pub fn run(config: Config) -> Result<(), ServerError> {
+    let listener = TcpListener::bind(&config.listen).map_err(|source| ServerError::Bind {
+        addr: config.listen.clone(),
+        source,
+    })?;
+    let local = listener.local_addr().map_err(|source| ServerError::Bind {
+        addr: config.listen.clone(),
+        source,
+    })?;
+    let mut stdout = io::stdout().lock();
+    let _ = writeln!(stdout, "listening on {local}");
+    let _ = stdout.flush();
+    drop(stdout);
+    log!(
+        "server listening on {local} (max clients {}, idle timeout {}s, relay {})",
+        config.max_clients,
+        config.idle_timeout.as_secs_f32(),
+        if config.relay { "on" } else { "off" }
+    );
+    serve(listener, config);
+    Ok(())
+}
+
+/// The accept loop. It survives every accept error: it logs, backs off
+/// briefly when the process is out of resources, and goes on.
+pub fn serve(listener: TcpListener, config: Config) {
+    let shared = Arc::new(Shared {
+        registry: Registry::new(),
+        config,
+        clients: AtomicUsize::new(0),
+        next_conn: AtomicU64::new(1),
+    });
+    loop {
+        match listener.accept() {
+            Ok((stream, addr)) => admit(&shared, stream, addr),
+            Err(e) => {
+                log!("accept failed: {e}");
+                if !matches!(
+                    e.kind(),
+                    io::ErrorKind::ConnectionAborted
+                        | io::ErrorKind::ConnectionReset
+                        | io::ErrorKind::Interrupted
+                ) {
+                    // Out of file descriptors or memory: give the other
+                    // threads a moment to close something.
+                    thread::sleep(Duration::from_millis(100));
+                }
+            }
+        }
+    }
+}
+
+fn admit(shared: &Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
+    let _ = stream.set_nodelay(true);
+    let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
+    let slot = ClientSlot::take(shared);
+    let Some(slot) = slot else {
+        log!(
+            "refused {addr}: server full ({} clients)",
+            shared.config.max_clients
+        );
+        let _ = write_line(
+            &mut &stream,
+            &ServerLine::error(ErrorCode::ServerFull, "server full, try again later"),
+        );
+        return;
+    };
+    let conn = shared.next_conn.fetch_add(1, Ordering::Relaxed);
+    let spawned = thread::Builder::new()
+        .name(format!("client-{conn}"))
+        .stack_size(CLIENT_STACK)
+        .spawn(move || serve_client(slot, conn, stream, addr));
+    if let Err(e) = spawned {
+        log!("cannot start a thread for {addr}: {e}");
+    }
+}
+
+/// Counts a client against `max_clients` for as long as it lives.
+struct ClientSlot(Arc<Shared>);
+
+impl ClientSlot {
+    fn take(shared: &Arc<Shared>) -> Option<ClientSlot> {
+        let max = shared.config.max_clients;
+        shared
+            .clients
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| ClientSlot(shared.clone()))
+    }
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        self.0.clients.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// One client's registration, removed from the table when dropped.
+struct Session {
+    slot: ClientSlot,
+    conn: ConnId,
+    addr: SocketAddr,
+    outbox: Outbox,
+    name: Option<String>,
+    leave_reason: String,
+}
+
+impl Session {
+    fn shared(&self) -> &Shared {
+        &self.slot.0
+    }
+
+    fn reply(&self, line: &ServerLine) -> io::Result<()> {
+        self.outbox.send(line)
+    }
+
+    /// Logs and answers a request we refuse.
+    fn refuse(&self, code: ErrorCode, message: &str, line: &str) -> io::Result<()> {
+        log!(
+            "rejected {} from {} ({}): {code}: {message}",
+            printable(line),
+            self.name.as_deref().unwrap_or("unregistered"),
+            self.addr
+        );
+        self.reply(&ServerLine::error(code, message))
+    }
+}
+
+impl Session {
+    /// Removes this client's entry, ending its call if it has one.
+    fn leave(&mut self) {
+        let Some(name) = self.name.take() else {
+            return;
+        };
+        let ended = self.shared().registry.remove(self.conn, &name);
+        if let Some(ended) = ended {
+            announce_end(&ended, &name);
+        }
+        log!("{name} left ({})", self.leave_reason);
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.leave();
+    }
+}
+
+fn announce_end(ended: &Ended<Outbox>, from: &str) {
+    log!(
+        "chat {} ended by {from} after {:.1}s",
+        ended.call,
+        ended.duration.as_secs_f32()
+    );
+    if let Some(outbox) = &ended.notify {
+        let _ = outbox.send(&ServerLine::PeerHungUp {
+            call: ended.call,
+            peer: ended.by.clone(),
+        });
+    }
+}
+
+fn serve_client(slot: ClientSlot, conn: ConnId, stream: TcpStream, addr: SocketAddr) {
+    let (reader, writer) = match stream.try_clone() {
+        Ok(writer) => (stream, writer),
+        Err(e) => {
+            log!("cannot serve {addr}: {e}");
+            return;
+        }
+    };
+    let mut session = Session {
+        slot,
+        conn,
+        addr,
+        outbox: Outbox::new(writer),
+        name: None,
+        leave_reason: "connection closed".into(),
+    };
+    let mut reader = LineReader::new(reader);
+    let register_timeout = session.shared().config.register_timeout;
+    let idle_timeout = session.shared().config.idle_timeout;
+    let mut deadline = Instant::now() + register_timeout;
+    loop {
+        let line = match reader.read_line_by(Some(deadline)) {
+            Ok(line) => line,
+            Err(ReadError::InvalidUtf8) => {
+                if session
+                    .refuse(ErrorCode::BadEncoding, "line is not valid UTF-8", "")
+                    .is_err()
+                {
+                    break;
+                }
+                continue;
+            }
+            Err(ReadError::TooLong) => {
+                let _ = session.refuse(
+                    ErrorCode::LineTooLong,
+                    &format!(
+                        "line longer than {} bytes; closing",
+                        crate::protocol::MAX_LINE
+                    ),
+                    "",
+                );
+                session.leave_reason = "sent an oversize line".into();
+                break;
+            }
+            Err(ReadError::TimedOut) => {
+                let (why, reason) = if session.name.is_some() {
+                    ("no heartbeat", "idle timeout")
+                } else {
+                    ("did not register in time", "registration timeout")
+                };
+                let _ = session.reply(&ServerLine::error(
+                    ErrorCode::Timeout,
+                    format!("{why}; closing"),
+                ));
+                if session.name.is_none() {
+                    log!("closed {addr}: {why}");
+                }
+                session.leave_reason = reason.into();
+                break;
+            }
+            Err(ReadError::Closed) => break,
+            Err(ReadError::Io(e)) => {
+                session.leave_reason = format!("connection error: {e}");
+                break;
+            }
+        };
+        if session.name.is_some() {
+            deadline = Instant::now() + idle_timeout;
+        }
+        match handle_line(&mut session, &line) {
+            Ok(Flow::Continue) => {}
+            Ok(Flow::Close) => break,
+            Ok(Flow::Registered) => deadline = Instant::now() + idle_timeout,
+            Err(e) => {
+                session.leave_reason = format!("write failed: {e}");
+                break;
+            }
+        }
+    }
+}
+
+/// What the read loop does after a request.
+enum Flow {
+    Continue,
+    Registered,
+    Close,
+}
+
+fn handle_line(session: &mut Session, line: &str) -> io::Result<Flow> {
+    let request = match Request::parse(line) {
+        Ok(request) => request,
+        Err(e) => {
+            session.refuse(e.code(), &e.to_string(), line)?;
+            return Ok(Flow::Continue);
+        }
+    };
+    let Some(name) = session.name.clone() else {
+        return handle_unregistered(session, request, line);
+    };
+    let shared = session.shared();
+    match request {
+        Request::Register { .. } => {
+            session.refuse(
+                ErrorCode::AlreadyRegistered,
+                &format!("already registered as {name}"),
+                line,
+            )?;
+        }
+        Request::List => {
+            let users = shared.registry.list();
+            let mut text = format!("{}\n", ServerLine::Users { count: users.len() });
+            for user in users {
+                text.push_str(&format!("{}\n", ServerLine::User(user)));
+            }
+            session.outbox.send_text(&text)?;
+        }
+        Request::Call { name: callee } => start_call(session, &name, &callee, line)?,
+        Request::Hangup { call } => match shared.registry.hangup(&name, call) {
+            Some(ended) => {
+                announce_end(&ended, &name);
+                session.reply(&ServerLine::HungUp { call })?;
+            }
+            None => session.refuse(
+                ErrorCode::NotInCall,
+                &format!("you are not in call {call}"),
+                line,
+            )?,
+        },
+        Request::Ping => session.reply(&ServerLine::Pong)?,
+        Request::Quit => {
+            // Leave the table before answering, so that once the client
+            // sees BYE nobody can see it listed.
+            session.leave_reason = "quit".into();
+            session.leave();
+            session.reply(&ServerLine::Bye)?;
+            return Ok(Flow::Close);
+        }
+        Request::Relay { .. } => session.refuse(
+            ErrorCode::BadRequest,
+            "RELAY must be the first line of its own connection",
+            line,
+        )?,
+    }
+    Ok(Flow::Continue)
+}
+
+fn handle_unregistered(session: &mut Session, request: Request, line: &str) -> io::Result<Flow> {
+    match request {
+        Request::Register { name, advertise } => {
+            let shared = session.shared();
+            let registered = shared.registry.register(
+                session.conn,
+                &name,
+                advertise,
+                session.addr.ip(),
+                session.outbox.clone(),
+            );
+            match registered {
+                Ok(()) => {
+                    log!("{name} joined from {} (chat at {advertise})", session.addr);
+                    let heartbeat_secs = (shared.config.idle_timeout.as_secs() / 3).max(1);
+                    session.name = Some(name.clone());
+                    session.reply(&ServerLine::Welcome {
+                        name,
+                        heartbeat_secs,
+                    })?;
+                    Ok(Flow::Registered)
+                }
+                Err(RegisterError::Taken(holder)) => {
+                    session.refuse(
+                        ErrorCode::NameTaken,
+                        &format!("the name {holder} is taken; pick another"),
+                        line,
+                    )?;
+                    Ok(Flow::Continue)
+                }
+                Err(RegisterError::BadName(e)) => {
+                    session.refuse(ErrorCode::BadName, &e.to_string(), line)?;
+                    Ok(Flow::Continue)
+                }
+            }
+        }
+        Request::Quit => {
+            session.reply(&ServerLine::Bye)?;
+            Ok(Flow::Close)
+        }
+        Request::Ping => {
+            session.reply(&ServerLine::Pong)?;
+            Ok(Flow::Continue)
+        }
+        Request::Relay { .. } => {
+            session.refuse(
+                ErrorCode::Unreachable,
+                "this server does not relay chats",
+                line,
+            )?;
+            Ok(Flow::Close)
+        }
+        Request::List | Request::Call { .. } | Request::Hangup { .. } => {
+            session.refuse(
+                ErrorCode::NotRegistered,
+                "register first: REGISTER NAME HOST:PORT",
+                line,
+            )?;
+            Ok(Flow::Continue)
+        }
+    }
+}
+
+fn start_call(session: &Session, name: &str, callee: &str, line: &str) -> io::Result<()> {
+    let token = match random_token() {
+        Ok(token) => token,
+        Err(e) => {
+            log!("cannot make a call token: {e}");
+            return session.reply(&ServerLine::error(
+                ErrorCode::Internal,
+                "the server cannot make a call token right now",
+            ));
+        }
+    };
+    let registry = &session.shared().registry;
+    match registry.claim_call(name, callee, token) {
+        Ok(claim) => {
+            log!(
+                "chat {} started: {} calls {}",
+                claim.call,
+                claim.caller,
+                claim.callee
+            );
+            // The callee hears first, so it expects the caller's connection
+            // before the caller can possibly make it.
+            let pushed = claim.callee_outbox.send(&ServerLine::Incoming {
+                caller: claim.caller.clone(),
+                call: claim.call,
+                token,
+            });
+            if pushed.is_err() {
+                if let Some(ended) = registry.hangup(name, claim.call) {
+                    announce_end(&ended, name);
+                }
+                return session.reply(&ServerLine::error(
+                    ErrorCode::Unreachable,
+                    format!("{} did not answer the server", claim.callee),
+                ));
+            }
+            session.reply(&ServerLine::CallReady {
+                peer: claim.callee,
+                call: claim.call,
+                token,
+                addrs: claim.addrs,
+            })
+        }
+        Err(CallError::Busy(who)) => session.refuse(
+            ErrorCode::Busy,
+            &format!("{who} is busy in another chat"),
+            line,
+        ),
+        Err(CallError::UnknownUser(who)) => session.refuse(
+            ErrorCode::UnknownUser,
+            &format!("nobody named {who} is online"),
+            line,
+        ),
+        Err(CallError::AlreadyInCall) => session.refuse(
+            ErrorCode::AlreadyInCall,
+            "you are already in a call; HANGUP first",
+            line,
+        ),
+        Err(CallError::NotRegistered) => session.refuse(
+            ErrorCode::NotRegistered,
+            "register first: REGISTER NAME HOST:PORT",
+            line,
+        ),
+    }
+}

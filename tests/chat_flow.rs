@@ -1,0 +1,240 @@
+//! The user's numbered flow, end to end: real `server` and `chat` binaries,
+//! driven through stdin and stdout exactly as a person types.
+
+mod common;
+
+use common::{Chat, Raw, Server, connect, login};
+
+/// The list as the server has it, over a raw connection.
+fn server_list(server: &Server) -> Vec<String> {
+    let mut raw = Raw::connect(server.addr);
+    raw.send("REGISTER observer-x 127.0.0.1:9");
+    assert!(raw.line().starts_with("OK WELCOME"));
+    let header = raw.ask("LIST");
+    let count: usize = header.strip_prefix("OK USERS ").unwrap().parse().unwrap();
+    let list = (0..count)
+        .map(|_| raw.line())
+        .filter(|l| !l.contains("observer-x"))
+        .collect();
+    assert_eq!(raw.ask("QUIT"), "OK BYE");
+    list
+}
+
+#[test]
+fn two_peers_chat_both_ways_and_q_brings_both_back() {
+    let server = Server::start();
+    let mut alice = login(&server, "alice");
+    let mut bob = login(&server, "bob");
+    // Step 2: the list shows everyone, you marked.
+    bob.send("");
+    bob.expect("alice\n");
+    bob.expect("bob (you)");
+
+    connect(&mut alice, &mut bob);
+    alice.send("hello bob");
+    bob.expect("alice: hello bob");
+    bob.send("hi alice, ünïcödé ✓");
+    alice.expect("bob: hi alice, ünïcödé ✓");
+    assert_eq!(
+        server_list(&server),
+        ["USER alice busy", "USER bob busy"],
+        "both busy while chatting"
+    );
+
+    // Step 5: q ends the chat for both; step 6: both see a fresh list.
+    alice.send("q");
+    alice.expect("You left the chat with bob.");
+    alice.expect("Online users (2)");
+    bob.expect("alice left the chat.");
+    bob.expect("Online users (2)");
+    bob.expect("Enter a name to chat with, or q to quit: ");
+    assert_eq!(server_list(&server), ["USER alice free", "USER bob free"]);
+
+    // And they can chat again, the other way round.
+    connect(&mut bob, &mut alice);
+    bob.send("again");
+    alice.expect("bob: again");
+    bob.send("q");
+    alice.expect("bob left the chat.");
+
+    // q at the list exits cleanly.
+    alice.expect("Enter a name to chat with, or q to quit: ");
+    alice.send("q");
+    assert!(alice.wait_exit().success());
+}
+
+#[test]
+fn a_whole_session_typed_ahead_in_one_go_is_not_lost() {
+    let server = Server::start();
+    let mut bob = login(&server, "bob");
+    // Everything a user would type, written before any of it is answered.
+    let mut alice = Chat::spawn(server.addr, &[]);
+    alice.label = "alice".into();
+    alice.send("alice\nbob\nline one\nline two\nq\nq");
+    bob.expect("alice connected");
+    bob.expect("alice: line one");
+    bob.expect("alice: line two");
+    bob.expect("alice left the chat.");
+    assert!(alice.wait_exit().success());
+}
+
+#[test]
+fn calling_a_busy_peer_is_refused_and_the_chat_goes_on() {
+    let server = Server::start();
+    let mut alice = login(&server, "alice");
+    let mut bob = login(&server, "bob");
+    let mut carol = login(&server, "carol");
+    connect(&mut alice, &mut bob);
+
+    carol.send("");
+    carol.expect("alice [busy]");
+    carol.expect("bob [busy]");
+    carol.send("bob");
+    carol.expect("bob is busy in another chat.");
+    carol.expect("Online users (3)");
+
+    alice.send("still here?");
+    bob.expect("alice: still here?");
+    bob.send("yes");
+    alice.expect("bob: yes");
+    assert!(!alice.pending_output().contains("carol"));
+    assert!(!bob.pending_output().contains("carol"));
+}
+
+#[test]
+fn an_unknown_name_is_reported_and_the_list_shown_again() {
+    let server = Server::start();
+    let mut alice = login(&server, "alice");
+    alice.send("nobody");
+    alice.expect("No user named nobody is online.");
+    alice.expect("Online users (1)");
+    alice.send("two words");
+    alice.expect("may not contain spaces");
+    alice.expect("Online users (1)");
+}
+
+#[test]
+fn chatting_with_yourself_echoes_every_line() {
+    let server = Server::start();
+    let mut alice = login(&server, "alice");
+    alice.send("ALICE");
+    alice.expect("Chatting with yourself");
+    alice.send("echo one");
+    alice.expect("alice: echo one");
+    alice.send("echo two");
+    alice.expect("alice: echo two");
+    assert_eq!(server_list(&server), ["USER alice busy"]);
+    alice.send("q");
+    alice.expect("You left the chat with alice.");
+    alice.expect("Online users (1)");
+    assert_eq!(server_list(&server), ["USER alice free"]);
+}
+
+#[test]
+fn a_peer_killed_mid_chat_frees_the_other() {
+    let server = Server::start();
+    let mut alice = login(&server, "alice");
+    let mut bob = login(&server, "bob");
+    connect(&mut alice, &mut bob);
+    bob.kill();
+    alice.expect("bob left the chat");
+    alice.expect("Online users (1)");
+    alice.expect("  alice (you)\n");
+    assert_eq!(server_list(&server), ["USER alice free"]);
+    assert!(!alice.stdout().contains("[busy]\nEnter"));
+}
+
+#[test]
+fn stdin_closing_mid_chat_acts_as_q_then_exits() {
+    let server = Server::start();
+    let mut alice = login(&server, "alice");
+    let mut bob = login(&server, "bob");
+    connect(&mut alice, &mut bob);
+    alice.send("last words");
+    alice.close_stdin();
+    bob.expect("alice: last words");
+    bob.expect("alice left the chat.");
+    assert!(alice.wait_exit().success());
+    bob.expect("Online users");
+    common::eventually("alice leaves the server's list", || {
+        server_list(&server) == ["USER bob free"]
+    });
+}
+
+#[test]
+fn stdin_closing_at_the_name_prompt_exits_quietly() {
+    let server = Server::start();
+    let mut chat = Chat::spawn(server.addr, &[]);
+    chat.expect("Enter your visible name: ");
+    chat.close_stdin();
+    assert!(chat.wait_exit().success());
+}
+
+#[test]
+fn an_unreachable_server_is_one_clear_line_and_a_failure() {
+    // Port 1 is privileged and unused: nothing listens there, and no other
+    // test can take it (a port freed by dropping a listener could be).
+    let port: std::net::SocketAddr = "127.0.0.1:1".parse().unwrap();
+    let mut chat = Chat::spawn(port, &["--name", "alice"]);
+    let status = chat.wait_exit();
+    assert!(!status.success());
+    chat.expect_stderr("\n");
+    let err = chat.stderr();
+    assert!(
+        err.contains(&format!("cannot reach the registration server at {port}")),
+        "{err}"
+    );
+    assert!(err.contains("--server"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(!err.contains("panick"), "{err}");
+}
+
+#[test]
+fn help_lists_every_option() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_chat"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    for option in [
+        "--server",
+        "--name",
+        "--p2p-port",
+        "--advertise",
+        "P2PCHAT_SERVER",
+    ] {
+        assert!(text.contains(option), "{option} missing from --help");
+    }
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_chat"))
+        .arg("--bogus")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown option"));
+}
+
+#[test]
+fn the_server_address_can_come_from_the_environment() {
+    let server = Server::start();
+    let mut chat = Chat::spawn_env(
+        "127.0.0.1:1".parse().unwrap(),
+        &[],
+        &[("P2PCHAT_SERVER", &server.addr.to_string())],
+    );
+    // --server given on the command line wins over the environment, so run
+    // this one without it.
+    drop(chat);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_chat"))
+        .args(["--name", "envy"])
+        .env("P2PCHAT_SERVER", server.addr.to_string())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    server.expect_log("envy joined");
+    let _ = child.kill();
+    let _ = child.wait();
+    chat = Chat::spawn(server.addr, &["--name", "after"]);
+    chat.expect("Online users");
+}

@@ -1,0 +1,353 @@
+//! Helpers shared by the integration tests: start the real binaries, talk to
+//! them as a user or a raw TCP client would, and never hang or leak a
+//! process.
+//!
+//! Every wait has a deadline. Every child is killed by its guard's `Drop`,
+//! so a failing test cleans up too.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// How long any single expected event may take before a test fails.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// Output collected from a child's stream by a background thread.
+#[derive(Default)]
+struct Output {
+    text: Mutex<(String, bool)>,
+    changed: Condvar,
+}
+
+impl Output {
+    fn collect(stream: impl Read + Send + 'static) -> Arc<Output> {
+        let output = Arc::new(Output::default());
+        let sink = output.clone();
+        thread::spawn(move || {
+            let mut stream = stream;
+            let mut buf = [0u8; 4096];
+            loop {
+                let n = stream.read(&mut buf).unwrap_or(0);
+                let mut text = sink.text.lock().unwrap();
+                if n == 0 {
+                    text.1 = true;
+                    sink.changed.notify_all();
+                    return;
+                }
+                text.0.push_str(&String::from_utf8_lossy(&buf[..n]));
+                sink.changed.notify_all();
+            }
+        });
+        output
+    }
+
+    /// Waits until `needle` appears at or after byte `from`; returns the
+    /// offset just past it.
+    fn wait_for(&self, from: usize, needle: &str, timeout: Duration) -> Result<usize, String> {
+        let deadline = Instant::now() + timeout;
+        let mut text = self.text.lock().unwrap();
+        loop {
+            if let Some(pos) = text.0.get(from..).and_then(|t| t.find(needle)) {
+                return Ok(from + pos + needle.len());
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || text.1 {
+                return Err(text.0.get(from..).unwrap_or("").to_string());
+            }
+            text = self.changed.wait_timeout(text, left).unwrap().0;
+        }
+    }
+
+    fn snapshot(&self) -> String {
+        self.text.lock().unwrap().0.clone()
+    }
+}
+
+/// A running `server`, killed on drop.
+pub struct Server {
+    child: Child,
+    pub addr: SocketAddr,
+    log: Arc<Output>,
+}
+
+impl Server {
+    pub fn start() -> Server {
+        Server::start_with(&[])
+    }
+
+    /// Starts the server on `127.0.0.1:0` with extra `args`, and reads the
+    /// bound address from its first line.
+    pub fn start_with(args: &[&str]) -> Server {
+        Server::start_on("127.0.0.1:0", args)
+    }
+
+    pub fn start_on(listen: &str, args: &[&str]) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_server"))
+            .args(["--listen", listen])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start server");
+        let stdout = child.stdout.take().unwrap();
+        let log = Output::collect(child.stderr.take().unwrap());
+        let (tx, rx) = std::sync::mpsc::channel();
+        thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = rx.recv_timeout(WAIT).expect("server printed its address");
+        let addr = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .parse()
+            .expect("address");
+        Server { child, addr, log }
+    }
+
+    /// Waits for `needle` in the server's log (stderr).
+    pub fn expect_log(&self, needle: &str) {
+        if let Err(text) = self.log.wait_for(0, needle, WAIT) {
+            panic!("server log never said {needle:?}; log:\n{text}");
+        }
+    }
+
+    pub fn log(&self) -> String {
+        self.log.snapshot()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Kills the server now (as `kill -9` would).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A running `chat` driven through its stdin and stdout, killed on drop.
+pub struct Chat {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    out: Arc<Output>,
+    err: Arc<Output>,
+    /// How far `expect` has read.
+    cursor: usize,
+    pub label: String,
+}
+
+impl Chat {
+    /// Starts a chat against `server` and logs in as `name` via the prompt.
+    pub fn login(server: &Server, name: &str) -> Chat {
+        let mut chat = Chat::spawn(server.addr, &[]);
+        chat.label = name.to_string();
+        chat.expect("Enter your visible name: ");
+        chat.send(name);
+        chat.expect("Online users");
+        chat.expect("Enter a name to chat with, or q to quit: ");
+        chat
+    }
+
+    pub fn spawn(server: SocketAddr, args: &[&str]) -> Chat {
+        Chat::spawn_env(server, args, &[])
+    }
+
+    pub fn spawn_env(server: SocketAddr, args: &[&str], env: &[(&str, &str)]) -> Chat {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_chat"))
+            .args(["--server", &server.to_string()])
+            .args(args)
+            .envs(env.iter().copied())
+            .env_remove("P2PCHAT_SERVER")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start chat");
+        Chat {
+            stdin: child.stdin.take(),
+            out: Output::collect(child.stdout.take().unwrap()),
+            err: Output::collect(child.stderr.take().unwrap()),
+            child,
+            cursor: 0,
+            label: "chat".into(),
+        }
+    }
+
+    /// Types one line and ENTER.
+    pub fn send(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        stdin
+            .write_all(format!("{line}\n").as_bytes())
+            .expect("write to chat");
+        stdin.flush().unwrap();
+    }
+
+    /// Closes stdin (EOF, as Ctrl-D).
+    pub fn close_stdin(&mut self) {
+        self.stdin = None;
+    }
+
+    /// Waits for `needle` in stdout after what earlier expects consumed.
+    pub fn expect(&mut self, needle: &str) {
+        self.expect_within(needle, WAIT);
+    }
+
+    pub fn expect_within(&mut self, needle: &str, timeout: Duration) {
+        match self.out.wait_for(self.cursor, needle, timeout) {
+            Ok(end) => self.cursor = end,
+            Err(rest) => panic!(
+                "{}: never printed {needle:?}; printed since last match:\n{rest}\nstderr:\n{}",
+                self.label,
+                self.err.snapshot()
+            ),
+        }
+    }
+
+    /// Everything printed after the cursor, without consuming it.
+    pub fn pending_output(&self) -> String {
+        self.out
+            .snapshot()
+            .get(self.cursor..)
+            .unwrap_or("")
+            .to_string()
+    }
+
+    pub fn stdout(&self) -> String {
+        self.out.snapshot()
+    }
+
+    pub fn stderr(&self) -> String {
+        self.err.snapshot()
+    }
+
+    /// Waits for the stderr to contain `needle`.
+    pub fn expect_stderr(&self, needle: &str) {
+        if let Err(text) = self.err.wait_for(0, needle, WAIT) {
+            panic!(
+                "{}: stderr never said {needle:?}; it said:\n{text}",
+                self.label
+            );
+        }
+    }
+
+    /// Waits for the process to exit.
+    pub fn wait_exit(&mut self) -> ExitStatus {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} did not exit; stdout:\n{}",
+                self.label,
+                self.stdout()
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// `kill -9`.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Chat {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Logs `name` in and returns it at its list.
+pub fn login(server: &Server, name: &str) -> Chat {
+    Chat::login(server, name)
+}
+
+/// Has `caller` call `callee` and waits until both are chatting.
+pub fn connect(caller: &mut Chat, callee: &mut Chat) {
+    let name = callee.label.clone();
+    caller.send(&name);
+    caller.expect(&format!("Connected to {name}"));
+    callee.expect(&format!("{} connected", caller.label));
+}
+
+/// Polls `condition` until it holds, for at most [`WAIT`]; for states that
+/// settle a moment after an event the test can see (a process exit reaching
+/// the server).
+pub fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A raw TCP client speaking the server's line protocol, as `nc` would.
+pub struct Raw {
+    stream: TcpStream,
+    reader: BufReader<TcpStream>,
+}
+
+impl Raw {
+    pub fn connect(addr: SocketAddr) -> Raw {
+        let stream = TcpStream::connect(addr).expect("connect");
+        stream.set_read_timeout(Some(WAIT)).unwrap();
+        Raw {
+            reader: BufReader::new(stream.try_clone().unwrap()),
+            stream,
+        }
+    }
+
+    pub fn send_bytes(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("send");
+    }
+
+    pub fn send(&mut self, line: &str) {
+        self.send_bytes(format!("{line}\n").as_bytes());
+    }
+
+    /// Reads one line (without its newline); panics after [`WAIT`].
+    pub fn line(&mut self) -> String {
+        let mut line = String::new();
+        self.reader.read_line(&mut line).expect("read a line");
+        line.trim_end_matches('\n').to_string()
+    }
+
+    /// Sends `request` and returns the first reply line.
+    pub fn ask(&mut self, request: &str) -> String {
+        self.send(request);
+        self.line()
+    }
+
+    /// Whether the server has closed the connection (reads EOF).
+    pub fn is_closed(&mut self) -> bool {
+        let mut rest = Vec::new();
+        self.reader.read_to_end(&mut rest).is_ok()
+    }
+
+    pub fn stream(&self) -> &TcpStream {
+        &self.stream
+    }
+}
