@@ -10,7 +10,7 @@ use std::io;
 use std::net::{Shutdown, TcpStream};
 use std::sync::mpsc::Sender;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::Event;
 use crate::connection::{LineReader, ReadError, write_line};
@@ -22,6 +22,13 @@ pub type LinkId = u64;
 /// How long a write to a peer may block before the peer counts as gone.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// A quiet link sends `PING` this often…
+const PING_EVERY: Duration = Duration::from_secs(5);
+
+/// …so a link silent for this long has lost its peer (stopped, unplugged),
+/// even when the registration server cannot tell us.
+const SILENCE_LIMIT: Duration = Duration::from_secs(20);
+
 /// A connection whose handshake succeeded, not yet attached to the main
 /// loop: the socket plus any lines already buffered behind the handshake.
 pub struct Handshaken {
@@ -32,6 +39,7 @@ pub struct Handshaken {
 pub struct Link {
     pub id: LinkId,
     stream: TcpStream,
+    last_sent: Instant,
 }
 
 impl Link {
@@ -43,7 +51,7 @@ impl Link {
             .name(format!("link-{id}"))
             .spawn(move || {
                 loop {
-                    let msg = match reader.read_line() {
+                    let msg = match reader.read_line_by(Some(Instant::now() + SILENCE_LIMIT)) {
                         Ok(line) => match PeerMessage::parse(&line) {
                             Ok(msg) => msg,
                             // A line we do not understand from a newer or
@@ -70,11 +78,24 @@ impl Link {
                     msg: None,
                 });
             })?;
-        Ok(Link { id, stream })
+        Ok(Link {
+            id,
+            stream,
+            last_sent: Instant::now(),
+        })
     }
 
     pub fn send(&mut self, msg: &PeerMessage) -> io::Result<()> {
+        self.last_sent = Instant::now();
         write_line(&mut self.stream, msg)
+    }
+
+    /// Sends a `PING` if nothing was sent for a while.
+    pub fn keepalive(&mut self) -> io::Result<()> {
+        if self.last_sent.elapsed() >= PING_EVERY {
+            self.send(&PeerMessage::Ping)?;
+        }
+        Ok(())
     }
 }
 

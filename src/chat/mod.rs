@@ -48,7 +48,11 @@ pub struct Config {
 
 /// How long the called side waits for the caller to connect after the
 /// server announced the call.
-const RING_TIMEOUT: Duration = Duration::from_secs(10);
+const RING_TIMEOUT: Duration = Duration::from_secs(8);
+
+/// How many recent calls the server announced to us are remembered, so a
+/// `HELLO` for one of them with a wrong or spent token is refused at once.
+const ANNOUNCED_MEMORY: usize = 64;
 
 /// How long a `HELLO` that arrived before the server's announcement of its
 /// call is held, waiting for that announcement.
@@ -152,6 +156,7 @@ pub fn run(config: Config) -> Result<(), ChatError> {
         state: State::Naming,
         inputs: VecDeque::new(),
         expected: None,
+        announced: VecDeque::new(),
         early: Vec::new(),
         echo: None,
         next_link: 1,
@@ -228,6 +233,8 @@ struct App {
     /// Typed input the current state cannot take yet.
     inputs: VecDeque<Input>,
     expected: Option<Expected>,
+    /// Calls the server announced to us lately (newest last).
+    announced: VecDeque<CallId>,
     /// `HELLO`s that arrived before the server told us of their call.
     early: Vec<(Instant, Hello)>,
     /// When chatting with ourselves: the incoming end, whose lines we show.
@@ -471,6 +478,10 @@ impl App {
     }
 
     fn on_incoming(&mut self, caller: String, call: CallId, token: Token) {
+        if self.announced.len() == ANNOUNCED_MEMORY {
+            self.announced.pop_front();
+        }
+        self.announced.push_back(call);
         self.expected = Some(Expected {
             caller: caller.clone(),
             call,
@@ -504,7 +515,10 @@ impl App {
                 && e.token.matches(&hello.token)
         });
         if !matches {
-            if self.early.len() < MAX_EARLY {
+            if self.announced.contains(&hello.call) {
+                // A call we know of, with a wrong, replayed or expired token.
+                hello.refuse(ErrorCode::BadToken, "wrong or expired token for this call");
+            } else if self.early.len() < MAX_EARLY {
                 self.early.push((Instant::now(), hello));
             } else {
                 hello.refuse(ErrorCode::BadToken, "no such call expected");
@@ -759,6 +773,18 @@ impl App {
 
     fn check_timers(&mut self) {
         let now = Instant::now();
+        if let State::Chatting {
+            link,
+            closing: None,
+            ..
+        } = &mut self.state
+            && link.keepalive().is_err()
+        {
+            self.peer_finished(true);
+        }
+        if let Some(echo) = &mut self.echo {
+            let _ = echo.keepalive();
+        }
         if let State::Chatting {
             closing: Some(closing),
             ..

@@ -164,6 +164,19 @@ impl Chat {
         chat
     }
 
+    /// The address this chat told the user peers reach it at.
+    pub fn p2p_addr(&self) -> SocketAddr {
+        let out = self.stdout();
+        let start = out
+            .find("Peers can reach you at ")
+            .expect("chat printed its address")
+            + "Peers can reach you at ".len();
+        let rest = &out[start..];
+        rest[..rest.find(".\n").unwrap()]
+            .parse()
+            .expect("an address")
+    }
+
     pub fn spawn(server: SocketAddr, args: &[&str]) -> Chat {
         Chat::spawn_env(server, args, &[])
     }
@@ -341,10 +354,14 @@ impl Raw {
         self.line()
     }
 
-    /// Whether the server has closed the connection (reads EOF).
+    /// Whether the server has closed the connection: EOF, or a reset (a
+    /// close with our unread bytes still queued); not a read timeout.
     pub fn is_closed(&mut self) -> bool {
         let mut rest = Vec::new();
-        self.reader.read_to_end(&mut rest).is_ok()
+        match self.reader.read_to_end(&mut rest) {
+            Ok(_) => true,
+            Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+        }
     }
 
     pub fn stream(&self) -> &TcpStream {

@@ -1,0 +1,342 @@
+//! Bad input, dead peers, races and intruders, fed to the real binaries. In
+//! every case the bad client gets an error or a clean close, and everyone
+//! else carries on untouched.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::Command;
+use std::sync::{Arc, Barrier};
+use std::thread;
+use std::time::Duration;
+
+use common::{Chat, Raw, Server, WAIT, connect, login};
+
+fn registered(server: &Server, name: &str) -> Raw {
+    let mut raw = Raw::connect(server.addr);
+    let reply = raw.ask(&format!("REGISTER {name} 127.0.0.1:9"));
+    assert!(reply.starts_with("OK WELCOME"), "{reply}");
+    raw
+}
+
+fn list(server: &Server) -> Vec<String> {
+    let mut raw = registered(server, "zz-observer");
+    let count: usize = raw.ask("LIST")["OK USERS ".len()..].parse().unwrap();
+    let rows = (0..count)
+        .map(|_| raw.line())
+        .filter(|l| !l.contains("zz-observer"))
+        .collect();
+    assert_eq!(raw.ask("QUIT"), "OK BYE");
+    rows
+}
+
+fn signal(pid: u32, sig: &str) {
+    let status = Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn a_taken_name_in_another_case_is_refused_and_asked_again() {
+    let server = Server::start();
+    let _alice = login(&server, "Alice");
+    let mut other = Chat::spawn(server.addr, &[]);
+    other.expect("Enter your visible name: ");
+    other.send("aLiCe");
+    other.expect("The server refused the name aLiCe: the name Alice is taken");
+    other.expect("Enter your visible name: ");
+    other.send("has space");
+    other.expect("may not contain spaces");
+    other.expect("Enter your visible name: ");
+    other.send(&"x".repeat(33));
+    other.expect("at most 32 characters");
+    other.send("alice2");
+    other.expect("Online users (2)");
+
+    let mut fixed = Chat::spawn(server.addr, &["--name", "ALICE"]);
+    assert_eq!(fixed.wait_exit().code(), Some(2));
+    fixed.expect_stderr("the name Alice is taken");
+    assert_eq!(list(&server), ["USER Alice free", "USER alice2 free"]);
+}
+
+#[test]
+fn an_oversize_line_is_refused_and_closed_while_a_chat_goes_on() {
+    let server = Server::start();
+    let mut alice = login(&server, "alice");
+    let mut bob = login(&server, "bob");
+    connect(&mut alice, &mut bob);
+
+    let mut raw = Raw::connect(server.addr);
+    // A line far past the cap, with no newline in sight: the server must
+    // not buffer it all.
+    let _ = raw.stream().write_all(&vec![b'A'; 64 * 1024]);
+    assert!(raw.line().starts_with("ERR line-too-long"));
+    assert!(raw.is_closed());
+
+    // Same for a registered client.
+    let mut reg = registered(&server, "big");
+    let _ = reg
+        .stream()
+        .write_all(format!("CALL {}\n", "x".repeat(5000)).as_bytes());
+    assert!(reg.line().starts_with("ERR line-too-long"));
+    assert!(reg.is_closed());
+    server.expect_log("big left (sent an oversize line)");
+
+    alice.send("unbothered");
+    bob.expect("alice: unbothered");
+}
+
+#[test]
+fn binary_garbage_and_nul_bytes_get_errors_not_panics() {
+    let server = Server::start();
+    let mut raw = Raw::connect(server.addr);
+    let mut noise: Vec<u8> = (0u32..2000).map(|i| (i * 7919 % 251) as u8).collect();
+    noise.retain(|&b| b != b'\n');
+    for chunk in noise.chunks(200) {
+        raw.send_bytes(chunk);
+        raw.send_bytes(b"\n");
+        let reply = raw.line();
+        assert!(reply.starts_with("ERR "), "{reply:?}");
+    }
+    raw.send_bytes(b"\0\0\0\n");
+    assert!(raw.line().starts_with("ERR unknown-command"));
+    raw.send_bytes(b"LIST\0\n");
+    assert!(raw.line().starts_with("ERR unknown-command"));
+    // Still a working connection afterwards.
+    assert!(
+        raw.ask("REGISTER survivor 127.0.0.1:9")
+            .starts_with("OK WELCOME")
+    );
+    assert!(!server.log().contains("panicked"));
+}
+
+#[test]
+fn a_flood_of_requests_is_answered_in_order() {
+    let server = Server::start();
+    let mut raw = registered(&server, "flood");
+    let n = 20_000;
+    let writer = raw.stream().try_clone().unwrap();
+    let sender = thread::spawn(move || {
+        let mut writer = writer;
+        writer.write_all(&b"PING\n".repeat(n)).unwrap();
+    });
+    for i in 0..n {
+        assert_eq!(raw.line(), "OK PONG", "reply {i}");
+    }
+    sender.join().unwrap();
+    assert_eq!(raw.ask("LIST"), "OK USERS 1");
+}
+
+#[test]
+fn silent_and_half_line_connections_are_closed_after_the_registration_timeout() {
+    let server = Server::start_with(&["--register-timeout", "1"]);
+    let mut silent = Raw::connect(server.addr);
+    let mut half = Raw::connect(server.addr);
+    half.send_bytes(b"REGISTER never-ending-li");
+    assert!(
+        silent
+            .line()
+            .starts_with("ERR timeout did not register in time")
+    );
+    assert!(silent.is_closed());
+    assert!(half.line().starts_with("ERR timeout"));
+    assert!(half.is_closed());
+}
+
+#[test]
+fn a_thousand_silent_connections_do_not_keep_peers_out() {
+    let server = Server::start();
+    let idle: Vec<TcpStream> = (0..1000)
+        .map(|_| TcpStream::connect(server.addr).expect("connect"))
+        .collect();
+    let mut alice = login(&server, "alice");
+    let mut bob = login(&server, "bob");
+    connect(&mut alice, &mut bob);
+    alice.send("hi");
+    bob.expect("alice: hi");
+    drop(idle);
+}
+
+#[test]
+fn past_max_clients_a_new_connection_is_told_server_full() {
+    let server = Server::start_with(&["--max-clients", "3"]);
+    let mut a = registered(&server, "a");
+    let _b = registered(&server, "b");
+    let _c = Raw::connect(server.addr);
+    let mut extra = Raw::connect(server.addr);
+    assert_eq!(extra.line(), "ERR server-full server full, try again later");
+    assert!(extra.is_closed());
+    assert_eq!(a.ask("PING"), "OK PONG");
+    drop(a);
+    server.expect_log("a left");
+    // A slot freed is a slot usable.
+    let _d = registered(&server, "d");
+}
+
+#[test]
+fn two_callers_racing_for_one_peer_exactly_one_wins_every_time() {
+    let server = Server::start();
+    let mut target = registered(&server, "target");
+    let callers: Vec<Raw> = ["one", "two"]
+        .iter()
+        .map(|n| registered(&server, n))
+        .collect();
+    let mut callers = callers;
+    for round in 0..200 {
+        let barrier = Arc::new(Barrier::new(2));
+        let handles: Vec<_> = callers
+            .drain(..)
+            .map(|mut raw| {
+                let barrier = barrier.clone();
+                thread::spawn(move || {
+                    barrier.wait();
+                    let reply = raw.ask("CALL target");
+                    (raw, reply)
+                })
+            })
+            .collect();
+        let results: Vec<(Raw, String)> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        let winners: Vec<&String> = results
+            .iter()
+            .map(|(_, r)| r)
+            .filter(|r| r.starts_with("OK CALL target"))
+            .collect();
+        let losers = results
+            .iter()
+            .filter(|(_, r)| r.starts_with("ERR busy target is busy"))
+            .count();
+        assert_eq!(
+            (winners.len(), losers),
+            (1, 1),
+            "round {round}: {results:?}",
+            results = results.iter().map(|r| &r.1).collect::<Vec<_>>()
+        );
+        let call = winners[0].split(' ').nth(3).unwrap().to_string();
+        assert!(target.line().starts_with("EVENT INCOMING "));
+        assert_eq!(
+            target.ask(&format!("HANGUP {call}")),
+            format!("OK HANGUP {call}")
+        );
+        for (mut raw, reply) in results {
+            if reply.starts_with("OK") {
+                assert!(raw.line().starts_with("EVENT HANGUP"));
+            }
+            callers.push(raw);
+        }
+    }
+}
+
+#[test]
+fn nobody_outside_a_call_can_end_it() {
+    let server = Server::start();
+    let mut a = registered(&server, "a");
+    let mut b = registered(&server, "b");
+    let mut c = registered(&server, "c");
+    let call = a.ask("CALL b").split(' ').nth(3).unwrap().to_string();
+    b.line();
+    assert!(
+        c.ask(&format!("HANGUP {call}"))
+            .starts_with("ERR not-in-call")
+    );
+    assert_eq!(list(&server), ["USER a busy", "USER b busy", "USER c free"]);
+    assert!(a.ask(&format!("HANGUP {call}")).starts_with("OK HANGUP"));
+}
+
+/// Connects to a chat's p2p port as a stranger, sends `line`, and returns
+/// the answer, or what the closed connection held.
+fn intrude(addr: std::net::SocketAddr, line: &str) -> String {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    stream.write_all(format!("{line}\n").as_bytes()).unwrap();
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    answer
+}
+
+#[test]
+fn strangers_on_the_p2p_port_are_refused_without_disturbing_the_user() {
+    let server = Server::start();
+    let mut alice = login(&server, "alice");
+    let mut bob = login(&server, "bob");
+    let bob_p2p = bob.p2p_addr();
+    let guessed = "HELLO mallory 1 0123456789abcdef0123456789abcdef";
+
+    // During the menu.
+    let answer = intrude(bob_p2p, "GET / HTTP/1.1");
+    assert!(answer.starts_with("ERR bad-request"), "{answer:?}");
+    let answer = intrude(bob_p2p, guessed);
+    assert!(answer.starts_with("ERR bad-token"), "{answer:?}");
+
+    // Record a real call's token with a raw caller, then let it be used.
+    let mut raw = registered(&server, "carol");
+    let reply = raw.ask("CALL bob");
+    let words: Vec<&str> = reply.split(' ').collect();
+    let (call, token) = (words[3].to_string(), words[4].to_string());
+    bob.expect("carol is calling you");
+    let hello = format!("HELLO carol {call} {token}");
+    let answer = {
+        let mut s = TcpStream::connect(bob_p2p).unwrap();
+        s.set_read_timeout(Some(WAIT)).unwrap();
+        s.write_all(format!("{hello}\n").as_bytes()).unwrap();
+        let mut buf = [0u8; 64];
+        let n = s.read(&mut buf).unwrap();
+        s.write_all(b"MSG hi from carol\nBYE\n").unwrap();
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    assert_eq!(answer, "WELCOME bob\n");
+    bob.expect("carol: hi from carol");
+    bob.expect("carol left the chat.");
+    assert_eq!(
+        raw.ask(&format!("HANGUP {call}")),
+        format!("OK HANGUP {call}")
+    );
+    bob.expect("Enter a name to chat with");
+
+    // The same token again: a replay.
+    let answer = intrude(bob_p2p, &hello);
+    assert!(answer.starts_with("ERR bad-token"), "{answer:?}");
+
+    // During a chat, all of it again.
+    connect(&mut alice, &mut bob);
+    for line in ["garbage", guessed, &hello] {
+        let answer = intrude(bob_p2p, line);
+        assert!(answer.starts_with("ERR"), "{line}: {answer:?}");
+    }
+    alice.send("still private");
+    bob.expect("alice: still private");
+    let quiet = bob.pending_output();
+    assert!(
+        !quiet.contains("mallory") && !quiet.contains("carol"),
+        "{quiet}"
+    );
+    assert!(!alice.pending_output().contains("mallory"));
+}
+
+#[test]
+fn a_stopped_peer_leaves_the_list_and_ends_its_chat() {
+    let server = Server::start_with(&["--idle-timeout", "2"]);
+    let mut alice = login(&server, "alice");
+    let mut bob = login(&server, "bob");
+    connect(&mut alice, &mut bob);
+    signal(bob.pid(), "-STOP");
+    server.expect_log("bob left (idle timeout)");
+    alice.expect("bob left the chat");
+    alice.expect("Online users (1)");
+    assert_eq!(list(&server), ["USER alice free"]);
+    signal(bob.pid(), "-CONT");
+}
+
+#[test]
+fn a_quiet_but_alive_peer_stays_listed() {
+    let server = Server::start_with(&["--idle-timeout", "2"]);
+    let mut alice = login(&server, "alice");
+    let _bob = login(&server, "bob");
+    // Longer than the idle timeout, with nothing typed: only heartbeats.
+    thread::sleep(Duration::from_secs(5));
+    assert_eq!(list(&server), ["USER alice free", "USER bob free"]);
+    alice.send("bob");
+    alice.expect("Connected to bob");
+}
