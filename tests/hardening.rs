@@ -340,3 +340,47 @@ fn a_quiet_but_alive_peer_stays_listed() {
     alice.send("bob");
     alice.expect("Connected to bob");
 }
+
+#[test]
+fn a_call_whose_caller_never_connects_expires_and_its_token_dies() {
+    let server = Server::start();
+    let mut bob = login(&server, "bob");
+    let mut raw = registered(&server, "carol");
+    let reply = raw.ask("CALL bob");
+    let words: Vec<&str> = reply.split(' ').collect();
+    let hello = format!("HELLO carol {} {}", words[3], words[4]);
+    bob.expect("carol is calling you");
+    bob.expect("carol's call did not come through.");
+    bob.expect("Enter a name to chat with");
+    // Bob's chat freed the call on the server…
+    assert!(raw.line().starts_with("EVENT HANGUP"));
+    assert_eq!(list(&server), ["USER bob free", "USER carol free"]);
+    // …and the token is worthless now.
+    let answer = intrude(bob.p2p_addr(), &hello);
+    assert!(answer.starts_with("ERR bad-token"), "{answer:?}");
+}
+
+#[test]
+fn the_accept_loop_survives_running_out_of_file_descriptors() {
+    let server = Server::start_with_file_limit(48);
+    // Far more connections than the server has descriptors for: some are
+    // accepted, the rest wait in the backlog or fail to accept.
+    let hogs: Vec<TcpStream> = (0..120)
+        .filter_map(|_| TcpStream::connect(server.addr).ok())
+        .collect();
+    server.expect_log("accept failed");
+    drop(hogs);
+    // Once descriptors are free again, service resumes.
+    common::eventually("a client can register again", || {
+        let Ok(stream) = TcpStream::connect(server.addr) else {
+            return false;
+        };
+        stream
+            .set_read_timeout(Some(Duration::from_secs(2)))
+            .unwrap();
+        let mut stream = stream;
+        let _ = stream.write_all(b"REGISTER after 127.0.0.1:9\n");
+        let mut buf = [0u8; 64];
+        matches!(stream.read(&mut buf), Ok(n) if buf[..n].starts_with(b"OK WELCOME"))
+    });
+}

@@ -277,7 +277,10 @@ impl App {
 
     fn handle(&mut self, event: Event) {
         match event {
-            Event::Input(input) => self.inputs.push_back(input),
+            Event::Input(input) => {
+                self.ui.typed();
+                self.inputs.push_back(input);
+            }
             Event::Server(ServerEvent::Line(line)) => self.on_server(line),
             Event::Server(ServerEvent::Users(users)) => self.on_users(users),
             Event::Server(ServerEvent::Lost(why)) => self.on_server_lost(why),

@@ -5,7 +5,7 @@
 //! writes to the user: whole lines, each tagged with what kind of line it is,
 //! and a prompt that says where the user is.
 
-use std::io::{self, BufRead, Write};
+use std::io::{self, BufRead, IsTerminal, Write};
 use std::sync::mpsc::Sender;
 use std::thread;
 
@@ -66,6 +66,12 @@ pub enum Kind {
 /// goes on, and EOF on stdin will end it.
 pub struct Ui {
     out: io::Stdout,
+    /// A prompt is showing and the user's typing has not ended its line:
+    /// the next printed line must start on a fresh one.
+    prompt_open: bool,
+    /// Whether the terminal echoes what the user types (stdin is a
+    /// terminal); piped input is not echoed, so it ends no line.
+    echoed: bool,
 }
 
 impl Default for Ui {
@@ -76,12 +82,19 @@ impl Default for Ui {
 
 impl Ui {
     pub fn new() -> Ui {
-        Ui { out: io::stdout() }
+        Ui {
+            out: io::stdout(),
+            prompt_open: false,
+            echoed: io::stdin().is_terminal(),
+        }
     }
 
     /// Prints one whole line.
     pub fn line(&mut self, _kind: Kind, text: &str) {
         let mut out = self.out.lock();
+        if std::mem::take(&mut self.prompt_open) {
+            let _ = writeln!(out);
+        }
         let _ = writeln!(out, "{text}");
         let _ = out.flush();
     }
@@ -91,5 +104,13 @@ impl Ui {
         let mut out = self.out.lock();
         let _ = write!(out, "{text}");
         let _ = out.flush();
+        self.prompt_open = true;
+    }
+
+    /// The user finished a line: the terminal's echo ended the prompt's line.
+    pub fn typed(&mut self) {
+        if self.echoed {
+            self.prompt_open = false;
+        }
     }
 }

@@ -87,9 +87,24 @@ impl Server {
     }
 
     pub fn start_on(listen: &str, args: &[&str]) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_server"))
-            .args(["--listen", listen])
-            .args(args)
+        let mut command = Command::new(env!("CARGO_BIN_EXE_server"));
+        command.args(["--listen", listen]).args(args);
+        Server::start_command(command)
+    }
+
+    /// Starts the server with at most `nofile` open files (`ulimit -n`).
+    pub fn start_with_file_limit(nofile: u32) -> Server {
+        let mut command = Command::new("bash");
+        command.args([
+            "-c",
+            &format!("ulimit -n {nofile} && exec \"$0\" --listen 127.0.0.1:0"),
+            env!("CARGO_BIN_EXE_server"),
+        ]);
+        Server::start_command(command)
+    }
+
+    fn start_command(mut command: Command) -> Server {
+        let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
