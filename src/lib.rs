@@ -6,6 +6,7 @@
 //! - [`connection`]: bounded, deadline-aware line reading;
 //! - [`registry`]: the server's table of who is online and in which call;
 //! - [`server`]: the registration server (accept loop, one thread a client);
+//! - [`relay`]: the server joining two peers that cannot reach each other;
 //! - [`chat`]: the peer (login, p2pserver, p2pclient, ui threads and the main
 //!   loop that owns the state);
 //! - [`cli`]: argument parsing for both binaries.
@@ -16,5 +17,6 @@ pub mod connection;
 pub mod log;
 pub mod protocol;
 pub mod registry;
+pub mod relay;
 pub mod server;
 pub mod token;

@@ -69,7 +69,7 @@ impl fmt::Display for ProtocolError {
             ProtocolError::Empty => write!(f, "empty line; try LIST, CALL NAME or QUIT"),
             ProtocolError::UnknownCommand(verb) => write!(
                 f,
-                "unknown command {}; known: REGISTER LIST CALL HANGUP PING QUIT RELAY",
+                "unknown command {}; known: REGISTER LIST CALL HANGUP PING QUIT RELAY RESUME",
                 printable(verb)
             ),
             ProtocolError::BadArguments { verb, usage } => {
@@ -314,6 +314,9 @@ pub enum Request {
     /// `RELAY <call-id> <token>`: the first and only request on a relay
     /// connection; the server joins the two parties of `call`.
     Relay { call: CallId, token: Token },
+    /// `RESUME <name>`: after registering again (the server restarted, or
+    /// the connection dropped), mark us busy in our ongoing chat with `name`.
+    Resume { name: String },
 }
 
 impl Request {
@@ -357,6 +360,13 @@ impl Request {
             }
             "PING" => expect(0, "PING", "PING").map(|_| Request::Ping),
             "QUIT" => expect(0, "QUIT", "QUIT").map(|_| Request::Quit),
+            "RESUME" => {
+                expect(1, "RESUME", "RESUME NAME")?;
+                validate_name(args[0]).map_err(ProtocolError::BadName)?;
+                Ok(Request::Resume {
+                    name: args[0].to_string(),
+                })
+            }
             "RELAY" => {
                 expect(2, "RELAY", "RELAY CALL-ID TOKEN")?;
                 Ok(Request::Relay {
@@ -379,6 +389,7 @@ impl fmt::Display for Request {
             Request::Ping => write!(f, "PING"),
             Request::Quit => write!(f, "QUIT"),
             Request::Relay { call, token } => write!(f, "RELAY {call} {token}"),
+            Request::Resume { name } => write!(f, "RESUME {name}"),
         }
     }
 }
@@ -418,6 +429,9 @@ pub enum ServerLine {
     Bye,
     /// `OK RELAYED <call-id>`: this relay connection is joined to the peer's.
     Relayed { call: CallId },
+    /// `OK RESUMED <name> <call-id>`: we are busy again in our chat with
+    /// `name`, now known to the server as `call`.
+    Resumed { peer: String, call: CallId },
     /// `ERR <code> <text>`.
     Error { code: ErrorCode, message: String },
     /// `EVENT INCOMING <caller> <call-id> <token>`: `caller` claimed us for a
@@ -501,6 +515,10 @@ impl ServerLine {
                     ("OK", "RELAYED", [call]) => Ok(ServerLine::Relayed {
                         call: parse_call_id(call)?,
                     }),
+                    ("OK", "RESUMED", [peer, call]) => Ok(ServerLine::Resumed {
+                        peer: peer.to_string(),
+                        call: parse_call_id(call)?,
+                    }),
                     ("EVENT", "INCOMING", [caller, call, token]) => Ok(ServerLine::Incoming {
                         caller: caller.to_string(),
                         call: parse_call_id(call)?,
@@ -548,6 +566,7 @@ impl fmt::Display for ServerLine {
             ServerLine::Pong => write!(f, "OK PONG"),
             ServerLine::Bye => write!(f, "OK BYE"),
             ServerLine::Relayed { call } => write!(f, "OK RELAYED {call}"),
+            ServerLine::Resumed { peer, call } => write!(f, "OK RESUMED {peer} {call}"),
             ServerLine::Error { code, message } => write!(f, "ERR {code} {message}"),
             ServerLine::Incoming {
                 caller,
@@ -710,6 +729,7 @@ mod tests {
                 call: 7,
                 token: token(),
             },
+            Request::Resume { name: "bob".into() },
         ];
         for request in requests {
             let line = request.to_string();
@@ -803,6 +823,10 @@ mod tests {
             ServerLine::Pong,
             ServerLine::Bye,
             ServerLine::Relayed { call: 9 },
+            ServerLine::Resumed {
+                peer: "bob".into(),
+                call: 2,
+            },
             ServerLine::error(ErrorCode::Busy, "bob is busy in another chat"),
             ServerLine::Incoming {
                 caller: "al".into(),

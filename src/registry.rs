@@ -51,8 +51,16 @@ struct Call {
     callee: String,
     token: Token,
     started: Instant,
-    relay_used: bool,
+    /// How many relay connections presented this call's token (at most 2:
+    /// the caller's, then the callee's).
+    relay_halves: u8,
+    /// A call re-established after a server restart, waiting for the
+    /// callee to resume it too.
+    awaiting_resume: bool,
 }
+
+/// How long after a call was claimed its token still opens the relay.
+pub const RELAY_WINDOW: Duration = Duration::from_secs(30);
 
 /// Why a registration was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,12 +106,18 @@ pub struct Ended<O> {
     pub duration: Duration,
 }
 
-/// The two parties of a call, for the relay to join.
+/// A relay connection admitted for a call.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RelayTicket<O> {
-    pub caller: String,
-    pub callee: String,
-    pub callee_outbox: O,
+pub enum RelayTicket<O> {
+    /// The first half (the caller's): ask the callee, through its outbox,
+    /// to open the second.
+    First {
+        caller: String,
+        callee: String,
+        callee_outbox: O,
+    },
+    /// The second half: join it to the first.
+    Second,
 }
 
 impl<O: Clone> Default for Registry<O> {
@@ -234,7 +248,8 @@ impl<O: Clone> Registry<O> {
                 callee: callee_key,
                 token,
                 started: Instant::now(),
-                relay_used: false,
+                relay_halves: 0,
+                awaiting_resume: false,
             },
         );
         Ok(Claim {
@@ -273,39 +288,78 @@ impl<O: Clone> Registry<O> {
         ended
     }
 
-    /// Checks a relay request: `token` must be the token of live call
-    /// `call`. Each call may open the relay once. Returns who the parties
-    /// are, so the relay can ask the callee to join.
+    /// Admits a relay connection: `token` must be the token of live call
+    /// `call`, claimed less than [`RELAY_WINDOW`] ago. Each call admits two
+    /// relay connections, no more, so a token cannot be replayed.
     pub fn claim_relay(&self, call: CallId, token: &Token) -> Option<RelayTicket<O>> {
         let mut state = self.lock();
         let entry = state.calls.get_mut(&call)?;
-        if entry.relay_used || !entry.token.matches(token) {
+        if entry.relay_halves >= 2
+            || !entry.token.matches(token)
+            || entry.started.elapsed() > RELAY_WINDOW
+        {
             return None;
         }
-        entry.relay_used = true;
+        entry.relay_halves += 1;
+        if entry.relay_halves == 2 {
+            return Some(RelayTicket::Second);
+        }
         let (caller, callee) = (entry.caller.clone(), entry.callee.clone());
-        let names = |key: &str| {
-            state
-                .peers
-                .get(key)
-                .map(|p| (p.name.clone(), p.outbox.clone()))
-        };
-        let (caller, _) = names(&caller)?;
-        let (callee, callee_outbox) = names(&callee)?;
-        Some(RelayTicket {
+        let caller = state.peers.get(&caller)?.name.clone();
+        let callee = state.peers.get(&callee)?;
+        Some(RelayTicket::First {
             caller,
-            callee,
-            callee_outbox,
+            callee: callee.name.clone(),
+            callee_outbox: callee.outbox.clone(),
         })
     }
 
-    /// Whether `call` is still going (for the relay, to stop copying when
-    /// the call ends on the server).
-    pub fn call_is_live(&self, call: CallId, token: &Token) -> bool {
-        self.lock()
-            .calls
-            .get(&call)
-            .is_some_and(|c| c.token.matches(token))
+    /// Marks `name` busy again in a chat with `peer` that outlived a server
+    /// restart (or a lost registration connection). The first of the two to
+    /// resume opens a call; the second joins it. Returns the call id, which
+    /// `HANGUP` then takes.
+    pub fn resume(&self, name: &str, peer: &str, token: Token) -> Result<CallId, CallError> {
+        let key = name_key(name);
+        let peer_key = name_key(peer);
+        let mut state = self.lock();
+        let me = state.peers.get(&key).ok_or(CallError::NotRegistered)?;
+        if me.call.is_some() {
+            return Err(CallError::AlreadyInCall);
+        }
+        let waiting = state.peers.get(&peer_key).and_then(|p| p.call).filter(|c| {
+            state
+                .calls
+                .get(c)
+                .is_some_and(|c| c.awaiting_resume && c.callee == key && c.caller == peer_key)
+        });
+        let call = match waiting {
+            Some(call) => {
+                if let Some(entry) = state.calls.get_mut(&call) {
+                    entry.awaiting_resume = false;
+                }
+                call
+            }
+            None => {
+                let call = state.next_call;
+                state.next_call += 1;
+                state.calls.insert(
+                    call,
+                    Call {
+                        caller: key.clone(),
+                        callee: peer_key.clone(),
+                        token,
+                        started: Instant::now(),
+                        relay_halves: 2,
+                        awaiting_resume: key != peer_key,
+                    },
+                );
+                call
+            }
+        };
+        if let Some(me) = state.peers.get_mut(&key) {
+            me.call = Some(call);
+        }
+        Ok(call)
     }
 }
 
@@ -475,12 +529,44 @@ mod tests {
         let call = reg.claim_call("a", "b", T).unwrap().call;
         assert!(reg.claim_relay(call, &Token([8; 16])).is_none());
         assert!(reg.claim_relay(call + 1, &T).is_none());
-        let ticket = reg.claim_relay(call, &T).unwrap();
-        assert_eq!((ticket.caller.as_str(), ticket.callee.as_str()), ("a", "b"));
+        let Some(RelayTicket::First { caller, callee, .. }) = reg.claim_relay(call, &T) else {
+            panic!("first half refused");
+        };
+        assert_eq!((caller.as_str(), callee.as_str()), ("a", "b"));
+        assert_eq!(reg.claim_relay(call, &T), Some(RelayTicket::Second));
         assert!(reg.claim_relay(call, &T).is_none(), "replay");
-        assert!(reg.call_is_live(call, &T));
         reg.hangup("a", call);
-        assert!(!reg.call_is_live(call, &T));
+        assert!(reg.claim_relay(call, &T).is_none(), "ended");
+    }
+
+    #[test]
+    fn a_chat_resumed_by_both_sides_is_one_call() {
+        let reg = with(&["a", "b", "c"]);
+        let call = reg.resume("a", "B", T).unwrap();
+        assert!(reg.list()[0].busy);
+        assert_eq!(reg.resume("b", "a", T), Ok(call));
+        assert_eq!(reg.resume("b", "a", T), Err(CallError::AlreadyInCall));
+        assert_eq!(
+            reg.claim_call("c", "a", T),
+            Err(CallError::Busy("a".into()))
+        );
+        assert!(
+            reg.claim_relay(call, &T).is_none(),
+            "no relay for a resumed call"
+        );
+        let ended = reg.hangup("b", call).unwrap();
+        assert_eq!(ended.notify, Some("box-a"));
+        assert!(reg.list().iter().all(|e| !e.busy));
+    }
+
+    #[test]
+    fn a_resume_whose_partner_never_returns_ends_with_its_owner() {
+        let reg = with(&["a", "b"]);
+        let call = reg.resume("a", "gone", T).unwrap();
+        // b is not the partner named, so b resuming with a opens its own.
+        assert_ne!(reg.resume("b", "a", T), Ok(call));
+        let ended = reg.hangup("a", call).unwrap();
+        assert_eq!(ended.notify, None);
     }
 
     #[test]

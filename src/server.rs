@@ -19,6 +19,7 @@ use crate::connection::{LineReader, ReadError, write_line};
 use crate::log;
 use crate::protocol::{ErrorCode, Request, ServerLine, printable};
 use crate::registry::{CallError, ConnId, Ended, RegisterError, Registry};
+use crate::relay::{self, Rendezvous};
 use crate::token::random_token;
 
 /// The port the server listens on when `--listen` gives none.
@@ -96,6 +97,12 @@ impl Outbox {
         self.send_text(&format!("{line}\n"))
     }
 
+    /// Shuts the connection down, which ends its owner's read loop.
+    pub fn close(&self) {
+        let stream = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let _ = stream.shutdown(std::net::Shutdown::Both);
+    }
+
     fn send_text(&self, text: &str) -> io::Result<()> {
         let mut stream = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         let result = stream.write_all(text.as_bytes());
@@ -109,6 +116,7 @@ impl Outbox {
 /// State every client thread shares.
 struct Shared {
     registry: Registry<Outbox>,
+    rendezvous: Rendezvous,
     config: Config,
     clients: AtomicUsize,
     next_conn: AtomicU64,
@@ -144,6 +152,7 @@ pub fn run(config: Config) -> Result<(), ServerError> {
 pub fn serve(listener: TcpListener, config: Config) {
     let shared = Arc::new(Shared {
         registry: Registry::new(),
+        rendezvous: Rendezvous::default(),
         config,
         clients: AtomicUsize::new(0),
         next_conn: AtomicU64::new(1),
@@ -169,6 +178,9 @@ pub fn serve(listener: TcpListener, config: Config) {
 }
 
 fn admit(shared: &Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
+    // An IPv4 peer on a dual-stack socket shows up as ::ffff:a.b.c.d; log
+    // and record the address it really has.
+    let addr = SocketAddr::new(addr.ip().to_canonical(), addr.port());
     let _ = stream.set_nodelay(true);
     let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
     let slot = ClientSlot::take(shared);
@@ -352,6 +364,18 @@ fn serve_client(slot: ClientSlot, conn: ConnId, stream: TcpStream, addr: SocketA
         match handle_line(&mut session, &line) {
             Ok(Flow::Continue) => {}
             Ok(Flow::Close) => break,
+            Ok(Flow::Relay { call, token }) => {
+                let shared = session.shared();
+                relay::serve(
+                    &shared.registry,
+                    &shared.rendezvous,
+                    &session.outbox,
+                    reader,
+                    call,
+                    token,
+                );
+                break;
+            }
             Ok(Flow::Registered) => deadline = Instant::now() + idle_timeout,
             Err(e) => {
                 session.leave_reason = format!("write failed: {e}");
@@ -366,6 +390,11 @@ enum Flow {
     Continue,
     Registered,
     Close,
+    /// This connection becomes one half of a relayed chat.
+    Relay {
+        call: crate::protocol::CallId,
+        token: crate::protocol::Token,
+    },
 }
 
 fn handle_line(session: &mut Session, line: &str) -> io::Result<Flow> {
@@ -422,6 +451,7 @@ fn handle_line(session: &mut Session, line: &str) -> io::Result<Flow> {
             "RELAY must be the first line of its own connection",
             line,
         )?,
+        Request::Resume { name: peer } => resume_call(session, &name, &peer, line)?,
     }
     Ok(Flow::Continue)
 }
@@ -470,15 +500,19 @@ fn handle_unregistered(session: &mut Session, request: Request, line: &str) -> i
             session.reply(&ServerLine::Pong)?;
             Ok(Flow::Continue)
         }
-        Request::Relay { .. } => {
-            session.refuse(
-                ErrorCode::Unreachable,
-                "this server does not relay chats",
-                line,
-            )?;
-            Ok(Flow::Close)
+        Request::Relay { call, token } => {
+            if session.shared().config.relay {
+                Ok(Flow::Relay { call, token })
+            } else {
+                session.refuse(
+                    ErrorCode::Unreachable,
+                    "this server does not relay chats (--no-relay)",
+                    line,
+                )?;
+                Ok(Flow::Close)
+            }
         }
-        Request::List | Request::Call { .. } | Request::Hangup { .. } => {
+        Request::List | Request::Call { .. } | Request::Hangup { .. } | Request::Resume { .. } => {
             session.refuse(
                 ErrorCode::NotRegistered,
                 "register first: REGISTER NAME HOST:PORT",
@@ -486,6 +520,33 @@ fn handle_unregistered(session: &mut Session, request: Request, line: &str) -> i
             )?;
             Ok(Flow::Continue)
         }
+    }
+}
+
+fn resume_call(session: &Session, name: &str, peer: &str, line: &str) -> io::Result<()> {
+    let token = match random_token() {
+        Ok(token) => token,
+        Err(e) => {
+            log!("cannot make a call token: {e}");
+            return session.reply(&ServerLine::error(
+                ErrorCode::Internal,
+                "the server cannot make a call token right now",
+            ));
+        }
+    };
+    match session.shared().registry.resume(name, peer, token) {
+        Ok(call) => {
+            log!("chat {call} resumed: {name} is still chatting with {peer}");
+            session.reply(&ServerLine::Resumed {
+                peer: peer.to_string(),
+                call,
+            })
+        }
+        Err(_) => session.refuse(
+            ErrorCode::AlreadyInCall,
+            "you are already in a call; HANGUP first",
+            line,
+        ),
     }
 }
 

@@ -34,10 +34,13 @@ const SILENCE_LIMIT: Duration = Duration::from_secs(20);
 pub struct Handshaken {
     pub stream: TcpStream,
     pub reader: LineReader<TcpStream>,
+    /// Whether the bytes go through the registration server's relay.
+    pub relayed: bool,
 }
 
 pub struct Link {
     pub id: LinkId,
+    pub relayed: bool,
     stream: TcpStream,
     last_sent: Instant,
 }
@@ -45,7 +48,11 @@ pub struct Link {
 impl Link {
     /// Attaches a handshaken connection: starts its reader thread.
     pub fn start(id: LinkId, conn: Handshaken, events: Sender<Event>) -> io::Result<Link> {
-        let Handshaken { stream, mut reader } = conn;
+        let Handshaken {
+            stream,
+            mut reader,
+            relayed,
+        } = conn;
         stream.set_write_timeout(Some(WRITE_TIMEOUT))?;
         thread::Builder::new()
             .name(format!("link-{id}"))
@@ -80,6 +87,7 @@ impl Link {
             })?;
         Ok(Link {
             id,
+            relayed,
             stream,
             last_sent: Instant::now(),
         })

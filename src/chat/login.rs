@@ -4,17 +4,22 @@
 //! main loop over a channel and sends a `PING` whenever it has been quiet for
 //! a heartbeat interval. The reader turns every server line into an
 //! [`Event::Server`] (gathering the `USER` rows of a list into one event) and
-//! reports the end of the connection once, as [`ServerEvent::Lost`].
+//! reports the end of the connection once, as [`ServerEvent::Lost`]: when
+//! the server closes it, or when nothing (not even the answer to a heartbeat)
+//! arrived for three heartbeat intervals. [`reconnect`] then retries, with
+//! backoff, until the server is back.
 
 use std::fmt;
 use std::io;
 use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::Event;
-use crate::connection::{LineReader, write_line};
+use crate::connection::{LineReader, ReadError, write_line};
 use crate::protocol::{MAX_LIST, Request, ServerLine, UserEntry};
 
 /// How long connecting to the server may take per address.
@@ -60,6 +65,11 @@ enum Command {
 pub struct ServerConn {
     commands: Sender<Command>,
     stream: TcpStream,
+    /// The server's address that answered; the relay is reached there too.
+    pub server_addr: SocketAddr,
+    /// The heartbeat interval in milliseconds (0: none yet), shared with
+    /// the reader, which gives up after three intervals of silence.
+    heartbeat_ms: Arc<AtomicU64>,
     /// Our end of the connection: the address peers on the same network as
     /// the server most likely reach us at.
     pub local_addr: SocketAddr,
@@ -74,6 +84,8 @@ impl ServerConn {
 
     /// Starts sending a `PING` after every `interval` of silence.
     pub fn heartbeat(&self, interval: Duration) {
+        let ms = u64::try_from(interval.as_millis()).unwrap_or(u64::MAX);
+        self.heartbeat_ms.store(ms, Ordering::Relaxed);
         let _ = self.commands.send(Command::Heartbeat(interval));
     }
 }
@@ -110,6 +122,8 @@ pub fn connect(server: &str, events: Sender<Event>) -> Result<ServerConn, LoginE
     let _ = stream.set_nodelay(true);
     let _ = stream.set_write_timeout(Some(CONNECT_TIMEOUT));
     let local_addr = stream.local_addr().map_err(|e| fail(e.to_string()))?;
+    let server_addr = stream.peer_addr().map_err(|e| fail(e.to_string()))?;
+    let heartbeat_ms = Arc::new(AtomicU64::new(0));
     let io_fail = |e: io::Error| fail(e.to_string());
     let reader = stream.try_clone().map_err(io_fail)?;
     let writer = stream.try_clone().map_err(io_fail)?;
@@ -118,15 +132,37 @@ pub fn connect(server: &str, events: Sender<Event>) -> Result<ServerConn, LoginE
         .name("login-writer".into())
         .spawn(move || write_loop(writer, inbox))
         .map_err(io_fail)?;
+    let silence = heartbeat_ms.clone();
     thread::Builder::new()
         .name("login-reader".into())
-        .spawn(move || read_loop(reader, events))
+        .spawn(move || read_loop(reader, events, silence))
         .map_err(io_fail)?;
     Ok(ServerConn {
         commands,
         stream,
+        server_addr,
+        heartbeat_ms,
         local_addr,
     })
+}
+
+/// Retries [`connect`] with growing pauses (0.5 s doubling to 5 s) until the
+/// server answers, then reports [`Event::Reconnected`]. Gives up only when
+/// the main loop is gone.
+pub fn reconnect(server: String, events: Sender<Event>) {
+    let _ = thread::Builder::new()
+        .name("login-reconnect".into())
+        .spawn(move || {
+            let mut pause = Duration::from_millis(500);
+            loop {
+                thread::sleep(pause);
+                if let Ok(conn) = connect(&server, events.clone()) {
+                    let _ = events.send(Event::Reconnected(conn));
+                    return;
+                }
+                pause = (pause * 2).min(Duration::from_secs(5));
+            }
+        });
 }
 
 fn write_loop(mut stream: TcpStream, inbox: Receiver<Command>) {
@@ -157,11 +193,16 @@ fn write_loop(mut stream: TcpStream, inbox: Receiver<Command>) {
     let _ = write_line(&mut stream, &Request::Quit);
 }
 
-fn read_loop(stream: TcpStream, events: Sender<Event>) {
+fn read_loop(stream: TcpStream, events: Sender<Event>, heartbeat_ms: Arc<AtomicU64>) {
     let mut reader = LineReader::new(stream);
     let reason = loop {
-        let line = match reader.read_line() {
+        let heartbeat = heartbeat_ms.load(Ordering::Relaxed);
+        let deadline =
+            (heartbeat > 0).then(|| Instant::now() + Duration::from_millis(heartbeat) * 3);
+        let line = match reader.read_line_by(deadline) {
             Ok(line) => line,
+            Err(ReadError::TimedOut) => break "no answer to heartbeats".to_string(),
+            Err(ReadError::Closed) => break "the server closed the connection".to_string(),
             Err(e) => break e.to_string(),
         };
         let event = match ServerLine::parse(&line) {

@@ -81,6 +81,8 @@ pub enum Event {
         link: LinkId,
         msg: Option<PeerMessage>,
     },
+    /// The registration server answers again after the connection was lost.
+    Reconnected(ServerConn),
 }
 
 /// Why the chat stopped with an error; the binary prints it in one line.
@@ -161,7 +163,9 @@ pub fn run(config: Config) -> Result<(), ChatError> {
         echo: None,
         next_link: 1,
         events,
-        server_lost: None,
+        server_name: config.server.clone(),
+        online: true,
+        reregistering: false,
         name_error: None,
     };
     app.ui.line(
@@ -241,8 +245,13 @@ struct App {
     echo: Option<Link>,
     next_link: LinkId,
     events: Sender<Event>,
-    /// Set once the registration server is gone.
-    server_lost: Option<String>,
+    /// The server as the user gave it, for reconnecting.
+    server_name: String,
+    /// Whether the registration connection is up (and we are registered
+    /// on it, once `me` is set).
+    online: bool,
+    /// Registering again after a reconnection.
+    reregistering: bool,
     /// Set when the server refused the `--name` name.
     name_error: Option<String>,
 }
@@ -260,10 +269,11 @@ impl App {
             if matches!(self.state, State::Done) {
                 break;
             }
-            if let Some(why) = &self.server_lost
-                && !matches!(self.state, State::Chatting { .. })
-            {
-                return Err(ChatError::ServerLost(why.clone()));
+            if !self.online && self.me.is_empty() {
+                // Lost before we were ever registered: nothing to go back to.
+                return Err(ChatError::ServerLost(
+                    "it closed the connection before registration".into(),
+                ));
             }
         }
         self.server.send(Request::Quit);
@@ -287,6 +297,7 @@ impl App {
             Event::Hello(hello) => self.on_hello(hello),
             Event::Dialed { call, result } => self.on_dialed(call, result),
             Event::Peer { link, msg } => self.on_peer(link, msg),
+            Event::Reconnected(conn) => self.on_reconnected(conn),
         }
     }
 
@@ -363,7 +374,15 @@ impl App {
     /// Back to the list: asks the server for a fresh one.
     fn show_list(&mut self) {
         self.state = State::AtList;
-        self.server.send(Request::List);
+        if self.online {
+            self.server.send(Request::List);
+        } else {
+            self.ui.line(
+                Kind::Notice,
+                "No list: the registration server is unreachable; reconnecting…",
+            );
+            self.ui.prompt("Type q to quit, or wait for the server: ");
+        }
     }
 
     fn on_users(&mut self, users: Vec<UserEntry>) {
@@ -391,7 +410,22 @@ impl App {
                 name,
                 heartbeat_secs,
             } => {
-                if let State::Registering { .. } = self.state {
+                if self.reregistering {
+                    self.reregistering = false;
+                    self.online = true;
+                    self.server
+                        .heartbeat(Duration::from_secs(heartbeat_secs.max(1)));
+                    self.ui
+                        .line(Kind::Notice, "Reconnected to the registration server.");
+                    match &self.state {
+                        State::Chatting { peer, .. } => {
+                            let name = peer.clone();
+                            self.server.send(Request::Resume { name });
+                        }
+                        State::AtList => self.show_list(),
+                        _ => {}
+                    }
+                } else if let State::Registering { .. } = self.state {
                     self.server
                         .heartbeat(Duration::from_secs(heartbeat_secs.max(1)));
                     self.ui.line(
@@ -417,18 +451,42 @@ impl App {
                 token,
             } => self.on_incoming(caller, call, token),
             ServerLine::PeerHungUp { call, peer } => self.on_peer_hung_up(call, &peer),
+            ServerLine::RelayRequested { call } => self.on_relay_requested(call),
+            ServerLine::Resumed { peer, call } => {
+                if let State::Chatting {
+                    peer: current,
+                    call: current_call,
+                    ..
+                } = &mut self.state
+                    && name_key(current) == name_key(&peer)
+                {
+                    *current_call = call;
+                }
+            }
             ServerLine::Error { code, message } => self.on_server_error(code, &message),
             ServerLine::Users { .. }
             | ServerLine::User(_)
             | ServerLine::HungUp { .. }
             | ServerLine::Pong
             | ServerLine::Bye
-            | ServerLine::Relayed { .. }
-            | ServerLine::RelayRequested { .. } => {}
+            | ServerLine::Relayed { .. } => {}
         }
     }
 
     fn on_server_error(&mut self, code: ErrorCode, message: &str) {
+        if self.reregistering {
+            // Our old entry may linger a moment, or someone took the name
+            // meanwhile: try again shortly, on a fresh connection.
+            self.ui.line(
+                Kind::Notice,
+                &format!(
+                    "The server refused to register {} again: {message}; retrying…",
+                    self.me
+                ),
+            );
+            self.lost_server();
+            return;
+        }
         match (&self.state, code) {
             (State::Registering { name }, _) => {
                 self.ui.line(
@@ -468,12 +526,16 @@ impl App {
         }
         self.ui.line(Kind::Notice, &format!("Calling {peer}…"));
         p2pclient::spawn(
-            call,
-            addrs,
-            PeerMessage::Hello {
-                caller: self.me.clone(),
+            p2pclient::Dial {
                 call,
                 token,
+                hello: PeerMessage::Hello {
+                    caller: self.me.clone(),
+                    call,
+                    token,
+                },
+                addrs,
+                server: self.server.server_addr,
             },
             self.events.clone(),
         );
@@ -548,10 +610,15 @@ impl App {
         match &self.state {
             State::Dialing { call: dialing, .. } if *dialing == call => self.echo = Some(link),
             State::Ringing { call: ringing, .. } if *ringing == call => {
+                let how = if link.relayed {
+                    " (relayed through the server: no direct route)"
+                } else {
+                    ""
+                };
                 self.ui.line(
                     Kind::Notice,
                     &format!(
-                        "{caller} connected. Type a message and press ENTER; q + ENTER ends the chat."
+                        "{caller} connected{how}. Type a message and press ENTER; q + ENTER ends the chat."
                     ),
                 );
                 self.state = State::Chatting {
@@ -591,6 +658,11 @@ impl App {
                 let text = if name_key(&peer) == name_key(&self.me) {
                     "Chatting with yourself: every line you send comes back. q + ENTER ends the chat."
                         .to_string()
+                } else if link.relayed {
+                    format!(
+                        "Connected to {peer} (relayed through the server at {}: no direct route). Type a message and press ENTER; q + ENTER ends the chat.",
+                        dialed.addr
+                    )
                 } else {
                     format!(
                         "Connected to {peer} at {}. Type a message and press ENTER; q + ENTER ends the chat.",
@@ -767,11 +839,61 @@ impl App {
     }
 
     fn on_server_lost(&mut self, why: String) {
+        if !self.online {
+            return;
+        }
         self.ui.line(
             Kind::Notice,
-            &format!("Lost the connection to the registration server ({why})."),
+            &format!("Lost the connection to the registration server ({why}); reconnecting…"),
         );
-        self.server_lost = Some(why);
+        self.lost_server();
+        match &self.state {
+            State::Calling { peer } => {
+                let text = format!("The call to {peer} was not set up.");
+                self.ui.line(Kind::Notice, &text);
+                self.show_list();
+            }
+            State::AtList => self.show_list(),
+            _ => {}
+        }
+    }
+
+    /// Starts reconnecting; a chat in progress goes on meanwhile.
+    fn lost_server(&mut self) {
+        self.online = false;
+        self.reregistering = false;
+        login::reconnect(self.server_name.clone(), self.events.clone());
+    }
+
+    fn on_reconnected(&mut self, conn: ServerConn) {
+        self.server = conn;
+        self.online = true;
+        if self.me.is_empty() {
+            return;
+        }
+        // Not `online` for the user until the server has taken our name.
+        self.reregistering = true;
+        self.server.send(Request::Register {
+            name: self.me.clone(),
+            advertise: self.advertise,
+        });
+    }
+
+    /// The caller could not reach us directly and asks the server to relay:
+    /// open our half, if the call is the one we are expecting.
+    fn on_relay_requested(&mut self, call: CallId) {
+        let Some(expected) = self.expected.as_ref().filter(|e| e.call == call) else {
+            return;
+        };
+        p2pserver::join_relay(
+            self.server.server_addr,
+            call,
+            expected.token,
+            self.events.clone(),
+        );
+        if let State::Ringing { until, .. } = &mut self.state {
+            *until = Instant::now() + RING_TIMEOUT;
+        }
     }
 
     fn check_timers(&mut self) {

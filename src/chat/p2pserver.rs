@@ -7,17 +7,17 @@
 //! a `HELLO` is answered with an error and closed here, without the user
 //! ever hearing of it.
 
-use std::net::{TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::Sender;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::Event;
 use super::link::Handshaken;
+use super::{Event, p2pclient};
 use crate::connection::{LineReader, write_line};
-use crate::protocol::{ErrorCode, PeerMessage};
+use crate::protocol::{CallId, ErrorCode, PeerMessage, Token};
 
 /// How long a connecting peer has to send its `HELLO`.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
@@ -29,8 +29,8 @@ const MAX_PENDING: usize = 16;
 /// A connection that said `HELLO`, waiting for the main loop's verdict.
 pub struct Hello {
     pub caller: String,
-    pub call: crate::protocol::CallId,
-    pub token: crate::protocol::Token,
+    pub call: CallId,
+    pub token: Token,
     pub conn: Handshaken,
 }
 
@@ -69,7 +69,11 @@ pub fn spawn(listener: TcpListener, events: Sender<Event>) -> std::io::Result<()
                     .name("p2p-hello".into())
                     .stack_size(64 * 1024)
                     .spawn(move || {
-                        if let Some(hello) = read_hello(stream) {
+                        let _ = stream.set_nodelay(true);
+                        let reader = stream.try_clone().map(LineReader::new);
+                        if let Ok(reader) = reader
+                            && let Some(hello) = read_hello(stream, reader, false)
+                        {
                             let _ = events.send(Event::Hello(hello));
                         }
                         pending.fetch_sub(1, Ordering::AcqRel);
@@ -82,10 +86,31 @@ pub fn spawn(listener: TcpListener, events: Sender<Event>) -> std::io::Result<()
     Ok(())
 }
 
-fn read_hello(stream: TcpStream) -> Option<Hello> {
-    let _ = stream.set_nodelay(true);
+/// Answers the server's `EVENT RELAY`: opens our half of the relay for
+/// `call` and waits there for the caller's `HELLO`, which then goes to the
+/// main loop like one that came directly.
+pub fn join_relay(server: SocketAddr, call: CallId, token: Token, events: Sender<Event>) {
+    let _ = thread::Builder::new()
+        .name("relay-join".into())
+        .spawn(move || {
+            // On failure the caller fails too and hangs up, which the server
+            // tells us; nothing to report here.
+            if let Ok((stream, reader)) = p2pclient::open_relay(server, call, token)
+                && let Some(hello) = read_hello(stream, reader, true)
+            {
+                let _ = events.send(Event::Hello(hello));
+            }
+        });
+}
+
+/// Reads the first line of an incoming chat connection, which must be
+/// `HELLO`; anything else is answered with an error and closed.
+fn read_hello(
+    stream: TcpStream,
+    mut reader: LineReader<TcpStream>,
+    relayed: bool,
+) -> Option<Hello> {
     let _ = stream.set_write_timeout(Some(HELLO_TIMEOUT));
-    let mut reader = LineReader::new(stream.try_clone().ok()?);
     let refuse = |mut stream: &TcpStream, message: &str| {
         let _ = write_line(
             &mut stream,
@@ -111,7 +136,11 @@ fn read_hello(stream: TcpStream) -> Option<Hello> {
             caller,
             call,
             token,
-            conn: Handshaken { stream, reader },
+            conn: Handshaken {
+                stream,
+                reader,
+                relayed,
+            },
         }),
         Ok(_) => {
             refuse(&stream, "expected HELLO NAME CALL-ID TOKEN first");

@@ -89,7 +89,7 @@ impl Server {
     pub fn start_on(listen: &str, args: &[&str]) -> Server {
         let mut command = Command::new(env!("CARGO_BIN_EXE_server"));
         command.args(["--listen", listen]).args(args);
-        Server::start_command(command)
+        Server::from_command(command)
     }
 
     /// Starts the server with at most `nofile` open files (`ulimit -n`).
@@ -100,10 +100,12 @@ impl Server {
             &format!("ulimit -n {nofile} && exec \"$0\" --listen 127.0.0.1:0"),
             env!("CARGO_BIN_EXE_server"),
         ]);
-        Server::start_command(command)
+        Server::from_command(command)
     }
 
-    fn start_command(mut command: Command) -> Server {
+    /// Runs `command`, which starts a server (perhaps wrapped, as in
+    /// `ip netns exec`), and reads its address.
+    pub fn from_command(mut command: Command) -> Server {
         let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -197,11 +199,19 @@ impl Chat {
     }
 
     pub fn spawn_env(server: SocketAddr, args: &[&str], env: &[(&str, &str)]) -> Chat {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_chat"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_chat"));
+        command
+            .env_remove("P2PCHAT_SERVER")
             .args(["--server", &server.to_string()])
             .args(args)
-            .envs(env.iter().copied())
-            .env_remove("P2PCHAT_SERVER")
+            .envs(env.iter().copied());
+        Chat::from_command(command, "chat")
+    }
+
+    /// Runs `command`, which starts a chat (perhaps wrapped), with piped
+    /// stdin and stdout.
+    pub fn from_command(mut command: Command, label: &str) -> Chat {
+        let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -213,7 +223,7 @@ impl Chat {
             err: Output::collect(child.stderr.take().unwrap()),
             child,
             cursor: 0,
-            label: "chat".into(),
+            label: label.into(),
         }
     }
 

@@ -1,0 +1,256 @@
+//! Chat across networks: the relay when peers cannot reach each other, IPv6,
+//! and chats that outlive the registration server.
+
+mod common;
+
+use std::net::TcpListener;
+use std::process::Command;
+
+use common::{Chat, Raw, Server, connect, eventually};
+
+fn list(server: &Server) -> Vec<String> {
+    let mut raw = Raw::connect(server.addr);
+    assert!(
+        raw.ask("REGISTER zz-observer 127.0.0.1:9")
+            .starts_with("OK WELCOME")
+    );
+    let count: usize = raw.ask("LIST")["OK USERS ".len()..].parse().unwrap();
+    let rows = (0..count)
+        .map(|_| raw.line())
+        .filter(|l| !l.contains("zz-observer"))
+        .collect();
+    assert_eq!(raw.ask("QUIT"), "OK BYE");
+    rows
+}
+
+fn login_with(server: &Server, name: &str, args: &[&str]) -> Chat {
+    let mut args = args.to_vec();
+    args.extend(["--name", name]);
+    let mut chat = Chat::spawn(server.addr, &args);
+    chat.label = name.to_string();
+    chat.expect("Enter a name to chat with, or q to quit: ");
+    chat
+}
+
+#[test]
+fn a_peer_nobody_can_reach_is_chatted_with_through_the_relay() {
+    let server = Server::start();
+    let mut alice = login_with(&server, "alice", &[]);
+    // Bob advertises an address nobody listens on: port 1 is never ours.
+    let mut bob = login_with(&server, "bob", &["--advertise", "127.0.0.1:1"]);
+    alice.send("bob");
+    alice.expect("Connected to bob (relayed through the server");
+    bob.expect("alice connected (relayed through the server");
+    server.expect_log("cannot reach bob directly; relaying");
+
+    alice.send("over the relay");
+    bob.expect("alice: over the relay");
+    bob.send("and back ✓");
+    alice.expect("bob: and back ✓");
+    assert_eq!(list(&server), ["USER alice busy", "USER bob busy"]);
+
+    bob.send("q");
+    bob.expect("You left the chat with alice.");
+    alice.expect("bob left the chat.");
+    alice.expect("Online users (2)");
+    assert_eq!(list(&server), ["USER alice free", "USER bob free"]);
+    server.expect_log("relay closed");
+}
+
+#[test]
+fn without_relay_the_caller_is_told_the_peer_is_unreachable() {
+    let server = Server::start_with(&["--no-relay"]);
+    let mut alice = login_with(&server, "alice", &[]);
+    let mut bob = login_with(&server, "bob", &["--advertise", "127.0.0.1:1"]);
+    alice.send("bob");
+    alice.expect("Could not reach bob: 127.0.0.1:1: Connection refused");
+    alice.expect("the server does not relay chats");
+    alice.expect("Online users (2)");
+    bob.expect("alice is calling you");
+    bob.expect("alice hung up before the chat started.");
+    bob.expect("Online users (2)");
+    assert_eq!(list(&server), ["USER alice free", "USER bob free"]);
+}
+
+#[test]
+fn a_relay_request_with_a_bad_or_spent_token_is_refused() {
+    let server = Server::start();
+    let mut raw = Raw::connect(server.addr);
+    let reply = raw.ask("RELAY 1 0123456789abcdef0123456789abcdef");
+    assert!(reply.starts_with("ERR bad-token"), "{reply}");
+}
+
+#[test]
+fn peers_chat_over_ipv6() {
+    if TcpListener::bind("[::1]:0").is_err() {
+        eprintln!("SKIPPED: this machine has no IPv6 loopback (::1)");
+        return;
+    }
+    let server = Server::start_on("[::1]:0", &[]);
+    assert!(server.addr.is_ipv6());
+    let mut alice = login_with(&server, "alice", &[]);
+    let mut bob = login_with(&server, "bob", &[]);
+    assert!(bob.p2p_addr().is_ipv6(), "{}", bob.p2p_addr());
+    alice.send("bob");
+    alice.expect("Connected to bob at [::1]:");
+    bob.expect("alice connected.");
+    alice.send("hello over v6");
+    bob.expect("alice: hello over v6");
+}
+
+#[test]
+fn a_dual_stack_server_takes_both_families() {
+    if TcpListener::bind("[::]:0").is_err() {
+        eprintln!("SKIPPED: this machine has no IPv6");
+        return;
+    }
+    let server = Server::start_on("[::]:0", &[]);
+    let port = server.addr.port();
+    let v4 = format!("127.0.0.1:{port}").parse().unwrap();
+    let v6 = format!("[::1]:{port}").parse().unwrap();
+    let mut alice = Chat::spawn(v4, &["--name", "alice"]);
+    alice.label = "alice".into();
+    alice.expect("Enter a name to chat with");
+    let mut bob = Chat::spawn(v6, &["--name", "bob"]);
+    bob.label = "bob".into();
+    bob.expect("Enter a name to chat with");
+    server.expect_log("alice joined from 127.0.0.1:");
+    connect(&mut bob, &mut alice);
+    bob.send("v6 to v4");
+    alice.expect("bob: v6 to v4");
+}
+
+#[test]
+fn a_chat_survives_the_server_restarting() {
+    let mut server = Server::start();
+    let listen = server.addr.to_string();
+    let mut alice = login_with(&server, "alice", &[]);
+    let mut bob = login_with(&server, "bob", &[]);
+    connect(&mut alice, &mut bob);
+
+    server.kill();
+    alice.expect("Lost the connection to the registration server");
+    bob.expect("Lost the connection to the registration server");
+    alice.send("the server is gone");
+    bob.expect("alice: the server is gone");
+    bob.send("we don't need it");
+    alice.expect("bob: we don't need it");
+
+    let server = Server::start_on(&listen, &[]);
+    alice.expect("Reconnected to the registration server.");
+    bob.expect("Reconnected to the registration server.");
+    eventually("both are listed busy again", || {
+        list(&server) == ["USER alice busy", "USER bob busy"]
+    });
+    alice.send("still here");
+    bob.expect("alice: still here");
+
+    alice.send("q");
+    bob.expect("alice left the chat.");
+    bob.expect("Online users (2)");
+    assert_eq!(list(&server), ["USER alice free", "USER bob free"]);
+}
+
+#[test]
+fn a_restarted_server_gets_a_fresh_list_from_peers_at_their_lists() {
+    let mut server = Server::start();
+    let listen = server.addr.to_string();
+    let mut alice = login_with(&server, "alice", &[]);
+    server.kill();
+    alice.expect("reconnecting");
+    alice.expect("No list: the registration server is unreachable");
+    let server = Server::start_on(&listen, &[]);
+    alice.expect("Reconnected to the registration server.");
+    alice.expect("Online users (1)");
+    assert_eq!(list(&server), ["USER alice free"]);
+    alice.send("q");
+    assert!(alice.wait_exit().success());
+}
+
+/// Network namespaces this test creates: a server host S with two links, to
+/// host A and host B, and no forwarding between them, so A and B cannot
+/// reach each other. Deleted on drop.
+struct Namespaces {
+    names: [String; 3],
+}
+
+impl Namespaces {
+    fn create() -> Option<Namespaces> {
+        let id = std::process::id() % 100_000;
+        let names = [
+            format!("p2ps{id}"),
+            format!("p2pa{id}"),
+            format!("p2pb{id}"),
+        ];
+        let ns = Namespaces { names };
+        let [s, a, b] = &ns.names;
+        let script = format!(
+            "set -e
+             ip netns add {s}; ip netns add {a}; ip netns add {b}
+             ip link add va{id} netns {s} type veth peer name eth0 netns {a}
+             ip link add vb{id} netns {s} type veth peer name eth0 netns {b}
+             ip -n {s} addr add 10.231.1.1/24 dev va{id}
+             ip -n {s} addr add 10.231.2.1/24 dev vb{id}
+             ip -n {a} addr add 10.231.1.2/24 dev eth0
+             ip -n {b} addr add 10.231.2.2/24 dev eth0
+             for n in {s} {a} {b}; do ip -n $n link set lo up; done
+             ip -n {s} link set va{id} up; ip -n {s} link set vb{id} up
+             ip -n {a} link set eth0 up; ip -n {b} link set eth0 up
+             ip -n {a} route add default via 10.231.1.1
+             ip -n {b} route add default via 10.231.2.1
+             ip netns exec {s} sysctl -qw net.ipv4.ip_forward=0"
+        );
+        let ok = Command::new("bash")
+            .args(["-c", &script])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false);
+        ok.then_some(ns)
+    }
+
+    fn exec(&self, which: usize, program: &str) -> Command {
+        let mut command = Command::new("ip");
+        command.args(["netns", "exec", &self.names[which], program]);
+        command
+    }
+}
+
+impl Drop for Namespaces {
+    fn drop(&mut self) {
+        for name in &self.names {
+            let _ = Command::new("ip").args(["netns", "del", name]).status();
+        }
+    }
+}
+
+#[test]
+fn peers_on_networks_that_cannot_route_to_each_other_chat_through_the_relay() {
+    let is_root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+    let Some(ns) = is_root.then(Namespaces::create).flatten() else {
+        eprintln!("SKIPPED: needs root and `ip netns` to build isolated networks");
+        return;
+    };
+    let mut command = ns.exec(0, env!("CARGO_BIN_EXE_server"));
+    command.args(["--listen", "0.0.0.0:0"]);
+    let server = Server::from_command(command);
+    let port = server.addr.port();
+    let mut command = ns.exec(1, env!("CARGO_BIN_EXE_chat"));
+    command.args(["--server", &format!("10.231.1.1:{port}"), "--name", "alice"]);
+    let mut alice = Chat::from_command(command, "alice");
+    let mut command = ns.exec(2, env!("CARGO_BIN_EXE_chat"));
+    command.args(["--server", &format!("10.231.2.1:{port}"), "--name", "bob"]);
+    let mut bob = Chat::from_command(command, "bob");
+    alice.expect("Peers can reach you at 10.231.1.2:");
+    bob.expect("Peers can reach you at 10.231.2.2:");
+    bob.expect("Enter a name to chat with");
+    alice.send("bob");
+    alice.expect("Connected to bob (relayed through the server");
+    bob.expect("alice connected (relayed");
+    alice.send("across networks");
+    bob.expect("alice: across networks");
+    bob.send("q");
+    alice.expect("bob left the chat.");
+}
