@@ -8,6 +8,7 @@
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub use crate::protocol::MAX_LINE;
@@ -52,6 +53,25 @@ impl TimedRead for TcpStream {
     }
 }
 
+/// One socket shared by a reading thread and writers elsewhere, without a
+/// second file descriptor (`try_clone` would double the server's
+/// descriptors per client). `&TcpStream` reads and writes; this makes it an
+/// owned, shareable reader.
+#[derive(Clone)]
+pub struct SharedStream(pub Arc<TcpStream>);
+
+impl Read for SharedStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        (&*self.0).read(buf)
+    }
+}
+
+impl TimedRead for SharedStream {
+    fn set_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        self.0.set_read_timeout(timeout)
+    }
+}
+
 impl TimedRead for &[u8] {
     fn set_timeout(&mut self, _: Option<Duration>) -> io::Result<()> {
         Ok(())
@@ -62,8 +82,10 @@ impl TimedRead for &[u8] {
 /// `max` bytes each.
 pub struct LineReader<R> {
     inner: R,
+    /// Bytes read but not yet returned are `buf[start..]`.
     buf: Vec<u8>,
-    /// How much of `buf` is known to hold no newline.
+    start: usize,
+    /// How much of `buf[start..]` is known to hold no newline.
     scanned: usize,
     max: usize,
 }
@@ -77,6 +99,7 @@ impl<R: TimedRead> LineReader<R> {
         LineReader {
             inner,
             buf: Vec::new(),
+            start: 0,
             scanned: 0,
             max,
         }
@@ -87,27 +110,40 @@ impl<R: TimedRead> LineReader<R> {
         self.read_line_by(None)
     }
 
+    /// Whether a whole line is already buffered, so the next read returns
+    /// without waiting. Lets a reader hand on a batch of lines at once.
+    pub fn has_line(&self) -> bool {
+        self.buf[self.start + self.scanned..].contains(&b'\n')
+    }
+
     /// Reads the next line, or fails with [`ReadError::TimedOut`] once
     /// `deadline` has passed. Bytes of a line that timed out are kept, so a
     /// later call can still complete it.
     pub fn read_line_by(&mut self, deadline: Option<Instant>) -> Result<String, ReadError> {
         loop {
-            if let Some(pos) = self.buf[self.scanned..].iter().position(|&b| b == b'\n') {
+            let pending = &self.buf[self.start..];
+            if let Some(pos) = pending[self.scanned..].iter().position(|&b| b == b'\n') {
                 let end = self.scanned + pos;
-                let mut line: Vec<u8> = self.buf.drain(..=end).collect();
-                line.pop();
+                let mut line = &pending[..end];
                 if line.last() == Some(&b'\r') {
-                    line.pop();
+                    line = &line[..line.len() - 1];
                 }
+                let line = std::str::from_utf8(line)
+                    .map(str::to_owned)
+                    .map_err(|_| ReadError::InvalidUtf8);
+                self.start += end + 1;
                 self.scanned = 0;
-                if self.buf.capacity() > 2 * MAX_LINE {
-                    self.buf.shrink_to(MAX_LINE);
-                }
-                return String::from_utf8(line).map_err(|_| ReadError::InvalidUtf8);
+                return line;
             }
-            self.scanned = self.buf.len();
-            if self.buf.len() > self.max {
+            self.scanned = pending.len();
+            if pending.len() > self.max {
                 return Err(ReadError::TooLong);
+            }
+            // Move the partial line to the front before reading more.
+            self.buf.drain(..self.start);
+            self.start = 0;
+            if self.buf.capacity() > 4 * MAX_LINE {
+                self.buf.shrink_to(MAX_LINE);
             }
             let timeout = match deadline {
                 Some(deadline) => {
@@ -212,6 +248,16 @@ mod tests {
         let mut reader = LineReader::with_limit(&input[..], 100);
         assert!(matches!(reader.read_line(), Err(ReadError::TooLong)));
         assert!(reader.buf.len() <= 102);
+    }
+
+    #[test]
+    fn has_line_tells_whether_a_read_would_wait() {
+        let mut reader = LineReader::with_limit(&b"a\nb\npartial"[..], 100);
+        assert!(!reader.has_line(), "nothing read yet");
+        assert_eq!(reader.read_line().unwrap(), "a");
+        assert!(reader.has_line());
+        assert_eq!(reader.read_line().unwrap(), "b");
+        assert!(!reader.has_line());
     }
 
     #[test]

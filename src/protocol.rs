@@ -69,7 +69,7 @@ impl fmt::Display for ProtocolError {
             ProtocolError::Empty => write!(f, "empty line; try LIST, CALL NAME or QUIT"),
             ProtocolError::UnknownCommand(verb) => write!(
                 f,
-                "unknown command {}; known: REGISTER LIST CALL HANGUP PING QUIT RELAY RESUME",
+                "unknown command {}; known: REGISTER LIST LOOKUP CALL HANGUP PING QUIT RELAY RESUME",
                 printable(verb)
             ),
             ProtocolError::BadArguments { verb, usage } => {
@@ -303,6 +303,8 @@ pub enum Request {
     Register { name: String, advertise: SocketAddr },
     /// `LIST`: who is online.
     List,
+    /// `LOOKUP <name>`: is `name` online, and free?
+    Lookup { name: String },
     /// `CALL <name>`: claim `name` and ourselves for a chat.
     Call { name: String },
     /// `HANGUP <call-id>`: the chat `call` is over; free both peers.
@@ -345,6 +347,13 @@ impl Request {
                 })
             }
             "LIST" => expect(0, "LIST", "LIST").map(|_| Request::List),
+            "LOOKUP" => {
+                expect(1, "LOOKUP", "LOOKUP NAME")?;
+                validate_name(args[0]).map_err(ProtocolError::BadName)?;
+                Ok(Request::Lookup {
+                    name: args[0].to_string(),
+                })
+            }
             "CALL" => {
                 expect(1, "CALL", "CALL NAME")?;
                 validate_name(args[0]).map_err(ProtocolError::BadName)?;
@@ -384,6 +393,7 @@ impl fmt::Display for Request {
         match self {
             Request::Register { name, advertise } => write!(f, "REGISTER {name} {advertise}"),
             Request::List => write!(f, "LIST"),
+            Request::Lookup { name } => write!(f, "LOOKUP {name}"),
             Request::Call { name } => write!(f, "CALL {name}"),
             Request::Hangup { call } => write!(f, "HANGUP {call}"),
             Request::Ping => write!(f, "PING"),
@@ -413,6 +423,8 @@ pub enum ServerLine {
     Users { count: usize },
     /// `USER <name> free|busy`.
     User(UserEntry),
+    /// `OK FOUND <name> free|busy`: the answer to `LOOKUP`.
+    Found(UserEntry),
     /// `OK CALL <name> <call-id> <token> <addr>…`: both peers are claimed;
     /// dial `addrs` in order and present `token`.
     CallReady {
@@ -475,11 +487,7 @@ impl ServerLine {
                 else {
                     return Err(bad("USER NAME free|busy"));
                 };
-                let busy = match state {
-                    "free" => false,
-                    "busy" => true,
-                    _ => return Err(bad("USER NAME free|busy")),
-                };
+                let busy = parse_state(state)?;
                 Ok(ServerLine::User(UserEntry {
                     name: name.to_string(),
                     busy,
@@ -496,6 +504,10 @@ impl ServerLine {
                     ("OK", "USERS", [n]) => Ok(ServerLine::Users {
                         count: parse_number(n, "user count")?,
                     }),
+                    ("OK", "FOUND", [name, state]) => Ok(ServerLine::Found(UserEntry {
+                        name: name.to_string(),
+                        busy: parse_state(state)?,
+                    })),
                     ("OK", "CALL", [peer, call, token, addrs @ ..]) if !addrs.is_empty() => {
                         Ok(ServerLine::CallReady {
                             peer: peer.to_string(),
@@ -548,7 +560,10 @@ impl fmt::Display for ServerLine {
             } => write!(f, "OK WELCOME {name} {heartbeat_secs}"),
             ServerLine::Users { count } => write!(f, "OK USERS {count}"),
             ServerLine::User(UserEntry { name, busy }) => {
-                write!(f, "USER {name} {}", if *busy { "busy" } else { "free" })
+                write!(f, "USER {name} {}", state_word(*busy))
+            }
+            ServerLine::Found(UserEntry { name, busy }) => {
+                write!(f, "OK FOUND {name} {}", state_word(*busy))
             }
             ServerLine::CallReady {
                 peer,
@@ -602,6 +617,16 @@ pub enum PeerMessage {
 }
 
 impl PeerMessage {
+    /// Like [`PeerMessage::parse`], reusing the line's buffer for the text
+    /// of a `MSG`, the one message that comes in bulk.
+    pub fn parse_owned(mut line: String) -> Result<PeerMessage, ProtocolError> {
+        if line.starts_with("MSG ") {
+            line.replace_range(..4, "");
+            return Ok(PeerMessage::Msg(line));
+        }
+        PeerMessage::parse(&line)
+    }
+
     pub fn parse(line: &str) -> Result<PeerMessage, ProtocolError> {
         let (verb, rest) = line.split_once(' ').unwrap_or((line, ""));
         let bad = |verb, usage| ProtocolError::BadArguments { verb, usage };
@@ -659,21 +684,38 @@ impl fmt::Display for PeerMessage {
 
 /// Splits typed text into pieces of at most [`MAX_TEXT`] bytes, on character
 /// boundaries, so a long line is sent whole as several messages rather than
-/// refused or cut.
-pub fn split_text(text: &str) -> Vec<&str> {
-    let mut pieces = Vec::new();
-    let mut rest = text;
-    while rest.len() > MAX_TEXT {
+/// refused or cut. Empty text is one empty piece.
+pub fn split_text(text: &str) -> impl Iterator<Item = &str> {
+    let mut rest = Some(text);
+    std::iter::from_fn(move || {
+        let current = rest?;
+        if current.len() <= MAX_TEXT {
+            rest = None;
+            return Some(current);
+        }
         let mut cut = MAX_TEXT;
-        while !rest.is_char_boundary(cut) {
+        while !current.is_char_boundary(cut) {
             cut -= 1;
         }
-        let (head, tail) = rest.split_at(cut);
-        pieces.push(head);
-        rest = tail;
+        let (head, tail) = current.split_at(cut);
+        rest = Some(tail);
+        Some(head)
+    })
+}
+
+fn state_word(busy: bool) -> &'static str {
+    if busy { "busy" } else { "free" }
+}
+
+fn parse_state(text: &str) -> Result<bool, ProtocolError> {
+    match text {
+        "free" => Ok(false),
+        "busy" => Ok(true),
+        _ => Err(ProtocolError::BadField {
+            field: "state (free or busy)",
+            value: text.to_string(),
+        }),
     }
-    pieces.push(rest);
-    pieces
 }
 
 fn parse_addr(text: &str) -> Result<SocketAddr, ProtocolError> {
@@ -721,6 +763,7 @@ mod tests {
                 advertise: "[::1]:4000".parse().unwrap(),
             },
             Request::List,
+            Request::Lookup { name: "bob".into() },
             Request::Call { name: "bob".into() },
             Request::Hangup { call: 42 },
             Request::Ping,
@@ -819,6 +862,10 @@ mod tests {
                     "[2001:db8::1]:5000".parse().unwrap(),
                 ],
             },
+            ServerLine::Found(UserEntry {
+                name: "bob".into(),
+                busy: false,
+            }),
             ServerLine::HungUp { call: 3 },
             ServerLine::Pong,
             ServerLine::Bye,
@@ -881,7 +928,12 @@ mod tests {
         ];
         for message in messages {
             let text = message.to_string();
-            assert_eq!(PeerMessage::parse(&text), Ok(message), "{text}");
+            assert_eq!(PeerMessage::parse(&text), Ok(message.clone()), "{text}");
+            assert_eq!(
+                PeerMessage::parse_owned(text.clone()),
+                Ok(message),
+                "{text}"
+            );
         }
         assert!(PeerMessage::parse("HELLO al 1").is_err());
         assert!(PeerMessage::parse("GET / HTTP/1.1").is_err());
@@ -913,11 +965,12 @@ mod tests {
     #[test]
     fn long_text_is_split_on_char_boundaries() {
         let text = "é".repeat(MAX_TEXT);
-        let pieces = split_text(&text);
+        let pieces: Vec<&str> = split_text(&text).collect();
         assert!(pieces.len() >= 2);
         assert!(pieces.iter().all(|p| p.len() <= MAX_TEXT));
         assert_eq!(pieces.concat(), text);
-        assert_eq!(split_text("hi"), vec!["hi"]);
+        assert_eq!(split_text("hi").collect::<Vec<_>>(), vec!["hi"]);
+        assert_eq!(split_text("").collect::<Vec<_>>(), vec![""]);
     }
 
     #[test]

@@ -194,6 +194,16 @@ impl<O: Clone> Registry<O> {
         entries.into_iter().map(|(_, e)| e).collect()
     }
 
+    /// One peer's row, if online.
+    pub fn lookup(&self, name: &str) -> Option<UserEntry> {
+        let state = self.lock();
+        let peer = state.peers.get(&name_key(name))?;
+        Some(UserEntry {
+            name: peer.name.clone(),
+            busy: peer.call.is_some(),
+        })
+    }
+
     pub fn len(&self) -> usize {
         self.lock().peers.len()
     }
@@ -454,6 +464,14 @@ mod tests {
         let list = reg.list();
         let names: Vec<_> = list.iter().map(|e| (e.name.as_str(), e.busy)).collect();
         assert_eq!(names, [("alice", true), ("Bob", false), ("carol", true)]);
+        assert_eq!(
+            reg.lookup("BOB"),
+            Some(UserEntry {
+                name: "Bob".into(),
+                busy: false
+            })
+        );
+        assert_eq!(reg.lookup("dave"), None);
     }
 
     #[test]

@@ -9,12 +9,11 @@
 //! line limit as every other input. When either side closes, both do.
 
 use std::collections::HashMap;
-use std::net::TcpStream;
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::connection::{LineReader, ReadError};
+use crate::connection::{LineReader, ReadError, SharedStream};
 use crate::log;
 use crate::protocol::{CallId, ErrorCode, ServerLine, Token};
 use crate::registry::{Registry, RelayTicket};
@@ -60,7 +59,7 @@ pub fn serve(
     registry: &Registry<Outbox>,
     rendezvous: &Rendezvous,
     own: &Outbox,
-    reader: LineReader<TcpStream>,
+    reader: LineReader<SharedStream>,
     call: CallId,
     token: Token,
 ) {
@@ -127,7 +126,7 @@ pub fn serve(
 
 /// Copies lines from `reader` to `to` until either side ends, then closes
 /// both connections so the opposite copy ends too.
-fn copy(mut reader: LineReader<TcpStream>, own: &Outbox, to: &Outbox) {
+fn copy(mut reader: LineReader<SharedStream>, own: &Outbox, to: &Outbox) {
     loop {
         match reader.read_line_by(Some(Instant::now() + IDLE_TIMEOUT)) {
             Ok(line) => {

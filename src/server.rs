@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::connection::{LineReader, ReadError, write_line};
+use crate::connection::{LineReader, ReadError, SharedStream, write_line};
 use crate::log;
 use crate::protocol::{ErrorCode, Request, ServerLine, printable};
 use crate::registry::{CallError, ConnId, Ended, RegisterError, Registry};
@@ -84,10 +84,10 @@ impl std::error::Error for ServerError {}
 /// own thread and events pushed by other threads go through the same lock,
 /// so lines never interleave.
 #[derive(Clone)]
-pub struct Outbox(Arc<Mutex<TcpStream>>);
+pub struct Outbox(Arc<Mutex<Arc<TcpStream>>>);
 
 impl Outbox {
-    fn new(stream: TcpStream) -> Outbox {
+    fn new(stream: Arc<TcpStream>) -> Outbox {
         Outbox(Arc::new(Mutex::new(stream)))
     }
 
@@ -104,8 +104,8 @@ impl Outbox {
     }
 
     fn send_text(&self, text: &str) -> io::Result<()> {
-        let mut stream = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        let result = stream.write_all(text.as_bytes());
+        let stream = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let result = (&**stream).write_all(text.as_bytes());
         if result.is_err() {
             let _ = stream.shutdown(std::net::Shutdown::Both);
         }
@@ -293,22 +293,16 @@ fn announce_end(ended: &Ended<Outbox>, from: &str) {
 }
 
 fn serve_client(slot: ClientSlot, conn: ConnId, stream: TcpStream, addr: SocketAddr) {
-    let (reader, writer) = match stream.try_clone() {
-        Ok(writer) => (stream, writer),
-        Err(e) => {
-            log!("cannot serve {addr}: {e}");
-            return;
-        }
-    };
+    let stream = Arc::new(stream);
     let mut session = Session {
         slot,
         conn,
         addr,
-        outbox: Outbox::new(writer),
+        outbox: Outbox::new(stream.clone()),
         name: None,
         leave_reason: "connection closed".into(),
     };
-    let mut reader = LineReader::new(reader);
+    let mut reader = LineReader::new(SharedStream(stream));
     let register_timeout = session.shared().config.register_timeout;
     let idle_timeout = session.shared().config.idle_timeout;
     let mut deadline = Instant::now() + register_timeout;
@@ -425,6 +419,14 @@ fn handle_line(session: &mut Session, line: &str) -> io::Result<Flow> {
             }
             session.outbox.send_text(&text)?;
         }
+        Request::Lookup { name: wanted } => match shared.registry.lookup(&wanted) {
+            Some(user) => session.reply(&ServerLine::Found(user))?,
+            None => session.refuse(
+                ErrorCode::UnknownUser,
+                &format!("nobody named {wanted} is online"),
+                line,
+            )?,
+        },
         Request::Call { name: callee } => start_call(session, &name, &callee, line)?,
         Request::Hangup { call } => match shared.registry.hangup(&name, call) {
             Some(ended) => {
@@ -512,7 +514,11 @@ fn handle_unregistered(session: &mut Session, request: Request, line: &str) -> i
                 Ok(Flow::Close)
             }
         }
-        Request::List | Request::Call { .. } | Request::Hangup { .. } | Request::Resume { .. } => {
+        Request::List
+        | Request::Lookup { .. }
+        | Request::Call { .. }
+        | Request::Hangup { .. }
+        | Request::Resume { .. } => {
             session.refuse(
                 ErrorCode::NotRegistered,
                 "register first: REGISTER NAME HOST:PORT",

@@ -22,9 +22,12 @@ fn a_session_as_typed_with_nc() {
     assert_eq!(a.line(), "USER ann free");
     assert_eq!(a.line(), "USER ben free");
 
+    assert_eq!(a.ask("LOOKUP BEN"), "OK FOUND ben free");
+    assert!(a.ask("LOOKUP nobody").starts_with("ERR unknown-user"));
     let reply = a.ask("CALL ben");
     let words: Vec<&str> = reply.split(' ').collect();
     assert_eq!(&words[..3], ["OK", "CALL", "ben"], "{reply}");
+    assert_eq!(a.ask("LOOKUP ben"), "OK FOUND ben busy");
     let (call, token) = (words[3], words[4]);
     assert_eq!(words[5], "127.0.0.1:9");
     assert_eq!(b.line(), format!("EVENT INCOMING ann {call} {token}"));

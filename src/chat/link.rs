@@ -2,22 +2,25 @@
 //! done.
 //!
 //! A [`Link`] is the writing half, owned by the main loop; its reader thread
-//! turns every line the peer sends into an [`Event::Peer`] and reports the
-//! end of the connection once. Dropping the link shuts the socket down, which
+//! turns the lines the peer sends into [`Event::Peer`]s, batching those that
+//! arrive together, and reports the end of the connection once. Dropping the link shuts the socket down, which
 //! also ends the reader thread.
 
-use std::io;
+use std::io::{self, BufWriter, Write};
 use std::net::{Shutdown, TcpStream};
 use std::sync::mpsc::Sender;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use super::Event;
-use crate::connection::{LineReader, ReadError, write_line};
+use crate::connection::{LineReader, ReadError};
 use crate::protocol::PeerMessage;
 
 /// Distinguishes links so that a late event from a closed link is ignored.
 pub type LinkId = u64;
+
+/// Most lines handed to the main loop in one event.
+const MAX_BATCH: usize = 256;
 
 /// How long a write to a peer may block before the peer counts as gone.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -41,7 +44,8 @@ pub struct Handshaken {
 pub struct Link {
     pub id: LinkId,
     pub relayed: bool,
-    stream: TcpStream,
+    /// Buffered: the main loop flushes once per batch of lines.
+    stream: BufWriter<TcpStream>,
     last_sent: Instant,
 }
 
@@ -58,44 +62,65 @@ impl Link {
             .name(format!("link-{id}"))
             .spawn(move || {
                 loop {
-                    let msg = match reader.read_line_by(Some(Instant::now() + SILENCE_LIMIT)) {
-                        Ok(line) => match PeerMessage::parse(&line) {
-                            Ok(msg) => msg,
+                    // Hand on every line already here in one event: a burst
+                    // costs the main loop one wake-up, not one per line.
+                    let mut msgs = Vec::new();
+                    let mut closed = false;
+                    loop {
+                        match reader.read_line_by(Some(Instant::now() + SILENCE_LIMIT)) {
                             // A line we do not understand from a newer or
-                            // broken peer: skip it, keep the chat.
-                            Err(_) => continue,
-                        },
-                        Err(ReadError::InvalidUtf8) => continue,
-                        Err(_) => break,
+                            // broken peer is skipped; the chat goes on.
+                            Ok(line) => msgs.extend(PeerMessage::parse_owned(line).ok()),
+                            Err(ReadError::InvalidUtf8) => {}
+                            Err(_) => closed = true,
+                        }
+                        if closed
+                            || msgs.last() == Some(&PeerMessage::Bye)
+                            || msgs.len() >= MAX_BATCH
+                            || !reader.has_line()
+                        {
+                            break;
+                        }
+                    }
+                    let last = closed || msgs.last() == Some(&PeerMessage::Bye);
+                    let event = Event::Peer {
+                        link: id,
+                        msgs,
+                        closed,
                     };
-                    let last = matches!(msg, PeerMessage::Bye);
-                    if events
-                        .send(Event::Peer {
-                            link: id,
-                            msg: Some(msg),
-                        })
-                        .is_err()
-                        || last
-                    {
+                    if events.send(event).is_err() || last {
                         return;
                     }
                 }
-                let _ = events.send(Event::Peer {
-                    link: id,
-                    msg: None,
-                });
             })?;
         Ok(Link {
             id,
             relayed,
-            stream,
+            stream: BufWriter::new(stream),
             last_sent: Instant::now(),
         })
     }
 
+    /// Queues a message; [`Link::flush`] sends it.
     pub fn send(&mut self, msg: &PeerMessage) -> io::Result<()> {
+        writeln!(self.stream, "{msg}")
+    }
+
+    /// Queues `MSG text` without building a [`PeerMessage`] first: typed
+    /// and piped lines take this path.
+    pub fn send_text(&mut self, text: &str) -> io::Result<()> {
+        self.stream.write_all(b"MSG ")?;
+        self.stream.write_all(text.as_bytes())?;
+        self.stream.write_all(b"\n")
+    }
+
+    /// Sends everything queued so far.
+    pub fn flush(&mut self) -> io::Result<()> {
+        if self.stream.buffer().is_empty() {
+            return Ok(());
+        }
         self.last_sent = Instant::now();
-        write_line(&mut self.stream, msg)
+        self.stream.flush()
     }
 
     /// Sends a `PING` if nothing was sent for a while.
@@ -109,6 +134,8 @@ impl Link {
 
 impl Drop for Link {
     fn drop(&mut self) {
-        let _ = self.stream.shutdown(Shutdown::Both);
+        // A BYE written just before must leave before the socket closes.
+        let _ = self.stream.flush();
+        let _ = self.stream.get_ref().shutdown(Shutdown::Both);
     }
 }

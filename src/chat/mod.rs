@@ -61,13 +61,17 @@ const EARLY_HELLO_TIMEOUT: Duration = Duration::from_secs(3);
 /// Most such early `HELLO`s held at once.
 const MAX_EARLY: usize = 8;
 
+/// Most events handled between two flushes of the output and the link.
+const MAX_BATCH: usize = 4096;
+
 /// How long a chat whose peer the server reports gone waits for the peer's
 /// last lines to arrive over the link.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Everything the main loop hears about.
 pub enum Event {
-    Input(Input),
+    /// Lines typed (all that were waiting), or EOF.
+    Input(Vec<Input>),
     Server(ServerEvent),
     /// A peer connected to our p2pserver and said `HELLO`.
     Hello(Hello),
@@ -76,10 +80,11 @@ pub enum Event {
         call: CallId,
         result: Result<p2pclient::Dialed, String>,
     },
-    /// A line from a peer on `link`, or `None` once the link closed.
+    /// Lines from a peer on `link`, and whether the link then closed.
     Peer {
         link: LinkId,
-        msg: Option<PeerMessage>,
+        msgs: Vec<PeerMessage>,
+        closed: bool,
     },
     /// The registration server answers again after the connection was lost.
     Reconnected(ServerConn),
@@ -259,8 +264,18 @@ struct App {
 impl App {
     fn run(&mut self, inbox: Receiver<Event>) -> Result<(), ChatError> {
         loop {
+            // Whatever the last round wrote goes out before we wait.
+            self.flush();
             match inbox.recv_timeout(Duration::from_millis(250)) {
-                Ok(event) => self.handle(event),
+                Ok(event) => {
+                    self.handle(event);
+                    // Take whatever else is already waiting, so that a burst
+                    // of lines costs one flush, not one per line.
+                    for _ in 0..MAX_BATCH {
+                        let Ok(event) = inbox.try_recv() else { break };
+                        self.handle(event);
+                    }
+                }
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => break,
             }
@@ -276,6 +291,7 @@ impl App {
                 ));
             }
         }
+        self.flush();
         self.server.send(Request::Quit);
         match self.name_error.take() {
             Some(why) => Err(ChatError::Name(format!(
@@ -287,17 +303,38 @@ impl App {
 
     fn handle(&mut self, event: Event) {
         match event {
-            Event::Input(input) => {
+            Event::Input(inputs) => {
                 self.ui.typed();
-                self.inputs.push_back(input);
+                self.inputs.extend(inputs);
             }
             Event::Server(ServerEvent::Line(line)) => self.on_server(line),
             Event::Server(ServerEvent::Users(users)) => self.on_users(users),
             Event::Server(ServerEvent::Lost(why)) => self.on_server_lost(why),
             Event::Hello(hello) => self.on_hello(hello),
             Event::Dialed { call, result } => self.on_dialed(call, result),
-            Event::Peer { link, msg } => self.on_peer(link, msg),
+            Event::Peer { link, msgs, closed } => {
+                for msg in msgs {
+                    self.on_peer(link, Some(msg));
+                }
+                if closed {
+                    self.on_peer(link, None);
+                }
+            }
             Event::Reconnected(conn) => self.on_reconnected(conn),
+        }
+    }
+
+    /// Sends what the last batch of events wrote: to the screen and to the
+    /// peer.
+    fn flush(&mut self) {
+        self.ui.flush();
+        if let Some(echo) = &mut self.echo {
+            let _ = echo.flush();
+        }
+        if let State::Chatting { link, .. } = &mut self.state
+            && link.flush().is_err()
+        {
+            self.peer_finished(true);
         }
     }
 
@@ -466,6 +503,7 @@ impl App {
             ServerLine::Error { code, message } => self.on_server_error(code, &message),
             ServerLine::Users { .. }
             | ServerLine::User(_)
+            | ServerLine::Found(_)
             | ServerLine::HungUp { .. }
             | ServerLine::Pong
             | ServerLine::Bye
@@ -700,7 +738,7 @@ impl App {
             return;
         };
         for piece in split_text(&line) {
-            if link.send(&PeerMessage::Msg(piece.to_string())).is_err() {
+            if link.send_text(piece).is_err() {
                 return self.peer_finished(true);
             }
         }
@@ -783,22 +821,21 @@ impl App {
     }
 
     fn on_peer(&mut self, id: LinkId, msg: Option<PeerMessage>) {
-        let (peer, link_id) = match &self.state {
-            State::Chatting { peer, link, .. } => (peer.clone(), link.id),
-            _ => return,
+        let State::Chatting { peer, link, .. } = &self.state else {
+            return;
         };
-        if id != link_id {
+        if id != link.id {
             // The incoming end of a chat with ourselves carries our lines
             // back; its end is the outgoing end's end.
             if self.echo.as_ref().is_some_and(|e| e.id == id)
                 && let Some(PeerMessage::Msg(text)) = msg
             {
-                self.ui.line(Kind::Peer, &format!("{peer}: {text}"));
+                self.ui.peer_line(peer, &text);
             }
             return;
         }
         match msg {
-            Some(PeerMessage::Msg(text)) => self.ui.line(Kind::Peer, &format!("{peer}: {text}")),
+            Some(PeerMessage::Msg(text)) => self.ui.peer_line(peer, &text),
             Some(PeerMessage::Bye) => self.peer_finished(false),
             Some(_) => {}
             None => self.peer_finished(true),

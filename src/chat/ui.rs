@@ -15,6 +15,9 @@ use super::Event;
 /// pieces, none of it lost.
 const MAX_INPUT: u64 = 64 * 1024;
 
+/// Most typed lines handed to the main loop in one event.
+const MAX_BATCH: usize = 256;
+
 /// One thing the user typed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Input {
@@ -26,29 +29,46 @@ pub enum Input {
 /// Starts the thread that reads stdin.
 pub fn spawn_stdin(events: Sender<Event>) -> io::Result<()> {
     thread::Builder::new().name("stdin".into()).spawn(move || {
-        let stdin = io::stdin();
-        let mut stdin = stdin.lock();
+        let mut stdin = io::BufReader::with_capacity(64 * 1024, io::stdin());
         loop {
-            let mut bytes = Vec::new();
-            let input = match io::Read::take(&mut stdin, MAX_INPUT).read_until(b'\n', &mut bytes) {
-                Ok(0) | Err(_) => Input::Eof,
-                Ok(_) => {
-                    if bytes.last() == Some(&b'\n') {
-                        bytes.pop();
-                        if bytes.last() == Some(&b'\r') {
-                            bytes.pop();
-                        }
-                    }
-                    Input::Line(String::from_utf8_lossy(&bytes).into_owned())
+            // Every line already read goes in one event, so pasted or
+            // piped text costs the main loop one wake-up per batch.
+            let mut batch = Vec::new();
+            loop {
+                let input = read_input(&mut stdin);
+                let eof = input == Input::Eof;
+                batch.push(input);
+                if eof || batch.len() >= MAX_BATCH || !stdin.buffer().contains(&b'\n') {
+                    break;
                 }
-            };
-            let eof = input == Input::Eof;
-            if events.send(Event::Input(input)).is_err() || eof {
+            }
+            let eof = batch.last() == Some(&Input::Eof);
+            if events.send(Event::Input(batch)).is_err() || eof {
                 return;
             }
         }
     })?;
     Ok(())
+}
+
+/// Reads one line, or a [`MAX_INPUT`] piece of a longer one.
+fn read_input<R: BufRead>(stdin: &mut R) -> Input {
+    let mut bytes = Vec::new();
+    match io::Read::take(&mut *stdin, MAX_INPUT).read_until(b'\n', &mut bytes) {
+        Ok(0) | Err(_) => Input::Eof,
+        Ok(_) => {
+            if bytes.last() == Some(&b'\n') {
+                bytes.pop();
+                if bytes.last() == Some(&b'\r') {
+                    bytes.pop();
+                }
+            }
+            Input::Line(
+                String::from_utf8(bytes)
+                    .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+            )
+        }
+    }
 }
 
 /// What a printed line is, so a terminal front end can colour it.
@@ -58,14 +78,13 @@ pub enum Kind {
     Info,
     /// Something happened: joined, left, busy, server lost.
     Notice,
-    /// A line from the peer.
-    Peer,
 }
 
 /// Writes to stdout. Write errors (stdout closed) are ignored: the chat
 /// goes on, and EOF on stdin will end it.
 pub struct Ui {
-    out: io::Stdout,
+    /// Buffered: the main loop flushes once per batch of events.
+    out: io::BufWriter<io::Stdout>,
     /// A prompt is showing and the user's typing has not ended its line:
     /// the next printed line must start on a fresh one.
     prompt_open: bool,
@@ -83,7 +102,7 @@ impl Default for Ui {
 impl Ui {
     pub fn new() -> Ui {
         Ui {
-            out: io::stdout(),
+            out: io::BufWriter::new(io::stdout()),
             prompt_open: false,
             echoed: io::stdin().is_terminal(),
         }
@@ -91,20 +110,29 @@ impl Ui {
 
     /// Prints one whole line.
     pub fn line(&mut self, _kind: Kind, text: &str) {
-        let mut out = self.out.lock();
         if std::mem::take(&mut self.prompt_open) {
-            let _ = writeln!(out);
+            let _ = writeln!(self.out);
         }
-        let _ = writeln!(out, "{text}");
-        let _ = out.flush();
+        let _ = writeln!(self.out, "{text}");
+    }
+
+    /// Prints a line from the peer, `name: text`.
+    pub fn peer_line(&mut self, name: &str, text: &str) {
+        if std::mem::take(&mut self.prompt_open) {
+            let _ = writeln!(self.out);
+        }
+        let _ = writeln!(self.out, "{name}: {text}");
     }
 
     /// Shows a prompt for the next typed line.
     pub fn prompt(&mut self, text: &str) {
-        let mut out = self.out.lock();
-        let _ = write!(out, "{text}");
-        let _ = out.flush();
+        let _ = write!(self.out, "{text}");
         self.prompt_open = true;
+    }
+
+    /// Shows everything written since the last flush.
+    pub fn flush(&mut self) {
+        let _ = self.out.flush();
     }
 
     /// The user finished a line: the terminal's echo ended the prompt's line.
