@@ -9,10 +9,12 @@
 //! server is still answering is not lost, and lines typed while a call is
 //! being connected are sent once it is).
 
+mod editor;
 mod link;
 mod login;
 mod p2pclient;
 mod p2pserver;
+mod terminal;
 mod ui;
 
 use std::collections::VecDeque;
@@ -72,6 +74,8 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 pub enum Event {
     /// Lines typed (all that were waiting), or EOF.
     Input(Vec<Input>),
+    /// Keys pressed in a raw-mode terminal.
+    Keys(Vec<editor::Key>),
     Server(ServerEvent),
     /// A peer connected to our p2pserver and said `HELLO`.
     Hello(Hello),
@@ -153,9 +157,11 @@ pub fn run(config: Config) -> Result<(), ChatError> {
         port: config.p2p_port,
         source,
     })?;
-    ui::spawn_stdin(events.clone()).map_err(|e| ChatError::ServerLost(e.to_string()))?;
+    let ui = Ui::new(config.quiet);
+    ui::spawn_stdin(events.clone(), ui.reads_keys())
+        .map_err(|e| ChatError::ServerLost(e.to_string()))?;
     let mut app = App {
-        ui: Ui::new(),
+        ui,
         server,
         advertise,
         fixed_name: config.name.is_some(),
@@ -307,6 +313,15 @@ impl App {
                 self.ui.typed();
                 self.inputs.extend(inputs);
             }
+            Event::Keys(keys) => {
+                for key in keys {
+                    match self.ui.key(key) {
+                        Some(Input::Interrupt) => self.interrupt(),
+                        Some(input) => self.inputs.push_back(input),
+                        None => {}
+                    }
+                }
+            }
             Event::Server(ServerEvent::Line(line)) => self.on_server(line),
             Event::Server(ServerEvent::Users(users)) => self.on_users(users),
             Event::Server(ServerEvent::Lost(why)) => self.on_server_lost(why),
@@ -327,6 +342,8 @@ impl App {
     /// Sends what the last batch of events wrote: to the screen and to the
     /// peer.
     fn flush(&mut self) {
+        let status = self.status();
+        self.ui.status(&status);
         self.ui.flush();
         if let Some(echo) = &mut self.echo {
             let _ = echo.flush();
@@ -369,7 +386,60 @@ impl App {
                     self.quit_chat();
                 }
                 (State::Chatting { .. }, Input::Line(line)) => self.chat_line(line),
+                (_, Input::Interrupt) => self.interrupt(),
                 _ => unreachable!("loop condition admits only the states above"),
+            }
+        }
+    }
+
+    /// The terminal prompt for the current state: where the user is.
+    fn status(&self) -> String {
+        match &self.state {
+            State::Naming => "your name: ".into(),
+            State::Registering { name } => format!("registering {name}… "),
+            State::AtList if self.online => "connect to: ".into(),
+            State::AtList => "server unreachable, reconnecting (q quits): ".into(),
+            State::Calling { peer } | State::Dialing { peer, .. } => format!("calling {peer}… "),
+            State::Ringing { caller, .. } => format!("{caller} is calling… "),
+            State::Chatting {
+                peer,
+                closing: Some(_),
+                ..
+            } => format!("{peer} left… "),
+            State::Chatting { peer, link, .. } if link.relayed => {
+                format!("to {peer} (relayed)> ")
+            }
+            State::Chatting { peer, .. } => format!("to {peer}> "),
+            State::Done => String::new(),
+        }
+    }
+
+    /// Ctrl-C: ends the chat, or cancels the call being set up, or, at the
+    /// list, ends the program.
+    fn interrupt(&mut self) {
+        self.inputs.clear();
+        match &self.state {
+            State::Chatting { closing: None, .. } => self.quit_chat(),
+            State::Chatting { .. } => self.finish_chat(true),
+            State::Calling { peer } => {
+                let text = format!("Call to {peer} cancelled.");
+                self.ui.line(Kind::Notice, &text);
+                // The server's answer will find us at the list and hang up.
+                self.show_list();
+            }
+            State::Dialing { peer, call }
+            | State::Ringing {
+                caller: peer, call, ..
+            } => {
+                let text = format!("Call with {peer} cancelled.");
+                let call = *call;
+                self.ui.line(Kind::Notice, &text);
+                self.expected = None;
+                self.server.send(Request::Hangup { call });
+                self.show_list();
+            }
+            State::Naming | State::Registering { .. } | State::AtList | State::Done => {
+                self.state = State::Done;
             }
         }
     }
@@ -594,6 +664,7 @@ impl App {
         if !to_self && matches!(self.state, State::AtList | State::Calling { .. }) {
             self.ui
                 .line(Kind::Notice, &format!("{caller} is calling you…"));
+            self.ui.bell();
             self.state = State::Ringing {
                 caller,
                 call,
@@ -737,7 +808,9 @@ impl App {
         let State::Chatting { link, .. } = &mut self.state else {
             return;
         };
-        for piece in split_text(&line) {
+        // `/q` sends a literal "q", which typed alone would end the chat.
+        let line = if line == "/q" { "q" } else { line.as_str() };
+        for piece in split_text(line) {
             if link.send_text(piece).is_err() {
                 return self.peer_finished(true);
             }

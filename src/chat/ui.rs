@@ -1,15 +1,20 @@
 //! The chat's terminal side: the stdin reader thread and the output.
 //!
-//! The stdin thread sends every typed line (or EOF) to the main loop as an
-//! [`Event::Input`]. [`Ui`] is how the main loop, the only code that prints,
-//! writes to the user: whole lines, each tagged with what kind of line it is,
-//! and a prompt that says where the user is.
+//! Two modes. With pipes (scripts, CI, tests), the stdin thread sends whole
+//! lines and [`Ui`] prints plain lines and prompts: no escape sequence ever,
+//! EOF acts as `q`. When stdin and stdout are a terminal, the terminal goes
+//! into raw mode: the stdin thread sends decoded [`Key`]s, and [`Ui`] keeps
+//! the line being typed whole on the last row, under a prompt that says
+//! where the user is, printing everything else above it. Either way the
+//! main loop is the only code that prints, through [`Ui`].
 
-use std::io::{self, BufRead, IsTerminal, Write};
+use std::io::{self, BufRead, IsTerminal, Read, Write};
 use std::sync::mpsc::Sender;
 use std::thread;
 
 use super::Event;
+use super::editor::{Edit, Key, KeyDecoder, LineEditor, render};
+use super::terminal::{self, RawMode};
 
 /// Longest piece of typed text read at once; a longer line arrives as several
 /// pieces, none of it lost.
@@ -24,31 +29,42 @@ pub enum Input {
     Line(String),
     /// Stdin closed (Ctrl-D, or the end of a script): acts as `q`.
     Eof,
+    /// Ctrl-C in a terminal: ends the chat, or the program at the list.
+    Interrupt,
 }
 
-/// Starts the thread that reads stdin.
-pub fn spawn_stdin(events: Sender<Event>) -> io::Result<()> {
+/// Starts the thread that reads stdin: keys when `keys` (raw mode), lines
+/// otherwise.
+pub fn spawn_stdin(events: Sender<Event>, keys: bool) -> io::Result<()> {
     thread::Builder::new().name("stdin".into()).spawn(move || {
-        let mut stdin = io::BufReader::with_capacity(64 * 1024, io::stdin());
-        loop {
-            // Every line already read goes in one event, so pasted or
-            // piped text costs the main loop one wake-up per batch.
-            let mut batch = Vec::new();
-            loop {
-                let input = read_input(&mut stdin);
-                let eof = input == Input::Eof;
-                batch.push(input);
-                if eof || batch.len() >= MAX_BATCH || !stdin.buffer().contains(&b'\n') {
-                    break;
-                }
-            }
-            let eof = batch.last() == Some(&Input::Eof);
-            if events.send(Event::Input(batch)).is_err() || eof {
-                return;
-            }
+        if keys {
+            read_keys(events)
+        } else {
+            read_lines(events)
         }
     })?;
     Ok(())
+}
+
+fn read_lines(events: Sender<Event>) {
+    let mut stdin = io::BufReader::with_capacity(64 * 1024, io::stdin());
+    loop {
+        // Every line already read goes in one event, so pasted or piped
+        // text costs the main loop one wake-up per batch.
+        let mut batch = Vec::new();
+        loop {
+            let input = read_input(&mut stdin);
+            let eof = input == Input::Eof;
+            batch.push(input);
+            if eof || batch.len() >= MAX_BATCH || !stdin.buffer().contains(&b'\n') {
+                break;
+            }
+        }
+        let eof = batch.last() == Some(&Input::Eof);
+        if events.send(Event::Input(batch)).is_err() || eof {
+            return;
+        }
+    }
 }
 
 /// Reads one line, or a [`MAX_INPUT`] piece of a longer one.
@@ -71,74 +87,247 @@ fn read_input<R: BufRead>(stdin: &mut R) -> Input {
     }
 }
 
-/// What a printed line is, so a terminal front end can colour it.
+fn read_keys(events: Sender<Event>) {
+    let mut decoder = KeyDecoder::default();
+    let mut stdin = io::stdin();
+    let mut buf = [0u8; 1024];
+    loop {
+        let keys = match stdin.read(&mut buf) {
+            Ok(0) | Err(_) => {
+                // The terminal went away: that is EOF.
+                let _ = events.send(Event::Input(vec![Input::Eof]));
+                return;
+            }
+            Ok(n) => decoder.feed(&buf[..n]),
+        };
+        if !keys.is_empty() && events.send(Event::Keys(keys)).is_err() {
+            return;
+        }
+    }
+}
+
+/// What a printed line is, so the terminal front end can colour it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     /// Ordinary output: the list, instructions.
     Info,
-    /// Something happened: joined, left, busy, server lost.
+    /// Something happened: joined, left, busy, relayed, server lost.
     Notice,
 }
 
-/// Writes to stdout. Write errors (stdout closed) are ignored: the chat
-/// goes on, and EOF on stdin will end it.
+const RESET: &str = "\x1b[0m";
+const NOTICE: &str = "\x1b[33m";
+const PEER: &str = "\x1b[1;36m";
+const DIM: &str = "\x1b[2m";
+
+/// Writes to stdout, buffered: the main loop calls [`Ui::flush`] once per
+/// batch of events. Write errors (stdout closed) are ignored: the chat goes
+/// on, and EOF on stdin will end it.
 pub struct Ui {
-    /// Buffered: the main loop flushes once per batch of events.
     out: io::BufWriter<io::Stdout>,
-    /// A prompt is showing and the user's typing has not ended its line:
-    /// the next printed line must start on a fresh one.
-    prompt_open: bool,
-    /// Whether the terminal echoes what the user types (stdin is a
-    /// terminal); piped input is not echoed, so it ends no line.
-    echoed: bool,
+    mode: Mode,
 }
 
-impl Default for Ui {
-    fn default() -> Self {
-        Self::new()
-    }
+enum Mode {
+    Plain {
+        /// A prompt is showing and nothing has ended its line yet: the next
+        /// printed line must start on a fresh one.
+        prompt_open: bool,
+        /// Whether the terminal echoes typed lines (ending the prompt's
+        /// line); piped input is not echoed.
+        echoed: bool,
+    },
+    Terminal(Box<Term>),
+}
+
+/// The raw-mode terminal's state.
+struct Term {
+    editor: LineEditor,
+    prompt: String,
+    colour: bool,
+    bell: bool,
+    columns: usize,
+    /// Restores the terminal when the `Ui` is dropped.
+    _raw: RawMode,
 }
 
 impl Ui {
-    pub fn new() -> Ui {
+    /// A raw-mode terminal UI when stdin and stdout are a terminal (and raw
+    /// mode can be had), plain lines otherwise.
+    pub fn new(quiet: bool) -> Ui {
+        let mode = match terminal::interactive().then(RawMode::enter) {
+            Some(Ok(raw)) => Mode::Terminal(Box::new(Term {
+                editor: LineEditor::default(),
+                prompt: String::new(),
+                colour: terminal::colour_wanted(),
+                bell: !quiet,
+                columns: terminal::columns(),
+                _raw: raw,
+            })),
+            _ => Mode::Plain {
+                prompt_open: false,
+                echoed: io::stdin().is_terminal(),
+            },
+        };
         Ui {
             out: io::BufWriter::new(io::stdout()),
-            prompt_open: false,
-            echoed: io::stdin().is_terminal(),
+            mode,
         }
     }
 
+    /// Whether keys (not lines) are read: raw mode is on.
+    pub fn reads_keys(&self) -> bool {
+        matches!(self.mode, Mode::Terminal(_))
+    }
+
     /// Prints one whole line.
-    pub fn line(&mut self, _kind: Kind, text: &str) {
-        if std::mem::take(&mut self.prompt_open) {
-            let _ = writeln!(self.out);
+    pub fn line(&mut self, kind: Kind, text: &str) {
+        match &mut self.mode {
+            Mode::Plain { prompt_open, .. } => {
+                if std::mem::take(prompt_open) {
+                    let _ = writeln!(self.out);
+                }
+                let _ = writeln!(self.out, "{text}");
+            }
+            Mode::Terminal(term) => {
+                let _ = write!(self.out, "\r\x1b[K");
+                match (kind, term.colour) {
+                    (Kind::Notice, true) => {
+                        let _ = writeln!(self.out, "{NOTICE}{text}{RESET}");
+                    }
+                    _ => {
+                        let _ = writeln!(self.out, "{text}");
+                    }
+                }
+                term.draw(&mut self.out);
+            }
         }
-        let _ = writeln!(self.out, "{text}");
     }
 
     /// Prints a line from the peer, `name: text`.
     pub fn peer_line(&mut self, name: &str, text: &str) {
-        if std::mem::take(&mut self.prompt_open) {
-            let _ = writeln!(self.out);
+        match &mut self.mode {
+            Mode::Plain { prompt_open, .. } => {
+                if std::mem::take(prompt_open) {
+                    let _ = writeln!(self.out);
+                }
+                let _ = writeln!(self.out, "{name}: {text}");
+            }
+            Mode::Terminal(term) => {
+                let (on, off) = if term.colour { (PEER, RESET) } else { ("", "") };
+                let _ = writeln!(self.out, "\r\x1b[K{on}{name}{off}: {text}");
+                term.draw(&mut self.out);
+            }
         }
-        let _ = writeln!(self.out, "{name}: {text}");
     }
 
-    /// Shows a prompt for the next typed line.
+    /// Asks a question (plain mode); a terminal shows [`Ui::status`]
+    /// instead.
     pub fn prompt(&mut self, text: &str) {
-        let _ = write!(self.out, "{text}");
-        self.prompt_open = true;
+        if let Mode::Plain { prompt_open, .. } = &mut self.mode {
+            let _ = write!(self.out, "{text}");
+            *prompt_open = true;
+        }
+    }
+
+    /// The prompt on the terminal's last row, which says where the user is.
+    pub fn status(&mut self, prompt: &str) {
+        if let Mode::Terminal(term) = &mut self.mode
+            && term.prompt != prompt
+        {
+            term.prompt = prompt.to_string();
+            term.draw(&mut self.out);
+        }
+    }
+
+    /// A plain-mode line was typed (ending an echoed prompt's line).
+    pub fn typed(&mut self) {
+        if let Mode::Plain {
+            prompt_open,
+            echoed: true,
+        } = &mut self.mode
+        {
+            *prompt_open = false;
+        }
+    }
+
+    /// Applies a key to the line being typed; returns the input it
+    /// completes, if any.
+    pub fn key(&mut self, key: Key) -> Option<Input> {
+        let Mode::Terminal(term) = &mut self.mode else {
+            return None;
+        };
+        match term.editor.apply(key) {
+            Edit::Unchanged => None,
+            Edit::Changed => {
+                term.draw(&mut self.out);
+                None
+            }
+            Edit::Submit(text) => {
+                // Leave the line as typed above the prompt, dimmed.
+                term.echo(&mut self.out, &text, "");
+                term.draw(&mut self.out);
+                Some(Input::Line(text))
+            }
+            Edit::EndOfInput => Some(Input::Eof),
+            Edit::Interrupt => {
+                let text: String = term.editor.line().iter().collect();
+                term.echo(&mut self.out, &text, "^C");
+                for key in [Key::End, Key::KillToStart] {
+                    term.editor.apply(key);
+                }
+                term.draw(&mut self.out);
+                Some(Input::Interrupt)
+            }
+        }
+    }
+
+    /// Rings the terminal bell (not with `--quiet`, never into a pipe).
+    pub fn bell(&mut self) {
+        if let Mode::Terminal(term) = &self.mode
+            && term.bell
+        {
+            let _ = write!(self.out, "\x07");
+        }
     }
 
     /// Shows everything written since the last flush.
     pub fn flush(&mut self) {
         let _ = self.out.flush();
     }
+}
 
-    /// The user finished a line: the terminal's echo ended the prompt's line.
-    pub fn typed(&mut self) {
-        if self.echoed {
-            self.prompt_open = false;
+impl Drop for Ui {
+    fn drop(&mut self) {
+        if let Mode::Terminal(_) = self.mode {
+            // Leave no prompt behind for the shell to write over.
+            let _ = write!(self.out, "\r\x1b[K");
         }
+        let _ = self.out.flush();
+        // Then `RawMode` restores the terminal.
+    }
+}
+
+impl Term {
+    /// Draws the prompt and the line being typed on the last row, cursor
+    /// where it belongs.
+    fn draw(&self, out: &mut impl Write) {
+        let (text, column) = render(
+            &self.prompt,
+            self.editor.line(),
+            self.editor.cursor(),
+            self.columns,
+        );
+        let _ = write!(out, "\r{text}\x1b[K\r");
+        if column > 0 {
+            let _ = write!(out, "\x1b[{column}C");
+        }
+    }
+
+    /// Turns the last row into a permanent, dimmed record of `text` as it
+    /// was typed at the current prompt, then draws an empty prompt.
+    fn echo(&mut self, out: &mut impl Write, text: &str, suffix: &str) {
+        let (on, off) = if self.colour { (DIM, RESET) } else { ("", "") };
+        let _ = writeln!(out, "\r\x1b[K{on}{}{text}{suffix}{off}", self.prompt);
     }
 }

@@ -1,0 +1,269 @@
+//! The chat in a real terminal: `tmux` runs `chat` in a pane, `send-keys`
+//! types, `capture-pane` reads the screen. Each test has its own tmux server
+//! (a private socket), killed when the test ends, pass or fail. Tests skip,
+//! saying so, only where tmux is not installed.
+
+mod common;
+
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::{Chat, Server, WAIT};
+
+/// A private tmux server running one shell in one 100×30 pane.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    /// Starts tmux with `env` set for the shell, or `None` (test skipped)
+    /// where tmux is missing.
+    fn start(env: &[(&str, &str)]) -> Option<Tmux> {
+        if Command::new("tmux").arg("-V").output().is_err() {
+            eprintln!("SKIPPED: tmux is not installed");
+            return None;
+        }
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let socket = format!(
+            "p2pchat-test-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let tmux = Tmux { socket };
+        let mut args = vec!["new-session", "-d", "-x", "100", "-y", "30"];
+        let pairs: Vec<String> = env
+            .iter()
+            .chain(&[("PS1", "$ "), ("TERM", "xterm-256color")])
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        for pair in &pairs {
+            args.extend(["-e", pair]);
+        }
+        args.extend(["bash", "--norc", "--noprofile"]);
+        let out = tmux.run(&args);
+        assert!(
+            out.status.success(),
+            "tmux: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        tmux.wait_for("$");
+        Some(tmux)
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new("tmux")
+            .args(["-L", &self.socket])
+            .args(args)
+            .output()
+            .expect("run tmux")
+    }
+
+    /// Types `text` literally.
+    fn type_text(&self, text: &str) {
+        self.run(&["send-keys", "-t", "0", "-l", text]);
+    }
+
+    /// Presses keys by tmux name: Enter, BSpace, C-w, C-c, Left…
+    fn press(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", "0"];
+        args.extend(keys);
+        self.run(&args);
+    }
+
+    /// Runs a shell command line in the pane.
+    fn shell(&self, line: &str) {
+        self.type_text(line);
+        self.press(&["Enter"]);
+    }
+
+    fn screen(&self) -> String {
+        String::from_utf8_lossy(&self.run(&["capture-pane", "-p", "-t", "0"]).stdout).into_owned()
+    }
+
+    /// The screen with its colours and attributes as escape sequences.
+    fn screen_with_escapes(&self) -> String {
+        let out = self.run(&["capture-pane", "-p", "-e", "-t", "0"]);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Waits until the screen shows `needle`.
+    fn wait_for(&self, needle: &str) -> String {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let screen = self.screen();
+            if screen.contains(needle) {
+                return screen;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the screen never showed {needle:?}; it shows:\n{screen}"
+            );
+            thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    /// The last non-empty row: where the prompt and typed text are.
+    fn last_row(&self) -> String {
+        self.screen()
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("")
+            .trim_end()
+            .to_string()
+    }
+
+    /// Starts `chat --name NAME` against `server` in the pane.
+    fn chat(&self, server: &Server, name: &str) {
+        self.shell(&format!(
+            "{} --server {} --name {name}",
+            env!("CARGO_BIN_EXE_chat"),
+            server.addr
+        ));
+        self.wait_for("connect to:");
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        self.run(&["kill-server"]);
+    }
+}
+
+/// bob (piped) calls alice (in the terminal).
+fn bob_calls_alice(server: &Server, tmux: &Tmux) -> Chat {
+    let mut bob = Chat::spawn(server.addr, &["--name", "bob"]);
+    bob.label = "bob".into();
+    bob.expect("Enter a name to chat with");
+    bob.send("alice");
+    bob.expect("Connected to alice");
+    tmux.wait_for("bob connected");
+    tmux.wait_for("to bob>");
+    bob
+}
+
+#[test]
+fn half_typed_text_survives_incoming_lines_and_is_sent_whole() {
+    let Some(tmux) = Tmux::start(&[]) else { return };
+    let server = Server::start();
+    tmux.chat(&server, "alice");
+    let mut bob = bob_calls_alice(&server, &tmux);
+
+    tmux.type_text("half typed ");
+    tmux.wait_for("to bob> half typed");
+    for line in ["one", "two", "three"] {
+        bob.send(line);
+    }
+    tmux.wait_for("bob: three");
+    let screen = tmux.screen();
+    let one = screen.find("bob: one").unwrap();
+    let three = screen.find("bob: three").unwrap();
+    assert!(one < three);
+    assert_eq!(tmux.last_row(), "to bob> half typed", "screen:\n{screen}");
+
+    tmux.type_text("then whole");
+    tmux.press(&["Enter"]);
+    bob.expect("alice: half typed then whole");
+    // The sent line stays on screen above a fresh prompt.
+    tmux.wait_for("to bob> half typed then whole");
+    assert_eq!(tmux.last_row(), "to bob>");
+}
+
+#[test]
+fn backspace_and_ctrl_w_edit_multibyte_text_by_character() {
+    let Some(tmux) = Tmux::start(&[]) else { return };
+    let server = Server::start();
+    tmux.chat(&server, "alice");
+    let mut bob = bob_calls_alice(&server, &tmux);
+
+    tmux.type_text("héllo wörld 日本");
+    tmux.wait_for("日本");
+    tmux.press(&["BSpace"]);
+    tmux.press(&["C-w"]);
+    tmux.type_text("ok ✓");
+    tmux.press(&["Home", "Right", "Right", "BSpace"]);
+    tmux.type_text("e");
+    tmux.press(&["End", "Enter"]);
+    bob.expect("alice: hello wörld ok ✓");
+
+    // Up recalls the line typed before, and it can be sent again.
+    tmux.press(&["Up", "Enter"]);
+    bob.expect("alice: hello wörld ok ✓");
+}
+
+#[test]
+fn ctrl_c_in_a_chat_ends_it_on_both_sides() {
+    let Some(tmux) = Tmux::start(&[]) else { return };
+    let server = Server::start();
+    tmux.chat(&server, "alice");
+    let mut bob = bob_calls_alice(&server, &tmux);
+    tmux.press(&["C-c"]);
+    tmux.wait_for("You left the chat with bob.");
+    bob.expect("alice left the chat.");
+    bob.expect("Online users (2)");
+    tmux.wait_for("Online users (2)");
+    assert_eq!(tmux.last_row(), "connect to:");
+    // Ctrl-C at the list ends the program, terminal restored.
+    tmux.press(&["C-c"]);
+    tmux.shell("stty -a | tr ' ;' '\\n\\n' | grep -x -E -- '-?(icanon|echo)' | paste -sd,");
+    tmux.wait_for("icanon,echo");
+}
+
+#[test]
+fn q_at_the_list_leaves_the_terminal_as_it_was() {
+    let Some(tmux) = Tmux::start(&[]) else { return };
+    let server = Server::start();
+    tmux.chat(&server, "alice");
+    tmux.type_text("q");
+    tmux.press(&["Enter"]);
+    tmux.shell("stty -a | tr ' ;' '\\n\\n' | grep -x -E -- '-?(icanon|echo)' | paste -sd,");
+    let screen = tmux.wait_for("icanon,echo");
+    assert!(
+        !screen.contains("-icanon") && !screen.contains("-echo"),
+        "{screen}"
+    );
+}
+
+#[test]
+fn colour_is_used_on_a_terminal_and_never_with_no_color() {
+    let server = Server::start();
+    for (env, want_colour) in [(vec![], true), (vec![("NO_COLOR", "1")], false)] {
+        let Some(tmux) = Tmux::start(&env) else {
+            return;
+        };
+        tmux.chat(&server, "alice");
+        let mut bob = bob_calls_alice(&server, &tmux);
+        bob.send("a coloured line?");
+        tmux.wait_for("bob: a coloured line?");
+        let screen = tmux.screen_with_escapes();
+        // Foreground colours (30–37, 90–97) and dim.
+        let coloured = ["\x1b[3", "\x1b[9", "\x1b[2m", ";3"].iter().any(|code| {
+            screen
+                .match_indices(code)
+                .any(|(i, _)| !screen[i..].starts_with("\x1b[39m"))
+        });
+        assert_eq!(
+            coloured, want_colour,
+            "NO_COLOR={env:?}; screen:\n{screen:?}"
+        );
+        bob.send("q");
+        tmux.wait_for("bob left the chat.");
+    }
+}
+
+#[test]
+fn piped_output_never_holds_an_escape_or_a_bell() {
+    let server = Server::start();
+    let mut alice = common::login(&server, "alice");
+    let mut bob = common::login(&server, "bob");
+    common::connect(&mut bob, &mut alice);
+    bob.send("hello");
+    alice.expect("bob: hello");
+    alice.send("q");
+    bob.expect("Online users (2)");
+    for out in [alice.stdout(), bob.stdout()] {
+        assert!(!out.contains('\x1b') && !out.contains('\x07'), "{out:?}");
+    }
+}
