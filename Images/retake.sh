@@ -53,13 +53,13 @@ render() {
 start shot-server "$bin/server --listen 127.0.0.1:$port"
 wait_for shot-server "listening on"
 start shot-alice "$bin/chat --server 127.0.0.1:$port"
-wait_for shot-alice "visible name"
+wait_for shot-alice "your name:"
 type_line shot-alice alice
-wait_for shot-alice "Enter a name"
+wait_for shot-alice "connect to:"
 start shot-bob "$bin/chat --server 127.0.0.1:$port"
-wait_for shot-bob "visible name"
+wait_for shot-bob "your name:"
 type_line shot-bob bob
-wait_for shot-bob "Enter a name"
+wait_for shot-bob "connect to:"
 type_line shot-bob alice
 wait_for shot-alice "bob connected"
 type_line shot-bob "hi alice! ready for the demo?"
@@ -68,9 +68,9 @@ type_line shot-alice "hello bob, all set"
 wait_for shot-bob "all set"
 
 start shot-carol "$bin/chat --server 127.0.0.1:$port --name carol"
-wait_for shot-carol "Enter a name"
+wait_for shot-carol "connect to:"
 type_line shot-carol bob
-wait_for shot-carol "busy"
+wait_for shot-carol "busy in another chat"
 type_line shot-bob "carol tried to call me just now"
 wait_for shot-alice "carol tried"
 render chat.png shot-server shot-alice shot-bob
