@@ -529,16 +529,25 @@ fn handle_unregistered(session: &mut Session, request: Request, line: &str) -> i
     }
 }
 
-fn resume_call(session: &Session, name: &str, peer: &str, line: &str) -> io::Result<()> {
-    let token = match random_token() {
-        Ok(token) => token,
+/// A fresh call token, or `None` after telling the client the server
+/// cannot make one (the OS random source failed).
+fn call_token(session: &Session) -> io::Result<Option<crate::protocol::Token>> {
+    match random_token() {
+        Ok(token) => Ok(Some(token)),
         Err(e) => {
             log!("cannot make a call token: {e}");
-            return session.reply(&ServerLine::error(
+            session.reply(&ServerLine::error(
                 ErrorCode::Internal,
                 "the server cannot make a call token right now",
-            ));
+            ))?;
+            Ok(None)
         }
+    }
+}
+
+fn resume_call(session: &Session, name: &str, peer: &str, line: &str) -> io::Result<()> {
+    let Some(token) = call_token(session)? else {
+        return Ok(());
     };
     match session.shared().registry.resume(name, peer, token) {
         Ok(call) => {
@@ -557,15 +566,8 @@ fn resume_call(session: &Session, name: &str, peer: &str, line: &str) -> io::Res
 }
 
 fn start_call(session: &Session, name: &str, callee: &str, line: &str) -> io::Result<()> {
-    let token = match random_token() {
-        Ok(token) => token,
-        Err(e) => {
-            log!("cannot make a call token: {e}");
-            return session.reply(&ServerLine::error(
-                ErrorCode::Internal,
-                "the server cannot make a call token right now",
-            ));
-        }
+    let Some(token) = call_token(session)? else {
+        return Ok(());
     };
     let registry = &session.shared().registry;
     match registry.claim_call(name, callee, token) {

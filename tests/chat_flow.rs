@@ -3,22 +3,7 @@
 
 mod common;
 
-use common::{Chat, Raw, Server, connect, login};
-
-/// The list as the server has it, over a raw connection.
-fn server_list(server: &Server) -> Vec<String> {
-    let mut raw = Raw::connect(server.addr);
-    raw.send("REGISTER observer-x 127.0.0.1:9");
-    assert!(raw.line().starts_with("OK WELCOME"));
-    let header = raw.ask("LIST");
-    let count: usize = header.strip_prefix("OK USERS ").unwrap().parse().unwrap();
-    let list = (0..count)
-        .map(|_| raw.line())
-        .filter(|l| !l.contains("observer-x"))
-        .collect();
-    assert_eq!(raw.ask("QUIT"), "OK BYE");
-    list
-}
+use common::{Chat, Server, connect, login, server_list};
 
 #[test]
 fn two_peers_chat_both_ways_and_q_brings_both_back() {

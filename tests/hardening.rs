@@ -11,25 +11,7 @@ use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::Duration;
 
-use common::{Chat, Raw, Server, WAIT, connect, login};
-
-fn registered(server: &Server, name: &str) -> Raw {
-    let mut raw = Raw::connect(server.addr);
-    let reply = raw.ask(&format!("REGISTER {name} 127.0.0.1:9"));
-    assert!(reply.starts_with("OK WELCOME"), "{reply}");
-    raw
-}
-
-fn list(server: &Server) -> Vec<String> {
-    let mut raw = registered(server, "zz-observer");
-    let count: usize = raw.ask("LIST")["OK USERS ".len()..].parse().unwrap();
-    let rows = (0..count)
-        .map(|_| raw.line())
-        .filter(|l| !l.contains("zz-observer"))
-        .collect();
-    assert_eq!(raw.ask("QUIT"), "OK BYE");
-    rows
-}
+use common::{Chat, Raw, Server, WAIT, connect, login, registered, server_list as list};
 
 fn signal(pid: u32, sig: &str) {
     let status = Command::new("kill")

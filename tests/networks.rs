@@ -6,22 +6,7 @@ mod common;
 use std::net::TcpListener;
 use std::process::Command;
 
-use common::{Chat, Raw, Server, connect, eventually};
-
-fn list(server: &Server) -> Vec<String> {
-    let mut raw = Raw::connect(server.addr);
-    assert!(
-        raw.ask("REGISTER zz-observer 127.0.0.1:9")
-            .starts_with("OK WELCOME")
-    );
-    let count: usize = raw.ask("LIST")["OK USERS ".len()..].parse().unwrap();
-    let rows = (0..count)
-        .map(|_| raw.line())
-        .filter(|l| !l.contains("zz-observer"))
-        .collect();
-    assert_eq!(raw.ask("QUIT"), "OK BYE");
-    rows
-}
+use common::{Chat, Raw, Server, connect, eventually, server_list as list};
 
 fn login_with(server: &Server, name: &str, args: &[&str]) -> Chat {
     let mut args = args.to_vec();

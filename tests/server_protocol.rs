@@ -3,14 +3,7 @@
 
 mod common;
 
-use common::{Raw, Server, connect, login};
-
-fn registered(server: &Server, name: &str) -> Raw {
-    let mut raw = Raw::connect(server.addr);
-    let reply = raw.ask(&format!("REGISTER {name} 127.0.0.1:9"));
-    assert!(reply.starts_with(&format!("OK WELCOME {name} ")), "{reply}");
-    raw
-}
+use common::{Raw, Server, connect, login, registered};
 
 #[test]
 fn a_session_as_typed_with_nc() {

@@ -184,9 +184,7 @@ impl Ui {
     pub fn line(&mut self, kind: Kind, text: &str) {
         match &mut self.mode {
             Mode::Plain { prompt_open, .. } => {
-                if std::mem::take(prompt_open) {
-                    let _ = writeln!(self.out);
-                }
+                end_prompt_line(&mut self.out, prompt_open);
                 let _ = writeln!(self.out, "{text}");
             }
             Mode::Terminal(term) => {
@@ -208,9 +206,7 @@ impl Ui {
     pub fn peer_line(&mut self, name: &str, text: &str) {
         match &mut self.mode {
             Mode::Plain { prompt_open, .. } => {
-                if std::mem::take(prompt_open) {
-                    let _ = writeln!(self.out);
-                }
+                end_prompt_line(&mut self.out, prompt_open);
                 let _ = writeln!(self.out, "{name}: {text}");
             }
             Mode::Terminal(term) => {
@@ -294,6 +290,14 @@ impl Ui {
     /// Shows everything written since the last flush.
     pub fn flush(&mut self) {
         let _ = self.out.flush();
+    }
+}
+
+/// In plain mode, a line printed while a prompt is open starts on a line
+/// of its own.
+fn end_prompt_line(out: &mut impl Write, prompt_open: &mut bool) {
+    if std::mem::take(prompt_open) {
+        let _ = writeln!(out);
     }
 }
 

@@ -331,6 +331,31 @@ pub fn connect(caller: &mut Chat, callee: &mut Chat) {
     callee.expect(&format!("{} connected", caller.label));
 }
 
+/// A raw client registered as `name` (advertising a port nobody uses).
+pub fn registered(server: &Server, name: &str) -> Raw {
+    let mut raw = Raw::connect(server.addr);
+    let reply = raw.ask(&format!("REGISTER {name} 127.0.0.1:9"));
+    assert!(reply.starts_with(&format!("OK WELCOME {name} ")), "{reply}");
+    raw
+}
+
+/// The list as the server has it (`USER name free|busy` rows), asked by a
+/// raw observer that is left out of the answer and gone when this returns.
+pub fn server_list(server: &Server) -> Vec<String> {
+    let mut raw = registered(server, "zz-observer");
+    let header = raw.ask("LIST");
+    let count: usize = header
+        .strip_prefix("OK USERS ")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("not a list: {header}"));
+    let rows = (0..count)
+        .map(|_| raw.line())
+        .filter(|l| !l.contains("zz-observer"))
+        .collect();
+    assert_eq!(raw.ask("QUIT"), "OK BYE");
+    rows
+}
+
 /// Polls `condition` until it holds, for at most [`WAIT`]; for states that
 /// settle a moment after an event the test can see (a process exit reaching
 /// the server).
