@@ -88,6 +88,9 @@ pub struct LineReader<R> {
     /// How much of `buf[start..]` is known to hold no newline.
     scanned: usize,
     max: usize,
+    /// Bytes asked for per read: small for the server's many idle clients,
+    /// large for a chat link that may carry a flood of lines.
+    read_size: usize,
 }
 
 impl<R: TimedRead> LineReader<R> {
@@ -102,7 +105,15 @@ impl<R: TimedRead> LineReader<R> {
             start: 0,
             scanned: 0,
             max,
+            read_size: 1024,
         }
+    }
+
+    /// Reads up to `bytes` at a time. The buffer then holds at most one
+    /// partial line of `max` bytes plus one read.
+    pub fn with_read_size(mut self, bytes: usize) -> Self {
+        self.read_size = bytes.max(1);
+        self
     }
 
     /// Reads the next line, waiting as long as it takes.
@@ -124,6 +135,9 @@ impl<R: TimedRead> LineReader<R> {
             let pending = &self.buf[self.start..];
             if let Some(pos) = pending[self.scanned..].iter().position(|&b| b == b'\n') {
                 let end = self.scanned + pos;
+                if end > self.max + usize::from(pending[..end].ends_with(b"\r")) {
+                    return Err(ReadError::TooLong);
+                }
                 let mut line = &pending[..end];
                 if line.last() == Some(&b'\r') {
                     line = &line[..line.len() - 1];
@@ -136,14 +150,14 @@ impl<R: TimedRead> LineReader<R> {
                 return line;
             }
             self.scanned = pending.len();
-            if pending.len() > self.max {
+            if pending.len() > self.max + 1 {
                 return Err(ReadError::TooLong);
             }
             // Move the partial line to the front before reading more.
             self.buf.drain(..self.start);
             self.start = 0;
-            if self.buf.capacity() > 4 * MAX_LINE {
-                self.buf.shrink_to(MAX_LINE);
+            if self.buf.capacity() > 2 * (self.max + self.read_size) {
+                self.buf.shrink_to(self.max + self.read_size);
             }
             let timeout = match deadline {
                 Some(deadline) => {
@@ -156,13 +170,13 @@ impl<R: TimedRead> LineReader<R> {
                 None => None,
             };
             self.inner.set_timeout(timeout).map_err(ReadError::Io)?;
-            let mut chunk = [0u8; 2048];
-            // Never read further past the limit than one byte: enough to know
-            // the line is too long.
-            let want = chunk.len().min(self.max + 2 - self.buf.len());
-            match self.inner.read(&mut chunk[..want]) {
+            let old = self.buf.len();
+            self.buf.resize(old + self.read_size, 0);
+            let read = self.inner.read(&mut self.buf[old..]);
+            self.buf.truncate(old + *read.as_ref().unwrap_or(&0));
+            match read {
                 Ok(0) => return Err(ReadError::Closed),
-                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e)
                     if matches!(
@@ -243,11 +257,21 @@ mod tests {
     }
 
     #[test]
+    fn a_long_line_is_refused_even_when_one_read_brings_all_of_it() {
+        let mut input = vec![b'x'; 500];
+        input.extend_from_slice(b"\nok\n");
+        let mut reader = LineReader::with_limit(&input[..], 100).with_read_size(4096);
+        assert!(matches!(reader.read_line(), Err(ReadError::TooLong)));
+        let mut reader = LineReader::with_limit(&b"a\r\nb\n"[..], 1).with_read_size(4096);
+        assert_eq!(reader.read_line().unwrap(), "a");
+    }
+
+    #[test]
     fn endless_line_stops_at_limit_without_reading_everything() {
         let input = vec![b'x'; 1 << 20];
         let mut reader = LineReader::with_limit(&input[..], 100);
         assert!(matches!(reader.read_line(), Err(ReadError::TooLong)));
-        assert!(reader.buf.len() <= 102);
+        assert!(reader.buf.len() <= 100 + 1024);
     }
 
     #[test]

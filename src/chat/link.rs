@@ -20,7 +20,7 @@ use crate::protocol::PeerMessage;
 pub type LinkId = u64;
 
 /// Most lines handed to the main loop in one event.
-const MAX_BATCH: usize = 256;
+const MAX_BATCH: usize = 1024;
 
 /// How long a write to a peer may block before the peer counts as gone.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -54,9 +54,12 @@ impl Link {
     pub fn start(id: LinkId, conn: Handshaken, events: Sender<Event>) -> io::Result<Link> {
         let Handshaken {
             stream,
-            mut reader,
+            reader,
             relayed,
         } = conn;
+        // Big reads: a burst of lines arrives in few system calls and goes
+        // to the main loop in few events.
+        let mut reader = reader.with_read_size(64 * 1024);
         stream.set_write_timeout(Some(WRITE_TIMEOUT))?;
         thread::Builder::new()
             .name(format!("link-{id}"))

@@ -21,7 +21,7 @@ use super::terminal::{self, RawMode};
 const MAX_INPUT: u64 = 64 * 1024;
 
 /// Most typed lines handed to the main loop in one event.
-const MAX_BATCH: usize = 256;
+const MAX_BATCH: usize = 1024;
 
 /// One thing the user typed.
 #[derive(Debug, Clone, PartialEq, Eq)]
