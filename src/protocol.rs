@@ -132,8 +132,25 @@ pub fn validate_name(name: &str) -> Result<(), NameError> {
 }
 
 /// Characters that print as nothing and would let two names look alike.
+/// Unicode's format characters (general category Cf, which std cannot
+/// ask about) and other blanks: soft hyphen, zero-width marks, direction
+/// overrides and isolates, the BOM, interlinear annotations and tags.
 fn is_invisible(c: char) -> bool {
-    matches!(c, '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2060}'..='\u{2064}' | '\u{feff}')
+    matches!(c,
+        '\u{00ad}'
+        | '\u{061c}'
+        | '\u{115f}'..='\u{1160}'
+        | '\u{17b4}'..='\u{17b5}'
+        | '\u{180e}'
+        | '\u{200b}'..='\u{200f}'
+        | '\u{2028}'..='\u{202e}'
+        | '\u{2060}'..='\u{206f}'
+        | '\u{3164}'
+        | '\u{feff}'
+        | '\u{ffa0}'
+        | '\u{fff9}'..='\u{fffb}'
+        | '\u{1d173}'..='\u{1d17a}'
+        | '\u{e0000}'..='\u{e007f}')
 }
 
 /// The key a name is stored and compared under: names are unique without
@@ -610,8 +627,10 @@ pub enum PeerMessage {
     Msg(String),
     /// `BYE`: the sender ended the chat.
     Bye,
-    /// `PING`: keeps a quiet chat's liveness visible; ignored otherwise.
+    /// `PING`: keeps a quiet chat's liveness visible; answered with `PONG`.
     Ping,
+    /// `PONG`: the answer to `PING`.
+    Pong,
     /// `ERR <code> <text>`: the connection is refused; it closes next.
     Error { code: ErrorCode, message: String },
 }
@@ -634,6 +653,7 @@ impl PeerMessage {
             "MSG" => Ok(PeerMessage::Msg(rest.to_string())),
             "BYE" if rest.is_empty() => Ok(PeerMessage::Bye),
             "PING" if rest.is_empty() => Ok(PeerMessage::Ping),
+            "PONG" if rest.is_empty() => Ok(PeerMessage::Pong),
             "WELCOME" => {
                 validate_name(rest).map_err(ProtocolError::BadName)?;
                 Ok(PeerMessage::Welcome {
@@ -677,6 +697,7 @@ impl fmt::Display for PeerMessage {
             PeerMessage::Msg(text) => write!(f, "MSG {text}"),
             PeerMessage::Bye => write!(f, "BYE"),
             PeerMessage::Ping => write!(f, "PING"),
+            PeerMessage::Pong => write!(f, "PONG"),
             PeerMessage::Error { code, message } => write!(f, "ERR {code} {message}"),
         }
     }
@@ -833,6 +854,18 @@ mod tests {
         assert_eq!(validate_name("a\tb"), Err(NameError::Unprintable));
         assert_eq!(validate_name("a\u{7f}"), Err(NameError::Unprintable));
         assert_eq!(validate_name("a\u{200b}"), Err(NameError::Unprintable));
+        for sneaky in [
+            "b\u{ad}ob",
+            "\u{2066}bob\u{2069}",
+            "bob\u{e0001}",
+            "\u{202e}bob",
+        ] {
+            assert_eq!(
+                validate_name(sneaky),
+                Err(NameError::Unprintable),
+                "{sneaky:?}"
+            );
+        }
         assert_eq!(validate_name("Q"), Err(NameError::Reserved));
         assert_eq!(name_key("Alice"), name_key("aLICE"));
     }
@@ -921,6 +954,7 @@ mod tests {
             PeerMessage::Msg(String::new()),
             PeerMessage::Bye,
             PeerMessage::Ping,
+            PeerMessage::Pong,
             PeerMessage::Error {
                 code: ErrorCode::BadToken,
                 message: "no call expected".into(),

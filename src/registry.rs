@@ -380,17 +380,20 @@ fn end_call<O: Clone>(state: &mut State<O>, call: CallId, by_key: &str) -> Optio
     } else {
         entry.caller
     };
+    // Only a peer that is in this very call is freed or told: a resumed
+    // call may name a peer who has since moved on to another call.
+    let mut notify = None;
     for key in [by_key, other.as_str()] {
-        if let Some(peer) = state.peers.get_mut(key) {
+        if let Some(peer) = state.peers.get_mut(key)
+            && peer.call == Some(call)
+        {
             peer.call = None;
+            if key != by_key {
+                notify = Some(peer.outbox.clone());
+            }
         }
     }
     let by = state.peers.get(by_key).map(|p| p.name.clone())?;
-    let notify = if other == by_key {
-        None
-    } else {
-        state.peers.get(&other).map(|p| p.outbox.clone())
-    };
     Some(Ended {
         call,
         by,
@@ -585,6 +588,25 @@ mod tests {
         assert_ne!(reg.resume("b", "a", T), Ok(call));
         let ended = reg.hangup("a", call).unwrap();
         assert_eq!(ended.notify, None);
+    }
+
+    #[test]
+    fn resuming_a_chat_with_someone_cannot_touch_their_other_call() {
+        let reg = with(&["mallory", "bob", "carol"]);
+        let real = reg.claim_call("carol", "bob", T).unwrap().call;
+        let fake = reg.resume("mallory", "bob", T).unwrap();
+        let ended = reg.hangup("mallory", fake).unwrap();
+        assert_eq!(ended.notify, None, "bob is not told of a call he is not in");
+        let busy: Vec<_> = reg.list().into_iter().map(|e| (e.name, e.busy)).collect();
+        assert_eq!(
+            busy,
+            [
+                ("bob".into(), true),
+                ("carol".into(), true),
+                ("mallory".into(), false)
+            ]
+        );
+        assert!(reg.hangup("bob", real).is_some());
     }
 
     #[test]

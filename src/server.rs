@@ -103,9 +103,30 @@ impl Outbox {
         let _ = stream.shutdown(std::net::Shutdown::Both);
     }
 
+    /// Writes all of `text` within [`WRITE_TIMEOUT`] in total (the socket's
+    /// own timeout bounds each `write` only, and a client reading a byte at
+    /// a time could otherwise hold this lock for ever).
     fn send_text(&self, text: &str) -> io::Result<()> {
         let stream = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        let result = (&**stream).write_all(text.as_bytes());
+        let deadline = Instant::now() + WRITE_TIMEOUT;
+        let mut rest = text.as_bytes();
+        let result = loop {
+            if rest.is_empty() {
+                break Ok(());
+            }
+            if Instant::now() >= deadline {
+                break Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "client reads too slowly",
+                ));
+            }
+            match (&**stream).write(rest) {
+                Ok(0) => break Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => rest = &rest[n..],
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => break Err(e),
+            }
+        };
         if result.is_err() {
             let _ = stream.shutdown(std::net::Shutdown::Both);
         }

@@ -213,3 +213,19 @@ fn the_server_address_can_come_from_the_environment() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+#[test]
+fn lines_typed_for_a_call_that_fails_are_dropped_not_run_at_the_list() {
+    let server = Server::start();
+    let mut alice = login(&server, "alice");
+    let mut bob = login(&server, "bob");
+    connect(&mut alice, &mut bob);
+    let mut carol = login(&server, "carol");
+    // Typed ahead for a chat with bob, who is busy: "q" must not quit.
+    carol.send("bob\nhello bob\nq");
+    carol.expect("bob is busy in another chat.");
+    carol.expect("2 lines typed meanwhile were not sent.");
+    carol.expect("Online users (3)");
+    carol.send("");
+    carol.expect("Online users (3)");
+}

@@ -366,3 +366,48 @@ fn the_accept_loop_survives_running_out_of_file_descriptors() {
         matches!(stream.read(&mut buf), Ok(n) if buf[..n].starts_with(b"OK WELCOME"))
     });
 }
+
+#[test]
+fn resuming_a_chat_with_someone_cannot_free_them_from_theirs() {
+    let server = Server::start();
+    let mut carol = registered(&server, "carol");
+    let mut bob = registered(&server, "bob");
+    let mut mallory = registered(&server, "mallory");
+    let call = carol.ask("CALL bob").split(' ').nth(3).unwrap().to_string();
+    assert!(bob.line().starts_with("EVENT INCOMING carol"));
+    let reply = mallory.ask("RESUME bob");
+    let fake = reply
+        .strip_prefix("OK RESUMED bob ")
+        .expect("resumed")
+        .to_string();
+    assert!(
+        mallory
+            .ask(&format!("HANGUP {fake}"))
+            .starts_with("OK HANGUP")
+    );
+    assert_eq!(
+        list(&server),
+        ["USER bob busy", "USER carol busy", "USER mallory free"]
+    );
+    // Bob heard nothing of it; his real call still ends normally.
+    assert_eq!(
+        bob.ask(&format!("HANGUP {call}")),
+        format!("OK HANGUP {call}")
+    );
+    assert_eq!(carol.line(), format!("EVENT HANGUP {call} bob"));
+}
+
+#[test]
+fn a_peer_cannot_drive_the_other_terminal_with_control_characters() {
+    let server = Server::start();
+    let mut bob = login(&server, "bob");
+    let mut carol = registered(&server, "carol");
+    let words: Vec<String> = carol.ask("CALL bob").split(' ').map(String::from).collect();
+    bob.expect("carol is calling you");
+    let mut link = TcpStream::connect(bob.p2p_addr()).unwrap();
+    link.write_all(format!("HELLO carol {} {}\n", words[3], words[4]).as_bytes())
+        .unwrap();
+    link.write_all(b"MSG \x1b]0;owned\x07\x1b[2Jhi\n").unwrap();
+    bob.expect("carol: ^[]0;owned^G^[[2Jhi");
+    assert!(!bob.stdout().contains('\x1b'));
+}

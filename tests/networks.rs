@@ -144,6 +144,8 @@ fn a_restarted_server_gets_a_fresh_list_from_peers_at_their_lists() {
     server.kill();
     alice.expect("reconnecting");
     alice.expect("No list: the registration server is unreachable");
+    alice.send("bob");
+    alice.expect("Cannot call anyone until the registration server is back");
     let server = Server::start_on(&listen, &[]);
     alice.expect("Reconnected to the registration server.");
     alice.expect("Online users (1)");
@@ -238,4 +240,30 @@ fn peers_on_networks_that_cannot_route_to_each_other_chat_through_the_relay() {
     bob.expect("alice: across networks");
     bob.send("q");
     alice.expect("bob left the chat.");
+}
+
+#[test]
+fn a_peer_that_loses_only_its_server_connection_keeps_chatting() {
+    let server = Server::start();
+    let proxy = common::Proxy::to(server.addr);
+    let mut alice = Chat::spawn(proxy.addr, &["--name", "alice"]);
+    alice.label = "alice".into();
+    alice.expect("Enter a name to chat with");
+    let mut bob = login_with(&server, "bob", &[]);
+    connect(&mut bob, &mut alice);
+
+    proxy.cut();
+    alice.expect("Lost the connection to the registration server");
+    bob.expect("alice lost the registration server; the chat goes on.");
+    alice.send("still talking");
+    bob.expect("alice: still talking");
+    alice.expect("Reconnected to the registration server.");
+    eventually("both are busy again", || {
+        list(&server) == ["USER alice busy", "USER bob busy"]
+    });
+    bob.send("q");
+    alice.expect("bob left the chat.");
+    eventually("both are free", || {
+        list(&server) == ["USER alice free", "USER bob free"]
+    });
 }

@@ -8,11 +8,11 @@
 
 use std::io::{self, BufWriter, Write};
 use std::net::{Shutdown, TcpStream};
-use std::sync::mpsc::Sender;
+
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::Event;
+use super::{Event, Events};
 use crate::connection::{LineReader, ReadError};
 use crate::protocol::PeerMessage;
 
@@ -51,7 +51,7 @@ pub struct Link {
 
 impl Link {
     /// Attaches a handshaken connection: starts its reader thread.
-    pub fn start(id: LinkId, conn: Handshaken, events: Sender<Event>) -> io::Result<Link> {
+    pub fn start(id: LinkId, conn: Handshaken, events: Events) -> io::Result<Link> {
         let Handshaken {
             stream,
             reader,

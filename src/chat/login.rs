@@ -18,12 +18,16 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::Event;
+use super::{Event, Events};
 use crate::connection::{LineReader, ReadError, write_line};
 use crate::protocol::{MAX_LIST, Request, ServerLine, UserEntry};
 
 /// How long connecting to the server may take per address.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Numbers the connections to the server, so that a late event from a
+/// connection already replaced is recognised and ignored.
+pub type ConnId = u64;
 
 /// What the server said, as the main loop sees it.
 #[derive(Debug)]
@@ -63,6 +67,8 @@ enum Command {
 
 /// The main loop's handle on the server connection.
 pub struct ServerConn {
+    /// Tells this connection's events from those of one it replaced.
+    pub id: ConnId,
     commands: Sender<Command>,
     stream: TcpStream,
     /// The server's address that answered; the relay is reached there too.
@@ -98,7 +104,7 @@ impl Drop for ServerConn {
 
 /// Connects to `server` (HOST:PORT) and starts the reader and writer
 /// threads, which report to `events`.
-pub fn connect(server: &str, events: Sender<Event>) -> Result<ServerConn, LoginError> {
+pub fn connect(server: &str, id: ConnId, events: Events) -> Result<ServerConn, LoginError> {
     let fail = |reason: String| LoginError {
         server: server.to_string(),
         reason,
@@ -135,9 +141,10 @@ pub fn connect(server: &str, events: Sender<Event>) -> Result<ServerConn, LoginE
     let silence = heartbeat_ms.clone();
     thread::Builder::new()
         .name("login-reader".into())
-        .spawn(move || read_loop(reader, events, silence))
+        .spawn(move || read_loop(reader, id, events, silence))
         .map_err(io_fail)?;
     Ok(ServerConn {
+        id,
         commands,
         stream,
         server_addr,
@@ -146,17 +153,16 @@ pub fn connect(server: &str, events: Sender<Event>) -> Result<ServerConn, LoginE
     })
 }
 
-/// Retries [`connect`] with growing pauses (0.5 s doubling to 5 s) until the
-/// server answers, then reports [`Event::Reconnected`]. Gives up only when
-/// the main loop is gone.
-pub fn reconnect(server: String, events: Sender<Event>) {
+/// Retries [`connect`] (as connection `id`) with growing pauses, from
+/// `pause` doubling to 5 s, until the server answers, then reports
+/// [`Event::Reconnected`]. Gives up only when the main loop is gone.
+pub fn reconnect(server: String, id: ConnId, mut pause: Duration, events: Events) {
     let _ = thread::Builder::new()
         .name("login-reconnect".into())
         .spawn(move || {
-            let mut pause = Duration::from_millis(500);
             loop {
                 thread::sleep(pause);
-                if let Ok(conn) = connect(&server, events.clone()) {
+                if let Ok(conn) = connect(&server, id, events.clone()) {
                     let _ = events.send(Event::Reconnected(conn));
                     return;
                 }
@@ -193,40 +199,48 @@ fn write_loop(mut stream: TcpStream, inbox: Receiver<Command>) {
     let _ = write_line(&mut stream, &Request::Quit);
 }
 
-fn read_loop(stream: TcpStream, events: Sender<Event>, heartbeat_ms: Arc<AtomicU64>) {
+fn read_loop(stream: TcpStream, conn: ConnId, events: Events, heartbeat_ms: Arc<AtomicU64>) {
     let mut reader = LineReader::new(stream);
-    let reason = loop {
+    // Nothing for three heartbeats (each answered by a PONG): the server or
+    // the path to it is gone.
+    let deadline = || {
         let heartbeat = heartbeat_ms.load(Ordering::Relaxed);
-        let deadline =
-            (heartbeat > 0).then(|| Instant::now() + Duration::from_millis(heartbeat) * 3);
-        let line = match reader.read_line_by(deadline) {
+        (heartbeat > 0).then(|| Instant::now() + Duration::from_millis(heartbeat) * 3)
+    };
+    let reason = loop {
+        let line = match reader.read_line_by(deadline()) {
             Ok(line) => line,
             Err(ReadError::TimedOut) => break "no answer to heartbeats".to_string(),
             Err(ReadError::Closed) => break "the server closed the connection".to_string(),
             Err(e) => break e.to_string(),
         };
         let event = match ServerLine::parse(&line) {
-            Ok(ServerLine::Users { count }) => match read_users(&mut reader, count) {
+            Ok(ServerLine::Users { count }) => match read_users(&mut reader, count, deadline()) {
                 Ok(users) => ServerEvent::Users(users),
                 Err(why) => break why,
             },
             Ok(line) => ServerEvent::Line(line),
             Err(e) => break format!("the server sent something unexpected ({e})"),
         };
-        if events.send(Event::Server(event)).is_err() {
+        if events.send(Event::Server { conn, event }).is_err() {
             return;
         }
     };
-    let _ = events.send(Event::Server(ServerEvent::Lost(reason)));
+    let event = ServerEvent::Lost(reason);
+    let _ = events.send(Event::Server { conn, event });
 }
 
-fn read_users(reader: &mut LineReader<TcpStream>, count: usize) -> Result<Vec<UserEntry>, String> {
+fn read_users(
+    reader: &mut LineReader<TcpStream>,
+    count: usize,
+    deadline: Option<Instant>,
+) -> Result<Vec<UserEntry>, String> {
     if count > MAX_LIST {
         return Err(format!("the server announced {count} users, too many"));
     }
     let mut users = Vec::with_capacity(count.min(1024));
     for _ in 0..count {
-        let line = reader.read_line().map_err(|e| e.to_string())?;
+        let line = reader.read_line_by(deadline).map_err(|e| e.to_string())?;
         match ServerLine::parse(&line) {
             Ok(ServerLine::User(user)) => users.push(user),
             _ => return Err("the server sent a broken user list".into()),

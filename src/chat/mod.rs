@@ -20,7 +20,7 @@ mod ui;
 use std::collections::VecDeque;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use crate::protocol::{
@@ -70,13 +70,25 @@ const MAX_BATCH: usize = 4096;
 /// last lines to arrive over the link.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// How the threads reach the main loop. Bounded, so that a peer flooding
+/// lines faster than they can be shown is slowed down by TCP rather than
+/// filling our memory.
+pub type Events = mpsc::SyncSender<Event>;
+
+/// Events waiting for the main loop at most (each may carry a batch).
+const EVENT_QUEUE: usize = 64;
+
 /// Everything the main loop hears about.
 pub enum Event {
     /// Lines typed (all that were waiting), or EOF.
     Input(Vec<Input>),
     /// Keys pressed in a raw-mode terminal.
     Keys(Vec<editor::Key>),
-    Server(ServerEvent),
+    /// From the server connection numbered `conn`.
+    Server {
+        conn: login::ConnId,
+        event: ServerEvent,
+    },
     /// A peer connected to our p2pserver and said `HELLO`.
     Hello(Hello),
     /// The p2pclient finished dialing for `call`.
@@ -132,8 +144,8 @@ impl ChatError {
 
 /// Runs the chat until the user quits.
 pub fn run(config: Config) -> Result<(), ChatError> {
-    let (events, inbox) = mpsc::channel();
-    let server = login::connect(&config.server, events.clone()).map_err(ChatError::Server)?;
+    let (events, inbox) = mpsc::sync_channel(EVENT_QUEUE);
+    let server = login::connect(&config.server, 1, events.clone()).map_err(ChatError::Server)?;
     let unspecified = match server.local_addr.ip() {
         IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
         IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
@@ -177,6 +189,8 @@ pub fn run(config: Config) -> Result<(), ChatError> {
         server_name: config.server.clone(),
         online: true,
         reregistering: false,
+        refusals: 0,
+        awaiting_reconnect: false,
         name_error: None,
     };
     app.ui.line(
@@ -229,6 +243,16 @@ struct Closing {
     until: Instant,
 }
 
+impl Closing {
+    fn new() -> Closing {
+        Closing {
+            link_done: false,
+            server_done: false,
+            until: Instant::now() + DRAIN_TIMEOUT,
+        }
+    }
+}
+
 /// A call the server told us to expect.
 struct Expected {
     caller: String,
@@ -255,7 +279,7 @@ struct App {
     /// When chatting with ourselves: the incoming end, whose lines we show.
     echo: Option<Link>,
     next_link: LinkId,
-    events: Sender<Event>,
+    events: Events,
     /// The server as the user gave it, for reconnecting.
     server_name: String,
     /// Whether the registration connection is up (and we are registered
@@ -263,6 +287,10 @@ struct App {
     online: bool,
     /// Registering again after a reconnection.
     reregistering: bool,
+    /// How many times in a row the server refused to register us again.
+    refusals: u32,
+    /// A reconnect thread is running; the current connection is dead.
+    awaiting_reconnect: bool,
     /// Set when the server refused the `--name` name.
     name_error: Option<String>,
 }
@@ -322,9 +350,13 @@ impl App {
                     }
                 }
             }
-            Event::Server(ServerEvent::Line(line)) => self.on_server(line),
-            Event::Server(ServerEvent::Users(users)) => self.on_users(users),
-            Event::Server(ServerEvent::Lost(why)) => self.on_server_lost(why),
+            // A connection already replaced has nothing more to say.
+            Event::Server { conn, .. } if conn != self.server.id => {}
+            Event::Server { event, .. } => match event {
+                ServerEvent::Line(line) => self.on_server(line),
+                ServerEvent::Users(users) => self.on_users(users),
+                ServerEvent::Lost(why) => self.on_server_lost(why),
+            },
             Event::Hello(hello) => self.on_hello(hello),
             Event::Dialed { call, result } => self.on_dialed(call, result),
             Event::Peer { link, msgs, closed } => {
@@ -462,6 +494,12 @@ impl App {
             self.state = State::Done;
         } else if typed.is_empty() {
             self.show_list();
+        } else if !self.online {
+            self.ui.line(
+                Kind::Notice,
+                "Cannot call anyone until the registration server is back; q quits.",
+            );
+            self.show_list();
         } else if let Err(e) = validate_name(typed) {
             self.ui.line(
                 Kind::Notice,
@@ -520,6 +558,7 @@ impl App {
                 if self.reregistering {
                     self.reregistering = false;
                     self.online = true;
+                    self.refusals = 0;
                     self.server
                         .heartbeat(Duration::from_secs(heartbeat_secs.max(1)));
                     self.ui
@@ -559,17 +598,16 @@ impl App {
             } => self.on_incoming(caller, call, token),
             ServerLine::PeerHungUp { call, peer } => self.on_peer_hung_up(call, &peer),
             ServerLine::RelayRequested { call } => self.on_relay_requested(call),
-            ServerLine::Resumed { peer, call } => {
-                if let State::Chatting {
+            ServerLine::Resumed { peer, call } => match &mut self.state {
+                State::Chatting {
                     peer: current,
                     call: current_call,
                     ..
-                } = &mut self.state
-                    && name_key(current) == name_key(&peer)
-                {
-                    *current_call = call;
-                }
-            }
+                } if name_key(current) == name_key(&peer) => *current_call = call,
+                // The chat ended while the server was answering: free the
+                // call it just made, or we would stay busy.
+                _ => self.server.send(Request::Hangup { call }),
+            },
             ServerLine::Error { code, message } => self.on_server_error(code, &message),
             ServerLine::Users { .. }
             | ServerLine::User(_)
@@ -583,16 +621,26 @@ impl App {
 
     fn on_server_error(&mut self, code: ErrorCode, message: &str) {
         if self.reregistering {
-            // Our old entry may linger a moment, or someone took the name
-            // meanwhile: try again shortly, on a fresh connection.
-            self.ui.line(
-                Kind::Notice,
-                &format!(
-                    "The server refused to register {} again: {message}; retrying…",
-                    self.me
-                ),
-            );
-            self.lost_server();
+            // Our old entry may linger until the server notices the old
+            // connection is dead, or someone took the name meanwhile: try
+            // again later and later, on a fresh connection; say so once.
+            self.refusals += 1;
+            if self.refusals == 1 {
+                self.ui.line(
+                    Kind::Notice,
+                    &format!(
+                        "The server will not register {} again yet ({message}); retrying…",
+                        self.me
+                    ),
+                );
+            }
+            let pause = Duration::from_millis(500) * 2u32.pow(self.refusals.min(4));
+            self.lost_server(pause.min(Duration::from_secs(5)));
+            return;
+        }
+        if code == ErrorCode::NotInCall {
+            // A HANGUP for a call the other side (or the server) already
+            // ended: nothing to tell.
             return;
         }
         match (&self.state, code) {
@@ -615,7 +663,7 @@ impl App {
                     _ => format!("Cannot call {peer}: {message}."),
                 };
                 self.ui.line(Kind::Notice, &text);
-                self.show_list();
+                self.back_to_list_after_failure();
             }
             // A hangup the other side already made, or a call refused
             // because someone called us first: nothing to tell.
@@ -627,7 +675,9 @@ impl App {
     }
 
     fn on_call_ready(&mut self, peer: String, call: CallId, token: Token, addrs: Vec<SocketAddr>) {
-        if !matches!(self.state, State::Calling { .. }) {
+        let calling =
+            matches!(&self.state, State::Calling { peer: p } if name_key(p) == name_key(&peer));
+        if !calling {
             // We gave up on this call meanwhile; free it on the server.
             self.server.send(Request::Hangup { call });
             return;
@@ -655,13 +705,24 @@ impl App {
             self.announced.pop_front();
         }
         self.announced.push_back(call);
+        let to_self = name_key(&caller) == name_key(&self.me);
+        let can_ring = match &self.state {
+            State::Calling { peer } if to_self => name_key(peer) == name_key(&self.me),
+            State::AtList | State::Calling { .. } => !to_self,
+            _ => false,
+        };
+        if !can_ring {
+            // The server thinks we are free but we are not (it lost our
+            // chat, or we are between states): refuse the call plainly.
+            self.server.send(Request::Hangup { call });
+            return;
+        }
         self.expected = Some(Expected {
             caller: caller.clone(),
             call,
             token,
         });
-        let to_self = name_key(&caller) == name_key(&self.me);
-        if !to_self && matches!(self.state, State::AtList | State::Calling { .. }) {
+        if !to_self {
             self.ui
                 .line(Kind::Notice, &format!("{caller} is calling you…"));
             self.ui.bell();
@@ -795,6 +856,25 @@ impl App {
             .line(Kind::Notice, &format!("Could not reach {peer}: {why}."));
         self.echo = None;
         self.server.send(Request::Hangup { call });
+        self.back_to_list_after_failure();
+    }
+
+    /// Back to the list when a call did not happen or the peer ended the
+    /// chat: lines typed meanwhile were meant for the chat, not for the
+    /// list (where "q" would quit and "thanks" would call someone), so they
+    /// are dropped, and the user told. A pending EOF stays.
+    fn back_to_list_after_failure(&mut self) {
+        let before = self.inputs.len();
+        self.inputs.retain(|input| !matches!(input, Input::Line(_)));
+        let dropped = before - self.inputs.len();
+        if dropped > 0 {
+            let text = if dropped == 1 {
+                "1 line typed meanwhile was not sent.".to_string()
+            } else {
+                format!("{dropped} lines typed meanwhile were not sent.")
+            };
+            self.ui.line(Kind::Notice, &text);
+        }
         self.show_list();
     }
 
@@ -890,7 +970,7 @@ impl App {
             self.server.send(Request::Hangup { call });
         }
         self.echo = None;
-        self.show_list();
+        self.back_to_list_after_failure();
     }
 
     fn on_peer(&mut self, id: LinkId, msg: Option<PeerMessage>) {
@@ -910,8 +990,38 @@ impl App {
         match msg {
             Some(PeerMessage::Msg(text)) => self.ui.peer_line(peer, &text),
             Some(PeerMessage::Bye) => self.peer_finished(false),
+            Some(PeerMessage::Ping) => {
+                if let State::Chatting { link, .. } = &mut self.state {
+                    let _ = link.send(&PeerMessage::Pong);
+                }
+            }
+            Some(PeerMessage::Pong) => self.peer_answered(),
             Some(_) => {}
             None => self.peer_finished(true),
+        }
+    }
+
+    /// The peer answered a PING. If the server had said it hung up, and no
+    /// BYE came, the peer only lost the server: the chat goes on, and we ask
+    /// the server to count us busy again.
+    fn peer_answered(&mut self) {
+        let State::Chatting { peer, closing, .. } = &mut self.state else {
+            return;
+        };
+        if !closing
+            .as_ref()
+            .is_some_and(|c| c.server_done && !c.link_done)
+        {
+            return;
+        }
+        *closing = None;
+        let name = peer.clone();
+        self.ui.line(
+            Kind::Notice,
+            &format!("{name} lost the registration server; the chat goes on."),
+        );
+        if self.online {
+            self.server.send(Request::Resume { name });
         }
     }
 
@@ -920,15 +1030,16 @@ impl App {
             State::Chatting {
                 call: current,
                 closing,
+                link,
                 ..
             } if *current == call => {
-                closing
-                    .get_or_insert_with(|| Closing {
-                        link_done: false,
-                        server_done: false,
-                        until: Instant::now() + DRAIN_TIMEOUT,
-                    })
-                    .server_done = true;
+                let closing = closing.get_or_insert_with(Closing::new);
+                closing.server_done = true;
+                if !closing.link_done {
+                    // The peer hung up (its BYE is on the way) or it lost
+                    // the server. Ask it: a PONG means it is still here.
+                    let _ = link.send(&PeerMessage::Ping);
+                }
                 self.finish_chat(false);
             }
             State::Ringing { call: current, .. } if *current == call => {
@@ -937,47 +1048,52 @@ impl App {
                     &format!("{peer} hung up before the chat started."),
                 );
                 self.expected = None;
-                self.show_list();
+                self.back_to_list_after_failure();
             }
             State::Dialing { call: current, .. } if *current == call => {
                 // The dial result will arrive and find another state.
                 self.ui.line(Kind::Notice, &format!("{peer} is gone."));
-                self.show_list();
+                self.back_to_list_after_failure();
             }
             _ => {}
         }
     }
 
     fn on_server_lost(&mut self, why: String) {
-        if !self.online {
+        if self.awaiting_reconnect {
             return;
         }
-        self.ui.line(
-            Kind::Notice,
-            &format!("Lost the connection to the registration server ({why}); reconnecting…"),
-        );
-        self.lost_server();
+        if self.online {
+            self.ui.line(
+                Kind::Notice,
+                &format!("Lost the connection to the registration server ({why}); reconnecting…"),
+            );
+        }
+        self.lost_server(Duration::from_millis(500));
         match &self.state {
             State::Calling { peer } => {
                 let text = format!("The call to {peer} was not set up.");
                 self.ui.line(Kind::Notice, &text);
-                self.show_list();
+                self.back_to_list_after_failure();
             }
             State::AtList => self.show_list(),
             _ => {}
         }
     }
 
-    /// Starts reconnecting; a chat in progress goes on meanwhile.
-    fn lost_server(&mut self) {
+    /// Starts reconnecting, after `pause`; a chat in progress goes on
+    /// meanwhile.
+    fn lost_server(&mut self, pause: Duration) {
         self.online = false;
         self.reregistering = false;
-        login::reconnect(self.server_name.clone(), self.events.clone());
+        self.awaiting_reconnect = true;
+        let id = self.server.id + 1;
+        login::reconnect(self.server_name.clone(), id, pause, self.events.clone());
     }
 
     fn on_reconnected(&mut self, conn: ServerConn) {
+        self.awaiting_reconnect = false;
         self.server = conn;
-        self.online = true;
         if self.me.is_empty() {
             return;
         }
@@ -1042,7 +1158,7 @@ impl App {
             );
             self.expected = None;
             self.server.send(Request::Hangup { call });
-            self.show_list();
+            self.back_to_list_after_failure();
         }
         let (stale, fresh): (Vec<_>, Vec<_>) = std::mem::take(&mut self.early)
             .into_iter()

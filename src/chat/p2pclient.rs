@@ -8,12 +8,12 @@
 //! main loop as [`Event::Dialed`].
 
 use std::net::{SocketAddr, TcpStream};
-use std::sync::mpsc::Sender;
+
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::Event;
 use super::link::Handshaken;
+use super::{Event, Events};
 use crate::connection::{LineReader, write_line};
 use crate::protocol::{CallId, ErrorCode, PeerMessage, Request, ServerLine, Token};
 
@@ -45,7 +45,7 @@ pub struct Dialed {
 }
 
 /// Starts dialing on a thread of its own.
-pub fn spawn(dial: Dial, events: Sender<Event>) {
+pub fn spawn(dial: Dial, events: Events) {
     let call = dial.call;
     let spawned = thread::Builder::new().name("p2pclient".into()).spawn({
         let events = events.clone();
@@ -55,7 +55,8 @@ pub fn spawn(dial: Dial, events: Sender<Event>) {
         }
     });
     if let Err(e) = spawned {
-        let _ = events.send(Event::Dialed {
+        // On the main loop's own thread: never block on its queue.
+        let _ = events.try_send(Event::Dialed {
             call,
             result: Err(format!("cannot start dialing: {e}")),
         });

@@ -10,12 +10,12 @@
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::Sender;
+
 use std::thread;
 use std::time::{Duration, Instant};
 
 use super::link::Handshaken;
-use super::{Event, p2pclient};
+use super::{Event, Events, p2pclient};
 use crate::connection::{LineReader, write_line};
 use crate::protocol::{CallId, ErrorCode, PeerMessage, Token};
 
@@ -48,7 +48,7 @@ impl Hello {
 }
 
 /// Starts the listening thread.
-pub fn spawn(listener: TcpListener, events: Sender<Event>) -> std::io::Result<()> {
+pub fn spawn(listener: TcpListener, events: Events) -> std::io::Result<()> {
     let pending = Arc::new(AtomicUsize::new(0));
     thread::Builder::new()
         .name("p2pserver".into())
@@ -89,7 +89,7 @@ pub fn spawn(listener: TcpListener, events: Sender<Event>) -> std::io::Result<()
 /// Answers the server's `EVENT RELAY`: opens our half of the relay for
 /// `call` and waits there for the caller's `HELLO`, which then goes to the
 /// main loop like one that came directly.
-pub fn join_relay(server: SocketAddr, call: CallId, token: Token, events: Sender<Event>) {
+pub fn join_relay(server: SocketAddr, call: CallId, token: Token, events: Events) {
     let _ = thread::Builder::new()
         .name("relay-join".into())
         .spawn(move || {

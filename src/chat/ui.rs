@@ -9,12 +9,12 @@
 //! main loop is the only code that prints, through [`Ui`].
 
 use std::io::{self, BufRead, IsTerminal, Read, Write};
-use std::sync::mpsc::Sender;
+
 use std::thread;
 
-use super::Event;
 use super::editor::{Edit, Key, KeyDecoder, LineEditor, render};
 use super::terminal::{self, RawMode};
+use super::{Event, Events};
 
 /// Longest piece of typed text read at once; a longer line arrives as several
 /// pieces, none of it lost.
@@ -35,7 +35,7 @@ pub enum Input {
 
 /// Starts the thread that reads stdin: keys when `keys` (raw mode), lines
 /// otherwise.
-pub fn spawn_stdin(events: Sender<Event>, keys: bool) -> io::Result<()> {
+pub fn spawn_stdin(events: Events, keys: bool) -> io::Result<()> {
     thread::Builder::new().name("stdin".into()).spawn(move || {
         if keys {
             read_keys(events)
@@ -46,7 +46,7 @@ pub fn spawn_stdin(events: Sender<Event>, keys: bool) -> io::Result<()> {
     Ok(())
 }
 
-fn read_lines(events: Sender<Event>) {
+fn read_lines(events: Events) {
     let mut stdin = io::BufReader::with_capacity(64 * 1024, io::stdin());
     loop {
         // Every line already read goes in one event, so pasted or piped
@@ -87,7 +87,7 @@ fn read_input<R: BufRead>(stdin: &mut R) -> Input {
     }
 }
 
-fn read_keys(events: Sender<Event>) {
+fn read_keys(events: Events) {
     let mut decoder = KeyDecoder::default();
     let mut stdin = io::stdin();
     let mut buf = [0u8; 1024];
@@ -202,8 +202,17 @@ impl Ui {
         }
     }
 
-    /// Prints a line from the peer, `name: text`.
+    /// Prints a line from the peer, `name: text`. Control characters in
+    /// the text are shown, not obeyed: a peer must not be able to move the
+    /// cursor, retitle the window or ring bells on our terminal.
     pub fn peer_line(&mut self, name: &str, text: &str) {
+        let shown;
+        let text = if text.chars().any(|c| c.is_control() && c != '\t') {
+            shown = visible(text);
+            shown.as_str()
+        } else {
+            text
+        };
         match &mut self.mode {
             Mode::Plain { prompt_open, .. } => {
                 end_prompt_line(&mut self.out, prompt_open);
@@ -293,6 +302,24 @@ impl Ui {
     }
 }
 
+/// `text` with control characters written as `^X` (or `\u{..}`).
+fn visible(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c as u32 {
+            0x09 => out.push('\t'),
+            0x00..=0x1f => {
+                out.push('^');
+                out.push(char::from(b'@' + c as u8));
+            }
+            0x7f => out.push_str("^?"),
+            _ if c.is_control() => out.extend(c.escape_unicode()),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
 /// In plain mode, a line printed while a prompt is open starts on a line
 /// of its own.
 fn end_prompt_line(out: &mut impl Write, prompt_open: &mut bool) {
@@ -333,5 +360,17 @@ impl Term {
     fn echo(&mut self, out: &mut impl Write, text: &str, suffix: &str) {
         let (on, off) = if self.colour { (DIM, RESET) } else { ("", "") };
         let _ = writeln!(out, "\r\x1b[K{on}{}{text}{suffix}{off}", self.prompt);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::visible;
+
+    #[test]
+    fn control_characters_from_a_peer_are_shown_not_obeyed() {
+        assert_eq!(visible("a\x1b]0;owned\x07b"), "a^[]0;owned^Gb");
+        assert_eq!(visible("tab\tok\x7f"), "tab\tok^?");
+        assert_eq!(visible("\u{85}"), "\\u{85}");
     }
 }
