@@ -216,12 +216,45 @@ fn num(x: f64) -> String {
     }
 }
 
-/// Three figures from repetitions that each measured three things.
+/// p50 (µs), p99 (µs) and rate (/s) of each repetition, as three figures.
 fn split3(runs: &[(f64, f64, f64)]) -> (Figure, Figure, Figure) {
     let pick = |f: fn(&(f64, f64, f64)) -> f64| Figure {
         values: runs.iter().map(f).collect(),
     };
     (pick(|r| r.0), pick(|r| r.1), pick(|r| r.2))
+}
+
+/// One client asking `request` 2,000 times a repetition, after a warm-up:
+/// p50, p99 and requests per second.
+fn one_client(pinger: &mut Pinger, request: &[u8]) -> (Figure, Figure, Figure) {
+    pinger.round_trips(request, 200);
+    let runs: Vec<_> = (0..REPS)
+        .map(|_| {
+            let t = Instant::now();
+            let mut samples = pinger.round_trips(request, 2000);
+            let rate = samples.len() as f64 / t.elapsed().as_secs_f64();
+            let (p50, p99) = percentiles(&mut samples);
+            (p50, p99, rate)
+        })
+        .collect();
+    split3(&runs)
+}
+
+/// 50 clients made by `connect` asking `request` 400 times each, all at
+/// once: p50, p99 and the total requests per second.
+fn fifty_clients(
+    connect: impl Fn(usize) -> Pinger,
+    request: &'static [u8],
+) -> (Figure, Figure, Figure) {
+    let runs: Vec<_> = (0..REPS)
+        .map(|_| {
+            let clients = (0..50).map(&connect).collect();
+            let (mut samples, rate) = concurrent_round_trips(clients, request, 400);
+            let (p50, p99) = percentiles(&mut samples);
+            (p50, p99, rate)
+        })
+        .collect();
+    split3(&runs)
 }
 
 fn micros(d: Duration) -> f64 {
@@ -448,27 +481,11 @@ fn file_limit_peers() -> usize {
 fn baseline_and_registry(table: &mut Table, max_peers: usize) {
     println!("\n[1] raw loopback baseline, [2] registry round trips");
     let echo = raw_echo_server();
-    let mut one = Pinger::connect(echo);
-    one.round_trips(b"warm up\n", 200);
-    let raw_p50 = Figure::of(|| percentiles(&mut one.round_trips(b"PING\n", 2000)).0);
-    let raw_p99 = Figure::of(|| percentiles(&mut one.round_trips(b"PING\n", 2000)).1);
-    let raw_rate_1 = Figure::of(|| {
-        let t = Instant::now();
-        let n = one.round_trips(b"PING\n", 2000).len();
-        n as f64 / t.elapsed().as_secs_f64()
-    });
+    let (raw_p50, raw_p99, raw_rate_1) = one_client(&mut Pinger::connect(echo), b"PING\n");
     table.add("raw round trip, 1 client, p50", "µs", &raw_p50);
     table.add("raw round trip, 1 client, p99", "µs", &raw_p99);
     table.add("raw round trips/s, 1 client", "/s", &raw_rate_1);
-    let raw_50: Vec<(f64, f64, f64)> = (0..REPS)
-        .map(|_| {
-            let clients = (0..50).map(|_| Pinger::connect(echo)).collect();
-            let (mut samples, rate) = concurrent_round_trips(clients, b"PING\n", 400);
-            let (p50, p99) = percentiles(&mut samples);
-            (p50, p99, rate)
-        })
-        .collect();
-    let (raw_p50_50, raw_p99_50, raw_rate_50) = split3(&raw_50);
+    let (raw_p50_50, raw_p99_50, raw_rate_50) = fifty_clients(|_| Pinger::connect(echo), b"PING\n");
     table.add("raw round trip, 50 clients, p50", "µs", &raw_p50_50);
     table.add("raw round trip, 50 clients, p99", "µs", &raw_p99_50);
     table.add("raw round trips/s, 50 clients", "/s", &raw_rate_50);
@@ -484,14 +501,7 @@ fn baseline_and_registry(table: &mut Table, max_peers: usize) {
             held.push(register(addr, &format!("peer{}", held.len())));
         }
         let mut me = register(addr, "me");
-        me.round_trips(b"LOOKUP peer5\n", 200);
-        let p50 = Figure::of(|| percentiles(&mut me.round_trips(b"LOOKUP peer5\n", 2000)).0);
-        let p99 = Figure::of(|| percentiles(&mut me.round_trips(b"LOOKUP peer5\n", 2000)).1);
-        let rate_1 = Figure::of(|| {
-            let t = Instant::now();
-            let n = me.round_trips(b"LOOKUP peer5\n", 2000).len();
-            n as f64 / t.elapsed().as_secs_f64()
-        });
+        let (p50, p99, rate_1) = one_client(&mut me, b"LOOKUP peer5\n");
         let label = |what: &str| format!("lookup, {peers} peers, {what}");
         table.push(
             &label("1 client, p50"),
@@ -514,17 +524,8 @@ fn baseline_and_registry(table: &mut Table, max_peers: usize) {
             Some(("raw", &raw_rate_1)),
             None,
         );
-        let runs: Vec<(f64, f64, f64)> = (0..REPS)
-            .map(|_| {
-                let clients = (0..50)
-                    .map(|i| register(addr, &format!("c{i}")))
-                    .collect::<Vec<_>>();
-                let (mut samples, rate) = concurrent_round_trips(clients, b"LOOKUP peer5\n", 400);
-                let (p50, p99) = percentiles(&mut samples);
-                (p50, p99, rate)
-            })
-            .collect();
-        let (p50_50, p99_50, rate_50) = split3(&runs);
+        let (p50_50, p99_50, rate_50) =
+            fifty_clients(|i| register(addr, &format!("c{i}")), b"LOOKUP peer5\n");
         table.push(
             &label("50 clients, p50"),
             "µs",
