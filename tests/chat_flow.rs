@@ -229,3 +229,25 @@ fn lines_typed_for_a_call_that_fails_are_dropped_not_run_at_the_list() {
     carol.send("");
     carol.expect("Online users (3)");
 }
+
+#[test]
+fn a_taken_p2p_port_and_a_taken_listen_port_are_one_clear_line_each() {
+    let server = Server::start();
+    let held = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+    let port = held.local_addr().unwrap().port().to_string();
+    let mut chat = Chat::spawn(server.addr, &["--name", "alice", "--p2p-port", &port]);
+    assert_eq!(chat.wait_exit().code(), Some(1));
+    chat.expect_stderr(&format!("cannot listen for peers on port {port}"));
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_server"))
+        .args(["--listen", &server.addr.to_string()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cannot listen on") && err.contains("another server running?"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+}

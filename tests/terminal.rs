@@ -267,3 +267,36 @@ fn piped_output_never_holds_an_escape_or_a_bell() {
         assert!(!out.contains('\x1b') && !out.contains('\x07'), "{out:?}");
     }
 }
+
+#[test]
+fn ctrl_d_ends_a_chat_and_then_the_program() {
+    let Some(tmux) = Tmux::start(&[]) else { return };
+    let server = Server::start();
+    tmux.chat(&server, "alice");
+    let mut bob = bob_calls_alice(&server, &tmux);
+    tmux.press(&["C-d"]);
+    bob.expect("alice left the chat.");
+    tmux.wait_for("You left the chat with bob.");
+    tmux.wait_for("connect to:");
+    tmux.press(&["C-d"]);
+    tmux.shell("echo exit=$?");
+    tmux.wait_for("exit=0");
+}
+
+#[test]
+fn the_terminal_is_restored_when_the_chat_stops_on_an_error() {
+    let Some(tmux) = Tmux::start(&[]) else { return };
+    let mut server = Server::start();
+    // Raw mode is on at the name prompt; then the server vanishes before
+    // we ever registered, which ends the chat with an error.
+    tmux.shell(&format!(
+        "{} --server {}",
+        env!("CARGO_BIN_EXE_chat"),
+        server.addr
+    ));
+    tmux.wait_for("your name:");
+    server.kill();
+    tmux.wait_for("chat: lost the connection to the registration server");
+    tmux.shell("stty -a | tr ' ;' '\\n\\n' | grep -x -E -- '-?(icanon|echo)' | paste -sd,");
+    tmux.wait_for("icanon,echo");
+}

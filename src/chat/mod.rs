@@ -397,7 +397,7 @@ impl App {
                 return;
             };
             match (&self.state, input) {
-                (State::Naming, Input::Eof) => self.state = State::Done,
+                (State::Naming, Input::Eof | Input::Quit) => self.state = State::Done,
                 (State::Naming, Input::Line(line)) => {
                     let name = line.trim().to_string();
                     match validate_name(&name) {
@@ -409,7 +409,7 @@ impl App {
                         }
                     }
                 }
-                (State::AtList, Input::Eof) => self.state = State::Done,
+                (State::AtList, Input::Eof | Input::Quit) => self.state = State::Done,
                 (State::AtList, Input::Line(line)) => self.at_list(line.trim()),
                 (State::Chatting { .. }, Input::Eof) => {
                     // EOF ends the chat like q, and stays queued so that
@@ -417,6 +417,7 @@ impl App {
                     self.inputs.push_front(Input::Eof);
                     self.quit_chat();
                 }
+                (State::Chatting { .. }, Input::Quit) => self.quit_chat(),
                 (State::Chatting { .. }, Input::Line(line)) => self.chat_line(line),
                 (_, Input::Interrupt) => self.interrupt(),
                 _ => unreachable!("loop condition admits only the states above"),
@@ -862,10 +863,10 @@ impl App {
     /// Back to the list when a call did not happen or the peer ended the
     /// chat: lines typed meanwhile were meant for the chat, not for the
     /// list (where "q" would quit and "thanks" would call someone), so they
-    /// are dropped, and the user told. A pending EOF stays.
+    /// are dropped, and the user told. A pending end of input stays.
     fn back_to_list_after_failure(&mut self) {
         let before = self.inputs.len();
-        self.inputs.retain(|input| !matches!(input, Input::Line(_)));
+        self.inputs.retain(|input| *input == Input::Eof);
         let dropped = before - self.inputs.len();
         if dropped > 0 {
             let text = if dropped == 1 {

@@ -27,8 +27,11 @@ const MAX_BATCH: usize = 1024;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Input {
     Line(String),
-    /// Stdin closed (Ctrl-D, or the end of a script): acts as `q`.
+    /// Stdin closed (the end of a script): acts as `q`, and then as `q`
+    /// again at the list, since nothing more can come.
     Eof,
+    /// Ctrl-D on an empty line in a terminal: acts as `q`, once.
+    Quit,
     /// Ctrl-C in a terminal: ends the chat, or the program at the list.
     Interrupt,
 }
@@ -274,7 +277,7 @@ impl Ui {
                 term.draw(&mut self.out);
                 Some(Input::Line(text))
             }
-            Edit::EndOfInput => Some(Input::Eof),
+            Edit::EndOfInput => Some(Input::Quit),
             Edit::Interrupt => {
                 let text: String = term.editor.line().iter().collect();
                 term.echo(&mut self.out, &text, "^C");
