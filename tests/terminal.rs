@@ -300,3 +300,32 @@ fn the_terminal_is_restored_when_the_chat_stops_on_an_error() {
     tmux.shell("stty -a | tr ' ;' '\\n\\n' | grep -x -E -- '-?(icanon|echo)' | paste -sd,");
     tmux.wait_for("icanon,echo");
 }
+
+#[test]
+fn an_incoming_call_rings_the_bell_once_unless_quiet() {
+    let server = Server::start();
+    for (quiet, bells) in [(false, 1), (true, 0)] {
+        let Some(tmux) = Tmux::start(&[]) else { return };
+        // Everything the chat writes to the terminal, raw.
+        let log = std::env::temp_dir().join(format!("{}.out", tmux.socket));
+        tmux.run(&["pipe-pane", "-t", "0", &format!("cat > {}", log.display())]);
+        let flag = if quiet { " --quiet" } else { "" };
+        tmux.shell(&format!(
+            "{} --server {} --name alice{flag}",
+            env!("CARGO_BIN_EXE_chat"),
+            server.addr
+        ));
+        tmux.wait_for("connect to:");
+        let mut bob = bob_calls_alice(&server, &tmux);
+        bob.send("q");
+        tmux.wait_for("bob left the chat.");
+        tmux.run(&["pipe-pane", "-t", "0"]);
+        let raw = std::fs::read(&log).unwrap_or_default();
+        let _ = std::fs::remove_file(&log);
+        assert_eq!(
+            raw.iter().filter(|&&b| b == 0x07).count(),
+            bells,
+            "quiet={quiet}"
+        );
+    }
+}
