@@ -82,8 +82,8 @@ fn calling_a_busy_peer_is_refused_and_the_chat_goes_on() {
     bob.expect("alice: still here?");
     bob.send("yes");
     alice.expect("bob: yes");
-    assert!(!alice.pending_output().contains("carol"));
-    assert!(!bob.pending_output().contains("carol"));
+    assert!(!alice.stdout().contains("carol"));
+    assert!(!bob.stdout().contains("carol"));
 }
 
 #[test]

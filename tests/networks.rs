@@ -107,7 +107,7 @@ fn a_dual_stack_server_takes_both_families() {
 
 #[test]
 fn a_chat_survives_the_server_restarting() {
-    let mut server = Server::start();
+    let mut server = Server::start_on_fixed_port(&[]);
     let listen = server.addr.to_string();
     let mut alice = login_with(&server, "alice", &[]);
     let mut bob = login_with(&server, "bob", &[]);
@@ -138,7 +138,7 @@ fn a_chat_survives_the_server_restarting() {
 
 #[test]
 fn a_restarted_server_gets_a_fresh_list_from_peers_at_their_lists() {
-    let mut server = Server::start();
+    let mut server = Server::start_on_fixed_port(&[]);
     let listen = server.addr.to_string();
     let mut alice = login_with(&server, "alice", &[]);
     server.kill();
@@ -265,5 +265,27 @@ fn a_peer_that_loses_only_its_server_connection_keeps_chatting() {
     alice.expect("bob left the chat.");
     eventually("both are free", || {
         list(&server) == ["USER alice free", "USER bob free"]
+    });
+}
+
+#[test]
+fn reconnecting_survives_a_path_that_accepts_and_drops_while_the_server_is_down() {
+    let mut server = Server::start_on_fixed_port(&[]);
+    let listen = server.addr.to_string();
+    // The proxy accepts even while the server is down, then drops the
+    // connection at once: each reconnect "succeeds" and dies immediately.
+    let proxy = common::Proxy::to(server.addr);
+    let mut alice = Chat::spawn(proxy.addr, &["--name", "alice"]);
+    alice.label = "alice".into();
+    alice.expect("Enter a name to chat with");
+    server.kill();
+    alice.expect("reconnecting");
+    // Let a few of those doomed reconnects happen.
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let server = Server::start_on(&listen, &[]);
+    alice.expect("Reconnected to the registration server.");
+    alice.expect("Online users (1)");
+    eventually("alice is listed again", || {
+        list(&server) == ["USER alice free"]
     });
 }

@@ -104,6 +104,44 @@ impl Tmux {
         }
     }
 
+    /// Waits until the chat has exited and the shell has the terminal back,
+    /// so that what is typed next goes to the shell.
+    fn wait_for_shell(&self) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let out = self.run(&[
+                "display-message",
+                "-p",
+                "-t",
+                "0",
+                "#{pane_current_command}",
+            ]);
+            if String::from_utf8_lossy(&out.stdout).trim() == "bash" {
+                return;
+            }
+            assert!(Instant::now() < deadline, "the chat never exited");
+            thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    /// Waits until the last row reads `expected`: the screen is drawn in
+    /// more than one write, so one capture may fall between them.
+    fn wait_for_last_row(&self, expected: &str) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let row = self.last_row();
+            if row == expected {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the last row never read {expected:?}; it reads {row:?}; screen:\n{}",
+                self.screen()
+            );
+            thread::sleep(Duration::from_millis(25));
+        }
+    }
+
     /// The last non-empty row: where the prompt and typed text are.
     fn last_row(&self) -> String {
         self.screen()
@@ -157,18 +195,19 @@ fn half_typed_text_survives_incoming_lines_and_is_sent_whole() {
         bob.send(line);
     }
     tmux.wait_for("bob: three");
+    tmux.wait_for_last_row("to bob> half typed");
     let screen = tmux.screen();
     let one = screen.find("bob: one").unwrap();
     let three = screen.find("bob: three").unwrap();
-    assert!(one < three);
-    assert_eq!(tmux.last_row(), "to bob> half typed", "screen:\n{screen}");
+    let typed = screen.rfind("to bob> half typed").unwrap();
+    assert!(one < three && three < typed, "{screen}");
 
     tmux.type_text("then whole");
     tmux.press(&["Enter"]);
     bob.expect("alice: half typed then whole");
     // The sent line stays on screen above a fresh prompt.
+    tmux.wait_for_last_row("to bob>");
     tmux.wait_for("to bob> half typed then whole");
-    assert_eq!(tmux.last_row(), "to bob>");
 }
 
 #[test]
@@ -204,9 +243,10 @@ fn ctrl_c_in_a_chat_ends_it_on_both_sides() {
     bob.expect("alice left the chat.");
     bob.expect("Online users (2)");
     tmux.wait_for("Online users (2)");
-    assert_eq!(tmux.last_row(), "connect to:");
+    tmux.wait_for_last_row("connect to:");
     // Ctrl-C at the list ends the program, terminal restored.
     tmux.press(&["C-c"]);
+    tmux.wait_for_shell();
     tmux.shell("stty -a | tr ' ;' '\\n\\n' | grep -x -E -- '-?(icanon|echo)' | paste -sd,");
     tmux.wait_for("icanon,echo");
 }
@@ -218,6 +258,7 @@ fn q_at_the_list_leaves_the_terminal_as_it_was() {
     tmux.chat(&server, "alice");
     tmux.type_text("q");
     tmux.press(&["Enter"]);
+    tmux.wait_for_shell();
     tmux.shell("stty -a | tr ' ;' '\\n\\n' | grep -x -E -- '-?(icanon|echo)' | paste -sd,");
     let screen = tmux.wait_for("icanon,echo");
     assert!(
@@ -228,11 +269,11 @@ fn q_at_the_list_leaves_the_terminal_as_it_was() {
 
 #[test]
 fn colour_is_used_on_a_terminal_and_never_with_no_color() {
-    let server = Server::start();
     for (env, want_colour) in [(vec![], true), (vec![("NO_COLOR", "1")], false)] {
         let Some(tmux) = Tmux::start(&env) else {
             return;
         };
+        let server = Server::start();
         tmux.chat(&server, "alice");
         let mut bob = bob_calls_alice(&server, &tmux);
         bob.send("a coloured line?");
@@ -279,6 +320,7 @@ fn ctrl_d_ends_a_chat_and_then_the_program() {
     tmux.wait_for("You left the chat with bob.");
     tmux.wait_for("connect to:");
     tmux.press(&["C-d"]);
+    tmux.wait_for_shell();
     tmux.shell("echo exit=$?");
     tmux.wait_for("exit=0");
 }
@@ -297,15 +339,16 @@ fn the_terminal_is_restored_when_the_chat_stops_on_an_error() {
     tmux.wait_for("your name:");
     server.kill();
     tmux.wait_for("chat: lost the connection to the registration server");
+    tmux.wait_for_shell();
     tmux.shell("stty -a | tr ' ;' '\\n\\n' | grep -x -E -- '-?(icanon|echo)' | paste -sd,");
     tmux.wait_for("icanon,echo");
 }
 
 #[test]
 fn an_incoming_call_rings_the_bell_once_unless_quiet() {
-    let server = Server::start();
     for (quiet, bells) in [(false, 1), (true, 0)] {
         let Some(tmux) = Tmux::start(&[]) else { return };
+        let server = Server::start();
         // Everything the chat writes to the terminal, raw.
         let log = std::env::temp_dir().join(format!("{}.out", tmux.socket));
         tmux.run(&["pipe-pane", "-t", "0", &format!("cat > {}", log.display())]);

@@ -47,6 +47,10 @@ pub struct Link {
     /// Buffered: the main loop flushes once per batch of lines.
     stream: BufWriter<TcpStream>,
     last_sent: Instant,
+    /// PINGs sent and PONGs received: PONGs come back in order, so the
+    /// n-th PONG answers the n-th PING.
+    pings: u64,
+    pongs: u64,
 }
 
 impl Link {
@@ -101,6 +105,8 @@ impl Link {
             relayed,
             stream: BufWriter::new(stream),
             last_sent: Instant::now(),
+            pings: 0,
+            pongs: 0,
         })
     }
 
@@ -129,9 +135,23 @@ impl Link {
     /// Sends a `PING` if nothing was sent for a while.
     pub fn keepalive(&mut self) -> io::Result<()> {
         if self.last_sent.elapsed() >= PING_EVERY {
-            self.send(&PeerMessage::Ping)?;
+            self.ping()?;
         }
         Ok(())
+    }
+
+    /// Queues a `PING`; returns its number, which the answering PONG's
+    /// number (from [`Link::ponged`]) will equal.
+    pub fn ping(&mut self) -> io::Result<u64> {
+        self.send(&PeerMessage::Ping)?;
+        self.pings += 1;
+        Ok(self.pings)
+    }
+
+    /// Counts a PONG received; returns its number.
+    pub fn ponged(&mut self) -> u64 {
+        self.pongs += 1;
+        self.pongs
     }
 }
 

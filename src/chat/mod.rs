@@ -191,6 +191,8 @@ pub fn run(config: Config) -> Result<(), ChatError> {
         reregistering: false,
         refusals: 0,
         awaiting_reconnect: false,
+        next_server_events: Vec::new(),
+        stale_call_reply: false,
         name_error: None,
     };
     app.ui.line(
@@ -241,6 +243,9 @@ struct Closing {
     link_done: bool,
     server_done: bool,
     until: Instant,
+    /// The number of the PING sent to ask whether the peer is still there
+    /// after the server said it hung up; only its PONG answers.
+    probe: Option<u64>,
 }
 
 impl Closing {
@@ -249,6 +254,7 @@ impl Closing {
             link_done: false,
             server_done: false,
             until: Instant::now() + DRAIN_TIMEOUT,
+            probe: None,
         }
     }
 }
@@ -291,6 +297,12 @@ struct App {
     refusals: u32,
     /// A reconnect thread is running; the current connection is dead.
     awaiting_reconnect: bool,
+    /// Events from the connection the reconnect thread is about to hand
+    /// over, which can arrive before it does.
+    next_server_events: Vec<(login::ConnId, ServerEvent)>,
+    /// The user cancelled a call before the server answered it: that
+    /// answer is still to come, and must not be taken for a newer call's.
+    stale_call_reply: bool,
     /// Set when the server refused the `--name` name.
     name_error: Option<String>,
 }
@@ -350,8 +362,13 @@ impl App {
                     }
                 }
             }
-            // A connection already replaced has nothing more to say.
-            Event::Server { conn, .. } if conn != self.server.id => {}
+            // A connection already replaced has nothing more to say; one
+            // not yet taken over (its reader started before the reconnect
+            // thread reported it) is heard once it is.
+            Event::Server { conn, .. } if conn < self.server.id => {}
+            Event::Server { conn, event } if conn > self.server.id => {
+                self.next_server_events.push((conn, event));
+            }
             Event::Server { event, .. } => match event {
                 ServerEvent::Line(line) => self.on_server(line),
                 ServerEvent::Users(users) => self.on_users(users),
@@ -388,11 +405,14 @@ impl App {
     }
 
     /// Feeds queued input to the state, as long as the state can take it.
+    /// At the list, a cancelled call's answer is awaited first.
     fn take_inputs(&mut self) {
-        while matches!(
-            self.state,
-            State::Naming | State::AtList | State::Chatting { closing: None, .. }
-        ) {
+        while !(self.stale_call_reply && matches!(self.state, State::AtList))
+            && matches!(
+                self.state,
+                State::Naming | State::AtList | State::Chatting { closing: None, .. }
+            )
+        {
             let Some(input) = self.inputs.pop_front() else {
                 return;
             };
@@ -457,7 +477,9 @@ impl App {
             State::Calling { peer } => {
                 let text = format!("Call to {peer} cancelled.");
                 self.ui.line(Kind::Notice, &text);
-                // The server's answer will find us at the list and hang up.
+                // The server's answer is still to come: hold the next call
+                // until it has, and hang that one up if it was set up.
+                self.stale_call_reply = true;
                 self.show_list();
             }
             State::Dialing { peer, call }
@@ -565,7 +587,11 @@ impl App {
                     self.ui
                         .line(Kind::Notice, "Reconnected to the registration server.");
                     match &self.state {
-                        State::Chatting { peer, .. } => {
+                        State::Chatting {
+                            peer,
+                            closing: None,
+                            ..
+                        } => {
                             let name = peer.clone();
                             self.server.send(Request::Resume { name });
                         }
@@ -603,6 +629,7 @@ impl App {
                 State::Chatting {
                     peer: current,
                     call: current_call,
+                    closing: None,
                     ..
                 } if name_key(current) == name_key(&peer) => *current_call = call,
                 // The chat ended while the server was answering: free the
@@ -644,6 +671,20 @@ impl App {
             // ended: nothing to tell.
             return;
         }
+        if self.stale_call_reply
+            && matches!(
+                code,
+                ErrorCode::Busy
+                    | ErrorCode::UnknownUser
+                    | ErrorCode::AlreadyInCall
+                    | ErrorCode::Unreachable
+                    | ErrorCode::Internal
+            )
+        {
+            // The refusal of a call the user had already cancelled.
+            self.stale_call_reply = false;
+            return;
+        }
         match (&self.state, code) {
             (State::Registering { name }, _) => {
                 self.ui.line(
@@ -676,6 +717,10 @@ impl App {
     }
 
     fn on_call_ready(&mut self, peer: String, call: CallId, token: Token, addrs: Vec<SocketAddr>) {
+        if std::mem::take(&mut self.stale_call_reply) {
+            self.server.send(Request::Hangup { call });
+            return;
+        }
         let calling =
             matches!(&self.state, State::Calling { peer: p } if name_key(p) == name_key(&peer));
         if !calling {
@@ -925,11 +970,7 @@ impl App {
         let State::Chatting { peer, closing, .. } = &mut self.state else {
             return;
         };
-        let closing = closing.get_or_insert_with(|| Closing {
-            link_done: false,
-            server_done: false,
-            until: Instant::now() + DRAIN_TIMEOUT,
-        });
+        let closing = closing.get_or_insert_with(Closing::new);
         let first = !closing.link_done;
         closing.link_done = true;
         let text = if broken {
@@ -996,7 +1037,12 @@ impl App {
                     let _ = link.send(&PeerMessage::Pong);
                 }
             }
-            Some(PeerMessage::Pong) => self.peer_answered(),
+            Some(PeerMessage::Pong) => {
+                if let State::Chatting { link, .. } = &mut self.state {
+                    let pong = link.ponged();
+                    self.peer_answered(pong);
+                }
+            }
             Some(_) => {}
             None => self.peer_finished(true),
         }
@@ -1005,14 +1051,14 @@ impl App {
     /// The peer answered a PING. If the server had said it hung up, and no
     /// BYE came, the peer only lost the server: the chat goes on, and we ask
     /// the server to count us busy again.
-    fn peer_answered(&mut self) {
+    fn peer_answered(&mut self, pong: u64) {
         let State::Chatting { peer, closing, .. } = &mut self.state else {
             return;
         };
-        if !closing
-            .as_ref()
-            .is_some_and(|c| c.server_done && !c.link_done)
-        {
+        let answers_probe = closing.as_ref().is_some_and(|c| {
+            c.server_done && !c.link_done && c.probe.is_some_and(|probe| pong >= probe)
+        });
+        if !answers_probe {
             return;
         }
         *closing = None;
@@ -1039,7 +1085,7 @@ impl App {
                 if !closing.link_done {
                     // The peer hung up (its BYE is on the way) or it lost
                     // the server. Ask it: a PONG means it is still here.
-                    let _ = link.send(&PeerMessage::Ping);
+                    closing.probe = link.ping().ok();
                 }
                 self.finish_chat(false);
             }
@@ -1086,6 +1132,8 @@ impl App {
     /// meanwhile.
     fn lost_server(&mut self, pause: Duration) {
         self.online = false;
+        // No answer will come on this connection any more.
+        self.stale_call_reply = false;
         self.reregistering = false;
         self.awaiting_reconnect = true;
         let id = self.server.id + 1;
@@ -1095,15 +1143,20 @@ impl App {
     fn on_reconnected(&mut self, conn: ServerConn) {
         self.awaiting_reconnect = false;
         self.server = conn;
-        if self.me.is_empty() {
-            return;
+        if !self.me.is_empty() {
+            // Not `online` for the user until the server has taken our name.
+            self.reregistering = true;
+            self.server.send(Request::Register {
+                name: self.me.clone(),
+                advertise: self.advertise,
+            });
         }
-        // Not `online` for the user until the server has taken our name.
-        self.reregistering = true;
-        self.server.send(Request::Register {
-            name: self.me.clone(),
-            advertise: self.advertise,
-        });
+        let id = self.server.id;
+        for (conn, event) in std::mem::take(&mut self.next_server_events) {
+            if conn == id {
+                self.handle(Event::Server { conn, event });
+            }
+        }
     }
 
     /// The caller could not reach us directly and asks the server to relay:

@@ -86,6 +86,21 @@ impl Server {
         Server::start_on("127.0.0.1:0", args)
     }
 
+    /// Starts the server on a free loopback port below the range the OS
+    /// hands out for port 0, so that once this server is killed no other
+    /// test's listener can take its port before it is started again there.
+    pub fn start_on_fixed_port(args: &[&str]) -> Server {
+        let mut port = 20_000 + (std::process::id() % 5_000) as u16;
+        for _ in 0..200 {
+            // Seen free: nothing else binds ports this low.
+            if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                return Server::start_on(&format!("127.0.0.1:{port}"), args);
+            }
+            port += 7;
+        }
+        panic!("no free port found for the server");
+    }
+
     pub fn start_on(listen: &str, args: &[&str]) -> Server {
         let mut command = Command::new(env!("CARGO_BIN_EXE_server"));
         command.args(["--listen", listen]).args(args);
@@ -120,13 +135,17 @@ impl Server {
             let _ = BufReader::new(stdout).read_line(&mut line);
             let _ = tx.send(line);
         });
-        let line = rx.recv_timeout(WAIT).expect("server printed its address");
+        let line = rx.recv_timeout(WAIT).unwrap_or_default();
         let addr = line
             .trim()
             .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .parse()
-            .expect("address");
+            .and_then(|a| a.parse().ok());
+        let Some(addr) = addr else {
+            // No guard owns the child yet: kill it before failing.
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the server did not print its address; it said {line:?}");
+        };
         Server { child, addr, log }
     }
 
@@ -354,6 +373,25 @@ pub fn server_list(server: &Server) -> Vec<String> {
         .collect();
     assert_eq!(raw.ask("QUIT"), "OK BYE");
     rows
+}
+
+/// How many sockets a test may open at once, up to `wanted`: the soft
+/// open-file limit is shared by the parallel tests and the servers they
+/// start, so a test asks for at most a third of it, and says so when that
+/// is less than it wanted.
+pub fn open_file_budget(wanted: usize) -> usize {
+    let soft = std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|limits| {
+            let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+            line.split_whitespace().nth(3)?.parse::<usize>().ok()
+        })
+        .unwrap_or(1024);
+    let budget = wanted.min(soft / 3);
+    if budget < wanted {
+        eprintln!("NOTE: open-file limit {soft}: using {budget} connections instead of {wanted}");
+    }
+    budget
 }
 
 /// Polls `condition` until it holds, for at most [`WAIT`]; for states that
