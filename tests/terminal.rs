@@ -372,3 +372,26 @@ fn an_incoming_call_rings_the_bell_once_unless_quiet() {
         );
     }
 }
+
+#[test]
+fn a_resized_terminal_gets_the_typed_line_redrawn_to_fit() {
+    let Some(tmux) = Tmux::start(&[]) else { return };
+    let server = Server::start();
+    tmux.chat(&server, "alice");
+    let long: String = (1..=15).map(|i| format!("word{i:02} ")).collect();
+    tmux.type_text(long.trim_end());
+    tmux.wait_for("word15");
+    tmux.run(&["resize-window", "-t", "0", "-x", "40", "-y", "30"]);
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let row = tmux.last_row();
+        let screen = tmux.screen();
+        // Only the tail around the cursor fits, on one row, with no
+        // leftover of the old, wider row above it.
+        if row.chars().count() < 40 && row.ends_with("word15") && !screen.contains("word08") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not redrawn to fit:\n{screen}");
+        thread::sleep(Duration::from_millis(50));
+    }
+}

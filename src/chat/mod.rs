@@ -1177,6 +1177,7 @@ impl App {
     }
 
     fn check_timers(&mut self) {
+        self.ui.tick();
         let now = Instant::now();
         if let State::Chatting {
             link,

@@ -11,6 +11,7 @@
 use std::io::{self, BufRead, IsTerminal, Read, Write};
 
 use std::thread;
+use std::time::{Duration, Instant};
 
 use super::editor::{Edit, Key, KeyDecoder, LineEditor, render};
 use super::terminal::{self, RawMode};
@@ -118,6 +119,9 @@ pub enum Kind {
     Notice,
 }
 
+/// How often a terminal's width is asked for again.
+const WIDTH_CHECK: Duration = Duration::from_secs(2);
+
 const RESET: &str = "\x1b[0m";
 const NOTICE: &str = "\x1b[33m";
 const PEER: &str = "\x1b[1;36m";
@@ -150,6 +154,11 @@ struct Term {
     colour: bool,
     bell: bool,
     columns: usize,
+    /// When the width was last asked for: std cannot catch SIGWINCH, so a
+    /// resized terminal is noticed by asking again every few seconds.
+    columns_checked: Instant,
+    /// Where the last draw left the cursor on the last row.
+    cursor_column: usize,
     /// Restores the terminal when the `Ui` is dropped.
     _raw: RawMode,
 }
@@ -165,6 +174,8 @@ impl Ui {
                 colour: terminal::colour_wanted(),
                 bell: !quiet,
                 columns: terminal::columns(),
+                columns_checked: Instant::now(),
+                cursor_column: 0,
                 _raw: raw,
             })),
             _ => Mode::Plain {
@@ -290,6 +301,28 @@ impl Ui {
         }
     }
 
+    /// Notices a resized terminal (asked every few seconds) and redraws the
+    /// last row to fit.
+    pub fn tick(&mut self) {
+        if let Mode::Terminal(term) = &mut self.mode
+            && term.columns_checked.elapsed() >= WIDTH_CHECK
+        {
+            term.columns_checked = Instant::now();
+            let columns = terminal::columns();
+            if columns != term.columns {
+                // A terminal that reflows text on resize has wrapped the
+                // last row: go up to where it starts and clear below.
+                let up = term.cursor_column / columns;
+                if up > 0 {
+                    let _ = write!(self.out, "\x1b[{up}A");
+                }
+                let _ = write!(self.out, "\r\x1b[J");
+                term.columns = columns;
+                term.draw(&mut self.out);
+            }
+        }
+    }
+
     /// Rings the terminal bell (not with `--quiet`, never into a pipe).
     pub fn bell(&mut self) {
         if let Mode::Terminal(term) = &self.mode
@@ -345,7 +378,7 @@ impl Drop for Ui {
 impl Term {
     /// Draws the prompt and the line being typed on the last row, cursor
     /// where it belongs.
-    fn draw(&self, out: &mut impl Write) {
+    fn draw(&mut self, out: &mut impl Write) {
         let (text, column) = render(
             &self.prompt,
             self.editor.line(),
@@ -356,6 +389,7 @@ impl Term {
         if column > 0 {
             let _ = write!(out, "\x1b[{column}C");
         }
+        self.cursor_column = column;
     }
 
     /// Turns the last row into a permanent, dimmed record of `text` as it
