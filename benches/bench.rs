@@ -17,6 +17,9 @@ use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
+#[path = "../tests/common/limits.rs"]
+mod limits;
+
 const SERVER: &str = env!("CARGO_BIN_EXE_server");
 const CHAT: &str = env!("CARGO_BIN_EXE_chat");
 
@@ -446,13 +449,7 @@ fn register(addr: SocketAddr, name: &str) -> Pinger {
 fn file_limit_peers() -> usize {
     const WANT: usize = 10_000;
     const SPARE: usize = 500;
-    let soft = std::fs::read_to_string("/proc/self/limits")
-        .ok()
-        .and_then(|limits| {
-            let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
-            line.split_whitespace().nth(3)?.parse::<usize>().ok()
-        })
-        .unwrap_or(1024);
+    let soft = limits::soft_open_file_limit();
     if soft >= WANT + SPARE {
         return WANT;
     }

@@ -155,8 +155,13 @@ impl Tmux {
 
     /// Starts `chat --name NAME` against `server` in the pane.
     fn chat(&self, server: &Server, name: &str) {
+        self.chat_with(server, name, "");
+    }
+
+    /// The same, with more options.
+    fn chat_with(&self, server: &Server, name: &str, options: &str) {
         self.shell(&format!(
-            "{} --server {} --name {name}",
+            "{} --server {} --name {name} {options}",
             env!("CARGO_BIN_EXE_chat"),
             server.addr
         ));
@@ -352,13 +357,7 @@ fn an_incoming_call_rings_the_bell_once_unless_quiet() {
         // Everything the chat writes to the terminal, raw.
         let log = std::env::temp_dir().join(format!("{}.out", tmux.socket));
         tmux.run(&["pipe-pane", "-t", "0", &format!("cat > {}", log.display())]);
-        let flag = if quiet { " --quiet" } else { "" };
-        tmux.shell(&format!(
-            "{} --server {} --name alice{flag}",
-            env!("CARGO_BIN_EXE_chat"),
-            server.addr
-        ));
-        tmux.wait_for("connect to:");
+        tmux.chat_with(&server, "alice", if quiet { "--quiet" } else { "" });
         let mut bob = bob_calls_alice(&server, &tmux);
         bob.send("q");
         tmux.wait_for("bob left the chat.");

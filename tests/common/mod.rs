@@ -7,6 +7,8 @@
 
 #![allow(dead_code)]
 
+pub mod limits;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
@@ -380,13 +382,7 @@ pub fn server_list(server: &Server) -> Vec<String> {
 /// start, so a test asks for at most a third of it, and says so when that
 /// is less than it wanted.
 pub fn open_file_budget(wanted: usize) -> usize {
-    let soft = std::fs::read_to_string("/proc/self/limits")
-        .ok()
-        .and_then(|limits| {
-            let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
-            line.split_whitespace().nth(3)?.parse::<usize>().ok()
-        })
-        .unwrap_or(1024);
+    let soft = limits::soft_open_file_limit();
     let budget = wanted.min(soft / 3);
     if budget < wanted {
         eprintln!("NOTE: open-file limit {soft}: using {budget} connections instead of {wanted}");
