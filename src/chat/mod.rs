@@ -440,7 +440,12 @@ impl App {
                 (State::Chatting { .. }, Input::Quit) => self.quit_chat(),
                 (State::Chatting { .. }, Input::Line(line)) => self.chat_line(line),
                 (_, Input::Interrupt) => self.interrupt(),
-                _ => unreachable!("loop condition admits only the states above"),
+                // Not a state that takes input (the loop admits none):
+                // keep it for when one does.
+                (_, input) => {
+                    self.inputs.push_front(input);
+                    return;
+                }
             }
         }
     }
