@@ -187,10 +187,7 @@ pub fn run(config: Config) -> Result<(), ChatError> {
         next_link: 1,
         events,
         server_name: config.server.clone(),
-        online: true,
-        reregistering: false,
-        refusals: 0,
-        awaiting_reconnect: false,
+        registration: Registration::Online,
         next_server_events: Vec::new(),
         stale_call_reply: false,
         name_error: None,
@@ -259,6 +256,18 @@ impl Closing {
     }
 }
 
+/// Where the connection to the registration server stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Registration {
+    /// Connected, and registered once a name is chosen.
+    Online,
+    /// The connection is dead and a reconnect thread is running.
+    /// `refusals` counts re-registrations the server refused in a row.
+    Reconnecting { refusals: u32 },
+    /// Connected again; `REGISTER` sent, waiting for the answer.
+    Reregistering { refusals: u32 },
+}
+
 /// A call the server told us to expect.
 struct Expected {
     caller: String,
@@ -288,15 +297,8 @@ struct App {
     events: Events,
     /// The server as the user gave it, for reconnecting.
     server_name: String,
-    /// Whether the registration connection is up (and we are registered
-    /// on it, once `me` is set).
-    online: bool,
-    /// Registering again after a reconnection.
-    reregistering: bool,
-    /// How many times in a row the server refused to register us again.
-    refusals: u32,
-    /// A reconnect thread is running; the current connection is dead.
-    awaiting_reconnect: bool,
+    /// Where the registration connection stands.
+    registration: Registration,
     /// Events from the connection the reconnect thread is about to hand
     /// over, which can arrive before it does.
     next_server_events: Vec<(login::ConnId, ServerEvent)>,
@@ -330,7 +332,7 @@ impl App {
             if matches!(self.state, State::Done) {
                 break;
             }
-            if !self.online && self.me.is_empty() {
+            if !self.online() && self.me.is_empty() {
                 // Lost before we were ever registered: nothing to go back to.
                 return Err(ChatError::ServerLost(
                     "it closed the connection before registration".into(),
@@ -455,7 +457,7 @@ impl App {
         match &self.state {
             State::Naming => "your name: ".into(),
             State::Registering { name } => format!("registering {name}… "),
-            State::AtList if self.online => "connect to: ".into(),
+            State::AtList if self.online() => "connect to: ".into(),
             State::AtList => "server unreachable, reconnecting (q quits): ".into(),
             State::Calling { peer } | State::Dialing { peer, .. } => format!("calling {peer}… "),
             State::Ringing { caller, .. } => format!("{caller} is calling… "),
@@ -522,7 +524,7 @@ impl App {
             self.state = State::Done;
         } else if typed.is_empty() {
             self.show_list();
-        } else if !self.online {
+        } else if !self.online() {
             self.ui.line(
                 Kind::Notice,
                 "Cannot call anyone until the registration server is back; q quits.",
@@ -547,7 +549,7 @@ impl App {
     /// Back to the list: asks the server for a fresh one.
     fn show_list(&mut self) {
         self.state = State::AtList;
-        if self.online {
+        if self.online() {
             self.server.send(Request::List);
         } else {
             self.ui.line(
@@ -583,10 +585,8 @@ impl App {
                 name,
                 heartbeat_secs,
             } => {
-                if self.reregistering {
-                    self.reregistering = false;
-                    self.online = true;
-                    self.refusals = 0;
+                if let Registration::Reregistering { .. } = self.registration {
+                    self.registration = Registration::Online;
                     self.server
                         .heartbeat(Duration::from_secs(heartbeat_secs.max(1)));
                     self.ui
@@ -653,12 +653,12 @@ impl App {
     }
 
     fn on_server_error(&mut self, code: ErrorCode, message: &str) {
-        if self.reregistering {
+        if let Registration::Reregistering { refusals } = self.registration {
             // Our old entry may linger until the server notices the old
             // connection is dead, or someone took the name meanwhile: try
             // again later and later, on a fresh connection; say so once.
-            self.refusals += 1;
-            if self.refusals == 1 {
+            let refusals = refusals + 1;
+            if refusals == 1 {
                 self.ui.line(
                     Kind::Notice,
                     &format!(
@@ -667,8 +667,8 @@ impl App {
                     ),
                 );
             }
-            let pause = Duration::from_millis(500) * 2u32.pow(self.refusals.min(4));
-            self.lost_server(pause.min(Duration::from_secs(5)));
+            let pause = Duration::from_millis(500) * 2u32.pow(refusals.min(4));
+            self.lost_server(pause.min(Duration::from_secs(5)), refusals);
             return;
         }
         if code == ErrorCode::NotInCall {
@@ -1072,7 +1072,7 @@ impl App {
             Kind::Notice,
             &format!("{name} lost the registration server; the chat goes on."),
         );
-        if self.online {
+        if self.online() {
             self.server.send(Request::Resume { name });
         }
     }
@@ -1112,16 +1112,20 @@ impl App {
     }
 
     fn on_server_lost(&mut self, why: String) {
-        if self.awaiting_reconnect {
-            return;
-        }
-        if self.online {
-            self.ui.line(
-                Kind::Notice,
-                &format!("Lost the connection to the registration server ({why}); reconnecting…"),
-            );
-        }
-        self.lost_server(Duration::from_millis(500));
+        let refusals = match self.registration {
+            Registration::Reconnecting { .. } => return,
+            Registration::Reregistering { refusals } => refusals,
+            Registration::Online => {
+                self.ui.line(
+                    Kind::Notice,
+                    &format!(
+                        "Lost the connection to the registration server ({why}); reconnecting…"
+                    ),
+                );
+                0
+            }
+        };
+        self.lost_server(Duration::from_millis(500), refusals);
         match &self.state {
             State::Calling { peer } => {
                 let text = format!("The call to {peer} was not set up.");
@@ -1133,24 +1137,29 @@ impl App {
         }
     }
 
+    /// Whether we are registered on a live connection.
+    fn online(&self) -> bool {
+        self.registration == Registration::Online
+    }
+
     /// Starts reconnecting, after `pause`; a chat in progress goes on
     /// meanwhile.
-    fn lost_server(&mut self, pause: Duration) {
-        self.online = false;
+    fn lost_server(&mut self, pause: Duration, refusals: u32) {
         // No answer will come on this connection any more.
         self.stale_call_reply = false;
-        self.reregistering = false;
-        self.awaiting_reconnect = true;
+        self.registration = Registration::Reconnecting { refusals };
         let id = self.server.id + 1;
         login::reconnect(self.server_name.clone(), id, pause, self.events.clone());
     }
 
     fn on_reconnected(&mut self, conn: ServerConn) {
-        self.awaiting_reconnect = false;
+        let Registration::Reconnecting { refusals } = self.registration else {
+            return;
+        };
         self.server = conn;
         if !self.me.is_empty() {
-            // Not `online` for the user until the server has taken our name.
-            self.reregistering = true;
+            // Not online for the user until the server has taken our name.
+            self.registration = Registration::Reregistering { refusals };
             self.server.send(Request::Register {
                 name: self.me.clone(),
                 advertise: self.advertise,
