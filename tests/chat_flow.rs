@@ -251,3 +251,30 @@ fn a_taken_p2p_port_and_a_taken_listen_port_are_one_clear_line_each() {
     );
     assert_eq!(err.lines().count(), 1, "{err}");
 }
+
+#[test]
+fn typed_bytes_that_are_not_utf8_arrive_as_replacement_characters() {
+    let server = Server::start();
+    let mut alice = login(&server, "alice");
+    let mut bob = login(&server, "bob");
+    connect(&mut alice, &mut bob);
+    alice.send_bytes(b"caf\xe9 \xff ok\r\n");
+    bob.expect("alice: caf\u{fffd} \u{fffd} ok\n");
+    // A very long typed line arrives whole, in pieces of at most 4 KiB.
+    let mark = bob.stdout().len();
+    alice.send(&"x".repeat(10_000));
+    common::eventually("all 10,000 characters arrive", || {
+        bob.stdout()[mark..].matches('x').count() == 10_000
+    });
+    let out = bob.stdout()[mark..].to_string();
+    let pieces: Vec<&str> = out
+        .lines()
+        .map(|l| l.strip_prefix("alice: ").unwrap())
+        .collect();
+    assert!(pieces.len() >= 3, "{}", pieces.len());
+    assert!(
+        pieces
+            .iter()
+            .all(|p| p.len() <= 4096 && p.chars().all(|c| c == 'x'))
+    );
+}

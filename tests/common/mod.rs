@@ -257,6 +257,13 @@ impl Chat {
         stdin.flush().unwrap();
     }
 
+    /// Types raw bytes, which need not be UTF-8.
+    pub fn send_bytes(&mut self, bytes: &[u8]) {
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        stdin.write_all(bytes).expect("write to chat");
+        stdin.flush().unwrap();
+    }
+
     /// Closes stdin (EOF, as Ctrl-D).
     pub fn close_stdin(&mut self) {
         self.stdin = None;
