@@ -192,10 +192,6 @@ impl<R: TimedRead> LineReader<R> {
             }
         }
     }
-
-    pub fn get_ref(&self) -> &R {
-        &self.inner
-    }
 }
 
 /// Writes `line` and a newline in one `write_all`, so concurrent writers

@@ -84,9 +84,14 @@ pub enum Event {
 #[derive(Debug)]
 pub enum ChatError {
     Server(login::LoginError),
-    Listen { port: u16, source: std::io::Error },
+    Listen {
+        port: u16,
+        source: std::io::Error,
+    },
     Name(String),
     ServerLost(String),
+    /// A thread could not be started (the system is out of resources).
+    Start(std::io::Error),
 }
 
 impl fmt::Display for ChatError {
@@ -97,6 +102,7 @@ impl fmt::Display for ChatError {
                 write!(f, "cannot listen for peers on port {port}: {source}")
             }
             ChatError::Name(why) => write!(f, "{why}"),
+            ChatError::Start(e) => write!(f, "cannot start the chat: {e}"),
             ChatError::ServerLost(why) => {
                 write!(f, "lost the connection to the registration server ({why})")
             }
@@ -139,13 +145,9 @@ pub fn run(config: Config) -> Result<(), ChatError> {
     let advertise = config
         .advertise
         .unwrap_or_else(|| SocketAddr::new(server.local_addr.ip(), port));
-    p2pserver::spawn(listener, events.clone()).map_err(|source| ChatError::Listen {
-        port: config.p2p_port,
-        source,
-    })?;
+    p2pserver::spawn(listener, events.clone()).map_err(ChatError::Start)?;
     let ui = Ui::new(config.quiet);
-    ui::spawn_stdin(events.clone(), ui.reads_keys())
-        .map_err(|e| ChatError::ServerLost(e.to_string()))?;
+    ui::spawn_stdin(events.clone(), ui.reads_keys()).map_err(ChatError::Start)?;
     let mut app = App::new(ui, server, advertise, &config.server, events);
     app.start(config.name);
     app.run(inbox)

@@ -285,15 +285,6 @@ impl Chat {
         }
     }
 
-    /// Everything printed after the cursor, without consuming it.
-    pub fn pending_output(&self) -> String {
-        self.out
-            .snapshot()
-            .get(self.cursor..)
-            .unwrap_or("")
-            .to_string()
-    }
-
     pub fn stdout(&self) -> String {
         self.out.snapshot()
     }
