@@ -68,8 +68,7 @@ fn a_relay_request_with_a_bad_or_spent_token_is_refused() {
 #[test]
 fn peers_chat_over_ipv6() {
     if TcpListener::bind("[::1]:0").is_err() {
-        eprintln!("SKIPPED: this machine has no IPv6 loopback (::1)");
-        return;
+        return common::skip("this machine has no IPv6 loopback (::1)");
     }
     let server = Server::start_on("[::1]:0", &[]);
     assert!(server.addr.is_ipv6());
@@ -86,8 +85,7 @@ fn peers_chat_over_ipv6() {
 #[test]
 fn a_dual_stack_server_takes_both_families() {
     if TcpListener::bind("[::]:0").is_err() {
-        eprintln!("SKIPPED: this machine has no IPv6");
-        return;
+        return common::skip("this machine has no IPv6");
     }
     let server = Server::start_on("[::]:0", &[]);
     let port = server.addr.port();
@@ -162,7 +160,9 @@ struct Namespaces {
 }
 
 impl Namespaces {
-    fn create() -> Option<Namespaces> {
+    /// Builds the three namespaces and their links, or says why it could
+    /// not (no `ip`, or what its script printed).
+    fn create() -> Result<Namespaces, String> {
         let id = std::process::id() % 100_000;
         let names = [
             format!("p2ps{id}"),
@@ -187,12 +187,14 @@ impl Namespaces {
              ip -n {b} route add default via 10.231.2.1
              ip netns exec {s} sysctl -qw net.ipv4.ip_forward=0"
         );
-        let ok = Command::new("bash")
+        let out = Command::new("bash")
             .args(["-c", &script])
             .output()
-            .map(|o| o.status.success())
-            .unwrap_or(false);
-        ok.then_some(ns)
+            .map_err(|e| format!("bash: {e}"))?;
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
+        }
+        Ok(ns)
     }
 
     fn exec(&self, which: usize, program: &str) -> Command {
@@ -216,9 +218,12 @@ fn peers_on_networks_that_cannot_route_to_each_other_chat_through_the_relay() {
         .arg("-u")
         .output()
         .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
-    let Some(ns) = is_root.then(Namespaces::create).flatten() else {
-        eprintln!("SKIPPED: needs root and `ip netns` to build isolated networks");
-        return;
+    if !is_root {
+        return common::skip("needs root to build isolated networks with `ip netns`");
+    }
+    let ns = match Namespaces::create() {
+        Ok(ns) => ns,
+        Err(why) => return common::skip(&format!("could not build network namespaces: {why}")),
     };
     let mut command = ns.exec(0, env!("CARGO_BIN_EXE_server"));
     command.args(["--listen", "0.0.0.0:0"]);

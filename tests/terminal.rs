@@ -1,7 +1,7 @@
 //! The chat in a real terminal: `tmux` runs `chat` in a pane, `send-keys`
 //! types, `capture-pane` reads the screen. Each test has its own tmux server
 //! (a private socket), killed when the test ends, pass or fail. Tests skip,
-//! saying so, only where tmux is not installed.
+//! saying so, only where tmux is not installed, and never under CI.
 
 mod common;
 
@@ -18,11 +18,11 @@ struct Tmux {
 }
 
 impl Tmux {
-    /// Starts tmux with `env` set for the shell, or `None` (test skipped)
-    /// where tmux is missing.
+    /// Starts tmux with `env` set for the shell, or `None` (test skipped,
+    /// see [`common::skip`]) where tmux is missing.
     fn start(env: &[(&str, &str)]) -> Option<Tmux> {
         if Command::new("tmux").arg("-V").output().is_err() {
-            eprintln!("SKIPPED: tmux is not installed");
+            common::skip("tmux is not installed");
             return None;
         }
         static NEXT: AtomicUsize = AtomicUsize::new(0);

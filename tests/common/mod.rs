@@ -388,6 +388,17 @@ pub fn open_file_budget(wanted: usize) -> usize {
     budget
 }
 
+/// Says on stderr why a test cannot run on this machine, so the caller can
+/// `return` (`return common::skip("…")`). Under CI (the `CI` environment
+/// variable set, as CI runners do) it panics instead: CI installs what the
+/// tests need, so a skip there means a test that silently stopped running.
+pub fn skip(reason: &str) {
+    if std::env::var_os("CI").is_some() {
+        panic!("cannot skip under CI: {reason}");
+    }
+    eprintln!("SKIPPED: {reason}");
+}
+
 /// Polls `condition` until it holds, for at most [`WAIT`]; for states that
 /// settle a moment after an event the test can see (a process exit reaching
 /// the server).
