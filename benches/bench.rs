@@ -10,15 +10,19 @@
 
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::process::{ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
+#[path = "../tests/common/child.rs"]
+mod child;
 #[path = "../tests/common/limits.rs"]
 mod limits;
+
+use child::ChildGuard;
 
 const SERVER: &str = env!("CARGO_BIN_EXE_server");
 const CHAT: &str = env!("CARGO_BIN_EXE_chat");
@@ -287,26 +291,17 @@ fn machine() -> String {
 
 // ---------------------------------------------------------------- processes
 
-/// A child process killed on drop.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Starts the release server on loopback with `args`; returns it and its
 /// address.
-fn start_server(args: &[&str]) -> (Proc, SocketAddr) {
-    let mut child = Command::new(SERVER)
-        .args(["--listen", "127.0.0.1:0"])
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start server");
+fn start_server(args: &[&str]) -> (ChildGuard, SocketAddr) {
+    let mut child = ChildGuard::spawn(
+        Command::new(SERVER)
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null()),
+    )
+    .expect("start server");
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
@@ -316,7 +311,7 @@ fn start_server(args: &[&str]) -> (Proc, SocketAddr) {
         .trim_start_matches("listening on ")
         .parse()
         .unwrap();
-    (Proc(child), addr)
+    (child, addr)
 }
 
 /// RSS (KiB) and thread count of a process, from /proc.
@@ -590,7 +585,7 @@ fn raw_line_throughput(lines: usize) -> f64 {
 fn capacity(table: &mut Table, max_peers: usize) {
     println!("\n[3] capacity: peers held, memory, threads");
     let (server, addr) = start_server(&["--max-clients", "20000", "--idle-timeout", "600"]);
-    let pid = server.0.id();
+    let pid = server.id();
     let (rss0, threads0) = rss_and_threads(pid);
     table.add("server RSS, no peers", "KiB", &Figure::one(rss0));
     let report = |held: &Vec<Pinger>, table: &mut Table| {
@@ -673,7 +668,7 @@ fn capacity(table: &mut Table, max_peers: usize) {
 /// A chat-like process (a real `chat`, or the raw relay helper) driven
 /// through its stdin and stdout.
 struct Driven {
-    _proc: Proc,
+    _child: ChildGuard,
     stdin: BufWriter<ChildStdin>,
     lines: mpsc::Receiver<String>,
     /// Throughput lines seen so far: counted, not forwarded, so that the
@@ -683,12 +678,13 @@ struct Driven {
 
 impl Driven {
     fn spawn(mut command: Command) -> Driven {
-        let mut child = command
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn");
+        let mut child = ChildGuard::spawn(
+            command
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null()),
+        )
+        .expect("spawn");
         let stdin = BufWriter::new(child.stdin.take().unwrap());
         let stdout: ChildStdout = child.stdout.take().unwrap();
         let (tx, lines) = mpsc::channel();
@@ -715,7 +711,7 @@ impl Driven {
             }
         });
         Driven {
-            _proc: Proc(child),
+            _child: child,
             stdin,
             lines,
             bulk,

@@ -201,17 +201,16 @@ fn help_lists_every_option() {
 #[test]
 fn the_server_address_can_come_from_the_environment() {
     let server = Server::start();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_chat"))
-        .args(["--name", "envy"])
-        .env("P2PCHAT_SERVER", server.addr.to_string())
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let _chat = common::ChildGuard::spawn(
+        std::process::Command::new(env!("CARGO_BIN_EXE_chat"))
+            .args(["--name", "envy"])
+            .env("P2PCHAT_SERVER", server.addr.to_string())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null()),
+    )
+    .unwrap();
     server.expect_log("envy joined");
-    let _ = child.kill();
-    let _ = child.wait();
 }
 
 #[test]

@@ -7,11 +7,14 @@
 
 #![allow(dead_code)]
 
+pub mod child;
 pub mod limits;
+
+pub use child::ChildGuard;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::process::{ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -70,9 +73,9 @@ impl Output {
     }
 }
 
-/// A running `server`, killed on drop.
+/// A running `server`, killed on drop (by its [`ChildGuard`]).
 pub struct Server {
-    child: Child,
+    child: ChildGuard,
     pub addr: SocketAddr,
     log: Arc<Output>,
 }
@@ -123,12 +126,13 @@ impl Server {
     /// Runs `command`, which starts a server (perhaps wrapped, as in
     /// `ip netns exec`), and reads its address.
     pub fn from_command(mut command: Command) -> Server {
-        let mut child = command
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start server");
+        let mut child = ChildGuard::spawn(
+            command
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped()),
+        )
+        .expect("start server");
         let stdout = child.stdout.take().unwrap();
         let log = Output::collect(child.stderr.take().unwrap());
         let (tx, rx) = std::sync::mpsc::channel();
@@ -143,9 +147,6 @@ impl Server {
             .strip_prefix("listening on ")
             .and_then(|a| a.parse().ok());
         let Some(addr) = addr else {
-            // No guard owns the child yet: kill it before failing.
-            let _ = child.kill();
-            let _ = child.wait();
             panic!("the server did not print its address; it said {line:?}");
         };
         Server { child, addr, log }
@@ -168,20 +169,14 @@ impl Server {
 
     /// Kills the server now (as `kill -9` would).
     pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.child.kill();
     }
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// A running `chat` driven through its stdin and stdout, killed on drop.
+/// A running `chat` driven through its stdin and stdout, killed on drop
+/// (by its [`ChildGuard`]).
 pub struct Chat {
-    child: Child,
+    child: ChildGuard,
     stdin: Option<ChildStdin>,
     out: Arc<Output>,
     err: Arc<Output>,
@@ -232,12 +227,13 @@ impl Chat {
     /// Runs `command`, which starts a chat (perhaps wrapped), with piped
     /// stdin and stdout.
     pub fn from_command(mut command: Command, label: &str) -> Chat {
-        let mut child = command
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start chat");
+        let mut child = ChildGuard::spawn(
+            command
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped()),
+        )
+        .expect("start chat");
         Chat {
             stdin: child.stdin.take(),
             out: Output::collect(child.stdout.take().unwrap()),
@@ -326,14 +322,7 @@ impl Chat {
 
     /// `kill -9`.
     pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Chat {
-    fn drop(&mut self) {
-        self.kill();
+        self.child.kill();
     }
 }
 
