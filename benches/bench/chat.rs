@@ -1,0 +1,203 @@
+//! The chat path: two real `chat` processes connected peer to peer, driven
+//! through their stdin and stdout, against two raw relay helpers doing the
+//! same over one TCP connection: line round trips (p50 and p99 from the same
+//! runs) and piped lines per second.
+
+use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::net::SocketAddr;
+use std::process::{ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, mpsc};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::CHAT;
+use crate::child::ChildGuard;
+use crate::server::start_server;
+use crate::table::{Figure, Goal, Latency, Table};
+
+/// The last line of every throughput run ends with this.
+const LAST_SUFFIX: &[u8] = b" 9999999\n";
+
+/// A chat-like process (a real `chat`, or the raw relay helper) driven
+/// through its stdin and stdout.
+struct Driven {
+    _child: ChildGuard,
+    stdin: BufWriter<ChildStdin>,
+    lines: mpsc::Receiver<String>,
+    /// Throughput lines seen so far: counted, not forwarded, so that the
+    /// bench's own reading costs as little as it can.
+    bulk: Arc<AtomicUsize>,
+}
+
+impl Driven {
+    fn spawn(mut command: Command) -> Driven {
+        let mut child = ChildGuard::spawn(
+            command
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null()),
+        )
+        .expect("spawn");
+        let stdin = BufWriter::new(child.stdin.take().unwrap());
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        let bulk = Arc::new(AtomicUsize::new(0));
+        let counter = bulk.clone();
+        thread::spawn(move || {
+            let mut reader = BufReader::with_capacity(64 * 1024, stdout);
+            let mut buf = Vec::new();
+            while reader.read_until(b'\n', &mut buf).is_ok_and(|n| n > 0) {
+                // A throughput line ends "xxxxxxxx NNNNNNN\n": count it,
+                // and forward only the one that ends a run.
+                let bulk_line =
+                    buf.len() > 17 && buf[buf.len() - 17..buf.len() - 9] == *b"xxxxxxxx";
+                if bulk_line {
+                    counter.fetch_add(1, Ordering::Relaxed);
+                }
+                if !bulk_line || buf.ends_with(LAST_SUFFIX) {
+                    let line = String::from_utf8_lossy(&buf).trim_end().to_string();
+                    if tx.send(line).is_err() {
+                        return;
+                    }
+                }
+                buf.clear();
+            }
+        });
+        Driven {
+            _child: child,
+            stdin,
+            lines,
+            bulk,
+        }
+    }
+
+    fn send(&mut self, line: &str) {
+        self.stdin.write_all(line.as_bytes()).unwrap();
+        self.stdin.write_all(b"\n").unwrap();
+        self.stdin.flush().unwrap();
+    }
+
+    /// Waits for a line containing `needle`.
+    fn wait_for(&mut self, needle: &str) -> String {
+        loop {
+            let line = self
+                .lines
+                .recv_timeout(Duration::from_secs(30))
+                .unwrap_or_else(|_| panic!("never saw {needle:?}"));
+            if line.contains(needle) {
+                return line;
+            }
+        }
+    }
+}
+
+/// Two relay helpers (this executable, `--relay-helper`) joined by TCP.
+fn raw_relay_pair() -> (Driven, Driven) {
+    let me = std::env::current_exe().unwrap();
+    let mut command = Command::new(&me);
+    command.args(["--relay-helper", "listen"]);
+    let mut a = Driven::spawn(command);
+    let port = a.wait_for("port ").trim_start_matches("port ").to_string();
+    let mut command = Command::new(&me);
+    command.args(["--relay-helper", "connect", &port]);
+    let b = Driven::spawn(command);
+    (a, b)
+}
+
+/// alice and bob, real chats, in a chat with each other.
+fn chat_pair(addr: SocketAddr) -> (Driven, Driven) {
+    let start = |name: &str| {
+        let mut command = Command::new(CHAT);
+        command.args(["--server", &addr.to_string(), "--name", name]);
+        let mut chat = Driven::spawn(command);
+        chat.wait_for("Online users");
+        chat
+    };
+    let mut alice = start("alice");
+    let mut bob = start("bob");
+    alice.send("bob");
+    alice.wait_for("Connected to bob");
+    bob.wait_for("alice connected");
+    (alice, bob)
+}
+
+/// Line round trips through two stdin/stdout-driven processes: a line into
+/// `a` comes out of `b`, whose answer comes out of `a`.
+fn round_trips(a: &mut Driven, b: &mut Driven, n: usize) -> Vec<Duration> {
+    (0..n)
+        .map(|i| {
+            let t = Instant::now();
+            a.send(&format!("ping {i}"));
+            b.wait_for(&format!("ping {i}"));
+            b.send(&format!("pong {i}"));
+            a.wait_for(&format!("pong {i}"));
+            t.elapsed()
+        })
+        .collect()
+}
+
+/// Lines per second from `a`'s stdin to `b`'s stdout.
+fn throughput(a: &mut Driven, b: &mut Driven, n: usize) -> f64 {
+    b.bulk.store(0, Ordering::Relaxed);
+    let t = Instant::now();
+    let line = "x".repeat(56);
+    let mut stdin = std::mem::replace(&mut a.stdin, BufWriter::new(placeholder_stdin()));
+    let writer = thread::spawn(move || {
+        for i in 0..n {
+            // The last line is numbered so the reader knows it.
+            let i = if i + 1 == n { 9_999_999 } else { i };
+            writeln!(stdin, "{line} {i:07}").unwrap();
+        }
+        stdin.flush().unwrap();
+        stdin
+    });
+    b.wait_for(" 9999999");
+    let rate = n as f64 / t.elapsed().as_secs_f64();
+    let seen = b.bulk.load(Ordering::Relaxed);
+    a.stdin = writer.join().unwrap();
+    assert_eq!(seen, n, "every line arrives");
+    rate
+}
+
+/// A placeholder stdin while the real one is lent to a writer thread: the
+/// pipe into a `true` that has already exited.
+fn placeholder_stdin() -> ChildStdin {
+    let mut child =
+        ChildGuard::spawn(Command::new("true").stdin(Stdio::piped())).expect("start true");
+    let stdin = child.stdin.take().unwrap();
+    let _ = child.wait();
+    stdin
+}
+
+/// Round trips and throughput of two processes, after a warm-up.
+fn measure(a: &mut Driven, b: &mut Driven) -> (Latency, Figure) {
+    round_trips(a, b, 50);
+    let latency = Latency::of(|| round_trips(a, b, 300));
+    let lines = Figure::of("/s", || throughput(a, b, 100_000));
+    (latency, lines)
+}
+
+pub fn chat(table: &mut Table) {
+    println!("\n[4] chat: two real chat processes vs a raw pipe→TCP→pipe relay");
+    let (mut ra, mut rb) = raw_relay_pair();
+    let (raw_rtt, raw_lines) = measure(&mut ra, &mut rb);
+    drop((ra, rb));
+    table.latency("raw relay line round trip", &raw_rtt);
+    table
+        .row("raw TCP piped lines/s (100,000)")
+        .value(&raw_lines);
+
+    let (_server, addr) = start_server(&[]);
+    let (mut alice, mut bob) = chat_pair(addr);
+    let (rtt, lines) = measure(&mut alice, &mut bob);
+    table
+        .latency("chat line round trip", &rtt)
+        .vs("raw relay", &raw_rtt)
+        .p50_goal(Goal::AtMost(3.0));
+    table
+        .row("chat piped lines/s (100,000)")
+        .value(&lines)
+        .vs("raw TCP", &raw_lines)
+        .goal(Goal::AtLeast(0.5));
+}

@@ -1,0 +1,105 @@
+//! `cargo bench`: capacity, latency and throughput of the real release
+//! binaries, each figure next to a raw `std::net` baseline measured in the
+//! same run, because these machines are shared and noisy and only ratios
+//! compare across runs.
+//!
+//! Std only (`harness = false`). Every figure is the median of several
+//! repetitions, shown with min and max; every latency is a p50 and a p99
+//! from the same runs. Every process started is killed by a guard, whatever
+//! happens. The same executable doubles as the raw pipe→TCP→pipe relay used
+//! as the chat baseline (`--relay-helper`). By subject: `raw` (baselines),
+//! `server` (registry and capacity), `chat` (the chat path), `client` (the
+//! timing TCP client), `table` (figures, rows and the printed table).
+
+#[path = "../../tests/common/child.rs"]
+mod child;
+#[path = "../../tests/common/limits.rs"]
+mod limits;
+
+mod chat;
+mod client;
+mod raw;
+mod server;
+mod table;
+
+use std::process::Command;
+use std::thread;
+use std::time::Instant;
+
+use table::Table;
+
+const SERVER: &str = env!("CARGO_BIN_EXE_server");
+const CHAT: &str = env!("CARGO_BIN_EXE_chat");
+
+/// Repetitions of each measurement; the table shows their median.
+const REPS: usize = 5;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("--relay-helper") {
+        return raw::relay_helper(&args[2..]);
+    }
+    if args.iter().any(|a| a == "--list") {
+        // `cargo bench -- --list` (and IDEs) ask what is here.
+        println!("p2pchat: bench");
+        return;
+    }
+    let peers = file_limit_peers();
+    let started = Instant::now();
+    let mut table = Table::default();
+    println!("p2pchat benchmarks ({REPS} repetitions each; median [min … max])");
+    println!("machine: {}", machine());
+    let echo = raw::echo_baseline(&mut table);
+    server::registry(&mut table, peers, &echo);
+    server::capacity(&mut table, peers);
+    chat::chat(&mut table);
+    table.print();
+    println!("total time {:.0} s", started.elapsed().as_secs_f64());
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|s| s.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = thread::available_parallelism().map_or(0, |n| n.get());
+    format!("{cpu}, {cores} cores")
+}
+
+/// How many peers the capacity runs can hold: 10,000, unless the open-file
+/// limit (which the server and this process each need one descriptor per
+/// peer under) is lower and cannot be raised. Raising it means running again
+/// under `ulimit -n`, since std cannot call setrlimit.
+fn file_limit_peers() -> usize {
+    const WANT: usize = 10_000;
+    const SPARE: usize = 500;
+    let soft = limits::soft_open_file_limit();
+    if soft >= WANT + SPARE {
+        return WANT;
+    }
+    if std::env::var_os("P2PCHAT_BENCH_RAISED").is_none() {
+        let exe = std::env::current_exe().expect("own path");
+        let status = Command::new("bash")
+            .args([
+                "-c",
+                "ulimit -n 20480 2>/dev/null || ulimit -n \"$(ulimit -Hn)\" 2>/dev/null; exec \"$0\" \"$@\"",
+            ])
+            .arg(exe)
+            .args(std::env::args().skip(1))
+            .env("P2PCHAT_BENCH_RAISED", "1")
+            .status()
+            .expect("run again under ulimit -n");
+        std::process::exit(status.code().unwrap_or(1));
+    }
+    let peers = soft.saturating_sub(SPARE).max(100);
+    println!(
+        "note: the open-file limit is {soft} and could not be raised (hard limit); \
+         capacity runs hold {peers} peers instead of {WANT}"
+    );
+    peers
+}

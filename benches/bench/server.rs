@@ -1,0 +1,193 @@
+//! The real release `server`: registry round trips (`LOOKUP`, `LIST`) with
+//! 10 and with thousands of peers online, against the raw echo baseline;
+//! and its capacity: memory and threads per held peer, a burst of 1,000
+//! registrations, and listing every peer.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::child::ChildGuard;
+use crate::client::{Pinger, fifty_clients, one_client};
+use crate::raw::EchoBaseline;
+use crate::table::{Figure, Goal, Latency, Table};
+use crate::{REPS, SERVER};
+
+/// Arguments that let the capacity runs hold every peer for the whole run.
+const ROOMY: [&str; 4] = ["--max-clients", "20000", "--idle-timeout", "600"];
+
+/// Starts the release server on loopback with `args`; returns it and its
+/// address.
+pub fn start_server(args: &[&str]) -> (ChildGuard, SocketAddr) {
+    let mut child = ChildGuard::spawn(
+        Command::new(SERVER)
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null()),
+    )
+    .expect("start server");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .expect("server address");
+    let addr = line
+        .trim()
+        .trim_start_matches("listening on ")
+        .parse()
+        .unwrap_or_else(|_| panic!("not a server address: {line:?}"));
+    (child, addr)
+}
+
+/// Registers a raw peer called `name`.
+fn register(addr: SocketAddr, name: &str) -> Pinger {
+    let mut p = Pinger::connect(addr);
+    let mut line = String::new();
+    p.ask(
+        format!("REGISTER {name} 127.0.0.1:9\n").as_bytes(),
+        &mut line,
+    );
+    assert!(line.starts_with("OK WELCOME"), "{line}");
+    p
+}
+
+/// `count` `LIST`s by `me`, each timed to its last row.
+fn list_times(me: &mut Pinger, count: usize) -> Vec<Duration> {
+    let mut line = String::new();
+    (0..count)
+        .map(|_| {
+            let t = Instant::now();
+            me.ask(b"LIST\n", &mut line);
+            let count: usize = line.trim()["OK USERS ".len()..].parse().unwrap();
+            me.skip(count, &mut line);
+            t.elapsed()
+        })
+        .collect()
+}
+
+/// Lookups and lists with 10 and with `max_peers` peers online, one client
+/// and 50 at once, each against the echo server's figure.
+pub fn registry(table: &mut Table, max_peers: usize, raw: &EchoBaseline) {
+    println!("\n[2] registry round trips");
+    let (server, addr) = start_server(&ROOMY);
+    let mut held: Vec<Pinger> = Vec::new();
+    for peers in [10usize, max_peers] {
+        while held.len() + 1 < peers {
+            held.push(register(addr, &format!("peer{}", held.len())));
+        }
+        let mut me = register(addr, "me");
+        let label = |what: &str| format!("lookup, {peers} peers, {what}");
+        let one = one_client(&mut me, b"LOOKUP peer5\n");
+        table
+            .latency(&label("1 client"), &one.latency)
+            .vs("raw", &raw.one_client.latency)
+            .p50_goal(Goal::AtMost(1.5));
+        table
+            .row(&label("1 client, req/s"))
+            .value(&one.rate)
+            .vs("raw", &raw.one_client.rate);
+        let fifty = fifty_clients(|i| register(addr, &format!("c{i}")), b"LOOKUP peer5\n");
+        table
+            .latency(&label("50 clients"), &fifty.latency)
+            .vs("raw 50", &raw.fifty_clients.latency);
+        table
+            .row(&label("50 clients, req/s"))
+            .value(&fifty.rate)
+            .vs("raw 50", &raw.fifty_clients.rate)
+            .goal(Goal::AtLeast(0.7));
+        // A list of thousands takes milliseconds: fewer samples of it.
+        let per_rep = if peers > 100 { 20 } else { 200 };
+        let list = Latency::of(|| list_times(&mut me, per_rep));
+        table.latency(&format!("list, {peers} peers"), &list);
+        me.send(b"QUIT\n");
+    }
+    drop(held);
+    drop(server);
+}
+
+/// RSS (KiB) and thread count of a process, from /proc.
+fn rss_and_threads(pid: u32) -> (f64, f64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (field("VmRSS:"), field("Threads:"))
+}
+
+/// Memory and threads with 1,000 and `max_peers` peers held, bursts of
+/// 1,000 registrations, and listing them all.
+pub fn capacity(table: &mut Table, max_peers: usize) {
+    println!("\n[3] capacity: peers held, memory, threads");
+    let (server, addr) = start_server(&ROOMY);
+    let pid = server.id();
+    let (rss0, threads0) = rss_and_threads(pid);
+    table
+        .row("server RSS, no peers")
+        .value(&Figure::one("KiB", rss0));
+    let report = |held: &Vec<Pinger>, table: &mut Table| {
+        let (rss, threads) = rss_and_threads(pid);
+        let n = held.len();
+        table
+            .row(&format!("server RSS, {n} peers"))
+            .value(&Figure::one("KiB", rss));
+        table
+            .row(&format!("server threads, {n} peers"))
+            .value(&Figure::one("", threads - threads0));
+        table
+            .row(&format!("server RSS per peer, {n} peers"))
+            .value(&Figure::one("KiB", (rss - rss0) / n as f64))
+            .goal(Goal::Below(64.0));
+    };
+    let mut held: Vec<Pinger> = Vec::new();
+    let mut bursts = Vec::new();
+    for rep in 0..REPS.min(max_peers / 1000).max(1) {
+        // A burst of 1,000 registrations from 8 threads at once; the peers
+        // stay, so the capacity figures below start from the first burst.
+        let base = held.len();
+        let t = Instant::now();
+        let handles: Vec<_> = (0..8)
+            .map(|k| {
+                thread::spawn(move || {
+                    (0..125)
+                        .map(|i| register(addr, &format!("b{}", base + k * 125 + i)))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        for h in handles {
+            held.extend(h.join().unwrap());
+        }
+        bursts.push(t.elapsed().as_secs_f64() * 1000.0);
+        if rep == 0 {
+            report(&held, table);
+        }
+    }
+    table
+        .row("1,000-peer registration burst (wall)")
+        .value(&Figure::new("ms", bursts))
+        .goal(Goal::Below(1000.0));
+    while held.len() < max_peers {
+        let n = held.len();
+        held.push(register(addr, &format!("b{n}")));
+    }
+    // Every held peer heartbeats once, as live clients do, before the
+    // figures are read.
+    let mut line = String::new();
+    for p in held.iter_mut() {
+        p.ask(b"PING\n", &mut line);
+    }
+    report(&held, table);
+    let mut me = register(addr, "lister");
+    let everyone = max_peers + 1;
+    let list = Latency::of(|| list_times(&mut me, 10));
+    table.latency(&format!("time to list {everyone} peers"), &list);
+    drop(held);
+    drop(server);
+}
