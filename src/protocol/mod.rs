@@ -1,0 +1,294 @@
+//! The wire format: every line p2pchat sends or receives, as typed values.
+//!
+//! This module does no I/O. It turns one line of text (without its `\n`) into a
+//! [`Request`] (client to registration server), a [`ServerLine`] (server to
+//! client: replies and pushed events) or a [`PeerMessage`] (peer to peer, direct
+//! or relayed), and turns those values back into lines with `Display`. Every
+//! malformed input is a [`ProtocolError`] whose text a person can read, so the
+//! server can answer it and carry on.
+//!
+//! The grammar is documented for humans in README.md ("Protocol"); the short
+//! version: words separated by single spaces, the first word is the verb, the
+//! verb is case-insensitive, replies start with `OK` or `ERR`, pushed events
+//! start with `EVENT`.
+//!
+//! The grammars live one to a file: `requests.rs` (client to server),
+//! `server_lines.rs` (server to client), `peer.rs` (peer to peer) and
+//! `names.rs` (the naming rules every grammar that carries a name checks).
+//! This file holds what they share: the limits, the error types and the
+//! field parsers. Everything is re-exported here, so `crate::protocol::X`
+//! names every item whichever file it lives in.
+
+use std::fmt;
+use std::net::SocketAddr;
+
+mod names;
+mod peer;
+mod requests;
+mod server_lines;
+
+pub use names::{NameError, name_key, printable, validate_name};
+pub use peer::{PeerMessage, split_text};
+pub use requests::Request;
+pub use server_lines::{ServerLine, UserEntry};
+
+/// Longest line (in bytes, without the newline) anyone may send us. Longer
+/// lines are refused and the connection is closed, so no peer can make us
+/// buffer without limit.
+pub const MAX_LINE: usize = 4096;
+
+/// Longest chat message text, in bytes. Leaves room for the `MSG ` prefix
+/// under [`MAX_LINE`]; a longer typed line is split into several messages.
+pub const MAX_TEXT: usize = MAX_LINE - 16;
+
+/// Longest visible name, in characters.
+pub const MAX_NAME_CHARS: usize = 32;
+
+/// Most users a client accepts in one `OK USERS` reply; a bound on what a
+/// broken or hostile server can make a client allocate.
+pub const MAX_LIST: usize = 1_000_000;
+
+/// Why a line could not be understood. The `Display` text is one sentence
+/// that the server sends back after `ERR <code>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProtocolError {
+    /// The line was empty.
+    Empty,
+    /// The verb is not one we know.
+    UnknownCommand(String),
+    /// The verb is known but its arguments are wrong; the text says how.
+    BadArguments {
+        verb: &'static str,
+        usage: &'static str,
+    },
+    /// The visible name breaks the naming rules.
+    BadName(NameError),
+    /// A field that should be a number, address or token is not.
+    BadField { field: &'static str, value: String },
+}
+
+impl ProtocolError {
+    /// The error code this failure is reported under.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            ProtocolError::Empty | ProtocolError::UnknownCommand(_) => ErrorCode::UnknownCommand,
+            ProtocolError::BadName(_) => ErrorCode::BadName,
+            ProtocolError::BadArguments { .. } | ProtocolError::BadField { .. } => {
+                ErrorCode::BadRequest
+            }
+        }
+    }
+}
+
+impl fmt::Display for ProtocolError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ProtocolError::Empty => write!(f, "empty line; try LIST, CALL NAME or QUIT"),
+            ProtocolError::UnknownCommand(verb) => write!(
+                f,
+                "unknown command {}; known: REGISTER LIST LOOKUP CALL HANGUP PING QUIT RELAY RESUME",
+                printable(verb)
+            ),
+            ProtocolError::BadArguments { verb, usage } => {
+                write!(f, "wrong arguments for {verb}; usage: {usage}")
+            }
+            ProtocolError::BadName(e) => write!(f, "{e}"),
+            ProtocolError::BadField { field, value } => {
+                write!(f, "{} is not a valid {field}", printable(value))
+            }
+        }
+    }
+}
+
+impl std::error::Error for ProtocolError {}
+
+/// A single-use secret that authorises one call: 128 random bits, written as
+/// 32 lowercase hex digits.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Token(pub [u8; 16]);
+
+impl Token {
+    /// Compares without an early exit, so the time taken says nothing about
+    /// how many leading bytes of a guess were right.
+    pub fn matches(&self, other: &Token) -> bool {
+        self.0
+            .iter()
+            .zip(other.0.iter())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+    }
+
+    fn parse(text: &str) -> Result<Token, ProtocolError> {
+        let bad = || ProtocolError::BadField {
+            field: "token (32 hex digits)",
+            value: text.to_string(),
+        };
+        if text.len() != 32 || !text.is_ascii() {
+            return Err(bad());
+        }
+        let mut bytes = [0u8; 16];
+        for (i, byte) in bytes.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).map_err(|_| bad())?;
+        }
+        Ok(Token(bytes))
+    }
+}
+
+impl fmt::Display for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for b in self.0 {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never print a live secret in debug output.
+        write!(f, "Token(…)")
+    }
+}
+
+/// Identifies one call on one server, so that a late `HANGUP` for an old call
+/// can never end a newer one.
+pub type CallId = u64;
+
+/// The reason codes that follow `ERR`. Clients act on the code; the text after
+/// it is for people.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    UnknownCommand,
+    BadRequest,
+    LineTooLong,
+    BadEncoding,
+    NotRegistered,
+    AlreadyRegistered,
+    BadName,
+    NameTaken,
+    UnknownUser,
+    Busy,
+    AlreadyInCall,
+    NotInCall,
+    ServerFull,
+    Timeout,
+    BadToken,
+    Unreachable,
+    Internal,
+}
+
+impl ErrorCode {
+    const ALL: [ErrorCode; 17] = [
+        ErrorCode::UnknownCommand,
+        ErrorCode::BadRequest,
+        ErrorCode::LineTooLong,
+        ErrorCode::BadEncoding,
+        ErrorCode::NotRegistered,
+        ErrorCode::AlreadyRegistered,
+        ErrorCode::BadName,
+        ErrorCode::NameTaken,
+        ErrorCode::UnknownUser,
+        ErrorCode::Busy,
+        ErrorCode::AlreadyInCall,
+        ErrorCode::NotInCall,
+        ErrorCode::ServerFull,
+        ErrorCode::Timeout,
+        ErrorCode::BadToken,
+        ErrorCode::Unreachable,
+        ErrorCode::Internal,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::UnknownCommand => "unknown-command",
+            ErrorCode::BadRequest => "bad-request",
+            ErrorCode::LineTooLong => "line-too-long",
+            ErrorCode::BadEncoding => "bad-encoding",
+            ErrorCode::NotRegistered => "not-registered",
+            ErrorCode::AlreadyRegistered => "already-registered",
+            ErrorCode::BadName => "bad-name",
+            ErrorCode::NameTaken => "name-taken",
+            ErrorCode::UnknownUser => "unknown-user",
+            ErrorCode::Busy => "busy",
+            ErrorCode::AlreadyInCall => "already-in-call",
+            ErrorCode::NotInCall => "not-in-call",
+            ErrorCode::ServerFull => "server-full",
+            ErrorCode::Timeout => "timeout",
+            ErrorCode::BadToken => "bad-token",
+            ErrorCode::Unreachable => "unreachable",
+            ErrorCode::Internal => "internal",
+        }
+    }
+
+    fn parse(text: &str) -> Result<ErrorCode, ProtocolError> {
+        ErrorCode::ALL
+            .into_iter()
+            .find(|c| c.as_str() == text)
+            .ok_or_else(|| ProtocolError::BadField {
+                field: "error code",
+                value: text.to_string(),
+            })
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+fn parse_addr(text: &str) -> Result<SocketAddr, ProtocolError> {
+    text.parse().map_err(|_| ProtocolError::BadField {
+        field: "address (HOST:PORT, [V6]:PORT)",
+        value: text.to_string(),
+    })
+}
+
+fn parse_call_id(text: &str) -> Result<CallId, ProtocolError> {
+    parse_number(text, "call id")
+}
+
+fn parse_number<T: std::str::FromStr>(text: &str, field: &'static str) -> Result<T, ProtocolError> {
+    // Digits only: `str::parse` would also take a leading `+`.
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ProtocolError::BadField {
+            field,
+            value: text.to_string(),
+        });
+    }
+    text.parse().map_err(|_| ProtocolError::BadField {
+        field,
+        value: text.to_string(),
+    })
+}
+
+/// One fixed token for the grammars' round-trip tests.
+#[cfg(test)]
+pub(crate) const SAMPLE_TOKEN: Token = Token([0xab; 16]);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_parse_and_compare() {
+        let t = SAMPLE_TOKEN;
+        assert_eq!(Token::parse(&t.to_string()), Ok(t));
+        assert!(t.matches(&t));
+        assert!(
+            !t.matches(&Token(
+                [0xab; 15]
+                    .iter()
+                    .copied()
+                    .chain([0])
+                    .collect::<Vec<_>>()
+                    .try_into()
+                    .unwrap()
+            ))
+        );
+        assert!(Token::parse("ABABABABABABABABABABABABABABABAB").is_ok());
+        assert!(Token::parse("zz").is_err());
+        assert!(Token::parse("é".repeat(16).as_str()).is_err());
+        assert_eq!(format!("{t:?}"), "Token(…)");
+    }
+}
