@@ -7,7 +7,9 @@
 
 use std::fmt;
 
-use super::{CallId, ErrorCode, MAX_TEXT, ProtocolError, Token, parse_call_id, validate_name};
+use super::{
+    CallId, ErrorCode, MAX_TEXT, ProtocolError, Token, parse_call_id, parse_token, validate_name,
+};
 
 /// A line between two peers in a chat, whether the bytes go directly or
 /// through the server's relay.
@@ -67,7 +69,7 @@ impl PeerMessage {
                 Ok(PeerMessage::Hello {
                     caller: caller.to_string(),
                     call: parse_call_id(call)?,
-                    token: Token::parse(token)?,
+                    token: parse_token(token)?,
                 })
             }
             "ERR" => {

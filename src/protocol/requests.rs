@@ -7,7 +7,7 @@
 use std::fmt;
 use std::net::SocketAddr;
 
-use super::{CallId, ProtocolError, Token, parse_addr, parse_call_id, validate_name};
+use super::{CallId, ProtocolError, Token, parse_addr, parse_call_id, parse_token, validate_name};
 
 /// A request from a client to the registration server.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,7 +94,7 @@ impl Request {
                 expect(2, "RELAY", "RELAY CALL-ID TOKEN")?;
                 Ok(Request::Relay {
                     call: parse_call_id(args[0])?,
-                    token: Token::parse(args[1])?,
+                    token: parse_token(args[1])?,
                 })
             }
             _ => Err(ProtocolError::UnknownCommand(verb.to_string())),
@@ -184,6 +184,11 @@ mod tests {
             ("HANGUP -1", ErrorCode::BadRequest, "call id"),
             ("HANGUP +1", ErrorCode::BadRequest, "call id"),
             ("RELAY 1 xyz", ErrorCode::BadRequest, "token"),
+            (
+                "RELAY 1 +fababababababababababababababab",
+                ErrorCode::BadRequest,
+                "token",
+            ),
             ("CALL a\u{0}b", ErrorCode::BadName, "control"),
         ];
         for (line, code, text) in cases {

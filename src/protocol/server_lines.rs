@@ -7,7 +7,9 @@
 use std::fmt;
 use std::net::SocketAddr;
 
-use super::{CallId, ErrorCode, ProtocolError, Token, parse_addr, parse_call_id, parse_number};
+use super::{
+    CallId, ErrorCode, ProtocolError, Token, parse_addr, parse_call_id, parse_number, parse_token,
+};
 
 /// One row of the online list.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,7 +119,7 @@ impl ServerLine {
                         Ok(ServerLine::CallReady {
                             peer: peer.to_string(),
                             call: parse_call_id(call)?,
-                            token: Token::parse(token)?,
+                            token: parse_token(token)?,
                             addrs: addrs
                                 .iter()
                                 .map(|a| parse_addr(a))
@@ -139,7 +141,7 @@ impl ServerLine {
                     ("EVENT", "INCOMING", [caller, call, token]) => Ok(ServerLine::Incoming {
                         caller: caller.to_string(),
                         call: parse_call_id(call)?,
-                        token: Token::parse(token)?,
+                        token: parse_token(token)?,
                     }),
                     ("EVENT", "HANGUP", [call, peer]) => Ok(ServerLine::PeerHungUp {
                         call: parse_call_id(call)?,
