@@ -47,6 +47,13 @@ pub const MAX_TEXT: usize = MAX_LINE - 16;
 /// Longest visible name, in characters.
 pub const MAX_NAME_CHARS: usize = 32;
 
+/// Most words in one `FEATURES` line: a bound on what a peer or server can
+/// make us keep.
+pub const MAX_FEATURES: usize = 32;
+
+/// Longest word in a `FEATURES` line, in bytes.
+pub const MAX_FEATURE_BYTES: usize = 32;
+
 /// Most users a client accepts in one `OK USERS` reply; a bound on what a
 /// broken or hostile server can make a client allocate.
 pub const MAX_LIST: usize = 1_000_000;
@@ -204,6 +211,46 @@ fn parse_token(text: &str) -> Result<Token, ProtocolError> {
         field: "token (32 hex digits)",
         value: text.to_string(),
     })
+}
+
+/// The words of a `FEATURES` line (client, server or peer): at most
+/// [`MAX_FEATURES`] words of `[a-z0-9-]`, each at most [`MAX_FEATURE_BYTES`]
+/// long. One grammar for all three, so a word one side sends the others can
+/// read.
+fn parse_features(words: &[&str]) -> Result<Vec<String>, ProtocolError> {
+    if words.len() > MAX_FEATURES {
+        return Err(ProtocolError::BadArguments {
+            verb: "FEATURES",
+            usage: "FEATURES WORD… (at most 32 words)",
+        });
+    }
+    words
+        .iter()
+        .map(|word| {
+            let valid = !word.is_empty()
+                && word.len() <= MAX_FEATURE_BYTES
+                && word
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+            if valid {
+                Ok(word.to_string())
+            } else {
+                Err(ProtocolError::BadField {
+                    field: "feature (up to 32 of a-z, 0-9 and -)",
+                    value: word.to_string(),
+                })
+            }
+        })
+        .collect()
+}
+
+/// Writes `FEATURES` and its words, the one spelling all three grammars use.
+fn write_features(f: &mut fmt::Formatter<'_>, words: &[String]) -> fmt::Result {
+    f.write_str("FEATURES")?;
+    for word in words {
+        write!(f, " {word}")?;
+    }
+    Ok(())
 }
 
 fn parse_call_id(text: &str) -> Result<CallId, ProtocolError> {
