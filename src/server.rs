@@ -528,7 +528,7 @@ fn handle_unregistered(session: &mut Session, request: Request, line: &str) -> i
                 Ok(Flow::Relay { call, token })
             } else {
                 session.refuse(
-                    ErrorCode::Unreachable,
+                    ErrorCode::NoRelay,
                     "this server does not relay chats (--no-relay)",
                     line,
                 )?;

@@ -155,3 +155,15 @@ fn the_server_logs_each_event_with_a_timestamp() {
         );
     }
 }
+
+#[test]
+fn a_server_without_relay_refuses_a_relay_connection_with_its_own_code() {
+    let server = Server::start_with(&["--no-relay"]);
+    let mut raw = Raw::connect(server.addr);
+    let token = "ab".repeat(16);
+    assert_eq!(
+        raw.ask(&format!("RELAY 1 {token}")),
+        "ERR no-relay this server does not relay chats (--no-relay)"
+    );
+    assert!(raw.is_closed());
+}

@@ -136,11 +136,14 @@ pub enum ErrorCode {
     Timeout,
     BadToken,
     Unreachable,
+    /// The server was started with `--no-relay`, so a relay connection is
+    /// refused; a client can say so instead of quoting the server's text.
+    NoRelay,
     Internal,
 }
 
 impl ErrorCode {
-    const ALL: [ErrorCode; 17] = [
+    const ALL: [ErrorCode; 18] = [
         ErrorCode::UnknownCommand,
         ErrorCode::BadRequest,
         ErrorCode::LineTooLong,
@@ -157,6 +160,7 @@ impl ErrorCode {
         ErrorCode::Timeout,
         ErrorCode::BadToken,
         ErrorCode::Unreachable,
+        ErrorCode::NoRelay,
         ErrorCode::Internal,
     ];
 
@@ -178,6 +182,7 @@ impl ErrorCode {
             ErrorCode::Timeout => "timeout",
             ErrorCode::BadToken => "bad-token",
             ErrorCode::Unreachable => "unreachable",
+            ErrorCode::NoRelay => "no-relay",
             ErrorCode::Internal => "internal",
         }
     }
@@ -274,3 +279,17 @@ fn parse_number<T: std::str::FromStr>(text: &str, field: &'static str) -> Result
 /// One fixed token for the grammars' round-trip tests.
 #[cfg(test)]
 pub(crate) const SAMPLE_TOKEN: Token = Token([0xab; 16]);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_error_code_reads_back_as_itself() {
+        for code in ErrorCode::ALL {
+            assert_eq!(ErrorCode::parse(code.as_str()), Ok(code));
+        }
+        assert_eq!(ErrorCode::parse("no-relay"), Ok(ErrorCode::NoRelay));
+        assert!(ErrorCode::parse("No-Relay").is_err());
+    }
+}
