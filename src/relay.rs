@@ -13,11 +13,10 @@ use std::sync::mpsc::{self, Sender};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::connection::{LineReader, ReadError, SharedStream};
+use crate::connection::{LineReader, Outbox, ReadError, SharedStream};
 use crate::log;
 use crate::protocol::{CallId, ErrorCode, ServerLine, Token};
 use crate::registry::{Registry, RelayTicket};
-use crate::server::Outbox;
 
 /// How long the caller's relay connection waits for the callee's.
 const JOIN_TIMEOUT: Duration = Duration::from_secs(10);

@@ -10,12 +10,12 @@
 use std::fmt;
 use std::io::{self, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::connection::{LineReader, ReadError, SharedStream, write_line};
+use crate::connection::{LineReader, Outbox, ReadError, SharedStream, write_line};
 use crate::log;
 use crate::protocol::{ErrorCode, Request, ServerLine, printable};
 use crate::registry::{CallError, ConnId, Ended, RegisterError, Registry};
@@ -25,9 +25,10 @@ use crate::token::random_token;
 /// The port the server listens on when `--listen` gives none.
 pub const DEFAULT_PORT: u16 = 7700;
 
-/// How long a write to one client may block before that client is dropped:
-/// a peer that stops reading must not stall the thread pushing to it.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long the server's write of one reply or event to a client may take
+/// in total before that client is dropped: a client that stops reading must
+/// not stall the thread pushing to it.
+const CLIENT_WRITE_DEADLINE: Duration = Duration::from_secs(5);
 
 /// Client threads need little stack: no recursion, buffers on the heap. A
 /// small stack keeps 10,000 idle peers cheap.
@@ -79,60 +80,6 @@ impl fmt::Display for ServerError {
 }
 
 impl std::error::Error for ServerError {}
-
-/// The writing half of one client's connection. Replies from the client's
-/// own thread and events pushed by other threads go through the same lock,
-/// so lines never interleave.
-#[derive(Clone)]
-pub struct Outbox(Arc<Mutex<Arc<TcpStream>>>);
-
-impl Outbox {
-    fn new(stream: Arc<TcpStream>) -> Outbox {
-        Outbox(Arc::new(Mutex::new(stream)))
-    }
-
-    /// Sends one line. On failure the connection is shut down, which ends
-    /// its owner's read loop and so removes the peer.
-    pub fn send(&self, line: &impl fmt::Display) -> io::Result<()> {
-        self.send_text(&format!("{line}\n"))
-    }
-
-    /// Shuts the connection down, which ends its owner's read loop.
-    pub fn close(&self) {
-        let stream = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        let _ = stream.shutdown(std::net::Shutdown::Both);
-    }
-
-    /// Writes all of `text` within [`WRITE_TIMEOUT`] in total (the socket's
-    /// own timeout bounds each `write` only, and a client reading a byte at
-    /// a time could otherwise hold this lock for ever).
-    fn send_text(&self, text: &str) -> io::Result<()> {
-        let stream = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        let deadline = Instant::now() + WRITE_TIMEOUT;
-        let mut rest = text.as_bytes();
-        let result = loop {
-            if rest.is_empty() {
-                break Ok(());
-            }
-            if Instant::now() >= deadline {
-                break Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "client reads too slowly",
-                ));
-            }
-            match (&**stream).write(rest) {
-                Ok(0) => break Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => rest = &rest[n..],
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => break Err(e),
-            }
-        };
-        if result.is_err() {
-            let _ = stream.shutdown(std::net::Shutdown::Both);
-        }
-        result
-    }
-}
 
 /// State every client thread shares.
 struct Shared {
@@ -203,7 +150,7 @@ fn admit(shared: &Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
     // and record the address it really has.
     let addr = SocketAddr::new(addr.ip().to_canonical(), addr.port());
     let _ = stream.set_nodelay(true);
-    let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
+    let _ = stream.set_write_timeout(Some(CLIENT_WRITE_DEADLINE));
     let slot = ClientSlot::take(shared);
     let Some(slot) = slot else {
         log!(
@@ -319,7 +266,7 @@ fn serve_client(slot: ClientSlot, conn: ConnId, stream: TcpStream, addr: SocketA
         slot,
         conn,
         addr,
-        outbox: Outbox::new(stream.clone()),
+        outbox: Outbox::new(stream.clone(), CLIENT_WRITE_DEADLINE),
         name: None,
         leave_reason: "connection closed".into(),
     };
@@ -434,11 +381,11 @@ fn handle_line(session: &mut Session, line: &str) -> io::Result<Flow> {
         }
         Request::List => {
             let users = shared.registry.list();
-            let mut text = format!("{}\n", ServerLine::Users { count: users.len() });
-            for user in users {
-                text.push_str(&format!("{}\n", ServerLine::User(user)));
-            }
-            session.outbox.send_text(&text)?;
+            let count = ServerLine::Users { count: users.len() };
+            let rows = users.into_iter().map(ServerLine::User);
+            session
+                .outbox
+                .send_lines(std::iter::once(count).chain(rows))?;
         }
         Request::Lookup { name: wanted } => match shared.registry.lookup(&wanted) {
             Some(user) => session.reply(&ServerLine::Found(user))?,
