@@ -17,7 +17,9 @@ use std::time::{Duration, Instant};
 
 use crate::connection::{LineReader, Outbox, ReadError, SharedStream, write_line};
 use crate::log;
-use crate::protocol::{ErrorCode, Request, ServerLine, printable};
+use crate::protocol::{
+    CallId, ErrorCode, MAX_LINE, NameError, ProtocolError, Request, ServerLine, printable,
+};
 use crate::registry::{CallError, ConnId, Ended, RegisterError, Registry};
 use crate::relay::{self, Rendezvous};
 use crate::token::random_token;
@@ -80,6 +82,131 @@ impl fmt::Display for ServerError {
 }
 
 impl std::error::Error for ServerError {}
+
+/// Every reason the server answers a client with `ERR`. Each reply's code
+/// and text are written in one place, its `From` impl for `ServerLine`, so
+/// the same refusal reads the same wherever it is sent from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Refusal {
+    /// The line does not parse.
+    Malformed(ProtocolError),
+    BadEncoding,
+    /// The line was too long; the connection closes after this.
+    LineTooLong,
+    /// A registered client sent nothing for the idle timeout.
+    NoHeartbeat,
+    /// A connection did not register within the registration timeout.
+    DidNotRegister,
+    /// Every slot is taken (`--max-clients`).
+    ServerFull,
+    /// `REGISTER` again on a registered connection, under this name.
+    AlreadyRegistered(String),
+    /// A request that needs a registration, before one.
+    NotRegistered,
+    /// Another client holds this name, as they spell it.
+    NameTaken(String),
+    BadName(NameError),
+    UnknownUser(String),
+    /// The callee is in another chat (as the callee spells the name).
+    Busy(String),
+    AlreadyInCall,
+    NotInCall(CallId),
+    /// `RELAY` on a connection that already said something else.
+    RelayNotFirst,
+    /// `RELAY` to a server started with `--no-relay`.
+    NoRelay,
+    /// The callee's registration connection failed while being told.
+    CalleeSilent(String),
+    /// The OS random source failed.
+    NoCallToken,
+}
+
+impl From<Refusal> for ServerLine {
+    fn from(why: Refusal) -> ServerLine {
+        let (code, message) = match why {
+            Refusal::Malformed(e) => (e.code(), e.to_string()),
+            Refusal::BadEncoding => (ErrorCode::BadEncoding, "line is not valid UTF-8".into()),
+            Refusal::LineTooLong => (
+                ErrorCode::LineTooLong,
+                format!("line longer than {MAX_LINE} bytes; closing"),
+            ),
+            Refusal::NoHeartbeat => (ErrorCode::Timeout, "no heartbeat; closing".into()),
+            Refusal::DidNotRegister => (
+                ErrorCode::Timeout,
+                "did not register in time; closing".into(),
+            ),
+            Refusal::ServerFull => (ErrorCode::ServerFull, "server full, try again later".into()),
+            Refusal::AlreadyRegistered(name) => (
+                ErrorCode::AlreadyRegistered,
+                format!("already registered as {name}"),
+            ),
+            Refusal::NotRegistered => (
+                ErrorCode::NotRegistered,
+                "register first: REGISTER NAME HOST:PORT".into(),
+            ),
+            Refusal::NameTaken(holder) => (
+                ErrorCode::NameTaken,
+                format!("the name {holder} is taken; pick another"),
+            ),
+            Refusal::BadName(e) => (ErrorCode::BadName, e.to_string()),
+            Refusal::UnknownUser(who) => (
+                ErrorCode::UnknownUser,
+                format!("nobody named {who} is online"),
+            ),
+            Refusal::Busy(who) => (ErrorCode::Busy, format!("{who} is busy in another chat")),
+            Refusal::AlreadyInCall => (
+                ErrorCode::AlreadyInCall,
+                "you are already in a call; HANGUP first".into(),
+            ),
+            Refusal::NotInCall(call) => {
+                (ErrorCode::NotInCall, format!("you are not in call {call}"))
+            }
+            Refusal::RelayNotFirst => (
+                ErrorCode::BadRequest,
+                "RELAY must be the first line of its own connection".into(),
+            ),
+            Refusal::NoRelay => (
+                ErrorCode::NoRelay,
+                "this server does not relay chats (--no-relay)".into(),
+            ),
+            Refusal::CalleeSilent(callee) => (
+                ErrorCode::Unreachable,
+                format!("{callee} did not answer the server"),
+            ),
+            Refusal::NoCallToken => (
+                ErrorCode::Internal,
+                "the server cannot make a call token right now".into(),
+            ),
+        };
+        ServerLine::Error { code, message }
+    }
+}
+
+impl From<ProtocolError> for Refusal {
+    fn from(e: ProtocolError) -> Refusal {
+        Refusal::Malformed(e)
+    }
+}
+
+impl From<RegisterError> for Refusal {
+    fn from(e: RegisterError) -> Refusal {
+        match e {
+            RegisterError::BadName(e) => Refusal::BadName(e),
+            RegisterError::Taken(holder) => Refusal::NameTaken(holder),
+        }
+    }
+}
+
+impl From<CallError> for Refusal {
+    fn from(e: CallError) -> Refusal {
+        match e {
+            CallError::UnknownUser(who) => Refusal::UnknownUser(who),
+            CallError::Busy(who) => Refusal::Busy(who),
+            CallError::AlreadyInCall => Refusal::AlreadyInCall,
+            CallError::NotRegistered => Refusal::NotRegistered,
+        }
+    }
+}
 
 /// State every client thread shares.
 struct Shared {
@@ -157,10 +284,7 @@ fn admit(shared: &Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
             "refused {addr}: server full ({} clients)",
             shared.config.max_clients
         );
-        let _ = write_line(
-            &mut &stream,
-            &ServerLine::error(ErrorCode::ServerFull, "server full, try again later"),
-        );
+        let _ = write_line(&mut &stream, &ServerLine::from(Refusal::ServerFull));
         return;
     };
     let conn = shared.next_conn.fetch_add(1, Ordering::Relaxed);
@@ -215,14 +339,17 @@ impl Session {
     }
 
     /// Logs and answers a request we refuse.
-    fn refuse(&self, code: ErrorCode, message: &str, line: &str) -> io::Result<()> {
-        log!(
-            "rejected {} from {} ({}): {code}: {message}",
-            printable(line),
-            self.name.as_deref().unwrap_or("unregistered"),
-            self.addr
-        );
-        self.reply(&ServerLine::error(code, message))
+    fn refuse(&self, why: impl Into<Refusal>, line: &str) -> io::Result<()> {
+        let reply = ServerLine::from(why.into());
+        if let ServerLine::Error { code, message } = &reply {
+            log!(
+                "rejected {} from {} ({}): {code}: {message}",
+                printable(line),
+                self.name.as_deref().unwrap_or("unregistered"),
+                self.addr
+            );
+        }
+        self.reply(&reply)
     }
 }
 
@@ -278,38 +405,26 @@ fn serve_client(slot: ClientSlot, conn: ConnId, stream: TcpStream, addr: SocketA
         let line = match reader.read_line_by(Some(deadline)) {
             Ok(line) => line,
             Err(ReadError::InvalidUtf8) => {
-                if session
-                    .refuse(ErrorCode::BadEncoding, "line is not valid UTF-8", "")
-                    .is_err()
-                {
+                if session.refuse(Refusal::BadEncoding, "").is_err() {
                     break;
                 }
                 continue;
             }
             Err(ReadError::TooLong) => {
-                let _ = session.refuse(
-                    ErrorCode::LineTooLong,
-                    &format!(
-                        "line longer than {} bytes; closing",
-                        crate::protocol::MAX_LINE
-                    ),
-                    "",
-                );
+                let _ = session.refuse(Refusal::LineTooLong, "");
                 session.leave_reason = "sent an oversize line".into();
                 break;
             }
             Err(ReadError::TimedOut) => {
-                let (why, reason) = if session.name.is_some() {
-                    ("no heartbeat", "idle timeout")
+                let registered = session.name.is_some();
+                let (why, reason) = if registered {
+                    (Refusal::NoHeartbeat, "idle timeout")
                 } else {
-                    ("did not register in time", "registration timeout")
+                    (Refusal::DidNotRegister, "registration timeout")
                 };
-                let _ = session.reply(&ServerLine::error(
-                    ErrorCode::Timeout,
-                    format!("{why}; closing"),
-                ));
-                if session.name.is_none() {
-                    log!("closed {addr}: {why}");
+                let _ = session.reply(&why.into());
+                if !registered {
+                    log!("closed {addr}: did not register in time");
                 }
                 session.leave_reason = reason.into();
                 break;
@@ -363,7 +478,7 @@ fn handle_line(session: &mut Session, line: &str) -> io::Result<Flow> {
     let request = match Request::parse(line) {
         Ok(request) => request,
         Err(e) => {
-            session.refuse(e.code(), &e.to_string(), line)?;
+            session.refuse(e, line)?;
             return Ok(Flow::Continue);
         }
     };
@@ -373,11 +488,7 @@ fn handle_line(session: &mut Session, line: &str) -> io::Result<Flow> {
     let shared = session.shared();
     match request {
         Request::Register { .. } => {
-            session.refuse(
-                ErrorCode::AlreadyRegistered,
-                &format!("already registered as {name}"),
-                line,
-            )?;
+            session.refuse(Refusal::AlreadyRegistered(name), line)?;
         }
         Request::List => {
             let users = shared.registry.list();
@@ -389,11 +500,7 @@ fn handle_line(session: &mut Session, line: &str) -> io::Result<Flow> {
         }
         Request::Lookup { name: wanted } => match shared.registry.lookup(&wanted) {
             Some(user) => session.reply(&ServerLine::Found(user))?,
-            None => session.refuse(
-                ErrorCode::UnknownUser,
-                &format!("nobody named {wanted} is online"),
-                line,
-            )?,
+            None => session.refuse(Refusal::UnknownUser(wanted), line)?,
         },
         Request::Call { name: callee } => start_call(session, &name, &callee, line)?,
         Request::Hangup { call } => match shared.registry.hangup(&name, call) {
@@ -401,11 +508,7 @@ fn handle_line(session: &mut Session, line: &str) -> io::Result<Flow> {
                 announce_end(&ended, &name);
                 session.reply(&ServerLine::HungUp { call })?;
             }
-            None => session.refuse(
-                ErrorCode::NotInCall,
-                &format!("you are not in call {call}"),
-                line,
-            )?,
+            None => session.refuse(Refusal::NotInCall(call), line)?,
         },
         Request::Ping => session.reply(&ServerLine::Pong)?,
         Request::Quit => {
@@ -416,11 +519,7 @@ fn handle_line(session: &mut Session, line: &str) -> io::Result<Flow> {
             session.reply(&ServerLine::Bye)?;
             return Ok(Flow::Close);
         }
-        Request::Relay { .. } => session.refuse(
-            ErrorCode::BadRequest,
-            "RELAY must be the first line of its own connection",
-            line,
-        )?,
+        Request::Relay { .. } => session.refuse(Refusal::RelayNotFirst, line)?,
         Request::Resume { name: peer } => resume_call(session, &name, &peer, line)?,
     }
     Ok(Flow::Continue)
@@ -448,16 +547,8 @@ fn handle_unregistered(session: &mut Session, request: Request, line: &str) -> i
                     })?;
                     Ok(Flow::Registered)
                 }
-                Err(RegisterError::Taken(holder)) => {
-                    session.refuse(
-                        ErrorCode::NameTaken,
-                        &format!("the name {holder} is taken; pick another"),
-                        line,
-                    )?;
-                    Ok(Flow::Continue)
-                }
-                Err(RegisterError::BadName(e)) => {
-                    session.refuse(ErrorCode::BadName, &e.to_string(), line)?;
+                Err(e) => {
+                    session.refuse(e, line)?;
                     Ok(Flow::Continue)
                 }
             }
@@ -474,11 +565,7 @@ fn handle_unregistered(session: &mut Session, request: Request, line: &str) -> i
             if session.shared().config.relay {
                 Ok(Flow::Relay { call, token })
             } else {
-                session.refuse(
-                    ErrorCode::NoRelay,
-                    "this server does not relay chats (--no-relay)",
-                    line,
-                )?;
+                session.refuse(Refusal::NoRelay, line)?;
                 Ok(Flow::Close)
             }
         }
@@ -487,11 +574,7 @@ fn handle_unregistered(session: &mut Session, request: Request, line: &str) -> i
         | Request::Call { .. }
         | Request::Hangup { .. }
         | Request::Resume { .. } => {
-            session.refuse(
-                ErrorCode::NotRegistered,
-                "register first: REGISTER NAME HOST:PORT",
-                line,
-            )?;
+            session.refuse(Refusal::NotRegistered, line)?;
             Ok(Flow::Continue)
         }
     }
@@ -504,10 +587,7 @@ fn call_token(session: &Session) -> io::Result<Option<crate::protocol::Token>> {
         Ok(token) => Ok(Some(token)),
         Err(e) => {
             log!("cannot make a call token: {e}");
-            session.reply(&ServerLine::error(
-                ErrorCode::Internal,
-                "the server cannot make a call token right now",
-            ))?;
+            session.reply(&Refusal::NoCallToken.into())?;
             Ok(None)
         }
     }
@@ -525,11 +605,8 @@ fn resume_call(session: &Session, name: &str, peer: &str, line: &str) -> io::Res
                 call,
             })
         }
-        Err(_) => session.refuse(
-            ErrorCode::AlreadyInCall,
-            "you are already in a call; HANGUP first",
-            line,
-        ),
+        // Whatever stops a resume, the client's remedy is the same.
+        Err(_) => session.refuse(Refusal::AlreadyInCall, line),
     }
 }
 
@@ -557,10 +634,7 @@ fn start_call(session: &Session, name: &str, callee: &str, line: &str) -> io::Re
                 if let Some(ended) = registry.hangup(name, claim.call) {
                     announce_end(&ended, name);
                 }
-                return session.reply(&ServerLine::error(
-                    ErrorCode::Unreachable,
-                    format!("{} did not answer the server", claim.callee),
-                ));
+                return session.reply(&Refusal::CalleeSilent(claim.callee).into());
             }
             session.reply(&ServerLine::CallReady {
                 peer: claim.callee,
@@ -569,25 +643,6 @@ fn start_call(session: &Session, name: &str, callee: &str, line: &str) -> io::Re
                 addrs: claim.addrs,
             })
         }
-        Err(CallError::Busy(who)) => session.refuse(
-            ErrorCode::Busy,
-            &format!("{who} is busy in another chat"),
-            line,
-        ),
-        Err(CallError::UnknownUser(who)) => session.refuse(
-            ErrorCode::UnknownUser,
-            &format!("nobody named {who} is online"),
-            line,
-        ),
-        Err(CallError::AlreadyInCall) => session.refuse(
-            ErrorCode::AlreadyInCall,
-            "you are already in a call; HANGUP first",
-            line,
-        ),
-        Err(CallError::NotRegistered) => session.refuse(
-            ErrorCode::NotRegistered,
-            "register first: REGISTER NAME HOST:PORT",
-            line,
-        ),
+        Err(e) => session.refuse(e, line),
     }
 }
