@@ -18,7 +18,8 @@ use std::time::{Duration, Instant};
 use crate::connection::{LineReader, Outbox, ReadError, SharedStream, write_line};
 use crate::log;
 use crate::protocol::{
-    CallId, ErrorCode, MAX_LINE, NameError, ProtocolError, Request, ServerLine, printable,
+    CallId, ErrorCode, FEATURE_NO_RELAY_CODE, FEATURE_RELAY, MAX_LINE, NameError, ProtocolError,
+    Request, ServerLine, printable,
 };
 use crate::registry::{CallError, ConnId, Ended, RegisterError, Registry};
 use crate::relay::{self, Rendezvous};
@@ -511,6 +512,7 @@ fn handle_line(session: &mut Session, line: &str) -> io::Result<Flow> {
             None => session.refuse(Refusal::NotInCall(call), line)?,
         },
         Request::Ping => session.reply(&ServerLine::Pong)?,
+        Request::Features(_) => session.reply(&features(&shared.config))?,
         Request::Quit => {
             // Leave the table before answering, so that once the client
             // sees BYE nobody can see it listed.
@@ -561,6 +563,10 @@ fn handle_unregistered(session: &mut Session, request: Request, line: &str) -> i
             session.reply(&ServerLine::Pong)?;
             Ok(Flow::Continue)
         }
+        Request::Features(_) => {
+            session.reply(&features(&session.shared().config))?;
+            Ok(Flow::Continue)
+        }
         Request::Relay { call, token } => {
             if session.shared().config.relay {
                 Ok(Flow::Relay { call, token })
@@ -578,6 +584,17 @@ fn handle_unregistered(session: &mut Session, request: Request, line: &str) -> i
             Ok(Flow::Continue)
         }
     }
+}
+
+/// The answer to `FEATURES`: what this server does beyond the base
+/// protocol, so a newer client can rely on it rather than guess from an
+/// error's text. The client's own list asks for nothing yet.
+fn features(config: &Config) -> ServerLine {
+    let mut words = vec![FEATURE_NO_RELAY_CODE.to_string()];
+    if config.relay {
+        words.push(FEATURE_RELAY.to_string());
+    }
+    ServerLine::Features(words)
 }
 
 /// A fresh call token, or `None` after telling the client the server

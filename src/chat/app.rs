@@ -535,6 +535,7 @@ impl App {
             | ServerLine::HungUp { .. }
             | ServerLine::Pong
             | ServerLine::Bye
+            | ServerLine::Features(_)
             | ServerLine::Relayed { .. } => {}
         }
     }

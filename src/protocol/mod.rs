@@ -30,7 +30,7 @@ mod server_lines;
 pub use names::{NameError, name_key, printable, validate_name};
 pub use peer::{PeerMessage, split_text};
 pub use requests::Request;
-pub use server_lines::{ServerLine, UserEntry};
+pub use server_lines::{FEATURE_NO_RELAY_CODE, FEATURE_RELAY, ServerLine, UserEntry};
 
 /// Tokens live beside their generator; the grammars carry them.
 pub use crate::token::Token;
@@ -96,7 +96,7 @@ impl fmt::Display for ProtocolError {
             ProtocolError::Empty => write!(f, "empty line; try LIST, CALL NAME or QUIT"),
             ProtocolError::UnknownCommand(verb) => write!(
                 f,
-                "unknown command {}; known: REGISTER LIST LOOKUP CALL HANGUP PING QUIT RELAY RESUME",
+                "unknown command {}; known: REGISTER LIST LOOKUP CALL HANGUP PING FEATURES QUIT RELAY RESUME",
                 printable(verb)
             ),
             ProtocolError::BadArguments { verb, usage } => {

@@ -7,7 +7,10 @@
 use std::fmt;
 use std::net::SocketAddr;
 
-use super::{CallId, ProtocolError, Token, parse_addr, parse_call_id, parse_token, validate_name};
+use super::{
+    CallId, ProtocolError, Token, parse_addr, parse_call_id, parse_features, parse_token,
+    validate_name, write_features,
+};
 
 /// A request from a client to the registration server.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,6 +28,10 @@ pub enum Request {
     Hangup { call: CallId },
     /// `PING`: a heartbeat; the server answers `OK PONG`.
     Ping,
+    /// `FEATURES <word>…`: what the client supports; the server answers with
+    /// what it supports (`OK FEATURES …`). Allowed before and after
+    /// `REGISTER`; an older server answers `ERR unknown-command`.
+    Features(Vec<String>),
     /// `QUIT`: leave the list and close the connection.
     Quit,
     /// `RELAY <call-id> <token>`: the first and only request on a relay
@@ -83,6 +90,7 @@ impl Request {
             }
             "PING" => expect(0, "PING", "PING").map(|_| Request::Ping),
             "QUIT" => expect(0, "QUIT", "QUIT").map(|_| Request::Quit),
+            "FEATURES" => parse_features(&args).map(Request::Features),
             "RESUME" => {
                 expect(1, "RESUME", "RESUME NAME")?;
                 validate_name(args[0]).map_err(ProtocolError::BadName)?;
@@ -112,6 +120,7 @@ impl fmt::Display for Request {
             Request::Hangup { call } => write!(f, "HANGUP {call}"),
             Request::Ping => write!(f, "PING"),
             Request::Quit => write!(f, "QUIT"),
+            Request::Features(words) => write_features(f, words),
             Request::Relay { call, token } => write!(f, "RELAY {call} {token}"),
             Request::Resume { name } => write!(f, "RESUME {name}"),
         }
@@ -140,6 +149,8 @@ mod tests {
             Request::Hangup { call: 42 },
             Request::Ping,
             Request::Quit,
+            Request::Features(Vec::new()),
+            Request::Features(vec!["relay".into(), "no-relay-code".into()]),
             Request::Relay {
                 call: 7,
                 token: SAMPLE_TOKEN,
@@ -190,6 +201,8 @@ mod tests {
                 "token",
             ),
             ("CALL a\u{0}b", ErrorCode::BadName, "control"),
+            ("FEATURES Relay", ErrorCode::BadRequest, "feature"),
+            ("FEATURES a  b", ErrorCode::BadRequest, "feature"),
         ];
         for (line, code, text) in cases {
             let err = Request::parse(line).unwrap_err();

@@ -8,8 +8,17 @@ use std::fmt;
 use std::net::SocketAddr;
 
 use super::{
-    CallId, ErrorCode, ProtocolError, Token, parse_addr, parse_call_id, parse_number, parse_token,
+    CallId, ErrorCode, ProtocolError, Token, parse_addr, parse_call_id, parse_features,
+    parse_number, parse_token, write_features,
 };
+
+/// The `OK FEATURES` word for "relays chats" (not started with
+/// `--no-relay`).
+pub const FEATURE_RELAY: &str = "relay";
+
+/// The `OK FEATURES` word for "refuses a relay with `ERR no-relay`", so a
+/// client need not look for an older server's prose.
+pub const FEATURE_NO_RELAY_CODE: &str = "no-relay-code";
 
 /// One row of the online list.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,6 +53,9 @@ pub enum ServerLine {
     HungUp { call: CallId },
     /// `OK PONG`.
     Pong,
+    /// `OK FEATURES <word>…`: the answer to `FEATURES`, listing what this
+    /// server supports beyond the base protocol (perhaps nothing).
+    Features(Vec<String>),
     /// `OK BYE`: the answer to `QUIT`.
     Bye,
     /// `OK RELAYED <call-id>`: this relay connection is joined to the peer's.
@@ -131,6 +143,7 @@ impl ServerLine {
                     }),
                     ("OK", "PONG", []) => Ok(ServerLine::Pong),
                     ("OK", "BYE", []) => Ok(ServerLine::Bye),
+                    ("OK", "FEATURES", words) => parse_features(words).map(ServerLine::Features),
                     ("OK", "RELAYED", [call]) => Ok(ServerLine::Relayed {
                         call: parse_call_id(call)?,
                     }),
@@ -187,6 +200,10 @@ impl fmt::Display for ServerLine {
             ServerLine::HungUp { call } => write!(f, "OK HANGUP {call}"),
             ServerLine::Pong => write!(f, "OK PONG"),
             ServerLine::Bye => write!(f, "OK BYE"),
+            ServerLine::Features(words) => {
+                write!(f, "OK ")?;
+                write_features(f, words)
+            }
             ServerLine::Relayed { call } => write!(f, "OK RELAYED {call}"),
             ServerLine::Resumed { peer, call } => write!(f, "OK RESUMED {peer} {call}"),
             ServerLine::Error { code, message } => write!(f, "ERR {code} {message}"),
@@ -253,6 +270,8 @@ mod tests {
             ServerLine::HungUp { call: 3 },
             ServerLine::Pong,
             ServerLine::Bye,
+            ServerLine::Features(Vec::new()),
+            ServerLine::Features(vec!["relay".into(), "no-relay-code".into()]),
             ServerLine::Relayed { call: 9 },
             ServerLine::Resumed {
                 peer: "bob".into(),
@@ -287,6 +306,7 @@ mod tests {
             "ERR no-such-code x",
             "EVENT INCOMING al x y",
             "OK USERS many",
+            "OK FEATURES Relay",
         ] {
             assert!(ServerLine::parse(line).is_err(), "{line:?}");
         }
