@@ -4,7 +4,7 @@
 //! each with one reply, and pushes events to other clients through their
 //! [`Outbox`]. All shared state lives in the [`Registry`]; its lock is never
 //! held while a socket is read or written. A client's entry lives exactly as
-//! long as its connection: the thread's [`Session`] guard removes it however
+//! long as its connection: the thread's `Session` guard removes it however
 //! the thread ends (EOF, error, timeout, even a panic).
 
 use std::fmt;
@@ -19,7 +19,7 @@ use crate::connection::{LineReader, Outbox, ReadError, SharedStream, write_line}
 use crate::log;
 use crate::protocol::{
     CallId, ErrorCode, FEATURE_NO_RELAY_CODE, FEATURE_RELAY, MAX_LINE, NameError, ProtocolError,
-    Request, ServerLine, printable,
+    Request, ServerLine, Token, printable,
 };
 use crate::registry::{CallError, ConnId, Ended, RegisterError, Registry};
 use crate::relay::{self, Rendezvous};
@@ -470,8 +470,8 @@ enum Flow {
     Close,
     /// This connection becomes one half of a relayed chat.
     Relay {
-        call: crate::protocol::CallId,
-        token: crate::protocol::Token,
+        call: CallId,
+        token: Token,
     },
 }
 
@@ -599,7 +599,7 @@ fn features(config: &Config) -> ServerLine {
 
 /// A fresh call token, or `None` after telling the client the server
 /// cannot make one (the OS random source failed).
-fn call_token(session: &Session) -> io::Result<Option<crate::protocol::Token>> {
+fn call_token(session: &Session) -> io::Result<Option<Token>> {
     match random_token() {
         Ok(token) => Ok(Some(token)),
         Err(e) => {
