@@ -4,11 +4,16 @@
 //! never buffers more than one line of at most [`MAX_LINE`] bytes, it gives up
 //! on a line that does not arrive by a deadline, and it reports invalid UTF-8
 //! as an error for that line alone, so the caller can answer and go on.
+//!
+//! The server's writes go through an [`Outbox`]: one lock per connection, so
+//! lines from several threads never interleave, and a deadline on each whole
+//! write, so a client that stops reading cannot hold the lock for ever. The
+//! server and its relay both write through it; neither knows the other.
 
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 pub use crate::protocol::MAX_LINE;
@@ -202,6 +207,88 @@ pub fn write_line<W: Write>(out: &mut W, line: &impl fmt::Display) -> io::Result
     out.write_all(text.as_bytes())
 }
 
+/// The writing half of one connection that several threads write to (the
+/// server's: replies from the client's own thread, events pushed by other
+/// clients' threads, relayed lines). Every write goes through the same lock,
+/// so lines never interleave.
+#[derive(Clone)]
+pub struct Outbox(Arc<OutboxInner>);
+
+struct OutboxInner {
+    stream: Mutex<Arc<TcpStream>>,
+    /// How long one whole write may take before the connection is dropped.
+    deadline: Duration,
+}
+
+impl Outbox {
+    /// An outbox writing to `stream`, giving each write `deadline` in total.
+    pub fn new(stream: Arc<TcpStream>, deadline: Duration) -> Outbox {
+        Outbox(Arc::new(OutboxInner {
+            stream: Mutex::new(stream),
+            deadline,
+        }))
+    }
+
+    /// Sends one line. On failure the connection is shut down, which ends
+    /// its owner's read loop and so removes the peer.
+    pub fn send(&self, line: &impl fmt::Display) -> io::Result<()> {
+        self.send_text(&format!("{line}\n"))
+    }
+
+    /// Sends several lines in one write, so no other thread's line lands
+    /// between them (a list reply and its rows).
+    pub fn send_lines<L: fmt::Display>(
+        &self,
+        lines: impl IntoIterator<Item = L>,
+    ) -> io::Result<()> {
+        let mut text = String::new();
+        for line in lines {
+            text.push_str(&format!("{line}\n"));
+        }
+        self.send_text(&text)
+    }
+
+    /// Shuts the connection down, which ends its owner's read loop.
+    pub fn close(&self) {
+        let stream = self.lock();
+        let _ = stream.shutdown(std::net::Shutdown::Both);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Arc<TcpStream>> {
+        self.0.stream.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Writes all of `text` within the deadline in total (the socket's own
+    /// timeout bounds each `write` only, and a client reading a byte at a
+    /// time could otherwise hold this lock for ever).
+    fn send_text(&self, text: &str) -> io::Result<()> {
+        let stream = self.lock();
+        let deadline = Instant::now() + self.0.deadline;
+        let mut rest = text.as_bytes();
+        let result = loop {
+            if rest.is_empty() {
+                break Ok(());
+            }
+            if Instant::now() >= deadline {
+                break Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "client reads too slowly",
+                ));
+            }
+            match (&**stream).write(rest) {
+                Ok(0) => break Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => rest = &rest[n..],
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => break Err(e),
+            }
+        };
+        if result.is_err() {
+            let _ = stream.shutdown(std::net::Shutdown::Both);
+        }
+        result
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -285,5 +372,25 @@ mod tests {
         let mut out = Vec::new();
         write_line(&mut out, &"PING").unwrap();
         assert_eq!(out, b"PING\n");
+    }
+
+    #[test]
+    fn an_outbox_writes_whole_lines_and_closes_the_connection() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server_side, _) = listener.accept().unwrap();
+        let outbox = Outbox::new(Arc::new(server_side), Duration::from_secs(5));
+        outbox.send(&"OK PONG").unwrap();
+        outbox.send_lines(["OK USERS 1", "USER ann free"]).unwrap();
+        outbox.close();
+        let mut reader = LineReader::new(client);
+        let deadline = Some(Instant::now() + Duration::from_secs(5));
+        for expected in ["OK PONG", "OK USERS 1", "USER ann free"] {
+            assert_eq!(reader.read_line_by(deadline).unwrap(), expected);
+        }
+        assert!(matches!(
+            reader.read_line_by(deadline),
+            Err(ReadError::Closed)
+        ));
     }
 }

@@ -2,14 +2,20 @@
 //! built on the Rust standard library alone.
 //!
 //! The layout mirrors the design:
-//! - [`protocol`]: every line on the wire as a typed value (no I/O);
-//! - [`connection`]: bounded, deadline-aware line reading;
+//! - [`protocol`]: every line on the wire as a typed value (no I/O), one
+//!   file per grammar;
+//! - [`token`]: call tokens, their wire form and their random source;
+//! - [`connection`]: bounded, deadline-aware line reading, and the
+//!   [`connection::Outbox`] the server writes through;
 //! - [`registry`]: the server's table of who is online and in which call;
 //! - [`server`]: the registration server (accept loop, one thread a client);
 //! - [`relay`]: the server joining two peers that cannot reach each other;
 //! - [`chat`]: the peer (login, p2pserver, p2pclient, ui threads and the main
 //!   loop that owns the state);
 //! - [`cli`]: argument parsing for both binaries.
+//!
+//! The server's modules depend one way only: protocol ← connection ←
+//! registry ← relay ← server.
 
 pub mod chat;
 pub mod cli;

@@ -13,11 +13,10 @@ use std::sync::mpsc::{self, Sender};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::connection::{LineReader, ReadError, SharedStream};
+use crate::connection::{LineReader, Outbox, ReadError, SharedStream};
 use crate::log;
 use crate::protocol::{CallId, ErrorCode, ServerLine, Token};
 use crate::registry::{Registry, RelayTicket};
-use crate::server::Outbox;
 
 /// How long the caller's relay connection waits for the callee's.
 const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -31,6 +30,43 @@ struct Join {
     writer: Outbox,
     /// Where the first half answers with its own writer.
     back: Sender<Outbox>,
+}
+
+/// Why a relay connection is refused; the reply's code and text are
+/// written once, in its `From` impl for `ServerLine`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RelayRefusal {
+    /// The token opens no call's relay (wrong, expired, or both halves in).
+    NoSuchCall,
+    /// The callee's registration connection failed while being asked.
+    CalleeSilent,
+    /// The callee never opened its half within [`JOIN_TIMEOUT`].
+    CalleeDidNotJoin,
+    /// The callee's half came, but the caller's had given up.
+    CallerGone,
+}
+
+impl From<RelayRefusal> for ServerLine {
+    fn from(why: RelayRefusal) -> ServerLine {
+        let (code, message) = match why {
+            RelayRefusal::NoSuchCall => (
+                ErrorCode::BadToken,
+                "no such call, or its relay is already open or expired",
+            ),
+            RelayRefusal::CalleeSilent => (
+                ErrorCode::Unreachable,
+                "the peer is not answering the server",
+            ),
+            RelayRefusal::CalleeDidNotJoin => {
+                (ErrorCode::Unreachable, "the peer did not join the relay")
+            }
+            RelayRefusal::CallerGone => (
+                ErrorCode::Unreachable,
+                "the caller's relay connection is gone",
+            ),
+        };
+        ServerLine::error(code, message)
+    }
 }
 
 /// First halves waiting for their second, by call.
@@ -63,14 +99,11 @@ pub fn serve(
     call: CallId,
     token: Token,
 ) {
-    let refuse = |code, text: &str| {
-        let _ = own.send(&ServerLine::error(code, text));
+    let refuse = |why: RelayRefusal| {
+        let _ = own.send(&ServerLine::from(why));
     };
     match registry.claim_relay(call, &token) {
-        None => refuse(
-            ErrorCode::BadToken,
-            "no such call, or its relay is already open or expired",
-        ),
+        None => refuse(RelayRefusal::NoSuchCall),
         Some(RelayTicket::First {
             caller,
             callee,
@@ -83,15 +116,12 @@ pub fn serve(
                 .is_err()
             {
                 rendezvous.take(call);
-                return refuse(
-                    ErrorCode::Unreachable,
-                    "the peer is not answering the server",
-                );
+                return refuse(RelayRefusal::CalleeSilent);
             }
             log!("chat {call}: {caller} cannot reach {callee} directly; relaying");
             let Ok(join) = joins.recv_timeout(JOIN_TIMEOUT) else {
                 rendezvous.take(call);
-                return refuse(ErrorCode::Unreachable, "the peer did not join the relay");
+                return refuse(RelayRefusal::CalleeDidNotJoin);
             };
             if own.send(&ServerLine::Relayed { call }).is_err()
                 || join.back.send(own.clone()).is_err()
@@ -103,10 +133,7 @@ pub fn serve(
         }
         Some(RelayTicket::Second) => {
             let Some(first) = rendezvous.take(call) else {
-                return refuse(
-                    ErrorCode::Unreachable,
-                    "the caller's relay connection is gone",
-                );
+                return refuse(RelayRefusal::CallerGone);
             };
             if own.send(&ServerLine::Relayed { call }).is_err() {
                 return;

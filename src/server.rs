@@ -4,20 +4,23 @@
 //! each with one reply, and pushes events to other clients through their
 //! [`Outbox`]. All shared state lives in the [`Registry`]; its lock is never
 //! held while a socket is read or written. A client's entry lives exactly as
-//! long as its connection: the thread's [`Session`] guard removes it however
+//! long as its connection: the thread's `Session` guard removes it however
 //! the thread ends (EOF, error, timeout, even a panic).
 
 use std::fmt;
 use std::io::{self, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::connection::{LineReader, ReadError, SharedStream, write_line};
+use crate::connection::{LineReader, Outbox, ReadError, SharedStream, write_line};
 use crate::log;
-use crate::protocol::{ErrorCode, Request, ServerLine, printable};
+use crate::protocol::{
+    CallId, ErrorCode, FEATURE_NO_RELAY_CODE, FEATURE_RELAY, MAX_LINE, NameError, ProtocolError,
+    Request, ServerLine, Token, printable,
+};
 use crate::registry::{CallError, ConnId, Ended, RegisterError, Registry};
 use crate::relay::{self, Rendezvous};
 use crate::token::random_token;
@@ -25,9 +28,10 @@ use crate::token::random_token;
 /// The port the server listens on when `--listen` gives none.
 pub const DEFAULT_PORT: u16 = 7700;
 
-/// How long a write to one client may block before that client is dropped:
-/// a peer that stops reading must not stall the thread pushing to it.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long the server's write of one reply or event to a client may take
+/// in total before that client is dropped: a client that stops reading must
+/// not stall the thread pushing to it.
+const CLIENT_WRITE_DEADLINE: Duration = Duration::from_secs(5);
 
 /// Client threads need little stack: no recursion, buffers on the heap. A
 /// small stack keeps 10,000 idle peers cheap.
@@ -80,57 +84,128 @@ impl fmt::Display for ServerError {
 
 impl std::error::Error for ServerError {}
 
-/// The writing half of one client's connection. Replies from the client's
-/// own thread and events pushed by other threads go through the same lock,
-/// so lines never interleave.
-#[derive(Clone)]
-pub struct Outbox(Arc<Mutex<Arc<TcpStream>>>);
+/// Every reason the server answers a client with `ERR`. Each reply's code
+/// and text are written in one place, its `From` impl for `ServerLine`, so
+/// the same refusal reads the same wherever it is sent from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Refusal {
+    /// The line does not parse.
+    Malformed(ProtocolError),
+    BadEncoding,
+    /// The line was too long; the connection closes after this.
+    LineTooLong,
+    /// A registered client sent nothing for the idle timeout.
+    NoHeartbeat,
+    /// A connection did not register within the registration timeout.
+    DidNotRegister,
+    /// Every slot is taken (`--max-clients`).
+    ServerFull,
+    /// `REGISTER` again on a registered connection, under this name.
+    AlreadyRegistered(String),
+    /// A request that needs a registration, before one.
+    NotRegistered,
+    /// Another client holds this name, as they spell it.
+    NameTaken(String),
+    BadName(NameError),
+    UnknownUser(String),
+    /// The callee is in another chat (as the callee spells the name).
+    Busy(String),
+    AlreadyInCall,
+    NotInCall(CallId),
+    /// `RELAY` on a connection that already said something else.
+    RelayNotFirst,
+    /// `RELAY` to a server started with `--no-relay`.
+    NoRelay,
+    /// The callee's registration connection failed while being told.
+    CalleeSilent(String),
+    /// The OS random source failed.
+    NoCallToken,
+}
 
-impl Outbox {
-    fn new(stream: Arc<TcpStream>) -> Outbox {
-        Outbox(Arc::new(Mutex::new(stream)))
-    }
-
-    /// Sends one line. On failure the connection is shut down, which ends
-    /// its owner's read loop and so removes the peer.
-    pub fn send(&self, line: &impl fmt::Display) -> io::Result<()> {
-        self.send_text(&format!("{line}\n"))
-    }
-
-    /// Shuts the connection down, which ends its owner's read loop.
-    pub fn close(&self) {
-        let stream = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        let _ = stream.shutdown(std::net::Shutdown::Both);
-    }
-
-    /// Writes all of `text` within [`WRITE_TIMEOUT`] in total (the socket's
-    /// own timeout bounds each `write` only, and a client reading a byte at
-    /// a time could otherwise hold this lock for ever).
-    fn send_text(&self, text: &str) -> io::Result<()> {
-        let stream = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        let deadline = Instant::now() + WRITE_TIMEOUT;
-        let mut rest = text.as_bytes();
-        let result = loop {
-            if rest.is_empty() {
-                break Ok(());
+impl From<Refusal> for ServerLine {
+    fn from(why: Refusal) -> ServerLine {
+        let (code, message) = match why {
+            Refusal::Malformed(e) => (e.code(), e.to_string()),
+            Refusal::BadEncoding => (ErrorCode::BadEncoding, "line is not valid UTF-8".into()),
+            Refusal::LineTooLong => (
+                ErrorCode::LineTooLong,
+                format!("line longer than {MAX_LINE} bytes; closing"),
+            ),
+            Refusal::NoHeartbeat => (ErrorCode::Timeout, "no heartbeat; closing".into()),
+            Refusal::DidNotRegister => (
+                ErrorCode::Timeout,
+                "did not register in time; closing".into(),
+            ),
+            Refusal::ServerFull => (ErrorCode::ServerFull, "server full, try again later".into()),
+            Refusal::AlreadyRegistered(name) => (
+                ErrorCode::AlreadyRegistered,
+                format!("already registered as {name}"),
+            ),
+            Refusal::NotRegistered => (
+                ErrorCode::NotRegistered,
+                "register first: REGISTER NAME HOST:PORT".into(),
+            ),
+            Refusal::NameTaken(holder) => (
+                ErrorCode::NameTaken,
+                format!("the name {holder} is taken; pick another"),
+            ),
+            Refusal::BadName(e) => (ErrorCode::BadName, e.to_string()),
+            Refusal::UnknownUser(who) => (
+                ErrorCode::UnknownUser,
+                format!("nobody named {who} is online"),
+            ),
+            Refusal::Busy(who) => (ErrorCode::Busy, format!("{who} is busy in another chat")),
+            Refusal::AlreadyInCall => (
+                ErrorCode::AlreadyInCall,
+                "you are already in a call; HANGUP first".into(),
+            ),
+            Refusal::NotInCall(call) => {
+                (ErrorCode::NotInCall, format!("you are not in call {call}"))
             }
-            if Instant::now() >= deadline {
-                break Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "client reads too slowly",
-                ));
-            }
-            match (&**stream).write(rest) {
-                Ok(0) => break Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => rest = &rest[n..],
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => break Err(e),
-            }
+            Refusal::RelayNotFirst => (
+                ErrorCode::BadRequest,
+                "RELAY must be the first line of its own connection".into(),
+            ),
+            Refusal::NoRelay => (
+                ErrorCode::NoRelay,
+                "this server does not relay chats (--no-relay)".into(),
+            ),
+            Refusal::CalleeSilent(callee) => (
+                ErrorCode::Unreachable,
+                format!("{callee} did not answer the server"),
+            ),
+            Refusal::NoCallToken => (
+                ErrorCode::Internal,
+                "the server cannot make a call token right now".into(),
+            ),
         };
-        if result.is_err() {
-            let _ = stream.shutdown(std::net::Shutdown::Both);
+        ServerLine::Error { code, message }
+    }
+}
+
+impl From<ProtocolError> for Refusal {
+    fn from(e: ProtocolError) -> Refusal {
+        Refusal::Malformed(e)
+    }
+}
+
+impl From<RegisterError> for Refusal {
+    fn from(e: RegisterError) -> Refusal {
+        match e {
+            RegisterError::BadName(e) => Refusal::BadName(e),
+            RegisterError::Taken(holder) => Refusal::NameTaken(holder),
         }
-        result
+    }
+}
+
+impl From<CallError> for Refusal {
+    fn from(e: CallError) -> Refusal {
+        match e {
+            CallError::UnknownUser(who) => Refusal::UnknownUser(who),
+            CallError::Busy(who) => Refusal::Busy(who),
+            CallError::AlreadyInCall => Refusal::AlreadyInCall,
+            CallError::NotRegistered => Refusal::NotRegistered,
+        }
     }
 }
 
@@ -203,17 +278,14 @@ fn admit(shared: &Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
     // and record the address it really has.
     let addr = SocketAddr::new(addr.ip().to_canonical(), addr.port());
     let _ = stream.set_nodelay(true);
-    let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
+    let _ = stream.set_write_timeout(Some(CLIENT_WRITE_DEADLINE));
     let slot = ClientSlot::take(shared);
     let Some(slot) = slot else {
         log!(
             "refused {addr}: server full ({} clients)",
             shared.config.max_clients
         );
-        let _ = write_line(
-            &mut &stream,
-            &ServerLine::error(ErrorCode::ServerFull, "server full, try again later"),
-        );
+        let _ = write_line(&mut &stream, &ServerLine::from(Refusal::ServerFull));
         return;
     };
     let conn = shared.next_conn.fetch_add(1, Ordering::Relaxed);
@@ -268,14 +340,17 @@ impl Session {
     }
 
     /// Logs and answers a request we refuse.
-    fn refuse(&self, code: ErrorCode, message: &str, line: &str) -> io::Result<()> {
-        log!(
-            "rejected {} from {} ({}): {code}: {message}",
-            printable(line),
-            self.name.as_deref().unwrap_or("unregistered"),
-            self.addr
-        );
-        self.reply(&ServerLine::error(code, message))
+    fn refuse(&self, why: impl Into<Refusal>, line: &str) -> io::Result<()> {
+        let reply = ServerLine::from(why.into());
+        if let ServerLine::Error { code, message } = &reply {
+            log!(
+                "rejected {} from {} ({}): {code}: {message}",
+                printable(line),
+                self.name.as_deref().unwrap_or("unregistered"),
+                self.addr
+            );
+        }
+        self.reply(&reply)
     }
 }
 
@@ -319,7 +394,7 @@ fn serve_client(slot: ClientSlot, conn: ConnId, stream: TcpStream, addr: SocketA
         slot,
         conn,
         addr,
-        outbox: Outbox::new(stream.clone()),
+        outbox: Outbox::new(stream.clone(), CLIENT_WRITE_DEADLINE),
         name: None,
         leave_reason: "connection closed".into(),
     };
@@ -331,38 +406,26 @@ fn serve_client(slot: ClientSlot, conn: ConnId, stream: TcpStream, addr: SocketA
         let line = match reader.read_line_by(Some(deadline)) {
             Ok(line) => line,
             Err(ReadError::InvalidUtf8) => {
-                if session
-                    .refuse(ErrorCode::BadEncoding, "line is not valid UTF-8", "")
-                    .is_err()
-                {
+                if session.refuse(Refusal::BadEncoding, "").is_err() {
                     break;
                 }
                 continue;
             }
             Err(ReadError::TooLong) => {
-                let _ = session.refuse(
-                    ErrorCode::LineTooLong,
-                    &format!(
-                        "line longer than {} bytes; closing",
-                        crate::protocol::MAX_LINE
-                    ),
-                    "",
-                );
+                let _ = session.refuse(Refusal::LineTooLong, "");
                 session.leave_reason = "sent an oversize line".into();
                 break;
             }
             Err(ReadError::TimedOut) => {
-                let (why, reason) = if session.name.is_some() {
-                    ("no heartbeat", "idle timeout")
+                let registered = session.name.is_some();
+                let (why, reason) = if registered {
+                    (Refusal::NoHeartbeat, "idle timeout")
                 } else {
-                    ("did not register in time", "registration timeout")
+                    (Refusal::DidNotRegister, "registration timeout")
                 };
-                let _ = session.reply(&ServerLine::error(
-                    ErrorCode::Timeout,
-                    format!("{why}; closing"),
-                ));
-                if session.name.is_none() {
-                    log!("closed {addr}: {why}");
+                let _ = session.reply(&why.into());
+                if !registered {
+                    log!("closed {addr}: did not register in time");
                 }
                 session.leave_reason = reason.into();
                 break;
@@ -407,8 +470,8 @@ enum Flow {
     Close,
     /// This connection becomes one half of a relayed chat.
     Relay {
-        call: crate::protocol::CallId,
-        token: crate::protocol::Token,
+        call: CallId,
+        token: Token,
     },
 }
 
@@ -416,7 +479,7 @@ fn handle_line(session: &mut Session, line: &str) -> io::Result<Flow> {
     let request = match Request::parse(line) {
         Ok(request) => request,
         Err(e) => {
-            session.refuse(e.code(), &e.to_string(), line)?;
+            session.refuse(e, line)?;
             return Ok(Flow::Continue);
         }
     };
@@ -426,27 +489,19 @@ fn handle_line(session: &mut Session, line: &str) -> io::Result<Flow> {
     let shared = session.shared();
     match request {
         Request::Register { .. } => {
-            session.refuse(
-                ErrorCode::AlreadyRegistered,
-                &format!("already registered as {name}"),
-                line,
-            )?;
+            session.refuse(Refusal::AlreadyRegistered(name), line)?;
         }
         Request::List => {
             let users = shared.registry.list();
-            let mut text = format!("{}\n", ServerLine::Users { count: users.len() });
-            for user in users {
-                text.push_str(&format!("{}\n", ServerLine::User(user)));
-            }
-            session.outbox.send_text(&text)?;
+            let count = ServerLine::Users { count: users.len() };
+            let rows = users.into_iter().map(ServerLine::User);
+            session
+                .outbox
+                .send_lines(std::iter::once(count).chain(rows))?;
         }
         Request::Lookup { name: wanted } => match shared.registry.lookup(&wanted) {
             Some(user) => session.reply(&ServerLine::Found(user))?,
-            None => session.refuse(
-                ErrorCode::UnknownUser,
-                &format!("nobody named {wanted} is online"),
-                line,
-            )?,
+            None => session.refuse(Refusal::UnknownUser(wanted), line)?,
         },
         Request::Call { name: callee } => start_call(session, &name, &callee, line)?,
         Request::Hangup { call } => match shared.registry.hangup(&name, call) {
@@ -454,13 +509,10 @@ fn handle_line(session: &mut Session, line: &str) -> io::Result<Flow> {
                 announce_end(&ended, &name);
                 session.reply(&ServerLine::HungUp { call })?;
             }
-            None => session.refuse(
-                ErrorCode::NotInCall,
-                &format!("you are not in call {call}"),
-                line,
-            )?,
+            None => session.refuse(Refusal::NotInCall(call), line)?,
         },
         Request::Ping => session.reply(&ServerLine::Pong)?,
+        Request::Features(_) => session.reply(&features(&shared.config))?,
         Request::Quit => {
             // Leave the table before answering, so that once the client
             // sees BYE nobody can see it listed.
@@ -469,11 +521,7 @@ fn handle_line(session: &mut Session, line: &str) -> io::Result<Flow> {
             session.reply(&ServerLine::Bye)?;
             return Ok(Flow::Close);
         }
-        Request::Relay { .. } => session.refuse(
-            ErrorCode::BadRequest,
-            "RELAY must be the first line of its own connection",
-            line,
-        )?,
+        Request::Relay { .. } => session.refuse(Refusal::RelayNotFirst, line)?,
         Request::Resume { name: peer } => resume_call(session, &name, &peer, line)?,
     }
     Ok(Flow::Continue)
@@ -501,16 +549,8 @@ fn handle_unregistered(session: &mut Session, request: Request, line: &str) -> i
                     })?;
                     Ok(Flow::Registered)
                 }
-                Err(RegisterError::Taken(holder)) => {
-                    session.refuse(
-                        ErrorCode::NameTaken,
-                        &format!("the name {holder} is taken; pick another"),
-                        line,
-                    )?;
-                    Ok(Flow::Continue)
-                }
-                Err(RegisterError::BadName(e)) => {
-                    session.refuse(ErrorCode::BadName, &e.to_string(), line)?;
+                Err(e) => {
+                    session.refuse(e, line)?;
                     Ok(Flow::Continue)
                 }
             }
@@ -523,15 +563,15 @@ fn handle_unregistered(session: &mut Session, request: Request, line: &str) -> i
             session.reply(&ServerLine::Pong)?;
             Ok(Flow::Continue)
         }
+        Request::Features(_) => {
+            session.reply(&features(&session.shared().config))?;
+            Ok(Flow::Continue)
+        }
         Request::Relay { call, token } => {
             if session.shared().config.relay {
                 Ok(Flow::Relay { call, token })
             } else {
-                session.refuse(
-                    ErrorCode::Unreachable,
-                    "this server does not relay chats (--no-relay)",
-                    line,
-                )?;
+                session.refuse(Refusal::NoRelay, line)?;
                 Ok(Flow::Close)
             }
         }
@@ -540,27 +580,31 @@ fn handle_unregistered(session: &mut Session, request: Request, line: &str) -> i
         | Request::Call { .. }
         | Request::Hangup { .. }
         | Request::Resume { .. } => {
-            session.refuse(
-                ErrorCode::NotRegistered,
-                "register first: REGISTER NAME HOST:PORT",
-                line,
-            )?;
+            session.refuse(Refusal::NotRegistered, line)?;
             Ok(Flow::Continue)
         }
     }
 }
 
+/// The answer to `FEATURES`: what this server does beyond the base
+/// protocol, so a newer client can rely on it rather than guess from an
+/// error's text. The client's own list asks for nothing yet.
+fn features(config: &Config) -> ServerLine {
+    let mut words = vec![FEATURE_NO_RELAY_CODE.to_string()];
+    if config.relay {
+        words.push(FEATURE_RELAY.to_string());
+    }
+    ServerLine::Features(words)
+}
+
 /// A fresh call token, or `None` after telling the client the server
 /// cannot make one (the OS random source failed).
-fn call_token(session: &Session) -> io::Result<Option<crate::protocol::Token>> {
+fn call_token(session: &Session) -> io::Result<Option<Token>> {
     match random_token() {
         Ok(token) => Ok(Some(token)),
         Err(e) => {
             log!("cannot make a call token: {e}");
-            session.reply(&ServerLine::error(
-                ErrorCode::Internal,
-                "the server cannot make a call token right now",
-            ))?;
+            session.reply(&Refusal::NoCallToken.into())?;
             Ok(None)
         }
     }
@@ -578,11 +622,8 @@ fn resume_call(session: &Session, name: &str, peer: &str, line: &str) -> io::Res
                 call,
             })
         }
-        Err(_) => session.refuse(
-            ErrorCode::AlreadyInCall,
-            "you are already in a call; HANGUP first",
-            line,
-        ),
+        // Whatever stops a resume, the client's remedy is the same.
+        Err(_) => session.refuse(Refusal::AlreadyInCall, line),
     }
 }
 
@@ -610,10 +651,7 @@ fn start_call(session: &Session, name: &str, callee: &str, line: &str) -> io::Re
                 if let Some(ended) = registry.hangup(name, claim.call) {
                     announce_end(&ended, name);
                 }
-                return session.reply(&ServerLine::error(
-                    ErrorCode::Unreachable,
-                    format!("{} did not answer the server", claim.callee),
-                ));
+                return session.reply(&Refusal::CalleeSilent(claim.callee).into());
             }
             session.reply(&ServerLine::CallReady {
                 peer: claim.callee,
@@ -622,25 +660,6 @@ fn start_call(session: &Session, name: &str, callee: &str, line: &str) -> io::Re
                 addrs: claim.addrs,
             })
         }
-        Err(CallError::Busy(who)) => session.refuse(
-            ErrorCode::Busy,
-            &format!("{who} is busy in another chat"),
-            line,
-        ),
-        Err(CallError::UnknownUser(who)) => session.refuse(
-            ErrorCode::UnknownUser,
-            &format!("nobody named {who} is online"),
-            line,
-        ),
-        Err(CallError::AlreadyInCall) => session.refuse(
-            ErrorCode::AlreadyInCall,
-            "you are already in a call; HANGUP first",
-            line,
-        ),
-        Err(CallError::NotRegistered) => session.refuse(
-            ErrorCode::NotRegistered,
-            "register first: REGISTER NAME HOST:PORT",
-            line,
-        ),
+        Err(e) => session.refuse(e, line),
     }
 }

@@ -155,3 +155,38 @@ fn the_server_logs_each_event_with_a_timestamp() {
         );
     }
 }
+
+#[test]
+fn a_server_without_relay_refuses_a_relay_connection_with_its_own_code() {
+    let server = Server::start_with(&["--no-relay"]);
+    let mut raw = Raw::connect(server.addr);
+    let token = "ab".repeat(16);
+    assert_eq!(
+        raw.ask(&format!("RELAY 1 {token}")),
+        "ERR no-relay this server does not relay chats (--no-relay)"
+    );
+    assert!(raw.is_closed());
+}
+
+#[test]
+fn features_are_answered_before_and_after_register_and_follow_no_relay() {
+    let server = Server::start();
+    let mut raw = Raw::connect(server.addr);
+    assert_eq!(raw.ask("FEATURES"), "OK FEATURES no-relay-code relay");
+    assert!(
+        raw.ask("REGISTER ann 127.0.0.1:9")
+            .starts_with("OK WELCOME")
+    );
+    assert_eq!(
+        raw.ask("features relay ping-number"),
+        "OK FEATURES no-relay-code relay"
+    );
+    assert!(
+        raw.ask("FEATURES Not_A_Word")
+            .starts_with("ERR bad-request \"Not_A_Word\" is not a valid feature")
+    );
+
+    let plain = Server::start_with(&["--no-relay"]);
+    let mut raw = Raw::connect(plain.addr);
+    assert_eq!(raw.ask("FEATURES"), "OK FEATURES no-relay-code");
+}

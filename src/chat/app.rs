@@ -535,6 +535,7 @@ impl App {
             | ServerLine::HungUp { .. }
             | ServerLine::Pong
             | ServerLine::Bye
+            | ServerLine::Features(_)
             | ServerLine::Relayed { .. } => {}
         }
     }
@@ -924,12 +925,12 @@ impl App {
         match msg {
             Some(PeerMessage::Msg(text)) => self.ui.peer_line(peer, &text),
             Some(PeerMessage::Bye) => self.peer_finished(false),
-            Some(PeerMessage::Ping) => {
+            Some(PeerMessage::Ping(number)) => {
                 if let State::Chatting { link, .. } = &mut self.state {
-                    let _ = link.send(&PeerMessage::Pong);
+                    let _ = link.send(&PeerMessage::Pong(number));
                 }
             }
-            Some(PeerMessage::Pong) => {
+            Some(PeerMessage::Pong(_)) => {
                 if let State::Chatting { link, .. } = &mut self.state {
                     let pong = link.ponged();
                     self.peer_answered(pong);

@@ -143,7 +143,7 @@ impl Link {
     /// Queues a `PING`; returns its number, which the answering PONG's
     /// number (from [`Link::ponged`]) will equal.
     pub fn ping(&mut self) -> io::Result<u64> {
-        self.send(&PeerMessage::Ping)?;
+        self.send(&PeerMessage::Ping(None))?;
         self.pings += 1;
         Ok(self.pings)
     }

@@ -133,6 +133,11 @@ pub fn open_relay(
     match ServerLine::parse(&line) {
         Ok(ServerLine::Relayed { call: joined }) if joined == call => Ok((stream, reader)),
         Ok(ServerLine::Error {
+            code: ErrorCode::NoRelay,
+            ..
+        }) => Err("the server does not relay chats".into()),
+        // A server older than the no-relay code said so only in its text.
+        Ok(ServerLine::Error {
             code: ErrorCode::Unreachable,
             message,
         }) if message.contains("does not relay") => Err("the server does not relay chats".into()),

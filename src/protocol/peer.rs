@@ -1,0 +1,258 @@
+//! The lines two peers exchange in a chat, directly or through the
+//! server's relay: the `HELLO`/`WELCOME` handshake, `MSG` lines, the
+//! liveness pings, the features a newer peer offers, and `BYE`.
+//!
+//! Peers skip a line they do not understand, so a newer peer may add lines
+//! (`FEATURES`) and numbers (`PING 17`) an older one ignores; the bare forms
+//! stay valid for talking to older peers.
+//!
+//! [`split_text`] is here too: it keeps a typed line within what one `MSG`
+//! may carry.
+
+use std::fmt;
+
+use super::{
+    CallId, ErrorCode, MAX_TEXT, ProtocolError, Token, parse_call_id, parse_features, parse_number,
+    parse_token, validate_name, write_features,
+};
+
+/// A line between two peers in a chat, whether the bytes go directly or
+/// through the server's relay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PeerMessage {
+    /// `HELLO <caller> <call-id> <token>`: the caller's first line.
+    Hello {
+        caller: String,
+        call: CallId,
+        token: Token,
+    },
+    /// `WELCOME <name>`: the callee accepted.
+    Welcome { name: String },
+    /// `MSG <text>`: one chat line; text may hold any character but newline.
+    Msg(String),
+    /// `BYE`: the sender ended the chat.
+    Bye,
+    /// `PING` or `PING <n>`: keeps a quiet chat's liveness visible;
+    /// answered with `PONG`. The number lets a newer peer match each answer
+    /// to its ping; an older peer only knows (and only sends) the bare form,
+    /// and skips `PING <n>` as a line it does not understand.
+    Ping(Option<u64>),
+    /// `PONG` or `PONG <n>`: the answer to `PING`, carrying its number.
+    Pong(Option<u64>),
+    /// `FEATURES <word>…`: what the sender supports beyond the base
+    /// protocol, sent by newer peers right after `HELLO` / `WELCOME`. Older
+    /// peers skip it. The list may be empty.
+    Features(Vec<String>),
+    /// `ERR <code> <text>`: the connection is refused; it closes next.
+    Error { code: ErrorCode, message: String },
+}
+
+impl PeerMessage {
+    /// Like [`PeerMessage::parse`], reusing the line's buffer for the text
+    /// of a `MSG`, the one message that comes in bulk.
+    pub fn parse_owned(mut line: String) -> Result<PeerMessage, ProtocolError> {
+        if line.starts_with("MSG ") {
+            line.replace_range(..4, "");
+            return Ok(PeerMessage::Msg(line));
+        }
+        PeerMessage::parse(&line)
+    }
+
+    pub fn parse(line: &str) -> Result<PeerMessage, ProtocolError> {
+        let (verb, rest) = line.split_once(' ').unwrap_or((line, ""));
+        let bad = |verb, usage| ProtocolError::BadArguments { verb, usage };
+        match verb {
+            "MSG" => Ok(PeerMessage::Msg(rest.to_string())),
+            "BYE" if rest.is_empty() => Ok(PeerMessage::Bye),
+            "PING" => parse_ping_number(rest).map(PeerMessage::Ping),
+            "PONG" => parse_ping_number(rest).map(PeerMessage::Pong),
+            "FEATURES" => {
+                let words: Vec<&str> = if rest.is_empty() {
+                    Vec::new()
+                } else {
+                    rest.split(' ').collect()
+                };
+                parse_features(&words).map(PeerMessage::Features)
+            }
+            "WELCOME" => {
+                validate_name(rest).map_err(ProtocolError::BadName)?;
+                Ok(PeerMessage::Welcome {
+                    name: rest.to_string(),
+                })
+            }
+            "HELLO" => {
+                let args: Vec<&str> = rest.split(' ').collect();
+                let [caller, call, token] = args.as_slice() else {
+                    return Err(bad("HELLO", "HELLO NAME CALL-ID TOKEN"));
+                };
+                validate_name(caller).map_err(ProtocolError::BadName)?;
+                Ok(PeerMessage::Hello {
+                    caller: caller.to_string(),
+                    call: parse_call_id(call)?,
+                    token: parse_token(token)?,
+                })
+            }
+            "ERR" => {
+                let (code, message) = rest.split_once(' ').unwrap_or((rest, ""));
+                Ok(PeerMessage::Error {
+                    code: ErrorCode::parse(code)?,
+                    message: message.to_string(),
+                })
+            }
+            "" => Err(ProtocolError::Empty),
+            _ => Err(ProtocolError::UnknownCommand(verb.to_string())),
+        }
+    }
+}
+
+impl fmt::Display for PeerMessage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PeerMessage::Hello {
+                caller,
+                call,
+                token,
+            } => write!(f, "HELLO {caller} {call} {token}"),
+            PeerMessage::Welcome { name } => write!(f, "WELCOME {name}"),
+            PeerMessage::Msg(text) => write!(f, "MSG {text}"),
+            PeerMessage::Bye => write!(f, "BYE"),
+            PeerMessage::Ping(None) => write!(f, "PING"),
+            PeerMessage::Ping(Some(n)) => write!(f, "PING {n}"),
+            PeerMessage::Pong(None) => write!(f, "PONG"),
+            PeerMessage::Pong(Some(n)) => write!(f, "PONG {n}"),
+            PeerMessage::Features(words) => write_features(f, words),
+            PeerMessage::Error { code, message } => write!(f, "ERR {code} {message}"),
+        }
+    }
+}
+
+/// The optional number after `PING` / `PONG`: nothing, or decimal digits
+/// only (no sign, no spaces) that fit a `u64`.
+fn parse_ping_number(rest: &str) -> Result<Option<u64>, ProtocolError> {
+    if rest.is_empty() {
+        return Ok(None);
+    }
+    parse_number(rest, "ping number").map(Some)
+}
+
+/// Splits typed text into pieces of at most [`MAX_TEXT`] bytes, on character
+/// boundaries, so a long line is sent whole as several messages rather than
+/// refused or cut. Empty text is one empty piece.
+pub fn split_text(text: &str) -> impl Iterator<Item = &str> {
+    let mut rest = Some(text);
+    std::iter::from_fn(move || {
+        let current = rest?;
+        if current.len() <= MAX_TEXT {
+            rest = None;
+            return Some(current);
+        }
+        let mut cut = MAX_TEXT;
+        while !current.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        let (head, tail) = current.split_at(cut);
+        rest = Some(tail);
+        Some(head)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::SAMPLE_TOKEN;
+
+    #[test]
+    fn peer_messages_round_trip() {
+        let messages = [
+            PeerMessage::Hello {
+                caller: "al".into(),
+                call: 1,
+                token: SAMPLE_TOKEN,
+            },
+            PeerMessage::Welcome { name: "bob".into() },
+            PeerMessage::Msg("hello, world  with  spaces ".into()),
+            PeerMessage::Msg(String::new()),
+            PeerMessage::Bye,
+            PeerMessage::Ping(None),
+            PeerMessage::Ping(Some(17)),
+            PeerMessage::Ping(Some(u64::MAX)),
+            PeerMessage::Pong(None),
+            PeerMessage::Pong(Some(0)),
+            PeerMessage::Features(Vec::new()),
+            PeerMessage::Features(vec!["relay".into(), "ping-2".into()]),
+            PeerMessage::Error {
+                code: ErrorCode::BadToken,
+                message: "no call expected".into(),
+            },
+        ];
+        for message in messages {
+            let text = message.to_string();
+            assert_eq!(PeerMessage::parse(&text), Ok(message.clone()), "{text}");
+            assert_eq!(
+                PeerMessage::parse_owned(text.clone()),
+                Ok(message),
+                "{text}"
+            );
+        }
+        assert!(PeerMessage::parse("HELLO al 1").is_err());
+        assert!(PeerMessage::parse("GET / HTTP/1.1").is_err());
+        assert!(PeerMessage::parse("BYE now").is_err());
+    }
+
+    #[test]
+    fn ping_and_pong_take_an_optional_number_of_digits_only() {
+        assert_eq!(PeerMessage::parse("PING"), Ok(PeerMessage::Ping(None)));
+        assert_eq!(
+            PeerMessage::parse("PONG 17"),
+            Ok(PeerMessage::Pong(Some(17)))
+        );
+        assert_eq!(PeerMessage::Ping(None).to_string(), "PING");
+        assert_eq!(PeerMessage::Pong(Some(17)).to_string(), "PONG 17");
+        for bad in [
+            "PING +1",
+            "PING -1",
+            "PING 1 2",
+            "PING  1",
+            "PONG x",
+            "PONG 18446744073709551616",
+        ] {
+            let err = PeerMessage::parse(bad).unwrap_err();
+            assert!(err.to_string().contains("ping number"), "{bad:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn features_are_up_to_32_short_lowercase_words() {
+        assert_eq!(
+            PeerMessage::parse("FEATURES"),
+            Ok(PeerMessage::Features(Vec::new()))
+        );
+        assert_eq!(PeerMessage::Features(Vec::new()).to_string(), "FEATURES");
+        let most = vec!["a".repeat(32); 32];
+        let line = PeerMessage::Features(most.clone()).to_string();
+        assert_eq!(PeerMessage::parse(&line), Ok(PeerMessage::Features(most)));
+        let too_many = format!("FEATURES{}", " x".repeat(33));
+        let too_long = format!("FEATURES {}", "a".repeat(33));
+        for bad in [
+            too_many.as_str(),
+            too_long.as_str(),
+            "FEATURES Relay",
+            "FEATURES re_lay",
+            "FEATURES a  b",
+            "FEATURES é",
+        ] {
+            assert!(PeerMessage::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn long_text_is_split_on_char_boundaries() {
+        let text = "é".repeat(MAX_TEXT);
+        let pieces: Vec<&str> = split_text(&text).collect();
+        assert!(pieces.len() >= 2);
+        assert!(pieces.iter().all(|p| p.len() <= MAX_TEXT));
+        assert_eq!(pieces.concat(), text);
+        assert_eq!(split_text("hi").collect::<Vec<_>>(), vec!["hi"]);
+        assert_eq!(split_text("").collect::<Vec<_>>(), vec![""]);
+    }
+}

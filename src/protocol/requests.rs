@@ -1,0 +1,213 @@
+//! The requests a client sends to the registration server, one per line,
+//! parsed into a [`Request`] and written back with `Display`.
+//!
+//! The verb is case-insensitive, and every malformed request is a
+//! [`ProtocolError`] the server can answer and carry on after.
+
+use std::fmt;
+use std::net::SocketAddr;
+
+use super::{
+    CallId, ProtocolError, Token, parse_addr, parse_call_id, parse_features, parse_token,
+    validate_name, write_features,
+};
+
+/// A request from a client to the registration server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    /// `REGISTER <name> <addr>`: join the list as `name`, reachable for chats
+    /// at `addr` (the address the client's p2pserver listens on).
+    Register { name: String, advertise: SocketAddr },
+    /// `LIST`: who is online.
+    List,
+    /// `LOOKUP <name>`: is `name` online, and free?
+    Lookup { name: String },
+    /// `CALL <name>`: claim `name` and ourselves for a chat.
+    Call { name: String },
+    /// `HANGUP <call-id>`: the chat `call` is over; free both peers.
+    Hangup { call: CallId },
+    /// `PING`: a heartbeat; the server answers `OK PONG`.
+    Ping,
+    /// `FEATURES <word>…`: what the client supports; the server answers with
+    /// what it supports (`OK FEATURES …`). Allowed before and after
+    /// `REGISTER`; an older server answers `ERR unknown-command`.
+    Features(Vec<String>),
+    /// `QUIT`: leave the list and close the connection.
+    Quit,
+    /// `RELAY <call-id> <token>`: the first and only request on a relay
+    /// connection; the server joins the two parties of `call`.
+    Relay { call: CallId, token: Token },
+    /// `RESUME <name>`: after registering again (the server restarted, or
+    /// the connection dropped), mark us busy in our ongoing chat with `name`.
+    Resume { name: String },
+}
+
+impl Request {
+    pub fn parse(line: &str) -> Result<Request, ProtocolError> {
+        let mut words = line.split(' ');
+        let verb = words.next().unwrap_or_default();
+        if verb.is_empty() && line.is_empty() {
+            return Err(ProtocolError::Empty);
+        }
+        let args: Vec<&str> = words.collect();
+        let verb_upper = verb.to_ascii_uppercase();
+        let expect = |n: usize, verb: &'static str, usage: &'static str| {
+            if args.len() == n {
+                Ok(())
+            } else {
+                Err(ProtocolError::BadArguments { verb, usage })
+            }
+        };
+        match verb_upper.as_str() {
+            "REGISTER" => {
+                expect(2, "REGISTER", "REGISTER NAME HOST:PORT")?;
+                validate_name(args[0]).map_err(ProtocolError::BadName)?;
+                Ok(Request::Register {
+                    name: args[0].to_string(),
+                    advertise: parse_addr(args[1])?,
+                })
+            }
+            "LIST" => expect(0, "LIST", "LIST").map(|_| Request::List),
+            "LOOKUP" => {
+                expect(1, "LOOKUP", "LOOKUP NAME")?;
+                validate_name(args[0]).map_err(ProtocolError::BadName)?;
+                Ok(Request::Lookup {
+                    name: args[0].to_string(),
+                })
+            }
+            "CALL" => {
+                expect(1, "CALL", "CALL NAME")?;
+                validate_name(args[0]).map_err(ProtocolError::BadName)?;
+                Ok(Request::Call {
+                    name: args[0].to_string(),
+                })
+            }
+            "HANGUP" => {
+                expect(1, "HANGUP", "HANGUP CALL-ID")?;
+                Ok(Request::Hangup {
+                    call: parse_call_id(args[0])?,
+                })
+            }
+            "PING" => expect(0, "PING", "PING").map(|_| Request::Ping),
+            "QUIT" => expect(0, "QUIT", "QUIT").map(|_| Request::Quit),
+            "FEATURES" => parse_features(&args).map(Request::Features),
+            "RESUME" => {
+                expect(1, "RESUME", "RESUME NAME")?;
+                validate_name(args[0]).map_err(ProtocolError::BadName)?;
+                Ok(Request::Resume {
+                    name: args[0].to_string(),
+                })
+            }
+            "RELAY" => {
+                expect(2, "RELAY", "RELAY CALL-ID TOKEN")?;
+                Ok(Request::Relay {
+                    call: parse_call_id(args[0])?,
+                    token: parse_token(args[1])?,
+                })
+            }
+            _ => Err(ProtocolError::UnknownCommand(verb.to_string())),
+        }
+    }
+}
+
+impl fmt::Display for Request {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Request::Register { name, advertise } => write!(f, "REGISTER {name} {advertise}"),
+            Request::List => write!(f, "LIST"),
+            Request::Lookup { name } => write!(f, "LOOKUP {name}"),
+            Request::Call { name } => write!(f, "CALL {name}"),
+            Request::Hangup { call } => write!(f, "HANGUP {call}"),
+            Request::Ping => write!(f, "PING"),
+            Request::Quit => write!(f, "QUIT"),
+            Request::Features(words) => write_features(f, words),
+            Request::Relay { call, token } => write!(f, "RELAY {call} {token}"),
+            Request::Resume { name } => write!(f, "RESUME {name}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{ErrorCode, SAMPLE_TOKEN};
+
+    #[test]
+    fn requests_round_trip() {
+        let requests = [
+            Request::Register {
+                name: "Zoë".into(),
+                advertise: "127.0.0.1:4000".parse().unwrap(),
+            },
+            Request::Register {
+                name: "v6".into(),
+                advertise: "[::1]:4000".parse().unwrap(),
+            },
+            Request::List,
+            Request::Lookup { name: "bob".into() },
+            Request::Call { name: "bob".into() },
+            Request::Hangup { call: 42 },
+            Request::Ping,
+            Request::Quit,
+            Request::Features(Vec::new()),
+            Request::Features(vec!["relay".into(), "no-relay-code".into()]),
+            Request::Relay {
+                call: 7,
+                token: SAMPLE_TOKEN,
+            },
+            Request::Resume { name: "bob".into() },
+        ];
+        for request in requests {
+            let line = request.to_string();
+            assert_eq!(Request::parse(&line), Ok(request), "{line}");
+        }
+    }
+
+    #[test]
+    fn verbs_are_case_insensitive() {
+        assert_eq!(Request::parse("list"), Ok(Request::List));
+        assert_eq!(Request::parse("Ping"), Ok(Request::Ping));
+    }
+
+    #[test]
+    fn malformed_requests_name_the_problem() {
+        let cases = [
+            ("", ErrorCode::UnknownCommand, "empty"),
+            (
+                "FROB",
+                ErrorCode::UnknownCommand,
+                "unknown command \"FROB\"",
+            ),
+            ("LIST x", ErrorCode::BadRequest, "usage: LIST"),
+            (
+                "REGISTER bob",
+                ErrorCode::BadRequest,
+                "REGISTER NAME HOST:PORT",
+            ),
+            (
+                "REGISTER bob nowhere",
+                ErrorCode::BadRequest,
+                "not a valid address",
+            ),
+            ("REGISTER q 1.2.3.4:5", ErrorCode::BadName, "reserved"),
+            ("CALL", ErrorCode::BadRequest, "CALL NAME"),
+            ("CALL  bob", ErrorCode::BadRequest, "CALL NAME"),
+            ("HANGUP -1", ErrorCode::BadRequest, "call id"),
+            ("HANGUP +1", ErrorCode::BadRequest, "call id"),
+            ("RELAY 1 xyz", ErrorCode::BadRequest, "token"),
+            (
+                "RELAY 1 +fababababababababababababababab",
+                ErrorCode::BadRequest,
+                "token",
+            ),
+            ("CALL a\u{0}b", ErrorCode::BadName, "control"),
+            ("FEATURES Relay", ErrorCode::BadRequest, "feature"),
+            ("FEATURES a  b", ErrorCode::BadRequest, "feature"),
+        ];
+        for (line, code, text) in cases {
+            let err = Request::parse(line).unwrap_err();
+            assert_eq!(err.code(), code, "{line:?}");
+            assert!(err.to_string().contains(text), "{line:?}: {err}");
+        }
+    }
+}

@@ -1,0 +1,314 @@
+//! The lines the registration server sends a client: replies (`OK …`,
+//! `ERR …` and the `USER` rows of a list) and pushed events (`EVENT …`).
+//!
+//! A client parses every line from the server with [`ServerLine::parse`];
+//! one it does not understand is an error, not a guess.
+
+use std::fmt;
+use std::net::SocketAddr;
+
+use super::{
+    CallId, ErrorCode, ProtocolError, Token, parse_addr, parse_call_id, parse_features,
+    parse_number, parse_token, write_features,
+};
+
+/// The `OK FEATURES` word for "relays chats" (not started with
+/// `--no-relay`).
+pub const FEATURE_RELAY: &str = "relay";
+
+/// The `OK FEATURES` word for "refuses a relay with `ERR no-relay`", so a
+/// client need not look for an older server's prose.
+pub const FEATURE_NO_RELAY_CODE: &str = "no-relay-code";
+
+/// One row of the online list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserEntry {
+    pub name: String,
+    pub busy: bool,
+}
+
+/// A line from the registration server to a client: a reply to a request
+/// (`OK …`, `ERR …`, and the `USER` rows that follow `OK USERS n`), or an
+/// event pushed at any time (`EVENT …`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServerLine {
+    /// `OK WELCOME <name> <heartbeat-secs>`: registered; send a `PING` at
+    /// least every `heartbeat_secs` seconds.
+    Welcome { name: String, heartbeat_secs: u64 },
+    /// `OK USERS <n>`: exactly `n` `USER` lines follow.
+    Users { count: usize },
+    /// `USER <name> free|busy`.
+    User(UserEntry),
+    /// `OK FOUND <name> free|busy`: the answer to `LOOKUP`.
+    Found(UserEntry),
+    /// `OK CALL <name> <call-id> <token> <addr>…`: both peers are claimed;
+    /// dial `addrs` in order and present `token`.
+    CallReady {
+        peer: String,
+        call: CallId,
+        token: Token,
+        addrs: Vec<SocketAddr>,
+    },
+    /// `OK HANGUP <call-id>`.
+    HungUp { call: CallId },
+    /// `OK PONG`.
+    Pong,
+    /// `OK FEATURES <word>…`: the answer to `FEATURES`, listing what this
+    /// server supports beyond the base protocol (perhaps nothing).
+    Features(Vec<String>),
+    /// `OK BYE`: the answer to `QUIT`.
+    Bye,
+    /// `OK RELAYED <call-id>`: this relay connection is joined to the peer's.
+    Relayed { call: CallId },
+    /// `OK RESUMED <name> <call-id>`: we are busy again in our chat with
+    /// `name`, now known to the server as `call`.
+    Resumed { peer: String, call: CallId },
+    /// `ERR <code> <text>`.
+    Error { code: ErrorCode, message: String },
+    /// `EVENT INCOMING <caller> <call-id> <token>`: `caller` claimed us for a
+    /// call and will connect presenting `token`.
+    Incoming {
+        caller: String,
+        call: CallId,
+        token: Token,
+    },
+    /// `EVENT HANGUP <call-id> <name>`: `name` ended call `call`, or vanished.
+    PeerHungUp { call: CallId, peer: String },
+    /// `EVENT RELAY <call-id>`: the caller could not reach us directly; open a
+    /// relay connection for `call`.
+    RelayRequested { call: CallId },
+}
+
+impl ServerLine {
+    /// A convenience for the server: an error reply.
+    pub fn error(code: ErrorCode, message: impl Into<String>) -> ServerLine {
+        ServerLine::Error {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn parse(line: &str) -> Result<ServerLine, ProtocolError> {
+        let bad = |usage: &'static str| ProtocolError::BadArguments {
+            verb: "server reply",
+            usage,
+        };
+        let mut words = line.split(' ');
+        let first = words.next().unwrap_or_default();
+        match first {
+            "ERR" => {
+                let code = ErrorCode::parse(words.next().unwrap_or_default())?;
+                let message = words.collect::<Vec<_>>().join(" ");
+                Ok(ServerLine::Error { code, message })
+            }
+            "USER" => {
+                let (Some(name), Some(state), None) = (words.next(), words.next(), words.next())
+                else {
+                    return Err(bad("USER NAME free|busy"));
+                };
+                let busy = parse_state(state)?;
+                Ok(ServerLine::User(UserEntry {
+                    name: name.to_string(),
+                    busy,
+                }))
+            }
+            "OK" | "EVENT" => {
+                let kind = words.next().unwrap_or_default();
+                let args: Vec<&str> = words.collect();
+                match (first, kind, args.as_slice()) {
+                    ("OK", "WELCOME", [name, secs]) => Ok(ServerLine::Welcome {
+                        name: name.to_string(),
+                        heartbeat_secs: parse_number(secs, "heartbeat")?,
+                    }),
+                    ("OK", "USERS", [n]) => Ok(ServerLine::Users {
+                        count: parse_number(n, "user count")?,
+                    }),
+                    ("OK", "FOUND", [name, state]) => Ok(ServerLine::Found(UserEntry {
+                        name: name.to_string(),
+                        busy: parse_state(state)?,
+                    })),
+                    ("OK", "CALL", [peer, call, token, addrs @ ..]) if !addrs.is_empty() => {
+                        Ok(ServerLine::CallReady {
+                            peer: peer.to_string(),
+                            call: parse_call_id(call)?,
+                            token: parse_token(token)?,
+                            addrs: addrs
+                                .iter()
+                                .map(|a| parse_addr(a))
+                                .collect::<Result<_, _>>()?,
+                        })
+                    }
+                    ("OK", "HANGUP", [call]) => Ok(ServerLine::HungUp {
+                        call: parse_call_id(call)?,
+                    }),
+                    ("OK", "PONG", []) => Ok(ServerLine::Pong),
+                    ("OK", "BYE", []) => Ok(ServerLine::Bye),
+                    ("OK", "FEATURES", words) => parse_features(words).map(ServerLine::Features),
+                    ("OK", "RELAYED", [call]) => Ok(ServerLine::Relayed {
+                        call: parse_call_id(call)?,
+                    }),
+                    ("OK", "RESUMED", [peer, call]) => Ok(ServerLine::Resumed {
+                        peer: peer.to_string(),
+                        call: parse_call_id(call)?,
+                    }),
+                    ("EVENT", "INCOMING", [caller, call, token]) => Ok(ServerLine::Incoming {
+                        caller: caller.to_string(),
+                        call: parse_call_id(call)?,
+                        token: parse_token(token)?,
+                    }),
+                    ("EVENT", "HANGUP", [call, peer]) => Ok(ServerLine::PeerHungUp {
+                        call: parse_call_id(call)?,
+                        peer: peer.to_string(),
+                    }),
+                    ("EVENT", "RELAY", [call]) => Ok(ServerLine::RelayRequested {
+                        call: parse_call_id(call)?,
+                    }),
+                    _ => Err(ProtocolError::UnknownCommand(format!("{first} {kind}"))),
+                }
+            }
+            _ => Err(ProtocolError::UnknownCommand(first.to_string())),
+        }
+    }
+}
+
+impl fmt::Display for ServerLine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ServerLine::Welcome {
+                name,
+                heartbeat_secs,
+            } => write!(f, "OK WELCOME {name} {heartbeat_secs}"),
+            ServerLine::Users { count } => write!(f, "OK USERS {count}"),
+            ServerLine::User(UserEntry { name, busy }) => {
+                write!(f, "USER {name} {}", state_word(*busy))
+            }
+            ServerLine::Found(UserEntry { name, busy }) => {
+                write!(f, "OK FOUND {name} {}", state_word(*busy))
+            }
+            ServerLine::CallReady {
+                peer,
+                call,
+                token,
+                addrs,
+            } => {
+                write!(f, "OK CALL {peer} {call} {token}")?;
+                for addr in addrs {
+                    write!(f, " {addr}")?;
+                }
+                Ok(())
+            }
+            ServerLine::HungUp { call } => write!(f, "OK HANGUP {call}"),
+            ServerLine::Pong => write!(f, "OK PONG"),
+            ServerLine::Bye => write!(f, "OK BYE"),
+            ServerLine::Features(words) => {
+                write!(f, "OK ")?;
+                write_features(f, words)
+            }
+            ServerLine::Relayed { call } => write!(f, "OK RELAYED {call}"),
+            ServerLine::Resumed { peer, call } => write!(f, "OK RESUMED {peer} {call}"),
+            ServerLine::Error { code, message } => write!(f, "ERR {code} {message}"),
+            ServerLine::Incoming {
+                caller,
+                call,
+                token,
+            } => write!(f, "EVENT INCOMING {caller} {call} {token}"),
+            ServerLine::PeerHungUp { call, peer } => write!(f, "EVENT HANGUP {call} {peer}"),
+            ServerLine::RelayRequested { call } => write!(f, "EVENT RELAY {call}"),
+        }
+    }
+}
+
+fn state_word(busy: bool) -> &'static str {
+    if busy { "busy" } else { "free" }
+}
+
+fn parse_state(text: &str) -> Result<bool, ProtocolError> {
+    match text {
+        "free" => Ok(false),
+        "busy" => Ok(true),
+        _ => Err(ProtocolError::BadField {
+            field: "state (free or busy)",
+            value: text.to_string(),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::SAMPLE_TOKEN;
+
+    #[test]
+    fn server_lines_round_trip() {
+        let lines = [
+            ServerLine::Welcome {
+                name: "bob".into(),
+                heartbeat_secs: 10,
+            },
+            ServerLine::Users { count: 2 },
+            ServerLine::User(UserEntry {
+                name: "bob".into(),
+                busy: true,
+            }),
+            ServerLine::User(UserEntry {
+                name: "al".into(),
+                busy: false,
+            }),
+            ServerLine::CallReady {
+                peer: "bob".into(),
+                call: 3,
+                token: SAMPLE_TOKEN,
+                addrs: vec![
+                    "10.0.0.2:5000".parse().unwrap(),
+                    "[2001:db8::1]:5000".parse().unwrap(),
+                ],
+            },
+            ServerLine::Found(UserEntry {
+                name: "bob".into(),
+                busy: false,
+            }),
+            ServerLine::HungUp { call: 3 },
+            ServerLine::Pong,
+            ServerLine::Bye,
+            ServerLine::Features(Vec::new()),
+            ServerLine::Features(vec!["relay".into(), "no-relay-code".into()]),
+            ServerLine::Relayed { call: 9 },
+            ServerLine::Resumed {
+                peer: "bob".into(),
+                call: 2,
+            },
+            ServerLine::error(ErrorCode::Busy, "bob is busy in another chat"),
+            ServerLine::Incoming {
+                caller: "al".into(),
+                call: 3,
+                token: SAMPLE_TOKEN,
+            },
+            ServerLine::PeerHungUp {
+                call: 3,
+                peer: "al".into(),
+            },
+            ServerLine::RelayRequested { call: 4 },
+        ];
+        for line in lines {
+            let text = line.to_string();
+            assert_eq!(ServerLine::parse(&text), Ok(line), "{text}");
+        }
+    }
+
+    #[test]
+    fn broken_server_lines_are_errors() {
+        for line in [
+            "",
+            "OK",
+            "OK CALL bob 1 00",
+            "OK CALL bob 1 abababababababababababababababab",
+            "USER bob maybe",
+            "ERR no-such-code x",
+            "EVENT INCOMING al x y",
+            "OK USERS many",
+            "OK FEATURES Relay",
+        ] {
+            assert!(ServerLine::parse(line).is_err(), "{line:?}");
+        }
+    }
+}
