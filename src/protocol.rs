@@ -249,11 +249,12 @@ pub enum ErrorCode {
     Timeout,
     BadToken,
     Unreachable,
+    NoRelay,
     Internal,
 }
 
 impl ErrorCode {
-    const ALL: [ErrorCode; 17] = [
+    const ALL: [ErrorCode; 18] = [
         ErrorCode::UnknownCommand,
         ErrorCode::BadRequest,
         ErrorCode::LineTooLong,
@@ -270,6 +271,7 @@ impl ErrorCode {
         ErrorCode::Timeout,
         ErrorCode::BadToken,
         ErrorCode::Unreachable,
+        ErrorCode::NoRelay,
         ErrorCode::Internal,
     ];
 
@@ -291,6 +293,7 @@ impl ErrorCode {
             ErrorCode::Timeout => "timeout",
             ErrorCode::BadToken => "bad-token",
             ErrorCode::Unreachable => "unreachable",
+            ErrorCode::NoRelay => "no-relay",
             ErrorCode::Internal => "internal",
         }
     }
@@ -454,6 +457,8 @@ pub enum ServerLine {
     HungUp { call: CallId },
     /// `OK PONG`.
     Pong,
+    /// `OK FEATURES word…`: the answer to `FEATURES`.
+    Features(Vec<String>),
     /// `OK BYE`: the answer to `QUIT`.
     Bye,
     /// `OK RELAYED <call-id>`: this relay connection is joined to the peer's.
@@ -540,6 +545,9 @@ impl ServerLine {
                         call: parse_call_id(call)?,
                     }),
                     ("OK", "PONG", []) => Ok(ServerLine::Pong),
+                    ("OK", "FEATURES", words) => Ok(ServerLine::Features(
+                        words.iter().map(|w| w.to_string()).collect(),
+                    )),
                     ("OK", "BYE", []) => Ok(ServerLine::Bye),
                     ("OK", "RELAYED", [call]) => Ok(ServerLine::Relayed {
                         call: parse_call_id(call)?,
@@ -596,6 +604,7 @@ impl fmt::Display for ServerLine {
             }
             ServerLine::HungUp { call } => write!(f, "OK HANGUP {call}"),
             ServerLine::Pong => write!(f, "OK PONG"),
+            ServerLine::Features(words) => write!(f, "OK FEATURES {}", words.join(" ")),
             ServerLine::Bye => write!(f, "OK BYE"),
             ServerLine::Relayed { call } => write!(f, "OK RELAYED {call}"),
             ServerLine::Resumed { peer, call } => write!(f, "OK RESUMED {peer} {call}"),
@@ -627,10 +636,13 @@ pub enum PeerMessage {
     Msg(String),
     /// `BYE`: the sender ended the chat.
     Bye,
-    /// `PING`: keeps a quiet chat's liveness visible; answered with `PONG`.
-    Ping,
-    /// `PONG`: the answer to `PING`.
-    Pong,
+    /// `PING` or `PING n`: keeps a quiet chat's liveness visible; answered
+    /// with `PONG` (or `PONG n`, naming the ping answered).
+    Ping(Option<u64>),
+    /// `PONG` or `PONG n`: the answer to `PING`.
+    Pong(Option<u64>),
+    /// `FEATURES word…`: what the sender can do, after `HELLO`/`WELCOME`.
+    Features(Vec<String>),
     /// `ERR <code> <text>`: the connection is refused; it closes next.
     Error { code: ErrorCode, message: String },
 }
@@ -652,8 +664,14 @@ impl PeerMessage {
         match verb {
             "MSG" => Ok(PeerMessage::Msg(rest.to_string())),
             "BYE" if rest.is_empty() => Ok(PeerMessage::Bye),
-            "PING" if rest.is_empty() => Ok(PeerMessage::Ping),
-            "PONG" if rest.is_empty() => Ok(PeerMessage::Pong),
+            "PING" => Ok(PeerMessage::Ping(parse_ping_number(rest)?)),
+            "PONG" => Ok(PeerMessage::Pong(parse_ping_number(rest)?)),
+            "FEATURES" => Ok(PeerMessage::Features(
+                rest.split(' ')
+                    .filter(|w| !w.is_empty())
+                    .map(str::to_string)
+                    .collect(),
+            )),
             "WELCOME" => {
                 validate_name(rest).map_err(ProtocolError::BadName)?;
                 Ok(PeerMessage::Welcome {
@@ -696,11 +714,31 @@ impl fmt::Display for PeerMessage {
             PeerMessage::Welcome { name } => write!(f, "WELCOME {name}"),
             PeerMessage::Msg(text) => write!(f, "MSG {text}"),
             PeerMessage::Bye => write!(f, "BYE"),
-            PeerMessage::Ping => write!(f, "PING"),
-            PeerMessage::Pong => write!(f, "PONG"),
+            PeerMessage::Ping(None) => write!(f, "PING"),
+            PeerMessage::Ping(Some(n)) => write!(f, "PING {n}"),
+            PeerMessage::Pong(None) => write!(f, "PONG"),
+            PeerMessage::Pong(Some(n)) => write!(f, "PONG {n}"),
+            PeerMessage::Features(words) => write!(f, "FEATURES {}", words.join(" ")),
             PeerMessage::Error { code, message } => write!(f, "ERR {code} {message}"),
         }
     }
+}
+
+/// The optional number of a `PING`/`PONG`: digits only.
+fn parse_ping_number(text: &str) -> Result<Option<u64>, ProtocolError> {
+    if text.is_empty() {
+        return Ok(None);
+    }
+    if !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ProtocolError::BadField {
+            field: "ping number",
+            value: text.to_string(),
+        });
+    }
+    text.parse().map(Some).map_err(|_| ProtocolError::BadField {
+        field: "ping number",
+        value: text.to_string(),
+    })
 }
 
 /// Splits typed text into pieces of at most [`MAX_TEXT`] bytes, on character
@@ -953,8 +991,10 @@ mod tests {
             PeerMessage::Msg("hello, world  with  spaces ".into()),
             PeerMessage::Msg(String::new()),
             PeerMessage::Bye,
-            PeerMessage::Ping,
-            PeerMessage::Pong,
+            PeerMessage::Ping(None),
+            PeerMessage::Pong(None),
+            PeerMessage::Ping(Some(7)),
+            PeerMessage::Pong(Some(7)),
             PeerMessage::Error {
                 code: ErrorCode::BadToken,
                 message: "no call expected".into(),
