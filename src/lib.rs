@@ -25,4 +25,5 @@ pub mod protocol;
 pub mod registry;
 pub mod relay;
 pub mod server;
+pub mod text;
 pub mod token;

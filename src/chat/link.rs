@@ -1,164 +1,228 @@
 //! One chat connection to a peer, direct or relayed, once its handshake is
-//! done.
+//! done: a reader thread and a writer thread, so that the main loop never
+//! touches the socket.
 //!
-//! A [`Link`] is the writing half, owned by the main loop; its reader thread
-//! turns the lines the peer sends into [`Event::Peer`]s, batching those that
-//! arrive together, and reports the end of the connection once. Dropping the link shuts the socket down, which
-//! also ends the reader thread.
+//! The reader turns the peer's lines into [`Event::Peer`] batches, and may
+//! have at most [`LINK_CREDITS`] batches in flight to the main loop: it
+//! waits for [`Link::credit`] before sending another, so a flooding peer
+//! is slowed down by TCP instead of crowding out the user's keys. The
+//! writer takes whole batches of bytes from the main loop and writes each
+//! within [`LINK_WRITE_DEADLINE`]; a peer that does not read by then is
+//! reported as [`LinkEnd::StoppedReading`]. Dropping the [`Link`] lets the
+//! writer send what is queued (a last `BYE`), then it closes the socket,
+//! which ends the reader too.
 
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 use std::net::{Shutdown, TcpStream};
-
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use super::core::{LinkEnd, LinkId, Route};
 use super::{Event, Events};
 use crate::connection::{LineReader, ReadError};
 use crate::protocol::PeerMessage;
 
-/// Distinguishes links so that a late event from a closed link is ignored.
-pub type LinkId = u64;
-
 /// Most lines handed to the main loop in one event.
-const MAX_BATCH: usize = 1024;
+const LINES_PER_EVENT: usize = 1024;
 
-/// How long a write to a peer may block before the peer counts as gone.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Batches a link's reader may have handed on and not yet had handled.
+pub const LINK_CREDITS: usize = 2;
 
-/// A quiet link sends `PING` this often…
-const PING_EVERY: Duration = Duration::from_secs(5);
+/// How long one batch may take to write before the peer counts as not
+/// reading.
+const LINK_WRITE_DEADLINE: Duration = Duration::from_secs(10);
 
-/// …so a link silent for this long has lost its peer (stopped, unplugged),
-/// even when the registration server cannot tell us.
-const SILENCE_LIMIT: Duration = Duration::from_secs(20);
+/// Bytes queued for a peer at most; past this the peer is not reading
+/// (its writer is stuck), and the link is given up.
+pub const LINK_BACKLOG: usize = 8 * 1024 * 1024;
 
-/// A connection whose handshake succeeded, not yet attached to the main
-/// loop: the socket plus any lines already buffered behind the handshake.
+/// A connection whose handshake succeeded, not yet started: the socket plus
+/// any lines already buffered behind the handshake.
 pub struct Handshaken {
     pub stream: TcpStream,
     pub reader: LineReader<TcpStream>,
-    /// Whether the bytes go through the registration server's relay.
-    pub relayed: bool,
+    pub route: Route,
 }
 
+/// The main loop's handle on a running link.
 pub struct Link {
-    pub id: LinkId,
-    pub relayed: bool,
-    /// Buffered: the main loop flushes once per batch of lines.
-    stream: BufWriter<TcpStream>,
-    last_sent: Instant,
-    /// PINGs sent and PONGs received: PONGs come back in order, so the
-    /// n-th PONG answers the n-th PING.
-    pings: u64,
-    pongs: u64,
+    writer: mpsc::Sender<Vec<u8>>,
+    /// Bytes handed to the writer and not yet written.
+    queued: Arc<AtomicUsize>,
+    credits: SyncSender<()>,
+    /// Lines serialised this round, handed to the writer in one batch.
+    batch: Vec<u8>,
+    /// Disconnects when the writer thread is done.
+    written: Receiver<()>,
 }
 
 impl Link {
-    /// Attaches a handshaken connection: starts its reader thread.
+    /// Starts the reader and writer threads of a handshaken connection.
     pub fn start(id: LinkId, conn: Handshaken, events: Events) -> io::Result<Link> {
-        let Handshaken {
-            stream,
-            reader,
-            relayed,
-        } = conn;
+        let Handshaken { stream, reader, .. } = conn;
+        let write_half = stream.try_clone()?;
+        let (writer, batches) = mpsc::channel();
+        let (credits, credit_inbox) = mpsc::sync_channel(LINK_CREDITS);
+        for _ in 0..LINK_CREDITS {
+            let _ = credits.try_send(());
+        }
+        let queued = Arc::new(AtomicUsize::new(0));
         // Big reads: a burst of lines arrives in few system calls and goes
         // to the main loop in few events.
-        let mut reader = reader.with_read_size(64 * 1024);
-        stream.set_write_timeout(Some(WRITE_TIMEOUT))?;
+        let reader = reader.with_read_size(64 * 1024);
+        let reader_events = events.clone();
         thread::Builder::new()
-            .name(format!("link-{id}"))
+            .name(format!("link-{id}-read"))
+            .spawn(move || read_loop(id, reader, reader_events, credit_inbox))?;
+        let unwritten = queued.clone();
+        let (done, written) = mpsc::sync_channel(0);
+        let spawned = thread::Builder::new()
+            .name(format!("link-{id}-write"))
             .spawn(move || {
-                loop {
-                    // Hand on every line already here in one event: a burst
-                    // costs the main loop one wake-up, not one per line.
-                    let mut msgs = Vec::new();
-                    let mut closed = false;
-                    loop {
-                        match reader.read_line_by(Some(Instant::now() + SILENCE_LIMIT)) {
-                            // A line we do not understand from a newer or
-                            // broken peer is skipped; the chat goes on.
-                            Ok(line) => msgs.extend(PeerMessage::parse_owned(line).ok()),
-                            Err(ReadError::InvalidUtf8) => {}
-                            Err(_) => closed = true,
-                        }
-                        if closed
-                            || msgs.last() == Some(&PeerMessage::Bye)
-                            || msgs.len() >= MAX_BATCH
-                            || !reader.has_line()
-                        {
-                            break;
-                        }
-                    }
-                    let last = closed || msgs.last() == Some(&PeerMessage::Bye);
-                    let event = Event::Peer {
-                        link: id,
-                        msgs,
-                        closed,
-                    };
-                    if events.send(event).is_err() || last {
-                        return;
-                    }
-                }
-            })?;
+                write_loop(id, write_half, batches, unwritten, events);
+                drop(done);
+            });
+        if let Err(e) = spawned {
+            let _ = stream.shutdown(Shutdown::Both);
+            return Err(e);
+        }
         Ok(Link {
-            id,
-            relayed,
-            stream: BufWriter::new(stream),
-            last_sent: Instant::now(),
-            pings: 0,
-            pongs: 0,
+            writer,
+            queued,
+            credits,
+            batch: Vec::new(),
+            written,
         })
     }
 
-    /// Queues a message; [`Link::flush`] sends it.
-    pub fn send(&mut self, msg: &PeerMessage) -> io::Result<()> {
-        writeln!(self.stream, "{msg}")
+    /// Closes the link once what was sent on it has gone out; the receiver
+    /// disconnects then (or when the write deadline gave up on the peer).
+    pub fn close(mut self) -> Receiver<()> {
+        let _ = self.flush();
+        let (_, placeholder) = mpsc::sync_channel(0);
+        std::mem::replace(&mut self.written, placeholder)
     }
 
-    /// Queues `MSG text` without building a [`PeerMessage`] first: typed
-    /// and piped lines take this path.
-    pub fn send_text(&mut self, text: &str) -> io::Result<()> {
-        self.stream.write_all(b"MSG ")?;
-        self.stream.write_all(text.as_bytes())?;
-        self.stream.write_all(b"\n")
+    /// Adds a message to this round's batch.
+    pub fn send(&mut self, msg: &PeerMessage) {
+        match msg {
+            // Typed and piped lines, the bulk: no intermediate String.
+            PeerMessage::Msg(text) => {
+                self.batch.extend_from_slice(b"MSG ");
+                self.batch.extend_from_slice(text.as_bytes());
+                self.batch.push(b'\n');
+            }
+            msg => {
+                let _ = writeln!(self.batch, "{msg}");
+            }
+        }
     }
 
-    /// Sends everything queued so far.
-    pub fn flush(&mut self) -> io::Result<()> {
-        if self.stream.buffer().is_empty() {
+    /// Hands this round's batch to the writer. Fails when the peer has
+    /// left more than [`LINK_BACKLOG`] unread.
+    pub fn flush(&mut self) -> Result<(), LinkEnd> {
+        if self.batch.is_empty() {
             return Ok(());
         }
-        self.last_sent = Instant::now();
-        self.stream.flush()
-    }
-
-    /// Sends a `PING` if nothing was sent for a while.
-    pub fn keepalive(&mut self) -> io::Result<()> {
-        if self.last_sent.elapsed() >= PING_EVERY {
-            self.ping()?;
+        let batch = std::mem::take(&mut self.batch);
+        let queued = self.queued.fetch_add(batch.len(), Ordering::AcqRel) + batch.len();
+        if queued > LINK_BACKLOG {
+            return Err(LinkEnd::StoppedReading);
         }
+        // A closed writer has reported why already.
+        let _ = self.writer.send(batch);
         Ok(())
     }
 
-    /// Queues a `PING`; returns its number, which the answering PONG's
-    /// number (from [`Link::ponged`]) will equal.
-    pub fn ping(&mut self) -> io::Result<u64> {
-        self.send(&PeerMessage::Ping(None))?;
-        self.pings += 1;
-        Ok(self.pings)
-    }
-
-    /// Counts a PONG received; returns its number.
-    pub fn ponged(&mut self) -> u64 {
-        self.pongs += 1;
-        self.pongs
+    /// The main loop has handled one of the reader's batches.
+    pub fn credit(&self) {
+        let _ = self.credits.try_send(());
     }
 }
 
 impl Drop for Link {
     fn drop(&mut self) {
-        // A BYE written just before must leave before the socket closes.
-        let _ = self.stream.flush();
-        let _ = self.stream.get_ref().shutdown(Shutdown::Both);
+        // What this round wrote (a BYE) still goes; then the writer sees
+        // the channel closed, and closes the socket.
+        let _ = self.flush();
     }
+}
+
+fn read_loop(id: LinkId, mut reader: LineReader<TcpStream>, events: Events, credits: Receiver<()>) {
+    loop {
+        // Hand on every line already here in one event: a burst costs the
+        // main loop one wake-up, not one per line.
+        let mut msgs = Vec::new();
+        let mut end = None;
+        loop {
+            match reader.read_line_by(None) {
+                // A line we do not understand, from a newer or broken peer,
+                // is skipped; the chat goes on.
+                Ok(line) => msgs.extend(PeerMessage::parse_owned(line).ok()),
+                Err(ReadError::InvalidUtf8) => {}
+                Err(_) => end = Some(LinkEnd::Closed),
+            }
+            let bye = msgs.last() == Some(&PeerMessage::Bye);
+            if end.is_some() || bye || msgs.len() >= LINES_PER_EVENT || !reader.has_line() {
+                if bye {
+                    end = end.or(Some(LinkEnd::Closed));
+                }
+                break;
+            }
+        }
+        // Wait until the main loop has room for another batch of ours.
+        if credits.recv().is_err() {
+            return;
+        }
+        if !msgs.is_empty() && events.send(Event::Peer { link: id, msgs }).is_err() {
+            return;
+        }
+        if let Some(end) = end {
+            let _ = events.send(Event::LinkEnded { link: id, end });
+            return;
+        }
+    }
+}
+
+fn write_loop(
+    id: LinkId,
+    mut stream: TcpStream,
+    batches: Receiver<Vec<u8>>,
+    queued: Arc<AtomicUsize>,
+    events: Events,
+) {
+    for batch in batches {
+        if let Err(e) = write_by(&mut stream, &batch, Instant::now() + LINK_WRITE_DEADLINE) {
+            let end = match e.kind() {
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => LinkEnd::StoppedReading,
+                _ => LinkEnd::Closed,
+            };
+            let _ = stream.shutdown(Shutdown::Both);
+            let _ = events.send(Event::LinkEnded { link: id, end });
+            return;
+        }
+        queued.fetch_sub(batch.len(), Ordering::AcqRel);
+    }
+    let _ = stream.shutdown(Shutdown::Both);
+}
+
+/// Writes all of `bytes` by `deadline`, however slowly the peer reads.
+fn write_by(stream: &mut TcpStream, mut bytes: &[u8], deadline: Instant) -> io::Result<()> {
+    while !bytes.is_empty() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::ErrorKind::TimedOut.into());
+        }
+        stream.set_write_timeout(Some(left))?;
+        match stream.write(bytes) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => bytes = &bytes[n..],
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }

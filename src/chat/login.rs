@@ -1,33 +1,38 @@
 //! The `login` part: the chat's connection to the registration server.
 //!
-//! Two threads share the connection. The writer takes [`Request`]s from the
-//! main loop over a channel and sends a `PING` whenever it has been quiet for
-//! a heartbeat interval. The reader turns every server line into an
+//! Two threads share the connection, each with one job. The writer takes
+//! [`Request`]s from a bounded queue and writes them; the core decides what
+//! to send and when (heartbeats included), so the main loop never writes to
+//! the socket itself. The reader turns every server line into an
 //! [`Event::Server`] (gathering the `USER` rows of a list into one event) and
-//! reports the end of the connection once, as [`ServerEvent::Lost`]: when
-//! the server closes it, or when nothing (not even the answer to a heartbeat)
-//! arrived for three heartbeat intervals. [`reconnect`] then retries, with
-//! backoff, until the server is back.
+//! reports the end of the connection once, as [`ServerEvent::Lost`].
+//! [`reconnect`] retries, with backoff, until the server is back.
 
 use std::fmt;
 use std::io;
 use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::{Event, Events};
 use crate::connection::{LineReader, ReadError, write_line};
 use crate::protocol::{MAX_LIST, Request, ServerLine, UserEntry};
 
 /// How long connecting to the server may take per address.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+const SERVER_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long one write to the server may block before the connection counts
+/// as dead.
+const SERVER_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Requests queued for the writer at most; a server that lets this many
+/// pile up is not reading, and is treated as lost.
+const SERVER_QUEUE: usize = 256;
 
 /// Numbers the connections to the server, so that a late event from a
 /// connection already replaced is recognised and ignored.
-pub type ConnId = u64;
+pub type ServerConnId = u64;
 
 /// What the server said, as the main loop sees it.
 #[derive(Debug)]
@@ -35,8 +40,37 @@ pub enum ServerEvent {
     Line(ServerLine),
     /// A complete `OK USERS` reply with its rows.
     Users(Vec<UserEntry>),
-    /// The connection ended; the text says why.
-    Lost(String),
+    /// The connection ended.
+    Lost(ServerLoss),
+}
+
+/// Why the connection to the server was lost.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServerLoss {
+    /// The server closed it.
+    Closed,
+    /// Nothing came back for three heartbeat intervals.
+    NoHeartbeatAnswer,
+    /// The server stopped taking our requests.
+    StoppedReading,
+    /// A line we could not parse (its text is the server's: untrusted).
+    Unexpected(String),
+    /// The socket failed.
+    Io(String),
+}
+
+impl fmt::Display for ServerLoss {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ServerLoss::Closed => write!(f, "the server closed the connection"),
+            ServerLoss::NoHeartbeatAnswer => write!(f, "no answer to heartbeats"),
+            ServerLoss::StoppedReading => write!(f, "the server stopped reading"),
+            ServerLoss::Unexpected(why) => {
+                write!(f, "the server sent something unexpected ({why})")
+            }
+            ServerLoss::Io(why) => write!(f, "{why}"),
+        }
+    }
 }
 
 /// Why the server could not be reached.
@@ -59,52 +93,78 @@ impl fmt::Display for LoginError {
 
 impl std::error::Error for LoginError {}
 
-/// What the main loop tells the writer thread.
-enum Command {
-    Send(Request),
-    Heartbeat(Duration),
-}
-
-/// The main loop's handle on the server connection.
+/// The main loop's handle on the server connection. Dropping it ends the
+/// connection: the writer sends what is queued, then both threads stop.
 pub struct ServerConn {
     /// Tells this connection's events from those of one it replaced.
-    pub id: ConnId,
-    commands: Sender<Command>,
+    pub id: ServerConnId,
+    requests: SyncSender<Request>,
     stream: TcpStream,
     /// The server's address that answered; the relay is reached there too.
     pub server_addr: SocketAddr,
-    /// The heartbeat interval in milliseconds (0: none yet), shared with
-    /// the reader, which gives up after three intervals of silence.
-    heartbeat_ms: Arc<AtomicU64>,
     /// Our end of the connection: the address peers on the same network as
     /// the server most likely reach us at.
     pub local_addr: SocketAddr,
+    /// Disconnects when the writer thread is done.
+    written: Receiver<()>,
+}
+
+/// The reading half of a new connection, started once the main loop holds
+/// the [`ServerConn`], so that no event of the connection can reach the main
+/// loop before the connection itself.
+pub struct Reader {
+    id: ServerConnId,
+    stream: TcpStream,
+    events: Events,
+}
+
+impl Reader {
+    pub fn start(self) -> io::Result<()> {
+        let Reader { id, stream, events } = self;
+        thread::Builder::new()
+            .name("login-reader".into())
+            .spawn(move || read_loop(stream, id, events))?;
+        Ok(())
+    }
 }
 
 impl ServerConn {
-    /// Queues a request. If the connection is gone the reader has already
-    /// reported it, so a failure here needs no second report.
-    pub fn send(&self, request: Request) {
-        let _ = self.commands.send(Command::Send(request));
+    /// Queues a request; never blocks. An error means the server is not
+    /// taking requests (or the connection is gone, which the reader
+    /// reports).
+    pub fn send(&self, request: Request) -> Result<(), ServerLoss> {
+        match self.requests.try_send(request) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(_)) => Err(ServerLoss::StoppedReading),
+            Err(TrySendError::Disconnected(_)) => Err(ServerLoss::Closed),
+        }
     }
+}
 
-    /// Starts sending a `PING` after every `interval` of silence.
-    pub fn heartbeat(&self, interval: Duration) {
-        let ms = u64::try_from(interval.as_millis()).unwrap_or(u64::MAX);
-        self.heartbeat_ms.store(ms, Ordering::Relaxed);
-        let _ = self.commands.send(Command::Heartbeat(interval));
+impl ServerConn {
+    /// Ends the connection once the queued requests (a last `QUIT`) are
+    /// written; the receiver disconnects then.
+    pub fn close(mut self) -> Receiver<()> {
+        let (_, placeholder) = mpsc::sync_channel(0);
+        std::mem::replace(&mut self.written, placeholder)
     }
 }
 
 impl Drop for ServerConn {
     fn drop(&mut self) {
-        let _ = self.stream.shutdown(Shutdown::Both);
+        // The reader stops at once; the writer sends what is queued (QUIT,
+        // when leaving) and then closes.
+        let _ = self.stream.shutdown(Shutdown::Read);
     }
 }
 
-/// Connects to `server` (HOST:PORT) and starts the reader and writer
-/// threads, which report to `events`.
-pub fn connect(server: &str, id: ConnId, events: Events) -> Result<ServerConn, LoginError> {
+/// Connects to `server` (HOST:PORT) and starts the writer thread; the
+/// reader is started by [`Reader::start`].
+pub fn connect(
+    server: &str,
+    id: ServerConnId,
+    events: Events,
+) -> Result<(ServerConn, Reader), LoginError> {
     let fail = |reason: String| LoginError {
         server: server.to_string(),
         reason,
@@ -116,7 +176,7 @@ pub fn connect(server: &str, id: ConnId, events: Events) -> Result<ServerConn, L
     let mut last = String::from("no address");
     let mut connected = None;
     for addr in &addrs {
-        match TcpStream::connect_timeout(addr, CONNECT_TIMEOUT) {
+        match TcpStream::connect_timeout(addr, SERVER_CONNECT_TIMEOUT) {
             Ok(stream) => {
                 connected = Some(stream);
                 break;
@@ -126,124 +186,107 @@ pub fn connect(server: &str, id: ConnId, events: Events) -> Result<ServerConn, L
     }
     let stream = connected.ok_or_else(|| fail(last))?;
     let _ = stream.set_nodelay(true);
-    let _ = stream.set_write_timeout(Some(CONNECT_TIMEOUT));
+    let _ = stream.set_write_timeout(Some(SERVER_WRITE_TIMEOUT));
     let local_addr = stream.local_addr().map_err(|e| fail(e.to_string()))?;
     let server_addr = stream.peer_addr().map_err(|e| fail(e.to_string()))?;
-    let heartbeat_ms = Arc::new(AtomicU64::new(0));
     let io_fail = |e: io::Error| fail(e.to_string());
     let reader = stream.try_clone().map_err(io_fail)?;
     let writer = stream.try_clone().map_err(io_fail)?;
-    let (commands, inbox) = mpsc::channel();
+    let (requests, inbox) = mpsc::sync_channel(SERVER_QUEUE);
+    let (done, written) = mpsc::sync_channel::<()>(0);
     thread::Builder::new()
         .name("login-writer".into())
-        .spawn(move || write_loop(writer, inbox))
+        .spawn(move || {
+            write_loop(writer, inbox);
+            drop(done);
+        })
         .map_err(io_fail)?;
-    let silence = heartbeat_ms.clone();
-    thread::Builder::new()
-        .name("login-reader".into())
-        .spawn(move || read_loop(reader, id, events, silence))
-        .map_err(io_fail)?;
-    Ok(ServerConn {
+    let conn = ServerConn {
         id,
-        commands,
+        requests,
         stream,
         server_addr,
-        heartbeat_ms,
         local_addr,
-    })
+        written,
+    };
+    let reader = Reader {
+        id,
+        stream: reader,
+        events,
+    };
+    Ok((conn, reader))
 }
 
 /// Retries [`connect`] (as connection `id`) with growing pauses, from
 /// `pause` doubling to 5 s, until the server answers, then reports
 /// [`Event::Reconnected`]. Gives up only when the main loop is gone.
-pub fn reconnect(server: String, id: ConnId, mut pause: Duration, events: Events) {
-    let _ = thread::Builder::new()
+pub fn reconnect(
+    server: String,
+    id: ServerConnId,
+    mut pause: Duration,
+    events: Events,
+) -> io::Result<()> {
+    thread::Builder::new()
         .name("login-reconnect".into())
         .spawn(move || {
             loop {
                 thread::sleep(pause);
-                if let Ok(conn) = connect(&server, id, events.clone()) {
-                    let _ = events.send(Event::Reconnected(conn));
+                if let Ok((conn, reader)) = connect(&server, id, events.clone()) {
+                    let _ = events.send(Event::Reconnected(conn, reader));
                     return;
                 }
                 pause = (pause * 2).min(Duration::from_secs(5));
             }
-        });
+        })?;
+    Ok(())
 }
 
-fn write_loop(mut stream: TcpStream, inbox: Receiver<Command>) {
-    let mut heartbeat: Option<Duration> = None;
-    loop {
-        let command = match heartbeat {
-            Some(interval) => match inbox.recv_timeout(interval) {
-                Ok(command) => command,
-                Err(RecvTimeoutError::Timeout) => Command::Send(Request::Ping),
-                Err(RecvTimeoutError::Disconnected) => break,
-            },
-            None => match inbox.recv() {
-                Ok(command) => command,
-                Err(_) => break,
-            },
-        };
-        match command {
-            Command::Heartbeat(interval) => heartbeat = Some(interval),
-            Command::Send(request) => {
-                if write_line(&mut stream, &request).is_err() {
-                    // The reader sees the same failure and reports it.
-                    let _ = stream.shutdown(Shutdown::Both);
-                    return;
-                }
-            }
+fn write_loop(mut stream: TcpStream, inbox: Receiver<Request>) {
+    for request in inbox {
+        if write_line(&mut stream, &request).is_err() {
+            // The reader sees the same failure and reports it.
+            break;
         }
     }
-    let _ = write_line(&mut stream, &Request::Quit);
+    let _ = stream.shutdown(Shutdown::Both);
 }
 
-fn read_loop(stream: TcpStream, conn: ConnId, events: Events, heartbeat_ms: Arc<AtomicU64>) {
+fn read_loop(stream: TcpStream, conn: ServerConnId, events: Events) {
     let mut reader = LineReader::new(stream);
-    // Nothing for three heartbeats (each answered by a PONG): the server or
-    // the path to it is gone.
-    let deadline = || {
-        let heartbeat = heartbeat_ms.load(Ordering::Relaxed);
-        (heartbeat > 0).then(|| Instant::now() + Duration::from_millis(heartbeat) * 3)
-    };
-    let reason = loop {
-        let line = match reader.read_line_by(deadline()) {
+    let loss = loop {
+        // No deadline here: the core notices a silent server by its
+        // heartbeats and drops the connection, which ends this read.
+        let line = match reader.read_line_by(None) {
             Ok(line) => line,
-            Err(ReadError::TimedOut) => break "no answer to heartbeats".to_string(),
-            Err(ReadError::Closed) => break "the server closed the connection".to_string(),
-            Err(e) => break e.to_string(),
+            Err(ReadError::Closed) => break ServerLoss::Closed,
+            Err(e) => break ServerLoss::Io(e.to_string()),
         };
         let event = match ServerLine::parse(&line) {
-            Ok(ServerLine::Users { count }) => match read_users(&mut reader, count, deadline()) {
+            Ok(ServerLine::Users { count }) => match read_users(&mut reader, count) {
                 Ok(users) => ServerEvent::Users(users),
-                Err(why) => break why,
+                Err(why) => break ServerLoss::Unexpected(why),
             },
             Ok(line) => ServerEvent::Line(line),
-            Err(e) => break format!("the server sent something unexpected ({e})"),
+            Err(e) => break ServerLoss::Unexpected(e.to_string()),
         };
         if events.send(Event::Server { conn, event }).is_err() {
             return;
         }
     };
-    let event = ServerEvent::Lost(reason);
+    let event = ServerEvent::Lost(loss);
     let _ = events.send(Event::Server { conn, event });
 }
 
-fn read_users(
-    reader: &mut LineReader<TcpStream>,
-    count: usize,
-    deadline: Option<Instant>,
-) -> Result<Vec<UserEntry>, String> {
+fn read_users(reader: &mut LineReader<TcpStream>, count: usize) -> Result<Vec<UserEntry>, String> {
     if count > MAX_LIST {
-        return Err(format!("the server announced {count} users, too many"));
+        return Err(format!("it announced {count} users, too many"));
     }
     let mut users = Vec::with_capacity(count.min(1024));
     for _ in 0..count {
-        let line = reader.read_line_by(deadline).map_err(|e| e.to_string())?;
+        let line = reader.read_line_by(None).map_err(|e| e.to_string())?;
         match ServerLine::parse(&line) {
             Ok(ServerLine::User(user)) => users.push(user),
-            _ => return Err("the server sent a broken user list".into()),
+            _ => return Err("a broken user list".into()),
         }
     }
     Ok(users)

@@ -1,14 +1,18 @@
-//! The chat peer: threads that each do one job, and the main loop that owns
-//! the state.
+//! The chat peer: threads that each do one job, a core that decides, and
+//! the main loop between them.
 //!
 //! `login` talks to the registration server, `p2pserver` listens for peers,
-//! `p2pclient` dials one, `link` carries a chat, and `ui` reads stdin. Each
-//! reports to the main loop over one `mpsc` channel of [`Event`]s. The main
-//! loop (`app.rs`) is the only code that changes state or prints. This file
-//! holds what they share: the configuration, the events, the errors, and
-//! [`run`], which starts the threads and hands over to the main loop.
+//! `p2pclient` dials one, `link` carries a chat, and `ui` reads stdin and
+//! writes stdout. Each reports to the main loop over one bounded `mpsc`
+//! channel of [`Event`]s. The main loop (`app.rs`) is a thin driver: it
+//! feeds what happened to the sans-I/O state machine in `core.rs`, which
+//! alone decides, and carries out what the core asks for, without ever
+//! blocking on a socket or the terminal. This file holds what they share:
+//! the configuration, the events, the errors, and [`run`], which starts the
+//! threads and hands over to the main loop.
 
 mod app;
+mod core;
 mod editor;
 mod link;
 mod login;
@@ -21,12 +25,13 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
 use std::sync::mpsc;
 
-use crate::protocol::{CallId, PeerMessage};
-use app::App;
-use link::LinkId;
-use login::{ServerConn, ServerEvent};
+use crate::protocol::CallId;
+use app::Driver;
+use core::{LinkEnd, LinkId, Typed};
+use login::{ServerConn, ServerConnId, ServerEvent};
+use p2pclient::DialError;
 use p2pserver::Hello;
-use ui::{Input, Ui};
+use ui::Ui;
 
 /// How the chat runs; built from the command line by `bin/chat.rs`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -55,29 +60,31 @@ const EVENT_QUEUE: usize = 64;
 /// Everything the main loop hears about.
 pub enum Event {
     /// Lines typed (all that were waiting), or EOF.
-    Input(Vec<Input>),
+    Typed(Vec<Typed>),
     /// Keys pressed in a raw-mode terminal.
     Keys(Vec<editor::Key>),
     /// From the server connection numbered `conn`.
     Server {
-        conn: login::ConnId,
+        conn: ServerConnId,
         event: ServerEvent,
     },
-    /// A peer connected to our p2pserver and said `HELLO`.
+    /// The registration server answers again after the connection was
+    /// lost; the reader is started once the main loop holds the connection.
+    Reconnected(ServerConn, login::Reader),
+    /// A peer connected to our p2pserver (or relay half) and said `HELLO`.
     Hello(Hello),
     /// The p2pclient finished dialing for `call`.
     Dialed {
         call: CallId,
-        result: Result<p2pclient::Dialed, String>,
+        result: Result<p2pclient::Dialed, DialError>,
     },
-    /// Lines from a peer on `link`, and whether the link then closed.
+    /// Lines from a peer on `link`.
     Peer {
         link: LinkId,
-        msgs: Vec<PeerMessage>,
-        closed: bool,
+        msgs: Vec<crate::protocol::PeerMessage>,
     },
-    /// The registration server answers again after the connection was lost.
-    Reconnected(ServerConn),
+    /// A link ended.
+    LinkEnded { link: LinkId, end: LinkEnd },
 }
 
 /// Why the chat stopped with an error; the binary prints it in one line.
@@ -125,30 +132,30 @@ impl ChatError {
 /// Runs the chat until the user quits.
 pub fn run(config: Config) -> Result<(), ChatError> {
     let (events, inbox) = mpsc::sync_channel(EVENT_QUEUE);
-    let server = login::connect(&config.server, 1, events.clone()).map_err(ChatError::Server)?;
+    let (server, reader) =
+        login::connect(&config.server, 1, events.clone()).map_err(ChatError::Server)?;
     let unspecified = match server.local_addr.ip() {
         IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
         IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
     };
-    let listener =
-        TcpListener::bind((unspecified, config.p2p_port)).map_err(|source| ChatError::Listen {
-            port: config.p2p_port,
-            source,
-        })?;
-    let port = listener
-        .local_addr()
-        .map_err(|source| ChatError::Listen {
-            port: config.p2p_port,
-            source,
-        })?
-        .port();
+    let listen_error = |source| ChatError::Listen {
+        port: config.p2p_port,
+        source,
+    };
+    let listener = TcpListener::bind((unspecified, config.p2p_port)).map_err(listen_error)?;
+    let port = listener.local_addr().map_err(listen_error)?.port();
     let advertise = config
         .advertise
         .unwrap_or_else(|| SocketAddr::new(server.local_addr.ip(), port));
     p2pserver::spawn(listener, events.clone()).map_err(ChatError::Start)?;
     let ui = Ui::new(config.quiet);
     ui::spawn_stdin(events.clone(), ui.reads_keys()).map_err(ChatError::Start)?;
-    let mut app = App::new(ui, server, advertise, &config.server, events);
-    app.start(config.name);
-    app.run(inbox)
+    reader.start().map_err(ChatError::Start)?;
+    let settings = core::Settings {
+        server_name: config.server.clone(),
+        advertise,
+        name: config.name,
+        timers: core::Timers::default(),
+    };
+    Driver::new(settings, ui, server, events).run(inbox)
 }

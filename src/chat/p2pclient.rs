@@ -1,24 +1,27 @@
 //! The `p2pclient` thread: dials a peer for a call the server set up.
 //!
 //! It tries the peer's candidate addresses in order, each with a short
-//! connect timeout, presents the call's token in `HELLO`, and waits (bounded)
-//! for `WELCOME`. If no address works, it asks the registration server to
-//! relay the chat ([`open_relay`]) and says `HELLO` through that instead. The
-//! outcome, a connected link or the reason every way failed, goes to the
-//! main loop as [`Event::Dialed`].
+//! connect timeout, says `HELLO` (and `FEATURES`) with the call's token, and
+//! waits (bounded) for `WELCOME`. If no address works, it asks the
+//! registration server to relay the chat ([`open_relay`]) and greets the
+//! peer through that instead. The outcome, a handshaken connection or a
+//! [`DialError`] naming what went wrong with each way, goes to the main loop
+//! as [`Event::Dialed`].
 
+use std::fmt;
 use std::net::{SocketAddr, TcpStream};
 
 use std::thread;
 use std::time::{Duration, Instant};
 
+use super::core::Route;
 use super::link::Handshaken;
 use super::{Event, Events};
 use crate::connection::{LineReader, write_line};
 use crate::protocol::{CallId, ErrorCode, PeerMessage, Request, ServerLine, Token};
 
-/// How long one address may take to accept the connection.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long one of the peer's addresses may take to accept the connection.
+pub const PEER_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// How long the peer may take to answer `HELLO`.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
@@ -27,11 +30,12 @@ const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
 /// up to 10 s for the peer's half).
 const RELAY_TIMEOUT: Duration = Duration::from_secs(12);
 
-/// A call to dial: where, and with what credentials.
+/// A call to dial: where, and what to say first.
 pub struct Dial {
     pub call: CallId,
     pub token: Token,
-    pub hello: PeerMessage,
+    /// `HELLO`, then `FEATURES`.
+    pub hello: Vec<PeerMessage>,
     pub addrs: Vec<SocketAddr>,
     /// The registration server, for the relay.
     pub server: SocketAddr,
@@ -42,6 +46,76 @@ pub struct Dial {
 pub struct Dialed {
     pub conn: Handshaken,
     pub addr: SocketAddr,
+}
+
+/// One way of reaching the peer that was tried.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Way {
+    Direct(SocketAddr),
+    Relay,
+}
+
+/// Why one way failed. Texts that came from the peer or the server are
+/// theirs, untrusted: they reach the screen only through the one gate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WayError {
+    /// The TCP connection could not be made.
+    Connect(String),
+    /// Connected, but the answer did not come in time.
+    NoAnswer(String),
+    /// The peer refused the `HELLO` with this text.
+    Refused(String),
+    /// Something answered that does not speak our protocol.
+    NotAPeer,
+    /// The server does not relay chats (`ERR no-relay`).
+    NoRelay,
+    /// The server refused to relay, with this text.
+    RelayRefused(String),
+    /// The server answered the relay request with something else.
+    RelayUnexpected,
+}
+
+/// Why a call could not be dialed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DialError {
+    /// Every way was tried, in this order.
+    Unreachable(Vec<(Way, WayError)>),
+    /// No thread (or link) could be started for it.
+    Start(String),
+}
+
+impl fmt::Display for WayError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WayError::Connect(why) => write!(f, "{why}"),
+            WayError::NoAnswer(why) => write!(f, "no answer ({why})"),
+            WayError::Refused(why) => write!(f, "refused: {why}"),
+            WayError::NotAPeer => write!(f, "not a p2pchat peer"),
+            WayError::NoRelay => write!(f, "the server does not relay chats"),
+            WayError::RelayRefused(why) => write!(f, "{why}"),
+            WayError::RelayUnexpected => write!(f, "the server sent something unexpected"),
+        }
+    }
+}
+
+impl fmt::Display for DialError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DialError::Start(why) => write!(f, "cannot start the chat: {why}"),
+            DialError::Unreachable(failures) => {
+                for (i, (way, why)) in failures.iter().enumerate() {
+                    if i > 0 {
+                        write!(f, "; ")?;
+                    }
+                    match way {
+                        Way::Direct(addr) => write!(f, "{addr}: {why}")?,
+                        Way::Relay => write!(f, "relay: {why}")?,
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
 }
 
 /// Starts dialing on a thread of its own.
@@ -58,40 +132,45 @@ pub fn spawn(dial: Dial, events: Events) {
         // On the main loop's own thread: never block on its queue.
         let _ = events.try_send(Event::Dialed {
             call,
-            result: Err(format!("cannot start dialing: {e}")),
+            result: Err(DialError::Start(e.to_string())),
         });
     }
 }
 
-/// Direct first, each address in turn, then the relay; the error names what
-/// went wrong with each.
-fn run(dial: &Dial) -> Result<Dialed, String> {
+/// Direct first, each address in turn, then the relay.
+fn run(dial: &Dial) -> Result<Dialed, DialError> {
     let mut failures = Vec::new();
     for &addr in &dial.addrs {
-        match connect(addr).and_then(|(stream, reader)| greet(stream, reader, &dial.hello, false)) {
+        match connect(addr, PEER_CONNECT_TIMEOUT)
+            .and_then(|(stream, reader)| greet(stream, reader, &dial.hello, Route::Direct))
+        {
             Ok(conn) => return Ok(Dialed { conn, addr }),
-            Err(why) => failures.push(format!("{addr}: {why}")),
+            Err(why) => failures.push((Way::Direct(addr), why)),
         }
     }
     let relayed = open_relay(dial.server, dial.call, dial.token)
-        .and_then(|(stream, reader)| greet(stream, reader, &dial.hello, true));
+        .and_then(|(stream, reader)| greet(stream, reader, &dial.hello, Route::Relayed));
     match relayed {
         Ok(conn) => Ok(Dialed {
             conn,
             addr: dial.server,
         }),
         Err(why) => {
-            failures.push(format!("relay: {why}"));
-            Err(failures.join("; "))
+            failures.push((Way::Relay, why));
+            Err(DialError::Unreachable(failures))
         }
     }
 }
 
-fn connect(addr: SocketAddr) -> Result<(TcpStream, LineReader<TcpStream>), String> {
-    let stream = TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT).map_err(|e| e.to_string())?;
+fn connect(
+    addr: SocketAddr,
+    timeout: Duration,
+) -> Result<(TcpStream, LineReader<TcpStream>), WayError> {
+    let fail = |e: std::io::Error| WayError::Connect(e.to_string());
+    let stream = TcpStream::connect_timeout(&addr, timeout).map_err(fail)?;
     let _ = stream.set_nodelay(true);
     let _ = stream.set_write_timeout(Some(ANSWER_TIMEOUT));
-    let reader = LineReader::new(stream.try_clone().map_err(|e| e.to_string())?);
+    let reader = LineReader::new(stream.try_clone().map_err(fail)?);
     Ok((stream, reader))
 }
 
@@ -99,21 +178,23 @@ fn connect(addr: SocketAddr) -> Result<(TcpStream, LineReader<TcpStream>), Strin
 fn greet(
     mut stream: TcpStream,
     mut reader: LineReader<TcpStream>,
-    hello: &PeerMessage,
-    relayed: bool,
-) -> Result<Handshaken, String> {
-    write_line(&mut stream, hello).map_err(|e| e.to_string())?;
+    hello: &[PeerMessage],
+    route: Route,
+) -> Result<Handshaken, WayError> {
+    let text: String = hello.iter().map(|m| format!("{m}\n")).collect();
+    std::io::Write::write_all(&mut stream, text.as_bytes())
+        .map_err(|e| WayError::Connect(e.to_string()))?;
     let line = reader
         .read_line_by(Some(Instant::now() + ANSWER_TIMEOUT))
-        .map_err(|e| format!("no answer ({e})"))?;
+        .map_err(|e| WayError::NoAnswer(e.to_string()))?;
     match PeerMessage::parse(&line) {
         Ok(PeerMessage::Welcome { .. }) => Ok(Handshaken {
             stream,
             reader,
-            relayed,
+            route,
         }),
-        Ok(PeerMessage::Error { message, .. }) => Err(format!("refused: {message}")),
-        _ => Err("not a p2pchat peer".into()),
+        Ok(PeerMessage::Error { message, .. }) => Err(WayError::Refused(message)),
+        _ => Err(WayError::NotAPeer),
     }
 }
 
@@ -124,24 +205,25 @@ pub fn open_relay(
     server: SocketAddr,
     call: CallId,
     token: Token,
-) -> Result<(TcpStream, LineReader<TcpStream>), String> {
-    let (mut stream, mut reader) = connect(server)?;
-    write_line(&mut stream, &Request::Relay { call, token }).map_err(|e| e.to_string())?;
+) -> Result<(TcpStream, LineReader<TcpStream>), WayError> {
+    let (mut stream, mut reader) = connect(server, PEER_CONNECT_TIMEOUT)?;
+    write_line(&mut stream, &Request::Relay { call, token })
+        .map_err(|e| WayError::Connect(e.to_string()))?;
     let line = reader
         .read_line_by(Some(Instant::now() + RELAY_TIMEOUT))
-        .map_err(|e| format!("no answer from the server ({e})"))?;
+        .map_err(|e| WayError::NoAnswer(format!("from the server: {e}")))?;
     match ServerLine::parse(&line) {
         Ok(ServerLine::Relayed { call: joined }) if joined == call => Ok((stream, reader)),
         Ok(ServerLine::Error {
             code: ErrorCode::NoRelay,
             ..
-        }) => Err("the server does not relay chats".into()),
-        // A server older than the no-relay code said so only in its text.
+        }) => Err(WayError::NoRelay),
+        // A server from before `no-relay` said so in words only.
         Ok(ServerLine::Error {
             code: ErrorCode::Unreachable,
             message,
-        }) if message.contains("does not relay") => Err("the server does not relay chats".into()),
-        Ok(ServerLine::Error { message, .. }) => Err(message),
-        _ => Err("the server sent something unexpected".into()),
+        }) if message.contains("does not relay") => Err(WayError::NoRelay),
+        Ok(ServerLine::Error { message, .. }) => Err(WayError::RelayRefused(message)),
+        _ => Err(WayError::RelayUnexpected),
     }
 }

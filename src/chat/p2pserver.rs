@@ -3,17 +3,18 @@
 //! Each accepted connection gets a short-lived thread that waits (briefly,
 //! bounded) for the caller's `HELLO` line and hands the result to the main
 //! loop as [`Event::Hello`]. Whether the token in it is the one the server
-//! told us to expect is the main loop's decision; anything that is not even
-//! a `HELLO` is answered with an error and closed here, without the user
-//! ever hearing of it.
+//! told us to expect is the core's decision; anything that is not even a
+//! `HELLO` is answered with an error and closed here, without the user ever
+//! hearing of it.
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use std::thread;
 use std::time::{Duration, Instant};
 
+use super::core::Route;
 use super::link::Handshaken;
 use super::{Event, Events, p2pclient};
 use crate::connection::{LineReader, write_line};
@@ -24,9 +25,9 @@ const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Most handshakes in flight at once; a flood of strangers beyond this is
 /// closed at once rather than given threads.
-const MAX_PENDING: usize = 16;
+const MAX_PENDING_HANDSHAKES: usize = 16;
 
-/// A connection that said `HELLO`, waiting for the main loop's verdict.
+/// A connection that said `HELLO`, waiting for the core's verdict.
 pub struct Hello {
     pub caller: String,
     pub call: CallId,
@@ -34,69 +35,76 @@ pub struct Hello {
     pub conn: Handshaken,
 }
 
-impl Hello {
-    /// Refuses the connection with a reason the caller's client can show.
-    pub fn refuse(mut self, code: ErrorCode, message: &str) {
-        let _ = write_line(
-            &mut self.conn.stream,
-            &PeerMessage::Error {
-                code,
-                message: message.to_string(),
-            },
-        );
+/// One of the [`MAX_PENDING_HANDSHAKES`] slots, given back when dropped,
+/// however the handshake thread ends (or fails to start).
+struct HandshakeSlot(Arc<AtomicUsize>);
+
+impl HandshakeSlot {
+    fn take(pending: &Arc<AtomicUsize>) -> Option<HandshakeSlot> {
+        let taken = pending.fetch_add(1, Ordering::AcqRel);
+        let slot = HandshakeSlot(pending.clone());
+        (taken < MAX_PENDING_HANDSHAKES).then_some(slot)
+    }
+}
+
+impl Drop for HandshakeSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
 /// Starts the listening thread.
 pub fn spawn(listener: TcpListener, events: Events) -> std::io::Result<()> {
-    let pending = Arc::new(AtomicUsize::new(0));
     thread::Builder::new()
         .name("p2pserver".into())
-        .spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(stream) = stream else {
-                    // Out of descriptors or an aborted connection: wait a
-                    // moment, keep listening.
-                    thread::sleep(Duration::from_millis(50));
-                    continue;
-                };
-                if pending.fetch_add(1, Ordering::AcqRel) >= MAX_PENDING {
-                    pending.fetch_sub(1, Ordering::AcqRel);
-                    continue;
-                }
-                let (events, pending) = (events.clone(), pending.clone());
-                let spawned = thread::Builder::new()
-                    .name("p2p-hello".into())
-                    .stack_size(64 * 1024)
-                    .spawn(move || {
-                        let _ = stream.set_nodelay(true);
-                        let reader = stream.try_clone().map(LineReader::new);
-                        if let Ok(reader) = reader
-                            && let Some(hello) = read_hello(stream, reader, false)
-                        {
-                            let _ = events.send(Event::Hello(hello));
-                        }
-                        pending.fetch_sub(1, Ordering::AcqRel);
-                    });
-                if spawned.is_err() {
-                    thread::sleep(Duration::from_millis(50));
-                }
-            }
-        })?;
+        .spawn(move || accept_loop(listener, events))?;
     Ok(())
+}
+
+fn accept_loop(listener: TcpListener, events: Events) {
+    let pending = Arc::new(AtomicUsize::new(0));
+    for stream in listener.incoming() {
+        let Ok(stream) = stream else {
+            // Out of descriptors or an aborted connection: wait a moment,
+            // keep listening.
+            thread::sleep(Duration::from_millis(50));
+            continue;
+        };
+        let Some(slot) = HandshakeSlot::take(&pending) else {
+            continue;
+        };
+        let events = events.clone();
+        let spawned = thread::Builder::new()
+            .name("p2p-hello".into())
+            .stack_size(64 * 1024)
+            .spawn(move || await_hello(stream, events, slot));
+        if spawned.is_err() {
+            // The closure, and the slot in it, were dropped.
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+fn await_hello(stream: TcpStream, events: Events, _slot: HandshakeSlot) {
+    let _ = stream.set_nodelay(true);
+    if let Ok(reader) = stream.try_clone().map(LineReader::new)
+        && let Some(hello) = read_hello(stream, reader, Route::Direct)
+    {
+        let _ = events.send(Event::Hello(hello));
+    }
 }
 
 /// Answers the server's `EVENT RELAY`: opens our half of the relay for
 /// `call` and waits there for the caller's `HELLO`, which then goes to the
 /// main loop like one that came directly.
-pub fn join_relay(server: SocketAddr, call: CallId, token: Token, events: Events) {
+pub fn join_relay(server: std::net::SocketAddr, call: CallId, token: Token, events: Events) {
     let _ = thread::Builder::new()
         .name("relay-join".into())
         .spawn(move || {
             // On failure the caller fails too and hangs up, which the server
             // tells us; nothing to report here.
             if let Ok((stream, reader)) = p2pclient::open_relay(server, call, token)
-                && let Some(hello) = read_hello(stream, reader, true)
+                && let Some(hello) = read_hello(stream, reader, Route::Relayed)
             {
                 let _ = events.send(Event::Hello(hello));
             }
@@ -105,11 +113,7 @@ pub fn join_relay(server: SocketAddr, call: CallId, token: Token, events: Events
 
 /// Reads the first line of an incoming chat connection, which must be
 /// `HELLO`; anything else is answered with an error and closed.
-fn read_hello(
-    stream: TcpStream,
-    mut reader: LineReader<TcpStream>,
-    relayed: bool,
-) -> Option<Hello> {
+fn read_hello(stream: TcpStream, mut reader: LineReader<TcpStream>, route: Route) -> Option<Hello> {
     let _ = stream.set_write_timeout(Some(HELLO_TIMEOUT));
     let refuse = |mut stream: &TcpStream, message: &str| {
         let _ = write_line(
@@ -139,7 +143,7 @@ fn read_hello(
             conn: Handshaken {
                 stream,
                 reader,
-                relayed,
+                route,
             },
         }),
         Ok(_) => {

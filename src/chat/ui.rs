@@ -6,36 +6,33 @@
 //! into raw mode: the stdin thread sends decoded [`Key`]s, and [`Ui`] keeps
 //! the line being typed whole on the last row, under a prompt that says
 //! where the user is, printing everything else above it. Either way the
-//! main loop is the only code that prints, through [`Ui`].
+//! main loop is the only code that prints, through [`Ui`], and every text
+//! passes the one gate for untrusted text ([`crate::text::shown`]) on the
+//! way. The bytes go to stdout from a writer thread of their own, so a
+//! terminal or pipe that does not keep up never stalls the main loop.
 
 use std::io::{self, BufRead, IsTerminal, Read, Write};
-
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use super::core::{Kind, Typed};
 use super::editor::{Edit, Key, KeyDecoder, LineEditor, render};
 use super::terminal::{self, RawMode};
 use super::{Event, Events};
+use crate::text::shown;
 
 /// Longest piece of typed text read at once; a longer line arrives as several
 /// pieces, none of it lost.
 const MAX_INPUT: u64 = 64 * 1024;
 
 /// Most typed lines handed to the main loop in one event.
-const MAX_BATCH: usize = 1024;
+const TYPED_PER_EVENT: usize = 1024;
 
-/// One thing the user typed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Input {
-    Line(String),
-    /// Stdin closed (the end of a script): acts as `q`, and then as `q`
-    /// again at the list, since nothing more can come.
-    Eof,
-    /// Ctrl-D on an empty line in a terminal: acts as `q`, once.
-    Quit,
-    /// Ctrl-C in a terminal: ends the chat, or the program at the list.
-    Interrupt,
-}
+/// How long leaving waits for the last output to reach stdout.
+const LAST_OUTPUT_WAIT: Duration = Duration::from_secs(2);
 
 /// Starts the thread that reads stdin: keys when `keys` (raw mode), lines
 /// otherwise.
@@ -58,24 +55,24 @@ fn read_lines(events: Events) {
         let mut batch = Vec::new();
         loop {
             let input = read_input(&mut stdin);
-            let eof = input == Input::Eof;
+            let eof = input == Typed::Eof;
             batch.push(input);
-            if eof || batch.len() >= MAX_BATCH || !stdin.buffer().contains(&b'\n') {
+            if eof || batch.len() >= TYPED_PER_EVENT || !stdin.buffer().contains(&b'\n') {
                 break;
             }
         }
-        let eof = batch.last() == Some(&Input::Eof);
-        if events.send(Event::Input(batch)).is_err() || eof {
+        let eof = batch.last() == Some(&Typed::Eof);
+        if events.send(Event::Typed(batch)).is_err() || eof {
             return;
         }
     }
 }
 
 /// Reads one line, or a [`MAX_INPUT`] piece of a longer one.
-fn read_input<R: BufRead>(stdin: &mut R) -> Input {
+fn read_input<R: BufRead>(stdin: &mut R) -> Typed {
     let mut bytes = Vec::new();
     match io::Read::take(&mut *stdin, MAX_INPUT).read_until(b'\n', &mut bytes) {
-        Ok(0) | Err(_) => Input::Eof,
+        Ok(0) | Err(_) => Typed::Eof,
         Ok(_) => {
             if bytes.last() == Some(&b'\n') {
                 bytes.pop();
@@ -83,7 +80,7 @@ fn read_input<R: BufRead>(stdin: &mut R) -> Input {
                     bytes.pop();
                 }
             }
-            Input::Line(
+            Typed::Line(
                 String::from_utf8(bytes)
                     .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
             )
@@ -99,7 +96,7 @@ fn read_keys(events: Events) {
         let keys = match stdin.read(&mut buf) {
             Ok(0) | Err(_) => {
                 // The terminal went away: that is EOF.
-                let _ = events.send(Event::Input(vec![Input::Eof]));
+                let _ = events.send(Event::Typed(vec![Typed::Eof]));
                 return;
             }
             Ok(n) => decoder.feed(&buf[..n]),
@@ -108,15 +105,6 @@ fn read_keys(events: Events) {
             return;
         }
     }
-}
-
-/// What a printed line is, so the terminal front end can colour it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    /// Ordinary output: the list, instructions.
-    Info,
-    /// Something happened: joined, left, busy, relayed, server lost.
-    Notice,
 }
 
 /// How often a terminal's width is asked for again.
@@ -128,11 +116,68 @@ const PEER: &str = "\x1b[1;36m";
 const DIM: &str = "\x1b[2m";
 
 /// Writes to stdout, buffered: the main loop calls [`Ui::flush`] once per
-/// batch of events. Write errors (stdout closed) are ignored: the chat goes
-/// on, and EOF on stdin will end it.
+/// batch of events, which hands the bytes to the stdout writer thread.
+/// Write errors (stdout closed) are ignored: the chat goes on, and EOF on
+/// stdin will end it.
 pub struct Ui {
-    out: io::BufWriter<io::Stdout>,
+    out: Vec<u8>,
+    stdout: StdoutWriter,
     mode: Mode,
+}
+
+/// The thread that writes to stdout, and how much it has still to write.
+struct StdoutWriter {
+    bytes: Option<mpsc::Sender<Vec<u8>>>,
+    queued: Arc<AtomicUsize>,
+    done: mpsc::Receiver<()>,
+}
+
+impl StdoutWriter {
+    fn start() -> StdoutWriter {
+        let (bytes, inbox) = mpsc::channel::<Vec<u8>>();
+        let (finished, done) = mpsc::channel();
+        let queued = Arc::new(AtomicUsize::new(0));
+        let written = queued.clone();
+        let spawned = thread::Builder::new().name("stdout".into()).spawn(move || {
+            let mut stdout = io::stdout();
+            for chunk in inbox {
+                let _ = stdout.write_all(&chunk).and_then(|()| stdout.flush());
+                written.fetch_sub(chunk.len(), Ordering::AcqRel);
+            }
+            let _ = finished.send(());
+        });
+        StdoutWriter {
+            // Without a thread, `flush` writes itself.
+            bytes: spawned.is_ok().then_some(bytes),
+            queued,
+            done,
+        }
+    }
+
+    fn write(&self, chunk: Vec<u8>) {
+        match &self.bytes {
+            Some(bytes) => {
+                self.queued.fetch_add(chunk.len(), Ordering::AcqRel);
+                if let Err(mpsc::SendError(chunk)) = bytes.send(chunk) {
+                    self.queued.fetch_sub(chunk.len(), Ordering::AcqRel);
+                }
+            }
+            None => {
+                let mut stdout = io::stdout();
+                let _ = stdout.write_all(&chunk).and_then(|()| stdout.flush());
+            }
+        }
+    }
+}
+
+impl Drop for StdoutWriter {
+    fn drop(&mut self) {
+        // The last lines go out before the program ends, but a stdout that
+        // nobody reads cannot hold the exit for long.
+        if self.bytes.take().is_some() {
+            let _ = self.done.recv_timeout(LAST_OUTPUT_WAIT);
+        }
+    }
 }
 
 enum Mode {
@@ -184,7 +229,8 @@ impl Ui {
             },
         };
         Ui {
-            out: io::BufWriter::new(io::stdout()),
+            out: Vec::new(),
+            stdout: StdoutWriter::start(),
             mode,
         }
     }
@@ -194,8 +240,15 @@ impl Ui {
         matches!(self.mode, Mode::Terminal(_))
     }
 
+    /// Bytes handed to stdout and not yet written: while many are, the
+    /// main loop stops taking more from peers.
+    pub fn backlog(&self) -> usize {
+        self.stdout.queued.load(Ordering::Acquire) + self.out.len()
+    }
+
     /// Prints one whole line.
     pub fn line(&mut self, kind: Kind, text: &str) {
+        let text = shown(text);
         match &mut self.mode {
             Mode::Plain { prompt_open, .. } => {
                 end_prompt_line(&mut self.out, prompt_open);
@@ -220,13 +273,7 @@ impl Ui {
     /// the text are shown, not obeyed: a peer must not be able to move the
     /// cursor, retitle the window or ring bells on our terminal.
     pub fn peer_line(&mut self, name: &str, text: &str) {
-        let shown;
-        let text = if text.chars().any(|c| c.is_control() && c != '\t') {
-            shown = visible(text);
-            shown.as_str()
-        } else {
-            text
-        };
+        let (name, text) = (shown(name), shown(text));
         match &mut self.mode {
             Mode::Plain { prompt_open, .. } => {
                 end_prompt_line(&mut self.out, prompt_open);
@@ -244,7 +291,7 @@ impl Ui {
     /// instead.
     pub fn prompt(&mut self, text: &str) {
         if let Mode::Plain { prompt_open, .. } = &mut self.mode {
-            let _ = write!(self.out, "{text}");
+            let _ = write!(self.out, "{}", shown(text));
             *prompt_open = true;
         }
     }
@@ -254,7 +301,7 @@ impl Ui {
         if let Mode::Terminal(term) = &mut self.mode
             && term.prompt != prompt
         {
-            term.prompt = prompt.to_string();
+            term.prompt = shown(prompt).into_owned();
             term.draw(&mut self.out);
         }
     }
@@ -272,7 +319,7 @@ impl Ui {
 
     /// Applies a key to the line being typed; returns the input it
     /// completes, if any.
-    pub fn key(&mut self, key: Key) -> Option<Input> {
+    pub fn key(&mut self, key: Key) -> Option<Typed> {
         let Mode::Terminal(term) = &mut self.mode else {
             return None;
         };
@@ -286,9 +333,9 @@ impl Ui {
                 // Leave the line as typed above the prompt, dimmed.
                 term.echo(&mut self.out, &text, "");
                 term.draw(&mut self.out);
-                Some(Input::Line(text))
+                Some(Typed::Line(text))
             }
-            Edit::EndOfInput => Some(Input::Quit),
+            Edit::EndOfInput => Some(Typed::Quit),
             Edit::Interrupt => {
                 let text: String = term.editor.line().iter().collect();
                 term.echo(&mut self.out, &text, "^C");
@@ -296,7 +343,7 @@ impl Ui {
                     term.editor.apply(key);
                 }
                 term.draw(&mut self.out);
-                Some(Input::Interrupt)
+                Some(Typed::Interrupt)
             }
         }
     }
@@ -334,26 +381,10 @@ impl Ui {
 
     /// Shows everything written since the last flush.
     pub fn flush(&mut self) {
-        let _ = self.out.flush();
-    }
-}
-
-/// `text` with control characters written as `^X` (or `\u{..}`).
-fn visible(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 8);
-    for c in text.chars() {
-        match c as u32 {
-            0x09 => out.push('\t'),
-            0x00..=0x1f => {
-                out.push('^');
-                out.push(char::from(b'@' + c as u8));
-            }
-            0x7f => out.push_str("^?"),
-            _ if c.is_control() => out.extend(c.escape_unicode()),
-            _ => out.push(c),
+        if !self.out.is_empty() {
+            self.stdout.write(std::mem::take(&mut self.out));
         }
     }
-    out
 }
 
 /// In plain mode, a line printed while a prompt is open starts on a line
@@ -370,8 +401,9 @@ impl Drop for Ui {
             // Leave no prompt behind for the shell to write over.
             let _ = write!(self.out, "\r\x1b[K");
         }
-        let _ = self.out.flush();
-        // Then `RawMode` restores the terminal.
+        self.flush();
+        // Then the stdout writer finishes, and `RawMode` restores the
+        // terminal.
     }
 }
 
@@ -397,17 +429,5 @@ impl Term {
     fn echo(&mut self, out: &mut impl Write, text: &str, suffix: &str) {
         let (on, off) = if self.colour { (DIM, RESET) } else { ("", "") };
         let _ = writeln!(out, "\r\x1b[K{on}{}{text}{suffix}{off}", self.prompt);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::visible;
-
-    #[test]
-    fn control_characters_from_a_peer_are_shown_not_obeyed() {
-        assert_eq!(visible("a\x1b]0;owned\x07b"), "a^[]0;owned^Gb");
-        assert_eq!(visible("tab\tok\x7f"), "tab\tok^?");
-        assert_eq!(visible("\u{85}"), "\\u{85}");
     }
 }

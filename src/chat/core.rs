@@ -1,0 +1,1693 @@
+//! The chat's decisions, with no I/O: a state machine fed what happened and
+//! asked what to do, in the manner of quinn-proto's `Connection`.
+//!
+//! [`Core::handle`] takes one [`Input`] (a typed line, a server line, a
+//! peer's messages, a link's end, a dial's result) and [`Core::handle_timeout`]
+//! the passing of time; both take the time as an argument, the core never
+//! reads a clock. What to do comes back from [`Core::drain`] as [`Output`]s
+//! (a request for the server, a message for a peer, dial this, print that),
+//! and [`Core::poll_timeout`] says when to wake it next. The driver in
+//! `app.rs` owns the threads and sockets and carries the outputs out; the
+//! tests at the bottom drive the core with a scripted fake world instead.
+//!
+//! Where things live, for a newcomer:
+//! - [`Stage`]: naming → registering → registered (with a [`Place`] in the
+//!   flow) → done. Each variant holds exactly what is valid in it.
+//! - [`Place`]: at the list, calling (CALL sent), dialing (p2pclient at
+//!   work), ringing (a caller is expected, with its token), chatting.
+//! - [`ServerSide`]: the connection to the registration server, the queue of
+//!   requests awaiting their reply in order, heartbeats.
+//! - Typed input waits in `typed` until the place can take it.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use super::login::ServerLoss;
+use super::p2pclient::DialError;
+use crate::protocol::{
+    CallId, ErrorCode, PeerMessage, Request, ServerLine, Token, UserEntry, name_key, split_text,
+    validate_name,
+};
+
+/// Tells links apart, so that a late event from a closed link is ignored.
+/// The driver numbers every handshaken connection; the core decides which
+/// become chats.
+pub type LinkId = u64;
+
+/// The features this chat announces to peers, on a `FEATURES` line after
+/// `HELLO` or `WELCOME`.
+pub const PEER_FEATURES: &[&str] = &[FEATURE_PING_ID];
+
+/// Numbered `PING n` / `PONG n`: the answer names the ping it answers.
+const FEATURE_PING_ID: &str = "ping-id";
+
+/// How many recent calls the server announced to us are remembered, so a
+/// `HELLO` for one of them with a wrong or spent token is refused at once.
+const ANNOUNCED_MEMORY: usize = 64;
+
+/// Most `HELLO`s held at once that arrived before the server's announcement
+/// of their call.
+const MAX_EARLY: usize = 8;
+
+/// The timeouts the core keeps; tests shorten them.
+#[derive(Debug, Clone, Copy)]
+pub struct Timers {
+    /// How long the called side waits for the caller to connect after the
+    /// server announced the call.
+    pub ring: Duration,
+    /// How long a `HELLO` that came before its call's announcement is held.
+    pub early_hello: Duration,
+    /// How long a chat the peer ended waits for the second sign of that.
+    pub drain: Duration,
+    /// A quiet link sends `PING` this often…
+    pub ping_every: Duration,
+    /// …so a link silent for this long has lost its peer.
+    pub silence: Duration,
+    /// The first pause before reconnecting to a lost server.
+    pub reconnect: Duration,
+}
+
+impl Default for Timers {
+    fn default() -> Timers {
+        Timers {
+            ring: Duration::from_secs(8),
+            early_hello: Duration::from_secs(3),
+            drain: Duration::from_secs(2),
+            ping_every: Duration::from_secs(5),
+            silence: Duration::from_secs(20),
+            reconnect: Duration::from_millis(500),
+        }
+    }
+}
+
+/// What the core needs to know from the command line.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The server as the user gave it, for messages.
+    pub server_name: String,
+    /// Where peers should dial us.
+    pub advertise: SocketAddr,
+    /// The name from `--name`: a refusal then ends the program.
+    pub name: Option<String>,
+    pub timers: Timers,
+}
+
+/// One thing the user typed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Typed {
+    Line(String),
+    /// Stdin closed (the end of a script): acts as `q`, and then as `q`
+    /// again at the list, since nothing more can come.
+    Eof,
+    /// Ctrl-D on an empty line in a terminal: acts as `q`, once.
+    Quit,
+    /// Ctrl-C in a terminal: ends the chat, cancels a call, or the program
+    /// at the list.
+    Interrupt,
+}
+
+/// Whether a chat's bytes go straight to the peer or through the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    Direct,
+    Relayed,
+}
+
+/// How a link ended, as the driver saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkEnd {
+    /// The peer closed the connection or it broke.
+    Closed,
+    /// A write to the peer did not complete within the write timeout.
+    StoppedReading,
+    /// The link could not be started (out of threads or descriptors).
+    Failed(String),
+}
+
+/// A successful dial: the link the driver started, and where it goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dialed {
+    pub link: LinkId,
+    pub addr: SocketAddr,
+    pub route: Route,
+}
+
+/// Everything the core hears about.
+#[derive(Debug)]
+pub enum Input {
+    Typed(Typed),
+    /// A line from the server (the rows of a list come as [`Input::Users`]).
+    Server(ServerLine),
+    /// A whole `OK USERS` reply.
+    Users(Vec<UserEntry>),
+    /// The connection to the server ended.
+    ServerLost(ServerLoss),
+    /// A new connection to the server is up (after [`Output::Reconnect`]).
+    ServerBack,
+    /// A peer connected and said `HELLO`; its connection waits for
+    /// [`Output::Open`] or [`Output::Refuse`].
+    Hello {
+        link: LinkId,
+        caller: String,
+        call: CallId,
+        token: Token,
+        route: Route,
+    },
+    /// The dial for `call` is over.
+    Dialed {
+        call: CallId,
+        result: Result<Dialed, DialError>,
+    },
+    /// Lines from a peer, in order.
+    Peer {
+        link: LinkId,
+        msgs: Vec<PeerMessage>,
+    },
+    /// A link is over.
+    LinkEnded { link: LinkId, end: LinkEnd },
+}
+
+/// What a printed line is, so a terminal can colour it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Ordinary output: the list, instructions.
+    Info,
+    /// Something happened: joined, left, busy, relayed, server lost.
+    Notice,
+}
+
+/// Everything the core asks the driver to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// Send to the server on the current connection.
+    Server(Request),
+    /// Send to a peer.
+    Peer { link: LinkId, msg: PeerMessage },
+    /// Start the held connection of a `HELLO` as a chat link.
+    Open { link: LinkId },
+    /// Answer a held `HELLO` with an error, then close it.
+    Refuse {
+        link: LinkId,
+        code: ErrorCode,
+        message: String,
+    },
+    /// Close a link once what was sent on it has gone out.
+    Close { link: LinkId },
+    /// Dial a peer: each address, then the relay, saying `hello` first.
+    Dial {
+        call: CallId,
+        token: Token,
+        hello: Vec<PeerMessage>,
+        addrs: Vec<SocketAddr>,
+    },
+    /// Open our half of the server's relay for `call`.
+    JoinRelay { call: CallId, token: Token },
+    /// Drop the server connection and connect again after `after`.
+    Reconnect { after: Duration },
+    /// Print a line.
+    Line { kind: Kind, text: String },
+    /// Print a peer's line as `name: text`.
+    PeerLine { name: String, text: String },
+    /// Ask a question (plain mode; a terminal shows [`Core::status`]).
+    Prompt(String),
+    /// Ring the terminal bell.
+    Bell,
+}
+
+/// How the program ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Exit {
+    /// The user quit.
+    Quit,
+    /// The server refused the `--name` name; the text says why.
+    NameRefused(String),
+    /// The server went away before we were ever registered.
+    ServerLost(String),
+}
+
+/// Where the user is.
+#[derive(Debug)]
+enum Stage {
+    /// Waiting for the user to type a name.
+    Naming,
+    /// `REGISTER` sent, waiting for the answer.
+    Registering { name: String },
+    /// Registered as `me`.
+    Registered { me: String, place: Place },
+    Done(Exit),
+}
+
+/// Where a registered user is in the flow.
+#[derive(Debug)]
+enum Place {
+    /// At the list: a typed name calls that peer.
+    AtList,
+    /// `CALL` sent, waiting for the server. A call to ourselves may be
+    /// announced to us before the server answers it.
+    Calling { peer: String, echo: Echo },
+    /// The server set the call up; p2pclient is dialing.
+    Dialing {
+        peer: String,
+        call: CallId,
+        echo: Echo,
+    },
+    /// Someone called us; waiting for them to connect with `token`.
+    Ringing {
+        caller: String,
+        call: CallId,
+        token: Token,
+        until: Instant,
+    },
+    Chatting(Chat),
+}
+
+/// The incoming end of a call to ourselves.
+#[derive(Debug)]
+enum Echo {
+    /// Not a call to ourselves, or not announced yet.
+    None,
+    /// The server announced it: our own `HELLO` will present `token`.
+    Expected { call: CallId, token: Token },
+    /// Connected: our lines come back on this link.
+    Attached(LinkState),
+}
+
+/// A chat in progress.
+#[derive(Debug)]
+struct Chat {
+    peer: String,
+    call: CallId,
+    link: LinkState,
+    route: Route,
+    /// When chatting with ourselves: the incoming end, whose lines we show.
+    echo: Option<LinkState>,
+    /// Set once the peer's side is over.
+    ending: Option<Ending>,
+}
+
+/// What the core knows of one link's liveness.
+#[derive(Debug)]
+struct LinkState {
+    id: LinkId,
+    last_sent: Instant,
+    last_heard: Instant,
+    /// The peer announced numbered pings.
+    numbered: bool,
+    /// Our `FEATURES` went out on this link (with `HELLO`, or in answer to
+    /// the caller's).
+    announced: bool,
+    /// PINGs sent, and unnumbered PONGs received: those come back in order,
+    /// so the n-th PONG answers the n-th PING.
+    pings: u64,
+    pongs: u64,
+}
+
+impl LinkState {
+    fn new(id: LinkId, now: Instant) -> LinkState {
+        LinkState {
+            id,
+            last_sent: now,
+            last_heard: now,
+            numbered: false,
+            announced: false,
+            pings: 0,
+            pongs: 0,
+        }
+    }
+
+    /// A `PING` to send, numbered if the peer can take that; its number is
+    /// what the answering PONG will carry (or count to).
+    fn ping(&mut self, now: Instant) -> (PeerMessage, u64) {
+        self.pings += 1;
+        self.last_sent = now;
+        let msg = PeerMessage::Ping(self.numbered.then_some(self.pings));
+        (msg, self.pings)
+    }
+
+    /// The number of the PING a PONG answers.
+    fn ponged(&mut self, number: Option<u64>) -> u64 {
+        match number {
+            Some(n) => n,
+            None => {
+                self.pongs += 1;
+                self.pongs
+            }
+        }
+    }
+}
+
+/// A chat the peer ended, waiting for both signs of that: the link's end
+/// (BYE or close), after which no line of the peer's is still in flight, and
+/// the server's `EVENT HANGUP`, after which the list no longer shows the
+/// call. Whichever comes first starts a short wait for the other.
+#[derive(Debug)]
+struct Ending {
+    link_done: bool,
+    server_done: bool,
+    until: Instant,
+    /// The PING sent to ask whether the peer is still there after the server
+    /// said it hung up; only its PONG answers.
+    probe: Option<u64>,
+}
+
+/// How a chat the peer ended went, for the notice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PeerGone {
+    Bye,
+    ConnectionLost,
+    StoppedReading,
+    Silent,
+}
+
+/// A request sent to the server whose reply has not come yet. The server
+/// answers in order, so the oldest is the one the next reply answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Pending {
+    Register,
+    List,
+    /// `cancelled`: the user gave up before the answer; a call set up
+    /// anyway is hung up.
+    Call {
+        peer: String,
+        cancelled: bool,
+    },
+    Hangup,
+    Resume,
+    Ping,
+    Features,
+    Quit,
+}
+
+/// Where the connection to the registration server stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Registration {
+    /// Connected (and registered, once a name is taken).
+    Online,
+    /// The connection is dead and the driver is reconnecting. `refusals`
+    /// counts re-registrations the server refused in a row.
+    Reconnecting { refusals: u32 },
+    /// Connected again; `REGISTER` sent, waiting for the answer.
+    Reregistering { refusals: u32 },
+}
+
+/// The core's side of the server connection.
+#[derive(Debug)]
+struct ServerSide {
+    registration: Registration,
+    pending: VecDeque<Pending>,
+    /// Sent by the server in `WELCOME`; none before registering.
+    heartbeat: Option<Duration>,
+    last_sent: Instant,
+    last_heard: Instant,
+}
+
+/// The chat's state machine. See the module docs.
+#[derive(Debug)]
+pub struct Core {
+    settings: Settings,
+    stage: Stage,
+    server: ServerSide,
+    /// Typed input the current place cannot take yet.
+    typed: VecDeque<Typed>,
+    /// Calls the server announced to us lately (newest last).
+    announced: VecDeque<CallId>,
+    /// `HELLO`s that arrived before the server told us of their call.
+    early: Vec<EarlyHello>,
+    outputs: Vec<Output>,
+}
+
+#[derive(Debug)]
+struct EarlyHello {
+    at: Instant,
+    link: LinkId,
+    caller: String,
+    call: CallId,
+    token: Token,
+    route: Route,
+}
+
+impl Core {
+    /// Greets the user and registers the `--name` name, or asks for one.
+    pub fn new(settings: Settings, now: Instant) -> Core {
+        let mut core = Core {
+            stage: Stage::Naming,
+            server: ServerSide {
+                registration: Registration::Online,
+                pending: VecDeque::new(),
+                heartbeat: None,
+                last_sent: now,
+                last_heard: now,
+            },
+            typed: VecDeque::new(),
+            announced: VecDeque::new(),
+            early: Vec::new(),
+            outputs: Vec::new(),
+            settings,
+        };
+        let text = format!(
+            "Connected to the registration server at {}.",
+            core.settings.server_name
+        );
+        core.line(Kind::Info, text);
+        match core.settings.name.clone() {
+            Some(name) => core.register(name, now),
+            None => core.ask_name(),
+        }
+        core
+    }
+
+    /// What to do, in order, since the last call.
+    pub fn drain(&mut self) -> std::vec::Drain<'_, Output> {
+        self.outputs.drain(..)
+    }
+
+    /// How the program ends, once it does.
+    pub fn exit(&self) -> Option<&Exit> {
+        match &self.stage {
+            Stage::Done(exit) => Some(exit),
+            _ => None,
+        }
+    }
+
+    /// Handles one input at time `now`.
+    pub fn handle(&mut self, now: Instant, input: Input) {
+        if matches!(self.stage, Stage::Done(_)) {
+            return;
+        }
+        match input {
+            Input::Typed(Typed::Interrupt) => self.interrupt(now),
+            Input::Typed(typed) => self.typed.push_back(typed),
+            Input::Server(line) => {
+                self.server.last_heard = now;
+                self.on_server(now, line);
+            }
+            Input::Users(users) => {
+                self.server.last_heard = now;
+                self.on_reply(now, Reply::Users(users));
+            }
+            Input::ServerLost(why) => self.on_server_lost(now, why.to_string()),
+            Input::ServerBack => self.on_server_back(now),
+            Input::Hello {
+                link,
+                caller,
+                call,
+                token,
+                route,
+            } => self.on_hello(
+                now,
+                EarlyHello {
+                    at: now,
+                    link,
+                    caller,
+                    call,
+                    token,
+                    route,
+                },
+            ),
+            Input::Dialed { call, result } => self.on_dialed(now, call, result),
+            Input::Peer { link, msgs } => self.on_peer(now, link, msgs),
+            Input::LinkEnded { link, end } => self.on_link_ended(now, link, end),
+        }
+        self.take_typed(now);
+    }
+
+    /// When [`Core::handle_timeout`] should be called next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let t = &self.settings.timers;
+        let mut next: Option<Instant> = None;
+        let mut at = |when: Instant| next = Some(next.map_or(when, |n| n.min(when)));
+        if let (Some(hb), true) = (self.server.heartbeat, self.connected()) {
+            at(self.server.last_sent + hb);
+            at(self.server.last_heard + hb * 3);
+        }
+        for early in &self.early {
+            at(early.at + t.early_hello);
+        }
+        match self.place() {
+            Some(Place::Ringing { until, .. }) => at(*until),
+            Some(Place::Chatting(chat)) => {
+                at(chat.link.last_sent + t.ping_every);
+                if chat.ending.is_none() {
+                    at(chat.link.last_heard + t.silence);
+                }
+                if let Some(echo) = &chat.echo {
+                    at(echo.last_sent + t.ping_every);
+                }
+                if let Some(ending) = &chat.ending {
+                    at(ending.until);
+                }
+            }
+            _ => {}
+        }
+        next
+    }
+
+    /// Acts on every timer that is due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if matches!(self.stage, Stage::Done(_)) {
+            return;
+        }
+        let t = self.settings.timers;
+        if let (Some(hb), true) = (self.server.heartbeat, self.connected()) {
+            if now >= self.server.last_heard + hb * 3 {
+                self.on_server_lost(now, ServerLoss::NoHeartbeatAnswer.to_string());
+            } else if now >= self.server.last_sent + hb {
+                self.send(now, Request::Ping, Pending::Ping);
+            }
+        }
+        let (stale, fresh) = std::mem::take(&mut self.early)
+            .into_iter()
+            .partition(|e| now >= e.at + t.early_hello);
+        self.early = fresh;
+        for hello in stale {
+            self.refuse(hello.link, "no such call expected");
+        }
+        let mut pings = Vec::new();
+        let mut gone = None;
+        let mut ending_over = false;
+        let mut unanswered = None;
+        match self.place_mut() {
+            Some(Place::Ringing {
+                caller,
+                call,
+                until,
+                ..
+            }) if now >= *until => unanswered = Some((caller.clone(), *call)),
+            Some(Place::Chatting(chat)) => {
+                if chat.ending.is_none() && now >= chat.link.last_heard + t.silence {
+                    gone = Some(PeerGone::Silent);
+                } else if now >= chat.link.last_sent + t.ping_every {
+                    let (msg, _) = chat.link.ping(now);
+                    pings.push((chat.link.id, msg));
+                }
+                if let Some(echo) = &mut chat.echo
+                    && now >= echo.last_sent + t.ping_every
+                {
+                    let (msg, _) = echo.ping(now);
+                    pings.push((echo.id, msg));
+                }
+                ending_over = chat.ending.as_ref().is_some_and(|e| now >= e.until);
+            }
+            _ => {}
+        }
+        for (link, msg) in pings {
+            self.out(Output::Peer { link, msg });
+        }
+        if let Some(how) = gone {
+            self.peer_finished(now, how);
+        } else if ending_over {
+            self.finish_chat(now, true);
+        }
+        if let Some((caller, call)) = unanswered {
+            self.line(
+                Kind::Notice,
+                format!("{caller}'s call did not come through."),
+            );
+            self.send(now, Request::Hangup { call }, Pending::Hangup);
+            self.back_to_list_after_failure(now);
+        }
+        self.take_typed(now);
+    }
+
+    /// The terminal prompt for the current state: where the user is.
+    pub fn status(&self) -> String {
+        match &self.stage {
+            Stage::Naming => "your name: ".into(),
+            Stage::Registering { name } => format!("registering {name}… "),
+            Stage::Done(_) => String::new(),
+            Stage::Registered { place, .. } => match place {
+                Place::AtList if self.online() => "connect to: ".into(),
+                Place::AtList => "server unreachable, reconnecting (q quits): ".into(),
+                Place::Calling { peer, .. } | Place::Dialing { peer, .. } => {
+                    format!("calling {peer}… ")
+                }
+                Place::Ringing { caller, .. } => format!("{caller} is calling… "),
+                Place::Chatting(chat) if chat.ending.is_some() => format!("{} left… ", chat.peer),
+                Place::Chatting(chat) if chat.route == Route::Relayed => {
+                    format!("to {} (relayed)> ", chat.peer)
+                }
+                Place::Chatting(chat) => format!("to {}> ", chat.peer),
+            },
+        }
+    }
+
+    // ---- small helpers -------------------------------------------------
+
+    fn out(&mut self, output: Output) {
+        self.outputs.push(output);
+    }
+
+    fn line(&mut self, kind: Kind, text: impl Into<String>) {
+        self.out(Output::Line {
+            kind,
+            text: text.into(),
+        });
+    }
+
+    fn notice(&mut self, text: impl Into<String>) {
+        self.line(Kind::Notice, text);
+    }
+
+    fn me(&self) -> Option<&str> {
+        match &self.stage {
+            Stage::Registered { me, .. } => Some(me),
+            _ => None,
+        }
+    }
+
+    fn is_me(&self, name: &str) -> bool {
+        self.me().is_some_and(|me| name_key(me) == name_key(name))
+    }
+
+    fn place(&self) -> Option<&Place> {
+        match &self.stage {
+            Stage::Registered { place, .. } => Some(place),
+            _ => None,
+        }
+    }
+
+    fn place_mut(&mut self) -> Option<&mut Place> {
+        match &mut self.stage {
+            Stage::Registered { place, .. } => Some(place),
+            _ => None,
+        }
+    }
+
+    /// Moves to `new`, returning the place left.
+    fn set_place(&mut self, new: Place) -> Option<Place> {
+        self.place_mut().map(|place| std::mem::replace(place, new))
+    }
+
+    fn chat_mut(&mut self) -> Option<&mut Chat> {
+        match self.place_mut() {
+            Some(Place::Chatting(chat)) => Some(chat),
+            _ => None,
+        }
+    }
+
+    /// Whether a server connection is up (registered or not).
+    fn connected(&self) -> bool {
+        !matches!(
+            self.server.registration,
+            Registration::Reconnecting { .. }
+        )
+    }
+
+    /// Whether we are registered on a live connection.
+    fn online(&self) -> bool {
+        self.server.registration == Registration::Online
+    }
+
+    /// Sends a request and remembers what its reply will answer.
+    fn send(&mut self, now: Instant, request: Request, pending: Pending) {
+        if !self.connected() {
+            return;
+        }
+        self.server.pending.push_back(pending);
+        self.server.last_sent = now;
+        self.out(Output::Server(request));
+    }
+
+    fn to_peer(&mut self, link: LinkId, msg: PeerMessage) {
+        self.out(Output::Peer { link, msg });
+    }
+
+    /// Answers a held `HELLO` with `bad-token` and closes it.
+    fn refuse(&mut self, link: LinkId, message: &str) {
+        self.out(Output::Refuse {
+            link,
+            code: ErrorCode::BadToken,
+            message: message.to_string(),
+        });
+    }
+
+    fn features() -> PeerMessage {
+        PeerMessage::Features(PEER_FEATURES.iter().map(|f| f.to_string()).collect())
+    }
+
+    // ---- typed input ---------------------------------------------------
+
+    /// Feeds queued input to the place, as long as it can take it. At the
+    /// list, a cancelled call's answer is awaited first.
+    fn take_typed(&mut self, now: Instant) {
+        loop {
+            let ready = match &self.stage {
+                Stage::Naming => true,
+                Stage::Registered { place, .. } => match place {
+                    Place::AtList => !self.server.pending.iter().any(
+                        |p| matches!(p, Pending::Call { cancelled: true, .. }),
+                    ),
+                    Place::Chatting(chat) => chat.ending.is_none(),
+                    _ => false,
+                },
+                Stage::Registering { .. } | Stage::Done(_) => false,
+            };
+            if !ready {
+                return;
+            }
+            let Some(typed) = self.typed.pop_front() else {
+                return;
+            };
+            let chatting = matches!(self.place(), Some(Place::Chatting(_)));
+            match typed {
+                Typed::Interrupt => self.interrupt(now),
+                Typed::Eof if chatting => {
+                    // EOF ends the chat like q, and stays queued so that it
+                    // then ends the program too.
+                    self.typed.push_front(Typed::Eof);
+                    self.quit_chat(now);
+                }
+                Typed::Eof | Typed::Quit if chatting => self.quit_chat(now),
+                Typed::Eof | Typed::Quit => self.finish(now, Exit::Quit),
+                Typed::Line(line) if chatting => self.chat_line(now, line),
+                Typed::Line(line) => match self.stage {
+                    Stage::Naming => self.named(now, line.trim()),
+                    _ => self.at_list(now, line.trim()),
+                },
+            }
+        }
+    }
+
+    fn finish(&mut self, now: Instant, exit: Exit) {
+        if self.connected() {
+            self.send(now, Request::Quit, Pending::Quit);
+        }
+        self.stage = Stage::Done(exit);
+    }
+
+    /// Ctrl-C: ends the chat, or cancels the call being set up, or, at the
+    /// list, ends the program.
+    fn interrupt(&mut self, now: Instant) {
+        self.typed.clear();
+        let place = match &self.stage {
+            Stage::Registered { place, .. } => place,
+            _ => return self.finish(now, Exit::Quit),
+        };
+        match place {
+            Place::Chatting(chat) if chat.ending.is_none() => self.quit_chat(now),
+            Place::Chatting(_) => self.finish_chat(now, true),
+            Place::Calling { peer, .. } => {
+                let text = format!("Call to {peer} cancelled.");
+                self.notice(text);
+                // The server's answer is still to come: the next call waits
+                // for it, and a call it set up is hung up.
+                for pending in &mut self.server.pending {
+                    if let Pending::Call { cancelled, .. } = pending {
+                        *cancelled = true;
+                    }
+                }
+                self.show_list(now);
+            }
+            Place::Dialing { peer, call, .. }
+            | Place::Ringing {
+                caller: peer, call, ..
+            } => {
+                let text = format!("Call with {peer} cancelled.");
+                let call = *call;
+                self.notice(text);
+                self.close_place_links();
+                self.send(now, Request::Hangup { call }, Pending::Hangup);
+                self.show_list(now);
+            }
+            Place::AtList => self.finish(now, Exit::Quit),
+        }
+    }
+
+    fn ask_name(&mut self) {
+        self.stage = Stage::Naming;
+        self.out(Output::Prompt("Enter your visible name: ".into()));
+    }
+
+    fn named(&mut self, now: Instant, name: &str) {
+        match validate_name(name) {
+            Ok(()) => self.register(name.to_string(), now),
+            Err(e) => {
+                self.notice(format!("That name won't do: {e}."));
+                self.ask_name();
+            }
+        }
+    }
+
+    fn register(&mut self, name: String, now: Instant) {
+        let request = Request::Register {
+            name: name.clone(),
+            advertise: self.settings.advertise,
+        };
+        self.send(now, request, Pending::Register);
+        self.stage = Stage::Registering { name };
+    }
+
+    fn at_list(&mut self, now: Instant, typed: &str) {
+        if typed == "q" {
+            self.finish(now, Exit::Quit);
+        } else if typed.is_empty() {
+            self.show_list(now);
+        } else if !self.online() {
+            self.notice("Cannot call anyone until the registration server is back; q quits.");
+            self.show_list(now);
+        } else if let Err(e) = validate_name(typed) {
+            self.notice(format!("No user can be named {typed:?}: {e}."));
+            self.show_list(now);
+        } else {
+            let peer = typed.to_string();
+            let request = Request::Call { name: peer.clone() };
+            let pending = Pending::Call {
+                peer: peer.clone(),
+                cancelled: false,
+            };
+            self.send(now, request, pending);
+            self.set_place(Place::Calling {
+                peer,
+                echo: Echo::None,
+            });
+        }
+    }
+
+    /// Back to the list: asks the server for a fresh one.
+    fn show_list(&mut self, now: Instant) {
+        self.set_place(Place::AtList);
+        if self.online() {
+            self.send(now, Request::List, Pending::List);
+        } else {
+            self.notice("No list: the registration server is unreachable; reconnecting…");
+            self.out(Output::Prompt(
+                "Type q to quit, or wait for the server: ".into(),
+            ));
+        }
+    }
+
+    /// Back to the list when a call did not happen or the peer ended the
+    /// chat: lines typed meanwhile were meant for the chat, not for the
+    /// list (where "q" would quit and "thanks" would call someone), so they
+    /// are dropped, and the user told. A pending end of input stays.
+    fn back_to_list_after_failure(&mut self, now: Instant) {
+        let before = self.typed.len();
+        self.typed.retain(|typed| *typed == Typed::Eof);
+        let dropped = before - self.typed.len();
+        if dropped == 1 {
+            self.notice("1 line typed meanwhile was not sent.");
+        } else if dropped > 1 {
+            self.notice(format!("{dropped} lines typed meanwhile were not sent."));
+        }
+        self.show_list(now);
+    }
+
+    fn chat_line(&mut self, now: Instant, line: String) {
+        if line.trim() == "q" {
+            return self.quit_chat(now);
+        }
+        if line.is_empty() {
+            return;
+        }
+        let Some(chat) = self.chat_mut() else {
+            return;
+        };
+        chat.link.last_sent = now;
+        let link = chat.link.id;
+        // `/q` sends a literal "q", which typed alone would end the chat.
+        let text = if line == "/q" { "q" } else { line.as_str() };
+        let pieces: Vec<String> = split_text(text).map(str::to_string).collect();
+        for piece in pieces {
+            self.to_peer(link, PeerMessage::Msg(piece));
+        }
+    }
+
+    /// Closes the links the place holds (a dial's echo, a chat's links).
+    fn close_place_links(&mut self) {
+        let mut links = Vec::new();
+        match self.place() {
+            Some(Place::Dialing {
+                echo: Echo::Attached(echo),
+                ..
+            }) => links.push(echo.id),
+            Some(Place::Chatting(chat)) => {
+                links.push(chat.link.id);
+                links.extend(chat.echo.as_ref().map(|e| e.id));
+            }
+            _ => {}
+        }
+        for link in links {
+            self.out(Output::Close { link });
+        }
+    }
+
+    /// We end the chat: tell the peer and the server, back to the list.
+    fn quit_chat(&mut self, now: Instant) {
+        let Some(Place::Chatting(chat)) = self.place() else {
+            return;
+        };
+        let (peer, call, link) = (chat.peer.clone(), chat.call, chat.link.id);
+        self.to_peer(link, PeerMessage::Bye);
+        self.close_place_links();
+        self.notice(format!("You left the chat with {peer}."));
+        // The server handles HANGUP before the LIST that follows it, so the
+        // list shows both of us free.
+        self.send(now, Request::Hangup { call }, Pending::Hangup);
+        self.show_list(now);
+    }
+
+    /// The peer's link ended, `how`.
+    fn peer_finished(&mut self, now: Instant, how: PeerGone) {
+        let drain = self.settings.timers.drain;
+        let Some(chat) = self.chat_mut() else {
+            return;
+        };
+        let ending = chat.ending.get_or_insert(Ending {
+            link_done: false,
+            server_done: false,
+            until: now + drain,
+            probe: None,
+        });
+        let first = !ending.link_done;
+        ending.link_done = true;
+        let peer = chat.peer.clone();
+        if first {
+            self.notice(match how {
+                PeerGone::Bye => format!("{peer} left the chat."),
+                PeerGone::ConnectionLost => format!("{peer} left the chat (connection lost)."),
+                PeerGone::Silent => format!("{peer} left the chat (no answer for a while)."),
+                PeerGone::StoppedReading => format!("{peer} stopped reading; the chat ended."),
+            });
+        }
+        if how == PeerGone::StoppedReading {
+            // What we would still send cannot arrive: end at once.
+            return self.finish_chat(now, true);
+        }
+        self.finish_chat(now, false);
+    }
+
+    /// Ends a chat the peer ended, once both signs are in or, with
+    /// `timed_out`, when waiting for the second is over.
+    fn finish_chat(&mut self, now: Instant, timed_out: bool) {
+        let Some(Place::Chatting(chat)) = self.place() else {
+            return;
+        };
+        let Some(ending) = &chat.ending else {
+            return;
+        };
+        if !(timed_out || ending.link_done && ending.server_done) {
+            return;
+        }
+        let (peer, call) = (chat.peer.clone(), chat.call);
+        let (link_done, server_done) = (ending.link_done, ending.server_done);
+        if !link_done {
+            self.notice(format!("{peer} left the chat (gone from the server)."));
+        }
+        if !server_done {
+            // The server has not heard: the link broke but both of us are
+            // registered. Free the call ourselves.
+            self.send(now, Request::Hangup { call }, Pending::Hangup);
+        }
+        self.close_place_links();
+        self.back_to_list_after_failure(now);
+    }
+
+    // ---- the server ----------------------------------------------------
+
+    fn on_server(&mut self, now: Instant, line: ServerLine) {
+        match line {
+            ServerLine::Incoming {
+                caller,
+                call,
+                token,
+            } => self.on_incoming(now, caller, call, token),
+            ServerLine::PeerHungUp { call, peer } => self.on_peer_hung_up(now, call, &peer),
+            ServerLine::RelayRequested { call } => self.on_relay_requested(now, call),
+            reply => self.on_reply(now, Reply::Line(reply)),
+        }
+    }
+
+    /// A reply: matched to the oldest request still waiting for one.
+    fn on_reply(&mut self, now: Instant, reply: Reply) {
+        let Some(pending) = self.server.pending.pop_front() else {
+            return match reply {
+                Reply::Line(ServerLine::Error { message, .. }) => {
+                    self.notice(format!("The server says: {message}."))
+                }
+                reply => self.notice(format!(
+                    "The server sent a reply to nothing ({}); ignored.",
+                    reply.describe()
+                )),
+            };
+        };
+        match (pending, reply) {
+            (Pending::Register, Reply::Line(ServerLine::Welcome { name, heartbeat_secs })) => {
+                self.on_welcome(now, name, heartbeat_secs)
+            }
+            (Pending::Register, Reply::Line(ServerLine::Error { message, .. })) => {
+                self.on_register_refused(now, &message)
+            }
+            (Pending::List, Reply::Users(users)) => self.on_users(users),
+            (
+                Pending::Call { cancelled, .. },
+                Reply::Line(ServerLine::CallReady {
+                    peer,
+                    call,
+                    token,
+                    addrs,
+                }),
+            ) => self.on_call_ready(now, cancelled, peer, call, token, addrs),
+            (Pending::Call { peer, cancelled }, Reply::Line(ServerLine::Error { code, message })) => {
+                self.on_call_refused(now, cancelled, &peer, code, &message)
+            }
+            (Pending::Resume, Reply::Line(ServerLine::Resumed { peer, call })) => {
+                self.on_resumed(now, &peer, call)
+            }
+            (Pending::Hangup, Reply::Line(ServerLine::HungUp { .. } | ServerLine::Error { .. }))
+            | (Pending::Ping, Reply::Line(ServerLine::Pong))
+            | (Pending::Quit, Reply::Line(ServerLine::Bye))
+            | (
+                Pending::Features,
+                Reply::Line(ServerLine::Features(_) | ServerLine::Error { .. }),
+            ) => {}
+            (_, Reply::Line(ServerLine::Error { message, .. })) => {
+                self.notice(format!("The server says: {message}."))
+            }
+            (pending, reply) => self.notice(format!(
+                "The server answered {pending:?} with {}; ignored.",
+                reply.describe()
+            )),
+        }
+    }
+
+    fn on_welcome(&mut self, now: Instant, name: String, heartbeat_secs: u64) {
+        self.server.heartbeat = Some(Duration::from_secs(heartbeat_secs.max(1)));
+        if let Registration::Reregistering { .. } = self.server.registration {
+            self.server.registration = Registration::Online;
+            self.notice("Reconnected to the registration server.");
+            match self.place() {
+                Some(Place::Chatting(chat)) if chat.ending.is_none() => {
+                    let name = chat.peer.clone();
+                    self.send(now, Request::Resume { name }, Pending::Resume);
+                }
+                Some(Place::AtList) => self.show_list(now),
+                _ => {}
+            }
+            return;
+        }
+        if !matches!(self.stage, Stage::Registering { .. }) {
+            return;
+        }
+        self.line(
+            Kind::Info,
+            format!(
+                "Welcome, {name}! Peers can reach you at {}.",
+                self.settings.advertise
+            ),
+        );
+        self.stage = Stage::Registered {
+            me: name,
+            place: Place::AtList,
+        };
+        self.show_list(now);
+    }
+
+    fn on_register_refused(&mut self, now: Instant, message: &str) {
+        if let Registration::Reregistering { refusals } = self.server.registration {
+            // Our old entry may linger until the server notices the old
+            // connection is dead, or someone took the name meanwhile: try
+            // again later and later, on a fresh connection; say so once.
+            let refusals = refusals + 1;
+            if refusals == 1 {
+                let me = self.me().unwrap_or_default().to_string();
+                self.notice(format!(
+                    "The server will not register {me} again yet ({message}); retrying…"
+                ));
+            }
+            let pause = self.settings.timers.reconnect * 2u32.pow(refusals.min(4));
+            self.lost_server(pause.min(Duration::from_secs(5)), refusals);
+            return;
+        }
+        let Stage::Registering { name } = &self.stage else {
+            return;
+        };
+        self.notice(format!("The server refused the name {name}: {message}."));
+        if self.settings.name.is_some() {
+            self.finish(now, Exit::NameRefused(message.to_string()));
+        } else {
+            self.ask_name();
+        }
+    }
+
+    fn on_users(&mut self, users: Vec<UserEntry>) {
+        if !matches!(self.place(), Some(Place::AtList)) {
+            return;
+        }
+        self.line(Kind::Info, format!("Online users ({}):", users.len()));
+        for user in users {
+            let mut row = format!("  {}", user.name);
+            if self.is_me(&user.name) {
+                row.push_str(" (you)");
+            }
+            if user.busy {
+                row.push_str(" [busy]");
+            }
+            self.line(Kind::Info, row);
+        }
+        self.out(Output::Prompt(
+            "Enter a name to chat with, or q to quit: ".into(),
+        ));
+    }
+
+    fn on_call_ready(
+        &mut self,
+        now: Instant,
+        cancelled: bool,
+        peer: String,
+        call: CallId,
+        token: Token,
+        addrs: Vec<SocketAddr>,
+    ) {
+        let calling = matches!(
+            self.place(),
+            Some(Place::Calling { peer: p, .. }) if name_key(p) == name_key(&peer)
+        );
+        if cancelled || !calling {
+            // We gave up on this call meanwhile; free it on the server.
+            return self.send(now, Request::Hangup { call }, Pending::Hangup);
+        }
+        let Some(Place::Calling { echo, .. }) = self.set_place(Place::AtList) else {
+            return;
+        };
+        self.notice(format!("Calling {peer}…"));
+        let me = self.me().unwrap_or_default().to_string();
+        let hello = vec![
+            PeerMessage::Hello {
+                caller: me,
+                call,
+                token,
+            },
+            Core::features(),
+        ];
+        self.out(Output::Dial {
+            call,
+            token,
+            hello,
+            addrs,
+        });
+        self.set_place(Place::Dialing { peer, call, echo });
+    }
+
+    fn on_call_refused(
+        &mut self,
+        now: Instant,
+        cancelled: bool,
+        peer: &str,
+        code: ErrorCode,
+        message: &str,
+    ) {
+        let calling = matches!(self.place(), Some(Place::Calling { .. }));
+        if cancelled || !calling {
+            // The refusal of a call the user already cancelled, or one that
+            // a call to us overtook.
+            return;
+        }
+        let text = match code {
+            ErrorCode::Busy => format!("{peer} is busy in another chat."),
+            ErrorCode::UnknownUser => format!("No user named {peer} is online."),
+            // Someone called us just as we called: the server claimed us
+            // for their call, whose announcement is on its way.
+            ErrorCode::AlreadyInCall => return self.show_list(now),
+            _ => format!("Cannot call {peer}: {message}."),
+        };
+        self.notice(text);
+        self.back_to_list_after_failure(now);
+    }
+
+    fn on_resumed(&mut self, now: Instant, peer: &str, call: CallId) {
+        match self.chat_mut() {
+            Some(chat) if chat.ending.is_none() && name_key(&chat.peer) == name_key(peer) => {
+                chat.call = call
+            }
+            // The chat ended while the server was answering: free the call
+            // it just made, or we would stay busy.
+            _ => self.send(now, Request::Hangup { call }, Pending::Hangup),
+        }
+    }
+
+    fn on_incoming(&mut self, now: Instant, caller: String, call: CallId, token: Token) {
+        if self.announced.len() == ANNOUNCED_MEMORY {
+            self.announced.pop_front();
+        }
+        self.announced.push_back(call);
+        let to_self = self.is_me(&caller);
+        let ring_until = now + self.settings.timers.ring;
+        let rung = match self.place_mut() {
+            Some(Place::Calling { peer, echo }) if to_self && name_key(peer) == name_key(&caller) => {
+                *echo = Echo::Expected { call, token };
+                false
+            }
+            Some(Place::Dialing {
+                call: dialing,
+                echo,
+                ..
+            }) if to_self && *dialing == call => {
+                *echo = Echo::Expected { call, token };
+                false
+            }
+            // At the list, or calling someone who is calling us: the
+            // server gave their call the two of us.
+            Some(place @ (Place::AtList | Place::Calling { .. })) if !to_self => {
+                *place = Place::Ringing {
+                    caller: caller.clone(),
+                    call,
+                    token,
+                    until: ring_until,
+                };
+                true
+            }
+            _ => {
+                // The server thinks we are free but we are not (it lost our
+                // chat, or we are between states): refuse the call plainly.
+                return self.send(now, Request::Hangup { call }, Pending::Hangup);
+            }
+        };
+        if rung {
+            self.notice(format!("{caller} is calling you…"));
+            self.out(Output::Bell);
+        }
+        // A HELLO for this call may have come first.
+        let (ours, others) = std::mem::take(&mut self.early)
+            .into_iter()
+            .partition(|e| e.call == call);
+        self.early = others;
+        for hello in ours {
+            self.on_hello(now, hello);
+        }
+    }
+
+    fn on_peer_hung_up(&mut self, now: Instant, call: CallId, peer: &str) {
+        let drain = self.settings.timers.drain;
+        let mut probe = None;
+        match self.place_mut() {
+            Some(Place::Chatting(chat)) if chat.call == call => {
+                let ending = chat.ending.get_or_insert(Ending {
+                    link_done: false,
+                    server_done: false,
+                    until: now + drain,
+                    probe: None,
+                });
+                ending.server_done = true;
+                if !ending.link_done {
+                    // The peer hung up (its BYE is on the way) or it lost
+                    // the server. Ask it: a PONG means it is still here.
+                    let (msg, number) = chat.link.ping(now);
+                    ending.probe = Some(number);
+                    probe = Some((chat.link.id, msg));
+                }
+            }
+            Some(Place::Ringing { call: ringing, .. }) if *ringing == call => {
+                self.notice(format!("{peer} hung up before the chat started."));
+                return self.back_to_list_after_failure(now);
+            }
+            Some(Place::Dialing { call: dialing, .. }) if *dialing == call => {
+                // The dial's result will find another place and be closed.
+                self.notice(format!("{peer} is gone."));
+                self.close_place_links();
+                return self.back_to_list_after_failure(now);
+            }
+            _ => return,
+        }
+        if let Some((link, msg)) = probe {
+            self.to_peer(link, msg);
+        }
+        self.finish_chat(now, false);
+    }
+
+    /// The caller could not reach us directly and asks the server to relay:
+    /// open our half, if the call is the one we are expecting.
+    fn on_relay_requested(&mut self, now: Instant, call: CallId) {
+        let ring = self.settings.timers.ring;
+        let token = match self.place_mut() {
+            Some(Place::Ringing {
+                call: ringing,
+                token,
+                until,
+                ..
+            }) if *ringing == call => {
+                *until = now + ring;
+                *token
+            }
+            Some(
+                Place::Calling {
+                    echo: Echo::Expected { call: c, token },
+                    ..
+                }
+                | Place::Dialing {
+                    echo: Echo::Expected { call: c, token },
+                    ..
+                },
+            ) if *c == call => *token,
+            _ => return,
+        };
+        self.out(Output::JoinRelay { call, token });
+    }
+
+    fn on_server_lost(&mut self, now: Instant, why: String) {
+        let refusals = match self.server.registration {
+            Registration::Reconnecting { .. } => return,
+            Registration::Reregistering { refusals } => refusals,
+            Registration::Online => 0,
+        };
+        if matches!(self.stage, Stage::Naming | Stage::Registering { .. }) {
+            // Lost before we were ever registered: nothing to go back to.
+            self.stage = Stage::Done(Exit::ServerLost(
+                "it closed the connection before registration".into(),
+            ));
+            return;
+        }
+        if refusals == 0 {
+            self.notice(format!(
+                "Lost the connection to the registration server ({why}); reconnecting…"
+            ));
+        }
+        self.lost_server(self.settings.timers.reconnect, refusals);
+        match self.place() {
+            Some(Place::Calling { peer, .. }) => {
+                let text = format!("The call to {peer} was not set up.");
+                self.notice(text);
+                self.back_to_list_after_failure(now);
+            }
+            Some(Place::AtList) => self.show_list(now),
+            _ => {}
+        }
+    }
+
+    /// Starts reconnecting, after `pause`; a chat in progress goes on
+    /// meanwhile.
+    fn lost_server(&mut self, pause: Duration, refusals: u32) {
+        // No answer will come on this connection any more.
+        self.server.pending.clear();
+        self.server.heartbeat = None;
+        self.server.registration = Registration::Reconnecting { refusals };
+        self.out(Output::Reconnect { after: pause });
+    }
+
+    fn on_server_back(&mut self, now: Instant) {
+        let Registration::Reconnecting { refusals } = self.server.registration else {
+            return;
+        };
+        self.server.registration = Registration::Reregistering { refusals };
+        self.server.last_heard = now;
+        let Some(me) = self.me().map(str::to_string) else {
+            return;
+        };
+        let request = Request::Register {
+            name: me,
+            advertise: self.settings.advertise,
+        };
+        self.send(now, request, Pending::Register);
+    }
+
+    // ---- peers ---------------------------------------------------------
+
+    fn on_hello(&mut self, now: Instant, hello: EarlyHello) {
+        let me = self.me().unwrap_or_default().to_string();
+        let caller_is_me = self.is_me(&hello.caller);
+        let expected =
+            |call: &CallId, token: &Token| *call == hello.call && token.matches(&hello.token);
+        let accept = match self.place() {
+            Some(Place::Ringing {
+                caller,
+                call,
+                token,
+                ..
+            }) if name_key(caller) == name_key(&hello.caller) && expected(call, token) => {
+                Some(Accept::Caller(caller.clone()))
+            }
+            Some(
+                Place::Calling {
+                    echo: Echo::Expected { call, token },
+                    ..
+                }
+                | Place::Dialing {
+                    echo: Echo::Expected { call, token },
+                    ..
+                },
+            ) if caller_is_me && expected(call, token) => Some(Accept::Echo),
+            _ => None,
+        };
+        let link = hello.link;
+        match accept {
+            Some(accept) => {
+                // The token is used up: a replay finds nothing expected.
+                let state = LinkState::new(link, now);
+                match (accept, self.place_mut()) {
+                    (
+                        Accept::Echo,
+                        Some(Place::Calling { echo, .. } | Place::Dialing { echo, .. }),
+                    ) => *echo = Echo::Attached(state),
+                    (Accept::Caller(caller), Some(place)) => {
+                        let call = hello.call;
+                        *place = Place::Chatting(Chat {
+                            peer: caller.clone(),
+                            call,
+                            link: state,
+                            route: hello.route,
+                            echo: None,
+                            ending: None,
+                        });
+                        let how = match hello.route {
+                            Route::Relayed => " (relayed through the server: no direct route)",
+                            Route::Direct => "",
+                        };
+                        self.notice(format!(
+                            "{caller} connected{how}. Type a message and press ENTER; q + ENTER ends the chat."
+                        ));
+                    }
+                    _ => return,
+                }
+                self.out(Output::Open { link });
+                // Our FEATURES go only to a caller that sent its own: an
+                // older caller gets exactly the greeting it knows.
+                self.to_peer(link, PeerMessage::Welcome { name: me });
+            }
+            None if self.announced.contains(&hello.call) => {
+                // A call we know of, with a wrong, replayed or expired token.
+                self.refuse(link, "wrong or expired token for this call");
+            }
+            None if self.early.len() < MAX_EARLY => self.early.push(hello),
+            None => self.refuse(link, "no such call expected"),
+        }
+    }
+
+    fn on_dialed(&mut self, now: Instant, call: CallId, result: Result<Dialed, DialError>) {
+        let dialing = matches!(
+            self.place(),
+            Some(Place::Dialing { call: c, .. }) if *c == call
+        );
+        if !dialing {
+            if let Ok(dialed) = result {
+                self.out(Output::Close { link: dialed.link });
+            }
+            return;
+        }
+        let Some(Place::Dialing { peer, echo, .. }) = self.set_place(Place::AtList) else {
+            return;
+        };
+        let dialed = match result {
+            Ok(dialed) => dialed,
+            Err(why) => {
+                self.notice(format!("Could not reach {peer}: {why}."));
+                if let Echo::Attached(echo) = echo {
+                    self.out(Output::Close { link: echo.id });
+                }
+                self.send(now, Request::Hangup { call }, Pending::Hangup);
+                return self.back_to_list_after_failure(now);
+            }
+        };
+        let text = if self.is_me(&peer) {
+            "Chatting with yourself: every line you send comes back. q + ENTER ends the chat."
+                .to_string()
+        } else if dialed.route == Route::Relayed {
+            format!(
+                "Connected to {peer} (relayed through the server at {}: no direct route). Type a message and press ENTER; q + ENTER ends the chat.",
+                dialed.addr
+            )
+        } else {
+            format!(
+                "Connected to {peer} at {}. Type a message and press ENTER; q + ENTER ends the chat.",
+                dialed.addr
+            )
+        };
+        self.notice(text);
+        let echo = match echo {
+            Echo::Attached(echo) => Some(echo),
+            _ => None,
+        };
+        let mut link = LinkState::new(dialed.link, now);
+        link.announced = true;
+        self.set_place(Place::Chatting(Chat {
+            peer,
+            call,
+            link,
+            route: dialed.route,
+            echo,
+            ending: None,
+        }));
+    }
+
+    fn on_peer(&mut self, now: Instant, link: LinkId, msgs: Vec<PeerMessage>) {
+        let Some(chat) = self.chat_mut() else {
+            return;
+        };
+        let peer = chat.peer.clone();
+        let state = if chat.link.id == link {
+            &mut chat.link
+        } else if let Some(echo) = chat.echo.as_mut().filter(|e| e.id == link) {
+            // The incoming end of a chat with ourselves carries our lines
+            // back; its end is the outgoing end's end.
+            echo
+        } else {
+            return;
+        };
+        state.last_heard = now;
+        let main = chat.link.id == link;
+        let mut shown = Vec::new();
+        let mut ping = None;
+        let mut pongs = Vec::new();
+        let mut bye = false;
+        let mut answer_features = false;
+        for msg in msgs {
+            let state = if main {
+                &mut chat.link
+            } else {
+                chat.echo.as_mut().expect("checked above")
+            };
+            match msg {
+                PeerMessage::Msg(text) => shown.push(text),
+                // Only the latest PING of a batch is answered: a flood of
+                // PINGs costs one PONG per batch, not one each.
+                PeerMessage::Ping(number) => ping = Some(number),
+                PeerMessage::Pong(number) => pongs.push(state.ponged(number)),
+                PeerMessage::Features(words) => {
+                    state.numbered = words.iter().any(|w| w == FEATURE_PING_ID);
+                    answer_features |= !std::mem::replace(&mut state.announced, true);
+                }
+                PeerMessage::Bye if main => {
+                    bye = true;
+                    break;
+                }
+                _ => {}
+            }
+        }
+        if let Some(number) = ping {
+            let state = if main {
+                &mut chat.link
+            } else {
+                chat.echo.as_mut().expect("checked above")
+            };
+            state.last_sent = now;
+            self.to_peer(link, PeerMessage::Pong(number));
+        }
+        if answer_features {
+            self.to_peer(link, Core::features());
+        }
+        for text in shown {
+            self.out(Output::PeerLine {
+                name: peer.clone(),
+                text,
+            });
+        }
+        if main && let Some(&pong) = pongs.iter().max() {
+            self.peer_answered(now, pong);
+        }
+        if bye {
+            self.peer_finished(now, PeerGone::Bye);
+        }
+    }
+
+    /// The peer answered a PING. If the server had said it hung up, and no
+    /// BYE came, the peer only lost the server: the chat goes on, and we ask
+    /// the server to count us busy again.
+    fn peer_answered(&mut self, now: Instant, pong: u64) {
+        let Some(chat) = self.chat_mut() else {
+            return;
+        };
+        let answers_probe = chat.ending.as_ref().is_some_and(|e| {
+            e.server_done && !e.link_done && e.probe.is_some_and(|probe| pong >= probe)
+        });
+        if !answers_probe {
+            return;
+        }
+        chat.ending = None;
+        let name = chat.peer.clone();
+        self.notice(format!(
+            "{name} lost the registration server; the chat goes on."
+        ));
+        if self.online() {
+            self.send(now, Request::Resume { name }, Pending::Resume);
+        }
+    }
+
+    fn on_link_ended(&mut self, now: Instant, link: LinkId, end: LinkEnd) {
+        self.early.retain(|e| e.link != link);
+        let how = match &end {
+            LinkEnd::StoppedReading => PeerGone::StoppedReading,
+            LinkEnd::Closed | LinkEnd::Failed(_) => PeerGone::ConnectionLost,
+        };
+        match self.place_mut() {
+            Some(Place::Chatting(chat)) if chat.link.id == link => {
+                self.out(Output::Close { link });
+                self.peer_finished(now, how);
+            }
+            Some(Place::Chatting(chat)) if chat.echo.as_ref().is_some_and(|e| e.id == link) => {
+                chat.echo = None;
+                self.out(Output::Close { link });
+            }
+            Some(Place::Calling { echo, .. } | Place::Dialing { echo, .. }) => {
+                if let Echo::Attached(e) = echo
+                    && e.id == link
+                {
+                    *echo = Echo::None;
+                    self.out(Output::Close { link });
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Whom a `HELLO` that matched is from.
+enum Accept {
+    /// The caller the ring was for.
+    Caller(String),
+    /// Ourselves, calling ourselves.
+    Echo,
+}
+
+/// A reply from the server, before it is matched to its request.
+#[derive(Debug)]
+enum Reply {
+    Line(ServerLine),
+    Users(Vec<UserEntry>),
+}
+
+impl Reply {
+    /// What the reply was, for a notice about one that answers nothing.
+    fn describe(&self) -> String {
+        match self {
+            Reply::Line(line) => {
+                let mut text = line.to_string();
+                text.truncate(text.floor_char_boundary(80));
+                text
+            }
+            Reply::Users(users) => format!("a list of {} users", users.len()),
+        }
+    }
+}
+
+impl fmt::Display for Exit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Exit::Quit => write!(f, "quit"),
+            Exit::NameRefused(why) => write!(f, "the server refused the name: {why}"),
+            Exit::ServerLost(why) => write!(f, "{why}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,56 @@
+//! The one gate for untrusted text: everything that came from the network
+//! (a peer's lines, error texts from peers and servers, names, reasons)
+//! passes [`shown`] before a terminal or a log sees it.
+//!
+//! A terminal obeys control characters: ESC starts sequences that move the
+//! cursor, clear the screen, retitle the window or fake a line; BEL rings;
+//! C1 controls (U+0080–U+009F) are escapes of their own on some terminals.
+//! So each is written visibly instead: C0 controls as `^X` (ESC is `^[`),
+//! DEL as `^?`, every other control character as `\u{..}`. A tab stays a
+//! tab: it only moves the cursor right, within the line.
+
+use std::borrow::Cow;
+
+/// `text` as it may be shown: unchanged (and not copied) when it holds
+/// nothing a terminal would obey.
+pub fn shown(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(needs_escape) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c as u32 {
+            _ if !needs_escape(c) => out.push(c),
+            0x00..=0x1f => {
+                out.push('^');
+                out.push(char::from(b'@' + c as u8));
+            }
+            0x7f => out.push_str("^?"),
+            _ => out.extend(c.escape_unicode()),
+        }
+    }
+    Cow::Owned(out)
+}
+
+fn needs_escape(c: char) -> bool {
+    c.is_control() && c != '\t'
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shown;
+
+    #[test]
+    fn control_characters_are_shown_not_obeyed() {
+        assert_eq!(shown("a\x1b]0;owned\x07b"), "a^[]0;owned^Gb");
+        assert_eq!(shown("tab\tok\x7f"), "tab\tok^?");
+        assert_eq!(shown("\u{85}\u{9b}2J"), "\\u{85}\\u{9b}2J");
+        assert_eq!(shown("\r\n"), "^M^J");
+    }
+
+    #[test]
+    fn plain_text_is_passed_through_uncopied() {
+        let text = "hello wörld ✓ 👍🏽";
+        assert!(matches!(shown(text), std::borrow::Cow::Borrowed(t) if t == text));
+    }
+}
