@@ -40,6 +40,10 @@ pub type LinkId = u64;
 /// `HELLO` or `WELCOME`.
 pub const PEER_FEATURES: &[&str] = &[FEATURE_PING_ID];
 
+/// The features this chat announces to the server (none of the newer
+/// server features is used yet).
+const CLIENT_FEATURES: &[&str] = &[];
+
 /// Numbered `PING n` / `PONG n`: the answer names the ping it answers.
 const FEATURE_PING_ID: &str = "ping-id";
 
@@ -166,7 +170,10 @@ pub enum Input {
         msgs: Vec<PeerMessage>,
     },
     /// A link is over.
-    LinkEnded { link: LinkId, end: LinkEnd },
+    LinkEnded {
+        link: LinkId,
+        end: LinkEnd,
+    },
 }
 
 /// What a printed line is, so a terminal can colour it.
@@ -233,9 +240,14 @@ enum Stage {
     /// Waiting for the user to type a name.
     Naming,
     /// `REGISTER` sent, waiting for the answer.
-    Registering { name: String },
+    Registering {
+        name: String,
+    },
     /// Registered as `me`.
-    Registered { me: String, place: Place },
+    Registered {
+        me: String,
+        place: Place,
+    },
     Done(Exit),
 }
 
@@ -246,7 +258,10 @@ enum Place {
     AtList,
     /// `CALL` sent, waiting for the server. A call to ourselves may be
     /// announced to us before the server answers it.
-    Calling { peer: String, echo: Echo },
+    Calling {
+        peer: String,
+        echo: Echo,
+    },
     /// The server set the call up; p2pclient is dialing.
     Dialing {
         peer: String,
@@ -399,6 +414,8 @@ struct ServerSide {
     pending: VecDeque<Pending>,
     /// Sent by the server in `WELCOME`; none before registering.
     heartbeat: Option<Duration>,
+    /// What the server said it can do, in answer to `FEATURES`.
+    features: Vec<String>,
     last_sent: Instant,
     last_heard: Instant,
 }
@@ -437,6 +454,7 @@ impl Core {
                 registration: Registration::Online,
                 pending: VecDeque::new(),
                 heartbeat: None,
+                features: Vec::new(),
                 last_sent: now,
                 last_heard: now,
             },
@@ -451,6 +469,10 @@ impl Core {
             core.settings.server_name
         );
         core.line(Kind::Info, text);
+        // What the server can do; an older one answers `ERR
+        // unknown-command`, and then has none of the newer features.
+        let ours = CLIENT_FEATURES.iter().map(|f| f.to_string()).collect();
+        core.send(now, Request::Features(ours), Pending::Features);
         match core.settings.name.clone() {
             Some(name) => core.register(name, now),
             None => core.ask_name(),
@@ -689,10 +711,7 @@ impl Core {
 
     /// Whether a server connection is up (registered or not).
     fn connected(&self) -> bool {
-        !matches!(
-            self.server.registration,
-            Registration::Reconnecting { .. }
-        )
+        !matches!(self.server.registration, Registration::Reconnecting { .. })
     }
 
     /// Whether we are registered on a live connection.
@@ -710,7 +729,7 @@ impl Core {
         self.out(Output::Server(request));
     }
 
-    fn to_peer(&mut self, link: LinkId, msg: PeerMessage) {
+    fn send_peer(&mut self, link: LinkId, msg: PeerMessage) {
         self.out(Output::Peer { link, msg });
     }
 
@@ -736,9 +755,15 @@ impl Core {
             let ready = match &self.stage {
                 Stage::Naming => true,
                 Stage::Registered { place, .. } => match place {
-                    Place::AtList => !self.server.pending.iter().any(
-                        |p| matches!(p, Pending::Call { cancelled: true, .. }),
-                    ),
+                    Place::AtList => !self.server.pending.iter().any(|p| {
+                        matches!(
+                            p,
+                            Pending::Call {
+                                cancelled: true,
+                                ..
+                            }
+                        )
+                    }),
                     Place::Chatting(chat) => chat.ending.is_none(),
                     _ => false,
                 },
@@ -910,7 +935,7 @@ impl Core {
         let text = if line == "/q" { "q" } else { line.as_str() };
         let pieces: Vec<String> = split_text(text).map(str::to_string).collect();
         for piece in pieces {
-            self.to_peer(link, PeerMessage::Msg(piece));
+            self.send_peer(link, PeerMessage::Msg(piece));
         }
     }
 
@@ -939,7 +964,7 @@ impl Core {
             return;
         };
         let (peer, call, link) = (chat.peer.clone(), chat.call, chat.link.id);
-        self.to_peer(link, PeerMessage::Bye);
+        self.send_peer(link, PeerMessage::Bye);
         self.close_place_links();
         self.notice(format!("You left the chat with {peer}."));
         // The server handles HANGUP before the LIST that follows it, so the
@@ -1033,9 +1058,13 @@ impl Core {
             };
         };
         match (pending, reply) {
-            (Pending::Register, Reply::Line(ServerLine::Welcome { name, heartbeat_secs })) => {
-                self.on_welcome(now, name, heartbeat_secs)
-            }
+            (
+                Pending::Register,
+                Reply::Line(ServerLine::Welcome {
+                    name,
+                    heartbeat_secs,
+                }),
+            ) => self.on_welcome(now, name, heartbeat_secs),
             (Pending::Register, Reply::Line(ServerLine::Error { message, .. })) => {
                 self.on_register_refused(now, &message)
             }
@@ -1049,19 +1078,23 @@ impl Core {
                     addrs,
                 }),
             ) => self.on_call_ready(now, cancelled, peer, call, token, addrs),
-            (Pending::Call { peer, cancelled }, Reply::Line(ServerLine::Error { code, message })) => {
-                self.on_call_refused(now, cancelled, &peer, code, &message)
-            }
+            (
+                Pending::Call { peer, cancelled },
+                Reply::Line(ServerLine::Error { code, message }),
+            ) => self.on_call_refused(now, cancelled, &peer, code, &message),
             (Pending::Resume, Reply::Line(ServerLine::Resumed { peer, call })) => {
                 self.on_resumed(now, &peer, call)
             }
-            (Pending::Hangup, Reply::Line(ServerLine::HungUp { .. } | ServerLine::Error { .. }))
+            (
+                Pending::Hangup,
+                Reply::Line(ServerLine::HungUp { .. } | ServerLine::Error { .. }),
+            )
             | (Pending::Ping, Reply::Line(ServerLine::Pong))
             | (Pending::Quit, Reply::Line(ServerLine::Bye))
-            | (
-                Pending::Features,
-                Reply::Line(ServerLine::Features(_) | ServerLine::Error { .. }),
-            ) => {}
+            | (Pending::Features, Reply::Line(ServerLine::Error { .. })) => {}
+            (Pending::Features, Reply::Line(ServerLine::Features(words))) => {
+                self.server.features = words
+            }
             (_, Reply::Line(ServerLine::Error { message, .. })) => {
                 self.notice(format!("The server says: {message}."))
             }
@@ -1235,7 +1268,9 @@ impl Core {
         let to_self = self.is_me(&caller);
         let ring_until = now + self.settings.timers.ring;
         let rung = match self.place_mut() {
-            Some(Place::Calling { peer, echo }) if to_self && name_key(peer) == name_key(&caller) => {
+            Some(Place::Calling { peer, echo })
+                if to_self && name_key(peer) == name_key(&caller) =>
+            {
                 *echo = Echo::Expected { call, token };
                 false
             }
@@ -1311,7 +1346,7 @@ impl Core {
             _ => return,
         }
         if let Some((link, msg)) = probe {
-            self.to_peer(link, msg);
+            self.send_peer(link, msg);
         }
         self.finish_chat(now, false);
     }
@@ -1381,6 +1416,7 @@ impl Core {
         // No answer will come on this connection any more.
         self.server.pending.clear();
         self.server.heartbeat = None;
+        self.server.features.clear();
         self.server.registration = Registration::Reconnecting { refusals };
         self.out(Output::Reconnect { after: pause });
     }
@@ -1391,6 +1427,8 @@ impl Core {
         };
         self.server.registration = Registration::Reregistering { refusals };
         self.server.last_heard = now;
+        let ours = CLIENT_FEATURES.iter().map(|f| f.to_string()).collect();
+        self.send(now, Request::Features(ours), Pending::Features);
         let Some(me) = self.me().map(str::to_string) else {
             return;
         };
@@ -1434,6 +1472,7 @@ impl Core {
             Some(accept) => {
                 // The token is used up: a replay finds nothing expected.
                 let state = LinkState::new(link, now);
+                let mut connected = None;
                 match (accept, self.place_mut()) {
                     (
                         Accept::Echo,
@@ -1453,7 +1492,7 @@ impl Core {
                             Route::Relayed => " (relayed through the server: no direct route)",
                             Route::Direct => "",
                         };
-                        self.notice(format!(
+                        connected = Some(format!(
                             "{caller} connected{how}. Type a message and press ENTER; q + ENTER ends the chat."
                         ));
                     }
@@ -1462,7 +1501,10 @@ impl Core {
                 self.out(Output::Open { link });
                 // Our FEATURES go only to a caller that sent its own: an
                 // older caller gets exactly the greeting it knows.
-                self.to_peer(link, PeerMessage::Welcome { name: me });
+                self.send_peer(link, PeerMessage::Welcome { name: me });
+                if let Some(text) = connected {
+                    self.notice(text);
+                }
             }
             None if self.announced.contains(&hello.call) => {
                 // A call we know of, with a wrong, replayed or expired token.
@@ -1580,10 +1622,10 @@ impl Core {
                 chat.echo.as_mut().expect("checked above")
             };
             state.last_sent = now;
-            self.to_peer(link, PeerMessage::Pong(number));
+            self.send_peer(link, PeerMessage::Pong(number));
         }
         if answer_features {
-            self.to_peer(link, Core::features());
+            self.send_peer(link, Core::features());
         }
         for text in shown {
             self.out(Output::PeerLine {

@@ -1,1 +1,920 @@
-//! Tests of the core.
+//! The core driven by a scripted fake world: no sockets, no threads, no
+//! sleeps. A [`World`] holds a [`Core`] and a clock of its own; a test
+//! types, plays the server and the peers, moves the clock, and checks what
+//! the core asked for.
+
+use super::*;
+use crate::protocol::ServerLine;
+
+const TOKEN: &str = "0123456789abcdef0123456789abcdef";
+const OTHER_TOKEN: &str = "ffffffffffffffffffffffffffffffff";
+
+fn token(text: &str) -> Token {
+    Token::parse(text).expect("a valid token")
+}
+
+struct World {
+    core: Core,
+    now: Instant,
+    /// Everything the core asked for, in order, since the world began.
+    log: Vec<Output>,
+    /// Where the next `take_*` looks from.
+    seen: usize,
+}
+
+impl World {
+    fn new(name: Option<&str>) -> World {
+        let now = Instant::now();
+        let settings = Settings {
+            server_name: "127.0.0.1:7700".into(),
+            advertise: "127.0.0.1:4000".parse().unwrap(),
+            name: name.map(str::to_string),
+            timers: Timers::default(),
+        };
+        let mut world = World {
+            core: Core::new(settings, now),
+            now,
+            log: Vec::new(),
+            seen: 0,
+        };
+        world.collect();
+        world
+    }
+
+    /// A world where `me` is registered, at the list, having seen it.
+    fn registered(me: &str) -> World {
+        let mut world = World::new(None);
+        world.server("OK FEATURES relay");
+        world.typed(me);
+        world.expect_request(&format!("REGISTER {me} 127.0.0.1:4000"));
+        world.server(&format!("OK WELCOME {me} 10"));
+        world.expect_request("LIST");
+        world.users(&[me]);
+        world.skip_all();
+        world
+    }
+
+    /// A world chatting with `peer` on link 1, call 7, as the caller.
+    fn chatting(me: &str, peer: &str) -> World {
+        let mut world = World::registered(me);
+        world.call(peer, 7);
+        world.input(Input::Dialed {
+            call: 7,
+            result: Ok(Dialed {
+                link: 1,
+                addr: "127.0.0.1:5000".parse().unwrap(),
+                route: Route::Direct,
+            }),
+        });
+        world.expect_line(&format!("Connected to {peer} at 127.0.0.1:5000"));
+        world.skip_all();
+        world
+    }
+
+    fn collect(&mut self) {
+        self.log.extend(self.core.drain());
+        self.check_invariants();
+    }
+
+    fn input(&mut self, input: Input) {
+        self.core.handle(self.now, input);
+        self.collect();
+    }
+
+    fn typed(&mut self, line: &str) {
+        self.input(Input::Typed(Typed::Line(line.into())));
+    }
+
+    fn key(&mut self, typed: Typed) {
+        self.input(Input::Typed(typed));
+    }
+
+    fn server(&mut self, line: &str) {
+        let line = ServerLine::parse(line).expect("a valid server line");
+        self.input(Input::Server(line));
+    }
+
+    fn users(&mut self, names: &[&str]) {
+        let users = names
+            .iter()
+            .map(|name| UserEntry {
+                name: name.to_string(),
+                busy: false,
+            })
+            .collect();
+        self.input(Input::Users(users));
+    }
+
+    fn peer(&mut self, link: LinkId, lines: &[&str]) {
+        let msgs = lines
+            .iter()
+            .map(|line| PeerMessage::parse(line).expect("a valid peer line"))
+            .collect();
+        self.input(Input::Peer { link, msgs });
+    }
+
+    fn hello(&mut self, link: LinkId, caller: &str, call: CallId, token_text: &str) {
+        self.input(Input::Hello {
+            link,
+            caller: caller.into(),
+            call,
+            token: token(token_text),
+            route: Route::Direct,
+        });
+    }
+
+    fn advance(&mut self, by: Duration) {
+        let until = self.now + by;
+        // Wake as a driver would: at each timeout on the way, then at the end.
+        for _ in 0..10_000 {
+            match self.core.poll_timeout() {
+                Some(at) if at <= until => {
+                    self.now = self.now.max(at);
+                    self.core.handle_timeout(self.now);
+                    self.collect();
+                }
+                _ => break,
+            }
+        }
+        self.now = until;
+        self.core.handle_timeout(self.now);
+        self.collect();
+    }
+
+    /// Calls `peer` from the list, the server answering with call `call`.
+    fn call(&mut self, peer: &str, call: CallId) {
+        self.typed(peer);
+        self.expect_request(&format!("CALL {peer}"));
+        self.server(&format!("OK CALL {peer} {call} {TOKEN} 127.0.0.1:5000"));
+        self.expect_dial(call);
+    }
+
+    fn fresh(&self) -> &[Output] {
+        &self.log[self.seen..]
+    }
+
+    fn skip_all(&mut self) {
+        self.seen = self.log.len();
+    }
+
+    /// Finds the first output from where we are that `pick` accepts, and
+    /// moves past it.
+    fn take(&mut self, what: &str, pick: impl Fn(&Output) -> bool) -> Output {
+        match self.fresh().iter().position(pick) {
+            Some(i) => {
+                self.seen += i + 1;
+                self.log[self.seen - 1].clone()
+            }
+            None => panic!("expected {what}; fresh outputs: {:#?}", self.fresh()),
+        }
+    }
+
+    fn expect_request(&mut self, request: &str) {
+        self.take(
+            &format!("request {request:?}"),
+            |o| matches!(o, Output::Server(r) if r.to_string() == request),
+        );
+    }
+
+    fn expect_line(&mut self, needle: &str) {
+        self.take(
+            &format!("a line with {needle:?}"),
+            |o| matches!(o, Output::Line { text, .. } if text.contains(needle)),
+        );
+    }
+
+    fn expect_peer_line(&mut self, name: &str, text: &str) {
+        self.take(
+            &format!("{name}: {text}"),
+            |o| matches!(o, Output::PeerLine { name: n, text: t } if n == name && t == text),
+        );
+    }
+
+    fn expect_to_peer(&mut self, link: LinkId, line: &str) {
+        self.take(
+            &format!("{line:?} to link {link}"),
+            |o| matches!(o, Output::Peer { link: l, msg } if *l == link && msg.to_string() == line),
+        );
+    }
+
+    fn expect(&mut self, output: Output) {
+        let what = format!("{output:?}");
+        self.take(&what, |o| *o == output);
+    }
+
+    fn expect_dial(&mut self, call: CallId) {
+        self.take(
+            &format!("a dial for call {call}"),
+            |o| matches!(o, Output::Dial { call: c, .. } if *c == call),
+        );
+    }
+
+    /// Nothing from where we are is a request to the server, or a line.
+    fn expect_quiet(&self) {
+        let noisy: Vec<_> = self
+            .fresh()
+            .iter()
+            .filter(|o| matches!(o, Output::Server(_) | Output::Line { .. }))
+            .collect();
+        assert!(noisy.is_empty(), "expected quiet, got {noisy:#?}");
+    }
+
+    fn count(&self, pick: impl Fn(&Output) -> bool) -> usize {
+        self.fresh().iter().filter(|o| pick(o)).count()
+    }
+
+    fn check_invariants(&self) {
+        self.core.check_invariants();
+    }
+}
+
+impl Core {
+    /// What must hold in every state, whatever was fed in.
+    fn check_invariants(&self) {
+        match &self.stage {
+            Stage::Done(_) => assert!(self.poll_timeout().is_none() || self.outputs.is_empty()),
+            Stage::Naming | Stage::Registering { .. } => {
+                assert!(self.me().is_none());
+            }
+            Stage::Registered { me, place } => {
+                assert!(validate_name(me).is_ok(), "registered as {me:?}");
+                if let Place::Chatting(chat) = place
+                    && let Some(echo) = &chat.echo
+                {
+                    assert_ne!(echo.id, chat.link.id, "echo and link are one");
+                    assert!(self.is_me(&chat.peer), "an echo outside a self-chat");
+                }
+            }
+        }
+        assert!(self.early.len() <= MAX_EARLY);
+        assert!(self.announced.len() <= ANNOUNCED_MEMORY);
+        if !self.connected() {
+            assert!(
+                self.server.pending.is_empty(),
+                "waiting on a dead connection"
+            );
+        }
+        assert!(!self.status().contains('\n'));
+    }
+}
+
+// ---- the numbered flow ---------------------------------------------------
+
+#[test]
+fn the_numbered_flow_as_the_caller() {
+    let mut w = World::new(None);
+    w.expect_line("Connected to the registration server at 127.0.0.1:7700.");
+    w.expect_request("FEATURES");
+    w.expect(Output::Prompt("Enter your visible name: ".into()));
+    assert_eq!(w.core.status(), "your name: ");
+    // 1) the name.
+    w.typed("alice");
+    w.expect_request("REGISTER alice 127.0.0.1:4000");
+    assert_eq!(w.core.status(), "registering alice… ");
+    w.server("OK FEATURES relay");
+    w.server("OK WELCOME alice 10");
+    w.expect_line("Welcome, alice! Peers can reach you at 127.0.0.1:4000.");
+    // 2) the list, me included.
+    w.expect_request("LIST");
+    w.input(Input::Users(vec![
+        UserEntry {
+            name: "alice".into(),
+            busy: false,
+        },
+        UserEntry {
+            name: "bob".into(),
+            busy: true,
+        },
+    ]));
+    w.expect_line("Online users (2):");
+    w.expect_line("  alice (you)");
+    w.expect_line("  bob [busy]");
+    assert_eq!(w.core.status(), "connect to: ");
+    // 3) a name connects.
+    w.call("bob", 7);
+    assert_eq!(w.core.status(), "calling bob… ");
+    w.input(Input::Dialed {
+        call: 7,
+        result: Ok(Dialed {
+            link: 1,
+            addr: "127.0.0.1:5000".parse().unwrap(),
+            route: Route::Direct,
+        }),
+    });
+    w.expect_line("Connected to bob at 127.0.0.1:5000.");
+    assert_eq!(w.core.status(), "to bob> ");
+    // 4) lines both ways.
+    w.typed("hello bob");
+    w.expect_to_peer(1, "MSG hello bob");
+    w.peer(1, &["MSG hi alice", "MSG ✓"]);
+    w.expect_peer_line("bob", "hi alice");
+    w.expect_peer_line("bob", "✓");
+    // 5) q ends it; 6) the refreshed list.
+    w.typed("q");
+    w.expect_to_peer(1, "BYE");
+    w.expect(Output::Close { link: 1 });
+    w.expect_line("You left the chat with bob.");
+    w.expect_request("HANGUP 7");
+    w.expect_request("LIST");
+    w.server("OK HANGUP 7");
+    w.users(&["alice", "bob"]);
+    w.expect_line("Online users (2):");
+    w.typed("q");
+    w.expect_request("QUIT");
+    assert_eq!(w.core.exit(), Some(&Exit::Quit));
+}
+
+#[test]
+fn the_numbered_flow_as_the_callee() {
+    let mut w = World::registered("bob");
+    w.server(&format!("EVENT INCOMING alice 9 {TOKEN}"));
+    w.expect_line("alice is calling you…");
+    w.expect(Output::Bell);
+    assert_eq!(w.core.status(), "alice is calling… ");
+    w.hello(3, "alice", 9, TOKEN);
+    w.expect(Output::Open { link: 3 });
+    w.expect_to_peer(3, "WELCOME bob");
+    w.expect_line("alice connected.");
+    assert_eq!(w.core.status(), "to alice> ");
+    // A caller that announces features hears ours, once.
+    w.peer(3, &["FEATURES ping-id", "MSG hi bob"]);
+    w.expect_to_peer(3, "FEATURES ping-id");
+    w.expect_peer_line("alice", "hi bob");
+    w.typed("hi alice");
+    w.expect_to_peer(3, "MSG hi alice");
+    // The caller leaves: BYE, then the server's word.
+    w.peer(3, &["BYE"]);
+    w.expect_line("alice left the chat.");
+    assert_eq!(w.core.status(), "alice left… ");
+    w.server("EVENT HANGUP 9 alice");
+    w.expect(Output::Close { link: 3 });
+    w.expect_request("LIST");
+    assert_eq!(w.core.status(), "connect to: ");
+}
+
+#[test]
+fn a_name_refused_asks_again_and_a_refused_fixed_name_ends_the_program() {
+    let mut w = World::new(None);
+    w.typed("my name");
+    w.expect_line("That name won't do");
+    w.typed("Alice");
+    w.server("OK FEATURES");
+    w.server("ERR name-taken the name alice is taken");
+    w.expect_line("The server refused the name Alice: the name alice is taken.");
+    assert_eq!(w.core.status(), "your name: ");
+
+    let mut w = World::new(Some("Alice"));
+    w.expect_request("REGISTER Alice 127.0.0.1:4000");
+    w.server("ERR unknown-command no FEATURES here");
+    w.server("ERR name-taken the name alice is taken");
+    assert_eq!(
+        w.core.exit(),
+        Some(&Exit::NameRefused("the name alice is taken".into()))
+    );
+}
+
+#[test]
+fn typed_ahead_lines_wait_for_the_place_that_takes_them() {
+    let mut w = World::new(None);
+    for line in ["alice", "bob", "one", "two", "q", "q"] {
+        w.typed(line);
+    }
+    w.expect_request("REGISTER alice 127.0.0.1:4000");
+    w.expect_quiet();
+    w.server("OK FEATURES");
+    w.server("OK WELCOME alice 10");
+    w.expect_request("LIST");
+    w.users(&["alice", "bob"]);
+    w.call("bob", 1);
+    w.input(Input::Dialed {
+        call: 1,
+        result: Ok(Dialed {
+            link: 1,
+            addr: "127.0.0.1:5000".parse().unwrap(),
+            route: Route::Relayed,
+        }),
+    });
+    w.expect_line("relayed through the server");
+    w.expect_to_peer(1, "MSG one");
+    w.expect_to_peer(1, "MSG two");
+    w.expect_to_peer(1, "BYE");
+    w.expect_request("HANGUP 1");
+    // The second q quits at the list.
+    w.expect_request("QUIT");
+    assert_eq!(w.core.exit(), Some(&Exit::Quit));
+}
+
+// ---- calls that do not happen ---------------------------------------------
+
+#[test]
+fn calling_a_busy_an_unknown_or_an_invalid_name_says_so_and_shows_the_list() {
+    let mut w = World::registered("alice");
+    w.typed("bob");
+    w.server("ERR busy bob is in a call");
+    w.expect_line("bob is busy in another chat.");
+    w.expect_request("LIST");
+    w.users(&["alice", "bob"]);
+    w.typed("zed");
+    w.server("ERR unknown-user no such user");
+    w.expect_line("No user named zed is online.");
+    w.typed("two words");
+    w.expect_line("No user can be named \"two words\"");
+    assert_eq!(w.core.status(), "connect to: ");
+}
+
+#[test]
+fn a_peer_vanishing_while_dialed_ends_the_call_and_its_late_dial_is_closed() {
+    let mut w = World::registered("alice");
+    w.call("bob", 4);
+    w.server("EVENT HANGUP 4 bob");
+    w.expect_line("bob is gone.");
+    w.expect_request("LIST");
+    w.input(Input::Dialed {
+        call: 4,
+        result: Ok(Dialed {
+            link: 2,
+            addr: "127.0.0.1:5000".parse().unwrap(),
+            route: Route::Direct,
+        }),
+    });
+    w.expect(Output::Close { link: 2 });
+    assert_eq!(w.core.status(), "connect to: ");
+}
+
+#[test]
+fn a_failed_dial_names_each_way_tried_and_hangs_up() {
+    use super::super::p2pclient::{Way, WayError};
+    let mut w = World::registered("alice");
+    w.call("bob", 4);
+    w.typed("meant for bob");
+    w.input(Input::Dialed {
+        call: 4,
+        result: Err(DialError::Unreachable(vec![
+            (
+                Way::Direct("127.0.0.1:5000".parse().unwrap()),
+                WayError::Connect("connection refused".into()),
+            ),
+            (Way::Relay, WayError::NoRelay),
+        ])),
+    });
+    w.expect_line(
+        "Could not reach bob: 127.0.0.1:5000: connection refused; relay: the server does not relay chats.",
+    );
+    w.expect_request("HANGUP 4");
+    w.expect_line("1 line typed meanwhile was not sent.");
+    w.expect_request("LIST");
+}
+
+#[test]
+fn a_call_cancelled_with_ctrl_c_hangs_up_its_late_answer_and_holds_the_next() {
+    let mut w = World::registered("alice");
+    w.typed("bob");
+    w.expect_request("CALL bob");
+    w.key(Typed::Interrupt);
+    w.expect_line("Call to bob cancelled.");
+    w.expect_request("LIST");
+    // Typed at once: waits until the cancelled call's answer is in.
+    w.typed("carol");
+    w.server(&format!("OK CALL bob 5 {TOKEN} 127.0.0.1:5000"));
+    assert_eq!(w.count(|o| matches!(o, Output::Dial { .. })), 0);
+    w.expect_request("HANGUP 5");
+    w.expect_request("CALL carol");
+    // The server answers in order: the list, the hang-up, then carol's call.
+    w.users(&["alice"]);
+    w.server("OK HANGUP 5");
+    // A refusal instead of a set-up is swallowed the same way.
+    w.key(Typed::Interrupt);
+    w.skip_all();
+    w.server("ERR busy carol is busy");
+    w.expect_quiet();
+}
+
+#[test]
+fn ctrl_c_while_dialing_or_ringing_cancels_and_frees_the_call() {
+    let mut w = World::registered("alice");
+    w.call("bob", 4);
+    w.key(Typed::Interrupt);
+    w.expect_line("Call with bob cancelled.");
+    w.expect_request("HANGUP 4");
+    let mut w = World::registered("bob");
+    w.server(&format!("EVENT INCOMING carol 6 {TOKEN}"));
+    w.key(Typed::Interrupt);
+    w.expect_line("Call with carol cancelled.");
+    w.expect_request("HANGUP 6");
+    // Carol's HELLO, late: the token is no longer expected.
+    w.hello(8, "carol", 6, TOKEN);
+    w.expect(Output::Refuse {
+        link: 8,
+        code: ErrorCode::BadToken,
+        message: "wrong or expired token for this call".into(),
+    });
+}
+
+#[test]
+fn the_caller_hanging_up_while_it_rings_brings_the_callee_back() {
+    let mut w = World::registered("bob");
+    w.server(&format!("EVENT INCOMING alice 9 {TOKEN}"));
+    w.typed("typed while ringing");
+    w.server("EVENT HANGUP 9 alice");
+    w.expect_line("alice hung up before the chat started.");
+    w.expect_line("1 line typed meanwhile was not sent.");
+    w.expect_request("LIST");
+}
+
+#[test]
+fn a_ring_that_never_connects_times_out() {
+    let mut w = World::registered("bob");
+    w.server(&format!("EVENT INCOMING alice 9 {TOKEN}"));
+    w.advance(Timers::default().ring + Duration::from_millis(1));
+    w.expect_line("alice's call did not come through.");
+    w.expect_request("HANGUP 9");
+}
+
+#[test]
+fn an_early_hello_waits_for_its_announcement_and_a_stale_one_is_refused() {
+    let mut w = World::registered("bob");
+    w.hello(3, "alice", 9, TOKEN);
+    w.expect_quiet();
+    w.server(&format!("EVENT INCOMING alice 9 {TOKEN}"));
+    w.expect(Output::Open { link: 3 });
+    w.expect_line("alice connected.");
+
+    let mut w = World::registered("bob");
+    w.hello(3, "mallory", 99, TOKEN);
+    w.advance(Timers::default().early_hello);
+    w.expect(Output::Refuse {
+        link: 3,
+        code: ErrorCode::BadToken,
+        message: "no such call expected".into(),
+    });
+}
+
+#[test]
+fn a_wrong_token_for_a_known_call_is_refused_at_once() {
+    let mut w = World::registered("bob");
+    w.server(&format!("EVENT INCOMING alice 9 {TOKEN}"));
+    w.hello(3, "alice", 9, OTHER_TOKEN);
+    w.expect(Output::Refuse {
+        link: 3,
+        code: ErrorCode::BadToken,
+        message: "wrong or expired token for this call".into(),
+    });
+    assert_eq!(w.core.status(), "alice is calling… ");
+}
+
+#[test]
+fn glare_two_peers_calling_each_other_ends_in_one_silent_call() {
+    // The refusal comes after the other's call rang us…
+    let mut w = World::registered("bob");
+    w.typed("alice");
+    w.server(&format!("EVENT INCOMING alice 3 {TOKEN}"));
+    w.expect_line("alice is calling you…");
+    w.server("ERR already-in-call you are already in a call; HANGUP first");
+    w.expect_quiet();
+    assert_eq!(w.core.status(), "alice is calling… ");
+    // …or before it.
+    let mut w = World::registered("bob");
+    w.typed("alice");
+    w.expect_request("CALL alice");
+    w.server("ERR already-in-call you are already in a call; HANGUP first");
+    assert_eq!(
+        w.count(|o| matches!(o, Output::Line { text, .. } if text.contains("Cannot call"))),
+        0
+    );
+    w.server(&format!("EVENT INCOMING alice 3 {TOKEN}"));
+    w.expect_line("alice is calling you…");
+}
+
+// ---- chats with oneself ----------------------------------------------------
+
+#[test]
+fn a_chat_with_yourself_echoes_every_line() {
+    let mut w = World::registered("alice");
+    w.typed("alice");
+    w.server(&format!("EVENT INCOMING alice 2 {TOKEN}"));
+    w.server(&format!("OK CALL alice 2 {TOKEN} 127.0.0.1:4000"));
+    w.expect_dial(2);
+    // Our own HELLO arrives at our listener.
+    w.hello(5, "alice", 2, TOKEN);
+    w.expect(Output::Open { link: 5 });
+    w.expect_to_peer(5, "WELCOME alice");
+    w.input(Input::Dialed {
+        call: 2,
+        result: Ok(Dialed {
+            link: 6,
+            addr: "127.0.0.1:4000".parse().unwrap(),
+            route: Route::Direct,
+        }),
+    });
+    w.expect_line("Chatting with yourself");
+    w.typed("echo");
+    w.expect_to_peer(6, "MSG echo");
+    w.peer(5, &["MSG echo"]);
+    w.expect_peer_line("alice", "echo");
+    w.typed("q");
+    w.expect_to_peer(6, "BYE");
+    w.expect(Output::Close { link: 6 });
+    w.expect(Output::Close { link: 5 });
+    w.expect_request("HANGUP 2");
+}
+
+// ---- the server lost and back ------------------------------------------------
+
+#[test]
+fn the_server_lost_mid_chat_reconnects_registers_again_and_resumes() {
+    let mut w = World::chatting("alice", "bob");
+    w.input(Input::ServerLost(ServerLoss::Closed));
+    w.expect_line("Lost the connection to the registration server (the server closed the connection); reconnecting…");
+    w.expect(Output::Reconnect {
+        after: Timers::default().reconnect,
+    });
+    // The chat goes on meanwhile.
+    w.typed("still here");
+    w.expect_to_peer(1, "MSG still here");
+    w.input(Input::ServerBack);
+    w.expect_request("FEATURES");
+    w.expect_request("REGISTER alice 127.0.0.1:4000");
+    w.server("OK FEATURES");
+    w.server("OK WELCOME alice 10");
+    w.expect_line("Reconnected to the registration server.");
+    w.expect_request("RESUME bob");
+    w.server("OK RESUMED bob 40");
+    // The resumed call's new number is the one hung up.
+    w.typed("q");
+    w.expect_request("HANGUP 40");
+}
+
+#[test]
+fn a_silent_server_is_given_up_after_three_heartbeats() {
+    let mut w = World::registered("alice");
+    w.advance(Duration::from_secs(10));
+    w.expect_request("PING");
+    w.server("OK PONG");
+    w.advance(Duration::from_secs(31));
+    w.expect_line("no answer to heartbeats");
+    w.take("a reconnect", |o| matches!(o, Output::Reconnect { .. }));
+}
+
+#[test]
+fn a_peer_that_only_lost_the_server_answers_the_probe_and_the_chat_goes_on() {
+    let mut w = World::chatting("alice", "bob");
+    w.server("EVENT HANGUP 7 bob");
+    w.expect_to_peer(1, "PING");
+    w.peer(1, &["PONG"]);
+    w.expect_line("bob lost the registration server; the chat goes on.");
+    w.expect_request("RESUME bob");
+    assert_eq!(w.core.status(), "to bob> ");
+}
+
+#[test]
+fn numbered_pings_name_the_probe_they_answer() {
+    let mut w = World::chatting("alice", "bob");
+    w.peer(1, &["FEATURES ping-id"]);
+    w.advance(Timers::default().ping_every);
+    w.expect_to_peer(1, "PING 1");
+    w.server("EVENT HANGUP 7 bob");
+    w.expect_to_peer(1, "PING 2");
+    // The answer to the keepalive is not the answer to the probe.
+    w.peer(1, &["PONG 1"]);
+    assert_eq!(w.core.status(), "bob left… ");
+    w.peer(1, &["PONG 2"]);
+    w.expect_line("bob lost the registration server; the chat goes on.");
+}
+
+// ---- hostile or broken peers --------------------------------------------------
+
+#[test]
+fn a_flood_of_pings_costs_one_pong_per_batch() {
+    let mut w = World::chatting("alice", "bob");
+    let flood: Vec<String> = (1..=1000).map(|n| format!("PING {n}")).collect();
+    let flood: Vec<&str> = flood.iter().map(String::as_str).collect();
+    w.peer(1, &flood);
+    let pongs = w.count(|o| {
+        matches!(
+            o,
+            Output::Peer {
+                msg: PeerMessage::Pong(_),
+                ..
+            }
+        )
+    });
+    assert_eq!(pongs, 1);
+    w.expect_to_peer(1, "PONG 1000");
+    // Unnumbered, from an older peer: the same.
+    w.peer(1, &["PING", "PING", "PING"]);
+    w.expect_to_peer(1, "PONG");
+    assert_eq!(
+        w.count(|o| matches!(
+            o,
+            Output::Peer {
+                msg: PeerMessage::Pong(_),
+                ..
+            }
+        )),
+        0
+    );
+}
+
+#[test]
+fn a_peer_that_stops_reading_ends_the_chat_with_a_notice() {
+    let mut w = World::chatting("alice", "bob");
+    w.input(Input::LinkEnded {
+        link: 1,
+        end: LinkEnd::StoppedReading,
+    });
+    w.expect_line("bob stopped reading; the chat ended.");
+    w.expect_request("HANGUP 7");
+    w.expect(Output::Close { link: 1 });
+    w.expect_request("LIST");
+    assert_eq!(w.core.status(), "connect to: ");
+}
+
+#[test]
+fn a_silent_peer_is_given_up_after_the_silence_limit() {
+    let mut w = World::chatting("alice", "bob");
+    w.advance(Timers::default().silence);
+    w.expect_line("bob left the chat (no answer for a while).");
+}
+
+#[test]
+fn lines_typed_for_a_chat_that_died_never_run_at_the_list() {
+    let mut w = World::chatting("alice", "bob");
+    w.peer(1, &["BYE"]);
+    // Typed after the peer left, before the chat is over: not commands.
+    w.typed("q");
+    w.typed("carol");
+    w.server("EVENT HANGUP 7 bob");
+    w.expect_line("2 lines typed meanwhile were not sent.");
+    assert!(w.core.exit().is_none());
+    assert_eq!(
+        w.count(|o| matches!(o, Output::Server(Request::Call { .. }))),
+        0
+    );
+}
+
+#[test]
+fn a_reply_out_of_order_is_reported_and_changes_nothing() {
+    let mut w = World::registered("alice");
+    w.typed("bob");
+    w.expect_request("CALL bob");
+    w.server("OK PONG");
+    w.expect_line("The server answered Call");
+    // The call's own answer was taken by nothing: it now answers nothing.
+    w.server(&format!("OK CALL bob 5 {TOKEN} 127.0.0.1:5000"));
+    w.expect_line("reply to nothing");
+    assert_eq!(w.count(|o| matches!(o, Output::Dial { .. })), 0);
+}
+
+#[test]
+fn events_of_other_calls_and_links_are_ignored() {
+    let mut w = World::chatting("alice", "bob");
+    w.server("EVENT HANGUP 99 zed");
+    w.server("EVENT RELAY 99");
+    w.peer(42, &["MSG from nowhere", "BYE"]);
+    w.input(Input::LinkEnded {
+        link: 42,
+        end: LinkEnd::Closed,
+    });
+    w.expect_quiet();
+    assert_eq!(w.count(|o| matches!(o, Output::PeerLine { .. })), 0);
+    assert_eq!(w.core.status(), "to bob> ");
+}
+
+// ---- every input in every state -------------------------------------------
+
+/// Worlds in each state the flow has.
+fn worlds_in_every_state() -> Vec<(&'static str, World)> {
+    let mut out = Vec::new();
+    out.push(("naming", World::new(None)));
+    let mut w = World::new(None);
+    w.typed("alice");
+    out.push(("registering", w));
+    out.push(("at the list", World::registered("alice")));
+    let mut w = World::registered("alice");
+    w.typed("bob");
+    out.push(("calling", w));
+    let mut w = World::registered("alice");
+    w.call("bob", 7);
+    out.push(("dialing", w));
+    let mut w = World::registered("alice");
+    w.server(&format!("EVENT INCOMING bob 7 {TOKEN}"));
+    out.push(("ringing", w));
+    out.push(("chatting", World::chatting("alice", "bob")));
+    let mut w = World::chatting("alice", "bob");
+    w.peer(1, &["BYE"]);
+    out.push(("chat ending", w));
+    let mut w = World::chatting("alice", "bob");
+    w.input(Input::ServerLost(ServerLoss::Closed));
+    out.push(("chatting, server lost", w));
+    let mut w = World::registered("alice");
+    w.typed("q");
+    out.push(("done", w));
+    out
+}
+
+/// One of every kind of input, with ids that match the worlds above and
+/// ids that match nothing.
+fn every_input() -> Vec<Input> {
+    let mut inputs = vec![
+        Input::Typed(Typed::Line("bob".into())),
+        Input::Typed(Typed::Line("q".into())),
+        Input::Typed(Typed::Line(String::new())),
+        Input::Typed(Typed::Line("x".repeat(20_000))),
+        Input::Typed(Typed::Eof),
+        Input::Typed(Typed::Quit),
+        Input::Typed(Typed::Interrupt),
+        Input::Users(Vec::new()),
+        Input::ServerLost(ServerLoss::NoHeartbeatAnswer),
+        Input::ServerBack,
+    ];
+    for line in [
+        "OK WELCOME alice 10".to_string(),
+        "OK FEATURES relay".into(),
+        format!("OK CALL bob 7 {TOKEN} 127.0.0.1:5000"),
+        "OK HANGUP 7".into(),
+        "OK PONG".into(),
+        "OK BYE".into(),
+        "OK RELAYED 7".into(),
+        "OK RESUMED bob 8".into(),
+        "OK FOUND bob busy".into(),
+        "ERR busy no".into(),
+        "ERR already-in-call no".into(),
+        "ERR name-taken no".into(),
+        format!("EVENT INCOMING bob 7 {TOKEN}"),
+        format!("EVENT INCOMING alice 7 {TOKEN}"),
+        format!("EVENT INCOMING carol 8 {OTHER_TOKEN}"),
+        "EVENT HANGUP 7 bob".into(),
+        "EVENT HANGUP 8 carol".into(),
+        "EVENT RELAY 7".into(),
+    ] {
+        inputs.push(Input::Server(ServerLine::parse(&line).unwrap()));
+    }
+    for (link, caller, call, text) in [
+        (1, "bob", 7, TOKEN),
+        (9, "bob", 7, TOKEN),
+        (9, "alice", 7, TOKEN),
+        (9, "bob", 7, OTHER_TOKEN),
+    ] {
+        inputs.push(Input::Hello {
+            link,
+            caller: caller.into(),
+            call,
+            token: token(text),
+            route: Route::Relayed,
+        });
+    }
+    for link in [1, 9] {
+        for line in [
+            "MSG hi", "BYE", "PING", "PING 3", "PONG", "PONG 3", "FEATURES",
+        ] {
+            inputs.push(Input::Peer {
+                link,
+                msgs: vec![PeerMessage::parse(line).unwrap()],
+            });
+        }
+        for end in [
+            LinkEnd::Closed,
+            LinkEnd::StoppedReading,
+            LinkEnd::Failed("x".into()),
+        ] {
+            inputs.push(Input::LinkEnded { link, end });
+        }
+    }
+    for call in [7, 8] {
+        inputs.push(Input::Dialed {
+            call,
+            result: Ok(Dialed {
+                link: 9,
+                addr: "127.0.0.1:5000".parse().unwrap(),
+                route: Route::Direct,
+            }),
+        });
+        inputs.push(Input::Dialed {
+            call,
+            result: Err(DialError::Start("no threads".into())),
+        });
+    }
+    inputs
+}
+
+#[test]
+fn every_input_in_every_state_keeps_the_core_valid() {
+    let states = worlds_in_every_state().len();
+    let inputs = every_input().len();
+    for s in 0..states {
+        for i in 0..inputs {
+            let (name, mut world) = worlds_in_every_state().swap_remove(s);
+            let input = every_input().swap_remove(i);
+            let what = format!("{input:?}");
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                world.input(input);
+                // And time passing after it, through every timer.
+                world.advance(Duration::from_secs(120));
+            }));
+            if outcome.is_err() {
+                let what: String = what.chars().take(200).collect();
+                panic!("state {name:?}, input {what}: the core panicked or broke an invariant");
+            }
+        }
+    }
+}

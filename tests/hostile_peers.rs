@@ -1,0 +1,101 @@
+//! Peers that do not play along, against the real binaries: a caller that
+//! floods and never reads, a peer that stops reading. Whatever they do, the
+//! user's keys are handled and everyone else keeps being served.
+
+mod common;
+
+use std::io::{BufRead, BufReader, ErrorKind, Write};
+use std::net::TcpStream;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::{Chat, Raw, Server, WAIT, login, registered};
+
+/// A raw caller: registered as `name`, calls `callee`, dials it and says
+/// HELLO; returns the socket once WELCOME came, with the server connection.
+fn raw_caller(server: &Server, name: &str, callee: &mut Chat) -> (TcpStream, Raw) {
+    let mut raw = registered(server, name);
+    let reply = raw.ask(&format!("CALL {}", callee.label));
+    let words: Vec<&str> = reply.split(' ').collect();
+    assert_eq!(words[0..2], ["OK", "CALL"], "{reply}");
+    let (call, token) = (words[3], words[4]);
+    let mut stream = TcpStream::connect(callee.p2p_addr()).expect("dial the callee");
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    stream
+        .write_all(format!("HELLO {name} {call} {token}\n").as_bytes())
+        .unwrap();
+    let mut welcome = String::new();
+    BufReader::new(stream.try_clone().unwrap())
+        .read_line(&mut welcome)
+        .unwrap();
+    assert_eq!(welcome, format!("WELCOME {}\n", callee.label));
+    callee.expect(&format!("{name} connected"));
+    (stream, raw)
+}
+
+#[test]
+fn a_caller_flooding_pings_and_never_reading_cannot_freeze_the_callee() {
+    let server = Server::start();
+    let mut bob = login(&server, "bob");
+    let (stream, _mallory) = raw_caller(&server, "mallory", &mut bob);
+
+    // Flood PINGs for 3 s and never read a byte of the answers.
+    let flooder = thread::spawn(move || {
+        let mut stream = stream;
+        stream
+            .set_write_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let chunk = "PING\n".repeat(2000);
+        let until = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < until {
+            match stream.write(chunk.as_bytes()) {
+                Ok(_) => {}
+                // The callee stopped reading for a moment: push on.
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+                Err(_) => break,
+            }
+        }
+        stream
+    });
+    thread::sleep(Duration::from_millis(500));
+
+    // Mid-flood, q is handled: generous bound, the tight one is the bench's.
+    let typed = Instant::now();
+    bob.send("q");
+    bob.expect_within("You left the chat with mallory.", Duration::from_secs(10));
+    bob.expect_within("Online users", Duration::from_secs(10));
+    let took = typed.elapsed();
+    assert!(took < Duration::from_secs(10), "q took {took:?}");
+
+    // And a third peer's call is answered.
+    let mut carol = login(&server, "carol");
+    carol.send("bob");
+    carol.expect_within("Connected to bob", Duration::from_secs(10));
+    bob.expect("carol connected");
+    carol.send("through the flood");
+    bob.expect("carol: through the flood");
+    drop(flooder.join());
+}
+
+#[test]
+fn a_peer_that_stops_reading_is_dropped_with_a_notice_and_the_chat_goes_on() {
+    let server = Server::start();
+    let mut bob = login(&server, "bob");
+    let (stream, _mallory) = raw_caller(&server, "mallory", &mut bob);
+    // Far more than the socket buffers and the link's backlog hold.
+    let line = "x".repeat(4000);
+    let mut text = String::new();
+    for _ in 0..4000 {
+        text.push_str(&line);
+        text.push('\n');
+    }
+    bob.send_bytes(text.as_bytes());
+    bob.expect_within(
+        "mallory stopped reading; the chat ended.",
+        Duration::from_secs(20),
+    );
+    bob.expect("Online users");
+    bob.send("");
+    bob.expect("Online users");
+    drop(stream);
+}
