@@ -4,7 +4,7 @@
 //! runs) and piped lines per second.
 
 use std::io::{BufRead, BufReader, BufWriter, Write};
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpStream};
 use std::process::{ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
@@ -200,4 +200,88 @@ pub fn chat(table: &mut Table) {
         .value(&lines)
         .vs("raw TCP", &raw_lines)
         .goal(Goal::AtLeast(0.5));
+}
+
+/// How long `q` takes to end a chat with a raw caller, with that caller
+/// flooding `PING`s and never reading (`flood`) or quiet: the keys must not
+/// queue behind a flooding link.
+fn q_latency(addr: SocketAddr, flood: bool) -> f64 {
+    // Fresh names each time: the last run's may not be gone yet.
+    static RUN: AtomicUsize = AtomicUsize::new(0);
+    let run = RUN.fetch_add(1, Ordering::Relaxed);
+    let (bob_name, mallory) = (format!("bob{run}"), format!("mallory{run}"));
+    let mut bob = {
+        let mut command = Command::new(CHAT);
+        command.args(["--server", &addr.to_string(), "--name", &bob_name]);
+        Driven::spawn(command)
+    };
+    let welcome = bob.wait_for("Peers can reach you at ");
+    let p2p: SocketAddr = welcome
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .trim_end_matches('.')
+        .parse()
+        .unwrap();
+    bob.wait_for("Online users");
+    let mut server = TcpStream::connect(addr).unwrap();
+    server
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut replies = BufReader::new(server.try_clone().unwrap());
+    let mut ask = |line: &str| {
+        writeln!(server, "{line}").unwrap();
+        let mut reply = String::new();
+        replies.read_line(&mut reply).unwrap();
+        reply
+    };
+    ask(&format!("REGISTER {mallory} 127.0.0.1:9"));
+    let reply = ask(&format!("CALL {bob_name}"));
+    let words: Vec<&str> = reply.split(' ').collect();
+    let mut peer = TcpStream::connect(p2p).unwrap();
+    writeln!(peer, "HELLO {mallory} {} {}", words[3], words[4]).unwrap();
+    bob.wait_for(&format!("{mallory} connected"));
+    let stop = Arc::new(AtomicUsize::new(0));
+    let flooder = flood.then(|| {
+        let stop = stop.clone();
+        let mut peer = peer.try_clone().unwrap();
+        peer.set_write_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        thread::spawn(move || {
+            let chunk = "PING\n".repeat(2000);
+            let until = Instant::now() + Duration::from_secs(10);
+            while stop.load(Ordering::Relaxed) == 0 && Instant::now() < until {
+                match peer.write(chunk.as_bytes()) {
+                    Ok(_) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    Err(_) => return,
+                }
+            }
+        })
+    });
+    // Let the flood fill every buffer on the way first.
+    thread::sleep(Duration::from_millis(if flood { 1500 } else { 100 }));
+    let typed = Instant::now();
+    bob.send("q");
+    bob.wait_for(&format!("You left the chat with {mallory}"));
+    let took = typed.elapsed();
+    stop.store(1, Ordering::Relaxed);
+    drop(peer);
+    if let Some(flooder) = flooder {
+        let _ = flooder.join();
+    }
+    took.as_secs_f64() * 1e3
+}
+
+/// The user's keys against a flooding peer, next to the same with a quiet one.
+pub fn keys_under_flood(table: &mut Table) {
+    println!("\n[5] keys while a peer floods PINGs and never reads");
+    let (_server, addr) = start_server(&[]);
+    let quiet = Figure::of("ms", || q_latency(addr, false));
+    let flooded = Figure::of("ms", || q_latency(addr, true));
+    table.row("q handled, quiet peer").value(&quiet);
+    table
+        .row("q handled, peer flooding PINGs")
+        .value(&flooded)
+        .goal(Goal::Below(100.0));
 }

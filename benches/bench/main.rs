@@ -53,6 +53,7 @@ fn main() {
     server::registry(&mut table, peers, &echo);
     server::capacity(&mut table, peers);
     chat::chat(&mut table);
+    chat::keys_under_flood(&mut table);
     table.print();
     println!("total time {:.0} s", started.elapsed().as_secs_f64());
 }
