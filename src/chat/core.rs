@@ -367,6 +367,13 @@ struct Ending {
     probe: Option<u64>,
 }
 
+/// Whether an ending chat still waits for its second sign.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Waiting {
+    ForBoth,
+    Over,
+}
+
 /// How a chat the peer ended went, for the notice.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum PeerGone {
@@ -620,7 +627,7 @@ impl Core {
         if let Some(how) = gone {
             self.peer_finished(now, how);
         } else if ending_over {
-            self.finish_chat(now, true);
+            self.finish_chat(now, Waiting::Over);
         }
         if let Some((caller, call)) = unanswered {
             self.line(
@@ -812,7 +819,7 @@ impl Core {
         };
         match place {
             Place::Chatting(chat) if chat.ending.is_none() => self.quit_chat(now),
-            Place::Chatting(_) => self.finish_chat(now, true),
+            Place::Chatting(_) => self.finish_chat(now, Waiting::Over),
             Place::Calling { peer, .. } => {
                 let text = format!("Call to {peer} cancelled.");
                 self.notice(text);
@@ -998,21 +1005,21 @@ impl Core {
         }
         if how == PeerGone::StoppedReading {
             // What we would still send cannot arrive: end at once.
-            return self.finish_chat(now, true);
+            return self.finish_chat(now, Waiting::Over);
         }
-        self.finish_chat(now, false);
+        self.finish_chat(now, Waiting::ForBoth);
     }
 
-    /// Ends a chat the peer ended, once both signs are in or, with
-    /// `timed_out`, when waiting for the second is over.
-    fn finish_chat(&mut self, now: Instant, timed_out: bool) {
+    /// Ends a chat the peer ended, once both signs are in or when waiting
+    /// for the second is over.
+    fn finish_chat(&mut self, now: Instant, waiting: Waiting) {
         let Some(Place::Chatting(chat)) = self.place() else {
             return;
         };
         let Some(ending) = &chat.ending else {
             return;
         };
-        if !(timed_out || ending.link_done && ending.server_done) {
+        if waiting == Waiting::ForBoth && !(ending.link_done && ending.server_done) {
             return;
         }
         let (peer, call) = (chat.peer.clone(), chat.call);
@@ -1348,7 +1355,7 @@ impl Core {
         if let Some((link, msg)) = probe {
             self.send_peer(link, msg);
         }
-        self.finish_chat(now, false);
+        self.finish_chat(now, Waiting::ForBoth);
     }
 
     /// The caller could not reach us directly and asks the server to relay:
