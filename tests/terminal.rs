@@ -343,6 +343,8 @@ fn the_terminal_is_restored_when_the_chat_stops_on_an_error() {
     ));
     tmux.wait_for("your name:");
     server.kill();
+    // A name typed once the server is gone: the chat cannot register.
+    tmux.shell("alice");
     tmux.wait_for("chat: lost the connection to the registration server");
     tmux.wait_for_shell();
     tmux.shell("stty -a | tr ' ;' '\\n\\n' | grep -x -E -- '-?(icanon|echo)' | paste -sd,");

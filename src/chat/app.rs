@@ -282,13 +282,14 @@ impl Driver {
             Output::JoinRelay { call, token } => {
                 p2pserver::join_relay(self.server_addr, call, token, self.events.clone())
             }
-            Output::Reconnect { after } => {
+            Output::Reconnect { after, retry } => {
                 self.server = None;
                 self.server_id += 1;
                 let started = login::reconnect(
                     self.server_name.clone(),
                     self.server_id,
                     after,
+                    retry,
                     self.events.clone(),
                 );
                 if let Err(e) = started {

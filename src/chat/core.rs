@@ -24,6 +24,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use super::commands::{self, Command};
 use super::login::ServerLoss;
 use super::p2pclient::DialError;
 use crate::protocol::{
@@ -185,6 +186,15 @@ pub enum Kind {
     Notice,
 }
 
+/// How hard to try reaching the server again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retry {
+    /// One attempt; a failure is reported as the connection lost.
+    Once,
+    /// With backoff, until it answers.
+    UntilBack,
+}
+
 /// Everything the core asks the driver to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Output {
@@ -212,7 +222,7 @@ pub enum Output {
     /// Open our half of the server's relay for `call`.
     JoinRelay { call: CallId, token: Token },
     /// Drop the server connection and connect again after `after`.
-    Reconnect { after: Duration },
+    Reconnect { after: Duration, retry: Retry },
     /// Print a line.
     Line { kind: Kind, text: String },
     /// Print a peer's line as `name: text`.
@@ -389,6 +399,8 @@ enum PeerGone {
 enum Pending {
     Register,
     List,
+    /// `/who`: a list to show wherever the user is.
+    Who,
     /// `cancelled`: the user gave up before the answer; a call set up
     /// anyway is hung up.
     Call {
@@ -407,6 +419,11 @@ enum Pending {
 enum Registration {
     /// Connected (and registered, once a name is taken).
     Online,
+    /// The server closed the connection while the user was still choosing
+    /// a name (it drops connections that do not register in time): a
+    /// person may take as long as they like, so the chat connects again
+    /// once the name is given.
+    Dormant,
     /// The connection is dead and the driver is reconnecting. `refusals`
     /// counts re-registrations the server refused in a row.
     Reconnecting { refusals: u32 },
@@ -439,6 +456,8 @@ pub struct Core {
     announced: VecDeque<CallId>,
     /// `HELLO`s that arrived before the server told us of their call.
     early: Vec<EarlyHello>,
+    /// Names (as keys) whose calls are declined unseen: `/ignore`.
+    ignored: Vec<String>,
     outputs: Vec<Output>,
 }
 
@@ -468,6 +487,7 @@ impl Core {
             typed: VecDeque::new(),
             announced: VecDeque::new(),
             early: Vec::new(),
+            ignored: Vec::new(),
             outputs: Vec::new(),
             settings,
         };
@@ -755,20 +775,22 @@ impl Core {
 
     // ---- typed input ---------------------------------------------------
 
-    /// Feeds queued input to the place, as long as it can take it. At the
-    /// list, a cancelled call's answer is awaited first.
+    /// Feeds queued input to the place, as long as it can take it.
     fn take_typed(&mut self, now: Instant) {
         loop {
             let ready = match &self.stage {
                 Stage::Naming => true,
                 Stage::Registered { place, .. } => match place {
+                    // A typed-ahead line waits for the list it answers (and
+                    // a cancelled call's answer), so the list is seen.
                     Place::AtList => !self.server.pending.iter().any(|p| {
                         matches!(
                             p,
-                            Pending::Call {
-                                cancelled: true,
-                                ..
-                            }
+                            Pending::List
+                                | Pending::Call {
+                                    cancelled: true,
+                                    ..
+                                }
                         )
                     }),
                     Place::Chatting(chat) => chat.ending.is_none(),
@@ -795,8 +817,8 @@ impl Core {
                 Typed::Eof | Typed::Quit => self.finish(now, Exit::Quit),
                 Typed::Line(line) if chatting => self.chat_line(now, line),
                 Typed::Line(line) => match self.stage {
-                    Stage::Naming => self.named(now, line.trim()),
-                    _ => self.at_list(now, line.trim()),
+                    Stage::Naming => self.named(now, &line),
+                    _ => self.at_list(now, &line),
                 },
             }
         }
@@ -852,7 +874,19 @@ impl Core {
         self.out(Output::Prompt("Enter your visible name: ".into()));
     }
 
-    fn named(&mut self, now: Instant, name: &str) {
+    fn named(&mut self, now: Instant, line: &str) {
+        let name = match commands::parse(line) {
+            Command::Quit => return self.finish(now, Exit::Quit),
+            Command::Help => {
+                self.help();
+                return self.ask_name();
+            }
+            Command::Text(name) => name.trim(),
+            _ => {
+                self.notice("Names may not start with /; enter your visible name first.");
+                return self.ask_name();
+            }
+        };
         match validate_name(name) {
             Ok(()) => self.register(name.to_string(), now),
             Err(e) => {
@@ -863,6 +897,17 @@ impl Core {
     }
 
     fn register(&mut self, name: String, now: Instant) {
+        if self.server.registration == Registration::Dormant {
+            // REGISTER goes on the new connection, from `on_server_back`.
+            self.notice("Connecting to the registration server again…");
+            self.server.registration = Registration::Reconnecting { refusals: 0 };
+            self.out(Output::Reconnect {
+                after: Duration::ZERO,
+                retry: Retry::Once,
+            });
+            self.stage = Stage::Registering { name };
+            return;
+        }
         let request = Request::Register {
             name: name.clone(),
             advertise: self.settings.advertise,
@@ -871,19 +916,29 @@ impl Core {
         self.stage = Stage::Registering { name };
     }
 
-    fn at_list(&mut self, now: Instant, typed: &str) {
-        if typed == "q" {
-            self.finish(now, Exit::Quit);
-        } else if typed.is_empty() {
+    fn at_list(&mut self, now: Instant, line: &str) {
+        let name = match commands::parse(line) {
+            Command::Quit => return self.finish(now, Exit::Quit),
+            Command::Help => return self.help(),
+            Command::Who => return self.show_list(now),
+            Command::Ignore(name) => return self.ignore(name),
+            Command::Unknown(why) => return self.notice(format!("{why}.")),
+            Command::Say(_) => {
+                return self.notice("Not in a chat: enter a name to call, or q to quit.");
+            }
+            Command::Call(name) => name,
+            Command::Text(name) => name.trim(),
+        };
+        if name.is_empty() {
             self.show_list(now);
         } else if !self.online() {
             self.notice("Cannot call anyone until the registration server is back; q quits.");
             self.show_list(now);
-        } else if let Err(e) = validate_name(typed) {
-            self.notice(format!("No user can be named {typed:?}: {e}."));
+        } else if let Err(e) = validate_name(name) {
+            self.notice(format!("No user can be named {name}: {e}."));
             self.show_list(now);
         } else {
-            let peer = typed.to_string();
+            let peer = name.to_string();
             let request = Request::Call { name: peer.clone() };
             let pending = Pending::Call {
                 peer: peer.clone(),
@@ -895,6 +950,35 @@ impl Core {
                 echo: Echo::None,
             });
         }
+    }
+
+    fn help(&mut self) {
+        self.line(Kind::Info, "Commands:");
+        for row in commands::HELP {
+            self.line(Kind::Info, format!("  {row}"));
+        }
+    }
+
+    /// `/ignore NAME`, or `/ignore` to list whom.
+    fn ignore(&mut self, name: Option<&str>) {
+        let Some(name) = name else {
+            let text = if self.ignored.is_empty() {
+                "Nobody is ignored.".to_string()
+            } else {
+                format!("Ignored this session: {}.", self.ignored.join(", "))
+            };
+            return self.notice(text);
+        };
+        if let Err(e) = validate_name(name) {
+            return self.notice(format!("No user can be named {name}: {e}."));
+        }
+        let key = name_key(name);
+        if !self.ignored.contains(&key) {
+            self.ignored.push(key);
+        }
+        self.notice(format!(
+            "Calls from {name} are declined unseen for the rest of this session."
+        ));
     }
 
     /// Back to the list: asks the server for a fresh one.
@@ -927,10 +1011,23 @@ impl Core {
     }
 
     fn chat_line(&mut self, now: Instant, line: String) {
-        if line.trim() == "q" {
-            return self.quit_chat(now);
-        }
-        if line.is_empty() {
+        let text = match commands::parse(&line) {
+            Command::Quit => return self.quit_chat(now),
+            Command::Help => return self.help(),
+            Command::Who => {
+                if self.online() {
+                    self.send(now, Request::List, Pending::Who);
+                } else {
+                    self.notice("The registration server is unreachable: no list for now.");
+                }
+                return;
+            }
+            Command::Ignore(name) => return self.ignore(name),
+            Command::Call(_) => return self.notice("One chat at a time: q ends this one first."),
+            Command::Unknown(why) => return self.notice(format!("{why}; nothing was sent.")),
+            Command::Say(text) | Command::Text(text) => text,
+        };
+        if text.is_empty() {
             return;
         }
         let Some(chat) = self.chat_mut() else {
@@ -938,8 +1035,6 @@ impl Core {
         };
         chat.link.last_sent = now;
         let link = chat.link.id;
-        // `/q` sends a literal "q", which typed alone would end the chat.
-        let text = if line == "/q" { "q" } else { line.as_str() };
         let pieces: Vec<String> = split_text(text).map(str::to_string).collect();
         for piece in pieces {
             self.send_peer(link, PeerMessage::Msg(piece));
@@ -1054,6 +1149,12 @@ impl Core {
     /// A reply: matched to the oldest request still waiting for one.
     fn on_reply(&mut self, now: Instant, reply: Reply) {
         let Some(pending) = self.server.pending.pop_front() else {
+            if matches!(self.stage, Stage::Naming) {
+                // The server gives up on a connection that does not
+                // register in time, and says so; the chat connects again
+                // once the name is given.
+                return;
+            }
             return match reply {
                 Reply::Line(ServerLine::Error { message, .. }) => {
                     self.notice(format!("The server says: {message}."))
@@ -1072,10 +1173,11 @@ impl Core {
                     heartbeat_secs,
                 }),
             ) => self.on_welcome(now, name, heartbeat_secs),
-            (Pending::Register, Reply::Line(ServerLine::Error { message, .. })) => {
-                self.on_register_refused(now, &message)
+            (Pending::Register, Reply::Line(ServerLine::Error { code, message })) => {
+                self.on_register_refused(now, code, &message)
             }
             (Pending::List, Reply::Users(users)) => self.on_users(users),
+            (Pending::Who, Reply::Users(users)) => self.show_users(&users),
             (
                 Pending::Call { cancelled, .. },
                 Reply::Line(ServerLine::CallReady {
@@ -1114,7 +1216,9 @@ impl Core {
 
     fn on_welcome(&mut self, now: Instant, name: String, heartbeat_secs: u64) {
         self.server.heartbeat = Some(Duration::from_secs(heartbeat_secs.max(1)));
-        if let Registration::Reregistering { .. } = self.server.registration {
+        if let Registration::Reregistering { .. } = self.server.registration
+            && matches!(self.stage, Stage::Registered { .. })
+        {
             self.server.registration = Registration::Online;
             self.notice("Reconnected to the registration server.");
             match self.place() {
@@ -1130,6 +1234,7 @@ impl Core {
         if !matches!(self.stage, Stage::Registering { .. }) {
             return;
         }
+        self.server.registration = Registration::Online;
         self.line(
             Kind::Info,
             format!(
@@ -1144,8 +1249,21 @@ impl Core {
         self.show_list(now);
     }
 
-    fn on_register_refused(&mut self, now: Instant, message: &str) {
-        if let Registration::Reregistering { refusals } = self.server.registration {
+    fn on_register_refused(&mut self, now: Instant, code: ErrorCode, message: &str) {
+        if code == ErrorCode::Timeout && matches!(self.stage, Stage::Registering { .. }) {
+            // The server gave up on the connection just as the name came:
+            // not a refusal of the name. Connect again and register there.
+            self.server.pending.clear();
+            self.server.registration = Registration::Reconnecting { refusals: 0 };
+            self.out(Output::Reconnect {
+                after: Duration::ZERO,
+                retry: Retry::Once,
+            });
+            return;
+        }
+        if let Registration::Reregistering { refusals } = self.server.registration
+            && matches!(self.stage, Stage::Registered { .. })
+        {
             // Our old entry may linger until the server notices the old
             // connection is dead, or someone took the name meanwhile: try
             // again later and later, on a fresh connection; say so once.
@@ -1164,6 +1282,7 @@ impl Core {
             return;
         };
         self.notice(format!("The server refused the name {name}: {message}."));
+        self.server.registration = Registration::Online;
         if self.settings.name.is_some() {
             self.finish(now, Exit::NameRefused(message.to_string()));
         } else {
@@ -1175,6 +1294,13 @@ impl Core {
         if !matches!(self.place(), Some(Place::AtList)) {
             return;
         }
+        self.show_users(&users);
+        self.out(Output::Prompt(
+            "Enter a name to chat with, or q to quit: ".into(),
+        ));
+    }
+
+    fn show_users(&mut self, users: &[UserEntry]) {
         self.line(Kind::Info, format!("Online users ({}):", users.len()));
         for user in users {
             let mut row = format!("  {}", user.name);
@@ -1186,9 +1312,6 @@ impl Core {
             }
             self.line(Kind::Info, row);
         }
-        self.out(Output::Prompt(
-            "Enter a name to chat with, or q to quit: ".into(),
-        ));
     }
 
     fn on_call_ready(
@@ -1272,6 +1395,9 @@ impl Core {
             self.announced.pop_front();
         }
         self.announced.push_back(call);
+        if self.ignored.contains(&name_key(&caller)) {
+            return self.send(now, Request::Hangup { call }, Pending::Hangup);
+        }
         let to_self = self.is_me(&caller);
         let ring_until = now + self.settings.timers.ring;
         let rung = match self.place_mut() {
@@ -1389,15 +1515,26 @@ impl Core {
 
     fn on_server_lost(&mut self, now: Instant, why: String) {
         let refusals = match self.server.registration {
-            Registration::Reconnecting { .. } => return,
+            // The one attempt to connect again for a name given late.
+            Registration::Reconnecting { .. }
+                if matches!(self.stage, Stage::Registering { .. }) =>
+            {
+                0
+            }
+            Registration::Reconnecting { .. } | Registration::Dormant => return,
             Registration::Reregistering { refusals } => refusals,
             Registration::Online => 0,
         };
-        if matches!(self.stage, Stage::Naming | Stage::Registering { .. }) {
-            // Lost before we were ever registered: nothing to go back to.
-            self.stage = Stage::Done(Exit::ServerLost(
-                "it closed the connection before registration".into(),
-            ));
+        if matches!(self.stage, Stage::Naming) {
+            self.server.pending.clear();
+            self.server.heartbeat = None;
+            self.server.registration = Registration::Dormant;
+            return;
+        }
+        if matches!(self.stage, Stage::Registering { .. }) {
+            // Lost while registering: a server that closes on REGISTER is
+            // broken or full, or gone, and retrying would hang a script.
+            self.stage = Stage::Done(Exit::ServerLost(format!("{why}, before registration")));
             return;
         }
         if refusals == 0 {
@@ -1425,7 +1562,10 @@ impl Core {
         self.server.heartbeat = None;
         self.server.features.clear();
         self.server.registration = Registration::Reconnecting { refusals };
-        self.out(Output::Reconnect { after: pause });
+        self.out(Output::Reconnect {
+            after: pause,
+            retry: Retry::UntilBack,
+        });
     }
 
     fn on_server_back(&mut self, now: Instant) {
@@ -1436,11 +1576,13 @@ impl Core {
         self.server.last_heard = now;
         let ours = CLIENT_FEATURES.iter().map(|f| f.to_string()).collect();
         self.send(now, Request::Features(ours), Pending::Features);
-        let Some(me) = self.me().map(str::to_string) else {
-            return;
+        let name = match &self.stage {
+            Stage::Registered { me, .. } => me.clone(),
+            Stage::Registering { name } => name.clone(),
+            Stage::Naming | Stage::Done(_) => return,
         };
         let request = Request::Register {
-            name: me,
+            name,
             advertise: self.settings.advertise,
         };
         self.send(now, request, Pending::Register);

@@ -15,6 +15,7 @@ use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::thread;
 use std::time::Duration;
 
+use super::core::Retry;
 use super::{Event, Events};
 use crate::connection::{LineReader, ReadError, write_line};
 use crate::protocol::{MAX_LIST, Request, ServerLine, UserEntry};
@@ -217,13 +218,16 @@ pub fn connect(
     Ok((conn, reader))
 }
 
-/// Retries [`connect`] (as connection `id`) with growing pauses, from
-/// `pause` doubling to 5 s, until the server answers, then reports
-/// [`Event::Reconnected`]. Gives up only when the main loop is gone.
+/// Tries [`connect`] (as connection `id`) after `pause`, and reports
+/// [`Event::Reconnected`]. With [`Retry::UntilBack`] it tries again with
+/// growing pauses (doubling to 5 s) until the server answers, giving up only
+/// when the main loop is gone; with [`Retry::Once`] a failure is reported
+/// as the new connection's [`ServerEvent::Lost`].
 pub fn reconnect(
     server: String,
     id: ServerConnId,
     mut pause: Duration,
+    retry: Retry,
     events: Events,
 ) -> io::Result<()> {
     thread::Builder::new()
@@ -231,11 +235,18 @@ pub fn reconnect(
         .spawn(move || {
             loop {
                 thread::sleep(pause);
-                if let Ok((conn, reader)) = connect(&server, id, events.clone()) {
-                    let _ = events.send(Event::Reconnected(conn, reader));
-                    return;
+                match connect(&server, id, events.clone()) {
+                    Ok((conn, reader)) => {
+                        let _ = events.send(Event::Reconnected(conn, reader));
+                        return;
+                    }
+                    Err(e) if retry == Retry::Once => {
+                        let event = ServerEvent::Lost(ServerLoss::Io(e.reason));
+                        let _ = events.send(Event::Server { conn: id, event });
+                        return;
+                    }
+                    Err(_) => pause = (pause * 2).min(Duration::from_secs(5)),
                 }
-                pause = (pause * 2).min(Duration::from_secs(5));
             }
         })?;
     Ok(())

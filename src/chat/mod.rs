@@ -12,6 +12,7 @@
 //! threads and hands over to the main loop.
 
 mod app;
+mod commands;
 mod core;
 mod editor;
 mod link;

@@ -399,7 +399,136 @@ fn typed_ahead_lines_wait_for_the_place_that_takes_them() {
     w.expect_to_peer(1, "MSG two");
     w.expect_to_peer(1, "BYE");
     w.expect_request("HANGUP 1");
-    // The second q quits at the list.
+    // The second q quits at the list, once the list is shown.
+    w.server("OK HANGUP 1");
+    w.users(&["alice"]);
+    w.expect_line("Online users (1):");
+    w.expect_request("QUIT");
+    assert_eq!(w.core.exit(), Some(&Exit::Quit));
+}
+
+#[test]
+fn a_name_typed_after_the_server_gave_up_connects_again_and_registers() {
+    let mut w = World::new(None);
+    w.server("OK FEATURES");
+    w.skip_all();
+    w.server("ERR timeout did not register in time");
+    w.input(Input::ServerLost(ServerLoss::Closed));
+    w.expect_quiet();
+    assert!(w.core.exit().is_none());
+    w.advance(Duration::from_secs(600));
+    w.typed("slowpoke");
+    w.expect_line("Connecting to the registration server again");
+    w.expect(Output::Reconnect {
+        after: Duration::ZERO,
+        retry: Retry::Once,
+    });
+    assert_eq!(w.core.status(), "registering slowpoke… ");
+    w.input(Input::ServerBack);
+    w.expect_request("FEATURES");
+    w.expect_request("REGISTER slowpoke 127.0.0.1:4000");
+    w.server("OK FEATURES");
+    w.server("OK WELCOME slowpoke 10");
+    w.expect_line("Welcome, slowpoke!");
+    w.expect_request("LIST");
+    assert_eq!(w.core.status(), "connect to: ");
+}
+
+#[test]
+fn a_name_typed_just_as_the_server_gives_up_is_registered_on_a_new_connection() {
+    let mut w = World::new(None);
+    w.server("OK FEATURES");
+    w.typed("slowpoke");
+    w.expect_request("REGISTER slowpoke 127.0.0.1:4000");
+    w.server("ERR timeout did not register in time; closing");
+    w.expect(Output::Reconnect {
+        after: Duration::ZERO,
+        retry: Retry::Once,
+    });
+    assert_eq!(w.count(|o| matches!(o, Output::Line { .. })), 0);
+    w.input(Input::ServerBack);
+    w.expect_request("REGISTER slowpoke 127.0.0.1:4000");
+    w.server("OK FEATURES");
+    w.server("OK WELCOME slowpoke 10");
+    w.expect_line("Welcome, slowpoke!");
+}
+
+#[test]
+fn a_typed_ahead_line_at_the_list_waits_for_the_list_it_answers() {
+    let mut w = World::new(None);
+    for line in ["dave", "", "", "q"] {
+        w.typed(line);
+    }
+    w.server("OK FEATURES");
+    w.server("OK WELCOME dave 10");
+    w.expect_request("LIST");
+    w.users(&["dave"]);
+    w.expect_line("Online users (1):");
+    w.expect_request("LIST");
+    w.users(&["dave"]);
+    w.expect_line("Online users (1):");
+    w.expect_request("LIST");
+    w.users(&["dave"]);
+    w.expect_line("Online users (1):");
+    w.expect_request("QUIT");
+}
+
+// ---- slash commands --------------------------------------------------------
+
+#[test]
+fn slash_commands_in_a_chat_do_what_they_say_and_send_nothing_else() {
+    let mut w = World::chatting("alice", "bob");
+    w.typed("/help");
+    w.expect_line("/say TEXT");
+    w.typed("/who");
+    w.expect_request("LIST");
+    w.users(&["alice", "bob"]);
+    w.expect_line("Online users (2):");
+    w.expect_line("  alice (you)");
+    assert_eq!(w.core.status(), "to bob> ");
+    w.typed("/frob");
+    w.expect_line("There is no command /frob");
+    w.typed("/call carol");
+    w.expect_line("One chat at a time");
+    w.typed("/say q");
+    w.expect_to_peer(1, "MSG q");
+    w.typed("//etc");
+    w.expect_to_peer(1, "MSG /etc");
+    w.typed("Q");
+    w.expect_to_peer(1, "MSG Q");
+    assert_eq!(
+        w.count(|o| matches!(
+            o,
+            Output::Peer {
+                msg: PeerMessage::Msg(_),
+                ..
+            }
+        )),
+        0,
+        "only what was meant to be sent went out"
+    );
+    w.typed(" q ");
+    w.expect_to_peer(1, "BYE");
+    w.expect_line("You left the chat with bob.");
+}
+
+#[test]
+fn slash_commands_at_the_list() {
+    let mut w = World::registered("alice");
+    w.typed("/call bob");
+    w.expect_request("CALL bob");
+    w.server("ERR busy bob is busy");
+    w.users(&["alice", "bob"]);
+    w.typed("/say hi");
+    w.expect_line("Not in a chat");
+    w.typed("/ignore mallory");
+    w.expect_line("Calls from mallory are declined unseen");
+    w.server(&format!("EVENT INCOMING Mallory 3 {TOKEN}"));
+    w.expect_request("HANGUP 3");
+    assert_eq!(w.count(|o| matches!(o, Output::Bell)), 0);
+    w.typed("/ignore");
+    w.expect_line("Ignored this session: mallory.");
+    w.typed("/quit");
     w.expect_request("QUIT");
     assert_eq!(w.core.exit(), Some(&Exit::Quit));
 }
@@ -417,8 +546,9 @@ fn calling_a_busy_an_unknown_or_an_invalid_name_says_so_and_shows_the_list() {
     w.typed("zed");
     w.server("ERR unknown-user no such user");
     w.expect_line("No user named zed is online.");
+    w.users(&["alice", "bob"]);
     w.typed("two words");
-    w.expect_line("No user can be named \"two words\"");
+    w.expect_line("No user can be named two words: ");
     assert_eq!(w.core.status(), "connect to: ");
 }
 
@@ -478,9 +608,10 @@ fn a_call_cancelled_with_ctrl_c_hangs_up_its_late_answer_and_holds_the_next() {
     w.server(&format!("OK CALL bob 5 {TOKEN} 127.0.0.1:5000"));
     assert_eq!(w.count(|o| matches!(o, Output::Dial { .. })), 0);
     w.expect_request("HANGUP 5");
-    w.expect_request("CALL carol");
-    // The server answers in order: the list, the hang-up, then carol's call.
+    // And for the list asked for when the call was cancelled.
     w.users(&["alice"]);
+    w.expect_request("CALL carol");
+    // The server answers in order: the hang-up, then carol's call.
     w.server("OK HANGUP 5");
     // A refusal instead of a set-up is swallowed the same way.
     w.key(Typed::Interrupt);
@@ -627,6 +758,7 @@ fn the_server_lost_mid_chat_reconnects_registers_again_and_resumes() {
     w.expect_line("Lost the connection to the registration server (the server closed the connection); reconnecting…");
     w.expect(Output::Reconnect {
         after: Timers::default().reconnect,
+        retry: Retry::UntilBack,
     });
     // The chat goes on meanwhile.
     w.typed("still here");
