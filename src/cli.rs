@@ -1,8 +1,10 @@
 //! Command-line parsing for both binaries, as pure functions.
 //!
 //! `parse_server` and `parse_chat` take the arguments (and, for `chat`, the
-//! value of `P2PCHAT_SERVER`) and return a config, a request for help, or a
-//! [`UsageError`] that says in one line what was wrong.
+//! value of `P2PCHAT_SERVER`) and return a config, a request for help or
+//! the version, or a [`UsageError`] that says in one line what was wrong.
+//! Every value is checked here, so a bad one is a usage error (exit code 2)
+//! naming the option, never a failure later on.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -28,7 +30,12 @@ impl std::error::Error for UsageError {}
 pub enum Parsed<C> {
     Run(C),
     Help,
+    /// `--version`: print the binary's name and [`VERSION`].
+    Version,
 }
+
+/// The version both binaries print for `--version`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 pub const SERVER_HELP: &str = "\
 server - the p2pchat registration server
@@ -46,10 +53,18 @@ Options:
   --idle-timeout SECS    drop a peer not heard from for this long [default: 30]
   --register-timeout SECS
                          drop a connection that has not registered within
-                         this long [default: 5]
+                         this long [default: 60]
+  --max-unregistered-per-ip N
+                         most connections one address may hold without
+                         registering; one more closes its oldest [default: 16]
+  --ring-timeout SECS    how long a call rings before it ends unanswered
+                         [default: 30]
+  --presence-interval MS how often presence changes go out to watchers, in
+                         one batch [default: 250]
   --no-relay             never relay chats between peers that cannot reach
                          each other directly
   -h, --help             print this help
+  --version              print the version
 ";
 
 pub const CHAT_HELP: &str = "\
@@ -64,11 +79,16 @@ Options:
   --server ADDR          the registration server, HOST or HOST:PORT
                          [default: $P2PCHAT_SERVER, else 127.0.0.1:7700]
   --name NAME            your visible name (skips the prompt)
-  --p2p-port PORT        port your chat listens on for peers [default: any free]
-  --advertise ADDR       address peers should dial to reach you, HOST:PORT
-                         [default: your address as the server sees it]
+  --p2p-port PORT        port your chat listens on for peers, 0-65535
+                         [default: 0, any free port]
+  --advertise ADDR       the IP:PORT peers should dial to reach you
+                         [default: your end of the connection to the server]
+  --auto-answer          connect incoming calls at once, without asking
+  --log FILE             append a transcript of the session to FILE
+  --timestamps           show the time (HH:MM) before each chat line
   --quiet                no bell on an incoming call
   -h, --help             print this help
+  --version              print the version
 
 Once running: type a name and ENTER to chat; type lines and ENTER to send;
 q + ENTER ends the chat, q + ENTER at the list exits.
@@ -98,10 +118,46 @@ impl<I: Iterator<Item = String>> Args<I> {
     }
 }
 
-fn number<T: std::str::FromStr>(flag: &str, value: &str) -> Result<T, UsageError> {
-    value
-        .parse()
-        .map_err(|_| UsageError(format!("{flag} expects a number, not {value:?}")))
+/// A whole number from `min` to `max`, counted in `unit` (plural).
+fn whole(flag: &str, value: &str, min: u64, max: u64, unit: &str) -> Result<u64, UsageError> {
+    let n: i128 = match value.parse() {
+        Ok(n) => n,
+        Err(_) if value.parse::<f64>().is_ok() => {
+            return Err(UsageError(format!(
+                "{flag} expects a whole number of {unit}, not {value:?}"
+            )));
+        }
+        Err(_) => {
+            return Err(UsageError(format!(
+                "{flag} expects a number, not {value:?}"
+            )));
+        }
+    };
+    if n < i128::from(min) {
+        let one = unit.strip_suffix('s').unwrap_or(unit);
+        let unit = if min == 1 { one } else { unit };
+        return Err(UsageError(format!(
+            "{flag} must be at least {min} {unit}, not {value}"
+        )));
+    }
+    if n > i128::from(max) {
+        return Err(UsageError(format!(
+            "{flag} must be at most {max} {unit}, not {value}"
+        )));
+    }
+    Ok(n as u64)
+}
+
+fn port(flag: &str, value: &str) -> Result<u16, UsageError> {
+    match value.parse::<u64>() {
+        Ok(n) if n <= u64::from(u16::MAX) => Ok(n as u16),
+        Ok(_) => Err(UsageError(format!(
+            "{flag} must be a port number from 0 to 65535, not {value}"
+        ))),
+        Err(_) => Err(UsageError(format!(
+            "{flag} expects a port number (0-65535), not {value:?}"
+        ))),
+    }
 }
 
 fn no_value(flag: &str, inline: Option<String>) -> Result<(), UsageError> {
@@ -111,14 +167,9 @@ fn no_value(flag: &str, inline: Option<String>) -> Result<(), UsageError> {
     }
 }
 
+/// A timeout in whole seconds, 1 to 86400 (a day).
 fn secs(flag: &str, value: &str) -> Result<Duration, UsageError> {
-    let secs: f64 = number(flag, value)?;
-    if !(secs > 0.0 && secs <= 86_400.0) {
-        return Err(UsageError(format!(
-            "{flag} must be between 0 and 86400 seconds"
-        )));
-    }
-    Ok(Duration::from_secs_f64(secs))
+    whole(flag, value, 1, 86_400, "seconds").map(Duration::from_secs)
 }
 
 /// Parses the server's arguments (without the program name).
@@ -132,15 +183,28 @@ pub fn parse_server(
     while let Some((flag, inline)) = args.next_flag() {
         match flag.as_str() {
             "-h" | "--help" => return Ok(Parsed::Help),
+            "--version" => {
+                no_value(&flag, inline)?;
+                return Ok(Parsed::Version);
+            }
             "--listen" => {
                 let value = args.value(&flag, inline)?;
-                config.listen = with_default_port(&value);
+                config.listen = host_port(&flag, &value, Port::ZeroPicksOne)?;
             }
             "--max-clients" => {
-                config.max_clients = number(&flag, &args.value(&flag, inline)?)?;
-                if config.max_clients == 0 {
-                    return Err(UsageError("--max-clients must be at least 1".into()));
-                }
+                let n = whole(&flag, &args.value(&flag, inline)?, 1, 1 << 20, "clients")?;
+                config.max_clients = n as usize;
+            }
+            "--ring-timeout" => config.ring_timeout = secs(&flag, &args.value(&flag, inline)?)?,
+            "--max-unregistered-per-ip" => {
+                let value = args.value(&flag, inline)?;
+                let n = whole(&flag, &value, 1, 1 << 20, "connections")?;
+                config.max_unregistered_per_ip = n as usize;
+            }
+            "--presence-interval" => {
+                let value = args.value(&flag, inline)?;
+                let ms = whole(&flag, &value, 1, 60_000, "milliseconds")?;
+                config.presence_interval = Duration::from_millis(ms);
             }
             "--idle-timeout" => config.idle_timeout = secs(&flag, &args.value(&flag, inline)?)?,
             "--register-timeout" => {
@@ -162,11 +226,12 @@ pub fn parse_chat(
     args: impl IntoIterator<Item = String>,
     env_server: Option<String>,
 ) -> Result<Parsed<chat::Config>, UsageError> {
+    let server = match env_server.filter(|s| !s.trim().is_empty()) {
+        Some(value) => host_port("P2PCHAT_SERVER", value.trim(), Port::MustDial)?,
+        None => format!("127.0.0.1:{DEFAULT_PORT}"),
+    };
     let mut config = chat::Config {
-        server: env_server
-            .filter(|s| !s.trim().is_empty())
-            .map(|s| with_default_port(s.trim()))
-            .unwrap_or_else(|| format!("127.0.0.1:{DEFAULT_PORT}")),
+        server,
         ..chat::Config::default()
     };
     let mut args = Args {
@@ -175,14 +240,20 @@ pub fn parse_chat(
     while let Some((flag, inline)) = args.next_flag() {
         match flag.as_str() {
             "-h" | "--help" => return Ok(Parsed::Help),
-            "--server" => config.server = with_default_port(&args.value(&flag, inline)?),
+            "--version" => {
+                no_value(&flag, inline)?;
+                return Ok(Parsed::Version);
+            }
+            "--server" => {
+                config.server = host_port(&flag, &args.value(&flag, inline)?, Port::MustDial)?
+            }
             "--name" => {
                 let name = args.value(&flag, inline)?;
                 crate::protocol::validate_name(&name)
                     .map_err(|e| UsageError(format!("--name {name:?}: {e}")))?;
                 config.name = Some(name);
             }
-            "--p2p-port" => config.p2p_port = number(&flag, &args.value(&flag, inline)?)?,
+            "--p2p-port" => config.p2p_port = port(&flag, &args.value(&flag, inline)?)?,
             "--advertise" => {
                 let value = args.value(&flag, inline)?;
                 let addr: SocketAddr = value.parse().map_err(|_| {
@@ -196,28 +267,94 @@ pub fn parse_chat(
                 no_value(&flag, inline)?;
                 config.quiet = true;
             }
+            "--auto-answer" => {
+                no_value(&flag, inline)?;
+                config.auto_answer = true;
+            }
+            "--timestamps" => {
+                no_value(&flag, inline)?;
+                config.timestamps = true;
+            }
+            "--log" => {
+                let file = args.value(&flag, inline)?;
+                if file.is_empty() {
+                    return Err(UsageError("--log needs a file name".into()));
+                }
+                config.log = Some(file.into());
+            }
             other => return Err(UsageError(format!("unknown option {other:?}"))),
         }
     }
     Ok(Parsed::Run(config))
 }
 
-/// `host` becomes `host:7700`; `host:port`, `[v6]:port` and bare IPv6
-/// addresses are understood.
-fn with_default_port(addr: &str) -> String {
-    if addr.parse::<SocketAddr>().is_ok() {
-        return addr.to_string();
+/// Whether port 0 makes sense for an address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Port {
+    /// A listening address: port 0 asks the OS for a free one.
+    ZeroPicksOne,
+    /// An address to connect to: port 0 cannot be dialled.
+    MustDial,
+}
+
+/// Checks `value` (of option or variable `what`) as `HOST`, `HOST:PORT`,
+/// `IP`, `IP:PORT`, `[IPv6]` or `[IPv6]:PORT` (or a bare IPv6 address),
+/// and returns it with the default port added where none is given.
+fn host_port(what: &str, value: &str, zero: Port) -> Result<String, UsageError> {
+    let bad = |why: String| Err(UsageError(format!("{what} {value:?}: {why}")));
+    if value.parse::<std::net::Ipv6Addr>().is_ok() {
+        return Ok(format!("[{value}]:{DEFAULT_PORT}"));
     }
-    if addr.parse::<std::net::Ipv6Addr>().is_ok() {
-        return format!("[{addr}]:{DEFAULT_PORT}");
+    let (host, port_text) = if let Some(rest) = value.strip_prefix('[') {
+        let Some((ip, after)) = rest.split_once(']') else {
+            return bad("an IPv6 address in brackets needs its closing ]".into());
+        };
+        if ip.parse::<std::net::Ipv6Addr>().is_err() {
+            return bad(format!("{ip:?} is not an IPv6 address"));
+        }
+        let host = &value[..ip.len() + 2];
+        match after {
+            "" => (host, None),
+            _ => match after.strip_prefix(':') {
+                Some(port) => (host, Some(port)),
+                None => return bad("after [IPv6] comes :PORT or nothing".into()),
+            },
+        }
+    } else {
+        match value.rsplit_once(':') {
+            Some((host, _)) if host.contains(':') => {
+                return bad("an IPv6 address with a port goes in brackets: [::1]:7700".into());
+            }
+            Some((host, port)) => {
+                let name_like = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_');
+                if host.is_empty() || !host.chars().all(name_like) {
+                    return bad(format!("{host:?} is not a host name or IP address"));
+                }
+                (host, Some(port))
+            }
+            None => {
+                let name_like = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_');
+                if value.is_empty() || !value.chars().all(name_like) {
+                    return bad(format!("{value:?} is not a host name or IP address"));
+                }
+                (value, None)
+            }
+        }
+    };
+    let Some(port_text) = port_text else {
+        return Ok(format!("{host}:{DEFAULT_PORT}"));
+    };
+    let number = match port_text.parse::<u64>() {
+        Ok(n) if port_text.bytes().all(|b| b.is_ascii_digit()) => n,
+        _ => return bad(format!("the port {port_text:?} is not a number")),
+    };
+    if number > u64::from(u16::MAX) {
+        return bad(format!("the port must be from 0 to 65535, not {number}"));
     }
-    if addr.starts_with('[') && addr.ends_with(']') {
-        return format!("{addr}:{DEFAULT_PORT}");
+    if number == 0 && zero == Port::MustDial {
+        return bad("port 0 cannot be connected to; the port must be from 1 to 65535".into());
     }
-    match addr.rsplit_once(':') {
-        Some((_, port)) if port.parse::<u16>().is_ok() => addr.to_string(),
-        _ => format!("{addr}:{DEFAULT_PORT}"),
-    }
+    Ok(format!("{host}:{number}"))
 }
 
 #[cfg(test)]
@@ -231,14 +368,14 @@ mod tests {
     fn server(s: &str) -> Result<server::Config, UsageError> {
         match parse_server(args(s))? {
             Parsed::Run(c) => Ok(c),
-            Parsed::Help => Err(UsageError("help".into())),
+            other => Err(UsageError(format!("{other:?}"))),
         }
     }
 
     fn chat(s: &str, env: Option<&str>) -> Result<chat::Config, UsageError> {
         match parse_chat(args(s), env.map(String::from))? {
             Parsed::Run(c) => Ok(c),
-            Parsed::Help => Err(UsageError("help".into())),
+            other => Err(UsageError(format!("{other:?}"))),
         }
     }
 
@@ -262,7 +399,7 @@ mod tests {
             ("--listen", "--listen needs a value"),
             ("--max-clients lots", "expects a number"),
             ("--max-clients 0", "at least 1"),
-            ("--idle-timeout -1", "between"),
+            ("--idle-timeout -1", "at least 1 second"),
             ("--no-relay=yes", "takes no value"),
             ("--frobnicate", "unknown option"),
         ] {
@@ -303,12 +440,169 @@ mod tests {
         for (line, text) in [
             ("--name", "needs a value"),
             ("--name q", "reserved"),
-            ("--p2p-port 70000", "expects a number"),
+            ("--p2p-port 70000", "from 0 to 65535"),
             ("--advertise somewhere", "IP:PORT"),
             ("extra", "unknown option"),
         ] {
             let err = chat(line, None).unwrap_err().to_string();
             assert!(err.contains(text), "{line}: {err}");
         }
+    }
+}
+
+#[cfg(test)]
+mod messages {
+    //! Each bad command line, one by one, with the sentence it gets.
+    use super::*;
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(String::from).collect()
+    }
+
+    fn server_err(line: &str) -> String {
+        match parse_server(args(line)) {
+            Err(e) => e.to_string(),
+            Ok(other) => panic!("{line}: accepted as {other:?}"),
+        }
+    }
+
+    fn chat_err(line: &str, env: Option<&str>) -> String {
+        match parse_chat(args(line), env.map(String::from)) {
+            Err(e) => e.to_string(),
+            Ok(other) => panic!("{line}: accepted as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn every_bad_server_option_says_what_is_wrong() {
+        for (line, text) in [
+            (
+                "--listen 127.0.0.1:99999",
+                "--listen \"127.0.0.1:99999\": the port must be from 0 to 65535, not 99999",
+            ),
+            (
+                "--listen 127.0.0.1:http",
+                "the port \"http\" is not a number",
+            ),
+            ("--listen ::1:99999", "goes in brackets: [::1]:7700"),
+            ("--listen [::1", "needs its closing ]"),
+            ("--listen [nope]:1", "\"nope\" is not an IPv6 address"),
+            ("--listen [::1]x", "after [IPv6] comes :PORT or nothing"),
+            ("--listen [::1]:70000", "the port must be from 0 to 65535"),
+            ("--listen :7700", "\"\" is not a host name or IP address"),
+            ("--listen a/b", "\"a/b\" is not a host name or IP address"),
+            (
+                "--idle-timeout 0",
+                "--idle-timeout must be at least 1 second, not 0",
+            ),
+            (
+                "--idle-timeout 0.5",
+                "--idle-timeout expects a whole number of seconds, not \"0.5\"",
+            ),
+            (
+                "--idle-timeout 86401",
+                "--idle-timeout must be at most 86400 seconds",
+            ),
+            (
+                "--register-timeout 0",
+                "--register-timeout must be at least 1 second",
+            ),
+            (
+                "--ring-timeout 0",
+                "--ring-timeout must be at least 1 second",
+            ),
+            (
+                "--ring-timeout soon",
+                "--ring-timeout expects a number, not \"soon\"",
+            ),
+            (
+                "--max-clients 0",
+                "--max-clients must be at least 1 client, not 0",
+            ),
+            (
+                "--max-unregistered-per-ip 0",
+                "--max-unregistered-per-ip must be at least 1 connection, not 0",
+            ),
+            (
+                "--presence-interval 0",
+                "--presence-interval must be at least 1 millisecond, not 0",
+            ),
+            (
+                "--presence-interval 60001",
+                "--presence-interval must be at most 60000 milliseconds",
+            ),
+            ("--ring-timeout", "--ring-timeout needs a value"),
+            ("--version=2", "--version takes no value"),
+        ] {
+            let err = server_err(line);
+            assert!(err.contains(text), "{line}: {err}");
+            assert!(err.ends_with("(see --help)"), "{line}: {err}");
+        }
+    }
+
+    #[test]
+    fn every_bad_chat_option_says_what_is_wrong() {
+        for (line, text) in [
+            (
+                "--p2p-port 99999",
+                "--p2p-port must be a port number from 0 to 65535, not 99999",
+            ),
+            (
+                "--p2p-port -1",
+                "--p2p-port expects a port number (0-65535), not \"-1\"",
+            ),
+            (
+                "--server 127.0.0.1:99999",
+                "--server \"127.0.0.1:99999\": the port must be from 0 to 65535",
+            ),
+            ("--server host:0", "port 0 cannot be connected to"),
+            ("--server bad_host!", "is not a host name or IP address"),
+            ("--advertise somewhere", "--advertise expects IP:PORT"),
+            ("--advertise localhost:9", "--advertise expects IP:PORT"),
+            ("--log", "--log needs a value"),
+            ("--log=", "--log needs a file name"),
+            ("--auto-answer=yes", "--auto-answer takes no value"),
+            ("--timestamps=1", "--timestamps takes no value"),
+        ] {
+            let err = chat_err(line, None);
+            assert!(err.contains(text), "{line}: {err}");
+        }
+        let err = chat_err("", Some("10.0.0.1:70000"));
+        assert!(
+            err.contains("P2PCHAT_SERVER \"10.0.0.1:70000\": the port must be from 0 to 65535"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn good_addresses_and_new_options_are_understood() {
+        let server = |s: &str| match parse_server(args(s)) {
+            Ok(Parsed::Run(c)) => c,
+            other => panic!("{s}: {other:?}"),
+        };
+        assert_eq!(server("--listen [::1]:0").listen, "[::1]:0");
+        assert_eq!(server("--listen [::1]").listen, "[::1]:7700");
+        assert_eq!(server("--listen 0.0.0.0").listen, "0.0.0.0:7700");
+        assert_eq!(
+            server("--listen my-host.example:9").listen,
+            "my-host.example:9"
+        );
+        let c = server("--ring-timeout 2 --max-unregistered-per-ip 3 --presence-interval 50");
+        assert_eq!(c.ring_timeout, Duration::from_secs(2));
+        assert_eq!(c.max_unregistered_per_ip, 3);
+        assert_eq!(c.presence_interval, Duration::from_millis(50));
+        assert_eq!(server("").register_timeout, Duration::from_secs(60));
+        assert_eq!(parse_server(args("--version")), Ok(Parsed::Version));
+        assert_eq!(parse_chat(args("--version"), None), Ok(Parsed::Version));
+        let Ok(Parsed::Run(c)) = parse_chat(args("--auto-answer --log t.log --timestamps"), None)
+        else {
+            panic!("refused");
+        };
+        assert!(c.auto_answer && c.timestamps);
+        assert_eq!(c.log, Some("t.log".into()));
+        let Ok(Parsed::Run(c)) = parse_chat(args("--p2p-port 0"), None) else {
+            panic!("refused");
+        };
+        assert_eq!(c.p2p_port, 0);
     }
 }

@@ -248,6 +248,21 @@ impl Outbox {
         self.send_text(&text)
     }
 
+    /// Writes `text`, whole lines each ending in `\n`, unless `cancelled`
+    /// says no when asked under the write lock: a line written by another
+    /// thread after the answer can never be overtaken by this one.
+    pub fn send_whole_lines_unless(
+        &self,
+        text: &str,
+        cancelled: impl FnOnce() -> bool,
+    ) -> io::Result<()> {
+        let stream = self.lock();
+        if cancelled() {
+            return Ok(());
+        }
+        self.write_locked(&stream, text)
+    }
+
     /// Shuts the connection down, which ends its owner's read loop.
     pub fn close(&self) {
         let stream = self.lock();
@@ -263,6 +278,10 @@ impl Outbox {
     /// time could otherwise hold this lock for ever).
     fn send_text(&self, text: &str) -> io::Result<()> {
         let stream = self.lock();
+        self.write_locked(&stream, text)
+    }
+
+    fn write_locked(&self, stream: &TcpStream, text: &str) -> io::Result<()> {
         let deadline = Instant::now() + self.0.deadline;
         let mut rest = text.as_bytes();
         let result = loop {
@@ -275,7 +294,7 @@ impl Outbox {
                     "client reads too slowly",
                 ));
             }
-            match (&**stream).write(rest) {
+            match (&*stream).write(rest) {
                 Ok(0) => break Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => rest = &rest[n..],
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}

@@ -9,6 +9,10 @@
 //! [`Registry`]'s `O` values (each peer's outbox) for the caller to write to
 //! *after* the lock is released.
 //!
+//! The table also keeps the presence changes (who joined, left, became
+//! busy or free) since they were last taken, coalesced, in the order the
+//! table saw them: the server's presence task takes them in batches.
+//!
 //! The table is generic over the outbox type so that it can be unit-tested
 //! without sockets.
 
@@ -17,7 +21,10 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::protocol::{CallId, Token, UserEntry, name_key, validate_name};
+use crate::protocol::{
+    CallId, FEATURE_MISSED, FEATURE_RING, Presence, PresenceState, Token, UserEntry, name_key,
+    validate_name,
+};
 
 /// Identifies one registration connection; a peer's entry can only be
 /// changed through the connection that created it.
@@ -33,6 +40,7 @@ struct State<O> {
     peers: HashMap<String, Peer<O>>,
     calls: HashMap<CallId, Call>,
     next_call: CallId,
+    presence: PresenceChanges,
 }
 
 struct Peer<O> {
@@ -42,6 +50,28 @@ struct Peer<O> {
     seen: IpAddr,
     call: Option<CallId>,
     outbox: O,
+    features: ClientFeatures,
+}
+
+/// What a client announced with `FEATURES` that changes how the server
+/// treats it. A client that announced nothing gets today's behaviour.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClientFeatures {
+    /// `ring`: a call to it rings until answered (if the caller rings too).
+    pub ring: bool,
+    /// `missed`: it is told of calls that found it busy.
+    pub missed: bool,
+}
+
+impl ClientFeatures {
+    /// From the words of a `FEATURES` request; unknown words are ignored.
+    pub fn from_words(words: &[String]) -> ClientFeatures {
+        let has = |feature: &str| words.iter().any(|w| w == feature);
+        ClientFeatures {
+            ring: has(FEATURE_RING),
+            missed: has(FEATURE_MISSED),
+        }
+    }
 }
 
 /// One claimed call. Both keys are [`name_key`]s; for a call to oneself they
@@ -54,9 +84,21 @@ struct Call {
     /// How many relay connections presented this call's token (at most 2:
     /// the caller's, then the callee's).
     relay_halves: u8,
-    /// A call re-established after a server restart, waiting for the
-    /// callee to resume it too.
-    awaiting_resume: bool,
+    phase: Phase,
+}
+
+/// Where a claimed call is. Both parties are busy in every phase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// The callee is being asked (`EVENT RING`); nobody knows the token or
+    /// the addresses yet, and the relay is shut.
+    Ringing,
+    /// The caller has the callee's addresses and token: the chat is being
+    /// set up, or goes on.
+    Live,
+    /// Re-established after a server restart by one side, waiting for the
+    /// other to resume it too.
+    AwaitingResume,
 }
 
 /// How long after a call was claimed its token still opens the relay.
@@ -90,8 +132,39 @@ pub struct Claim<O> {
     pub call: CallId,
     pub caller: String,
     pub callee: String,
+    pub callee_outbox: O,
+    pub setup: Setup,
+}
+
+/// How a claimed call goes on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Setup {
+    /// At once: the caller dials `addrs` (the callee's, best first).
+    Connect { addrs: Vec<SocketAddr> },
+    /// Both announced `ring`: the callee is asked first, and the caller
+    /// learns the addresses only from [`Registry::answer`].
+    Ring,
+}
+
+/// A ringing call just answered: what the caller is told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answered<O> {
+    pub call: CallId,
+    pub caller: String,
+    pub callee: String,
+    pub token: Token,
     /// The callee's addresses, best first, for the caller to dial.
     pub addrs: Vec<SocketAddr>,
+    pub caller_outbox: O,
+}
+
+/// A ringing call that rang out: both parties, now free, to be told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RangOut<O> {
+    pub call: CallId,
+    pub caller: String,
+    pub caller_outbox: O,
+    pub callee: String,
     pub callee_outbox: O,
 }
 
@@ -133,6 +206,7 @@ impl<O: Clone> Registry<O> {
                 peers: HashMap::new(),
                 calls: HashMap::new(),
                 next_call: 1,
+                presence: PresenceChanges::default(),
             }),
         }
     }
@@ -153,6 +227,7 @@ impl<O: Clone> Registry<O> {
         advertised: SocketAddr,
         seen: IpAddr,
         outbox: O,
+        features: ClientFeatures,
     ) -> Result<(), RegisterError> {
         validate_name(name).map_err(RegisterError::BadName)?;
         let key = name_key(name);
@@ -169,9 +244,35 @@ impl<O: Clone> Registry<O> {
                 seen,
                 call: None,
                 outbox,
+                features,
             },
         );
+        state.presence.record(name, PresenceState::Joined);
         Ok(())
+    }
+
+    /// Records what the peer `name` (registered by `conn`) announced.
+    pub fn set_features(&self, conn: ConnId, name: &str, features: ClientFeatures) {
+        let mut state = self.lock();
+        if let Some(peer) = state.peers.get_mut(&name_key(name))
+            && peer.conn == conn
+        {
+            peer.features = features;
+        }
+    }
+
+    /// The outbox of `callee`, if it is online and asked to hear of calls
+    /// that found it busy.
+    pub fn missed_call_outbox(&self, callee: &str) -> Option<O> {
+        let state = self.lock();
+        let peer = state.peers.get(&name_key(callee))?;
+        peer.features.missed.then(|| peer.outbox.clone())
+    }
+
+    /// The presence changes since the last call, each name once with its
+    /// latest state, in the order they first changed.
+    pub fn take_presence(&self) -> Vec<Presence> {
+        self.lock().presence.take()
     }
 
     /// Everyone online, sorted by name (case-insensitively).
@@ -215,7 +316,8 @@ impl<O: Clone> Registry<O> {
     /// Claims the caller (registered as `caller_name`) and the peer named
     /// `callee` for one call, in one step: of two callers racing for one
     /// peer, exactly one gets it. `token` is the secret the caller will
-    /// present to the callee.
+    /// present to the callee. The call rings ([`Setup::Ring`]) when both
+    /// announced `ring` and they are two; otherwise it connects at once.
     pub fn claim_call(
         &self,
         caller_name: &str,
@@ -234,6 +336,7 @@ impl<O: Clone> Registry<O> {
         }
         let caller_seen = caller.seen;
         let caller_name = caller.name.clone();
+        let caller_rings = caller.features.ring;
         let target = state
             .peers
             .get(&callee_key)
@@ -241,16 +344,31 @@ impl<O: Clone> Registry<O> {
         if target.call.is_some() {
             return Err(CallError::Busy(target.name.clone()));
         }
-        let addrs = candidates(caller_seen, target.advertised, target.seen);
+        // Ringing yourself would only ask you to answer your own call.
+        let setup = if caller_rings && target.features.ring && caller_key != callee_key {
+            Setup::Ring
+        } else {
+            Setup::Connect {
+                addrs: candidates(caller_seen, target.advertised, target.seen),
+            }
+        };
         let callee_name = target.name.clone();
         let callee_outbox = target.outbox.clone();
         let call = state.next_call;
         state.next_call += 1;
         for key in [&caller_key, &callee_key] {
-            if let Some(peer) = state.peers.get_mut(key) {
+            if let Some(peer) = state.peers.get_mut(key)
+                && peer.call.is_none()
+            {
                 peer.call = Some(call);
+                let name = peer.name.clone();
+                state.presence.record(&name, PresenceState::Busy);
             }
         }
+        let phase = match setup {
+            Setup::Ring => Phase::Ringing,
+            Setup::Connect { .. } => Phase::Live,
+        };
         state.calls.insert(
             call,
             Call {
@@ -259,16 +377,78 @@ impl<O: Clone> Registry<O> {
                 token,
                 started: Instant::now(),
                 relay_halves: 0,
-                awaiting_resume: false,
+                phase,
             },
         );
         Ok(Claim {
             call,
             caller: caller_name,
             callee: callee_name,
-            addrs,
             callee_outbox,
+            setup,
         })
+    }
+
+    /// The callee `name` answers the ringing `call`: from now on it is a
+    /// call like one that never rang (its relay window starts now). `None`
+    /// if `call` is not ringing for `name`.
+    pub fn answer(&self, name: &str, call: CallId) -> Option<Answered<O>> {
+        let key = name_key(name);
+        let mut state = self.lock();
+        let entry = state.calls.get(&call)?;
+        if entry.phase != Phase::Ringing || entry.callee != key {
+            return None;
+        }
+        let caller = state.peers.get(&entry.caller)?;
+        let callee = state.peers.get(&key)?;
+        let answered = Answered {
+            call,
+            caller: caller.name.clone(),
+            callee: callee.name.clone(),
+            token: entry.token,
+            addrs: candidates(caller.seen, callee.advertised, callee.seen),
+            caller_outbox: caller.outbox.clone(),
+        };
+        if let Some(entry) = state.calls.get_mut(&call) {
+            entry.phase = Phase::Live;
+            entry.started = Instant::now();
+        }
+        Some(answered)
+    }
+
+    /// The callee `name` declines the ringing `call`: both are free, and
+    /// the caller is to be told. `None` if `call` is not ringing for `name`.
+    pub fn decline(&self, name: &str, call: CallId) -> Option<Ended<O>> {
+        let key = name_key(name);
+        let mut state = self.lock();
+        let entry = state.calls.get(&call)?;
+        if entry.phase != Phase::Ringing || entry.callee != key {
+            return None;
+        }
+        end_call(&mut state, call, &key)
+    }
+
+    /// Ends `call` if it is still ringing (its ring timeout passed); both
+    /// are free and to be told. Call ids are never reused, so a timer for a
+    /// call answered, declined or hung up meanwhile changes nothing.
+    pub fn ring_out(&self, call: CallId) -> Option<RangOut<O>> {
+        let mut state = self.lock();
+        let entry = state.calls.get(&call)?;
+        if entry.phase != Phase::Ringing {
+            return None;
+        }
+        let caller = state.peers.get(&entry.caller)?;
+        let callee = state.peers.get(&entry.callee)?;
+        let rang = RangOut {
+            call,
+            caller: caller.name.clone(),
+            caller_outbox: caller.outbox.clone(),
+            callee: callee.name.clone(),
+            callee_outbox: callee.outbox.clone(),
+        };
+        let caller_key = entry.caller.clone();
+        end_call(&mut state, call, &caller_key);
+        Some(rang)
     }
 
     /// Ends `call` on behalf of the peer `name`, freeing both parties. Only
@@ -294,7 +474,9 @@ impl<O: Clone> Registry<O> {
             return None;
         }
         let ended = peer.call.and_then(|call| end_call(&mut state, call, &key));
-        state.peers.remove(&key);
+        if let Some(peer) = state.peers.remove(&key) {
+            state.presence.record(&peer.name, PresenceState::Left);
+        }
         ended
     }
 
@@ -305,6 +487,7 @@ impl<O: Clone> Registry<O> {
         let mut state = self.lock();
         let entry = state.calls.get_mut(&call)?;
         if entry.relay_halves >= 2
+            || entry.phase != Phase::Live
             || !entry.token.matches(token)
             || entry.started.elapsed() > RELAY_WINDOW
         {
@@ -337,15 +520,14 @@ impl<O: Clone> Registry<O> {
             return Err(CallError::AlreadyInCall);
         }
         let waiting = state.peers.get(&peer_key).and_then(|p| p.call).filter(|c| {
-            state
-                .calls
-                .get(c)
-                .is_some_and(|c| c.awaiting_resume && c.callee == key && c.caller == peer_key)
+            state.calls.get(c).is_some_and(|c| {
+                c.phase == Phase::AwaitingResume && c.callee == key && c.caller == peer_key
+            })
         });
         let call = match waiting {
             Some(call) => {
                 if let Some(entry) = state.calls.get_mut(&call) {
-                    entry.awaiting_resume = false;
+                    entry.phase = Phase::Live;
                 }
                 call
             }
@@ -360,7 +542,11 @@ impl<O: Clone> Registry<O> {
                         token,
                         started: Instant::now(),
                         relay_halves: 2,
-                        awaiting_resume: key != peer_key,
+                        phase: if key != peer_key {
+                            Phase::AwaitingResume
+                        } else {
+                            Phase::Live
+                        },
                     },
                 );
                 call
@@ -368,6 +554,8 @@ impl<O: Clone> Registry<O> {
         };
         if let Some(me) = state.peers.get_mut(&key) {
             me.call = Some(call);
+            let name = me.name.clone();
+            state.presence.record(&name, PresenceState::Busy);
         }
         Ok(call)
     }
@@ -391,6 +579,8 @@ fn end_call<O: Clone>(state: &mut State<O>, call: CallId, by_key: &str) -> Optio
             if key != by_key {
                 notify = Some(peer.outbox.clone());
             }
+            let name = peer.name.clone();
+            state.presence.record(&name, PresenceState::Free);
         }
     }
     let by = state.peers.get(by_key).map(|p| p.name.clone())?;
@@ -400,6 +590,44 @@ fn end_call<O: Clone>(state: &mut State<O>, call: CallId, by_key: &str) -> Optio
         notify,
         duration: entry.started.elapsed(),
     })
+}
+
+/// Presence changes not yet taken: each name once, with the state it
+/// first changed from (to cancel a join and a leave in one batch) and its
+/// latest state, in the order of first change. Keyed by the exact name, so
+/// that `Ann` leaving and `ann` joining stay two entries, in that order.
+#[derive(Default)]
+struct PresenceChanges {
+    entries: Vec<(Presence, PresenceState)>,
+    index: HashMap<String, usize>,
+}
+
+impl PresenceChanges {
+    fn record(&mut self, name: &str, state: PresenceState) {
+        match self.index.get(name) {
+            Some(&i) => self.entries[i].0.state = state,
+            None => {
+                self.index.insert(name.to_string(), self.entries.len());
+                let presence = Presence {
+                    name: name.to_string(),
+                    state,
+                };
+                self.entries.push((presence, state));
+            }
+        }
+    }
+
+    /// The batch: a name that joined and left again within it is left out.
+    fn take(&mut self) -> Vec<Presence> {
+        self.index.clear();
+        std::mem::take(&mut self.entries)
+            .into_iter()
+            .filter(|(latest, first)| {
+                !(*first == PresenceState::Joined && latest.state == PresenceState::Left)
+            })
+            .map(|(latest, _)| latest)
+            .collect()
+    }
 }
 
 /// The addresses to dial for a peer, best first. A caller behind the same
@@ -442,6 +670,7 @@ mod tests {
                 addr("10.0.0.1:5000"),
                 ip("10.0.0.1"),
                 outbox,
+                ClientFeatures::default(),
             )
             .unwrap();
         }
@@ -451,10 +680,11 @@ mod tests {
     #[test]
     fn names_are_unique_without_regard_to_case() {
         let reg = with(&["Alice"]);
-        let err = reg.register(9, "aLiCe", addr("1.1.1.1:1"), ip("1.1.1.1"), "x");
+        let none = ClientFeatures::default();
+        let err = reg.register(9, "aLiCe", addr("1.1.1.1:1"), ip("1.1.1.1"), "x", none);
         assert_eq!(err, Err(RegisterError::Taken("Alice".into())));
         assert_eq!(
-            reg.register(9, "a b", addr("1.1.1.1:1"), ip("1.1.1.1"), "x"),
+            reg.register(9, "a b", addr("1.1.1.1:1"), ip("1.1.1.1"), "x", none),
             Err(RegisterError::BadName(NameError::Unprintable))
         );
         assert_eq!(reg.len(), 1);
@@ -624,6 +854,134 @@ mod tests {
         assert_eq!(
             candidates(ip("127.0.0.1"), local, ip("127.0.0.1")),
             vec![local]
+        );
+    }
+
+    fn ringing(names: &[&str]) -> Registry<&'static str> {
+        let reg = with(names);
+        let rings = ClientFeatures {
+            ring: true,
+            missed: true,
+        };
+        for (i, name) in names.iter().enumerate() {
+            reg.set_features(i as ConnId, name, rings);
+        }
+        reg
+    }
+
+    fn busy(reg: &Registry<&'static str>) -> Vec<(String, bool)> {
+        reg.list().into_iter().map(|e| (e.name, e.busy)).collect()
+    }
+
+    #[test]
+    fn a_call_rings_only_when_both_announced_ring() {
+        let reg = ringing(&["a", "b"]);
+        let claim = reg.claim_call("a", "b", T).unwrap();
+        assert_eq!(claim.setup, Setup::Ring);
+        assert_eq!(busy(&reg), [("a".into(), true), ("b".into(), true)]);
+
+        let reg = ringing(&["a", "b", "c"]);
+        reg.set_features(2, "c", ClientFeatures::default());
+        assert!(matches!(
+            reg.claim_call("a", "c", T).unwrap().setup,
+            Setup::Connect { .. }
+        ));
+        assert!(matches!(
+            reg.claim_call("b", "B", T).unwrap().setup,
+            Setup::Connect { .. }
+        ));
+        // Features are changed only through the peer's own connection.
+        reg.set_features(
+            0,
+            "c",
+            ClientFeatures {
+                ring: true,
+                missed: true,
+            },
+        );
+        assert_eq!(reg.missed_call_outbox("c"), None);
+        assert_eq!(reg.missed_call_outbox("a"), Some("box-a"));
+    }
+
+    #[test]
+    fn only_the_callee_answers_a_ringing_call_once_and_then_it_is_live() {
+        let reg = ringing(&["a", "b", "c"]);
+        let call = reg.claim_call("a", "b", T).unwrap().call;
+        assert!(
+            reg.claim_relay(call, &T).is_none(),
+            "no relay while ringing"
+        );
+        assert_eq!(reg.answer("a", call), None, "the caller cannot answer");
+        assert_eq!(reg.answer("c", call), None);
+        assert_eq!(reg.decline("a", call), None);
+        let answered = reg.answer("B", call).unwrap();
+        assert_eq!(
+            (answered.caller.as_str(), answered.callee.as_str()),
+            ("a", "b")
+        );
+        assert_eq!(answered.token, T);
+        assert_eq!(answered.addrs, vec![addr("10.0.0.1:5000")]);
+        assert_eq!(answered.caller_outbox, "box-a");
+        assert_eq!(reg.answer("b", call), None, "answered already");
+        assert_eq!(reg.decline("b", call), None);
+        assert_eq!(reg.ring_out(call), None, "a live call does not ring out");
+        assert!(matches!(
+            reg.claim_relay(call, &T),
+            Some(RelayTicket::First { .. })
+        ));
+        let ended = reg.hangup("a", call).unwrap();
+        assert_eq!(ended.notify, Some("box-b"));
+    }
+
+    #[test]
+    fn declining_or_ringing_out_frees_both() {
+        let reg = ringing(&["a", "b"]);
+        let call = reg.claim_call("a", "b", T).unwrap().call;
+        let ended = reg.decline("b", call).unwrap();
+        assert_eq!((ended.by.as_str(), ended.notify), ("b", Some("box-a")));
+        assert_eq!(busy(&reg), [("a".into(), false), ("b".into(), false)]);
+
+        let call = reg.claim_call("b", "a", T).unwrap().call;
+        let rang = reg.ring_out(call).unwrap();
+        assert_eq!((rang.caller.as_str(), rang.caller_outbox), ("b", "box-b"));
+        assert_eq!((rang.callee.as_str(), rang.callee_outbox), ("a", "box-a"));
+        assert_eq!(reg.ring_out(call), None, "once");
+        assert_eq!(reg.answer("a", call), None);
+        assert_eq!(busy(&reg), [("a".into(), false), ("b".into(), false)]);
+    }
+
+    #[test]
+    fn presence_changes_are_coalesced_per_name_in_order() {
+        let reg = with(&["a", "b"]);
+        let p = |name: &str, state| Presence {
+            name: name.into(),
+            state,
+        };
+        assert_eq!(
+            reg.take_presence(),
+            [p("a", PresenceState::Joined), p("b", PresenceState::Joined)]
+        );
+        let call = reg.claim_call("a", "b", T).unwrap().call;
+        reg.hangup("b", call);
+        let none = ClientFeatures::default();
+        let seen = ip("10.0.0.9");
+        reg.register(7, "c", addr("10.0.0.9:1"), seen, "box-c", none)
+            .unwrap();
+        reg.remove(7, "c");
+        reg.claim_call("b", "a", T).unwrap();
+        reg.remove(0, "a");
+        assert_eq!(
+            reg.take_presence(),
+            [p("a", PresenceState::Left), p("b", PresenceState::Free)],
+            "c joined and left in one batch: never seen"
+        );
+        assert_eq!(reg.take_presence(), []);
+        reg.remove(1, "b");
+        reg.register(8, "B", addr("10.0.0.9:1"), seen, "box-B", none)
+            .unwrap();
+        assert_eq!(
+            reg.take_presence(),
+            [p("b", PresenceState::Left), p("B", PresenceState::Joined)]
         );
     }
 

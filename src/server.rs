@@ -6,6 +6,16 @@
 //! held while a socket is read or written. A client's entry lives exactly as
 //! long as its connection: the thread's `Session` guard removes it however
 //! the thread ends (EOF, error, timeout, even a panic).
+//!
+//! Beside the client threads, one thread each: the ring timer
+//! (`ring_timer.rs`: ends calls nobody answered) and the presence task
+//! (`presence.rs`: batches who joined, left, became busy or free for the
+//! watchers). `admission.rs` bounds the unregistered connections of each
+//! source address.
+
+mod admission;
+mod presence;
+mod ring_timer;
 
 use std::fmt;
 use std::io::{self, Write};
@@ -18,12 +28,15 @@ use std::time::{Duration, Instant};
 use crate::connection::{LineReader, Outbox, ReadError, SharedStream, write_line};
 use crate::log;
 use crate::protocol::{
-    CallId, ErrorCode, FEATURE_NO_RELAY_CODE, FEATURE_RELAY, MAX_LINE, NameError, ProtocolError,
-    Request, ServerLine, Token, printable,
+    CallId, ErrorCode, FEATURE_MISSED, FEATURE_NO_RELAY_CODE, FEATURE_PRESENCE, FEATURE_RELAY,
+    FEATURE_RING, MAX_LINE, NameError, ProtocolError, Request, ServerLine, Token, printable,
 };
-use crate::registry::{CallError, ConnId, Ended, RegisterError, Registry};
+use crate::registry::{CallError, ClientFeatures, ConnId, Ended, RegisterError, Registry, Setup};
 use crate::relay::{self, Rendezvous};
 use crate::token::random_token;
+use admission::Unregistered;
+use presence::Watchers;
+use ring_timer::RingTimer;
 
 /// The port the server listens on when `--listen` gives none.
 pub const DEFAULT_PORT: u16 = 7700;
@@ -44,10 +57,18 @@ pub struct Config {
     pub max_clients: usize,
     /// Drop a registered peer not heard from for this long.
     pub idle_timeout: Duration,
-    /// Drop a connection that has not registered within this long.
+    /// Drop a connection that has not registered within this long. Long
+    /// enough for a person typing into `nc`.
     pub register_timeout: Duration,
     /// Whether to relay chats between peers that cannot reach each other.
     pub relay: bool,
+    /// How long a call between two clients that ring waits to be answered.
+    pub ring_timeout: Duration,
+    /// Most connections one source address may have open without having
+    /// registered; one more closes the oldest.
+    pub max_unregistered_per_ip: usize,
+    /// How often presence changes go out to watchers, in one batch.
+    pub presence_interval: Duration,
 }
 
 impl Default for Config {
@@ -56,8 +77,11 @@ impl Default for Config {
             listen: format!("0.0.0.0:{DEFAULT_PORT}"),
             max_clients: 4096,
             idle_timeout: Duration::from_secs(30),
-            register_timeout: Duration::from_secs(5),
+            register_timeout: Duration::from_secs(60),
             relay: true,
+            ring_timeout: Duration::from_secs(30),
+            max_unregistered_per_ip: 16,
+            presence_interval: Duration::from_millis(250),
         }
     }
 }
@@ -98,6 +122,9 @@ enum Refusal {
     NoHeartbeat,
     /// A connection did not register within the registration timeout.
     DidNotRegister,
+    /// One more unregistered connection came from the same address; this,
+    /// the oldest, is closed.
+    TooManyUnregistered,
     /// Every slot is taken (`--max-clients`).
     ServerFull,
     /// `REGISTER` again on a registered connection, under this name.
@@ -112,6 +139,8 @@ enum Refusal {
     Busy(String),
     AlreadyInCall,
     NotInCall(CallId),
+    /// `ANSWER` or `DECLINE` for a call that is not ringing for this client.
+    NotRinging(CallId),
     /// `RELAY` on a connection that already said something else.
     RelayNotFirst,
     /// `RELAY` to a server started with `--no-relay`.
@@ -136,6 +165,10 @@ impl From<Refusal> for ServerLine {
                 ErrorCode::Timeout,
                 "did not register in time; closing".into(),
             ),
+            Refusal::TooManyUnregistered => (
+                ErrorCode::Timeout,
+                "too many unregistered connections from your address".into(),
+            ),
             Refusal::ServerFull => (ErrorCode::ServerFull, "server full, try again later".into()),
             Refusal::AlreadyRegistered(name) => (
                 ErrorCode::AlreadyRegistered,
@@ -143,7 +176,7 @@ impl From<Refusal> for ServerLine {
             ),
             Refusal::NotRegistered => (
                 ErrorCode::NotRegistered,
-                "register first: REGISTER NAME HOST:PORT".into(),
+                "register first: REGISTER NAME IP:PORT".into(),
             ),
             Refusal::NameTaken(holder) => (
                 ErrorCode::NameTaken,
@@ -162,6 +195,10 @@ impl From<Refusal> for ServerLine {
             Refusal::NotInCall(call) => {
                 (ErrorCode::NotInCall, format!("you are not in call {call}"))
             }
+            Refusal::NotRinging(call) => (
+                ErrorCode::NotInCall,
+                format!("call {call} is not ringing for you"),
+            ),
             Refusal::RelayNotFirst => (
                 ErrorCode::BadRequest,
                 "RELAY must be the first line of its own connection".into(),
@@ -211,11 +248,14 @@ impl From<CallError> for Refusal {
 
 /// State every client thread shares.
 struct Shared {
-    registry: Registry<Outbox>,
+    registry: Arc<Registry<Outbox>>,
     rendezvous: Rendezvous,
     config: Config,
     clients: AtomicUsize,
     next_conn: AtomicU64,
+    ring_timer: RingTimer,
+    watchers: Arc<Watchers>,
+    unregistered: Unregistered<Outbox>,
 }
 
 /// Binds `config.listen`, prints `listening on ADDR` as the first line of
@@ -234,9 +274,12 @@ pub fn run(config: Config) -> Result<(), ServerError> {
     let _ = stdout.flush();
     drop(stdout);
     log!(
-        "server listening on {local} (max clients {}, idle timeout {}s, relay {})",
+        "server listening on {local} (max clients {}, idle timeout {}s, register timeout {}s, \
+         ring timeout {}s, relay {})",
         config.max_clients,
         config.idle_timeout.as_secs_f32(),
+        config.register_timeout.as_secs_f32(),
+        config.ring_timeout.as_secs_f32(),
         if config.relay { "on" } else { "off" }
     );
     serve(listener, config);
@@ -246,8 +289,14 @@ pub fn run(config: Config) -> Result<(), ServerError> {
 /// The accept loop. It survives every accept error: it logs, backs off
 /// briefly when the process is out of resources, and goes on.
 pub fn serve(listener: TcpListener, config: Config) {
+    let registry = Arc::new(Registry::new());
+    let watchers = Arc::new(Watchers::default());
+    presence::start(registry.clone(), watchers.clone(), config.presence_interval);
     let shared = Arc::new(Shared {
-        registry: Registry::new(),
+        ring_timer: RingTimer::start(registry.clone(), config.ring_timeout),
+        unregistered: Unregistered::new(config.max_unregistered_per_ip),
+        registry,
+        watchers,
         rendezvous: Rendezvous::default(),
         config,
         clients: AtomicUsize::new(0),
@@ -289,12 +338,23 @@ fn admit(shared: &Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
         return;
     };
     let conn = shared.next_conn.fetch_add(1, Ordering::Relaxed);
+    let stream = Arc::new(stream);
+    let outbox = Outbox::new(stream.clone(), CLIENT_WRITE_DEADLINE);
+    // Counted here, in the order of arrival; the oldest is told and closed
+    // by the new client's thread, so a stuck one cannot stall this loop.
+    let evicted = shared.unregistered.arrive(addr.ip(), conn, outbox.clone());
     let spawned = thread::Builder::new()
         .name(format!("client-{conn}"))
         .stack_size(CLIENT_STACK)
-        .spawn(move || serve_client(slot, conn, stream, addr));
+        .spawn(move || {
+            if let Some(oldest) = evicted {
+                evict(&oldest, addr);
+            }
+            serve_client(slot, conn, stream, outbox, addr)
+        });
     if let Err(e) = spawned {
         log!("cannot start a thread for {addr}: {e}");
+        shared.unregistered.leave(addr.ip(), conn);
     }
 }
 
@@ -327,6 +387,8 @@ struct Session {
     addr: SocketAddr,
     outbox: Outbox,
     name: Option<String>,
+    /// What the client announced (before or after registering).
+    features: ClientFeatures,
     leave_reason: String,
 }
 
@@ -360,6 +422,7 @@ impl Session {
         let Some(name) = self.name.take() else {
             return;
         };
+        self.shared().watchers.unwatch(self.conn);
         let ended = self.shared().registry.remove(self.conn, &name);
         if let Some(ended) = ended {
             announce_end(&ended, &name);
@@ -371,6 +434,7 @@ impl Session {
 impl Drop for Session {
     fn drop(&mut self) {
         self.leave();
+        self.shared().unregistered.leave(self.addr.ip(), self.conn);
     }
 }
 
@@ -388,14 +452,32 @@ fn announce_end(ended: &Ended<Outbox>, from: &str) {
     }
 }
 
-fn serve_client(slot: ClientSlot, conn: ConnId, stream: TcpStream, addr: SocketAddr) {
-    let stream = Arc::new(stream);
+/// Tells the oldest unregistered connection from `addr`'s address why it
+/// is closed, and closes it; its own thread then ends.
+fn evict(oldest: &Outbox, addr: SocketAddr) {
+    log!(
+        "closed an unregistered connection from {}: too many unregistered connections \
+         from that address",
+        addr.ip()
+    );
+    let _ = oldest.send(&ServerLine::from(Refusal::TooManyUnregistered));
+    oldest.close();
+}
+
+fn serve_client(
+    slot: ClientSlot,
+    conn: ConnId,
+    stream: Arc<TcpStream>,
+    outbox: Outbox,
+    addr: SocketAddr,
+) {
     let mut session = Session {
         slot,
         conn,
         addr,
-        outbox: Outbox::new(stream.clone(), CLIENT_WRITE_DEADLINE),
+        outbox,
         name: None,
+        features: ClientFeatures::default(),
         leave_reason: "connection closed".into(),
     };
     let mut reader = LineReader::new(SharedStream(stream));
@@ -444,6 +526,7 @@ fn serve_client(slot: ClientSlot, conn: ConnId, stream: TcpStream, addr: SocketA
             Ok(Flow::Close) => break,
             Ok(Flow::Relay { call, token }) => {
                 let shared = session.shared();
+                shared.unregistered.leave(addr.ip(), conn);
                 relay::serve(
                     &shared.registry,
                     &shared.rendezvous,
@@ -512,7 +595,42 @@ fn handle_line(session: &mut Session, line: &str) -> io::Result<Flow> {
             None => session.refuse(Refusal::NotInCall(call), line)?,
         },
         Request::Ping => session.reply(&ServerLine::Pong)?,
-        Request::Features(_) => session.reply(&features(&shared.config))?,
+        Request::Features(words) => {
+            let announced = ClientFeatures::from_words(&words);
+            shared.registry.set_features(session.conn, &name, announced);
+            session.reply(&features(&shared.config))?;
+            session.features = announced;
+        }
+        Request::Answer { call } => answer_call(session, &name, call, line)?,
+        Request::Decline { call } => match shared.registry.decline(&name, call) {
+            Some(ended) => {
+                log!("chat {call} declined by {name}");
+                session.reply(&ServerLine::DeclineDone { call })?;
+                if let Some(caller) = &ended.notify {
+                    let _ = caller.send(&ServerLine::Declined {
+                        call,
+                        peer: name.clone(),
+                    });
+                }
+            }
+            None => session.refuse(Refusal::NotRinging(call), line)?,
+        },
+        Request::Watch(on) => {
+            if on {
+                if let Err(e) = shared.watchers.watch(session.conn, &name, &session.outbox) {
+                    log!("cannot start presence for {name}: {e}");
+                    return session
+                        .reply(&ServerLine::error(
+                            ErrorCode::Internal,
+                            "the server cannot send presence right now",
+                        ))
+                        .map(|()| Flow::Continue);
+                }
+            } else {
+                shared.watchers.unwatch(session.conn);
+            }
+            session.reply(&ServerLine::Watching(on))?;
+        }
         Request::Quit => {
             // Leave the table before answering, so that once the client
             // sees BYE nobody can see it listed.
@@ -537,9 +655,11 @@ fn handle_unregistered(session: &mut Session, request: Request, line: &str) -> i
                 advertise,
                 session.addr.ip(),
                 session.outbox.clone(),
+                session.features,
             );
             match registered {
                 Ok(()) => {
+                    shared.unregistered.leave(session.addr.ip(), session.conn);
                     log!("{name} joined from {} (chat at {advertise})", session.addr);
                     let heartbeat_secs = (shared.config.idle_timeout.as_secs() / 3).max(1);
                     session.name = Some(name.clone());
@@ -563,7 +683,8 @@ fn handle_unregistered(session: &mut Session, request: Request, line: &str) -> i
             session.reply(&ServerLine::Pong)?;
             Ok(Flow::Continue)
         }
-        Request::Features(_) => {
+        Request::Features(words) => {
+            session.features = ClientFeatures::from_words(&words);
             session.reply(&features(&session.shared().config))?;
             Ok(Flow::Continue)
         }
@@ -579,7 +700,10 @@ fn handle_unregistered(session: &mut Session, request: Request, line: &str) -> i
         | Request::Lookup { .. }
         | Request::Call { .. }
         | Request::Hangup { .. }
-        | Request::Resume { .. } => {
+        | Request::Resume { .. }
+        | Request::Answer { .. }
+        | Request::Decline { .. }
+        | Request::Watch(_) => {
             session.refuse(Refusal::NotRegistered, line)?;
             Ok(Flow::Continue)
         }
@@ -588,12 +712,14 @@ fn handle_unregistered(session: &mut Session, request: Request, line: &str) -> i
 
 /// The answer to `FEATURES`: what this server does beyond the base
 /// protocol, so a newer client can rely on it rather than guess from an
-/// error's text. The client's own list asks for nothing yet.
+/// error's text. The client's own words (`ring`, `missed`) are recorded in
+/// its session by the caller.
 fn features(config: &Config) -> ServerLine {
     let mut words = vec![FEATURE_NO_RELAY_CODE.to_string()];
     if config.relay {
         words.push(FEATURE_RELAY.to_string());
     }
+    words.extend([FEATURE_RING, FEATURE_PRESENCE, FEATURE_MISSED].map(String::from));
     ServerLine::Features(words)
 }
 
@@ -631,35 +757,99 @@ fn start_call(session: &Session, name: &str, callee: &str, line: &str) -> io::Re
     let Some(token) = call_token(session)? else {
         return Ok(());
     };
-    let registry = &session.shared().registry;
-    match registry.claim_call(name, callee, token) {
-        Ok(claim) => {
+    let shared = session.shared();
+    let registry = &shared.registry;
+    let claim = match registry.claim_call(name, callee, token) {
+        Ok(claim) => claim,
+        Err(CallError::Busy(busy)) => {
+            if let Some(missed) = registry.missed_call_outbox(&busy) {
+                let _ = missed.send(&ServerLine::Missed {
+                    caller: name.to_string(),
+                });
+            }
+            return session.refuse(CallError::Busy(busy), line);
+        }
+        Err(e) => return session.refuse(e, line),
+    };
+    let addrs = match claim.setup {
+        Setup::Connect { addrs } => addrs,
+        Setup::Ring => {
             log!(
-                "chat {} started: {} calls {}",
+                "chat {} ringing: {} calls {}",
                 claim.call,
                 claim.caller,
                 claim.callee
             );
-            // The callee hears first, so it expects the caller's connection
-            // before the caller can possibly make it.
-            let pushed = claim.callee_outbox.send(&ServerLine::Incoming {
-                caller: claim.caller.clone(),
+            // The caller hears first, so it knows the call before anything
+            // about it can come back from the callee.
+            session.reply(&ServerLine::Ringing {
+                peer: claim.callee.clone(),
                 call: claim.call,
-                token,
+            })?;
+            let pushed = claim.callee_outbox.send(&ServerLine::Ring {
+                caller: claim.caller,
+                call: claim.call,
             });
             if pushed.is_err() {
-                if let Some(ended) = registry.hangup(name, claim.call) {
-                    announce_end(&ended, name);
-                }
-                return session.reply(&Refusal::CalleeSilent(claim.callee).into());
+                // Its connection is closing: its session ends the call and
+                // tells us (EVENT HANGUP).
+                return Ok(());
             }
-            session.reply(&ServerLine::CallReady {
-                peer: claim.callee,
-                call: claim.call,
-                token,
-                addrs: claim.addrs,
-            })
+            shared.ring_timer.ring(claim.call);
+            return Ok(());
         }
-        Err(e) => session.refuse(e, line),
+    };
+    log!(
+        "chat {} started: {} calls {}",
+        claim.call,
+        claim.caller,
+        claim.callee
+    );
+    // The callee hears first, so it expects the caller's connection
+    // before the caller can possibly make it.
+    let pushed = claim.callee_outbox.send(&ServerLine::Incoming {
+        caller: claim.caller.clone(),
+        call: claim.call,
+        token,
+    });
+    if pushed.is_err() {
+        if let Some(ended) = registry.hangup(name, claim.call) {
+            announce_end(&ended, name);
+        }
+        return session.reply(&Refusal::CalleeSilent(claim.callee).into());
     }
+    session.reply(&ServerLine::CallReady {
+        peer: claim.callee,
+        call: claim.call,
+        token,
+        addrs,
+    })
+}
+
+/// `ANSWER`: the callee takes a ringing call. It hears the token first, so
+/// it expects the caller's connection before the caller, told next, can
+/// make it; from then on the call is like one that never rang.
+fn answer_call(session: &Session, name: &str, call: CallId, line: &str) -> io::Result<()> {
+    let Some(answered) = session.shared().registry.answer(name, call) else {
+        return session.refuse(Refusal::NotRinging(call), line);
+    };
+    log!(
+        "chat {call} started: {} answered {}",
+        answered.callee,
+        answered.caller
+    );
+    // If this write fails our session ends, and with it the call: the
+    // caller is told EVENT HANGUP, never the addresses.
+    session.reply(&ServerLine::Answer {
+        caller: answered.caller.clone(),
+        call,
+        token: answered.token,
+    })?;
+    let _ = answered.caller_outbox.send(&ServerLine::Answered {
+        peer: answered.callee,
+        call,
+        token: answered.token,
+        addrs: answered.addrs,
+    });
+    Ok(())
 }

@@ -172,14 +172,17 @@ fn a_server_without_relay_refuses_a_relay_connection_with_its_own_code() {
 fn features_are_answered_before_and_after_register_and_follow_no_relay() {
     let server = Server::start();
     let mut raw = Raw::connect(server.addr);
-    assert_eq!(raw.ask("FEATURES"), "OK FEATURES no-relay-code relay");
+    assert_eq!(
+        raw.ask("FEATURES"),
+        "OK FEATURES no-relay-code relay ring presence missed"
+    );
     assert!(
         raw.ask("REGISTER ann 127.0.0.1:9")
             .starts_with("OK WELCOME")
     );
     assert_eq!(
         raw.ask("features relay ping-number"),
-        "OK FEATURES no-relay-code relay"
+        "OK FEATURES no-relay-code relay ring presence missed"
     );
     assert!(
         raw.ask("FEATURES Not_A_Word")
@@ -188,5 +191,8 @@ fn features_are_answered_before_and_after_register_and_follow_no_relay() {
 
     let plain = Server::start_with(&["--no-relay"]);
     let mut raw = Raw::connect(plain.addr);
-    assert_eq!(raw.ask("FEATURES"), "OK FEATURES no-relay-code");
+    assert_eq!(
+        raw.ask("FEATURES"),
+        "OK FEATURES no-relay-code ring presence missed"
+    );
 }

@@ -12,6 +12,10 @@ fn main() -> ExitCode {
             print!("{}", cli::CHAT_HELP);
             ExitCode::SUCCESS
         }
+        Ok(Parsed::Version) => {
+            println!("chat {}", cli::VERSION);
+            ExitCode::SUCCESS
+        }
         Ok(Parsed::Run(config)) => match p2pchat::chat::run(config) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

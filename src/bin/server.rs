@@ -11,6 +11,10 @@ fn main() -> ExitCode {
             print!("{}", cli::SERVER_HELP);
             ExitCode::SUCCESS
         }
+        Ok(Parsed::Version) => {
+            println!("server {}", cli::VERSION);
+            ExitCode::SUCCESS
+        }
         Ok(Parsed::Run(config)) => match p2pchat::server::run(config) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

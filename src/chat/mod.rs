@@ -48,6 +48,13 @@ pub struct Config {
     pub advertise: Option<SocketAddr>,
     /// No bell on an incoming call.
     pub quiet: bool,
+    /// Connect an incoming call at once, without asking (the behaviour
+    /// before calls rang): the chat does not announce `ring`.
+    pub auto_answer: bool,
+    /// Append a transcript of what is shown to this file.
+    pub log: Option<std::path::PathBuf>,
+    /// Show the time (HH:MM) before each chat line.
+    pub timestamps: bool,
 }
 
 /// How the threads reach the main loop. Bounded, so that a peer flooding

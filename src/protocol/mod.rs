@@ -30,7 +30,10 @@ mod server_lines;
 pub use names::{NameError, name_key, printable, validate_name};
 pub use peer::{PeerMessage, split_text};
 pub use requests::Request;
-pub use server_lines::{FEATURE_NO_RELAY_CODE, FEATURE_RELAY, ServerLine, UserEntry};
+pub use server_lines::{
+    FEATURE_MISSED, FEATURE_NO_RELAY_CODE, FEATURE_PRESENCE, FEATURE_RELAY, FEATURE_RING,
+    PRESENCE_PREFIX, Presence, PresenceState, ServerLine, UserEntry,
+};
 
 /// Tokens live beside their generator; the grammars carry them.
 pub use crate::token::Token;
@@ -96,7 +99,7 @@ impl fmt::Display for ProtocolError {
             ProtocolError::Empty => write!(f, "empty line; try LIST, CALL NAME or QUIT"),
             ProtocolError::UnknownCommand(verb) => write!(
                 f,
-                "unknown command {}; known: REGISTER LIST LOOKUP CALL HANGUP PING FEATURES QUIT RELAY RESUME",
+                "unknown command {}; known: REGISTER LIST LOOKUP CALL ANSWER DECLINE HANGUP WATCH PING FEATURES QUIT RELAY RESUME",
                 printable(verb)
             ),
             ProtocolError::BadArguments { verb, usage } => {
@@ -206,7 +209,7 @@ impl fmt::Display for ErrorCode {
 
 fn parse_addr(text: &str) -> Result<SocketAddr, ProtocolError> {
     text.parse().map_err(|_| ProtocolError::BadField {
-        field: "address (HOST:PORT, [V6]:PORT)",
+        field: "address (IP:PORT or [IPv6]:PORT)",
         value: text.to_string(),
     })
 }

@@ -40,6 +40,15 @@ pub enum Request {
     /// `RESUME <name>`: after registering again (the server restarted, or
     /// the connection dropped), mark us busy in our ongoing chat with `name`.
     Resume { name: String },
+    /// `ANSWER <call-id>`: take the call ringing for us (`EVENT RING`); the
+    /// server answers `OK ANSWER <caller> <call-id> <token>`.
+    Answer { call: CallId },
+    /// `DECLINE <call-id>`: refuse the call ringing for us; the caller is
+    /// told, and never learns our address.
+    Decline { call: CallId },
+    /// `WATCH on|off`: whether the server pushes us `EVENT PRESENCE` lines
+    /// (who joined, left, became busy or free).
+    Watch(bool),
 }
 
 impl Request {
@@ -60,7 +69,7 @@ impl Request {
         };
         match verb_upper.as_str() {
             "REGISTER" => {
-                expect(2, "REGISTER", "REGISTER NAME HOST:PORT")?;
+                expect(2, "REGISTER", "REGISTER NAME IP:PORT")?;
                 validate_name(args[0]).map_err(ProtocolError::BadName)?;
                 Ok(Request::Register {
                     name: args[0].to_string(),
@@ -98,6 +107,30 @@ impl Request {
                     name: args[0].to_string(),
                 })
             }
+            "ANSWER" => {
+                expect(1, "ANSWER", "ANSWER CALL-ID")?;
+                Ok(Request::Answer {
+                    call: parse_call_id(args[0])?,
+                })
+            }
+            "DECLINE" => {
+                expect(1, "DECLINE", "DECLINE CALL-ID")?;
+                Ok(Request::Decline {
+                    call: parse_call_id(args[0])?,
+                })
+            }
+            "WATCH" => {
+                const USAGE: &str = "WATCH on|off";
+                expect(1, "WATCH", USAGE)?;
+                match args[0].to_ascii_lowercase().as_str() {
+                    "on" => Ok(Request::Watch(true)),
+                    "off" => Ok(Request::Watch(false)),
+                    _ => Err(ProtocolError::BadArguments {
+                        verb: "WATCH",
+                        usage: USAGE,
+                    }),
+                }
+            }
             "RELAY" => {
                 expect(2, "RELAY", "RELAY CALL-ID TOKEN")?;
                 Ok(Request::Relay {
@@ -123,6 +156,9 @@ impl fmt::Display for Request {
             Request::Features(words) => write_features(f, words),
             Request::Relay { call, token } => write!(f, "RELAY {call} {token}"),
             Request::Resume { name } => write!(f, "RESUME {name}"),
+            Request::Answer { call } => write!(f, "ANSWER {call}"),
+            Request::Decline { call } => write!(f, "DECLINE {call}"),
+            Request::Watch(on) => write!(f, "WATCH {}", if *on { "on" } else { "off" }),
         }
     }
 }
@@ -156,6 +192,10 @@ mod tests {
                 token: SAMPLE_TOKEN,
             },
             Request::Resume { name: "bob".into() },
+            Request::Answer { call: 12 },
+            Request::Decline { call: 13 },
+            Request::Watch(true),
+            Request::Watch(false),
         ];
         for request in requests {
             let line = request.to_string();
@@ -167,6 +207,8 @@ mod tests {
     fn verbs_are_case_insensitive() {
         assert_eq!(Request::parse("list"), Ok(Request::List));
         assert_eq!(Request::parse("Ping"), Ok(Request::Ping));
+        assert_eq!(Request::parse("watch ON"), Ok(Request::Watch(true)));
+        assert_eq!(Request::parse("answer 3"), Ok(Request::Answer { call: 3 }));
     }
 
     #[test]
@@ -182,8 +224,9 @@ mod tests {
             (
                 "REGISTER bob",
                 ErrorCode::BadRequest,
-                "REGISTER NAME HOST:PORT",
+                "REGISTER NAME IP:PORT",
             ),
+            ("REGISTER x localhost:9", ErrorCode::BadRequest, "IP:PORT"),
             (
                 "REGISTER bob nowhere",
                 ErrorCode::BadRequest,
@@ -203,6 +246,19 @@ mod tests {
             ("CALL a\u{0}b", ErrorCode::BadName, "control"),
             ("FEATURES Relay", ErrorCode::BadRequest, "feature"),
             ("FEATURES a  b", ErrorCode::BadRequest, "feature"),
+            ("ANSWER", ErrorCode::BadRequest, "usage: ANSWER CALL-ID"),
+            ("ANSWER 1 2", ErrorCode::BadRequest, "usage: ANSWER CALL-ID"),
+            ("ANSWER x", ErrorCode::BadRequest, "call id"),
+            ("DECLINE", ErrorCode::BadRequest, "usage: DECLINE CALL-ID"),
+            ("DECLINE -4", ErrorCode::BadRequest, "call id"),
+            ("WATCH", ErrorCode::BadRequest, "usage: WATCH on|off"),
+            ("WATCH maybe", ErrorCode::BadRequest, "usage: WATCH on|off"),
+            ("WATCH on off", ErrorCode::BadRequest, "usage: WATCH on|off"),
+            (
+                "FROB",
+                ErrorCode::UnknownCommand,
+                "ANSWER DECLINE HANGUP WATCH",
+            ),
         ];
         for (line, code, text) in cases {
             let err = Request::parse(line).unwrap_err();

@@ -20,6 +20,99 @@ pub const FEATURE_RELAY: &str = "relay";
 /// client need not look for an older server's prose.
 pub const FEATURE_NO_RELAY_CODE: &str = "no-relay-code";
 
+/// The `OK FEATURES` word for "rings": a call between two clients that
+/// both announced `ring` waits for the callee's `ANSWER` or `DECLINE`
+/// (`OK RINGING`, `EVENT RING`, `EVENT ANSWERED`…). A client announces the
+/// same word to ask for it.
+pub const FEATURE_RING: &str = "ring";
+
+/// The `OK FEATURES` word for "answers `WATCH`": a watcher is pushed
+/// `EVENT PRESENCE` lines. A client may announce the same word.
+pub const FEATURE_PRESENCE: &str = "presence";
+
+/// The `OK FEATURES` word for "tells of missed calls": a client that
+/// announced the same word gets `EVENT MISSED <caller>` when someone's call
+/// finds it busy.
+pub const FEATURE_MISSED: &str = "missed";
+
+/// What happened to one peer, in an `EVENT PRESENCE` line. Each state is
+/// absolute, so applying it twice changes nothing: `joined` is online and
+/// free, `busy` and `free` are online in that state (also for a name the
+/// watcher has not seen yet), `left` is gone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PresenceState {
+    Joined,
+    Left,
+    Busy,
+    Free,
+}
+
+impl PresenceState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PresenceState::Joined => "joined",
+            PresenceState::Left => "left",
+            PresenceState::Busy => "busy",
+            PresenceState::Free => "free",
+        }
+    }
+
+    fn parse(text: &str) -> Result<PresenceState, ProtocolError> {
+        match text {
+            "joined" => Ok(PresenceState::Joined),
+            "left" => Ok(PresenceState::Left),
+            "busy" => Ok(PresenceState::Busy),
+            "free" => Ok(PresenceState::Free),
+            _ => Err(ProtocolError::BadField {
+                field: "presence state (joined, left, busy or free)",
+                value: text.to_string(),
+            }),
+        }
+    }
+}
+
+impl fmt::Display for PresenceState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One entry of an `EVENT PRESENCE` line, `<state>:<name>` on the wire.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Presence {
+    pub name: String,
+    pub state: PresenceState,
+}
+
+impl Presence {
+    fn parse(text: &str) -> Result<Presence, ProtocolError> {
+        // States hold no colon, so the first one ends the state even when
+        // the name has colons of its own.
+        let (state, name) = text
+            .split_once(':')
+            .ok_or_else(|| ProtocolError::BadField {
+                field: "presence entry (STATE:NAME)",
+                value: text.to_string(),
+            })?;
+        if name.is_empty() {
+            return Err(ProtocolError::BadField {
+                field: "presence entry (STATE:NAME)",
+                value: text.to_string(),
+            });
+        }
+        Ok(Presence {
+            name: name.to_string(),
+            state: PresenceState::parse(state)?,
+        })
+    }
+}
+
+impl fmt::Display for Presence {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.state, self.name)
+    }
+}
+
 /// One row of the online list.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserEntry {
@@ -77,6 +170,43 @@ pub enum ServerLine {
     /// `EVENT RELAY <call-id>`: the caller could not reach us directly; open a
     /// relay connection for `call`.
     RelayRequested { call: CallId },
+    /// `OK RINGING <callee> <call-id>`: the answer to `CALL` when both sides
+    /// ring: both are claimed (busy), and the callee is being asked.
+    Ringing { peer: String, call: CallId },
+    /// `OK ANSWER <caller> <call-id> <token>`: the answer to `ANSWER`; expect
+    /// `caller` to connect presenting `token`.
+    Answer {
+        caller: String,
+        call: CallId,
+        token: Token,
+    },
+    /// `OK DECLINE <call-id>`: the answer to `DECLINE`; both are free.
+    DeclineDone { call: CallId },
+    /// `OK WATCH on|off`: the answer to `WATCH`.
+    Watching(bool),
+    /// `EVENT RING <caller> <call-id>`: `caller` is calling us; `ANSWER` or
+    /// `DECLINE` it before the ring timeout.
+    Ring { caller: String, call: CallId },
+    /// `EVENT ANSWERED <callee> <call-id> <token> <addr>…`: our ringing call
+    /// was answered; dial `addrs` in order and present `token`, as after
+    /// `OK CALL`.
+    Answered {
+        peer: String,
+        call: CallId,
+        token: Token,
+        addrs: Vec<SocketAddr>,
+    },
+    /// `EVENT DECLINED <call-id> <callee>`: the callee declined our ringing
+    /// call; both are free.
+    Declined { call: CallId, peer: String },
+    /// `EVENT NOANSWER <call-id> <name>`: the call with `name` rang out
+    /// unanswered; both are free.
+    NoAnswer { call: CallId, peer: String },
+    /// `EVENT MISSED <caller>`: `caller` called while we were busy.
+    Missed { caller: String },
+    /// `EVENT PRESENCE <state>:<name>…`: what changed since the last such
+    /// line, each name once with its latest state (only to watchers).
+    Presence(Vec<Presence>),
 }
 
 impl ServerLine {
@@ -132,10 +262,7 @@ impl ServerLine {
                             peer: peer.to_string(),
                             call: parse_call_id(call)?,
                             token: parse_token(token)?,
-                            addrs: addrs
-                                .iter()
-                                .map(|a| parse_addr(a))
-                                .collect::<Result<_, _>>()?,
+                            addrs: parse_addrs(addrs)?,
                         })
                     }
                     ("OK", "HANGUP", [call]) => Ok(ServerLine::HungUp {
@@ -163,6 +290,51 @@ impl ServerLine {
                     ("EVENT", "RELAY", [call]) => Ok(ServerLine::RelayRequested {
                         call: parse_call_id(call)?,
                     }),
+                    ("OK", "RINGING", [peer, call]) => Ok(ServerLine::Ringing {
+                        peer: peer.to_string(),
+                        call: parse_call_id(call)?,
+                    }),
+                    ("OK", "ANSWER", [caller, call, token]) => Ok(ServerLine::Answer {
+                        caller: caller.to_string(),
+                        call: parse_call_id(call)?,
+                        token: parse_token(token)?,
+                    }),
+                    ("OK", "DECLINE", [call]) => Ok(ServerLine::DeclineDone {
+                        call: parse_call_id(call)?,
+                    }),
+                    ("OK", "WATCH", [on]) => match *on {
+                        "on" => Ok(ServerLine::Watching(true)),
+                        "off" => Ok(ServerLine::Watching(false)),
+                        _ => Err(bad("OK WATCH on|off")),
+                    },
+                    ("EVENT", "RING", [caller, call]) => Ok(ServerLine::Ring {
+                        caller: caller.to_string(),
+                        call: parse_call_id(call)?,
+                    }),
+                    ("EVENT", "ANSWERED", [peer, call, token, addrs @ ..]) if !addrs.is_empty() => {
+                        Ok(ServerLine::Answered {
+                            peer: peer.to_string(),
+                            call: parse_call_id(call)?,
+                            token: parse_token(token)?,
+                            addrs: parse_addrs(addrs)?,
+                        })
+                    }
+                    ("EVENT", "DECLINED", [call, peer]) => Ok(ServerLine::Declined {
+                        call: parse_call_id(call)?,
+                        peer: peer.to_string(),
+                    }),
+                    ("EVENT", "NOANSWER", [call, peer]) => Ok(ServerLine::NoAnswer {
+                        call: parse_call_id(call)?,
+                        peer: peer.to_string(),
+                    }),
+                    ("EVENT", "MISSED", [caller]) => Ok(ServerLine::Missed {
+                        caller: caller.to_string(),
+                    }),
+                    ("EVENT", "PRESENCE", entries) if !entries.is_empty() => entries
+                        .iter()
+                        .map(|e| Presence::parse(e))
+                        .collect::<Result<_, _>>()
+                        .map(ServerLine::Presence),
                     _ => Err(ProtocolError::UnknownCommand(format!("{first} {kind}"))),
                 }
             }
@@ -192,10 +364,7 @@ impl fmt::Display for ServerLine {
                 addrs,
             } => {
                 write!(f, "OK CALL {peer} {call} {token}")?;
-                for addr in addrs {
-                    write!(f, " {addr}")?;
-                }
-                Ok(())
+                write_addrs(f, addrs)
             }
             ServerLine::HungUp { call } => write!(f, "OK HANGUP {call}"),
             ServerLine::Pong => write!(f, "OK PONG"),
@@ -214,8 +383,51 @@ impl fmt::Display for ServerLine {
             } => write!(f, "EVENT INCOMING {caller} {call} {token}"),
             ServerLine::PeerHungUp { call, peer } => write!(f, "EVENT HANGUP {call} {peer}"),
             ServerLine::RelayRequested { call } => write!(f, "EVENT RELAY {call}"),
+            ServerLine::Ringing { peer, call } => write!(f, "OK RINGING {peer} {call}"),
+            ServerLine::Answer {
+                caller,
+                call,
+                token,
+            } => write!(f, "OK ANSWER {caller} {call} {token}"),
+            ServerLine::DeclineDone { call } => write!(f, "OK DECLINE {call}"),
+            ServerLine::Watching(on) => write!(f, "OK WATCH {}", if *on { "on" } else { "off" }),
+            ServerLine::Ring { caller, call } => write!(f, "EVENT RING {caller} {call}"),
+            ServerLine::Answered {
+                peer,
+                call,
+                token,
+                addrs,
+            } => {
+                write!(f, "EVENT ANSWERED {peer} {call} {token}")?;
+                write_addrs(f, addrs)
+            }
+            ServerLine::Declined { call, peer } => write!(f, "EVENT DECLINED {call} {peer}"),
+            ServerLine::NoAnswer { call, peer } => write!(f, "EVENT NOANSWER {call} {peer}"),
+            ServerLine::Missed { caller } => write!(f, "EVENT MISSED {caller}"),
+            ServerLine::Presence(entries) => {
+                f.write_str(PRESENCE_PREFIX)?;
+                for entry in entries {
+                    write!(f, " {entry}")?;
+                }
+                Ok(())
+            }
         }
     }
+}
+
+/// What every `EVENT PRESENCE` line starts with; the server packs entries
+/// after it up to [`super::MAX_LINE`].
+pub const PRESENCE_PREFIX: &str = "EVENT PRESENCE";
+
+fn parse_addrs(addrs: &[&str]) -> Result<Vec<SocketAddr>, ProtocolError> {
+    addrs.iter().map(|a| parse_addr(a)).collect()
+}
+
+fn write_addrs(f: &mut fmt::Formatter<'_>, addrs: &[SocketAddr]) -> fmt::Result {
+    for addr in addrs {
+        write!(f, " {addr}")?;
+    }
+    Ok(())
 }
 
 fn state_word(busy: bool) -> &'static str {
@@ -288,6 +500,60 @@ mod tests {
                 peer: "al".into(),
             },
             ServerLine::RelayRequested { call: 4 },
+            ServerLine::Ringing {
+                peer: "bob".into(),
+                call: 5,
+            },
+            ServerLine::Answer {
+                caller: "al".into(),
+                call: 5,
+                token: SAMPLE_TOKEN,
+            },
+            ServerLine::DeclineDone { call: 5 },
+            ServerLine::Watching(true),
+            ServerLine::Watching(false),
+            ServerLine::Ring {
+                caller: "al".into(),
+                call: 5,
+            },
+            ServerLine::Answered {
+                peer: "bob".into(),
+                call: 5,
+                token: SAMPLE_TOKEN,
+                addrs: vec![
+                    "203.0.113.9:4000".parse().unwrap(),
+                    "192.168.1.5:4000".parse().unwrap(),
+                ],
+            },
+            ServerLine::Declined {
+                call: 5,
+                peer: "bob".into(),
+            },
+            ServerLine::NoAnswer {
+                call: 6,
+                peer: "al".into(),
+            },
+            ServerLine::Missed {
+                caller: "carol".into(),
+            },
+            ServerLine::Presence(vec![
+                Presence {
+                    name: "ann".into(),
+                    state: PresenceState::Joined,
+                },
+                Presence {
+                    name: "a:b".into(),
+                    state: PresenceState::Left,
+                },
+                Presence {
+                    name: "Zoë".into(),
+                    state: PresenceState::Busy,
+                },
+                Presence {
+                    name: "ben".into(),
+                    state: PresenceState::Free,
+                },
+            ]),
         ];
         for line in lines {
             let text = line.to_string();
@@ -307,6 +573,19 @@ mod tests {
             "EVENT INCOMING al x y",
             "OK USERS many",
             "OK FEATURES Relay",
+            "OK RINGING bob",
+            "OK ANSWER al 5",
+            "OK WATCH maybe",
+            "EVENT RING al x",
+            "EVENT ANSWERED bob 5 abababababababababababababababab",
+            "EVENT DECLINED bob",
+            "EVENT NOANSWER x al",
+            "EVENT MISSED",
+            "EVENT MISSED a b",
+            "EVENT PRESENCE",
+            "EVENT PRESENCE joined",
+            "EVENT PRESENCE joined:",
+            "EVENT PRESENCE gone:ann",
         ] {
             assert!(ServerLine::parse(line).is_err(), "{line:?}");
         }
