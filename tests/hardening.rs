@@ -323,11 +323,12 @@ fn a_quiet_but_alive_peer_stays_listed() {
     // a live peer would be dropped, even on a loaded machine.
     let server = Server::start_with(&["--idle-timeout", "3"]);
     let mut alice = login(&server, "alice");
-    let _bob = login(&server, "bob");
+    let mut bob = login(&server, "bob");
     // Over twice the idle timeout with nothing typed: only heartbeats.
     thread::sleep(Duration::from_secs(7));
     assert_eq!(list(&server), ["USER alice free", "USER bob free"]);
     alice.send("bob");
+    common::answer(&mut bob, "alice");
     alice.expect("Connected to bob");
 }
 

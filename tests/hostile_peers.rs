@@ -70,6 +70,7 @@ fn a_caller_flooding_pings_and_never_reading_cannot_freeze_the_callee() {
     // And a third peer's call is answered.
     let mut carol = login(&server, "carol");
     carol.send("bob");
+    common::answer(&mut bob, "carol");
     carol.expect_within("Connected to bob", Duration::from_secs(10));
     bob.expect("carol connected");
     carol.send("through the flood");

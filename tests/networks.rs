@@ -24,6 +24,7 @@ fn a_peer_nobody_can_reach_is_chatted_with_through_the_relay() {
     // Bob advertises an address nobody listens on: port 1 is never ours.
     let mut bob = login_with(&server, "bob", &["--advertise", "127.0.0.1:1"]);
     alice.send("bob");
+    common::answer(&mut bob, "alice");
     alice.expect("Connected to bob (relayed through the server");
     bob.expect("alice connected (relayed through the server");
     server.expect_log("cannot reach bob directly; relaying");
@@ -48,10 +49,10 @@ fn without_relay_the_caller_is_told_the_peer_is_unreachable() {
     let mut alice = login_with(&server, "alice", &[]);
     let mut bob = login_with(&server, "bob", &["--advertise", "127.0.0.1:1"]);
     alice.send("bob");
+    common::answer(&mut bob, "alice");
     alice.expect("Could not reach bob: 127.0.0.1:1: Connection refused");
     alice.expect("the server does not relay chats");
     alice.expect("Online users (2)");
-    bob.expect("alice is calling you");
     bob.expect("alice hung up before the chat started.");
     bob.expect("Online users (2)");
     assert_eq!(list(&server), ["USER alice free", "USER bob free"]);
@@ -76,6 +77,7 @@ fn peers_chat_over_ipv6() {
     let mut bob = login_with(&server, "bob", &[]);
     assert!(bob.p2p_addr().is_ipv6(), "{}", bob.p2p_addr());
     alice.send("bob");
+    common::answer(&mut bob, "alice");
     alice.expect("Connected to bob at [::1]:");
     bob.expect("alice connected.");
     alice.send("hello over v6");
@@ -239,6 +241,7 @@ fn peers_on_networks_that_cannot_route_to_each_other_chat_through_the_relay() {
     bob.expect("Peers can reach you at 10.231.2.2:");
     bob.expect("Enter a name to chat with");
     alice.send("bob");
+    common::answer(&mut bob, "alice");
     alice.expect("Connected to bob (relayed through the server");
     bob.expect("alice connected (relayed");
     alice.send("across networks");

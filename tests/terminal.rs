@@ -181,6 +181,8 @@ fn bob_calls_alice(server: &Server, tmux: &Tmux) -> Chat {
     bob.label = "bob".into();
     bob.expect("Enter a name to chat with");
     bob.send("alice");
+    tmux.wait_for("bob is calling: y to answer, n to decline.");
+    tmux.shell("y");
     bob.expect("Connected to alice");
     tmux.wait_for("bob connected");
     tmux.wait_for("to bob>");

@@ -13,15 +13,17 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::time::{Duration, Instant};
 
-use super::core::{Core, Dialed, Exit, Input, LinkEnd, LinkId, Output, Settings};
+use super::clock::Clock;
+use super::core::{Core, Dialed, Exit, Input, Kind, LinkEnd, LinkId, Output, Settings};
 use super::link::{Handshaken, Link};
 use super::login::{self, ServerConn, ServerConnId, ServerEvent, ServerLoss};
 use super::p2pclient::{self, DialError};
 use super::p2pserver;
+use super::transcript::Transcript;
 use super::ui::Ui;
 use super::{ChatError, Event, Events};
 use crate::connection::write_line;
-use crate::protocol::PeerMessage;
+use crate::protocol::{PeerMessage, ServerLine};
 
 /// Most events handled between two flushes of the output and the links.
 const EVENTS_PER_ROUND: usize = 4096;
@@ -59,10 +61,19 @@ pub(super) struct Driver {
     /// Links closed and still sending their last lines: leaving waits for
     /// them (bounded), so a `BYE` and the lines before it are not lost.
     closing: Vec<Receiver<()>>,
+    /// `--log FILE`.
+    transcript: Option<Transcript>,
+    clock: Clock,
 }
 
 impl Driver {
-    pub(super) fn new(settings: Settings, ui: Ui, server: ServerConn, events: Events) -> Driver {
+    pub(super) fn new(
+        settings: Settings,
+        ui: Ui,
+        server: ServerConn,
+        events: Events,
+        transcript: Option<Transcript>,
+    ) -> Driver {
         let server_name = settings.server_name.clone();
         Driver {
             core: Core::new(settings, Instant::now()),
@@ -78,6 +89,8 @@ impl Driver {
             owed: Vec::new(),
             feedback: VecDeque::new(),
             closing: Vec::new(),
+            transcript,
+            clock: Clock::new(),
         }
     }
 
@@ -144,11 +157,20 @@ impl Driver {
                     }
                 }
             }
-            Event::Server { conn, event } if conn == self.server_id => self.feed(match event {
-                ServerEvent::Line(line) => Input::Server(line),
-                ServerEvent::Users(users) => Input::Users(users),
-                ServerEvent::Lost(why) => Input::ServerLost(why),
-            }),
+            Event::Server { conn, event } if conn == self.server_id => {
+                let input = match event {
+                    // When it came is the driver's to say: the core reads no
+                    // clock.
+                    ServerEvent::Line(ServerLine::Missed { caller }) => Input::MissedCall {
+                        caller,
+                        at: self.clock.hhmm(),
+                    },
+                    ServerEvent::Line(line) => Input::Server(line),
+                    ServerEvent::Users(users) => Input::Users(users),
+                    ServerEvent::Lost(why) => Input::ServerLost(why),
+                };
+                self.feed(input);
+            }
             // A connection already replaced has nothing more to say.
             Event::Server { .. } => {}
             Event::Reconnected(conn, reader) => {
@@ -227,6 +249,9 @@ impl Driver {
                 }
             }
             Output::Peer { link, msg } => {
+                if let (Some(transcript), PeerMessage::Msg(text)) = (&self.transcript, &msg) {
+                    transcript.line(&self.clock.stamp(), &format!("me: {text}"));
+                }
                 if let Some(running) = self.links.get_mut(&link) {
                     running.send(&msg);
                 }
@@ -294,11 +319,21 @@ impl Driver {
                 );
                 if let Err(e) = started {
                     let text = format!("Cannot reconnect to the server: {e}.");
-                    self.ui.line(super::core::Kind::Notice, &text);
+                    self.ui.line(Kind::Notice, &text);
                 }
             }
-            Output::Line { kind, text } => self.ui.line(kind, &text),
-            Output::PeerLine { name, text } => self.ui.peer_line(&name, &text),
+            Output::Line { kind, text } => {
+                if let (Some(transcript), Kind::Notice) = (&self.transcript, kind) {
+                    transcript.line(&self.clock.stamp(), &text);
+                }
+                self.ui.line(kind, &text);
+            }
+            Output::PeerLine { name, text } => {
+                if let Some(transcript) = &self.transcript {
+                    transcript.line(&self.clock.stamp(), &format!("{name}: {text}"));
+                }
+                self.ui.peer_line(&name, &text);
+            }
             Output::Prompt(text) => self.ui.prompt(&text),
             Output::Bell => self.ui.bell(),
         }
@@ -309,6 +344,9 @@ impl Driver {
     fn await_last_writes(&mut self) {
         if let Some(server) = self.server.take() {
             self.closing.push(server.close());
+        }
+        if let Some(transcript) = self.transcript.take() {
+            self.closing.push(transcript.close());
         }
         let until = Instant::now() + LAST_WRITES_WAIT;
         for written in self.closing.drain(..) {

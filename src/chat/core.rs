@@ -28,8 +28,8 @@ use super::commands::{self, Command};
 use super::login::ServerLoss;
 use super::p2pclient::DialError;
 use crate::protocol::{
-    CallId, ErrorCode, PeerMessage, Request, ServerLine, Token, UserEntry, name_key, split_text,
-    validate_name,
+    CallId, ErrorCode, FEATURE_MISSED, FEATURE_PRESENCE, FEATURE_RING, PeerMessage, Presence,
+    PresenceState, Request, ServerLine, Token, UserEntry, name_key, split_text, validate_name,
 };
 
 /// Tells links apart, so that a late event from a closed link is ignored.
@@ -41,12 +41,22 @@ pub type LinkId = u64;
 /// `HELLO` or `WELCOME`.
 pub const PEER_FEATURES: &[&str] = &[FEATURE_PING_ID];
 
-/// The features this chat announces to the server (none of the newer
-/// server features is used yet).
-const CLIENT_FEATURES: &[&str] = &[];
+/// The features this chat announces to the server; `ring` only when calls
+/// are answered by the user.
+fn client_features(answering: Answering) -> Vec<String> {
+    let mut words = vec![FEATURE_PRESENCE, FEATURE_MISSED];
+    if answering == Answering::Ask {
+        words.insert(0, FEATURE_RING);
+    }
+    words.into_iter().map(str::to_string).collect()
+}
 
 /// Numbered `PING n` / `PONG n`: the answer names the ping it answers.
 const FEATURE_PING_ID: &str = "ping-id";
+
+/// Presence changes in one batch shown one line each; more are summed up
+/// in one line.
+const PRESENCE_LINES: usize = 5;
 
 /// How many recent calls the server announced to us are remembered, so a
 /// `HELLO` for one of them with a wrong or spent token is refused at once.
@@ -96,7 +106,18 @@ pub struct Settings {
     pub advertise: SocketAddr,
     /// The name from `--name`: a refusal then ends the program.
     pub name: Option<String>,
+    /// Whether incoming calls ring and wait for `y`, or connect at once.
+    pub answering: Answering,
     pub timers: Timers,
+}
+
+/// How incoming calls are taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answering {
+    /// They ring, and the user answers `y` or declines `n`.
+    Ask,
+    /// They connect at once (`--auto-answer`, and today's older peers).
+    Auto,
 }
 
 /// One thing the user typed.
@@ -145,6 +166,12 @@ pub enum Input {
     Typed(Typed),
     /// A line from the server (the rows of a list come as [`Input::Users`]).
     Server(ServerLine),
+    /// `EVENT MISSED`, with the local time it came (`HH:MM`), which the
+    /// core cannot read.
+    MissedCall {
+        caller: String,
+        at: String,
+    },
     /// A whole `OK USERS` reply.
     Users(Vec<UserEntry>),
     /// The connection to the server ended.
@@ -272,14 +299,31 @@ enum Place {
         peer: String,
         echo: Echo,
     },
+    /// The server rings the peer (`OK RINGING`); its answer is awaited.
+    RingingOut {
+        peer: String,
+        call: CallId,
+        echo: Echo,
+    },
     /// The server set the call up; p2pclient is dialing.
     Dialing {
         peer: String,
         call: CallId,
         echo: Echo,
     },
-    /// Someone called us; waiting for them to connect with `token`.
+    /// Someone is calling us (`EVENT RING`): `y` answers, `n` declines.
     Ringing {
+        caller: String,
+        call: CallId,
+    },
+    /// `ANSWER` sent; the server's reply brings the caller's token.
+    Answering {
+        caller: String,
+        call: CallId,
+    },
+    /// We answered (or the call came without a ring): waiting for the
+    /// caller to connect with `token`.
+    Connecting {
         caller: String,
         call: CallId,
         token: Token,
@@ -408,6 +452,9 @@ enum Pending {
         cancelled: bool,
     },
     Hangup,
+    Answer,
+    Decline,
+    Watch,
     Resume,
     Ping,
     Features,
@@ -440,6 +487,8 @@ struct ServerSide {
     heartbeat: Option<Duration>,
     /// What the server said it can do, in answer to `FEATURES`.
     features: Vec<String>,
+    /// `WATCH on` is in force.
+    watching: bool,
     last_sent: Instant,
     last_heard: Instant,
 }
@@ -458,6 +507,11 @@ pub struct Core {
     early: Vec<EarlyHello>,
     /// Names (as keys) whose calls are declined unseen: `/ignore`.
     ignored: Vec<String>,
+    /// Calls that came while we were busy: who, and when (HH:MM).
+    missed: Vec<(String, String)>,
+    /// Who is online (by name key) and busy, as last shown: the list, then
+    /// presence changes.
+    roster: std::collections::HashMap<String, bool>,
     outputs: Vec<Output>,
 }
 
@@ -481,6 +535,7 @@ impl Core {
                 pending: VecDeque::new(),
                 heartbeat: None,
                 features: Vec::new(),
+                watching: false,
                 last_sent: now,
                 last_heard: now,
             },
@@ -488,6 +543,8 @@ impl Core {
             announced: VecDeque::new(),
             early: Vec::new(),
             ignored: Vec::new(),
+            missed: Vec::new(),
+            roster: std::collections::HashMap::new(),
             outputs: Vec::new(),
             settings,
         };
@@ -498,7 +555,7 @@ impl Core {
         core.line(Kind::Info, text);
         // What the server can do; an older one answers `ERR
         // unknown-command`, and then has none of the newer features.
-        let ours = CLIENT_FEATURES.iter().map(|f| f.to_string()).collect();
+        let ours = client_features(core.settings.answering);
         core.send(now, Request::Features(ours), Pending::Features);
         match core.settings.name.clone() {
             Some(name) => core.register(name, now),
@@ -536,6 +593,10 @@ impl Core {
                 self.server.last_heard = now;
                 self.on_reply(now, Reply::Users(users));
             }
+            Input::MissedCall { caller, at } => {
+                self.server.last_heard = now;
+                self.on_missed(caller, at);
+            }
             Input::ServerLost(why) => self.on_server_lost(now, why.to_string()),
             Input::ServerBack => self.on_server_back(now),
             Input::Hello {
@@ -560,6 +621,7 @@ impl Core {
             Input::LinkEnded { link, end } => self.on_link_ended(now, link, end),
         }
         self.take_typed(now);
+        self.sync_watch(now);
     }
 
     /// When [`Core::handle_timeout`] should be called next.
@@ -575,7 +637,7 @@ impl Core {
             at(early.at + t.early_hello);
         }
         match self.place() {
-            Some(Place::Ringing { until, .. }) => at(*until),
+            Some(Place::Connecting { until, .. }) => at(*until),
             Some(Place::Chatting(chat)) => {
                 at(chat.link.last_sent + t.ping_every);
                 if chat.ending.is_none() {
@@ -618,7 +680,7 @@ impl Core {
         let mut ending_over = false;
         let mut unanswered = None;
         match self.place_mut() {
-            Some(Place::Ringing {
+            Some(Place::Connecting {
                 caller,
                 call,
                 until,
@@ -667,12 +729,19 @@ impl Core {
             Stage::Registering { name } => format!("registering {name}… "),
             Stage::Done(_) => String::new(),
             Stage::Registered { place, .. } => match place {
+                Place::AtList if self.holds_answer() => {
+                    "waiting for a call to answer (Ctrl-C cancels): ".into()
+                }
                 Place::AtList if self.online() => "connect to: ".into(),
                 Place::AtList => "server unreachable, reconnecting (q quits): ".into(),
                 Place::Calling { peer, .. } | Place::Dialing { peer, .. } => {
                     format!("calling {peer}… ")
                 }
-                Place::Ringing { caller, .. } => format!("{caller} is calling… "),
+                Place::RingingOut { peer, .. } => format!("ringing {peer}… "),
+                Place::Ringing { caller, .. } => format!("{caller} is calling: y/n? "),
+                Place::Answering { caller, .. } | Place::Connecting { caller, .. } => {
+                    format!("{caller} is calling… ")
+                }
                 Place::Chatting(chat) if chat.ending.is_some() => format!("{} left… ", chat.peer),
                 Place::Chatting(chat) if chat.route == Route::Relayed => {
                     format!("to {} (relayed)> ", chat.peer)
@@ -783,16 +852,20 @@ impl Core {
                 Stage::Registered { place, .. } => match place {
                     // A typed-ahead line waits for the list it answers (and
                     // a cancelled call's answer), so the list is seen.
-                    Place::AtList => !self.server.pending.iter().any(|p| {
-                        matches!(
-                            p,
-                            Pending::List
-                                | Pending::Call {
-                                    cancelled: true,
-                                    ..
-                                }
-                        )
-                    }),
+                    Place::AtList => {
+                        !self.holds_answer()
+                            && !self.server.pending.iter().any(|p| {
+                                matches!(
+                                    p,
+                                    Pending::List
+                                        | Pending::Call {
+                                            cancelled: true,
+                                            ..
+                                        }
+                                )
+                            })
+                    }
+                    Place::Ringing { .. } => true,
                     Place::Chatting(chat) => chat.ending.is_none(),
                     _ => false,
                 },
@@ -805,6 +878,11 @@ impl Core {
                 return;
             };
             let chatting = matches!(self.place(), Some(Place::Chatting(_)));
+            if let Some(Place::Ringing { caller, call }) = self.place() {
+                let (caller, call) = (caller.clone(), *call);
+                self.answer_typed(now, &caller, call, typed);
+                continue;
+            }
             match typed {
                 Typed::Interrupt => self.interrupt(now),
                 Typed::Eof if chatting => {
@@ -854,8 +932,22 @@ impl Core {
                 }
                 self.show_list(now);
             }
+            Place::RingingOut { peer, call, .. } => {
+                let text = format!("Call to {peer} cancelled.");
+                let call = *call;
+                self.notice(text);
+                self.send(now, Request::Hangup { call }, Pending::Hangup);
+                self.show_list(now);
+            }
+            Place::Ringing { caller, call } => {
+                let (caller, call) = (caller.clone(), *call);
+                self.decline(now, &caller, call);
+            }
             Place::Dialing { peer, call, .. }
-            | Place::Ringing {
+            | Place::Answering {
+                caller: peer, call, ..
+            }
+            | Place::Connecting {
                 caller: peer, call, ..
             } => {
                 let text = format!("Call with {peer} cancelled.");
@@ -867,6 +959,46 @@ impl Core {
             }
             Place::AtList => self.finish(now, Exit::Quit),
         }
+    }
+
+    /// Whether a lone `y` or `n` typed at the list is waiting for a call to
+    /// answer (a script answering the call it expects).
+    fn holds_answer(&self) -> bool {
+        matches!(self.typed.front(), Some(Typed::Line(line)) if matches!(line.trim(), "y" | "n"))
+    }
+
+    /// What the user typed while a call rings.
+    fn answer_typed(&mut self, now: Instant, caller: &str, call: CallId, typed: Typed) {
+        match typed {
+            Typed::Line(line) if line.trim().eq_ignore_ascii_case("y") => {
+                self.send(now, Request::Answer { call }, Pending::Answer);
+                self.set_place(Place::Answering {
+                    caller: caller.to_string(),
+                    call,
+                });
+            }
+            Typed::Line(line) if line.trim().eq_ignore_ascii_case("n") => {
+                self.decline(now, caller, call)
+            }
+            Typed::Eof => {
+                // Nobody is there to chat: decline, and leave at the list.
+                self.typed.push_front(Typed::Eof);
+                self.decline(now, caller, call);
+            }
+            Typed::Quit | Typed::Interrupt => self.decline(now, caller, call),
+            Typed::Line(line) if commands::parse(&line) == Command::Quit => {
+                self.decline(now, caller, call)
+            }
+            Typed::Line(_) => {
+                self.notice(format!("{caller} is calling: y to answer, n to decline."))
+            }
+        }
+    }
+
+    fn decline(&mut self, now: Instant, caller: &str, call: CallId) {
+        self.notice(format!("You declined {caller}'s call."));
+        self.send(now, Request::Decline { call }, Pending::Decline);
+        self.show_list(now);
     }
 
     fn ask_name(&mut self) {
@@ -984,6 +1116,7 @@ impl Core {
     /// Back to the list: asks the server for a fresh one.
     fn show_list(&mut self, now: Instant) {
         self.set_place(Place::AtList);
+        self.tell_missed();
         if self.online() {
             self.send(now, Request::List, Pending::List);
         } else {
@@ -1142,6 +1275,24 @@ impl Core {
             } => self.on_incoming(now, caller, call, token),
             ServerLine::PeerHungUp { call, peer } => self.on_peer_hung_up(now, call, &peer),
             ServerLine::RelayRequested { call } => self.on_relay_requested(now, call),
+            ServerLine::Ring { caller, call } => self.on_ring(now, caller, call),
+            ServerLine::Answered {
+                peer,
+                call,
+                token,
+                addrs,
+            } => self.on_answered(now, peer, call, token, addrs),
+            ServerLine::Declined { call, peer } => {
+                self.on_unanswered(now, call, format!("{peer} declined."))
+            }
+            ServerLine::NoAnswer { call, peer } => {
+                let text = match self.place() {
+                    Some(Place::RingingOut { .. }) => format!("{peer} did not answer."),
+                    _ => format!("You did not answer {peer}'s call."),
+                };
+                self.on_unanswered(now, call, text)
+            }
+            ServerLine::Presence(changes) => self.on_presence(&changes),
             reply => self.on_reply(now, Reply::Line(reply)),
         }
     }
@@ -1191,6 +1342,24 @@ impl Core {
                 Pending::Call { peer, cancelled },
                 Reply::Line(ServerLine::Error { code, message }),
             ) => self.on_call_refused(now, cancelled, &peer, code, &message),
+            (Pending::Call { cancelled, .. }, Reply::Line(ServerLine::Ringing { peer, call })) => {
+                self.on_ringing_out(now, cancelled, peer, call)
+            }
+            (
+                Pending::Answer,
+                Reply::Line(ServerLine::Answer {
+                    caller,
+                    call,
+                    token,
+                }),
+            ) => self.on_answer_accepted(now, caller, call, token),
+            (Pending::Answer, Reply::Line(ServerLine::Error { .. })) => {
+                // The call ended before our answer: its end is told by the
+                // event that ended it.
+                if matches!(self.place(), Some(Place::Answering { .. })) {
+                    self.show_list(now);
+                }
+            }
             (Pending::Resume, Reply::Line(ServerLine::Resumed { peer, call })) => {
                 self.on_resumed(now, &peer, call)
             }
@@ -1199,6 +1368,11 @@ impl Core {
                 Reply::Line(ServerLine::HungUp { .. } | ServerLine::Error { .. }),
             )
             | (Pending::Ping, Reply::Line(ServerLine::Pong))
+            | (
+                Pending::Decline,
+                Reply::Line(ServerLine::DeclineDone { .. } | ServerLine::Error { .. }),
+            )
+            | (Pending::Watch, Reply::Line(ServerLine::Watching(_) | ServerLine::Error { .. }))
             | (Pending::Quit, Reply::Line(ServerLine::Bye))
             | (Pending::Features, Reply::Line(ServerLine::Error { .. })) => {}
             (Pending::Features, Reply::Line(ServerLine::Features(words))) => {
@@ -1301,6 +1475,11 @@ impl Core {
     }
 
     fn show_users(&mut self, users: &[UserEntry]) {
+        self.roster = users
+            .iter()
+            .filter(|u| !self.is_me(&u.name))
+            .map(|u| (name_key(&u.name), u.busy))
+            .collect();
         self.line(Kind::Info, format!("Online users ({}):", users.len()));
         for user in users {
             let mut row = format!("  {}", user.name);
@@ -1418,7 +1597,7 @@ impl Core {
             // At the list, or calling someone who is calling us: the
             // server gave their call the two of us.
             Some(place @ (Place::AtList | Place::Calling { .. })) if !to_self => {
-                *place = Place::Ringing {
+                *place = Place::Connecting {
                     caller: caller.clone(),
                     call,
                     token,
@@ -1437,6 +1616,214 @@ impl Core {
             self.out(Output::Bell);
         }
         // A HELLO for this call may have come first.
+        self.retry_early(now, call);
+    }
+
+    /// `OK RINGING`: the server rings the peer; its answer will come as an
+    /// event.
+    fn on_ringing_out(&mut self, now: Instant, cancelled: bool, peer: String, call: CallId) {
+        let calling = matches!(
+            self.place(),
+            Some(Place::Calling { peer: p, .. }) if name_key(p) == name_key(&peer)
+        );
+        if cancelled || !calling {
+            return self.send(now, Request::Hangup { call }, Pending::Hangup);
+        }
+        let Some(Place::Calling { echo, .. }) = self.set_place(Place::AtList) else {
+            return;
+        };
+        self.notice(format!("Ringing {peer}… (Ctrl-C cancels)"));
+        self.set_place(Place::RingingOut { peer, call, echo });
+    }
+
+    /// `EVENT RING`: someone calls; the user answers.
+    fn on_ring(&mut self, now: Instant, caller: String, call: CallId) {
+        if self.ignored.contains(&name_key(&caller)) {
+            return self.send(now, Request::Decline { call }, Pending::Decline);
+        }
+        let to_self = self.is_me(&caller);
+        match self.place_mut() {
+            // Our own call to ourselves: answered at once.
+            Some(Place::RingingOut { peer, .. })
+                if to_self && name_key(peer) == name_key(&caller) =>
+            {
+                self.send(now, Request::Answer { call }, Pending::Answer)
+            }
+            Some(place @ (Place::AtList | Place::Calling { .. })) if !to_self => {
+                *place = Place::Ringing {
+                    caller: caller.clone(),
+                    call,
+                };
+                self.notice(format!("{caller} is calling: y to answer, n to decline."));
+                self.out(Output::Bell);
+            }
+            _ => self.send(now, Request::Decline { call }, Pending::Decline),
+        }
+    }
+
+    /// `OK ANSWER`: the caller will connect with `token`.
+    fn on_answer_accepted(&mut self, now: Instant, caller: String, call: CallId, token: Token) {
+        let until = now + self.settings.timers.ring;
+        match self.place_mut() {
+            Some(Place::Answering { call: c, .. }) if *c == call => {
+                *self.place_mut().expect("registered") = Place::Connecting {
+                    caller,
+                    call,
+                    token,
+                    until,
+                };
+            }
+            Some(Place::RingingOut { call: c, echo, .. }) if *c == call => {
+                *echo = Echo::Expected { call, token };
+            }
+            _ => {}
+        }
+        // A HELLO for this call may have come first.
+        self.retry_early(now, call);
+    }
+
+    /// `EVENT ANSWERED`: our ringing call was answered: dial, as after
+    /// `OK CALL`.
+    fn on_answered(
+        &mut self,
+        now: Instant,
+        peer: String,
+        call: CallId,
+        token: Token,
+        addrs: Vec<SocketAddr>,
+    ) {
+        let ringing = matches!(self.place(), Some(Place::RingingOut { call: c, .. }) if *c == call);
+        if !ringing {
+            return self.send(now, Request::Hangup { call }, Pending::Hangup);
+        }
+        let Some(Place::RingingOut { echo, .. }) = self.set_place(Place::AtList) else {
+            return;
+        };
+        self.set_place(Place::Calling {
+            peer: peer.clone(),
+            echo,
+        });
+        self.on_call_ready(now, false, peer, call, token, addrs);
+    }
+
+    /// A ring that ended without a chat: declined, or not answered in time.
+    fn on_unanswered(&mut self, now: Instant, call: CallId, text: String) {
+        let ours = match self.place() {
+            Some(
+                Place::RingingOut { call: c, .. }
+                | Place::Ringing { call: c, .. }
+                | Place::Answering { call: c, .. },
+            ) => *c == call,
+            _ => false,
+        };
+        if ours {
+            self.notice(text);
+            self.back_to_list_after_failure(now);
+        }
+    }
+
+    /// Someone tried to call while we were busy; told once we are free.
+    fn on_missed(&mut self, caller: String, at: String) {
+        self.missed.push((caller, at));
+        if matches!(self.place(), Some(Place::AtList)) {
+            self.tell_missed();
+        }
+    }
+
+    fn tell_missed(&mut self) {
+        for (caller, at) in std::mem::take(&mut self.missed) {
+            self.notice(format!("{caller} tried to call you at {at}."));
+        }
+    }
+
+    /// Who came, went, or became busy or free, while we sit at the list.
+    /// Only real changes to the list last seen are told: a batch may repeat
+    /// what the list already showed.
+    fn on_presence(&mut self, batch: &[Presence]) {
+        if !matches!(self.place(), Some(Place::AtList)) {
+            return;
+        }
+        let mut changes = Vec::new();
+        for change in batch {
+            let key = name_key(&change.name);
+            let known = self.roster.get(&key).copied();
+            let state = match (change.state, known) {
+                (PresenceState::Left, None) => continue,
+                (PresenceState::Left, Some(_)) => {
+                    self.roster.remove(&key);
+                    PresenceState::Left
+                }
+                (PresenceState::Joined, Some(_)) => continue,
+                (PresenceState::Busy, Some(true)) | (PresenceState::Free, Some(false)) => continue,
+                // Joined and became busy (or free) within one batch.
+                (PresenceState::Busy, None) => {
+                    self.roster.insert(key, true);
+                    PresenceState::Busy
+                }
+                (PresenceState::Free, None) => {
+                    self.roster.insert(key, false);
+                    PresenceState::Joined
+                }
+                (state, _) => {
+                    self.roster.insert(key, state == PresenceState::Busy);
+                    state
+                }
+            };
+            changes.push(Presence {
+                name: change.name.clone(),
+                state,
+            });
+        }
+        if changes.is_empty() {
+            return;
+        }
+        let changes = &changes[..];
+        if changes.len() <= PRESENCE_LINES {
+            for change in changes {
+                let name = &change.name;
+                self.notice(match change.state {
+                    PresenceState::Joined => format!("{name} is online."),
+                    PresenceState::Left => format!("{name} left."),
+                    PresenceState::Busy => format!("{name} is busy."),
+                    PresenceState::Free => format!("{name} is free."),
+                });
+            }
+            return;
+        }
+        // A burst: one line, not one per change.
+        let count = |state| changes.iter().filter(|c| c.state == state).count();
+        let mut parts = Vec::new();
+        for (state, word) in [
+            (PresenceState::Joined, "came online"),
+            (PresenceState::Left, "left"),
+            (PresenceState::Busy, "became busy"),
+            (PresenceState::Free, "became free"),
+        ] {
+            let n = count(state);
+            if n > 0 {
+                parts.push(format!("{n} {word}"));
+            }
+        }
+        let names: Vec<&str> = changes.iter().take(3).map(|c| c.name.as_str()).collect();
+        self.notice(format!(
+            "{} ({}, …); ENTER shows the list.",
+            parts.join(", "),
+            names.join(", ")
+        ));
+    }
+
+    /// Watches presence exactly while at the list, on a server that has it.
+    fn sync_watch(&mut self, now: Instant) {
+        let want = matches!(self.place(), Some(Place::AtList))
+            && self.online()
+            && self.server.features.iter().any(|f| f == FEATURE_PRESENCE);
+        if want != self.server.watching && self.connected() {
+            self.server.watching = want;
+            self.send(now, Request::Watch(want), Pending::Watch);
+        }
+    }
+
+    fn retry_early(&mut self, now: Instant, call: CallId) {
         let (ours, others) = std::mem::take(&mut self.early)
             .into_iter()
             .partition(|e| e.call == call);
@@ -1466,8 +1853,18 @@ impl Core {
                     probe = Some((chat.link.id, msg));
                 }
             }
-            Some(Place::Ringing { call: ringing, .. }) if *ringing == call => {
+            Some(Place::Connecting { call: ringing, .. }) if *ringing == call => {
                 self.notice(format!("{peer} hung up before the chat started."));
+                return self.back_to_list_after_failure(now);
+            }
+            Some(Place::RingingOut { call: ringing, .. }) if *ringing == call => {
+                self.notice(format!("{peer} is gone."));
+                return self.back_to_list_after_failure(now);
+            }
+            Some(Place::Ringing { call: ringing, .. } | Place::Answering { call: ringing, .. })
+                if *ringing == call =>
+            {
+                self.notice(format!("{peer} hung up before you answered."));
                 return self.back_to_list_after_failure(now);
             }
             Some(Place::Dialing { call: dialing, .. }) if *dialing == call => {
@@ -1489,7 +1886,7 @@ impl Core {
     fn on_relay_requested(&mut self, now: Instant, call: CallId) {
         let ring = self.settings.timers.ring;
         let token = match self.place_mut() {
-            Some(Place::Ringing {
+            Some(Place::Connecting {
                 call: ringing,
                 token,
                 until,
@@ -1561,6 +1958,7 @@ impl Core {
         self.server.pending.clear();
         self.server.heartbeat = None;
         self.server.features.clear();
+        self.server.watching = false;
         self.server.registration = Registration::Reconnecting { refusals };
         self.out(Output::Reconnect {
             after: pause,
@@ -1574,7 +1972,7 @@ impl Core {
         };
         self.server.registration = Registration::Reregistering { refusals };
         self.server.last_heard = now;
-        let ours = CLIENT_FEATURES.iter().map(|f| f.to_string()).collect();
+        let ours = client_features(self.settings.answering);
         self.send(now, Request::Features(ours), Pending::Features);
         let name = match &self.stage {
             Stage::Registered { me, .. } => me.clone(),
@@ -1596,7 +1994,7 @@ impl Core {
         let expected =
             |call: &CallId, token: &Token| *call == hello.call && token.matches(&hello.token);
         let accept = match self.place() {
-            Some(Place::Ringing {
+            Some(Place::Connecting {
                 caller,
                 call,
                 token,

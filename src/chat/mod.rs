@@ -12,6 +12,7 @@
 //! threads and hands over to the main loop.
 
 mod app;
+mod clock;
 mod commands;
 mod core;
 mod editor;
@@ -20,6 +21,7 @@ mod login;
 mod p2pclient;
 mod p2pserver;
 mod terminal;
+mod transcript;
 mod ui;
 
 use std::fmt;
@@ -107,6 +109,11 @@ pub enum ChatError {
     ServerLost(String),
     /// A thread could not be started (the system is out of resources).
     Start(std::io::Error),
+    /// `--log FILE` cannot be opened for appending.
+    Log {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
 }
 
 impl fmt::Display for ChatError {
@@ -118,6 +125,9 @@ impl fmt::Display for ChatError {
             }
             ChatError::Name(why) => write!(f, "{why}"),
             ChatError::Start(e) => write!(f, "cannot start the chat: {e}"),
+            ChatError::Log { path, source } => {
+                write!(f, "cannot open the log file {}: {source}", path.display())
+            }
             ChatError::ServerLost(why) => {
                 write!(f, "lost the connection to the registration server ({why})")
             }
@@ -151,6 +161,17 @@ pub fn run(config: Config) -> Result<(), ChatError> {
         source,
     };
     let listener = TcpListener::bind((unspecified, config.p2p_port)).map_err(listen_error)?;
+    let transcript = match &config.log {
+        Some(path) => {
+            Some(
+                transcript::Transcript::open(path).map_err(|source| ChatError::Log {
+                    path: path.clone(),
+                    source,
+                })?,
+            )
+        }
+        None => None,
+    };
     let port = listener.local_addr().map_err(listen_error)?.port();
     let advertise = config
         .advertise
@@ -163,7 +184,12 @@ pub fn run(config: Config) -> Result<(), ChatError> {
         server_name: config.server.clone(),
         advertise,
         name: config.name,
+        answering: if config.auto_answer {
+            core::Answering::Auto
+        } else {
+            core::Answering::Ask
+        },
         timers: core::Timers::default(),
     };
-    Driver::new(settings, ui, server, events).run(inbox)
+    Driver::new(settings, ui, server, events, transcript).run(inbox)
 }

@@ -331,12 +331,20 @@ pub fn login(server: &Server, name: &str) -> Chat {
     Chat::login(server, name)
 }
 
-/// Has `caller` call `callee` and waits until both are chatting.
+/// Has `caller` call `callee`, `callee` answer the ring with `y`, and waits
+/// until both are chatting.
 pub fn connect(caller: &mut Chat, callee: &mut Chat) {
     let name = callee.label.clone();
     caller.send(&name);
+    answer(callee, &caller.label.clone());
     caller.expect(&format!("Connected to {name}"));
     callee.expect(&format!("{} connected", caller.label));
+}
+
+/// `callee` hears `caller`'s call ring and answers it.
+pub fn answer(callee: &mut Chat, caller: &str) {
+    callee.expect(&format!("{caller} is calling: y to answer, n to decline."));
+    callee.send("y");
 }
 
 /// A raw client registered as `name` (advertising a port nobody uses).

@@ -29,6 +29,7 @@ impl World {
             server_name: "127.0.0.1:7700".into(),
             advertise: "127.0.0.1:4000".parse().unwrap(),
             name: name.map(str::to_string),
+            answering: Answering::Ask,
             timers: Timers::default(),
         };
         let mut world = World {
@@ -264,7 +265,7 @@ impl Core {
 fn the_numbered_flow_as_the_caller() {
     let mut w = World::new(None);
     w.expect_line("Connected to the registration server at 127.0.0.1:7700.");
-    w.expect_request("FEATURES");
+    w.expect_request("FEATURES ring presence missed");
     w.expect(Output::Prompt("Enter your visible name: ".into()));
     assert_eq!(w.core.status(), "your name: ");
     // 1) the name.
@@ -425,7 +426,7 @@ fn a_name_typed_after_the_server_gave_up_connects_again_and_registers() {
     });
     assert_eq!(w.core.status(), "registering slowpoke… ");
     w.input(Input::ServerBack);
-    w.expect_request("FEATURES");
+    w.expect_request("FEATURES ring presence missed");
     w.expect_request("REGISTER slowpoke 127.0.0.1:4000");
     w.server("OK FEATURES");
     w.server("OK WELCOME slowpoke 10");
@@ -764,7 +765,7 @@ fn the_server_lost_mid_chat_reconnects_registers_again_and_resumes() {
     w.typed("still here");
     w.expect_to_peer(1, "MSG still here");
     w.input(Input::ServerBack);
-    w.expect_request("FEATURES");
+    w.expect_request("FEATURES ring presence missed");
     w.expect_request("REGISTER alice 127.0.0.1:4000");
     w.server("OK FEATURES");
     w.server("OK WELCOME alice 10");
@@ -939,6 +940,21 @@ fn worlds_in_every_state() -> Vec<(&'static str, World)> {
     w.input(Input::ServerLost(ServerLoss::Closed));
     out.push(("chatting, server lost", w));
     let mut w = World::registered("alice");
+    w.typed("bob");
+    w.server("OK RINGING bob 7");
+    out.push(("ringing out", w));
+    let mut w = World::registered("alice");
+    w.server("EVENT RING bob 7");
+    out.push(("ringing", w));
+    let mut w = World::registered("alice");
+    w.server("EVENT RING bob 7");
+    w.typed("y");
+    out.push(("answering", w));
+    out.push((
+        "naming, presence server",
+        registered_on_a_newer_server("alice"),
+    ));
+    let mut w = World::registered("alice");
     w.typed("q");
     out.push(("done", w));
     out
@@ -949,6 +965,13 @@ fn worlds_in_every_state() -> Vec<(&'static str, World)> {
 fn every_input() -> Vec<Input> {
     let mut inputs = vec![
         Input::Typed(Typed::Line("bob".into())),
+        Input::Typed(Typed::Line("y".into())),
+        Input::Typed(Typed::Line("n".into())),
+        Input::Typed(Typed::Line("/who".into())),
+        Input::MissedCall {
+            caller: "carol".into(),
+            at: "09:15".into(),
+        },
         Input::Typed(Typed::Line("q".into())),
         Input::Typed(Typed::Line(String::new())),
         Input::Typed(Typed::Line("x".repeat(20_000))),
@@ -978,6 +1001,17 @@ fn every_input() -> Vec<Input> {
         "EVENT HANGUP 7 bob".into(),
         "EVENT HANGUP 8 carol".into(),
         "EVENT RELAY 7".into(),
+        "OK RINGING bob 7".into(),
+        format!("OK ANSWER bob 7 {TOKEN}"),
+        "OK DECLINE 7".into(),
+        "OK WATCH on".into(),
+        "EVENT RING bob 7".into(),
+        "EVENT RING alice 7".into(),
+        format!("EVENT ANSWERED bob 7 {TOKEN} 127.0.0.1:5000"),
+        "EVENT DECLINED 7 bob".into(),
+        "EVENT NOANSWER 7 bob".into(),
+        "EVENT MISSED carol".into(),
+        "EVENT PRESENCE joined:dave left:bob".into(),
     ] {
         inputs.push(Input::Server(ServerLine::parse(&line).unwrap()));
     }
@@ -1049,4 +1083,198 @@ fn every_input_in_every_state_keeps_the_core_valid() {
             }
         }
     }
+}
+
+// ---- calls that ring and are answered --------------------------------------
+
+/// A world at the list whose server rings, has presence and missed calls.
+fn registered_on_a_newer_server(me: &str) -> World {
+    let mut w = World::new(None);
+    w.server("OK FEATURES no-relay-code relay ring presence missed");
+    w.typed(me);
+    w.server(&format!("OK WELCOME {me} 10"));
+    w.expect_request("LIST");
+    w.users(&[me]);
+    w.expect_request("WATCH on");
+    w.server("OK WATCH on");
+    w.skip_all();
+    w
+}
+
+#[test]
+fn a_call_rings_and_the_answer_sets_it_up() {
+    let mut w = registered_on_a_newer_server("alice");
+    w.typed("bob");
+    w.expect_request("CALL bob");
+    w.expect_request("WATCH off");
+    w.server("OK RINGING bob 7");
+    w.server("OK WATCH off");
+    w.expect_line("Ringing bob…");
+    assert_eq!(w.core.status(), "ringing bob… ");
+    w.server(&format!("EVENT ANSWERED bob 7 {TOKEN} 127.0.0.1:5000"));
+    w.expect_dial(7);
+    assert_eq!(w.core.status(), "calling bob… ");
+}
+
+#[test]
+fn a_declined_or_unanswered_call_says_so_and_frees_the_caller() {
+    for (event, text) in [
+        ("EVENT DECLINED 7 bob", "bob declined."),
+        ("EVENT NOANSWER 7 bob", "bob did not answer."),
+        ("EVENT HANGUP 7 bob", "bob is gone."),
+    ] {
+        let mut w = World::registered("alice");
+        w.typed("bob");
+        w.server("OK RINGING bob 7");
+        w.typed("typed while it rang");
+        w.server(event);
+        w.expect_line(text);
+        w.expect_line("1 line typed meanwhile was not sent.");
+        w.expect_request("LIST");
+        assert_eq!(w.count(|o| matches!(o, Output::Dial { .. })), 0);
+    }
+}
+
+#[test]
+fn ctrl_c_while_it_rings_hangs_up() {
+    let mut w = World::registered("alice");
+    w.typed("bob");
+    w.server("OK RINGING bob 7");
+    w.key(Typed::Interrupt);
+    w.expect_line("Call to bob cancelled.");
+    w.expect_request("HANGUP 7");
+    // An answer that crossed the hang-up is hung up, not dialed.
+    w.server(&format!("EVENT ANSWERED bob 7 {TOKEN} 127.0.0.1:5000"));
+    assert_eq!(w.count(|o| matches!(o, Output::Dial { .. })), 0);
+}
+
+#[test]
+fn a_ringing_call_is_answered_with_y() {
+    let mut w = World::registered("bob");
+    w.server("EVENT RING alice 9");
+    w.expect_line("alice is calling: y to answer, n to decline.");
+    w.expect(Output::Bell);
+    assert_eq!(w.core.status(), "alice is calling: y/n? ");
+    // Anything else is not sent anywhere: the caller is not connected.
+    w.typed("hello?");
+    w.expect_line("alice is calling: y to answer, n to decline.");
+    w.typed("y");
+    w.expect_request("ANSWER 9");
+    w.server(&format!("OK ANSWER alice 9 {TOKEN}"));
+    w.hello(4, "alice", 9, TOKEN);
+    w.expect(Output::Open { link: 4 });
+    w.expect_line("alice connected.");
+}
+
+#[test]
+fn a_ringing_call_is_declined_with_n_or_ctrl_c_or_rings_out() {
+    let mut w = World::registered("bob");
+    w.server("EVENT RING alice 9");
+    w.typed("n");
+    w.expect_line("You declined alice's call.");
+    w.expect_request("DECLINE 9");
+    w.expect_request("LIST");
+
+    let mut w = World::registered("bob");
+    w.server("EVENT RING alice 9");
+    w.key(Typed::Interrupt);
+    w.expect_request("DECLINE 9");
+    assert!(w.core.exit().is_none(), "Ctrl-C declines, it does not quit");
+
+    let mut w = World::registered("bob");
+    w.server("EVENT RING alice 9");
+    w.server("EVENT NOANSWER 9 alice");
+    w.expect_line("You did not answer alice's call.");
+
+    let mut w = World::registered("bob");
+    w.server("EVENT RING alice 9");
+    w.server("EVENT HANGUP 9 alice");
+    w.expect_line("alice hung up before you answered.");
+}
+
+#[test]
+fn a_y_typed_ahead_at_the_list_waits_for_the_ring_it_answers() {
+    let mut w = World::registered("bob");
+    w.typed("y");
+    w.expect_quiet();
+    assert_eq!(
+        w.core.status(),
+        "waiting for a call to answer (Ctrl-C cancels): "
+    );
+    w.server("EVENT RING alice 9");
+    w.expect_request("ANSWER 9");
+}
+
+#[test]
+fn nothing_typed_at_the_list_reaches_a_caller() {
+    let mut w = World::registered("bob");
+    // Typed at the list and submitted: calls carol, not a message.
+    w.typed("carol");
+    w.expect_request("CALL carol");
+    w.server("EVENT RING alice 9");
+    w.server("ERR already-in-call you are in a call");
+    assert_eq!(w.core.status(), "alice is calling: y/n? ");
+    assert_eq!(w.count(|o| matches!(o, Output::Peer { .. })), 0);
+}
+
+#[test]
+fn an_ignored_caller_is_declined_unseen() {
+    let mut w = World::registered("bob");
+    w.typed("/ignore mallory");
+    w.skip_all();
+    w.server("EVENT RING mallory 3");
+    w.expect_request("DECLINE 3");
+    assert_eq!(
+        w.count(|o| matches!(o, Output::Bell | Output::Line { .. })),
+        0
+    );
+}
+
+#[test]
+fn calling_yourself_on_a_ringing_server_answers_itself() {
+    let mut w = World::registered("alice");
+    w.typed("alice");
+    w.server("OK RINGING alice 2");
+    w.server("EVENT RING alice 2");
+    w.expect_request("ANSWER 2");
+    w.server(&format!("OK ANSWER alice 2 {TOKEN}"));
+    w.server(&format!("EVENT ANSWERED alice 2 {TOKEN} 127.0.0.1:4000"));
+    w.expect_dial(2);
+    w.hello(5, "alice", 2, TOKEN);
+    w.expect(Output::Open { link: 5 });
+}
+
+// ---- presence and missed calls ---------------------------------------------
+
+#[test]
+fn presence_at_the_list_one_line_a_change_and_a_burst_in_one_line() {
+    let mut w = registered_on_a_newer_server("alice");
+    w.server("EVENT PRESENCE joined:bob busy:carol");
+    w.expect_line("bob is online.");
+    w.expect_line("carol is busy.");
+    let burst: Vec<String> = (0..50).map(|i| format!("joined:p{i}")).collect();
+    w.server(&format!("EVENT PRESENCE {} left:bob", burst.join(" ")));
+    w.expect_line("50 came online, 1 left (p0, p1, p2, …); ENTER shows the list.");
+    // Calling: no watching, and presence that crosses is not shown.
+    w.typed("carol");
+    w.expect_request("WATCH off");
+    w.server("OK RINGING carol 8");
+    w.server("OK WATCH off");
+    w.server("EVENT PRESENCE left:dave");
+    assert_eq!(
+        w.count(|o| matches!(o, Output::Line { text, .. } if text.contains("dave"))),
+        0
+    );
+}
+
+#[test]
+fn a_call_missed_while_busy_is_told_when_free() {
+    let mut w = World::chatting("alice", "bob");
+    w.input(Input::MissedCall {
+        caller: "carol".into(),
+        at: "14:02".into(),
+    });
+    assert_eq!(w.count(|o| matches!(o, Output::Line { .. })), 0);
+    w.typed("q");
+    w.expect_line("carol tried to call you at 14:02.");
 }
