@@ -62,6 +62,13 @@ pub fn name_class(c: char) -> NameClass {
     lookup(tables::NAME_CLASS, c as u32).unwrap_or(NameClass::Other)
 }
 
+/// Whether `c` is a bidirectional control (Bidi_Control: embeddings,
+/// overrides, isolates, marks) or a line or paragraph separator: characters
+/// a terminal or a log viewer may obey by reordering or breaking the line.
+pub fn is_bidi_control_or_separator(c: char) -> bool {
+    contains(tables::BIDI_CONTROL_OR_SEPARATOR, c as u32)
+}
+
 /// Binary search of a sorted table of inclusive ranges with values.
 fn lookup<T: Copy>(table: &[(u32, u32, T)], cp: u32) -> Option<T> {
     let i = table.partition_point(|&(_, last, _)| last < cp);

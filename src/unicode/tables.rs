@@ -888,6 +888,11 @@ pub const EMOJI: &[(u32, u32)] = &[
     (0x1faf0, 0x1faf8),
 ];
 
+/// Bidi_Control, and general category Zl or Zp (U+2028, U+2029).
+pub const BIDI_CONTROL_OR_SEPARATOR: &[(u32, u32)] = &[
+    (0x061c, 0x061c), (0x200e, 0x200f), (0x2028, 0x202e), (0x2066, 0x2069),
+];
+
 /// What the naming rules need of the general category and Default_Ignorable_Code_Point; absent means a mark, symbol or punctuation.
 pub const NAME_CLASS: &[(u32, u32, NameClass)] = &[
     (0x0000, 0x0020, NameClass::SpaceOrControl), (0x0030, 0x0039, NameClass::LetterOrDigit),

@@ -197,6 +197,11 @@ def main():
     emoji = property_set(("emoji", "emoji-data.txt"), {"Emoji"})
     emit_ranges("EMOJI", "The Emoji property: U+FE0F after one of these asks for emoji presentation.", ranges(emoji))
 
+    # What the one gate for untrusted text shows instead of obeying.
+    bidi = property_set(("PropList.txt",), {"Bidi_Control"})
+    separators = {cp for cp, v in gc.items() if v in ("Zl", "Zp")}
+    emit_ranges("BIDI_CONTROL_OR_SEPARATOR", "Bidi_Control, and general category Zl or Zp (U+2028, U+2029).", ranges(bidi | separators))
+
     # What names may hold.
     name_class = {}
     for cp, v in gc.items():
