@@ -63,8 +63,8 @@ pub fn columns() -> usize {
 /// What the guardian runs: ignore the signals that may be sent to the
 /// chat's whole process group, wait for the pipe, and unless told `done`,
 /// put the saved settings back and turn bracketed paste off.
-const GUARDIAN: &str = "trap '' HUP INT TERM QUIT; read -r word; \
-    [ \"$word\" = done ] || { stty \"$1\" </dev/tty; printf '\\033[?2004l' >/dev/tty; } 2>/dev/null";
+const GUARDIAN: &str = "trap '' HUP INT TERM QUIT TTOU; read -r word; \
+    [ \"$word\" = done ] || { printf '\\033[?2004l' >/dev/tty; exec stty \"$1\" </dev/tty; } 2>/dev/null";
 
 /// The guardian process and our end of its pipe.
 struct Guardian {
