@@ -41,7 +41,7 @@ pub fn shown(text: &str) -> Cow<'_, str> {
 }
 
 fn needs_escape(c: char) -> bool {
-    (c.is_control() && c != '\t') || is_bidi_control_or_separator(c)
+    (c.is_control() && c != '\t') || (!c.is_ascii() && is_bidi_control_or_separator(c))
 }
 
 #[cfg(test)]

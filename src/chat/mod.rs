@@ -13,7 +13,7 @@
 
 mod app;
 mod core;
-mod editor;
+pub mod editor;
 mod link;
 mod login;
 mod p2pclient;

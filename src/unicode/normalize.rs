@@ -139,6 +139,10 @@ pub fn nfc(text: &str) -> String {
 /// ignorables folded away, so that `ΟΔΥΣΣΕΥΣ` and `οδυσσευς`, `ſam` and
 /// `sam`, `ｎｎ` and `nn`, `ß` and `SS` each come out the same.
 pub fn nfkc_casefold(text: &str) -> String {
+    if text.is_ascii() {
+        // ASCII is NFC, and NFKC_Casefold only lowercases it.
+        return text.to_ascii_lowercase();
+    }
     let mut mapped = String::with_capacity(text.len());
     for c in decomposed(text.chars()) {
         match lookup(NFKC_CASEFOLD, c as u32) {
