@@ -12,7 +12,9 @@
 //! - [`relay`]: the server joining two peers that cannot reach each other;
 //! - [`chat`]: the peer (login, p2pserver, p2pclient, ui threads and the main
 //!   loop that owns the state);
-//! - [`cli`]: argument parsing for both binaries.
+//! - [`cli`]: argument parsing for both binaries;
+//! - [`text`] and [`unicode`]: the one gate for untrusted text, and Unicode
+//!   from its own data (clusters, widths, normalisation, scripts).
 //!
 //! The server's modules depend one way only: protocol ← connection ←
 //! registry ← relay ← server.
@@ -27,3 +29,4 @@ pub mod relay;
 pub mod server;
 pub mod text;
 pub mod token;
+pub mod unicode;

@@ -238,7 +238,7 @@ impl<O: Clone> Registry<O> {
         state.peers.insert(
             key,
             Peer {
-                name: name.to_string(),
+                name: crate::protocol::display_name(name),
                 conn,
                 advertised,
                 seen,

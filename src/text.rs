@@ -8,8 +8,16 @@
 //! So each is written visibly instead: C0 controls as `^X` (ESC is `^[`),
 //! DEL as `^?`, every other control character as `\u{..}`. A tab stays a
 //! tab: it only moves the cursor right, within the line.
+//!
+//! Bidirectional controls (U+202A–U+202E embeddings and overrides,
+//! U+2066–U+2069 isolates, U+200E, U+200F, U+061C marks) and the line and
+//! paragraph separators U+2028, U+2029 are shown the same way, as
+//! `\u{202e}`: a terminal that reorders text would otherwise display
+//! `pay to account \u{202e}1234-5678` as `pay to account 8765-4321`.
 
 use std::borrow::Cow;
+
+use crate::unicode::is_bidi_control_or_separator;
 
 /// `text` as it may be shown: unchanged (and not copied) when it holds
 /// nothing a terminal would obey.
@@ -33,7 +41,7 @@ pub fn shown(text: &str) -> Cow<'_, str> {
 }
 
 fn needs_escape(c: char) -> bool {
-    c.is_control() && c != '\t'
+    (c.is_control() && c != '\t') || (!c.is_ascii() && is_bidi_control_or_separator(c))
 }
 
 #[cfg(test)]
@@ -46,6 +54,18 @@ mod tests {
         assert_eq!(shown("tab\tok\x7f"), "tab\tok^?");
         assert_eq!(shown("\u{85}\u{9b}2J"), "\\u{85}\\u{9b}2J");
         assert_eq!(shown("\r\n"), "^M^J");
+    }
+
+    #[test]
+    fn bidi_controls_and_separators_are_shown_not_obeyed() {
+        assert_eq!(
+            shown("pay to account \u{202e}1234-5678\u{202c}"),
+            "pay to account \\u{202e}1234-5678\\u{202c}"
+        );
+        assert_eq!(
+            shown("\u{2066}a\u{2069}\u{2028}b\u{2029}\u{200f}"),
+            "\\u{2066}a\\u{2069}\\u{2028}b\\u{2029}\\u{200f}"
+        );
     }
 
     #[test]

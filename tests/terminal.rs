@@ -398,3 +398,246 @@ fn a_resized_terminal_gets_the_typed_line_redrawn_to_fit() {
         thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Pids of the processes below `pid`, depth first.
+fn descendants(pid: u32) -> Vec<u32> {
+    let mut found = Vec::new();
+    let children =
+        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+    for child in children.split_whitespace().filter_map(|p| p.parse().ok()) {
+        found.push(child);
+        found.extend(descendants(child));
+    }
+    found
+}
+
+impl Tmux {
+    /// The pid of the `chat` running in the pane.
+    fn chat_pid(&self) -> u32 {
+        let out = self.run(&["display-message", "-p", "-t", "0", "#{pane_pid}"]);
+        let shell: u32 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let chat = descendants(shell).into_iter().find(|&pid| {
+                std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                    .is_ok_and(|comm| comm.trim() == "chat")
+            });
+            if let Some(pid) = chat {
+                return pid;
+            }
+            assert!(Instant::now() < deadline, "no chat process in the pane");
+            thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    /// Asserts the shell's terminal is back in canonical mode with echo.
+    fn expect_terminal_restored(&self) {
+        self.wait_for_shell();
+        self.shell(
+            "clear; stty -a | tr ' ;' '\\n\\n' | grep -x -E -- '-?(icanon|echo)' | paste -sd,",
+        );
+        let screen = self.wait_for("icanon,echo");
+        assert!(
+            !screen.contains("-icanon") && !screen.contains("-echo"),
+            "{screen}"
+        );
+    }
+}
+
+/// CPU time (user + system) a process has used so far.
+fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which is in parentheses).
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    let ticks: u64 = fields
+        .get(11..13)
+        .map_or(0, |f| f.iter().filter_map(|t| t.parse::<u64>().ok()).sum());
+    // Linux reports CPU time in clock ticks of 1/100 s (USER_HZ).
+    Duration::from_millis(ticks * 10)
+}
+
+#[test]
+fn backspace_removes_a_whole_emoji_flag_or_accented_letter() {
+    let Some(tmux) = Tmux::start(&[]) else { return };
+    let server = Server::start();
+    tmux.chat(&server, "alice");
+    let mut bob = bob_calls_alice(&server, &tmux);
+    for cluster in ["👍🏽", "🇫🇷", "👨‍👩‍👧", "e\u{301}", "1\u{fe0f}\u{20e3}"] {
+        tmux.type_text(&format!("a{cluster}"));
+        tmux.press(&["BSpace"]);
+        tmux.type_text("b");
+        tmux.press(&["Enter"]);
+        bob.expect("alice: ab\n");
+    }
+    // Left moves over the cluster whole too: the x lands before it.
+    tmux.type_text("👍🏽");
+    tmux.press(&["Left"]);
+    tmux.type_text("x");
+    tmux.press(&["Enter"]);
+    bob.expect("alice: x👍🏽\n");
+}
+
+#[test]
+fn a_ten_thousand_character_paste_is_drawn_editable_and_cheap() {
+    let Some(tmux) = Tmux::start(&[]) else { return };
+    let server = Server::start();
+    tmux.chat(&server, "alice");
+    let mut bob = bob_calls_alice(&server, &tmux);
+    let chat = tmux.chat_pid();
+    let pasted = format!("{}END", "p".repeat(9_997));
+    let out = tmux.run(&["set-buffer", "-b", "big", &pasted]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let before = cpu_time(chat);
+    tmux.run(&["paste-buffer", "-p", "-b", "big", "-t", "0"]);
+    // Lines from the peer keep showing while the paste is handled.
+    bob.send("still here");
+    tmux.wait_for("bob: still here");
+    tmux.wait_for("pEND");
+    tmux.press(&["BSpace"]);
+    tmux.wait_for("pEN");
+    let used = cpu_time(chat).saturating_sub(before);
+    // The bench measures this properly (keys per second in a 10,000-character
+    // line); here only a generous bound, for a debug build on a shared machine.
+    assert!(
+        used < Duration::from_secs(2),
+        "the paste took {used:?} of CPU"
+    );
+    tmux.press(&["Enter"]);
+    bob.expect("alice: pppp");
+    common::eventually(
+        "all of the paste but the last character reaches bob",
+        || {
+            let out = bob.stdout();
+            let received: String = out
+                .lines()
+                .filter_map(|l| l.strip_prefix("alice: "))
+                .collect();
+            received == format!("{}EN", "p".repeat(9_997))
+        },
+    );
+}
+
+#[test]
+fn a_pasted_q_line_is_sent_as_text_and_ends_nothing() {
+    let Some(tmux) = Tmux::start(&[]) else { return };
+    let server = Server::start();
+    tmux.chat(&server, "alice");
+    let mut bob = bob_calls_alice(&server, &tmux);
+    tmux.run(&["set-buffer", "-b", "lines", "hello\nq\n/quit\nhalf"]);
+    tmux.run(&["paste-buffer", "-p", "-b", "lines", "-t", "0"]);
+    bob.expect("alice: hello\n");
+    bob.expect("alice: q\n");
+    bob.expect("alice: /quit\n");
+    tmux.wait_for_last_row("to bob> half");
+    tmux.type_text(" done");
+    tmux.press(&["Enter"]);
+    bob.expect("alice: half done\n");
+    assert!(!bob.stdout().contains("alice left"), "{}", bob.stdout());
+}
+
+#[test]
+fn resizing_to_twelve_columns_and_back_leaves_no_stale_rows() {
+    let Some(tmux) = Tmux::start(&[]) else { return };
+    let server = Server::start();
+    tmux.chat(&server, "alice");
+    let mut bob = bob_calls_alice(&server, &tmux);
+    let long: String = (1..=12).map(|i| format!("w{i:02} ")).collect();
+    tmux.type_text(long.trim_end());
+    tmux.wait_for("w12");
+    tmux.run(&["resize-window", "-t", "0", "-x", "12", "-y", "30"]);
+    common::eventually("the row redrawn for 12 columns", || {
+        let row = tmux.last_row();
+        row.chars().count() <= 11 && row.ends_with("w12") && row.contains('<')
+    });
+    // An incoming line is wrapped to the width, the typed row stays whole.
+    bob.send("a line longer than twelve");
+    tmux.wait_for("bob: a line");
+    tmux.run(&["resize-window", "-t", "0", "-x", "100", "-y", "30"]);
+    let expected = format!("to bob> {}", long.trim_end());
+    common::eventually("the row redrawn for 100 columns", || {
+        tmux.last_row() == expected
+    });
+    let screen = tmux.screen();
+    let rows_with_text = screen.lines().filter(|l| l.contains("w12")).count();
+    assert_eq!(rows_with_text, 1, "stale rows:\n{screen}");
+    // Ctrl-L clears the screen and draws the line again.
+    tmux.press(&["C-l"]);
+    common::eventually("a cleared screen", || {
+        let screen = tmux.screen();
+        screen.lines().filter(|l| !l.trim().is_empty()).count() == 1 && screen.contains(&expected)
+    });
+    tmux.press(&["Enter"]);
+    bob.expect(&format!("alice: {}", long.trim_end()));
+}
+
+#[test]
+fn with_term_dumb_arrows_never_become_text_and_no_escape_is_written() {
+    let Some(tmux) = Tmux::start(&[]) else { return };
+    let server = Server::start();
+    let log = std::env::temp_dir().join(format!("{}.out", tmux.socket));
+    tmux.shell(&format!(
+        "TERM=dumb {} --server {}",
+        env!("CARGO_BIN_EXE_chat"),
+        server.addr
+    ));
+    tmux.wait_for("Enter your visible name:");
+    tmux.run(&["pipe-pane", "-t", "0", &format!("cat > {}", log.display())]);
+    tmux.type_text("abc");
+    tmux.press(&["Left"]);
+    tmux.type_text("X");
+    tmux.press(&["Enter"]);
+    tmux.wait_for("Online users (1)");
+    tmux.wait_for("abcX (you)");
+    tmux.type_text("q");
+    tmux.press(&["Enter"]);
+    tmux.wait_for_shell();
+    tmux.run(&["pipe-pane", "-t", "0"]);
+    let raw = std::fs::read(&log).unwrap_or_default();
+    let _ = std::fs::remove_file(&log);
+    // The terminal's own echo shows the arrow as ^[[D; the chat wrote no
+    // escape of its own before the shell took the terminal back.
+    let end = raw
+        .windows(7)
+        .position(|w| w == b"quit: q")
+        .expect("the chat's last prompt was captured");
+    let chat_part = &raw[..end];
+    assert!(
+        !chat_part.contains(&0x1b),
+        "{:?}",
+        String::from_utf8_lossy(chat_part)
+    );
+}
+
+#[test]
+fn the_terminal_is_restored_after_kill_9_term_and_hup() {
+    for signal in ["-KILL", "-TERM", "-HUP"] {
+        let Some(tmux) = Tmux::start(&[]) else { return };
+        let server = Server::start();
+        // Under a parent that exits normally: an interactive bash would
+        // repair the terminal itself after a child killed by a signal. The
+        // parent lingers 0.2 s: one that gives the terminal back to bash
+        // within a millisecond or two can still beat the guardian's stty,
+        // and bash then keeps the raw settings (README, "The terminal").
+        tmux.shell(&format!(
+            "sh -c '{} --server {} --name alice; sleep 0.2'",
+            env!("CARGO_BIN_EXE_chat"),
+            server.addr
+        ));
+        tmux.wait_for("connect to:");
+        let chat = tmux.chat_pid();
+        let killed = Command::new("kill")
+            .args([signal, &chat.to_string()])
+            .status()
+            .expect("run kill");
+        assert!(killed.success(), "kill {signal} {chat}");
+        tmux.expect_terminal_restored();
+    }
+}

@@ -8,8 +8,9 @@
 //! from the same runs. Every process started is killed by a guard, whatever
 //! happens. The same executable doubles as the raw pipe→TCP→pipe relay used
 //! as the chat baseline (`--relay-helper`). By subject: `raw` (baselines),
-//! `server` (registry and capacity), `chat` (the chat path), `client` (the
-//! timing TCP client), `table` (figures, rows and the printed table).
+//! `server` (registry and capacity), `chat` (the chat path), `editor` (the
+//! line editor on long lines), `client` (the timing TCP client), `table`
+//! (figures, rows and the printed table).
 
 #[path = "../../tests/common/child.rs"]
 mod child;
@@ -18,6 +19,7 @@ mod limits;
 
 mod chat;
 mod client;
+mod editor;
 mod raw;
 mod server;
 mod table;
@@ -54,6 +56,7 @@ fn main() {
     server::capacity(&mut table, peers);
     chat::chat(&mut table);
     chat::keys_under_flood(&mut table);
+    editor::editor(&mut table);
     table.print();
     println!("total time {:.0} s", started.elapsed().as_secs_f64());
 }

@@ -152,7 +152,7 @@ impl Driver {
             }
             Event::Keys(keys) => {
                 for key in keys {
-                    if let Some(typed) = self.ui.key(key) {
+                    for typed in self.ui.key(key) {
                         self.feed(Input::Typed(typed));
                     }
                 }

@@ -132,6 +132,8 @@ pub enum Typed {
     /// Ctrl-C in a terminal: ends the chat, cancels a call, or the program
     /// at the list.
     Interrupt,
+    /// A line that came in a bracketed paste: text, never a command.
+    Pasted(String),
 }
 
 /// Whether a chat's bytes go straight to the peer or through the server.
@@ -898,6 +900,9 @@ impl Core {
                     Stage::Naming => self.named(now, &line),
                     _ => self.at_list(now, &line),
                 },
+                // Pasted text is text: sent as it is, never a command.
+                Typed::Pasted(text) if chatting => self.send_text(now, &text),
+                Typed::Pasted(_) => self.notice("Pasted text is not taken here: type the name."),
             }
         }
     }
@@ -989,7 +994,7 @@ impl Core {
             Typed::Line(line) if commands::parse(&line) == Command::Quit => {
                 self.decline(now, caller, call)
             }
-            Typed::Line(_) => {
+            Typed::Line(_) | Typed::Pasted(_) => {
                 self.notice(format!("{caller} is calling: y to answer, n to decline."))
             }
         }
@@ -1143,6 +1148,23 @@ impl Core {
         self.show_list(now);
     }
 
+    /// Sends `text` to the peer as it is (split into pieces the protocol
+    /// takes).
+    fn send_text(&mut self, now: Instant, text: &str) {
+        if text.is_empty() {
+            return;
+        }
+        let Some(chat) = self.chat_mut() else {
+            return;
+        };
+        chat.link.last_sent = now;
+        let link = chat.link.id;
+        let pieces: Vec<String> = split_text(text).map(str::to_string).collect();
+        for piece in pieces {
+            self.send_peer(link, PeerMessage::Msg(piece));
+        }
+    }
+
     fn chat_line(&mut self, now: Instant, line: String) {
         let text = match commands::parse(&line) {
             Command::Quit => return self.quit_chat(now),
@@ -1160,18 +1182,7 @@ impl Core {
             Command::Unknown(why) => return self.notice(format!("{why}; nothing was sent.")),
             Command::Say(text) | Command::Text(text) => text,
         };
-        if text.is_empty() {
-            return;
-        }
-        let Some(chat) = self.chat_mut() else {
-            return;
-        };
-        chat.link.last_sent = now;
-        let link = chat.link.id;
-        let pieces: Vec<String> = split_text(text).map(str::to_string).collect();
-        for piece in pieces {
-            self.send_peer(link, PeerMessage::Msg(piece));
-        }
+        self.send_text(now, text);
     }
 
     /// Closes the links the place holds (a dial's echo, a chat's links).

@@ -2,16 +2,33 @@
 //!
 //! [`KeyDecoder`] turns the bytes a terminal sends into [`Key`]s (UTF-8
 //! characters, control keys, escape sequences for arrows, Home, End,
-//! Delete). [`LineEditor`] applies keys to the line being typed, by
-//! character, never splitting a multi-byte character, with a history of the
-//! lines typed this session. [`render`] computes what the last row shows for
-//! a prompt and a line, scrolled sideways to fit the terminal's width, and
-//! where the cursor goes.
+//! Delete, and bracketed pastes). [`LineEditor`] applies keys to the line
+//! being typed by user-perceived character (extended grapheme cluster, UAX
+//! #29: `👍🏽`, `e` + U+0301, a flag or a ZWJ family is one), with a history
+//! of the lines typed this session. [`LineEditor::render`] computes what the
+//! last row shows for a prompt, scrolled sideways around the cursor to fit
+//! the terminal's width, with `<` and `>` where text is out of view.
+//!
+//! The editor keeps the cluster boundaries of its line and re-segments only
+//! around an edit (UAX #29 decides each break from what precedes it and the
+//! one code point after, and needs nothing before a known boundary), and a
+//! render walks only the clusters it shows: typing into or pasting a line
+//! of any length costs what the visible part costs.
+
+use std::borrow::Cow;
+
+use crate::unicode::{cluster_width, next_boundary, width};
+
+/// Most bytes one bracketed paste keeps; more is dropped.
+pub const MAX_PASTE: usize = 1024 * 1024;
 
 /// One key press, decoded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Key {
     Char(char),
+    /// Text pasted in one piece (bracketed paste, `\e[200~`…`\e[201~`): it is
+    /// text, never keys, whatever it holds.
+    Paste(String),
     Enter,
     Backspace,
     Delete,
@@ -27,7 +44,7 @@ pub enum Key {
     KillToEnd,
     /// Ctrl-W: delete the word before the cursor.
     KillWord,
-    /// Ctrl-L: draw the line again.
+    /// Ctrl-L: clear the screen and draw the line again.
     Redraw,
     /// Ctrl-C.
     Interrupt,
@@ -42,7 +59,12 @@ pub struct KeyDecoder {
     pending: Vec<u8>,
     /// The last byte was a CR: a LF right after it is the same Enter.
     after_cr: bool,
+    /// Inside a bracketed paste: the bytes pasted so far.
+    pasting: Option<Vec<u8>>,
 }
+
+const PASTE_START: &[u8] = b"\x1b[200~";
+const PASTE_END: &[u8] = b"\x1b[201~";
 
 impl KeyDecoder {
     pub fn feed(&mut self, bytes: &[u8]) -> Vec<Key> {
@@ -50,6 +72,31 @@ impl KeyDecoder {
         let mut keys = Vec::new();
         let mut i = 0;
         while i < self.pending.len() {
+            if let Some(pasted) = &mut self.pasting {
+                let rest = &self.pending[i..];
+                match rest.windows(PASTE_END.len()).position(|w| w == PASTE_END) {
+                    Some(end) => {
+                        take_pasted(pasted, &rest[..end]);
+                        let text = String::from_utf8_lossy(pasted).into_owned();
+                        keys.push(Key::Paste(text));
+                        self.pasting = None;
+                        i += end + PASTE_END.len();
+                    }
+                    None => {
+                        // Keep what could be the start of the end marker.
+                        let keep = (PASTE_END.len() - 1).min(rest.len());
+                        take_pasted(pasted, &rest[..rest.len() - keep]);
+                        i = self.pending.len() - keep;
+                        break;
+                    }
+                }
+                continue;
+            }
+            if self.pending[i..].starts_with(PASTE_START) {
+                self.pasting = Some(Vec::new());
+                i += PASTE_START.len();
+                continue;
+            }
             match decode_one(&self.pending[i..]) {
                 Decoded::Key(key, used) => {
                     let skip = key == Key::Enter && self.after_cr && self.pending[i] == b'\n';
@@ -69,6 +116,45 @@ impl KeyDecoder {
         self.pending.drain(..i);
         keys
     }
+}
+
+fn take_pasted(pasted: &mut Vec<u8>, bytes: &[u8]) {
+    let room = MAX_PASTE.saturating_sub(pasted.len());
+    pasted.extend_from_slice(&bytes[..bytes.len().min(room)]);
+}
+
+/// `line` without the escape sequences a terminal in line mode (`TERM=dumb`)
+/// lets through when arrow or function keys are pressed: CSI and SS3
+/// sequences and lone Esc characters are removed, so they never become text.
+pub fn without_escapes(line: &str) -> Cow<'_, str> {
+    if !line.contains('\x1b') {
+        return Cow::Borrowed(line);
+    }
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '\x1b' {
+            out.push(c);
+            continue;
+        }
+        match chars.peek() {
+            Some('[') => {
+                chars.next();
+                // Parameters and intermediates, then one final byte.
+                for c in chars.by_ref() {
+                    if ('\x40'..='\x7e').contains(&c) {
+                        break;
+                    }
+                }
+            }
+            Some('O') => {
+                chars.next();
+                chars.next();
+            }
+            _ => {}
+        }
+    }
+    Cow::Owned(out)
 }
 
 enum Decoded {
@@ -163,8 +249,15 @@ pub enum Edit {
     Changed,
     /// Nothing to do.
     Unchanged,
+    /// Ctrl-L: clear the screen, then draw the line.
+    Redraw,
     /// Enter: this line is done.
     Submit(String),
+    /// A paste held line breaks: these lines were completed by it (the
+    /// first one starting with what was typed before the cursor). They are
+    /// text that was pasted, never commands; what followed the last line
+    /// break stays in the line being typed.
+    SubmitPasted(Vec<String>),
     /// Ctrl-D on an empty line.
     EndOfInput,
     /// Ctrl-C.
@@ -174,95 +267,230 @@ pub enum Edit {
 /// Most lines kept in the history.
 const HISTORY: usize = 200;
 
-/// The line being typed, the cursor (an index in characters), and the
-/// history of submitted lines.
-#[derive(Debug, Default)]
+/// The line being typed, the cursor, and the history of submitted lines.
+#[derive(Debug)]
 pub struct LineEditor {
-    line: Vec<char>,
+    text: String,
+    /// Byte offsets of the cluster boundaries: 0, then the end of each
+    /// cluster (the last is `text.len()`).
+    bounds: Vec<usize>,
+    /// The cursor, as an index into `bounds`: it sits before cluster `cursor`.
     cursor: usize,
     history: Vec<String>,
     /// While browsing the history: which entry is shown, and the line that
     /// was being typed before browsing started.
-    browsing: Option<(usize, Vec<char>)>,
+    browsing: Option<(usize, String)>,
 }
 
+impl Default for LineEditor {
+    fn default() -> LineEditor {
+        LineEditor {
+            text: String::new(),
+            bounds: vec![0],
+            cursor: 0,
+            history: Vec::new(),
+            browsing: None,
+        }
+    }
+}
+
+/// What [`LineEditor::render`] draws on the last row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    /// The prompt and the visible part of the line; never wider than the
+    /// terminal less one column, so the row never wraps.
+    pub text: String,
+    /// The column the cursor goes to.
+    pub cursor_column: usize,
+}
+
+/// Longest cluster drawn whole, in bytes: a cluster of thousands of
+/// combining marks is drawn with its first few, not all of them.
+const MAX_DRAWN_CLUSTER: usize = 64;
+
 impl LineEditor {
-    pub fn line(&self) -> &[char] {
-        &self.line
+    /// The line being typed.
+    pub fn line(&self) -> &str {
+        &self.text
     }
 
+    /// The cursor, as a byte offset into [`LineEditor::line`] (always at a
+    /// cluster boundary).
     pub fn cursor(&self) -> usize {
-        self.cursor
+        self.bounds[self.cursor]
+    }
+
+    fn clusters(&self) -> usize {
+        self.bounds.len() - 1
+    }
+
+    fn cluster(&self, i: usize) -> &str {
+        &self.text[self.bounds[i]..self.bounds[i + 1]]
+    }
+
+    /// Replaces clusters `from..to` with `insert`, re-segments around the
+    /// change, and puts the cursor after the inserted text.
+    fn replace(&mut self, from: usize, to: usize, insert: &str) {
+        let (start, end) = (self.bounds[from], self.bounds[to]);
+        self.text.replace_range(start..end, insert);
+        let inserted_end = start + insert.len();
+        let shift = |b: usize| b + inserted_end - end;
+        // Breaks before the previous cluster's start cannot change: each
+        // break depends only on what precedes it and the code point after.
+        let keep = from.saturating_sub(1);
+        let mut fresh = Vec::new();
+        let mut at = self.bounds[keep];
+        let mut old = to;
+        let mut resume = self.bounds.len();
+        while at < self.text.len() {
+            at = next_boundary(&self.text, at);
+            fresh.push(at);
+            if at < inserted_end {
+                continue;
+            }
+            // From an old boundary on, the old segmentation holds.
+            while old < self.bounds.len() && shift(self.bounds[old]) < at {
+                old += 1;
+            }
+            if old < self.bounds.len() && shift(self.bounds[old]) == at {
+                resume = old + 1;
+                break;
+            }
+        }
+        let tail: Vec<usize> = self.bounds[resume..].iter().map(|&b| shift(b)).collect();
+        self.bounds.truncate(keep + 1);
+        self.bounds.extend(fresh);
+        self.bounds.extend(tail);
+        self.cursor = self.bounds.partition_point(|&b| b < inserted_end);
+    }
+
+    fn set_line(&mut self, text: String) {
+        self.text.clear();
+        self.bounds.truncate(1);
+        self.cursor = 0;
+        self.replace(0, 0, &text);
+    }
+
+    fn take_line(&mut self) -> String {
+        self.bounds.truncate(1);
+        self.cursor = 0;
+        std::mem::take(&mut self.text)
+    }
+
+    fn remember(&mut self, text: &str) {
+        if !text.is_empty() && self.history.last().map(String::as_str) != Some(text) {
+            if self.history.len() == HISTORY {
+                self.history.remove(0);
+            }
+            self.history.push(text.to_string());
+        }
+    }
+
+    fn is_blank(&self, i: usize) -> bool {
+        self.cluster(i).starts_with(char::is_whitespace)
     }
 
     pub fn apply(&mut self, key: Key) -> Edit {
-        let before = (self.line.len(), self.cursor);
+        let before = (self.text.len(), self.cursor);
+        let n = self.clusters();
         match key {
             Key::Char(c) => {
-                self.line.insert(self.cursor, c);
-                self.cursor += 1;
+                let mut buf = [0u8; 4];
+                self.replace(self.cursor, self.cursor, c.encode_utf8(&mut buf));
+                return Edit::Changed;
             }
+            Key::Paste(text) => return self.paste(&text),
             Key::Enter => {
-                let text: String = self.line.drain(..).collect();
-                self.cursor = 0;
                 self.browsing = None;
-                if !text.is_empty() && self.history.last() != Some(&text) {
-                    if self.history.len() == HISTORY {
-                        self.history.remove(0);
-                    }
-                    self.history.push(text.clone());
-                }
+                let text = self.take_line();
+                self.remember(&text);
                 return Edit::Submit(text);
             }
-            Key::Backspace if self.cursor > 0 => {
-                self.cursor -= 1;
-                self.line.remove(self.cursor);
-            }
-            Key::Delete if self.cursor < self.line.len() => {
-                self.line.remove(self.cursor);
+            Key::Backspace if self.cursor > 0 => self.replace(self.cursor - 1, self.cursor, ""),
+            Key::Delete if self.cursor < n => {
+                let at = self.cursor;
+                self.replace(at, at + 1, "");
             }
             Key::Left if self.cursor > 0 => self.cursor -= 1,
-            Key::Right if self.cursor < self.line.len() => self.cursor += 1,
+            Key::Right if self.cursor < n => self.cursor += 1,
             Key::Home => self.cursor = 0,
-            Key::End => self.cursor = self.line.len(),
-            Key::KillToStart => {
-                self.line.drain(..self.cursor);
-                self.cursor = 0;
-            }
-            Key::KillToEnd => self.line.truncate(self.cursor),
+            Key::End => self.cursor = n,
+            Key::KillToStart => self.replace(0, self.cursor, ""),
+            Key::KillToEnd => self.replace(self.cursor, n, ""),
             Key::KillWord => {
                 let mut start = self.cursor;
-                while start > 0 && self.line[start - 1].is_whitespace() {
+                while start > 0 && self.is_blank(start - 1) {
                     start -= 1;
                 }
-                while start > 0 && !self.line[start - 1].is_whitespace() {
+                while start > 0 && !self.is_blank(start - 1) {
                     start -= 1;
                 }
-                self.line.drain(start..self.cursor);
-                self.cursor = start;
+                self.replace(start, self.cursor, "");
             }
             Key::Up => return self.browse(true),
             Key::Down => return self.browse(false),
-            Key::Redraw => return Edit::Changed,
+            Key::Redraw => return Edit::Redraw,
             Key::Interrupt => return Edit::Interrupt,
-            Key::EndOfInput if self.line.is_empty() => return Edit::EndOfInput,
+            Key::EndOfInput if self.text.is_empty() => return Edit::EndOfInput,
             // Ctrl-D on a line deletes forward, as in a shell.
-            Key::EndOfInput if self.cursor < self.line.len() => {
-                self.line.remove(self.cursor);
+            Key::EndOfInput if self.cursor < n => {
+                let at = self.cursor;
+                self.replace(at, at + 1, "");
             }
             _ => return Edit::Unchanged,
         }
-        if (self.line.len(), self.cursor) == before && !matches!(key, Key::Char(_)) {
+        if (self.text.len(), self.cursor) == before {
             return Edit::Unchanged;
         }
         Edit::Changed
+    }
+
+    /// Inserts pasted text: tabs become spaces, other control characters
+    /// are dropped, and each line break completes a line.
+    fn paste(&mut self, pasted: &str) -> Edit {
+        let pasted = pasted.replace("\r\n", "\n").replace('\r', "\n");
+        let mut pieces = pasted.split('\n');
+        let mut lines = Vec::new();
+        let mut piece = pieces.next().unwrap_or("");
+        for next in pieces {
+            self.insert_text(piece);
+            // The line is complete up to the cursor; what followed the
+            // cursor moves on with the rest of the paste.
+            let after = self.text.split_off(self.cursor());
+            let line = self.take_line();
+            self.remember(&line);
+            lines.push(line);
+            self.insert_text(&after);
+            self.cursor = 0;
+            piece = next;
+        }
+        self.insert_text(piece);
+        self.browsing = None;
+        if lines.is_empty() {
+            Edit::Changed
+        } else {
+            Edit::SubmitPasted(lines)
+        }
+    }
+
+    fn insert_text(&mut self, text: &str) {
+        let clean: String = text
+            .chars()
+            .filter_map(|c| match c {
+                '\t' => Some(' '),
+                c if c.is_control() => None,
+                c => Some(c),
+            })
+            .collect();
+        let at = self.cursor;
+        self.replace(at, at, &clean);
     }
 
     /// Up (`older`) or down through the history.
     fn browse(&mut self, older: bool) -> Edit {
         let position = match (&self.browsing, older) {
             (None, true) if !self.history.is_empty() => {
-                self.browsing = Some((self.history.len(), self.line.clone()));
+                self.browsing = Some((self.history.len(), self.text.clone()));
                 self.history.len() - 1
             }
             (Some((at, _)), true) if *at > 0 => at - 1,
@@ -270,8 +498,7 @@ impl LineEditor {
             (Some(_), false) => {
                 // Past the newest entry: back to the line being typed.
                 if let Some((_, typed)) = self.browsing.take() {
-                    self.line = typed;
-                    self.cursor = self.line.len();
+                    self.set_line(typed);
                 }
                 return Edit::Changed;
             }
@@ -280,63 +507,135 @@ impl LineEditor {
         if let Some((at, _)) = &mut self.browsing {
             *at = position;
         }
-        self.line = self.history[position].chars().collect();
-        self.cursor = self.line.len();
+        self.set_line(self.history[position].clone());
         Edit::Changed
     }
+
+    /// What the last row shows for `prompt` and the line in a terminal
+    /// `columns` wide (10 or more): the prompt (cut short to half the row
+    /// when longer), then the clusters around the cursor that fit, with `<`
+    /// at the left when text is out of view there and `>` at the right.
+    /// The work is bounded by the width shown, not by the line's length.
+    pub fn render(&self, prompt: &str, columns: usize) -> Rendered {
+        let usable = columns.max(10) - 1;
+        let prompt = fit_prompt(prompt, usable / 2);
+        let room = usable - width(&prompt);
+        // Zero-width clusters take no column; bound the walk anyway.
+        let most_walked = 4 * room + 8;
+        let n = self.clusters();
+
+        // Left of the cursor: as much as fits, leaving the cursor's cell
+        // (and, when text follows, room for a wide cluster and the marker).
+        let budget = room.saturating_sub(if self.cursor < n { 3 } else { 1 });
+        let mut start = self.cursor;
+        let mut left = 0;
+        while start > 0 && self.cursor - start < most_walked {
+            let w = cluster_width(self.cluster(start - 1));
+            if left + w > budget {
+                break;
+            }
+            left += w;
+            start -= 1;
+        }
+        let left_marker = start > 0;
+        if left_marker {
+            while left + 1 > budget && start < self.cursor {
+                left -= cluster_width(self.cluster(start));
+                start += 1;
+            }
+        }
+        let mut right_room = room - left - usize::from(left_marker);
+        let mut end = self.cursor;
+        let mut right = 0;
+        while end < n && end - self.cursor < most_walked {
+            let w = cluster_width(self.cluster(end));
+            if right + w > right_room {
+                break;
+            }
+            right += w;
+            end += 1;
+        }
+        let right_marker = end < n;
+        if right_marker {
+            right_room -= 1;
+            while right > right_room && end > self.cursor {
+                end -= 1;
+                right -= cluster_width(self.cluster(end));
+            }
+        }
+
+        let mut text = String::with_capacity(prompt.len() + 4 * (end - start) + 2);
+        text.push_str(&prompt);
+        if left_marker {
+            text.push('<');
+        }
+        for i in start..end {
+            text.push_str(drawn(self.cluster(i)));
+        }
+        if right_marker {
+            text.push('>');
+        }
+        Rendered {
+            text,
+            cursor_column: width(&prompt) + usize::from(left_marker) + left,
+        }
+    }
 }
 
-/// Columns a character takes in a terminal: 0 for combining marks and
-/// other zero-width characters, 2 for East Asian wide characters and
-/// emoji, 1 otherwise. A small table of the common ranges (std has none);
-/// a rare character it misjudges only shifts the cursor on that line.
-pub fn char_width(c: char) -> usize {
-    let u = c as u32;
-    if c.is_control()
-        || matches!(u, 0x0300..=0x036f | 0x200b..=0x200f | 0xfe00..=0xfe0f | 0x20d0..=0x20ff)
-    {
-        return 0;
+/// At most the first [`MAX_DRAWN_CLUSTER`] bytes of a cluster.
+fn drawn(cluster: &str) -> &str {
+    if cluster.len() <= MAX_DRAWN_CLUSTER {
+        return cluster;
     }
-    let wide = matches!(u,
-        0x1100..=0x115f
-        | 0x2e80..=0x303e
-        | 0x3041..=0x33ff
-        | 0x3400..=0x4dbf
-        | 0x4e00..=0x9fff
-        | 0xa000..=0xa4cf
-        | 0xac00..=0xd7a3
-        | 0xf900..=0xfaff
-        | 0xfe30..=0xfe4f
-        | 0xff00..=0xff60
-        | 0xffe0..=0xffe6
-        | 0x1f300..=0x1f64f
-        | 0x1f900..=0x1f9ff
-        | 0x20000..=0x3fffd);
-    if wide { 2 } else { 1 }
+    let mut end = MAX_DRAWN_CLUSTER;
+    while !cluster.is_char_boundary(end) {
+        end -= 1;
+    }
+    &cluster[..end]
 }
 
-fn width(chars: &[char]) -> usize {
-    chars.iter().map(|&c| char_width(c)).sum()
+/// `prompt` as it fits in `most` columns: whole, or its start and `> `.
+fn fit_prompt(prompt: &str, most: usize) -> Cow<'_, str> {
+    if width(prompt) <= most {
+        return Cow::Borrowed(prompt);
+    }
+    let mut fitted = String::new();
+    let mut used = 0;
+    for cluster in crate::unicode::graphemes(prompt) {
+        let w = cluster_width(cluster);
+        if used + w + 2 > most {
+            break;
+        }
+        used += w;
+        fitted.push_str(cluster);
+    }
+    let mut fitted = fitted.trim_end().to_string();
+    fitted.push_str("> ");
+    Cow::Owned(fitted)
 }
 
-/// What the last row shows: `prompt` and the part of `line` around the
-/// cursor that fits in `columns`, and the column the cursor goes to.
-pub fn render(prompt: &str, line: &[char], cursor: usize, columns: usize) -> (String, usize) {
-    let prompt_width = prompt.chars().map(char_width).sum::<usize>();
-    // Leave the last column free so the cursor never wraps the row.
-    let room = columns.saturating_sub(prompt_width + 1).max(8);
-    let mut start = 0;
-    while width(&line[start..cursor]) > room.saturating_sub(1) && start < cursor {
-        start += 1;
+/// `text` cut into rows of at most `columns` columns, by cluster, the first
+/// row starting at column `first_column`: how a line printed above the
+/// prompt is wrapped, so a cluster is never split between two rows.
+pub fn wrap(text: &str, first_column: usize, columns: usize) -> Vec<&str> {
+    let columns = columns.max(1);
+    let mut rows = Vec::new();
+    let mut used = first_column % columns;
+    let mut row_start = 0;
+    let mut at = 0;
+    while at < text.len() {
+        let end = next_boundary(text, at);
+        let w = cluster_width(&text[at..end]);
+        if used + w > columns && at > row_start {
+            rows.push(&text[row_start..at]);
+            row_start = at;
+            used = 0;
+        }
+        used += w;
+        at = end;
     }
-    let mut end = cursor;
-    while end < line.len() && width(&line[start..=end]) <= room {
-        end += 1;
-    }
-    let mut text = String::with_capacity(prompt.len() + 4 * (end - start));
-    text.push_str(prompt);
-    text.extend(&line[start..end]);
-    (text, prompt_width + width(&line[start..cursor]))
+    rows.push(&text[row_start..]);
+    rows
 }
 
 #[cfg(test)]
@@ -354,7 +653,7 @@ mod tests {
     }
 
     fn text(editor: &LineEditor) -> String {
-        editor.line().iter().collect()
+        editor.line().to_string()
     }
 
     #[test]
@@ -447,7 +746,7 @@ mod tests {
         assert_eq!(text(&e), "hllo wörld");
         e.apply(Key::Char('é'));
         assert_eq!(text(&e), "héllo wörld");
-        assert_eq!(e.cursor(), 2);
+        assert_eq!(e.cursor(), "hé".len());
         e.apply(Key::KillToEnd);
         assert_eq!(text(&e), "hé");
         e.apply(Key::End);
@@ -489,27 +788,185 @@ mod tests {
     }
 
     #[test]
-    fn widths_count_wide_and_zero_width_characters() {
-        assert_eq!(char_width('a'), 1);
-        assert_eq!(char_width('é'), 1);
-        assert_eq!(char_width('日'), 2);
-        assert_eq!(char_width('😀'), 2);
-        assert_eq!(char_width('\u{301}'), 0);
+    fn edits_by_user_perceived_character() {
+        let mut e = LineEditor::default();
+        for cluster in [
+            "👍🏽",
+            "👨‍👩‍👧",
+            "🇫🇷",
+            "1\u{fe0f}\u{20e3}",
+            "e\u{301}",
+            "\u{1100}\u{1161}\u{11a8}",
+        ] {
+            typed(&mut e, "a");
+            typed(&mut e, cluster);
+            e.apply(Key::Backspace);
+            assert_eq!(text(&e), "a", "{cluster:?}");
+            typed(&mut e, cluster);
+            e.apply(Key::Left);
+            e.apply(Key::Delete);
+            assert_eq!(text(&e), "a", "{cluster:?}");
+            typed(&mut e, cluster);
+            typed(&mut e, "b");
+            e.apply(Key::Left);
+            e.apply(Key::Left);
+            assert_eq!(e.cursor(), 1, "{cluster:?}");
+            e.apply(Key::KillToStart);
+            e.apply(Key::KillToEnd);
+        }
+        // A mark typed after a letter joins it; deleting what separated
+        // two parts of a cluster joins them.
+        typed(&mut e, "xe");
+        typed(&mut e, "\u{301}");
+        e.apply(Key::Backspace);
+        assert_eq!(text(&e), "x");
+        typed(&mut e, "🇫z🇷");
+        e.apply(Key::Left);
+        e.apply(Key::Backspace);
+        assert_eq!(text(&e), "x🇫🇷");
+        e.apply(Key::Backspace);
+        assert_eq!(text(&e), "x");
+        // Flags pair up again when one is inserted in front of a run.
+        e.apply(Key::KillToStart);
+        typed(&mut e, "🇩🇪🇫");
+        e.apply(Key::Home);
+        typed(&mut e, "🇷");
+        e.apply(Key::End);
+        e.apply(Key::Backspace);
+        assert_eq!(text(&e), "🇷🇩");
+        // Ctrl-W takes the word before the cursor, clusters whole.
+        typed(&mut e, " 👍🏽👍🏽");
+        e.apply(Key::KillWord);
+        assert_eq!(text(&e), "🇷🇩 ");
+    }
+
+    #[test]
+    fn segmentation_after_edits_matches_a_fresh_one() {
+        let pieces = [
+            "a", "\u{301}", "🇫", "\u{200d}", "👍", "🏽", " ", "\u{1100}", "\u{1161}", "\r",
+        ];
+        let mut e = LineEditor::default();
+        let mut seed = 7u32;
+        for _ in 0..2000 {
+            seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            let pick = (seed >> 16) as usize;
+            let key = match pick % 7 {
+                0 => Key::Backspace,
+                1 => Key::Left,
+                2 => Key::Delete,
+                3 => Key::Right,
+                _ => Key::Paste(pieces[pick % pieces.len()].to_string()),
+            };
+            e.apply(key);
+            let fresh: Vec<&str> = crate::unicode::graphemes(e.line()).collect();
+            let kept: Vec<&str> = (0..e.clusters()).map(|i| e.cluster(i)).collect();
+            assert_eq!(kept, fresh);
+        }
+    }
+
+    #[test]
+    fn a_paste_is_text_and_its_line_breaks_complete_lines() {
+        let mut d = KeyDecoder::default();
+        assert_eq!(d.feed(b"x\x1b[200~a\x1b[D"), [Key::Char('x')]);
+        assert_eq!(d.feed(b"\rq\n/quit\x1b[20"), []);
+        assert_eq!(
+            d.feed(b"1~y"),
+            [Key::Paste("a\x1b[D\rq\n/quit".into()), Key::Char('y')]
+        );
+        let mut e = LineEditor::default();
+        typed(&mut e, "ab");
+        e.apply(Key::Left);
+        assert_eq!(
+            e.apply(Key::Paste("1\r\nq\n2\t3".into())),
+            Edit::SubmitPasted(vec!["a1".into(), "q".into()])
+        );
+        assert_eq!(text(&e), "2 3b");
+        assert_eq!(e.cursor(), 3);
+        assert_eq!(e.apply(Key::Paste("\x1b[31m!".into())), Edit::Changed);
+        assert_eq!(text(&e), "2 3[31m!b");
+    }
+
+    #[test]
+    fn escapes_typed_in_line_mode_are_dropped() {
+        assert_eq!(without_escapes("abc\x1b[DX\x1bOA\x1b[1;5C!\x1b"), "abcX!");
+        assert!(matches!(without_escapes("plain"), Cow::Borrowed(_)));
     }
 
     #[test]
     fn render_places_the_cursor_and_scrolls_long_lines() {
-        let line: Vec<char> = "日本 ok".chars().collect();
-        let (text, col) = render("to bob> ", &line, 2, 80);
-        assert_eq!(text, "to bob> 日本 ok");
-        assert_eq!(col, 8 + 4);
-        // A line wider than the terminal shows the part around the cursor.
-        let long: Vec<char> = "x".repeat(200).chars().collect();
-        let (text, col) = render("> ", &long, 200, 40);
-        assert!(text.chars().count() <= 39, "{}", text.len());
-        assert!(col <= 39);
-        let (text, col) = render("> ", &long, 0, 40);
-        assert_eq!(col, 2);
-        assert!(text.chars().count() <= 39);
+        let mut e = LineEditor::default();
+        typed(&mut e, "日本 ok");
+        e.apply(Key::Home);
+        e.apply(Key::Right);
+        e.apply(Key::Right);
+        let r = e.render("to bob> ", 80);
+        assert_eq!(r.text, "to bob> 日本 ok");
+        assert_eq!(r.cursor_column, 8 + 4);
+        // A line wider than the terminal shows the part around the cursor,
+        // with markers where text is out of view.
+        let mut e = LineEditor::default();
+        typed(&mut e, &"x".repeat(200));
+        for columns in [10, 12, 40, 80] {
+            e.apply(Key::End);
+            let r = e.render("> ", columns);
+            assert!(width(&r.text) < columns, "{columns}: {}", r.text);
+            assert!(
+                r.text.starts_with("> <x") && !r.text.ends_with('>'),
+                "{}",
+                r.text
+            );
+            assert_eq!(r.cursor_column, width(&r.text));
+            e.apply(Key::Home);
+            let r = e.render("> ", columns);
+            assert!(
+                width(&r.text) < columns && r.text.ends_with("x>"),
+                "{}",
+                r.text
+            );
+            assert_eq!(r.cursor_column, 2);
+            for _ in 0..100 {
+                e.apply(Key::Right);
+            }
+            let r = e.render("> ", columns);
+            assert!(
+                r.text.starts_with("> <") && r.text.ends_with('>'),
+                "{}",
+                r.text
+            );
+            assert!(r.cursor_column < columns - 1);
+        }
+        // Wide clusters never straddle the edge; a long prompt is cut.
+        let mut e = LineEditor::default();
+        typed(&mut e, &"日".repeat(50));
+        e.apply(Key::Home);
+        e.apply(Key::Right);
+        let r = e.render("to bob (relayed)> ", 12);
+        assert!(width(&r.text) <= 11, "{}", r.text);
+        assert!(r.text.starts_with("to> "), "{}", r.text);
+        assert!(r.text.ends_with('>'), "{}", r.text);
+    }
+
+    #[test]
+    fn incoming_lines_wrap_by_cluster_width() {
+        assert_eq!(wrap("abcdef", 0, 4), ["abcd", "ef"]);
+        assert_eq!(wrap("日本語", 0, 5), ["日本", "語"]);
+        assert_eq!(wrap("👍🏽👍🏽", 3, 4), ["👍🏽", "👍🏽"]);
+        assert_eq!(wrap("", 0, 10), [""]);
+    }
+
+    #[test]
+    fn render_work_is_bounded_by_the_width_shown() {
+        let mut e = LineEditor::default();
+        e.apply(Key::Paste("y".repeat(100_000)));
+        let started = std::time::Instant::now();
+        for _ in 0..1000 {
+            e.apply(Key::Left);
+            e.apply(Key::Char('z'));
+            let _ = e.render("> ", 80);
+        }
+        // 1,000 keys and renders in a 100,000-character line: far under a
+        // second however slow the machine (the bench measures it).
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        assert_eq!(e.line().len(), 101_000);
     }
 }

@@ -15,7 +15,7 @@ mod app;
 mod clock;
 mod commands;
 mod core;
-mod editor;
+pub mod editor;
 mod link;
 mod login;
 mod p2pclient;

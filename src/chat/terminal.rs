@@ -4,23 +4,32 @@
 //! Std has no termios, and the user's design allows no crates and no
 //! hand-written bindings, so raw mode is `stty` run on `/dev/tty`: its `-g`
 //! output is saved first and given back to `stty` to restore. [`RawMode`]
-//! restores on drop, and a panic hook restores too, so the terminal is sane
-//! on every way out but `kill -9`.
+//! restores on drop, and a panic hook restores too.
+//!
+//! For the ways out no code of ours sees — `kill -9`, and `SIGTERM` or
+//! `SIGHUP`, which std cannot catch — a guardian process holds the saved
+//! settings: a `sh` started before raw mode is entered, reading a pipe from
+//! the chat. However the chat ends, the kernel closes its end of the pipe;
+//! the guardian then reads end of file and restores the terminal, unless
+//! the chat said `done` first (it restored the terminal itself, and the
+//! shell may already be using it).
 
 use std::fs::File;
+use std::io::Write;
 use std::io::{self, IsTerminal};
-use std::process::{Command, Stdio};
+use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Mutex, Once, PoisonError};
 
 /// Settings to restore, for the panic hook (which cannot reach the guard).
 static SAVED: Mutex<Option<String>> = Mutex::new(None);
 
 /// Whether stdin and stdout are both a terminal and the terminal can be
-/// driven with escape sequences (not `TERM=dumb`).
+/// driven with escape sequences: `TERM` is set, and not to `dumb`.
+/// Otherwise the chat works in line mode and writes no escape sequence.
 pub fn interactive() -> bool {
     io::stdin().is_terminal()
         && io::stdout().is_terminal()
-        && std::env::var("TERM").map_or(true, |t| t != "dumb")
+        && std::env::var("TERM").is_ok_and(|t| !t.is_empty() && t != "dumb")
 }
 
 /// Colour only on an interactive terminal, and never when `NO_COLOR` is set
@@ -47,8 +56,43 @@ pub fn columns() -> usize {
     stty(&["size"])
         .ok()
         .and_then(|size| size.split_whitespace().nth(1)?.parse().ok())
-        .filter(|&c: &usize| c >= 20)
+        .filter(|&c: &usize| c > 0)
         .unwrap_or(80)
+}
+
+/// What the guardian runs: ignore the signals that may be sent to the
+/// chat's whole process group, wait for the pipe, and unless told `done`,
+/// put the saved settings back and turn bracketed paste off.
+const GUARDIAN: &str = "trap '' HUP INT TERM QUIT TTOU; read -r word; \
+    [ \"$word\" = done ] || { printf '\\033[?2004l' >/dev/tty; exec stty \"$1\" </dev/tty; } 2>/dev/null";
+
+/// The guardian process and our end of its pipe.
+struct Guardian {
+    child: Child,
+    pipe: ChildStdin,
+}
+
+impl Guardian {
+    fn start(saved: &str) -> io::Result<Guardian> {
+        let mut child = Command::new("sh")
+            .args(["-c", GUARDIAN, "p2pchat-terminal-guardian", saved])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        let pipe = child
+            .stdin
+            .take()
+            .ok_or_else(|| io::Error::other("no pipe"))?;
+        Ok(Guardian { child, pipe })
+    }
+
+    /// The terminal is restored: the guardian can go without touching it.
+    fn dismiss(mut self) {
+        let _ = self.pipe.write_all(b"done\n");
+        drop(self.pipe);
+        let _ = self.child.wait();
+    }
 }
 
 /// The terminal in raw mode: keys arrive one by one and unechoed, Ctrl-C and
@@ -56,17 +100,22 @@ pub fn columns() -> usize {
 /// new line.
 pub struct RawMode {
     saved: String,
+    /// Restores the terminal if this process dies without dropping us.
+    guardian: Option<Guardian>,
 }
 
 impl RawMode {
     pub fn enter() -> io::Result<RawMode> {
         let saved = stty(&["-g"])?;
+        // Without a guardian, raw mode is still worth having: only a
+        // kill would then leave the terminal raw.
+        let guardian = Guardian::start(&saved).ok();
         *SAVED.lock().unwrap_or_else(PoisonError::into_inner) = Some(saved.clone());
         install_panic_hook();
         stty(&[
             "-icanon", "-echo", "-isig", "-iexten", "-ixon", "min", "1", "time", "0",
         ])?;
-        Ok(RawMode { saved })
+        Ok(RawMode { saved, guardian })
     }
 }
 
@@ -74,6 +123,9 @@ impl Drop for RawMode {
     fn drop(&mut self) {
         let _ = stty(&[&self.saved]);
         *SAVED.lock().unwrap_or_else(PoisonError::into_inner) = None;
+        if let Some(guardian) = self.guardian.take() {
+            guardian.dismiss();
+        }
     }
 }
 

@@ -19,10 +19,11 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use super::core::{Kind, Typed};
-use super::editor::{Edit, Key, KeyDecoder, LineEditor, render};
+use super::editor::{Edit, Key, KeyDecoder, LineEditor, without_escapes, wrap};
 use super::terminal::{self, RawMode};
 use super::{Event, Events};
 use crate::text::shown;
+use crate::unicode::width;
 
 /// Longest piece of typed text read at once; a longer line arrives as several
 /// pieces, none of it lost.
@@ -41,20 +42,40 @@ pub fn spawn_stdin(events: Events, keys: bool) -> io::Result<()> {
         if keys {
             read_keys(events)
         } else {
-            read_lines(events)
+            // A terminal in line mode (TERM=dumb) lets arrow keys through
+            // as escape sequences: they are dropped, never sent as text.
+            // Piped input is passed on as it is.
+            let escapes = if io::stdin().is_terminal() {
+                Escapes::Drop
+            } else {
+                Escapes::Keep
+            };
+            read_lines(events, escapes)
         }
     })?;
     Ok(())
 }
 
-fn read_lines(events: Events) {
+/// What line mode does with escape sequences in typed lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Escapes {
+    Drop,
+    Keep,
+}
+
+fn read_lines(events: Events, escapes: Escapes) {
     let mut stdin = io::BufReader::with_capacity(64 * 1024, io::stdin());
     loop {
         // Every line already read goes in one event, so pasted or piped
         // text costs the main loop one wake-up per batch.
         let mut batch = Vec::new();
         loop {
-            let input = read_input(&mut stdin);
+            let input = match read_input(&mut stdin) {
+                Typed::Line(line) if escapes == Escapes::Drop => {
+                    Typed::Line(without_escapes(&line).into_owned())
+                }
+                input => input,
+            };
             let eof = input == Typed::Eof;
             batch.push(input);
             if eof || batch.len() >= TYPED_PER_EVENT || !stdin.buffer().contains(&b'\n') {
@@ -114,6 +135,9 @@ const RESET: &str = "\x1b[0m";
 const NOTICE: &str = "\x1b[33m";
 const PEER: &str = "\x1b[1;36m";
 const DIM: &str = "\x1b[2m";
+const BRACKETED_PASTE_ON: &str = "\x1b[?2004h";
+const BRACKETED_PASTE_OFF: &str = "\x1b[?2004l";
+const CLEAR_SCREEN: &str = "\x1b[H\x1b[2J";
 
 /// Writes to stdout, buffered: the main loop calls [`Ui::flush`] once per
 /// batch of events, which hands the bytes to the stdout writer thread.
@@ -204,6 +228,9 @@ struct Term {
     columns_checked: Instant,
     /// Where the last draw left the cursor on the last row.
     cursor_column: usize,
+    /// The last row needs drawing again: done once per batch, in
+    /// [`Ui::flush`], however many keys and lines the batch held.
+    dirty: bool,
     /// Restores the terminal when the `Ui` is dropped.
     _raw: RawMode,
 }
@@ -221,6 +248,7 @@ impl Ui {
                 columns: terminal::columns(),
                 columns_checked: Instant::now(),
                 cursor_column: 0,
+                dirty: true,
                 _raw: raw,
             })),
             _ => Mode::Plain {
@@ -228,8 +256,13 @@ impl Ui {
                 echoed: io::stdin().is_terminal(),
             },
         };
+        let mut out = Vec::new();
+        if let Mode::Terminal(_) = mode {
+            // Bracketed paste: pasted text arrives marked, as one Key::Paste.
+            out.extend_from_slice(BRACKETED_PASTE_ON.as_bytes());
+        }
         Ui {
-            out: Vec::new(),
+            out,
             stdout: StdoutWriter::start(),
             mode,
         }
@@ -255,16 +288,14 @@ impl Ui {
                 let _ = writeln!(self.out, "{text}");
             }
             Mode::Terminal(term) => {
-                let _ = write!(self.out, "\r\x1b[K");
-                match (kind, term.colour) {
-                    (Kind::Notice, true) => {
-                        let _ = writeln!(self.out, "{NOTICE}{text}{RESET}");
-                    }
-                    _ => {
-                        let _ = writeln!(self.out, "{text}");
-                    }
-                }
-                term.draw(&mut self.out);
+                let (on, off) = match (kind, term.colour) {
+                    (Kind::Notice, true) => (NOTICE, RESET),
+                    _ => ("", ""),
+                };
+                let _ = write!(self.out, "\r\x1b[K{on}");
+                term.write_wrapped(&mut self.out, &text, 0);
+                let _ = write!(self.out, "{off}\r\n");
+                term.dirty = true;
             }
         }
     }
@@ -281,8 +312,10 @@ impl Ui {
             }
             Mode::Terminal(term) => {
                 let (on, off) = if term.colour { (PEER, RESET) } else { ("", "") };
-                let _ = writeln!(self.out, "\r\x1b[K{on}{name}{off}: {text}");
-                term.draw(&mut self.out);
+                let _ = write!(self.out, "\r\x1b[K{on}{name}{off}: ");
+                term.write_wrapped(&mut self.out, &text, width(&name) + 2);
+                let _ = write!(self.out, "\r\n");
+                term.dirty = true;
             }
         }
     }
@@ -302,7 +335,7 @@ impl Ui {
             && term.prompt != prompt
         {
             term.prompt = shown(prompt).into_owned();
-            term.draw(&mut self.out);
+            term.dirty = true;
         }
     }
 
@@ -318,32 +351,46 @@ impl Ui {
     }
 
     /// Applies a key to the line being typed; returns the input it
-    /// completes, if any.
-    pub fn key(&mut self, key: Key) -> Option<Typed> {
+    /// completes, if any: one line for Enter, one for each line a paste
+    /// completed.
+    ///
+    /// Pasted lines are text, never commands: they go on as
+    /// [`Typed::Pasted`], which a chat sends as it is.
+    pub fn key(&mut self, key: Key) -> Vec<Typed> {
         let Mode::Terminal(term) = &mut self.mode else {
-            return None;
+            return Vec::new();
         };
         match term.editor.apply(key) {
-            Edit::Unchanged => None,
+            Edit::Unchanged => Vec::new(),
             Edit::Changed => {
-                term.draw(&mut self.out);
-                None
+                term.dirty = true;
+                Vec::new()
+            }
+            Edit::Redraw => {
+                let _ = write!(self.out, "{CLEAR_SCREEN}");
+                term.dirty = true;
+                Vec::new()
             }
             Edit::Submit(text) => {
                 // Leave the line as typed above the prompt, dimmed.
                 term.echo(&mut self.out, &text, "");
-                term.draw(&mut self.out);
-                Some(Typed::Line(text))
+                vec![Typed::Line(text)]
             }
-            Edit::EndOfInput => Some(Typed::Quit),
+            Edit::SubmitPasted(lines) => lines
+                .into_iter()
+                .map(|line| {
+                    term.echo(&mut self.out, &line, "");
+                    Typed::Pasted(line)
+                })
+                .collect(),
+            Edit::EndOfInput => vec![Typed::Quit],
             Edit::Interrupt => {
-                let text: String = term.editor.line().iter().collect();
+                let text = term.editor.line().to_string();
                 term.echo(&mut self.out, &text, "^C");
                 for key in [Key::End, Key::KillToStart] {
                     term.editor.apply(key);
                 }
-                term.draw(&mut self.out);
-                Some(Typed::Interrupt)
+                vec![Typed::Interrupt]
             }
         }
     }
@@ -365,7 +412,7 @@ impl Ui {
                 }
                 let _ = write!(self.out, "\r\x1b[J");
                 term.columns = columns;
-                term.draw(&mut self.out);
+                term.dirty = true;
             }
         }
     }
@@ -379,8 +426,14 @@ impl Ui {
         }
     }
 
-    /// Shows everything written since the last flush.
+    /// Shows everything written since the last flush, and the last row
+    /// drawn again if anything changed it.
     pub fn flush(&mut self) {
+        if let Mode::Terminal(term) = &mut self.mode
+            && std::mem::take(&mut term.dirty)
+        {
+            term.draw(&mut self.out);
+        }
         if !self.out.is_empty() {
             self.stdout.write(std::mem::take(&mut self.out));
         }
@@ -397,9 +450,10 @@ fn end_prompt_line(out: &mut impl Write, prompt_open: &mut bool) {
 
 impl Drop for Ui {
     fn drop(&mut self) {
-        if let Mode::Terminal(_) = self.mode {
+        if let Mode::Terminal(term) = &mut self.mode {
             // Leave no prompt behind for the shell to write over.
-            let _ = write!(self.out, "\r\x1b[K");
+            term.dirty = false;
+            let _ = write!(self.out, "\r\x1b[K{BRACKETED_PASTE_OFF}");
         }
         self.flush();
         // Then the stdout writer finishes, and `RawMode` restores the
@@ -409,25 +463,41 @@ impl Drop for Ui {
 
 impl Term {
     /// Draws the prompt and the line being typed on the last row, cursor
-    /// where it belongs.
+    /// where it belongs. The row is never as wide as the terminal, so it
+    /// never wraps, and a resize leaves no stale rows of it.
     fn draw(&mut self, out: &mut impl Write) {
-        let (text, column) = render(
-            &self.prompt,
-            self.editor.line(),
-            self.editor.cursor(),
-            self.columns,
-        );
-        let _ = write!(out, "\r{text}\x1b[K\r");
-        if column > 0 {
-            let _ = write!(out, "\x1b[{column}C");
+        let rendered = self.editor.render(&self.prompt, self.columns);
+        let _ = write!(out, "\r{}\x1b[K\r", rendered.text);
+        if rendered.cursor_column > 0 {
+            let _ = write!(out, "\x1b[{}C", rendered.cursor_column);
         }
-        self.cursor_column = column;
+        self.cursor_column = rendered.cursor_column;
+    }
+
+    /// Writes `text`, which starts at column `first_column`, wrapped by
+    /// cluster width to the terminal: each row ends with a line break of
+    /// our own, so no cluster is split between rows and the rows stay as
+    /// drawn whatever the terminal does on a resize.
+    fn write_wrapped(&self, out: &mut impl Write, text: &str, first_column: usize) {
+        for (i, row) in wrap(text, first_column, self.columns)
+            .into_iter()
+            .enumerate()
+        {
+            if i > 0 {
+                let _ = write!(out, "\r\n\x1b[K");
+            }
+            let _ = write!(out, "{row}");
+        }
     }
 
     /// Turns the last row into a permanent, dimmed record of `text` as it
-    /// was typed at the current prompt, then draws an empty prompt.
+    /// was typed at the current prompt; the prompt is drawn again below.
     fn echo(&mut self, out: &mut impl Write, text: &str, suffix: &str) {
         let (on, off) = if self.colour { (DIM, RESET) } else { ("", "") };
-        let _ = writeln!(out, "\r\x1b[K{on}{}{text}{suffix}{off}", self.prompt);
+        let _ = write!(out, "\r\x1b[K{on}");
+        let echoed = format!("{}{text}{suffix}", self.prompt);
+        self.write_wrapped(out, &echoed, 0);
+        let _ = write!(out, "{off}\r\n");
+        self.dirty = true;
     }
 }

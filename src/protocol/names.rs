@@ -8,14 +8,36 @@
 use std::fmt;
 
 use super::MAX_NAME_CHARS;
+use crate::text::shown;
+use crate::unicode::{
+    NameClass, ScriptCheck, graphemes, name_class, nfc, nfkc_casefold, script_check,
+};
+
+/// Most bytes a name takes in UTF-8 (NFC): 32 characters of up to four
+/// code points each, so a cluster of a hundred marks is not one character.
+pub const MAX_NAME_BYTES: usize = 4 * 4 * MAX_NAME_CHARS;
 
 /// Why a visible name is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NameError {
     Empty,
+    /// More than [`MAX_NAME_CHARS`] characters (grapheme clusters), or
+    /// more than [`MAX_NAME_BYTES`].
     TooLong,
-    /// Whitespace, control characters and other unprintable characters.
+    /// Spaces, separators and control characters (Cc, Zs, Zl, Zp).
     Unprintable,
+    /// A character that prints as nothing (Cf, Default_Ignorable_Code_Point):
+    /// `bob` and `bob` with one of these would look the same.
+    Invisible(char),
+    /// An unassigned or private-use code point (Cn, Co): no agreed look.
+    Unassigned(char),
+    /// Nothing but marks, symbols or punctuation.
+    NoLetterOrDigit,
+    /// Letters of two scripts that are not read together, such as a Cyrillic
+    /// `а` among Latin letters (ISO 15924 codes).
+    MixedScripts(&'static str, &'static str),
+    /// A leading `/` is how a chat line escapes a command (`/q`).
+    StartsWithSlash,
     /// `q` is what a user types to quit, so nobody could call a peer named q.
     Reserved,
 }
@@ -29,76 +51,84 @@ impl fmt::Display for NameError {
                 f,
                 "a name may not contain spaces, tabs or control characters"
             ),
+            NameError::Invisible(c) => write!(
+                f,
+                "a name may not contain invisible characters (U+{:04X})",
+                u32::from(*c)
+            ),
+            NameError::Unassigned(c) => write!(
+                f,
+                "a name may not contain unassigned or private-use characters (U+{:04X})",
+                u32::from(*c)
+            ),
+            NameError::NoLetterOrDigit => write!(f, "a name needs at least one letter or digit"),
+            NameError::MixedScripts(a, b) => write!(
+                f,
+                "a name may not mix scripts that are not written together ({a} and {b})"
+            ),
+            NameError::StartsWithSlash => write!(f, "a name may not start with \"/\""),
             NameError::Reserved => write!(f, "\"q\" is reserved for quitting; pick another name"),
         }
     }
 }
 
-/// Checks a visible name against the naming rules: 1 to 32 printable
-/// characters, no whitespace, not `q`.
+/// Checks a visible name against the naming rules (README, "Names"): 1 to
+/// 32 characters, at least one letter or digit, no spaces, controls,
+/// invisible, unassigned or private-use characters, one script (UTS #39
+/// highly restrictive), no leading `/`, and not `q` in any form (`Q`, `ｑ`).
 pub fn validate_name(name: &str) -> Result<(), NameError> {
     if name.is_empty() {
         return Err(NameError::Empty);
     }
-    if name.chars().count() > MAX_NAME_CHARS {
+    let name = nfc(name);
+    if name.len() > MAX_NAME_BYTES || graphemes(&name).nth(MAX_NAME_CHARS).is_some() {
         return Err(NameError::TooLong);
     }
-    if name
-        .chars()
-        .any(|c| c.is_whitespace() || c.is_control() || is_invisible(c))
-    {
-        return Err(NameError::Unprintable);
+    let mut letter_or_digit = false;
+    for c in name.chars() {
+        match name_class(c) {
+            NameClass::SpaceOrControl => return Err(NameError::Unprintable),
+            NameClass::Invisible => return Err(NameError::Invisible(c)),
+            NameClass::Unassigned => return Err(NameError::Unassigned(c)),
+            NameClass::LetterOrDigit => letter_or_digit = true,
+            NameClass::Other => {}
+        }
     }
-    if name.eq_ignore_ascii_case("q") {
+    if !letter_or_digit {
+        return Err(NameError::NoLetterOrDigit);
+    }
+    if let ScriptCheck::Mixed(a, b) = script_check(&name) {
+        return Err(NameError::MixedScripts(a, b));
+    }
+    let key = name_key(&name);
+    if key.starts_with('/') {
+        return Err(NameError::StartsWithSlash);
+    }
+    if key == "q" {
         return Err(NameError::Reserved);
     }
     Ok(())
 }
 
-/// Characters that print as nothing and would let two names look alike.
-/// Unicode's format characters (general category Cf, which std cannot
-/// ask about) and other blanks: soft hyphen, zero-width marks, direction
-/// overrides and isolates, the BOM, interlinear annotations and tags.
-fn is_invisible(c: char) -> bool {
-    matches!(c,
-        '\u{00ad}'
-        | '\u{061c}'
-        | '\u{115f}'..='\u{1160}'
-        | '\u{17b4}'..='\u{17b5}'
-        | '\u{180e}'
-        | '\u{200b}'..='\u{200f}'
-        | '\u{2028}'..='\u{202e}'
-        | '\u{2060}'..='\u{206f}'
-        | '\u{3164}'
-        | '\u{feff}'
-        | '\u{ffa0}'
-        | '\u{fff9}'..='\u{fffb}'
-        | '\u{1d173}'..='\u{1d17a}'
-        | '\u{e0000}'..='\u{e007f}')
+/// The form a name is kept and shown in: NFC, so `café` typed precomposed
+/// or as `e` + U+0301 is stored and listed alike.
+pub fn display_name(name: &str) -> String {
+    nfc(name)
 }
 
-/// The key a name is stored and compared under: names are unique without
-/// regard to case.
+/// The key a name is stored and compared under: its NFKC_Casefold form, so
+/// names that read the same (case, final sigma, `ſ`, full-width letters,
+/// `ß`/`SS`, composed or not) are one name.
 pub fn name_key(name: &str) -> String {
-    name.to_lowercase()
+    nfkc_casefold(name)
 }
 
-/// Makes untrusted text safe to echo into a log or an error reply: control
-/// characters are escaped and the length is capped.
+/// Makes untrusted text safe to echo into a log or an error reply: it
+/// passes the one gate ([`shown`]) and the length is capped.
 pub fn printable(text: &str) -> String {
-    let mut out = String::new();
-    for (i, c) in text.chars().enumerate() {
-        if i >= 40 {
-            out.push('…');
-            break;
-        }
-        if c.is_control() {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    format!("\"{out}\"")
+    let capped: String = text.chars().take(40).collect();
+    let more = if capped.len() < text.len() { "…" } else { "" };
+    format!("\"{}{more}\"", shown(&capped))
 }
 
 #[cfg(test)]
@@ -116,16 +146,18 @@ mod tests {
         assert_eq!(validate_name("a b"), Err(NameError::Unprintable));
         assert_eq!(validate_name("a\tb"), Err(NameError::Unprintable));
         assert_eq!(validate_name("a\u{7f}"), Err(NameError::Unprintable));
-        assert_eq!(validate_name("a\u{200b}"), Err(NameError::Unprintable));
+        assert_eq!(
+            validate_name("a\u{200b}"),
+            Err(NameError::Invisible('\u{200b}'))
+        );
         for sneaky in [
             "b\u{ad}ob",
             "\u{2066}bob\u{2069}",
             "bob\u{e0001}",
             "\u{202e}bob",
         ] {
-            assert_eq!(
-                validate_name(sneaky),
-                Err(NameError::Unprintable),
+            assert!(
+                matches!(validate_name(sneaky), Err(NameError::Invisible(_))),
                 "{sneaky:?}"
             );
         }
@@ -135,7 +167,85 @@ mod tests {
 
     #[test]
     fn printable_escapes_and_caps() {
-        assert_eq!(printable("a\u{1b}[2J"), "\"a\\u{1b}[2J\"");
+        assert_eq!(printable("a\u{1b}[2J"), "\"a^[[2J\"");
+        assert_eq!(printable("x\u{202e}y\u{2028}"), "\"x\\u{202e}y\\u{2028}\"");
         assert!(printable(&"x".repeat(100)).ends_with("…\""));
+    }
+
+    /// Each pair from issue #12: two names that read the same. The second
+    /// is refused, as taken (same key) or as invalid.
+    #[test]
+    fn names_that_read_the_same_are_one_name_or_refused() {
+        let same = [
+            ("ΟΔΥΣΣΕΥΣ", "οδυσσευσ"),
+            ("ΟΔΥΣΣΕΥΣ", "οδυσσευς"),
+            ("café", "cafe\u{301}"),
+            ("ſam", "sam"),
+            ("ｎｎ", "nn"),
+            ("ß", "SS"),
+            ("Alice", "aLICE"),
+        ];
+        for (first, second) in same {
+            assert_eq!(validate_name(first), Ok(()), "{first:?}");
+            assert_eq!(name_key(first), name_key(second), "{first:?} {second:?}");
+        }
+        let refused = [
+            ("aσ", "aΣ"),
+            ("alice", "alice\u{34f}"),
+            ("alice", "alice\u{fe0f}"),
+            ("alice", "alice\u{e0100}"),
+            ("alice", "alice\u{180b}"),
+            ("bob", "bob\u{2800}"),
+            ("alice", "\u{430}lice"),
+        ];
+        for (first, second) in refused {
+            assert!(validate_name(second).is_err(), "{second:?} was accepted");
+            if first == "aσ" {
+                assert!(validate_name(first).is_err(), "{first:?}");
+            } else {
+                assert_eq!(validate_name(first), Ok(()), "{first:?}");
+            }
+        }
+        assert_eq!(display_name("cafe\u{301}"), "café");
+    }
+
+    #[test]
+    fn format_blank_reserved_and_mixed_names_are_refused_with_the_reason() {
+        assert_eq!(
+            validate_name("a\u{600}"),
+            Err(NameError::Invisible('\u{600}'))
+        );
+        assert_eq!(
+            validate_name("a\u{13430}"),
+            Err(NameError::Invisible('\u{13430}'))
+        );
+        assert_eq!(
+            validate_name("a\u{1bca0}"),
+            Err(NameError::Invisible('\u{1bca0}'))
+        );
+        assert_eq!(validate_name("\u{2800}"), Err(NameError::NoLetterOrDigit));
+        assert_eq!(validate_name("-_-"), Err(NameError::NoLetterOrDigit));
+        assert_eq!(
+            validate_name("a\u{e000}"),
+            Err(NameError::Unassigned('\u{e000}'))
+        );
+        assert_eq!(
+            validate_name("a\u{378}"),
+            Err(NameError::Unassigned('\u{378}'))
+        );
+        assert_eq!(validate_name("a\u{3000}b"), Err(NameError::Unprintable));
+        assert_eq!(validate_name("/q"), Err(NameError::StartsWithSlash));
+        assert_eq!(validate_name("／x"), Err(NameError::StartsWithSlash));
+        assert_eq!(validate_name("ｑ"), Err(NameError::Reserved));
+        assert_eq!(
+            validate_name("\u{430}lice"),
+            Err(NameError::MixedScripts("Cyrl", "Latn"))
+        );
+        // Whole-script look-alikes remain possible: Cyrillic асе, Latin ace.
+        assert_eq!(validate_name("\u{430}\u{441}\u{435}"), Ok(()));
+        assert_ne!(name_key("\u{430}\u{441}\u{435}"), name_key("ace"));
+        for fine in ["李雷", "田中さん", "김민준", "Οδυσσεύς", "x1", "７"] {
+            assert_eq!(validate_name(fine), Ok(()), "{fine}");
+        }
     }
 }

@@ -508,6 +508,11 @@ fn slash_commands_in_a_chat_do_what_they_say_and_send_nothing_else() {
         0,
         "only what was meant to be sent went out"
     );
+    // Pasted lines are text, whatever they say.
+    w.key(Typed::Pasted("q".into()));
+    w.expect_to_peer(1, "MSG q");
+    w.key(Typed::Pasted("/quit".into()));
+    w.expect_to_peer(1, "MSG /quit");
     w.typed(" q ");
     w.expect_to_peer(1, "BYE");
     w.expect_line("You left the chat with bob.");
@@ -976,6 +981,7 @@ fn every_input() -> Vec<Input> {
         Input::Typed(Typed::Line(String::new())),
         Input::Typed(Typed::Line("x".repeat(20_000))),
         Input::Typed(Typed::Eof),
+        Input::Typed(Typed::Pasted("q".into())),
         Input::Typed(Typed::Quit),
         Input::Typed(Typed::Interrupt),
         Input::Users(Vec::new()),
