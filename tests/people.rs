@@ -81,3 +81,144 @@ fn slash_commands_in_a_chat_are_never_sent_as_text() {
     alice.send(" q ");
     assert!(alice.wait_exit().success());
 }
+
+#[test]
+fn a_call_rings_and_declining_tells_the_caller() {
+    let server = Server::start();
+    let mut alice = login(&server, "alice");
+    let mut bob = login(&server, "bob");
+    alice.send("bob");
+    alice.expect("Ringing bob… (Ctrl-C cancels)");
+    bob.expect("alice is calling: y to answer, n to decline.");
+    bob.send("n");
+    bob.expect("You declined alice's call.");
+    alice.expect("bob declined.");
+    alice.expect("Online users (2)");
+    assert_eq!(
+        common::server_list(&server),
+        ["USER alice free", "USER bob free"]
+    );
+}
+
+#[test]
+fn a_call_nobody_answers_rings_out_for_both() {
+    let server = Server::start_with(&["--ring-timeout", "1"]);
+    let mut alice = login(&server, "alice");
+    let mut bob = login(&server, "bob");
+    alice.send("bob");
+    bob.expect("alice is calling: y to answer, n to decline.");
+    alice.expect("bob did not answer.");
+    bob.expect("You did not answer alice's call.");
+    // Both free: bob can call out at once.
+    bob.send("alice");
+    common::answer(&mut alice, "bob");
+    bob.expect("Connected to alice");
+}
+
+#[test]
+fn auto_answer_connects_at_once_as_before() {
+    let server = Server::start();
+    let mut alice = login(&server, "alice");
+    let mut bot = Chat::spawn(server.addr, &["--name", "bot", "--auto-answer"]);
+    bot.label = "bot".into();
+    bot.expect("Online users");
+    alice.send("bot");
+    bot.expect("alice is calling you…");
+    alice.expect("Connected to bot");
+    bot.expect("alice connected.");
+    alice.send("ping?");
+    bot.expect("alice: ping?");
+}
+
+#[test]
+fn presence_shows_joins_leaves_busy_and_free_at_the_list() {
+    let server = Server::start();
+    let mut watcher = login(&server, "watcher");
+    let mut bob = login(&server, "bob");
+    watcher.expect("bob is online.");
+    let mut carol = login(&server, "carol");
+    watcher.expect("carol is online.");
+    connect(&mut bob, &mut carol);
+    watcher.expect("is busy.");
+    bob.send("q");
+    watcher.expect("is free.");
+    carol.expect("bob left the chat.");
+    carol.send("q");
+    carol.expect("Enter a name to chat with");
+    carol.send("q");
+    assert!(carol.wait_exit().success());
+    watcher.expect("carol left.");
+}
+
+#[test]
+fn a_call_missed_while_busy_is_told_once_free() {
+    let server = Server::start();
+    let mut alice = login(&server, "alice");
+    let mut bob = login(&server, "bob");
+    let mut carol = login(&server, "carol");
+    connect(&mut alice, &mut bob);
+    carol.send("bob");
+    carol.expect("bob is busy in another chat.");
+    alice.send("q");
+    bob.expect("alice left the chat.");
+    bob.expect("carol tried to call you at ");
+    let out = bob.stdout();
+    let at = out.rfind("carol tried to call you at ").unwrap() + 27;
+    let hhmm = &out[at..at + 5];
+    assert!(
+        hhmm.as_bytes()[2] == b':' && hhmm.replace(':', "").bytes().all(|b| b.is_ascii_digit()),
+        "{hhmm:?}"
+    );
+}
+
+#[test]
+fn a_transcript_and_timestamps_record_the_conversation() {
+    let server = Server::start();
+    let log = std::env::temp_dir().join(format!("p2pchat-log-{}.txt", std::process::id()));
+    let _ = std::fs::remove_file(&log);
+    let log_arg = log.to_string_lossy().into_owned();
+    let mut alice = Chat::spawn(
+        server.addr,
+        &["--name", "alice", "--log", &log_arg, "--timestamps"],
+    );
+    alice.label = "alice".into();
+    alice.expect("Online users");
+    let mut bob = login(&server, "bob");
+    connect(&mut alice, &mut bob);
+    alice.send("hello bob");
+    bob.expect("alice: hello bob");
+    bob.send("hi \x1b[2Jalice");
+    alice.expect("bob: hi ^[[2Jalice");
+    // --timestamps: HH:MM before the peer's line.
+    let out = alice.stdout();
+    let line = out
+        .lines()
+        .find(|l| l.ends_with("bob: hi ^[[2Jalice"))
+        .unwrap();
+    assert!(
+        line.len() > 6 && line.as_bytes()[2] == b':' && line.as_bytes()[5] == b' ',
+        "{line:?}"
+    );
+    alice.send("q");
+    alice.send("q");
+    assert!(alice.wait_exit().success());
+    let text = std::fs::read_to_string(&log).unwrap();
+    let _ = std::fs::remove_file(&log);
+    for needle in [
+        "Ringing bob…",
+        "Connected to bob",
+        "me: hello bob",
+        "bob: hi ^[[2Jalice",
+        "You left the chat with bob.",
+    ] {
+        assert!(text.contains(needle), "{needle:?} not in {text}");
+    }
+    assert!(!text.contains('\x1b'), "an escape reached the transcript");
+    // Every line is stamped: date, time, offset.
+    for line in text.lines() {
+        assert!(
+            line.as_bytes().get(4) == Some(&b'-') && line.contains(':'),
+            "{line:?}"
+        );
+    }
+}

@@ -641,3 +641,26 @@ fn the_terminal_is_restored_after_kill_9_term_and_hup() {
         tmux.expect_terminal_restored();
     }
 }
+
+#[test]
+fn a_ring_sets_the_half_typed_line_aside_and_declining_brings_it_back() {
+    let Some(tmux) = Tmux::start(&[]) else { return };
+    let server = Server::start();
+    tmux.chat(&server, "alice");
+    tmux.type_text("car");
+    tmux.wait_for_last_row("connect to: car");
+    let mut bob = Chat::spawn(server.addr, &["--name", "bob"]);
+    bob.label = "bob".into();
+    bob.expect("Enter a name to chat with");
+    bob.send("alice");
+    tmux.wait_for("bob is calling: y to answer, n to decline.");
+    // The ring's own prompt, empty: "car" is neither the answer nor sent.
+    tmux.wait_for_last_row("bob is calling: y/n?");
+    tmux.shell("n");
+    bob.expect("alice declined.");
+    tmux.wait_for_last_row("connect to: car");
+    // And it is still a line to finish and use at the list.
+    tmux.type_text("ol");
+    tmux.press(&["Enter"]);
+    tmux.wait_for("No user named carol is online.");
+}

@@ -38,6 +38,14 @@ const LAST_WRITES_WAIT: Duration = Duration::from_secs(3);
 /// taken (their readers wait, and TCP slows the peers down).
 const STDOUT_BACKLOG: usize = 1024 * 1024;
 
+/// What the user asked to have kept of the conversation.
+pub(super) struct Record {
+    /// `--log FILE`.
+    pub transcript: Option<Transcript>,
+    /// `--timestamps`.
+    pub timestamps: bool,
+}
+
 pub(super) struct Driver {
     core: Core,
     ui: Ui,
@@ -63,6 +71,8 @@ pub(super) struct Driver {
     closing: Vec<Receiver<()>>,
     /// `--log FILE`.
     transcript: Option<Transcript>,
+    /// `--timestamps`: `HH:MM` before each chat line.
+    timestamps: bool,
     clock: Clock,
 }
 
@@ -72,7 +82,7 @@ impl Driver {
         ui: Ui,
         server: ServerConn,
         events: Events,
-        transcript: Option<Transcript>,
+        record: Record,
     ) -> Driver {
         let server_name = settings.server_name.clone();
         Driver {
@@ -89,7 +99,8 @@ impl Driver {
             owed: Vec::new(),
             feedback: VecDeque::new(),
             closing: Vec::new(),
-            transcript,
+            transcript: record.transcript,
+            timestamps: record.timestamps,
             clock: Clock::new(),
         }
     }
@@ -332,10 +343,13 @@ impl Driver {
                 if let Some(transcript) = &self.transcript {
                     transcript.line(&self.clock.stamp(), &format!("{name}: {text}"));
                 }
-                self.ui.peer_line(&name, &text);
+                let at = self.timestamps.then(|| self.clock.hhmm());
+                self.ui.peer_line(at.as_deref(), &name, &text);
             }
             Output::Prompt(text) => self.ui.prompt(&text),
             Output::Bell => self.ui.bell(),
+            Output::SetAside => self.ui.set_aside(),
+            Output::BringBack => self.ui.bring_back(),
         }
     }
 

@@ -260,6 +260,11 @@ pub enum Output {
     Prompt(String),
     /// Ring the terminal bell.
     Bell,
+    /// A call rings: set the half-typed line aside, so it is neither the
+    /// answer nor sent to the caller.
+    SetAside,
+    /// Back at the list: the line set aside comes back.
+    BringBack,
 }
 
 /// How the program ends.
@@ -1121,6 +1126,7 @@ impl Core {
     /// Back to the list: asks the server for a fresh one.
     fn show_list(&mut self, now: Instant) {
         self.set_place(Place::AtList);
+        self.out(Output::BringBack);
         self.tell_missed();
         if self.online() {
             self.send(now, Request::List, Pending::List);
@@ -1667,6 +1673,7 @@ impl Core {
                 };
                 self.notice(format!("{caller} is calling: y to answer, n to decline."));
                 self.out(Output::Bell);
+                self.out(Output::SetAside);
             }
             _ => self.send(now, Request::Decline { call }, Pending::Decline),
         }

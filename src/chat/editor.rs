@@ -473,6 +473,22 @@ impl LineEditor {
         }
     }
 
+    /// Takes the half-typed line out, leaving the editor empty: a ringing
+    /// call must not get what was typed for the list.
+    pub fn set_aside(&mut self) -> String {
+        self.bounds = vec![0];
+        self.cursor = 0;
+        self.browsing = None;
+        std::mem::take(&mut self.text)
+    }
+
+    /// Puts a line set aside back, if nothing was typed since.
+    pub fn bring_back(&mut self, text: &str) {
+        if self.text.is_empty() {
+            self.insert_text(text);
+        }
+    }
+
     fn insert_text(&mut self, text: &str) {
         let clean: String = text
             .chars()

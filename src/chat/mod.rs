@@ -191,5 +191,9 @@ pub fn run(config: Config) -> Result<(), ChatError> {
         },
         timers: core::Timers::default(),
     };
-    Driver::new(settings, ui, server, events, transcript).run(inbox)
+    let record = app::Record {
+        transcript,
+        timestamps: config.timestamps,
+    };
+    Driver::new(settings, ui, server, events, record).run(inbox)
 }

@@ -231,6 +231,8 @@ struct Term {
     /// The last row needs drawing again: done once per batch, in
     /// [`Ui::flush`], however many keys and lines the batch held.
     dirty: bool,
+    /// The half-typed line set aside while a call rings.
+    aside: Option<String>,
     /// Restores the terminal when the `Ui` is dropped.
     _raw: RawMode,
 }
@@ -242,6 +244,7 @@ impl Ui {
         let mode = match terminal::interactive().then(RawMode::enter) {
             Some(Ok(raw)) => Mode::Terminal(Box::new(Term {
                 editor: LineEditor::default(),
+                aside: None,
                 prompt: String::new(),
                 colour: terminal::colour_wanted(),
                 bell: !quiet,
@@ -303,17 +306,19 @@ impl Ui {
     /// Prints a line from the peer, `name: text`. Control characters in
     /// the text are shown, not obeyed: a peer must not be able to move the
     /// cursor, retitle the window or ring bells on our terminal.
-    pub fn peer_line(&mut self, name: &str, text: &str) {
+    /// `at` is the time (`HH:MM`) to show before it, with `--timestamps`.
+    pub fn peer_line(&mut self, at: Option<&str>, name: &str, text: &str) {
         let (name, text) = (shown(name), shown(text));
+        let at = at.map(|at| format!("{at} ")).unwrap_or_default();
         match &mut self.mode {
             Mode::Plain { prompt_open, .. } => {
                 end_prompt_line(&mut self.out, prompt_open);
-                let _ = writeln!(self.out, "{name}: {text}");
+                let _ = writeln!(self.out, "{at}{name}: {text}");
             }
             Mode::Terminal(term) => {
                 let (on, off) = if term.colour { (PEER, RESET) } else { ("", "") };
-                let _ = write!(self.out, "\r\x1b[K{on}{name}{off}: ");
-                term.write_wrapped(&mut self.out, &text, width(&name) + 2);
+                let _ = write!(self.out, "\r\x1b[K{at}{on}{name}{off}: ");
+                term.write_wrapped(&mut self.out, &text, width(&at) + width(&name) + 2);
                 let _ = write!(self.out, "\r\n");
                 term.dirty = true;
             }
@@ -414,6 +419,28 @@ impl Ui {
                 term.columns = columns;
                 term.dirty = true;
             }
+        }
+    }
+
+    /// Sets the half-typed line aside (a call rings: what was typed for the
+    /// list must not be answered with or sent).
+    pub fn set_aside(&mut self) {
+        if let Mode::Terminal(term) = &mut self.mode
+            && term.aside.is_none()
+            && !term.editor.line().is_empty()
+        {
+            term.aside = Some(term.editor.set_aside());
+            term.dirty = true;
+        }
+    }
+
+    /// Back at the list: the line set aside is typed again.
+    pub fn bring_back(&mut self) {
+        if let Mode::Terminal(term) = &mut self.mode
+            && let Some(text) = term.aside.take()
+        {
+            term.editor.bring_back(&text);
+            term.dirty = true;
         }
     }
 
