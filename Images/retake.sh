@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Retakes the screenshots in Images/ from the real release binaries: a server
-# and three peers, each in its own tmux session, driven with send-keys, read
-# back with capture-pane, and rendered to PNG with ImageMagick (pango).
+# and four peers, each in its own tmux session, driven with send-keys, read
+# back with capture-pane, and rendered to PNG with ImageMagick (pango). Only
+# what the program printed is in them: every line typed is one a person
+# would type at that point. Panes are stacked, so each picture stays legible
+# at README width (about 580 px).
 # Needs: tmux, imagemagick, python3. Uses loopback port 7790 only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,9 +12,12 @@ cargo build --release --quiet
 bin=$PWD/target/release
 out=$PWD/Images
 port=7790
-cols=64
-rows=17
-sessions=(shot-server shot-alice shot-bob shot-carol)
+cols=62
+rows=14
+sessions=(shot-server shot-alice shot-bob shot-carol shot-dave)
+# The real ImageMagick, not a stand-in earlier on the PATH.
+convert=/usr/bin/convert
+[ -x "$convert" ] || convert=$(command -v convert)
 
 cleanup() { for s in "${sessions[@]}"; do tmux kill-session -t "$s" 2>/dev/null || true; done; }
 trap cleanup EXIT
@@ -30,7 +36,7 @@ wait_for() {
   done
   echo "retake.sh: $1 never showed: $2" >&2; tmux capture-pane -p -t "$1" >&2; exit 1
 }
-# Renders the panes given as arguments side by side into $out/$1.
+# Renders the panes given as arguments, one above the other, into $out/$1.
 render() {
   local file=$1; shift
   local tiles=()
@@ -41,12 +47,12 @@ render() {
       printf '<span foreground="#fce94f" weight="bold">── %s ──</span>\n' "$title"
       python3 "$out/ansi2pango.py" < "/tmp/$s.ansi"
     } > "/tmp/$s.pango"
-    convert -background '#1e1e1e' -size "$((cols * 9 + 20))x" \
+    "$convert" -background '#1e1e1e' -size "$((cols * 9 + 20))x" \
       "pango:<span font=\"DejaVu Sans Mono 11\">$(cat "/tmp/$s.pango")</span>" \
       -bordercolor '#1e1e1e' -border 10 "/tmp/$s.png"
     tiles+=("/tmp/$s.png")
   done
-  convert "${tiles[@]}" -background '#444444' -splice 4x0 +append -chop 4x0 "$out/$file"
+  "$convert" "${tiles[@]}" -background '#444444' -splice 0x4 -append -chop 0x4 "$out/$file"
   echo "wrote Images/$file"
 }
 
@@ -60,23 +66,37 @@ start shot-bob "$bin/chat --server 127.0.0.1:$port"
 wait_for shot-bob "your name:"
 type_line shot-bob bob
 wait_for shot-bob "connect to:"
-type_line shot-bob alice
-wait_for shot-alice "bob connected"
-type_line shot-bob "hi alice! ready for the demo?"
-wait_for shot-alice "hi alice"
-type_line shot-alice "hello bob, all set"
-wait_for shot-bob "all set"
+wait_for shot-alice "bob is online."
 
+# Presence: carol sits at the list while the others come and go.
 start shot-carol "$bin/chat --server 127.0.0.1:$port --name carol"
 wait_for shot-carol "connect to:"
-type_line shot-carol bob
-wait_for shot-carol "busy in another chat"
-type_line shot-bob "carol tried to call me just now"
-wait_for shot-alice "carol tried"
-render chat.png shot-server shot-alice shot-bob
-render busy.png shot-carol shot-bob
+
+# bob calls alice: it rings on her side until she answers.
+type_line shot-bob alice
+wait_for shot-alice "bob is calling: y to answer"
+wait_for shot-bob "Ringing alice"
+render ring.png shot-bob shot-alice
+type_line shot-alice y
+wait_for shot-alice "bob connected"
+wait_for shot-carol "is busy."
+type_line shot-bob "hi alice! ready for the demo?"
+wait_for shot-alice "hi alice"
+type_line shot-alice "hello bob, all set ✓"
+wait_for shot-bob "all set"
+render chat.png shot-alice shot-bob
+
+# dave joins and tries bob, who is busy: refused, and bob hears of it later.
+start shot-dave "$bin/chat --server 127.0.0.1:$port --name dave"
+wait_for shot-dave "connect to:"
+wait_for shot-carol "dave is online."
+type_line shot-dave bob
+wait_for shot-dave "bob is busy in another chat."
+render presence.png shot-carol shot-dave
 
 type_line shot-alice q
 wait_for shot-bob "alice left the chat"
-wait_for shot-bob "Online users (3)"
+wait_for shot-bob "dave tried to call you at"
+wait_for shot-bob "Online users (4)"
+wait_for shot-carol "is free."
 render after-q.png shot-alice shot-bob
