@@ -40,7 +40,8 @@ fn a_taken_name_in_another_case_is_refused_and_asked_again() {
 
     let mut fixed = Chat::spawn(server.addr, &["--name", "ALICE"]);
     assert_eq!(fixed.wait_exit().code(), Some(2));
-    fixed.expect_stderr("the name Alice is taken");
+    fixed.expect_stderr("the server refused the name ALICE: the name Alice is taken");
+    assert!(!fixed.stdout().contains("refused"), "said twice");
     assert_eq!(list(&server), ["USER Alice free", "USER alice2 free"]);
 }
 

@@ -111,13 +111,15 @@ impl Driver {
             self.flush();
             if let Some(exit) = self.core.exit().cloned() {
                 self.await_last_writes();
-                return match exit {
+                return match &exit {
                     Exit::Quit => Ok(()),
-                    Exit::NameRefused(why) => Err(ChatError::Name(format!(
-                        "the server refused the name: {}",
-                        crate::text::shown(&why)
-                    ))),
-                    Exit::ServerLost(why) => Err(ChatError::ServerLost(why)),
+                    Exit::NameRefused(_) => Err(ChatError::Name(crate::text::shown(
+                        &exit.to_string(),
+                    )
+                    .into_owned())),
+                    Exit::ServerLost(why) => {
+                        Err(ChatError::ServerLost(crate::text::shown(&why).into_owned()))
+                    }
                 };
             }
             let now = Instant::now();

@@ -1472,11 +1472,12 @@ impl Core {
         let Stage::Registering { name } = &self.stage else {
             return;
         };
-        self.notice(format!("The server refused the name {name}: {message}."));
         self.server.registration = Registration::Online;
         if self.settings.name.is_some() {
-            self.finish(now, Exit::NameRefused(message.to_string()));
+            // Said once, by the program's error line as it exits.
+            self.finish(now, Exit::NameRefused(format!("{name}: {message}")));
         } else {
+            self.notice(format!("The server refused the name {name}: {message}."));
             self.ask_name();
         }
     }
@@ -2290,7 +2291,7 @@ impl fmt::Display for Exit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Exit::Quit => write!(f, "quit"),
-            Exit::NameRefused(why) => write!(f, "the server refused the name: {why}"),
+            Exit::NameRefused(why) => write!(f, "the server refused the name {why}"),
             Exit::ServerLost(why) => write!(f, "{why}"),
         }
     }

@@ -368,9 +368,10 @@ fn a_name_refused_asks_again_and_a_refused_fixed_name_ends_the_program() {
     w.expect_request("REGISTER Alice 127.0.0.1:4000");
     w.server("ERR unknown-command no FEATURES here");
     w.server("ERR name-taken the name alice is taken");
+    assert_eq!(w.count(|o| matches!(o, Output::Line { .. })), 1, "said once");
     assert_eq!(
         w.core.exit(),
-        Some(&Exit::NameRefused("the name alice is taken".into()))
+        Some(&Exit::NameRefused("Alice: the name alice is taken".into()))
     );
 }
 
