@@ -100,3 +100,40 @@ fn a_peer_that_stops_reading_is_dropped_with_a_notice_and_the_chat_goes_on() {
     bob.expect("Online users");
     drop(stream);
 }
+
+/// alice pipes `n` numbered lines then q; bob must see each once, in order,
+/// and then alice leaving (not a lost connection).
+fn lines_then_q_all_arrive(server: &Server, alice: &mut Chat, bob: &mut Chat, n: usize) {
+    let mut text = String::with_capacity(n * 12);
+    for i in 0..n {
+        text.push_str(&format!("line {i}\n"));
+    }
+    text.push_str("q\n");
+    alice.send_bytes(text.as_bytes());
+    bob.expect_within(&format!("alice: line {}\n", n - 1), Duration::from_secs(60));
+    bob.expect("alice left the chat.");
+    let out = bob.stdout();
+    let got: Vec<&str> = out
+        .lines()
+        .filter_map(|l| l.strip_prefix("alice: line "))
+        .collect();
+    assert_eq!(got.len(), n, "every line once");
+    for (i, number) in got.iter().enumerate() {
+        assert_eq!(*number, i.to_string(), "in order");
+    }
+    assert!(
+        !out.contains("connection lost"),
+        "{}",
+        &out[out.len() - 300..]
+    );
+    let _ = server;
+}
+
+#[test]
+fn a_hundred_thousand_lines_then_q_all_arrive_in_order_once() {
+    let server = Server::start();
+    let mut alice = login(&server, "alice");
+    let mut bob = login(&server, "bob");
+    common::connect(&mut alice, &mut bob);
+    lines_then_q_all_arrive(&server, &mut alice, &mut bob, 100_000);
+}

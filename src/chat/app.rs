@@ -113,12 +113,11 @@ impl Driver {
                 self.await_last_writes();
                 return match &exit {
                     Exit::Quit => Ok(()),
-                    Exit::NameRefused(_) => Err(ChatError::Name(crate::text::shown(
-                        &exit.to_string(),
-                    )
-                    .into_owned())),
+                    Exit::NameRefused(_) => Err(ChatError::Name(
+                        crate::text::shown(&exit.to_string()).into_owned(),
+                    )),
                     Exit::ServerLost(why) => {
-                        Err(ChatError::ServerLost(crate::text::shown(&why).into_owned()))
+                        Err(ChatError::ServerLost(crate::text::shown(why).into_owned()))
                     }
                 };
             }
@@ -293,6 +292,11 @@ impl Driver {
                     // set by the handshake: this cannot stall the loop.
                     let refusal = PeerMessage::Error { code, message };
                     let _ = write_line(&mut conn.stream, &refusal);
+                }
+            }
+            Output::EndSending { link } => {
+                if let Some(running) = self.links.get_mut(&link) {
+                    running.end_sending();
                 }
             }
             Output::Close { link } => {

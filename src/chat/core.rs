@@ -39,7 +39,7 @@ pub type LinkId = u64;
 
 /// The features this chat announces to peers, on a `FEATURES` line after
 /// `HELLO` or `WELCOME`.
-pub const PEER_FEATURES: &[&str] = &[FEATURE_PING_ID];
+pub const PEER_FEATURES: &[&str] = &[FEATURE_PING_ID, FEATURE_BYE_ACK];
 
 /// The features this chat announces to the server; `ring` only when calls
 /// are answered by the user.
@@ -50,6 +50,10 @@ fn client_features(answering: Answering) -> Vec<String> {
     }
     words.into_iter().map(str::to_string).collect()
 }
+
+/// `BYE` is answered with `BYE` once every line before it was read, and the
+/// one who said it first closes only then.
+const FEATURE_BYE_ACK: &str = "bye-ack";
 
 /// Numbered `PING n` / `PONG n`: the answer names the ping it answers.
 const FEATURE_PING_ID: &str = "ping-id";
@@ -82,6 +86,8 @@ pub struct Timers {
     pub silence: Duration,
     /// The first pause before reconnecting to a lost server.
     pub reconnect: Duration,
+    /// How long leaving a chat waits for the peer to acknowledge `BYE`.
+    pub leave: Duration,
 }
 
 impl Default for Timers {
@@ -93,6 +99,7 @@ impl Default for Timers {
             ping_every: Duration::from_secs(5),
             silence: Duration::from_secs(20),
             reconnect: Duration::from_millis(500),
+            leave: Duration::from_secs(10),
         }
     }
 }
@@ -241,6 +248,9 @@ pub enum Output {
     },
     /// Close a link once what was sent on it has gone out.
     Close { link: LinkId },
+    /// Send what is queued on a link, then end our direction of it; its
+    /// reader goes on until the peer ends its own.
+    EndSending { link: LinkId },
     /// Dial a peer: each address, then the relay, saying `hello` first.
     Dial {
         call: CallId,
@@ -337,6 +347,15 @@ enum Place {
         until: Instant,
     },
     Chatting(Chat),
+    /// We said `BYE` to a peer that acknowledges it: waiting (bounded) for
+    /// its `BYE` or the link's end, so that it has read every line before
+    /// the connection closes. Lines it sent meanwhile are still shown.
+    Leaving {
+        peer: String,
+        call: CallId,
+        link: LinkId,
+        until: Instant,
+    },
 }
 
 /// The incoming end of a call to ourselves.
@@ -371,6 +390,8 @@ struct LinkState {
     last_heard: Instant,
     /// The peer announced numbered pings.
     numbered: bool,
+    /// The peer answers `BYE` with `BYE`.
+    acks_bye: bool,
     /// Our `FEATURES` went out on this link (with `HELLO`, or in answer to
     /// the caller's).
     announced: bool,
@@ -387,6 +408,7 @@ impl LinkState {
             last_sent: now,
             last_heard: now,
             numbered: false,
+            acks_bye: false,
             announced: false,
             pings: 0,
             pongs: 0,
@@ -644,7 +666,7 @@ impl Core {
             at(early.at + t.early_hello);
         }
         match self.place() {
-            Some(Place::Connecting { until, .. }) => at(*until),
+            Some(Place::Connecting { until, .. } | Place::Leaving { until, .. }) => at(*until),
             Some(Place::Chatting(chat)) => {
                 at(chat.link.last_sent + t.ping_every);
                 if chat.ending.is_none() {
@@ -686,7 +708,9 @@ impl Core {
         let mut gone = None;
         let mut ending_over = false;
         let mut unanswered = None;
+        let mut leave_over = false;
         match self.place_mut() {
+            Some(Place::Leaving { until, .. }) if now >= *until => leave_over = true,
             Some(Place::Connecting {
                 caller,
                 call,
@@ -717,6 +741,9 @@ impl Core {
             self.peer_finished(now, how);
         } else if ending_over {
             self.finish_chat(now, Waiting::Over);
+        }
+        if leave_over {
+            self.left(now);
         }
         if let Some((caller, call)) = unanswered {
             self.line(
@@ -754,6 +781,7 @@ impl Core {
                     format!("to {} (relayed)> ", chat.peer)
                 }
                 Place::Chatting(chat) => format!("to {}> ", chat.peer),
+                Place::Leaving { peer, .. } => format!("leaving {peer}… "),
             },
         }
     }
@@ -968,7 +996,20 @@ impl Core {
                 self.show_list(now);
             }
             Place::AtList => self.finish(now, Exit::Quit),
+            Place::Leaving { .. } => self.left(now),
         }
+    }
+
+    /// Leaving is over (the peer's BYE, its close, the wait, or Ctrl-C):
+    /// close the link and free the call.
+    fn left(&mut self, now: Instant) {
+        let Some(Place::Leaving { call, link, .. }) = self.place() else {
+            return;
+        };
+        let (call, link) = (*call, *link);
+        self.out(Output::Close { link });
+        self.send(now, Request::Hangup { call }, Pending::Hangup);
+        self.show_list(now);
     }
 
     /// Whether a lone `y` or `n` typed at the list is waiting for a call to
@@ -1216,9 +1257,29 @@ impl Core {
             return;
         };
         let (peer, call, link) = (chat.peer.clone(), chat.call, chat.link.id);
+        let acks_bye = chat.link.acks_bye;
         self.send_peer(link, PeerMessage::Bye);
-        self.close_place_links();
         self.notice(format!("You left the chat with {peer}."));
+        if acks_bye {
+            // Close only once the peer has read everything: its BYE says so.
+            let echo = match self.place() {
+                Some(Place::Chatting(chat)) => chat.echo.as_ref().map(|e| e.id),
+                _ => None,
+            };
+            self.out(Output::EndSending { link });
+            if let Some(echo) = echo {
+                self.out(Output::Close { link: echo });
+            }
+            let until = now + self.settings.timers.leave;
+            self.set_place(Place::Leaving {
+                peer,
+                call,
+                link,
+                until,
+            });
+            return;
+        }
+        self.close_place_links();
         // The server handles HANGUP before the LIST that follows it, so the
         // list shows both of us free.
         self.send(now, Request::Hangup { call }, Pending::Hangup);
@@ -2138,6 +2199,27 @@ impl Core {
     }
 
     fn on_peer(&mut self, now: Instant, link: LinkId, msgs: Vec<PeerMessage>) {
+        if let Some(Place::Leaving {
+            peer,
+            link: leaving,
+            ..
+        }) = self.place()
+            && *leaving == link
+        {
+            // What the peer sent before it read our BYE is still its say.
+            let peer = peer.clone();
+            for msg in msgs {
+                match msg {
+                    PeerMessage::Msg(text) => self.out(Output::PeerLine {
+                        name: peer.clone(),
+                        text,
+                    }),
+                    PeerMessage::Bye => return self.left(now),
+                    _ => {}
+                }
+            }
+            return;
+        }
         let Some(chat) = self.chat_mut() else {
             return;
         };
@@ -2172,6 +2254,7 @@ impl Core {
                 PeerMessage::Pong(number) => pongs.push(state.ponged(number)),
                 PeerMessage::Features(words) => {
                     state.numbered = words.iter().any(|w| w == FEATURE_PING_ID);
+                    state.acks_bye = words.iter().any(|w| w == FEATURE_BYE_ACK);
                     answer_features |= !std::mem::replace(&mut state.announced, true);
                 }
                 PeerMessage::Bye if main => {
@@ -2203,6 +2286,8 @@ impl Core {
             self.peer_answered(now, pong);
         }
         if bye {
+            // Every line before it was read: say so, so the peer may close.
+            self.send_peer(link, PeerMessage::Bye);
             self.peer_finished(now, PeerGone::Bye);
         }
     }
@@ -2237,6 +2322,7 @@ impl Core {
             LinkEnd::Closed | LinkEnd::Failed(_) => PeerGone::ConnectionLost,
         };
         match self.place_mut() {
+            Some(Place::Leaving { link: leaving, .. }) if *leaving == link => self.left(now),
             Some(Place::Chatting(chat)) if chat.link.id == link => {
                 self.out(Output::Close { link });
                 self.peer_finished(now, how);

@@ -48,8 +48,16 @@ pub struct Handshaken {
 }
 
 /// The main loop's handle on a running link.
+/// What the main loop hands the writer.
+enum ToWriter {
+    Bytes(Vec<u8>),
+    /// Nothing more will be sent: end our direction of the connection
+    /// (after what is queued), and let the reader go on.
+    EndOfSending,
+}
+
 pub struct Link {
-    writer: mpsc::Sender<Vec<u8>>,
+    writer: mpsc::Sender<ToWriter>,
     /// Bytes handed to the writer and not yet written.
     queued: Arc<AtomicUsize>,
     credits: SyncSender<()>,
@@ -133,8 +141,15 @@ impl Link {
             return Err(LinkEnd::StoppedReading);
         }
         // A closed writer has reported why already.
-        let _ = self.writer.send(batch);
+        let _ = self.writer.send(ToWriter::Bytes(batch));
         Ok(())
+    }
+
+    /// Sends what is queued, then ends our direction of the connection:
+    /// the peer reads to the end and answers, and the reader goes on.
+    pub fn end_sending(&mut self) {
+        let _ = self.flush();
+        let _ = self.writer.send(ToWriter::EndOfSending);
     }
 
     /// The main loop has handled one of the reader's batches.
@@ -190,11 +205,18 @@ fn read_loop(id: LinkId, mut reader: LineReader<TcpStream>, events: Events, cred
 fn write_loop(
     id: LinkId,
     mut stream: TcpStream,
-    batches: Receiver<Vec<u8>>,
+    batches: Receiver<ToWriter>,
     queued: Arc<AtomicUsize>,
     events: Events,
 ) {
-    for batch in batches {
+    for command in batches {
+        let batch = match command {
+            ToWriter::Bytes(batch) => batch,
+            ToWriter::EndOfSending => {
+                let _ = stream.shutdown(Shutdown::Write);
+                continue;
+            }
+        };
         if let Err(e) = write_by(&mut stream, &batch, Instant::now() + LINK_WRITE_DEADLINE) {
             let end = match e.kind() {
                 io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => LinkEnd::StoppedReading,

@@ -313,8 +313,8 @@ fn the_numbered_flow_as_the_caller() {
     // 5) q ends it; 6) the refreshed list.
     w.typed("q");
     w.expect_to_peer(1, "BYE");
-    w.expect(Output::Close { link: 1 });
     w.expect_line("You left the chat with bob.");
+    w.expect(Output::Close { link: 1 });
     w.expect_request("HANGUP 7");
     w.expect_request("LIST");
     w.server("OK HANGUP 7");
@@ -339,7 +339,7 @@ fn the_numbered_flow_as_the_callee() {
     assert_eq!(w.core.status(), "to alice> ");
     // A caller that announces features hears ours, once.
     w.peer(3, &["FEATURES ping-id", "MSG hi bob"]);
-    w.expect_to_peer(3, "FEATURES ping-id");
+    w.expect_to_peer(3, "FEATURES ping-id bye-ack");
     w.expect_peer_line("alice", "hi bob");
     w.typed("hi alice");
     w.expect_to_peer(3, "MSG hi alice");
@@ -368,7 +368,11 @@ fn a_name_refused_asks_again_and_a_refused_fixed_name_ends_the_program() {
     w.expect_request("REGISTER Alice 127.0.0.1:4000");
     w.server("ERR unknown-command no FEATURES here");
     w.server("ERR name-taken the name alice is taken");
-    assert_eq!(w.count(|o| matches!(o, Output::Line { .. })), 1, "said once");
+    assert_eq!(
+        w.count(|o| matches!(o, Output::Line { .. })),
+        0,
+        "said once, by the program's error line"
+    );
     assert_eq!(
         w.core.exit(),
         Some(&Exit::NameRefused("Alice: the name alice is taken".into()))
@@ -945,6 +949,10 @@ fn worlds_in_every_state() -> Vec<(&'static str, World)> {
     let mut w = World::chatting("alice", "bob");
     w.input(Input::ServerLost(ServerLoss::Closed));
     out.push(("chatting, server lost", w));
+    let mut w = World::chatting("alice", "bob");
+    w.peer(1, &["FEATURES bye-ack"]);
+    w.typed("q");
+    out.push(("leaving", w));
     let mut w = World::registered("alice");
     w.typed("bob");
     w.server("OK RINGING bob 7");
@@ -1284,4 +1292,59 @@ fn a_call_missed_while_busy_is_told_when_free() {
     assert_eq!(w.count(|o| matches!(o, Output::Line { .. })), 0);
     w.typed("q");
     w.expect_line("carol tried to call you at 14:02.");
+}
+
+// ---- leaving: BYE answered by BYE ------------------------------------------
+
+#[test]
+fn q_waits_for_the_peer_to_read_everything_before_closing() {
+    let mut w = World::chatting("alice", "bob");
+    w.peer(1, &["FEATURES ping-id bye-ack"]);
+    w.typed("last words");
+    w.typed("q");
+    w.expect_to_peer(1, "MSG last words");
+    w.expect_to_peer(1, "BYE");
+    w.expect_line("You left the chat with bob.");
+    w.expect(Output::EndSending { link: 1 });
+    assert_eq!(w.core.status(), "leaving bob… ");
+    assert_eq!(
+        w.count(|o| matches!(o, Output::Server(_) | Output::Close { .. })),
+        0,
+        "nothing is closed or freed before the peer has read it all"
+    );
+    // What bob typed before he read our BYE is still shown.
+    w.peer(1, &["MSG wait, one more", "BYE"]);
+    w.expect_peer_line("bob", "wait, one more");
+    w.expect(Output::Close { link: 1 });
+    w.expect_request("HANGUP 7");
+    w.expect_request("LIST");
+}
+
+#[test]
+fn leaving_gives_up_waiting_after_the_leave_timeout_or_on_the_links_end() {
+    let mut w = World::chatting("alice", "bob");
+    w.peer(1, &["FEATURES bye-ack"]);
+    w.typed("q");
+    w.advance(Timers::default().leave);
+    w.expect(Output::Close { link: 1 });
+    w.expect_request("HANGUP 7");
+
+    let mut w = World::chatting("alice", "bob");
+    w.peer(1, &["FEATURES bye-ack"]);
+    w.typed("q");
+    w.input(Input::LinkEnded {
+        link: 1,
+        end: LinkEnd::Closed,
+    });
+    w.expect_request("HANGUP 7");
+    assert_eq!(w.core.status(), "connect to: ");
+}
+
+#[test]
+fn a_bye_received_is_answered_with_bye() {
+    let mut w = World::chatting("alice", "bob");
+    w.peer(1, &["MSG bye now", "BYE"]);
+    w.expect_peer_line("bob", "bye now");
+    w.expect_to_peer(1, "BYE");
+    w.expect_line("bob left the chat.");
 }
