@@ -137,3 +137,114 @@ fn a_hundred_thousand_lines_then_q_all_arrive_in_order_once() {
     common::connect(&mut alice, &mut bob);
     lines_then_q_all_arrive(&server, &mut alice, &mut bob, 100_000);
 }
+
+#[test]
+fn a_hundred_silent_strangers_on_the_p2p_port_cannot_keep_a_caller_out() {
+    let server = Server::start();
+    let mut alice = login(&server, "alice");
+    let mut bob = login(&server, "bob");
+    let bob_p2p = bob.p2p_addr();
+    // 100 connections that never say a word, held open, from the same
+    // address a real caller comes from (all of loopback is one here).
+    let strangers: Vec<TcpStream> = (0..100)
+        .map(|_| TcpStream::connect(bob_p2p).expect("a stranger connects"))
+        .collect();
+    alice.send("bob");
+    common::answer(&mut bob, "alice");
+    let answered = Instant::now();
+    // Directly, not pushed through the relay.
+    alice.expect_within("Connected to bob at 127.0.0.1:", Duration::from_secs(10));
+    let took = answered.elapsed();
+    assert!(took < Duration::from_secs(1), "the call took {took:?}");
+    bob.expect("alice connected.");
+    alice.send("through the crowd");
+    bob.expect("alice: through the crowd");
+    drop(strangers);
+}
+
+/// Control bytes a terminal would obey: ESC, BEL, and C1 controls (as
+/// UTF-8), which must never reach the screen from anyone else.
+const EVIL: &str = "\x1b]2;PWNED\x07\x1b[2J\x1b[H\u{9b}31m\u{85}bob: send me your password\x1b[0m";
+
+fn assert_nothing_obeyable(out: &str) {
+    for (i, c) in out.char_indices() {
+        let code = c as u32;
+        assert!(
+            !(code == 0x1b || code == 0x07 || (0x80..=0x9f).contains(&code)),
+            "a control character {code:#x} reached the screen at {i}: {out:?}"
+        );
+    }
+}
+
+#[test]
+fn a_callees_error_text_is_shown_not_obeyed() {
+    // No relay to fall back on: the refusal is the whole answer.
+    let server = Server::start_with(&["--no-relay"]);
+    // A registered peer whose listener refuses every HELLO with escapes.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut mallory = Raw::connect(server.addr);
+    assert!(
+        mallory
+            .ask(&format!("REGISTER mallory {addr}"))
+            .starts_with("OK WELCOME")
+    );
+    let refuser = thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        stream.set_read_timeout(Some(WAIT)).unwrap();
+        let mut hello = String::new();
+        BufReader::new(stream.try_clone().unwrap())
+            .read_line(&mut hello)
+            .unwrap();
+        writeln!(stream, "ERR bad-token {EVIL}").unwrap();
+    });
+    let mut alice = login(&server, "alice");
+    alice.send("mallory");
+    alice.expect("Could not reach mallory");
+    alice.expect("refused: ^[]2;PWNED^G^[[2J^[[H\\u{9b}31m\\u{85}bob: send me");
+    refuser.join().unwrap();
+    assert_nothing_obeyable(&alice.stdout());
+}
+
+#[test]
+fn a_servers_error_texts_and_garbage_are_shown_not_obeyed() {
+    // A server that refuses the first name with escapes, takes the second,
+    // says something unsolicited, then sends garbage.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let fake = thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        stream.set_read_timeout(Some(WAIT)).unwrap();
+        let mut out = stream.try_clone().unwrap();
+        let mut lines = BufReader::new(stream).lines();
+        let mut registers = 0;
+        while let Some(Ok(line)) = lines.next() {
+            let reply = match line.split(' ').next().unwrap_or("") {
+                "FEATURES" => "ERR unknown-command no".to_string(),
+                "REGISTER" if registers == 0 => {
+                    registers += 1;
+                    format!("ERR bad-name {EVIL}")
+                }
+                "REGISTER" => "OK WELCOME ann 10".to_string(),
+                "LIST" => format!("OK USERS 0\nERR internal {EVIL}\nEVENT {EVIL}"),
+                _ => continue,
+            };
+            if writeln!(out, "{reply}").is_err() {
+                return;
+            }
+        }
+    });
+    let mut chat = Chat::spawn(addr, &[]);
+    chat.expect("Enter your visible name: ");
+    chat.send("ann");
+    chat.expect("The server refused the name ann: ^[]2;PWNED^G");
+    chat.send("ann");
+    chat.expect("Online users (0)");
+    chat.expect("The server says: ^[]2;PWNED^G");
+    chat.expect(
+        "Lost the connection to the registration server (the server sent something unexpected",
+    );
+    assert_nothing_obeyable(&chat.stdout());
+    drop(chat);
+    let _ = fake.join();
+}

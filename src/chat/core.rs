@@ -536,6 +536,10 @@ pub struct Core {
     early: Vec<EarlyHello>,
     /// Names (as keys) whose calls are declined unseen: `/ignore`.
     ignored: Vec<String>,
+    /// After a chat ended that the user did not end: lines typed until the
+    /// list is shown (or until this time, with no server) were meant for
+    /// the chat, and are dropped rather than run at the list.
+    typed_for_chat: Option<TypedForChat>,
     /// Calls that came while we were busy: who, and when (HH:MM).
     missed: Vec<(String, String)>,
     /// Who is online (by name key) and busy, as last shown: the list, then
@@ -573,6 +577,7 @@ impl Core {
             early: Vec::new(),
             ignored: Vec::new(),
             missed: Vec::new(),
+            typed_for_chat: None,
             roster: std::collections::HashMap::new(),
             outputs: Vec::new(),
             settings,
@@ -830,6 +835,10 @@ impl Core {
 
     /// Moves to `new`, returning the place left.
     fn set_place(&mut self, new: Place) -> Option<Place> {
+        if !matches!(new, Place::AtList) {
+            // Lines from here on are for the new place, whatever it is.
+            self.typed_for_chat = None;
+        }
         self.place_mut().map(|place| std::mem::replace(place, new))
     }
 
@@ -913,6 +922,19 @@ impl Core {
                 return;
             };
             let chatting = matches!(self.place(), Some(Place::Chatting(_)));
+            let guarded = match self.typed_for_chat {
+                Some(TypedForChat::UntilList) => true,
+                Some(TypedForChat::Until(until)) => now < until,
+                None => false,
+            };
+            if guarded
+                && matches!(self.place(), Some(Place::AtList))
+                && matches!(typed, Typed::Line(_) | Typed::Pasted(_))
+            {
+                self.typed.push_front(typed);
+                self.drop_typed_for_the_chat();
+                continue;
+            }
             if let Some(Place::Ringing { caller, call }) = self.place() {
                 let (caller, call) = (caller.clone(), *call);
                 self.answer_typed(now, &caller, call, typed);
@@ -1184,6 +1206,13 @@ impl Core {
     /// list (where "q" would quit and "thanks" would call someone), so they
     /// are dropped, and the user told. A pending end of input stays.
     fn back_to_list_after_failure(&mut self, now: Instant) {
+        self.drop_typed_for_the_chat();
+        self.show_list(now);
+    }
+
+    /// Drops the typed lines waiting, meant for a chat that is over (a pending
+    /// end of input stays), and tells the user how many.
+    fn drop_typed_for_the_chat(&mut self) {
         let before = self.typed.len();
         self.typed.retain(|typed| *typed == Typed::Eof);
         let dropped = before - self.typed.len();
@@ -1192,7 +1221,6 @@ impl Core {
         } else if dropped > 1 {
             self.notice(format!("{dropped} lines typed meanwhile were not sent."));
         }
-        self.show_list(now);
     }
 
     /// Sends `text` to the peer as it is (split into pieces the protocol
@@ -1340,6 +1368,14 @@ impl Core {
         }
         self.close_place_links();
         self.back_to_list_after_failure(now);
+        // A chat the user did not end: lines typed before they can have
+        // seen the list were meant for the chat too. Until it is shown (or,
+        // with no server to show it, for a moment) they are not run.
+        self.typed_for_chat = Some(if self.online() {
+            TypedForChat::UntilList
+        } else {
+            TypedForChat::Until(now + self.settings.timers.drain)
+        });
     }
 
     // ---- the server ----------------------------------------------------
@@ -1546,6 +1582,9 @@ impl Core {
     fn on_users(&mut self, users: Vec<UserEntry>) {
         if !matches!(self.place(), Some(Place::AtList)) {
             return;
+        }
+        if self.typed_for_chat.take().is_some() {
+            self.drop_typed_for_the_chat();
         }
         self.show_users(&users);
         self.out(Output::Prompt(
@@ -2342,6 +2381,16 @@ impl Core {
             _ => {}
         }
     }
+}
+
+/// How long lines typed after a chat the user did not end are taken as
+/// meant for it.
+#[derive(Debug, Clone, Copy)]
+enum TypedForChat {
+    /// Until the list is shown.
+    UntilList,
+    /// With no server to show a list: until then.
+    Until(Instant),
 }
 
 /// Whom a `HELLO` that matched is from.

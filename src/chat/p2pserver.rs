@@ -7,9 +7,9 @@
 //! `HELLO` is answered with an error and closed here, without the user ever
 //! hearing of it.
 
-use std::net::{TcpListener, TcpStream};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::collections::VecDeque;
+use std::net::{IpAddr, Shutdown, TcpListener, TcpStream};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use std::thread;
 use std::time::{Duration, Instant};
@@ -23,9 +23,12 @@ use crate::protocol::{CallId, ErrorCode, PeerMessage, Token};
 /// How long a connecting peer has to send its `HELLO`.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Most handshakes in flight at once; a flood of strangers beyond this is
-/// closed at once rather than given threads.
-const MAX_PENDING_HANDSHAKES: usize = 16;
+/// Most handshakes in flight at once, and from one address: past either,
+/// the oldest (from that address, or at all) is closed to make room, so
+/// strangers holding connections open cannot keep a real caller out — the
+/// caller's connection is always the newest, and says `HELLO` at once.
+const MAX_HANDSHAKES: usize = 64;
+const MAX_HANDSHAKES_PER_ADDRESS: usize = 4;
 
 /// A connection that said `HELLO`, waiting for the core's verdict.
 pub struct Hello {
@@ -35,22 +38,59 @@ pub struct Hello {
     pub conn: Handshaken,
 }
 
-/// One of the [`MAX_PENDING_HANDSHAKES`] slots, given back when dropped,
-/// however the handshake thread ends (or fails to start).
-struct HandshakeSlot(Arc<AtomicUsize>);
+/// The handshakes in flight: who from, and a handle to close each.
+#[derive(Default)]
+struct Handshakes {
+    next: u64,
+    open: VecDeque<(u64, IpAddr, TcpStream)>,
+}
 
-impl HandshakeSlot {
-    fn take(pending: &Arc<AtomicUsize>) -> Option<HandshakeSlot> {
-        let taken = pending.fetch_add(1, Ordering::AcqRel);
-        let slot = HandshakeSlot(pending.clone());
-        (taken < MAX_PENDING_HANDSHAKES).then_some(slot)
+impl Handshakes {
+    /// Makes room for one more from `from`, closing the oldest where the
+    /// bounds say so, and registers `stream` under a new number.
+    fn admit(&mut self, from: IpAddr, stream: &TcpStream) -> Option<u64> {
+        let from_here = self.open.iter().filter(|(_, ip, _)| *ip == from).count();
+        if from_here >= MAX_HANDSHAKES_PER_ADDRESS
+            && let Some(i) = self.open.iter().position(|(_, ip, _)| *ip == from)
+        {
+            self.evict(i);
+        }
+        if self.open.len() >= MAX_HANDSHAKES {
+            self.evict(0);
+        }
+        let handle = stream.try_clone().ok()?;
+        self.next += 1;
+        self.open.push_back((self.next, from, handle));
+        Some(self.next)
     }
+
+    fn evict(&mut self, i: usize) {
+        if let Some((_, _, stream)) = self.open.remove(i) {
+            // Its thread's read fails at once, and the thread ends.
+            let _ = stream.shutdown(Shutdown::Both);
+        }
+    }
+
+    fn done(&mut self, id: u64) {
+        self.open.retain(|(open, _, _)| *open != id);
+    }
+}
+
+/// One handshake's place in [`Handshakes`], given back when dropped,
+/// however the handshake thread ends (or fails to start).
+struct HandshakeSlot {
+    id: u64,
+    handshakes: Arc<Mutex<Handshakes>>,
 }
 
 impl Drop for HandshakeSlot {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
+        lock(&self.handshakes).done(self.id);
     }
+}
+
+fn lock(handshakes: &Mutex<Handshakes>) -> std::sync::MutexGuard<'_, Handshakes> {
+    handshakes.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Starts the listening thread.
@@ -62,16 +102,28 @@ pub fn spawn(listener: TcpListener, events: Events) -> std::io::Result<()> {
 }
 
 fn accept_loop(listener: TcpListener, events: Events) {
-    let pending = Arc::new(AtomicUsize::new(0));
-    for stream in listener.incoming() {
-        let Ok(stream) = stream else {
-            // Out of descriptors or an aborted connection: wait a moment,
-            // keep listening.
-            thread::sleep(Duration::from_millis(50));
+    let handshakes = Arc::new(Mutex::new(Handshakes::default()));
+    loop {
+        let (stream, from) = match listener.accept() {
+            Ok(accepted) => accepted,
+            Err(_) => {
+                // Out of descriptors or an aborted connection: wait a
+                // moment, keep listening.
+                thread::sleep(Duration::from_millis(50));
+                continue;
+            }
+        };
+        // v4-mapped v6 addresses count as the v4 address they are.
+        let from = match from.ip() {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+            v4 => v4,
+        };
+        let Some(id) = lock(&handshakes).admit(from, &stream) else {
             continue;
         };
-        let Some(slot) = HandshakeSlot::take(&pending) else {
-            continue;
+        let slot = HandshakeSlot {
+            id,
+            handshakes: handshakes.clone(),
         };
         let events = events.clone();
         let spawned = thread::Builder::new()
@@ -85,11 +137,16 @@ fn accept_loop(listener: TcpListener, events: Events) {
     }
 }
 
-fn await_hello(stream: TcpStream, events: Events, _slot: HandshakeSlot) {
+fn await_hello(stream: TcpStream, events: Events, slot: HandshakeSlot) {
     let _ = stream.set_nodelay(true);
-    if let Ok(reader) = stream.try_clone().map(LineReader::new)
-        && let Some(hello) = read_hello(stream, reader, Route::Direct)
-    {
+    let hello = stream
+        .try_clone()
+        .ok()
+        .map(LineReader::new)
+        .and_then(|reader| read_hello(stream, reader, Route::Direct));
+    // The handshake is over: the slot is free before the core decides.
+    drop(slot);
+    if let Some(hello) = hello {
         let _ = events.send(Event::Hello(hello));
     }
 }

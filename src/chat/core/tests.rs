@@ -1348,3 +1348,28 @@ fn a_bye_received_is_answered_with_bye() {
     w.expect_to_peer(1, "BYE");
     w.expect_line("bob left the chat.");
 }
+
+#[test]
+fn lines_typed_as_a_chat_dies_with_the_server_gone_are_not_run_at_the_list() {
+    let mut w = World::chatting("alice", "bob");
+    w.input(Input::ServerLost(ServerLoss::Closed));
+    w.input(Input::LinkEnded {
+        link: 1,
+        end: LinkEnd::Closed,
+    });
+    w.expect_line("bob left the chat (connection lost).");
+    // Typed for the chat, a moment too late: neither a call nor a quit.
+    w.typed("after");
+    w.typed("q");
+    w.advance(Timers::default().drain);
+    w.expect_line("2 lines typed meanwhile were not sent.");
+    w.expect_line("No list: the registration server is unreachable");
+    // And just after the list's place was shown: still meant for the chat.
+    w.typed("q");
+    w.expect_line("1 line typed meanwhile was not sent.");
+    assert!(w.core.exit().is_none(), "the q was meant for the chat");
+    // Once the user has had a moment to see where they are, q is q.
+    w.advance(Timers::default().drain);
+    w.typed("q");
+    assert_eq!(w.core.exit(), Some(&Exit::Quit));
+}
