@@ -1,0 +1,165 @@
+//! Random inputs for the chat's own parsers, std only: the key decoder
+//! (bytes from a terminal) and the line editor (keys, and what it renders),
+//! 1,000,000 inputs each, none of which may panic. A small seeded generator
+//! (splitmix64) drives them; the seed is printed when a case fails, and
+//! `FUZZ_SEED=N` replays it.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use p2pchat::chat::editor::{Key, KeyDecoder, LineEditor};
+
+const INPUTS: usize = 1_000_000;
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+fn seed() -> u64 {
+    std::env::var("FUZZ_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x5eed_c0de)
+}
+
+/// Runs `case` for each input number with a generator of its own, so that a
+/// failing case can be told by its seed alone.
+fn run(what: &str, mut case: impl FnMut(&mut Rng)) {
+    let base = seed();
+    for i in 0..INPUTS as u64 {
+        let case_seed = base ^ i.wrapping_mul(0x2545_f491_4f6c_dd1d);
+        let mut rng = Rng(case_seed);
+        if catch_unwind(AssertUnwindSafe(|| case(&mut rng))).is_err() {
+            panic!(
+                "{what}: input {i} panicked; replay with FUZZ_SEED={base} (case seed {case_seed})"
+            );
+        }
+    }
+}
+
+/// Bytes a terminal might send, and ones it never would: escape sequences
+/// cut anywhere, bracketed paste markers, invalid UTF-8, controls.
+const PIECES: &[&[u8]] = &[
+    b"\x1b",
+    b"[",
+    b"O",
+    b"~",
+    b"1",
+    b";",
+    b"5",
+    b"200~",
+    b"201~",
+    b"\x1b[200~",
+    b"\x1b[201~",
+    b"\x1b[A",
+    b"\x1b[3~",
+    b"\x1bOH",
+    b"\r",
+    b"\n",
+    b"\x7f",
+    b"\x03",
+    b"\x04",
+    b"\x17",
+    b"\x0c",
+    b"a",
+    b"q",
+    b" ",
+    "é".as_bytes(),
+    "👍🏽".as_bytes(),
+    "\u{200d}".as_bytes(),
+    b"\xff",
+    b"\xc3",
+    b"\xe2\x80",
+    b"\xf0\x9f",
+    b"\x00",
+    b"\x9b",
+];
+
+#[test]
+fn the_key_decoder_takes_any_bytes() {
+    run("key decoder", |rng| {
+        let mut decoder = KeyDecoder::default();
+        for _ in 0..1 + rng.below(4) {
+            let mut bytes = Vec::new();
+            for _ in 0..rng.below(8) {
+                if rng.below(4) == 0 {
+                    bytes.push(rng.next() as u8);
+                } else {
+                    bytes.extend_from_slice(PIECES[rng.below(PIECES.len())]);
+                }
+            }
+            let _ = decoder.feed(&bytes);
+        }
+    });
+}
+
+fn random_key(rng: &mut Rng) -> Key {
+    const TEXT: &[&str] = &[
+        "a", "é", "e\u{301}", "👍🏽", "🇫🇷", "한", "\t", "\u{200d}", "\u{202e}", "x",
+    ];
+    match rng.below(18) {
+        0..=5 => {
+            let s = TEXT[rng.below(TEXT.len())];
+            s.chars().next().map_or(Key::Enter, Key::Char)
+        }
+        6 => Key::Paste(
+            (0..rng.below(6))
+                .map(|_| TEXT[rng.below(TEXT.len())])
+                .collect::<Vec<_>>()
+                .join(if rng.below(3) == 0 { "\n" } else { "" }),
+        ),
+        7 => Key::Enter,
+        8 => Key::Backspace,
+        9 => Key::Delete,
+        10 => Key::Left,
+        11 => Key::Right,
+        12 => Key::Home,
+        13 => Key::End,
+        14 => Key::Up,
+        15 => Key::Down,
+        16 => [Key::KillToStart, Key::KillToEnd, Key::KillWord][rng.below(3)].clone(),
+        _ => [Key::Redraw, Key::Interrupt, Key::EndOfInput][rng.below(3)].clone(),
+    }
+}
+
+#[test]
+fn the_line_editor_takes_any_keys_and_renders_at_any_width() {
+    // One editor lives across many inputs, as a session does; each input is
+    // a few keys and a render at some width.
+    let mut editor = LineEditor::default();
+    run("line editor", |rng| {
+        if rng.below(10_000) == 0 {
+            editor = LineEditor::default();
+        }
+        for _ in 0..1 + rng.below(3) {
+            let _ = editor.apply(random_key(rng));
+        }
+        assert!(editor.line().is_char_boundary(editor.cursor()));
+        // A render every few inputs: the terminal draws once per batch.
+        if rng.below(4) != 0 {
+            return;
+        }
+        let columns = 1 + rng.below(200);
+        let rendered = editor.render("to bob> ", columns);
+        // From 10 columns up (what the terminal promises) the cursor stays
+        // on the row; narrower, it need only not panic.
+        if columns >= 10 {
+            assert!(
+                rendered.cursor_column < columns,
+                "cursor at {} of {columns}",
+                rendered.cursor_column
+            );
+        }
+    });
+}
