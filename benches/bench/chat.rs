@@ -109,7 +109,13 @@ fn raw_relay_pair() -> (Driven, Driven) {
 fn chat_pair(addr: SocketAddr) -> (Driven, Driven) {
     let start = |name: &str| {
         let mut command = Command::new(CHAT);
-        command.args(["--server", &addr.to_string(), "--name", name]);
+        command.args([
+            "--server",
+            &addr.to_string(),
+            "--name",
+            name,
+            "--auto-answer",
+        ]);
         let mut chat = Driven::spawn(command);
         chat.wait_for("Online users");
         chat

@@ -15,12 +15,12 @@ use std::time::{Duration, Instant};
 
 use super::clock::Clock;
 use super::core::{Core, Dialed, Exit, Input, Kind, LinkEnd, LinkId, Output, Settings};
-use super::link::{Handshaken, Link};
+use super::link::{Handshaken, LINK_HIGH_WATER, Link};
 use super::login::{self, ServerConn, ServerConnId, ServerEvent, ServerLoss};
 use super::p2pclient::{self, DialError};
 use super::p2pserver;
 use super::transcript::Transcript;
-use super::ui::Ui;
+use super::ui::{StdinCredits, Ui};
 use super::{ChatError, Event, Events};
 use crate::connection::write_line;
 use crate::protocol::{PeerMessage, ServerLine};
@@ -69,6 +69,10 @@ pub(super) struct Driver {
     /// Links closed and still sending their last lines: leaving waits for
     /// them (bounded), so a `BYE` and the lines before it are not lost.
     closing: Vec<Receiver<()>>,
+    /// Typed batches are taken only while the links keep up.
+    stdin: StdinCredits,
+    /// Credits held back while a link is behind.
+    stdin_owed: usize,
     /// `--log FILE`.
     transcript: Option<Transcript>,
     /// `--timestamps`: `HH:MM` before each chat line.
@@ -80,6 +84,7 @@ impl Driver {
     pub(super) fn new(
         settings: Settings,
         ui: Ui,
+        stdin: StdinCredits,
         server: ServerConn,
         events: Events,
         record: Record,
@@ -99,6 +104,8 @@ impl Driver {
             owed: Vec::new(),
             feedback: VecDeque::new(),
             closing: Vec::new(),
+            stdin,
+            stdin_owed: 0,
             transcript: record.transcript,
             timestamps: record.timestamps,
             clock: Clock::new(),
@@ -161,7 +168,10 @@ impl Driver {
                 for typed in typed {
                     self.feed(Input::Typed(typed));
                 }
+                self.stdin_owed += 1;
             }
+            // Nothing to do but wake up: `flush` gives the credits back.
+            Event::LinkDrained { .. } => {}
             Event::Keys(keys) => {
                 for key in keys {
                     for typed in self.ui.key(key) {
@@ -395,6 +405,12 @@ impl Driver {
             .retain(|written| written.try_recv() == Err(TryRecvError::Empty));
         self.ui.status(&self.core.status());
         self.ui.flush();
+        let behind = self.links.values().any(|l| l.queued() >= LINK_HIGH_WATER);
+        if !behind {
+            for _ in 0..std::mem::take(&mut self.stdin_owed) {
+                self.stdin.give();
+            }
+        }
         if self.ui.backlog() < STDOUT_BACKLOG {
             for link in self.owed.drain(..) {
                 if let Some(running) = self.links.get(&link) {

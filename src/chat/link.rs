@@ -35,9 +35,14 @@ pub const LINK_CREDITS: usize = 2;
 /// reading.
 const LINK_WRITE_DEADLINE: Duration = Duration::from_secs(10);
 
-/// Bytes queued for a peer at most; past this the peer is not reading
-/// (its writer is stuck), and the link is given up.
-pub const LINK_BACKLOG: usize = 8 * 1024 * 1024;
+/// Bytes queued for a peer at most, a safety bound: typing stops being
+/// taken well before ([`LINK_HIGH_WATER`]); past this the link is given up.
+pub const LINK_BACKLOG: usize = 64 * 1024 * 1024;
+
+/// Bytes queued for a peer past which no more typed lines are taken, until
+/// the writer is down to [`LINK_LOW_WATER`] (and says so).
+pub const LINK_HIGH_WATER: usize = 1024 * 1024;
+const LINK_LOW_WATER: usize = 256 * 1024;
 
 /// A connection whose handshake succeeded, not yet started: the socket plus
 /// any lines already buffered behind the handshake.
@@ -152,6 +157,11 @@ impl Link {
         let _ = self.writer.send(ToWriter::EndOfSending);
     }
 
+    /// Bytes handed to the writer and not yet written.
+    pub fn queued(&self) -> usize {
+        self.queued.load(Ordering::Acquire) + self.batch.len()
+    }
+
     /// The main loop has handled one of the reader's batches.
     pub fn credit(&self) {
         let _ = self.credits.try_send(());
@@ -226,7 +236,12 @@ fn write_loop(
             let _ = events.send(Event::LinkEnded { link: id, end });
             return;
         }
-        queued.fetch_sub(batch.len(), Ordering::AcqRel);
+        let before = queued.fetch_sub(batch.len(), Ordering::AcqRel);
+        let after = before - batch.len();
+        if before >= LINK_HIGH_WATER && after < LINK_LOW_WATER {
+            // The main loop may be holding typed lines back for us.
+            let _ = events.send(Event::LinkDrained { link: id });
+        }
     }
     let _ = stream.shutdown(Shutdown::Both);
 }

@@ -95,6 +95,8 @@ pub enum Event {
     },
     /// A link ended.
     LinkEnded { link: LinkId, end: LinkEnd },
+    /// A link's writer caught up after falling behind.
+    LinkDrained { link: LinkId },
 }
 
 /// Why the chat stopped with an error; the binary prints it in one line.
@@ -178,7 +180,7 @@ pub fn run(config: Config) -> Result<(), ChatError> {
         .unwrap_or_else(|| SocketAddr::new(server.local_addr.ip(), port));
     p2pserver::spawn(listener, events.clone()).map_err(ChatError::Start)?;
     let ui = Ui::new(config.quiet);
-    ui::spawn_stdin(events.clone(), ui.reads_keys()).map_err(ChatError::Start)?;
+    let stdin = ui::spawn_stdin(events.clone(), ui.reads_keys()).map_err(ChatError::Start)?;
     reader.start().map_err(ChatError::Start)?;
     let settings = core::Settings {
         server_name: config.server.clone(),
@@ -195,5 +197,5 @@ pub fn run(config: Config) -> Result<(), ChatError> {
         transcript,
         timestamps: config.timestamps,
     };
-    Driver::new(settings, ui, server, events, record).run(inbox)
+    Driver::new(settings, ui, stdin, server, events, record).run(inbox)
 }

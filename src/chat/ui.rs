@@ -35,9 +35,28 @@ const TYPED_PER_EVENT: usize = 1024;
 /// How long leaving waits for the last output to reach stdout.
 const LAST_OUTPUT_WAIT: Duration = Duration::from_secs(2);
 
+/// Batches of typed lines the stdin thread may have handed on and not yet
+/// had taken: a script piping faster than the peer reads waits here, so
+/// what it typed is never piled up in memory.
+const STDIN_CREDITS: usize = 2;
+
+/// The main loop's side of the stdin thread's credits: one given back per
+/// batch of lines taken.
+pub struct StdinCredits(mpsc::SyncSender<()>);
+
+impl StdinCredits {
+    pub fn give(&self) {
+        let _ = self.0.try_send(());
+    }
+}
+
 /// Starts the thread that reads stdin: keys when `keys` (raw mode), lines
 /// otherwise.
-pub fn spawn_stdin(events: Events, keys: bool) -> io::Result<()> {
+pub fn spawn_stdin(events: Events, keys: bool) -> io::Result<StdinCredits> {
+    let (credits, credit_inbox) = mpsc::sync_channel(STDIN_CREDITS);
+    for _ in 0..STDIN_CREDITS {
+        let _ = credits.try_send(());
+    }
     thread::Builder::new().name("stdin".into()).spawn(move || {
         if keys {
             read_keys(events)
@@ -50,10 +69,10 @@ pub fn spawn_stdin(events: Events, keys: bool) -> io::Result<()> {
             } else {
                 Escapes::Keep
             };
-            read_lines(events, escapes)
+            read_lines(events, escapes, credit_inbox)
         }
     })?;
-    Ok(())
+    Ok(StdinCredits(credits))
 }
 
 /// What line mode does with escape sequences in typed lines.
@@ -63,7 +82,7 @@ enum Escapes {
     Keep,
 }
 
-fn read_lines(events: Events, escapes: Escapes) {
+fn read_lines(events: Events, escapes: Escapes, credits: mpsc::Receiver<()>) {
     let mut stdin = io::BufReader::with_capacity(64 * 1024, io::stdin());
     loop {
         // Every line already read goes in one event, so pasted or piped
@@ -83,7 +102,8 @@ fn read_lines(events: Events, escapes: Escapes) {
             }
         }
         let eof = batch.last() == Some(&Typed::Eof);
-        if events.send(Event::Typed(batch)).is_err() || eof {
+        // Wait until the main loop has room for another batch.
+        if credits.recv().is_err() || events.send(Event::Typed(batch)).is_err() || eof {
             return;
         }
     }
