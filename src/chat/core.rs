@@ -293,9 +293,11 @@ pub enum Exit {
 enum Stage {
     /// Waiting for the user to type a name.
     Naming,
-    /// `REGISTER` sent, waiting for the answer.
+    /// `REGISTER` sent, waiting for the answer; on the first connection,
+    /// or on a fresh one after the first gave out.
     Registering {
         name: String,
+        attempt: Attempt,
     },
     /// Registered as `me`.
     Registered {
@@ -303,6 +305,17 @@ enum Stage {
         place: Place,
     },
     Done(Exit),
+}
+
+/// Which connection a registration is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Attempt {
+    /// The connection the chat made at start (which the server may have
+    /// given up on while the person was typing the name).
+    First,
+    /// A fresh connection made for it: if this one fails too, the server
+    /// is gone or will not have us.
+    Again,
 }
 
 /// Where a registered user is in the flow.
@@ -765,7 +778,7 @@ impl Core {
     pub fn status(&self) -> String {
         match &self.stage {
             Stage::Naming => "your name: ".into(),
-            Stage::Registering { name } => format!("registering {name}… "),
+            Stage::Registering { name, .. } => format!("registering {name}… "),
             Stage::Done(_) => String::new(),
             Stage::Registered { place, .. } => match place {
                 Place::AtList if self.holds_answer() => {
@@ -1110,7 +1123,10 @@ impl Core {
                 after: Duration::ZERO,
                 retry: Retry::Once,
             });
-            self.stage = Stage::Registering { name };
+            self.stage = Stage::Registering {
+                name,
+                attempt: Attempt::Again,
+            };
             return;
         }
         let request = Request::Register {
@@ -1118,7 +1134,10 @@ impl Core {
             advertise: self.settings.advertise,
         };
         self.send(now, request, Pending::Register);
-        self.stage = Stage::Registering { name };
+        self.stage = Stage::Registering {
+            name,
+            attempt: Attempt::First,
+        };
     }
 
     fn at_list(&mut self, now: Instant, line: &str) {
@@ -1538,9 +1557,13 @@ impl Core {
     }
 
     fn on_register_refused(&mut self, now: Instant, code: ErrorCode, message: &str) {
-        if code == ErrorCode::Timeout && matches!(self.stage, Stage::Registering { .. }) {
+        if code == ErrorCode::Timeout
+            && let Stage::Registering { attempt, .. } = &mut self.stage
+            && *attempt == Attempt::First
+        {
             // The server gave up on the connection just as the name came:
             // not a refusal of the name. Connect again and register there.
+            *attempt = Attempt::Again;
             self.server.pending.clear();
             self.server.registration = Registration::Reconnecting { refusals: 0 };
             self.out(Output::Reconnect {
@@ -1566,7 +1589,7 @@ impl Core {
             self.lost_server(pause.min(Duration::from_secs(5)), refusals);
             return;
         }
-        let Stage::Registering { name } = &self.stage else {
+        let Stage::Registering { name, .. } = &self.stage else {
             return;
         };
         self.server.registration = Registration::Online;
@@ -2047,9 +2070,21 @@ impl Core {
             self.server.registration = Registration::Dormant;
             return;
         }
-        if matches!(self.stage, Stage::Registering { .. }) {
-            // Lost while registering: a server that closes on REGISTER is
-            // broken or full, or gone, and retrying would hang a script.
+        if let Stage::Registering { attempt, .. } = &mut self.stage {
+            if *attempt == Attempt::First {
+                // The server may have given up on the connection just before
+                // the name came: one fresh connection.
+                *attempt = Attempt::Again;
+                self.server.pending.clear();
+                self.server.registration = Registration::Reconnecting { refusals: 0 };
+                self.out(Output::Reconnect {
+                    after: Duration::ZERO,
+                    retry: Retry::Once,
+                });
+                return;
+            }
+            // Lost again: a server that closes on REGISTER is broken or full,
+            // or gone, and retrying would hang a script.
             self.stage = Stage::Done(Exit::ServerLost(format!("{why}, before registration")));
             return;
         }
@@ -2095,7 +2130,7 @@ impl Core {
         self.send(now, Request::Features(ours), Pending::Features);
         let name = match &self.stage {
             Stage::Registered { me, .. } => me.clone(),
-            Stage::Registering { name } => name.clone(),
+            Stage::Registering { name, .. } => name.clone(),
             Stage::Naming | Stage::Done(_) => return,
         };
         let request = Request::Register {

@@ -35,6 +35,9 @@ pub const LINK_CREDITS: usize = 2;
 /// reading.
 const LINK_WRITE_DEADLINE: Duration = Duration::from_secs(10);
 
+/// How long a closed link waits for the peer to close its side, after ours.
+const LINK_LINGER: Duration = Duration::from_secs(2);
+
 /// Bytes queued for a peer at most, a safety bound: typing stops being
 /// taken well before ([`LINK_HIGH_WATER`]); past this the link is given up.
 pub const LINK_BACKLOG: usize = 64 * 1024 * 1024;
@@ -87,15 +90,19 @@ impl Link {
         // to the main loop in few events.
         let reader = reader.with_read_size(64 * 1024);
         let reader_events = events.clone();
+        let (reading, read_done) = mpsc::sync_channel::<()>(0);
         thread::Builder::new()
             .name(format!("link-{id}-read"))
-            .spawn(move || read_loop(id, reader, reader_events, credit_inbox))?;
+            .spawn(move || {
+                read_loop(id, reader, reader_events, credit_inbox);
+                drop(reading);
+            })?;
         let unwritten = queued.clone();
         let (done, written) = mpsc::sync_channel(0);
         let spawned = thread::Builder::new()
             .name(format!("link-{id}-write"))
             .spawn(move || {
-                write_loop(id, write_half, batches, unwritten, events);
+                write_loop(id, write_half, batches, unwritten, events, read_done);
                 drop(done);
             });
         if let Err(e) = spawned {
@@ -200,6 +207,16 @@ fn read_loop(id: LinkId, mut reader: LineReader<TcpStream>, events: Events, cred
         }
         // Wait until the main loop has room for another batch of ours.
         if credits.recv().is_err() {
+            // The link was closed: read on, unheard, until the peer ends its
+            // side (or the writer gives up waiting), so that closing never
+            // meets unread bytes, which would reset the connection and could
+            // destroy our last lines before the peer read them.
+            while end.is_none()
+                && matches!(
+                    reader.read_line_by(None),
+                    Ok(_) | Err(ReadError::InvalidUtf8)
+                )
+            {}
             return;
         }
         if !msgs.is_empty() && events.send(Event::Peer { link: id, msgs }).is_err() {
@@ -218,6 +235,7 @@ fn write_loop(
     batches: Receiver<ToWriter>,
     queued: Arc<AtomicUsize>,
     events: Events,
+    read_done: Receiver<()>,
 ) {
     for command in batches {
         let batch = match command {
@@ -243,6 +261,10 @@ fn write_loop(
             let _ = events.send(Event::LinkDrained { link: id });
         }
     }
+    // Closed: everything is written. End our side, let the peer read to the
+    // end and close its own (the reader reads meanwhile), then close.
+    let _ = stream.shutdown(Shutdown::Write);
+    let _ = read_done.recv_timeout(LINK_LINGER);
     let _ = stream.shutdown(Shutdown::Both);
 }
 

@@ -460,6 +460,32 @@ fn a_name_typed_just_as_the_server_gives_up_is_registered_on_a_new_connection() 
 }
 
 #[test]
+fn a_name_typed_as_the_connection_closes_gets_one_fresh_connection() {
+    let mut w = World::new(None);
+    w.server("OK FEATURES");
+    // The server's word came before the name, its close after.
+    w.server("ERR timeout did not register in time; closing");
+    w.typed("slowpoke");
+    w.expect_request("REGISTER slowpoke 127.0.0.1:4000");
+    w.input(Input::ServerLost(ServerLoss::Closed));
+    w.expect(Output::Reconnect {
+        after: Duration::ZERO,
+        retry: Retry::Once,
+    });
+    assert!(w.core.exit().is_none());
+    // And if that one fails too, the server is gone: say so, once.
+    w.input(Input::ServerLost(ServerLoss::Io(
+        "connection refused".into(),
+    )));
+    assert_eq!(
+        w.core.exit(),
+        Some(&Exit::ServerLost(
+            "connection refused, before registration".into()
+        ))
+    );
+}
+
+#[test]
 fn a_typed_ahead_line_at_the_list_waits_for_the_list_it_answers() {
     let mut w = World::new(None);
     for line in ["dave", "", "", "q"] {
