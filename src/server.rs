@@ -17,6 +17,7 @@ mod admission;
 mod presence;
 mod ring_timer;
 
+use std::cell::RefCell;
 use std::fmt;
 use std::io::{self, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -390,6 +391,56 @@ struct Session {
     /// What the client announced (before or after registering).
     features: ClientFeatures,
     leave_reason: String,
+    /// How many of this connection's refusals were logged, so one client's
+    /// flood of bad lines costs the log a few lines, not one each.
+    bad_lines: RefCell<BadLines>,
+}
+
+/// How many bad lines of one connection are logged in each
+/// [`BAD_LINES_WINDOW`]; the rest are counted and summarised.
+const BAD_LINES_LOGGED: u32 = 5;
+const BAD_LINES_WINDOW: Duration = Duration::from_secs(10);
+
+/// One connection's logged and unlogged refusals in the current window.
+struct BadLines {
+    window_start: Instant,
+    logged: u32,
+    unlogged: u64,
+}
+
+impl BadLines {
+    fn new() -> BadLines {
+        BadLines {
+            window_start: Instant::now(),
+            logged: 0,
+            unlogged: 0,
+        }
+    }
+
+    /// Whether the next refusal is logged. A new window first summarises
+    /// what the last one left out.
+    fn admit(&mut self, addr: SocketAddr) -> bool {
+        if self.window_start.elapsed() >= BAD_LINES_WINDOW {
+            self.summarise(addr);
+            self.window_start = Instant::now();
+            self.logged = 0;
+        }
+        if self.logged < BAD_LINES_LOGGED {
+            self.logged += 1;
+            true
+        } else {
+            self.unlogged += 1;
+            false
+        }
+    }
+
+    /// Logs how many refusals went unlogged, if any.
+    fn summarise(&mut self, addr: SocketAddr) {
+        if self.unlogged > 0 {
+            log!("… and {} more bad lines from {addr}", self.unlogged);
+            self.unlogged = 0;
+        }
+    }
 }
 
 impl Session {
@@ -401,10 +452,12 @@ impl Session {
         self.outbox.send(line)
     }
 
-    /// Logs and answers a request we refuse.
+    /// Logs (the first few of each window) and answers a request we refuse.
     fn refuse(&self, why: impl Into<Refusal>, line: &str) -> io::Result<()> {
         let reply = ServerLine::from(why.into());
-        if let ServerLine::Error { code, message } = &reply {
+        if let ServerLine::Error { code, message } = &reply
+            && self.bad_lines.borrow_mut().admit(self.addr)
+        {
             log!(
                 "rejected {} from {} ({}): {code}: {message}",
                 printable(line),
@@ -434,6 +487,7 @@ impl Session {
 impl Drop for Session {
     fn drop(&mut self) {
         self.leave();
+        self.bad_lines.get_mut().summarise(self.addr);
         self.shared().unregistered.leave(self.addr.ip(), self.conn);
     }
 }
@@ -479,6 +533,7 @@ fn serve_client(
         name: None,
         features: ClientFeatures::default(),
         leave_reason: "connection closed".into(),
+        bad_lines: RefCell::new(BadLines::new()),
     };
     let mut reader = LineReader::new(SharedStream(stream));
     let register_timeout = session.shared().config.register_timeout;
