@@ -360,6 +360,50 @@ impl<O: Clone> Registry<O> {
         self.lock().peers.len()
     }
 
+    /// Checks that the table agrees with itself: every peer marked busy is
+    /// a party of the call it names, every call's parties that are online
+    /// are busy in it (a resumed call may wait for its second party), each
+    /// call holds at most two relay connections, and no name is listed
+    /// twice. For tests that throw random requests at a live server.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        let state = self.lock();
+        for (key, peer) in &state.peers {
+            if name_key(&peer.name) != *key {
+                return Err(format!("{} filed under {key}", peer.name));
+            }
+            if let Some(call) = peer.call {
+                let entry = state
+                    .calls
+                    .get(&call)
+                    .ok_or_else(|| format!("{} busy in call {call}, which is gone", peer.name))?;
+                if entry.caller != *key && entry.callee != *key {
+                    return Err(format!("{} busy in call {call}, not a party", peer.name));
+                }
+            }
+        }
+        for (call, entry) in &state.calls {
+            if entry.relays.len() > 2 {
+                return Err(format!("call {call} has {} relays", entry.relays.len()));
+            }
+            for key in [&entry.caller, &entry.callee] {
+                let waiting = entry.phase == Phase::AwaitingResume && *key == entry.callee;
+                match state.peers.get(key) {
+                    Some(peer) if peer.call != Some(*call) && !waiting => {
+                        return Err(format!(
+                            "{} is a party of call {call} but not busy in it",
+                            peer.name
+                        ));
+                    }
+                    None if !waiting => {
+                        return Err(format!("call {call} outlived its party {key}"));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Calls open now: ringing, being set up, or chatting.
     pub fn calls_open(&self) -> usize {
         self.lock().calls.len()

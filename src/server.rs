@@ -365,6 +365,12 @@ pub fn run(config: Config) -> Result<(), ServerError> {
 /// briefly when the process is out of resources, and goes on.
 pub fn serve(listener: TcpListener, config: Config) {
     let registry = Arc::new(Registry::with_limits(config.call_limits()));
+    serve_with(listener, config, registry);
+}
+
+/// [`serve`] over a table the caller keeps a handle to (tests check its
+/// invariants while clients do their worst).
+pub fn serve_with(listener: TcpListener, config: Config, registry: Arc<Registry<Outbox>>) {
     let watchers = Arc::new(Watchers::default());
     presence::start(registry.clone(), watchers.clone(), config.presence_interval);
     let shared = Arc::new(Shared {
