@@ -61,6 +61,20 @@ Options:
                          [default: 30]
   --presence-interval MS how often presence changes go out to watchers, in
                          one batch [default: 250]
+  --recall-wait SECS     after a call that did not become a chat (declined,
+                         unanswered, never connected), how long before the
+                         caller may call that peer again; 0 for no wait
+                         [default: 60]
+  --max-calls-per-minute N
+                         most calls one client may start in a minute
+                         [default: 30]
+  --max-relays N         most relayed chats at once [default: 256]
+  --relay-rate BYTES_PER_SEC
+                         most bytes a second each direction of a relayed
+                         chat carries; 0 for no limit [default: 1048576]
+  --summary-interval SECS
+                         how often the log sums up the load while anything
+                         happens [default: 60]
   --no-relay             never relay chats between peers that cannot reach
                          each other directly
   -h, --help             print this help
@@ -213,6 +227,26 @@ pub fn parse_server(
             "--no-relay" => {
                 no_value(&flag, inline)?;
                 config.relay = false;
+            }
+            "--recall-wait" => {
+                let value = args.value(&flag, inline)?;
+                let n = whole(&flag, &value, 0, 86_400, "seconds")?;
+                config.recall_wait = Duration::from_secs(n);
+            }
+            "--max-calls-per-minute" => {
+                let value = args.value(&flag, inline)?;
+                config.max_calls_per_minute = whole(&flag, &value, 1, 1 << 20, "calls")? as usize;
+            }
+            "--max-relays" => {
+                let value = args.value(&flag, inline)?;
+                config.max_relays = whole(&flag, &value, 1, 1 << 20, "relays")? as usize;
+            }
+            "--relay-rate" => {
+                let value = args.value(&flag, inline)?;
+                config.relay_rate = whole(&flag, &value, 0, 1 << 40, "bytes a second")?;
+            }
+            "--summary-interval" => {
+                config.summary_interval = secs(&flag, &args.value(&flag, inline)?)?
             }
             other => return Err(UsageError(format!("unknown option {other:?}"))),
         }
@@ -587,6 +621,15 @@ mod messages {
             server("--listen my-host.example:9").listen,
             "my-host.example:9"
         );
+        let limits = server(
+            "--recall-wait 0 --max-calls-per-minute 5 --max-relays 2 --relay-rate 0 \
+             --summary-interval 1",
+        );
+        assert_eq!(limits.recall_wait, Duration::ZERO);
+        assert_eq!(limits.max_calls_per_minute, 5);
+        assert_eq!(limits.max_relays, 2);
+        assert_eq!(limits.relay_rate, 0);
+        assert_eq!(limits.summary_interval, Duration::from_secs(1));
         let c = server("--ring-timeout 2 --max-unregistered-per-ip 3 --presence-interval 50");
         assert_eq!(c.ring_timeout, Duration::from_secs(2));
         assert_eq!(c.max_unregistered_per_ip, 3);

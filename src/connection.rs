@@ -269,6 +269,22 @@ impl Outbox {
         let _ = stream.shutdown(std::net::Shutdown::Both);
     }
 
+    /// Ends what we write (the other side reads EOF after everything
+    /// written so far) and leaves the reading direction open: a half-close.
+    pub fn close_write(&self) {
+        let stream = self.lock();
+        let _ = stream.shutdown(std::net::Shutdown::Write);
+    }
+
+    /// Writes `text` (whole lines) like `send`, but a failure shuts down
+    /// only the writing direction: what the other side sent before it went
+    /// can still be read. For the relay, which must deliver one direction
+    /// to its end when the other fails.
+    pub fn send_keeping_reads(&self, text: &str) -> io::Result<()> {
+        let stream = self.lock();
+        self.write_within_deadline(&stream, text, std::net::Shutdown::Write)
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Arc<TcpStream>> {
         self.0.stream.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -282,6 +298,17 @@ impl Outbox {
     }
 
     fn write_locked(&self, stream: &TcpStream, text: &str) -> io::Result<()> {
+        self.write_within_deadline(stream, text, std::net::Shutdown::Both)
+    }
+
+    /// Writes all of `text` within the deadline; on failure shuts down
+    /// `on_failure`.
+    fn write_within_deadline(
+        &self,
+        stream: &TcpStream,
+        text: &str,
+        on_failure: std::net::Shutdown,
+    ) -> io::Result<()> {
         let deadline = Instant::now() + self.0.deadline;
         let mut rest = text.as_bytes();
         let result = loop {
@@ -302,7 +329,7 @@ impl Outbox {
             }
         };
         if result.is_err() {
-            let _ = stream.shutdown(std::net::Shutdown::Both);
+            let _ = stream.shutdown(on_failure);
         }
         result
     }

@@ -16,7 +16,7 @@
 //! The table is generic over the outbox type so that it can be unit-tested
 //! without sockets.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -33,14 +33,45 @@ pub type ConnId = u64;
 /// The table. Share it as `Arc<Registry<O>>`.
 pub struct Registry<O> {
     state: Mutex<State<O>>,
+    limits: CallLimits,
 }
+
+/// What keeps one client from keeping a peer busy: a caller whose call
+/// did not become a chat waits `recall_wait` before calling that peer again,
+/// and nobody starts more than `calls_per_minute` calls a minute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallLimits {
+    /// Zero: no wait.
+    pub recall_wait: Duration,
+    pub calls_per_minute: usize,
+}
+
+impl Default for CallLimits {
+    fn default() -> Self {
+        CallLimits {
+            recall_wait: Duration::from_secs(60),
+            calls_per_minute: 30,
+        }
+    }
+}
+
+/// A call set up at once (not rung) that ends sooner than this after it was
+/// claimed did not become a chat: the callee's chat waits 8 s for the
+/// caller's connection before giving up on it.
+pub const CONNECT_WINDOW: Duration = Duration::from_secs(10);
 
 struct State<O> {
     /// Keyed by [`name_key`], so names are unique regardless of case.
     peers: HashMap<String, Peer<O>>,
-    calls: HashMap<CallId, Call>,
+    calls: HashMap<CallId, Call<O>>,
     next_call: CallId,
     presence: PresenceChanges,
+    /// Until when a caller may not call a callee again, by their
+    /// [`name_key`]s: set when a call between them did not become a chat.
+    recall_after: HashMap<(String, String), Instant>,
+    /// When each caller (by [`name_key`]) started its calls of the last
+    /// minute; kept across reconnections, like `recall_after`.
+    recent_calls: HashMap<String, VecDeque<Instant>>,
 }
 
 struct Peer<O> {
@@ -76,7 +107,7 @@ impl ClientFeatures {
 
 /// One claimed call. Both keys are [`name_key`]s; for a call to oneself they
 /// are equal.
-struct Call {
+struct Call<O> {
     caller: String,
     callee: String,
     token: Token,
@@ -84,6 +115,10 @@ struct Call {
     /// How many relay connections presented this call's token (at most 2:
     /// the caller's, then the callee's).
     relay_halves: u8,
+    /// The relay connections opened for this call, closed when it ends.
+    relays: Vec<O>,
+    /// Whether the callee was rung (rather than the call set up at once).
+    rang: bool,
     phase: Phase,
 }
 
@@ -124,6 +159,12 @@ pub enum CallError {
     AlreadyInCall,
     /// The caller is not registered (a stale connection).
     NotRegistered,
+    /// The caller's last call to this callee did not become a chat:
+    /// it may call again after `wait`.
+    TooSoon { callee: String, wait: Duration },
+    /// The caller started `limit` calls in the last minute; the next may
+    /// start after `wait`.
+    TooManyCalls { limit: usize, wait: Duration },
 }
 
 /// What the server must tell the callee after a successful claim.
@@ -177,6 +218,9 @@ pub struct Ended<O> {
     /// The other party's outbox; `None` when the call was with oneself.
     pub notify: Option<O>,
     pub duration: Duration,
+    /// The call's relay connections, to be closed: a relay never outlives
+    /// its call.
+    pub relays: Vec<O>,
 }
 
 /// A relay connection admitted for a call.
@@ -201,13 +245,20 @@ impl<O: Clone> Default for Registry<O> {
 
 impl<O: Clone> Registry<O> {
     pub fn new() -> Self {
+        Self::with_limits(CallLimits::default())
+    }
+
+    pub fn with_limits(limits: CallLimits) -> Self {
         Registry {
             state: Mutex::new(State {
                 peers: HashMap::new(),
                 calls: HashMap::new(),
                 next_call: 1,
                 presence: PresenceChanges::default(),
+                recall_after: HashMap::new(),
+                recent_calls: HashMap::new(),
             }),
+            limits,
         }
     }
 
@@ -309,6 +360,55 @@ impl<O: Clone> Registry<O> {
         self.lock().peers.len()
     }
 
+    /// Checks that the table agrees with itself: every peer marked busy is
+    /// a party of the call it names, every call's parties that are online
+    /// are busy in it (a resumed call may wait for its second party), each
+    /// call holds at most two relay connections, and no name is listed
+    /// twice. For tests that throw random requests at a live server.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        let state = self.lock();
+        for (key, peer) in &state.peers {
+            if name_key(&peer.name) != *key {
+                return Err(format!("{} filed under {key}", peer.name));
+            }
+            if let Some(call) = peer.call {
+                let entry = state
+                    .calls
+                    .get(&call)
+                    .ok_or_else(|| format!("{} busy in call {call}, which is gone", peer.name))?;
+                if entry.caller != *key && entry.callee != *key {
+                    return Err(format!("{} busy in call {call}, not a party", peer.name));
+                }
+            }
+        }
+        for (call, entry) in &state.calls {
+            if entry.relays.len() > 2 {
+                return Err(format!("call {call} has {} relays", entry.relays.len()));
+            }
+            for key in [&entry.caller, &entry.callee] {
+                let waiting = entry.phase == Phase::AwaitingResume && *key == entry.callee;
+                match state.peers.get(key) {
+                    Some(peer) if peer.call != Some(*call) && !waiting => {
+                        return Err(format!(
+                            "{} is a party of call {call} but not busy in it",
+                            peer.name
+                        ));
+                    }
+                    None if !waiting => {
+                        return Err(format!("call {call} outlived its party {key}"));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Calls open now: ringing, being set up, or chatting.
+    pub fn calls_open(&self) -> usize {
+        self.lock().calls.len()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -337,6 +437,40 @@ impl<O: Clone> Registry<O> {
         let caller_seen = caller.seen;
         let caller_name = caller.name.clone();
         let caller_rings = caller.features.ring;
+        let now = Instant::now();
+        let limit = self.limits.calls_per_minute;
+        if state.recent_calls.len() >= 1024 && state.recent_calls.len().is_power_of_two() {
+            state.recent_calls.retain(|_, times| {
+                times
+                    .back()
+                    .is_some_and(|t| now.duration_since(*t) < MINUTE)
+            });
+        }
+        let recent = state.recent_calls.entry(caller_key.clone()).or_default();
+        while recent
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= MINUTE)
+        {
+            recent.pop_front();
+        }
+        if recent.len() >= limit {
+            let wait = recent
+                .front()
+                .map_or(MINUTE, |t| MINUTE.saturating_sub(now.duration_since(*t)));
+            return Err(CallError::TooManyCalls { limit, wait });
+        }
+        recent.push_back(now);
+        let pair = (caller_key.clone(), callee_key.clone());
+        if let Some(&after) = state.recall_after.get(&pair) {
+            if after > now {
+                let callee = state.peers.get(&callee_key).map_or(callee, |p| &p.name);
+                return Err(CallError::TooSoon {
+                    callee: callee.to_string(),
+                    wait: after - now,
+                });
+            }
+            state.recall_after.remove(&pair);
+        }
         let target = state
             .peers
             .get(&callee_key)
@@ -375,8 +509,10 @@ impl<O: Clone> Registry<O> {
                 caller: caller_key,
                 callee: callee_key,
                 token,
-                started: Instant::now(),
+                started: now,
                 relay_halves: 0,
+                relays: Vec::new(),
+                rang: phase == Phase::Ringing,
                 phase,
             },
         );
@@ -425,7 +561,7 @@ impl<O: Clone> Registry<O> {
         if entry.phase != Phase::Ringing || entry.callee != key {
             return None;
         }
-        end_call(&mut state, call, &key)
+        end_call(&mut state, call, &key, self.limits.recall_wait)
     }
 
     /// Ends `call` if it is still ringing (its ring timeout passed); both
@@ -447,7 +583,7 @@ impl<O: Clone> Registry<O> {
             callee_outbox: callee.outbox.clone(),
         };
         let caller_key = entry.caller.clone();
-        end_call(&mut state, call, &caller_key);
+        end_call(&mut state, call, &caller_key, self.limits.recall_wait);
         Some(rang)
     }
 
@@ -460,7 +596,7 @@ impl<O: Clone> Registry<O> {
         if state.peers.get(&key)?.call != Some(call) {
             return None;
         }
-        end_call(&mut state, call, &key)
+        end_call(&mut state, call, &key, self.limits.recall_wait)
     }
 
     /// Removes the peer `name` if connection `conn` registered it, ending its
@@ -473,17 +609,22 @@ impl<O: Clone> Registry<O> {
         if peer.conn != conn {
             return None;
         }
-        let ended = peer.call.and_then(|call| end_call(&mut state, call, &key));
+        let wait = self.limits.recall_wait;
+        let ended = peer
+            .call
+            .and_then(|call| end_call(&mut state, call, &key, wait));
         if let Some(peer) = state.peers.remove(&key) {
             state.presence.record(&peer.name, PresenceState::Left);
         }
         ended
     }
 
-    /// Admits a relay connection: `token` must be the token of live call
-    /// `call`, claimed less than [`RELAY_WINDOW`] ago. Each call admits two
-    /// relay connections, no more, so a token cannot be replayed.
-    pub fn claim_relay(&self, call: CallId, token: &Token) -> Option<RelayTicket<O>> {
+    /// Admits a relay connection, which writes through `outbox`: `token`
+    /// must be the token of live call `call`, claimed less than
+    /// [`RELAY_WINDOW`] ago. Each call admits two relay connections, no
+    /// more, so a token cannot be replayed. The outbox is handed back in
+    /// [`Ended::relays`] when the call ends.
+    pub fn claim_relay(&self, call: CallId, token: &Token, outbox: O) -> Option<RelayTicket<O>> {
         let mut state = self.lock();
         let entry = state.calls.get_mut(&call)?;
         if entry.relay_halves >= 2
@@ -494,6 +635,7 @@ impl<O: Clone> Registry<O> {
             return None;
         }
         entry.relay_halves += 1;
+        entry.relays.push(outbox);
         if entry.relay_halves == 2 {
             return Some(RelayTicket::Second);
         }
@@ -542,6 +684,8 @@ impl<O: Clone> Registry<O> {
                         token,
                         started: Instant::now(),
                         relay_halves: 2,
+                        relays: Vec::new(),
+                        rang: false,
                         phase: if key != peer_key {
                             Phase::AwaitingResume
                         } else {
@@ -561,8 +705,42 @@ impl<O: Clone> Registry<O> {
     }
 }
 
-fn end_call<O: Clone>(state: &mut State<O>, call: CallId, by_key: &str) -> Option<Ended<O>> {
-    let entry = state.calls.remove(&call)?;
+const MINUTE: Duration = Duration::from_secs(60);
+
+/// Whether a call that is ending became a chat: a rung call once answered;
+/// one set up at once if it lasted past [`CONNECT_WINDOW`] or both halves of
+/// its relay joined. A call with oneself, or a resumed one, always counts.
+fn became_a_chat<O>(call: &Call<O>) -> bool {
+    if call.caller == call.callee || call.phase == Phase::AwaitingResume {
+        return true;
+    }
+    if call.rang {
+        call.phase == Phase::Live
+    } else {
+        call.started.elapsed() >= CONNECT_WINDOW || call.relay_halves >= 2
+    }
+}
+
+fn end_call<O: Clone>(
+    state: &mut State<O>,
+    call: CallId,
+    by_key: &str,
+    recall_wait: Duration,
+) -> Option<Ended<O>> {
+    let mut entry = state.calls.remove(&call)?;
+    if !recall_wait.is_zero() && !became_a_chat(&entry) {
+        let now = Instant::now();
+        // Expired waits are dropped now and then, so the map holds at most
+        // the failed calls of one wait.
+        if state.recall_after.len() >= 1024 && state.recall_after.len().is_power_of_two() {
+            state.recall_after.retain(|_, after| *after > now);
+        }
+        state.recall_after.insert(
+            (entry.caller.clone(), entry.callee.clone()),
+            now + recall_wait,
+        );
+    }
+    let relays = std::mem::take(&mut entry.relays);
     let other = if entry.caller == by_key {
         entry.callee
     } else {
@@ -589,6 +767,7 @@ fn end_call<O: Clone>(state: &mut State<O>, call: CallId, by_key: &str) -> Optio
         by,
         notify,
         duration: entry.started.elapsed(),
+        relays,
     })
 }
 
@@ -778,16 +957,20 @@ mod tests {
     fn relay_needs_the_right_token_once() {
         let reg = with(&["a", "b"]);
         let call = reg.claim_call("a", "b", T).unwrap().call;
-        assert!(reg.claim_relay(call, &Token([8; 16])).is_none());
-        assert!(reg.claim_relay(call + 1, &T).is_none());
-        let Some(RelayTicket::First { caller, callee, .. }) = reg.claim_relay(call, &T) else {
+        assert!(reg.claim_relay(call, &Token([8; 16]), "relay").is_none());
+        assert!(reg.claim_relay(call + 1, &T, "relay").is_none());
+        let Some(RelayTicket::First { caller, callee, .. }) = reg.claim_relay(call, &T, "relay")
+        else {
             panic!("first half refused");
         };
         assert_eq!((caller.as_str(), callee.as_str()), ("a", "b"));
-        assert_eq!(reg.claim_relay(call, &T), Some(RelayTicket::Second));
-        assert!(reg.claim_relay(call, &T).is_none(), "replay");
+        assert_eq!(
+            reg.claim_relay(call, &T, "relay"),
+            Some(RelayTicket::Second)
+        );
+        assert!(reg.claim_relay(call, &T, "relay").is_none(), "replay");
         reg.hangup("a", call);
-        assert!(reg.claim_relay(call, &T).is_none(), "ended");
+        assert!(reg.claim_relay(call, &T, "relay").is_none(), "ended");
     }
 
     #[test]
@@ -802,7 +985,7 @@ mod tests {
             Err(CallError::Busy("a".into()))
         );
         assert!(
-            reg.claim_relay(call, &T).is_none(),
+            reg.claim_relay(call, &T, "relay").is_none(),
             "no relay for a resumed call"
         );
         let ended = reg.hangup("b", call).unwrap();
@@ -908,7 +1091,7 @@ mod tests {
         let reg = ringing(&["a", "b", "c"]);
         let call = reg.claim_call("a", "b", T).unwrap().call;
         assert!(
-            reg.claim_relay(call, &T).is_none(),
+            reg.claim_relay(call, &T, "relay").is_none(),
             "no relay while ringing"
         );
         assert_eq!(reg.answer("a", call), None, "the caller cannot answer");
@@ -926,7 +1109,7 @@ mod tests {
         assert_eq!(reg.decline("b", call), None);
         assert_eq!(reg.ring_out(call), None, "a live call does not ring out");
         assert!(matches!(
-            reg.claim_relay(call, &T),
+            reg.claim_relay(call, &T, "relay"),
             Some(RelayTicket::First { .. })
         ));
         let ended = reg.hangup("a", call).unwrap();

@@ -4,13 +4,23 @@
 //!
 //! The caller's connection comes first: the server checks the token, asks
 //! the callee (through its registration connection) to open the second, and
-//! waits for it in the [`Rendezvous`]. When it comes, each connection's own
-//! thread copies the lines it reads to the other connection, under the same
-//! line limit as every other input. When either side closes, both do.
+//! waits for it in [`Relays`]. When it comes, each connection's own thread
+//! copies the lines it reads to the other connection, under the same line
+//! limit as every other input and at most `--relay-rate` bytes a second.
+//!
+//! A side that closes is half-closed, as TCP means it: everything it sent
+//! is delivered to the other side, which then reads EOF, and the other
+//! direction goes on until it ends too; only then are both connections
+//! closed. A write that fails (the other side is gone) stops only that
+//! direction. The registry hands the relay's connections back when the
+//! call ends, and the server closes them: a relay never outlives its call.
+//! At most `--max-relays` relays are open at once.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Sender};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::connection::{LineReader, Outbox, ReadError, SharedStream};
@@ -24,12 +34,35 @@ const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// A relayed chat silent this long is over (peers ping every 5 s).
 const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Most bytes one direction writes at once: lines already read are sent
+/// together, one system call for many.
+const BATCH: usize = 16 * 1024;
+
 /// The second half of a relay, handed to the first.
 struct Join {
     /// Where the first half writes what it reads.
     writer: Outbox,
-    /// Where the first half answers with its own writer.
-    back: Sender<Outbox>,
+    /// Where the first half answers with its own writer and the pair's
+    /// shared ending.
+    back: Sender<(Outbox, Arc<Ends>)>,
+}
+
+/// How many bytes a second each direction may carry, and how many relays
+/// may be open at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RelayLimits {
+    pub max_relays: usize,
+    /// Bytes a second per direction; 0 for no limit.
+    pub rate: u64,
+}
+
+impl Default for RelayLimits {
+    fn default() -> Self {
+        RelayLimits {
+            max_relays: 256,
+            rate: 1024 * 1024,
+        }
+    }
 }
 
 /// Why a relay connection is refused; the reply's code and text are
@@ -44,6 +77,8 @@ enum RelayRefusal {
     CalleeDidNotJoin,
     /// The callee's half came, but the caller's had given up.
     CallerGone,
+    /// `--max-relays` relays are open.
+    Full,
 }
 
 impl From<RelayRefusal> for ServerLine {
@@ -64,18 +99,61 @@ impl From<RelayRefusal> for ServerLine {
                 ErrorCode::Unreachable,
                 "the caller's relay connection is gone",
             ),
+            RelayRefusal::Full => (
+                ErrorCode::ServerFull,
+                "too many relayed chats at once; try again later",
+            ),
         };
         ServerLine::error(code, message)
     }
 }
 
-/// First halves waiting for their second, by call.
-#[derive(Default)]
-pub struct Rendezvous {
+/// The relays: first halves waiting for their second, by call; how many
+/// are open, and the bytes they carried.
+pub struct Relays {
     waiting: Mutex<HashMap<CallId, Sender<Join>>>,
+    limits: RelayLimits,
+    open: AtomicUsize,
+    bytes: AtomicU64,
+    refused: AtomicU64,
 }
 
-impl Rendezvous {
+impl Relays {
+    pub fn new(limits: RelayLimits) -> Relays {
+        Relays {
+            waiting: Mutex::default(),
+            limits,
+            open: AtomicUsize::new(0),
+            bytes: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
+        }
+    }
+
+    /// Relays open now (each counted once, by its first half).
+    pub fn open(&self) -> usize {
+        self.open.load(Ordering::Relaxed)
+    }
+
+    /// Bytes relayed since the server started, both directions.
+    pub fn bytes_relayed(&self) -> u64 {
+        self.bytes.load(Ordering::Relaxed)
+    }
+
+    /// Relay connections refused for want of a slot (`--max-relays`).
+    pub fn refused(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
+    }
+
+    fn slot(&self) -> Option<Slot<'_>> {
+        let max = self.limits.max_relays;
+        self.open
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| Slot(self))
+    }
+
     fn insert(&self, call: CallId, first: Sender<Join>) {
         self.lock().insert(call, first);
     }
@@ -89,11 +167,34 @@ impl Rendezvous {
     }
 }
 
+/// One open relay, counted against `max_relays` while it lives.
+struct Slot<'a>(&'a Relays);
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// The two directions of one relay: the last to end closes both
+/// connections.
+#[derive(Default)]
+struct Ends {
+    ended: AtomicUsize,
+}
+
+impl Ends {
+    /// One direction ended; whether it was the last.
+    fn finish(&self) -> bool {
+        self.ended.fetch_add(1, Ordering::AcqRel) == 1
+    }
+}
+
 /// Serves one relay connection whose first line was `RELAY call token`;
 /// returns when the relayed chat is over. `own` writes to this connection.
 pub fn serve(
     registry: &Registry<Outbox>,
-    rendezvous: &Rendezvous,
+    relays: &Relays,
     own: &Outbox,
     reader: LineReader<SharedStream>,
     call: CallId,
@@ -102,37 +203,43 @@ pub fn serve(
     let refuse = |why: RelayRefusal| {
         let _ = own.send(&ServerLine::from(why));
     };
-    match registry.claim_relay(call, &token) {
+    match registry.claim_relay(call, &token, own.clone()) {
         None => refuse(RelayRefusal::NoSuchCall),
         Some(RelayTicket::First {
             caller,
             callee,
             callee_outbox,
         }) => {
+            let Some(_slot) = relays.slot() else {
+                relays.refused.fetch_add(1, Ordering::Relaxed);
+                log!("chat {call}: relay refused, {} open", relays.open());
+                return refuse(RelayRefusal::Full);
+            };
             let (first, joins) = mpsc::channel();
-            rendezvous.insert(call, first);
+            relays.insert(call, first);
             if callee_outbox
                 .send(&ServerLine::RelayRequested { call })
                 .is_err()
             {
-                rendezvous.take(call);
+                relays.take(call);
                 return refuse(RelayRefusal::CalleeSilent);
             }
             log!("chat {call}: {caller} cannot reach {callee} directly; relaying");
             let Ok(join) = joins.recv_timeout(JOIN_TIMEOUT) else {
-                rendezvous.take(call);
+                relays.take(call);
                 return refuse(RelayRefusal::CalleeDidNotJoin);
             };
+            let ends = Arc::new(Ends::default());
             if own.send(&ServerLine::Relayed { call }).is_err()
-                || join.back.send(own.clone()).is_err()
+                || join.back.send((own.clone(), ends.clone())).is_err()
             {
                 return join.writer.close();
             }
-            copy(reader, own, &join.writer);
+            copy(reader, own, &join.writer, &ends, relays);
             log!("chat {call}: relay closed");
         }
         Some(RelayTicket::Second) => {
-            let Some(first) = rendezvous.take(call) else {
+            let Some(first) = relays.take(call) else {
                 return refuse(RelayRefusal::CallerGone);
             };
             if own.send(&ServerLine::Relayed { call }).is_err() {
@@ -144,28 +251,144 @@ pub fn serve(
                 back,
             });
             match (joined, answer.recv_timeout(JOIN_TIMEOUT)) {
-                (Ok(()), Ok(peer)) => copy(reader, own, &peer),
+                (Ok(()), Ok((peer, ends))) => copy(reader, own, &peer, &ends, relays),
                 _ => own.close(),
             }
         }
     }
 }
 
-/// Copies lines from `reader` to `to` until either side ends, then closes
-/// both connections so the opposite copy ends too.
-fn copy(mut reader: LineReader<SharedStream>, own: &Outbox, to: &Outbox) {
-    loop {
-        match reader.read_line_by(Some(Instant::now() + IDLE_TIMEOUT)) {
-            Ok(line) => {
-                if to.send(&line).is_err() {
+/// Copies lines from `reader` (this connection, written through `own`) to
+/// `to` until this side ends, at most `rate` bytes a second; then
+/// half-closes `to`, so the other side reads EOF after the last line. A
+/// failed write to `to` stops the copying but not the reading: the other
+/// direction may still be delivering. The second direction to end closes
+/// both connections.
+fn copy(
+    mut reader: LineReader<SharedStream>,
+    own: &Outbox,
+    to: &Outbox,
+    ends: &Ends,
+    relays: &Relays,
+) {
+    let mut bucket = Bucket::new(relays.limits.rate);
+    let mut delivering = true;
+    let mut open = true;
+    while open {
+        let mut batch = String::new();
+        loop {
+            match reader.read_line_by(Some(Instant::now() + IDLE_TIMEOUT)) {
+                Ok(line) => {
+                    batch.push_str(&line);
+                    batch.push('\n');
+                }
+                // Peers only send UTF-8; a broken line is dropped, not relayed.
+                Err(ReadError::InvalidUtf8) => {}
+                Err(_) => {
+                    open = false;
                     break;
                 }
             }
-            // Peers only send UTF-8; a broken line is dropped, not relayed.
-            Err(ReadError::InvalidUtf8) => {}
-            Err(_) => break,
+            if batch.len() >= BATCH || !reader.has_line() {
+                break;
+            }
+        }
+        if delivering && !batch.is_empty() {
+            bucket.take(batch.len());
+            if to.send_keeping_reads(&batch).is_ok() {
+                relays
+                    .bytes
+                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
+            } else {
+                delivering = false;
+            }
         }
     }
-    to.close();
-    own.close();
+    to.close_write();
+    if ends.finish() {
+        to.close();
+        own.close();
+    }
+}
+
+/// A token bucket: `take(n)` returns once `n` more bytes fit under `rate`
+/// bytes a second, allowing a burst of one second's worth.
+struct Bucket {
+    rate: u64,
+    tokens: f64,
+    last: Instant,
+}
+
+impl Bucket {
+    fn new(rate: u64) -> Bucket {
+        Bucket {
+            rate,
+            tokens: rate as f64,
+            last: Instant::now(),
+        }
+    }
+
+    fn take(&mut self, n: usize) {
+        if self.rate == 0 {
+            return;
+        }
+        let rate = self.rate as f64;
+        let now = Instant::now();
+        let burst = rate.max(BATCH as f64);
+        self.tokens = (self.tokens + now.duration_since(self.last).as_secs_f64() * rate).min(burst);
+        self.last = now;
+        self.tokens -= n as f64;
+        if self.tokens < 0.0 {
+            thread::sleep(Duration::from_secs_f64(-self.tokens / rate));
+            self.last = Instant::now();
+            self.tokens = 0.0;
+        }
+    }
+}
+
+/// How long after its call ended a relay may still deliver what was in
+/// flight (a `BYE` sent just before the `HANGUP`) before it is closed.
+pub const DRAIN: Duration = Duration::from_millis(500);
+
+/// Closes the relay connections of a call that ended, after [`DRAIN`], on
+/// a short-lived thread (at once if none can be started).
+pub fn close_after_drain(connections: Vec<Outbox>) {
+    if connections.is_empty() {
+        return;
+    }
+    let close = |connections: &[Outbox]| connections.iter().for_each(Outbox::close);
+    let shared = Arc::new(connections);
+    let later = shared.clone();
+    let spawned = thread::Builder::new()
+        .name("relay-close".into())
+        .stack_size(64 * 1024)
+        .spawn(move || {
+            thread::sleep(DRAIN);
+            close(&later);
+        });
+    if spawned.is_err() {
+        close(&shared);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bucket_holds_a_direction_to_its_rate_after_one_burst() {
+        let mut bucket = Bucket::new(200_000);
+        let started = Instant::now();
+        // 200,000 bytes of burst, then 100,000 more at 200,000 a second.
+        for _ in 0..30 {
+            bucket.take(10_000);
+        }
+        let took = started.elapsed();
+        assert!(took >= Duration::from_millis(450), "{took:?}");
+        assert!(took < Duration::from_secs(3), "{took:?}");
+        let mut unlimited = Bucket::new(0);
+        let started = Instant::now();
+        unlimited.take(usize::MAX);
+        assert!(started.elapsed() < Duration::from_millis(100));
+    }
 }

@@ -17,6 +17,7 @@ mod admission;
 mod presence;
 mod ring_timer;
 
+use std::cell::RefCell;
 use std::fmt;
 use std::io::{self, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -31,8 +32,10 @@ use crate::protocol::{
     CallId, ErrorCode, FEATURE_MISSED, FEATURE_NO_RELAY_CODE, FEATURE_PRESENCE, FEATURE_RELAY,
     FEATURE_RING, MAX_LINE, NameError, ProtocolError, Request, ServerLine, Token, printable,
 };
-use crate::registry::{CallError, ClientFeatures, ConnId, Ended, RegisterError, Registry, Setup};
-use crate::relay::{self, Rendezvous};
+use crate::registry::{
+    CallError, CallLimits, ClientFeatures, ConnId, Ended, RegisterError, Registry, Setup,
+};
+use crate::relay::{self, RelayLimits, Relays};
 use crate::token::random_token;
 use admission::Unregistered;
 use presence::Watchers;
@@ -69,6 +72,34 @@ pub struct Config {
     pub max_unregistered_per_ip: usize,
     /// How often presence changes go out to watchers, in one batch.
     pub presence_interval: Duration,
+    /// How long a caller whose call did not become a chat waits before
+    /// calling the same peer again (zero: no wait).
+    pub recall_wait: Duration,
+    /// Most calls one client may start in a minute.
+    pub max_calls_per_minute: usize,
+    /// Most relayed chats at once.
+    pub max_relays: usize,
+    /// Bytes a second each direction of a relay may carry (0: no limit).
+    pub relay_rate: u64,
+    /// How often the server logs a summary of its load while anything is
+    /// happening.
+    pub summary_interval: Duration,
+}
+
+impl Config {
+    fn call_limits(&self) -> CallLimits {
+        CallLimits {
+            recall_wait: self.recall_wait,
+            calls_per_minute: self.max_calls_per_minute,
+        }
+    }
+
+    fn relay_limits(&self) -> RelayLimits {
+        RelayLimits {
+            max_relays: self.max_relays,
+            rate: self.relay_rate,
+        }
+    }
 }
 
 impl Default for Config {
@@ -82,6 +113,11 @@ impl Default for Config {
             ring_timeout: Duration::from_secs(30),
             max_unregistered_per_ip: 16,
             presence_interval: Duration::from_millis(250),
+            recall_wait: CallLimits::default().recall_wait,
+            max_calls_per_minute: CallLimits::default().calls_per_minute,
+            max_relays: RelayLimits::default().max_relays,
+            relay_rate: RelayLimits::default().rate,
+            summary_interval: Duration::from_secs(60),
         }
     }
 }
@@ -149,6 +185,21 @@ enum Refusal {
     CalleeSilent(String),
     /// The OS random source failed.
     NoCallToken,
+    /// The caller's last call to this callee did not become a chat.
+    TooSoon {
+        callee: String,
+        wait: Duration,
+    },
+    /// The caller started its limit of calls in the last minute.
+    TooManyCalls {
+        limit: usize,
+        wait: Duration,
+    },
+}
+
+/// A wait as a person reads it: whole seconds, rounded up.
+fn whole_secs(wait: Duration) -> u64 {
+    wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
 }
 
 impl From<Refusal> for ServerLine {
@@ -215,6 +266,21 @@ impl From<Refusal> for ServerLine {
                 ErrorCode::Internal,
                 "the server cannot make a call token right now".into(),
             ),
+            Refusal::TooSoon { callee, wait } => (
+                ErrorCode::TooSoon,
+                format!(
+                    "your last call to {callee} did not become a chat; wait {} s before \
+                     calling {callee} again",
+                    whole_secs(wait)
+                ),
+            ),
+            Refusal::TooManyCalls { limit, wait } => (
+                ErrorCode::TooSoon,
+                format!(
+                    "at most {limit} calls a minute; wait {} s before the next",
+                    whole_secs(wait)
+                ),
+            ),
         };
         ServerLine::Error { code, message }
     }
@@ -242,6 +308,8 @@ impl From<CallError> for Refusal {
             CallError::Busy(who) => Refusal::Busy(who),
             CallError::AlreadyInCall => Refusal::AlreadyInCall,
             CallError::NotRegistered => Refusal::NotRegistered,
+            CallError::TooSoon { callee, wait } => Refusal::TooSoon { callee, wait },
+            CallError::TooManyCalls { limit, wait } => Refusal::TooManyCalls { limit, wait },
         }
     }
 }
@@ -249,13 +317,15 @@ impl From<CallError> for Refusal {
 /// State every client thread shares.
 struct Shared {
     registry: Arc<Registry<Outbox>>,
-    rendezvous: Rendezvous,
+    relays: Relays,
     config: Config,
     clients: AtomicUsize,
     next_conn: AtomicU64,
     ring_timer: RingTimer,
     watchers: Arc<Watchers>,
     unregistered: Unregistered<Outbox>,
+    /// Connections refused since the start: server full, or relays full.
+    refused: AtomicU64,
 }
 
 /// Binds `config.listen`, prints `listening on ADDR` as the first line of
@@ -275,12 +345,17 @@ pub fn run(config: Config) -> Result<(), ServerError> {
     drop(stdout);
     log!(
         "server listening on {local} (max clients {}, idle timeout {}s, register timeout {}s, \
-         ring timeout {}s, relay {})",
+         ring timeout {}s, relay {}, max relays {}, relay rate {} bytes/s, recall wait {}s, \
+         max calls per minute {})",
         config.max_clients,
         config.idle_timeout.as_secs_f32(),
         config.register_timeout.as_secs_f32(),
         config.ring_timeout.as_secs_f32(),
-        if config.relay { "on" } else { "off" }
+        if config.relay { "on" } else { "off" },
+        config.max_relays,
+        config.relay_rate,
+        config.recall_wait.as_secs(),
+        config.max_calls_per_minute
     );
     serve(listener, config);
     Ok(())
@@ -289,7 +364,13 @@ pub fn run(config: Config) -> Result<(), ServerError> {
 /// The accept loop. It survives every accept error: it logs, backs off
 /// briefly when the process is out of resources, and goes on.
 pub fn serve(listener: TcpListener, config: Config) {
-    let registry = Arc::new(Registry::new());
+    let registry = Arc::new(Registry::with_limits(config.call_limits()));
+    serve_with(listener, config, registry);
+}
+
+/// [`serve`] over a table the caller keeps a handle to (tests check its
+/// invariants while clients do their worst).
+pub fn serve_with(listener: TcpListener, config: Config, registry: Arc<Registry<Outbox>>) {
     let watchers = Arc::new(Watchers::default());
     presence::start(registry.clone(), watchers.clone(), config.presence_interval);
     let shared = Arc::new(Shared {
@@ -297,11 +378,13 @@ pub fn serve(listener: TcpListener, config: Config) {
         unregistered: Unregistered::new(config.max_unregistered_per_ip),
         registry,
         watchers,
-        rendezvous: Rendezvous::default(),
+        relays: Relays::new(config.relay_limits()),
         config,
         clients: AtomicUsize::new(0),
         next_conn: AtomicU64::new(1),
+        refused: AtomicU64::new(0),
     });
+    start_summary(shared.clone());
     loop {
         match listener.accept() {
             Ok((stream, addr)) => admit(&shared, stream, addr),
@@ -330,6 +413,7 @@ fn admit(shared: &Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
     let _ = stream.set_write_timeout(Some(CLIENT_WRITE_DEADLINE));
     let slot = ClientSlot::take(shared);
     let Some(slot) = slot else {
+        shared.refused.fetch_add(1, Ordering::Relaxed);
         log!(
             "refused {addr}: server full ({} clients)",
             shared.config.max_clients
@@ -355,6 +439,71 @@ fn admit(shared: &Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
     if let Err(e) = spawned {
         log!("cannot start a thread for {addr}: {e}");
         shared.unregistered.leave(addr.ip(), conn);
+    }
+}
+
+/// Starts the thread that logs, every `--summary-interval` while anything
+/// is happening, one line an operator can read the load from.
+fn start_summary(shared: Arc<Shared>) {
+    let interval = shared.config.summary_interval;
+    let task = move || {
+        let mut last = Summary::default();
+        loop {
+            thread::sleep(interval);
+            let now = Summary {
+                peers: shared.registry.len(),
+                calls: shared.registry.calls_open(),
+                relays: shared.relays.open(),
+                bytes_relayed: shared.relays.bytes_relayed(),
+                refused: shared.refused.load(Ordering::Relaxed) + shared.relays.refused(),
+                log_dropped: log::dropped_total(),
+                connections: shared.clients.load(Ordering::Relaxed),
+            };
+            if now.is_quiet() && now == last {
+                continue;
+            }
+            log!(
+                "summary: {} peers online, {} connections, {} calls open, {} relays open, \
+                 {} bytes relayed in the last {}s ({} in all), {} connections refused, \
+                 {} log lines dropped",
+                now.peers,
+                now.connections,
+                now.calls,
+                now.relays,
+                now.bytes_relayed - last.bytes_relayed,
+                interval.as_secs(),
+                now.bytes_relayed,
+                now.refused,
+                now.log_dropped
+            );
+            last = now;
+        }
+    };
+    let started = thread::Builder::new()
+        .name("summary".into())
+        .stack_size(64 * 1024)
+        .spawn(task);
+    if let Err(e) = started {
+        log!("cannot start the load summary: {e}");
+    }
+}
+
+/// What one summary line says.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Summary {
+    peers: usize,
+    connections: usize,
+    calls: usize,
+    relays: usize,
+    bytes_relayed: u64,
+    refused: u64,
+    log_dropped: u64,
+}
+
+impl Summary {
+    /// Nothing online or open: nothing to sum up unless a count moved.
+    fn is_quiet(&self) -> bool {
+        self.peers == 0 && self.connections == 0 && self.calls == 0 && self.relays == 0
     }
 }
 
@@ -390,6 +539,56 @@ struct Session {
     /// What the client announced (before or after registering).
     features: ClientFeatures,
     leave_reason: String,
+    /// How many of this connection's refusals were logged, so one client's
+    /// flood of bad lines costs the log a few lines, not one each.
+    bad_lines: RefCell<BadLines>,
+}
+
+/// How many bad lines of one connection are logged in each
+/// [`BAD_LINES_WINDOW`]; the rest are counted and summarised.
+const BAD_LINES_LOGGED: u32 = 5;
+const BAD_LINES_WINDOW: Duration = Duration::from_secs(10);
+
+/// One connection's logged and unlogged refusals in the current window.
+struct BadLines {
+    window_start: Instant,
+    logged: u32,
+    unlogged: u64,
+}
+
+impl BadLines {
+    fn new() -> BadLines {
+        BadLines {
+            window_start: Instant::now(),
+            logged: 0,
+            unlogged: 0,
+        }
+    }
+
+    /// Whether the next refusal is logged. A new window first summarises
+    /// what the last one left out.
+    fn admit(&mut self, addr: SocketAddr) -> bool {
+        if self.window_start.elapsed() >= BAD_LINES_WINDOW {
+            self.summarise(addr);
+            self.window_start = Instant::now();
+            self.logged = 0;
+        }
+        if self.logged < BAD_LINES_LOGGED {
+            self.logged += 1;
+            true
+        } else {
+            self.unlogged += 1;
+            false
+        }
+    }
+
+    /// Logs how many refusals went unlogged, if any.
+    fn summarise(&mut self, addr: SocketAddr) {
+        if self.unlogged > 0 {
+            log!("… and {} more bad lines from {addr}", self.unlogged);
+            self.unlogged = 0;
+        }
+    }
 }
 
 impl Session {
@@ -401,10 +600,12 @@ impl Session {
         self.outbox.send(line)
     }
 
-    /// Logs and answers a request we refuse.
+    /// Logs (the first few of each window) and answers a request we refuse.
     fn refuse(&self, why: impl Into<Refusal>, line: &str) -> io::Result<()> {
         let reply = ServerLine::from(why.into());
-        if let ServerLine::Error { code, message } = &reply {
+        if let ServerLine::Error { code, message } = &reply
+            && self.bad_lines.borrow_mut().admit(self.addr)
+        {
             log!(
                 "rejected {} from {} ({}): {code}: {message}",
                 printable(line),
@@ -434,6 +635,7 @@ impl Session {
 impl Drop for Session {
     fn drop(&mut self) {
         self.leave();
+        self.bad_lines.get_mut().summarise(self.addr);
         self.shared().unregistered.leave(self.addr.ip(), self.conn);
     }
 }
@@ -444,6 +646,7 @@ fn announce_end(ended: &Ended<Outbox>, from: &str) {
         ended.call,
         ended.duration.as_secs_f32()
     );
+    relay::close_after_drain(ended.relays.clone());
     if let Some(outbox) = &ended.notify {
         let _ = outbox.send(&ServerLine::PeerHungUp {
             call: ended.call,
@@ -479,6 +682,7 @@ fn serve_client(
         name: None,
         features: ClientFeatures::default(),
         leave_reason: "connection closed".into(),
+        bad_lines: RefCell::new(BadLines::new()),
     };
     let mut reader = LineReader::new(SharedStream(stream));
     let register_timeout = session.shared().config.register_timeout;
@@ -529,7 +733,7 @@ fn serve_client(
                 shared.unregistered.leave(addr.ip(), conn);
                 relay::serve(
                     &shared.registry,
-                    &shared.rendezvous,
+                    &shared.relays,
                     &session.outbox,
                     reader,
                     call,

@@ -165,7 +165,10 @@ fn past_max_clients_a_new_connection_is_told_server_full() {
 
 #[test]
 fn two_callers_racing_for_one_peer_exactly_one_wins_every_time() {
-    let server = Server::start();
+    // Each round's call is hung up at once, which is a call that did not
+    // become a chat: without these options the next round's winner would
+    // have to wait (hostile_server.rs tests that wait).
+    let server = Server::start_with(&["--recall-wait", "0", "--max-calls-per-minute", "100000"]);
     let mut target = registered(&server, "target");
     let callers: Vec<Raw> = ["one", "two"]
         .iter()

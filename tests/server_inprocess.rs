@@ -188,9 +188,13 @@ fn ring(caller: &mut Raw, callee: &mut Raw, caller_name: &str, callee_name: &str
     call
 }
 
+/// A server whose calls ring out in 1 s. These tests call the same peer
+/// again after calls that did not become chats, so there is no recall wait
+/// (`hostile_server.rs` tests the wait).
 fn ringing_server() -> SocketAddr {
     serve(Config {
         ring_timeout: Duration::from_secs(1),
+        recall_wait: Duration::ZERO,
         ..Config::default()
     })
 }

@@ -142,11 +142,14 @@ pub enum ErrorCode {
     /// The server was started with `--no-relay`, so a relay connection is
     /// refused; a client can say so instead of quoting the server's text.
     NoRelay,
+    /// A call refused for now: the caller's last call to this peer did not
+    /// become a chat, or it calls too often. The text says how long to wait.
+    TooSoon,
     Internal,
 }
 
 impl ErrorCode {
-    const ALL: [ErrorCode; 18] = [
+    const ALL: [ErrorCode; 19] = [
         ErrorCode::UnknownCommand,
         ErrorCode::BadRequest,
         ErrorCode::LineTooLong,
@@ -164,6 +167,7 @@ impl ErrorCode {
         ErrorCode::BadToken,
         ErrorCode::Unreachable,
         ErrorCode::NoRelay,
+        ErrorCode::TooSoon,
         ErrorCode::Internal,
     ];
 
@@ -186,6 +190,7 @@ impl ErrorCode {
             ErrorCode::BadToken => "bad-token",
             ErrorCode::Unreachable => "unreachable",
             ErrorCode::NoRelay => "no-relay",
+            ErrorCode::TooSoon => "too-soon",
             ErrorCode::Internal => "internal",
         }
     }
