@@ -248,3 +248,20 @@ fn a_servers_error_texts_and_garbage_are_shown_not_obeyed() {
     drop(chat);
     let _ = fake.join();
 }
+
+#[test]
+fn a_hundred_thousand_relayed_lines_then_q_all_arrive_in_order_once() {
+    let server = Server::start();
+    let mut alice = login(&server, "alice");
+    // Bob advertises an address nobody listens on: the chat is relayed.
+    let mut bob = Chat::spawn(server.addr, &["--advertise", "127.0.0.1:1"]);
+    bob.label = "bob".into();
+    bob.expect("Enter your visible name: ");
+    bob.send("bob");
+    bob.expect("Online users");
+    alice.send("bob");
+    common::answer(&mut bob, "alice");
+    alice.expect("Connected to bob (relayed through the server");
+    bob.expect("alice connected (relayed");
+    lines_then_q_all_arrive(&server, &mut alice, &mut bob, 100_000);
+}
