@@ -297,3 +297,45 @@ fn reconnecting_survives_a_path_that_accepts_and_drops_while_the_server_is_down(
         list(&server) == ["USER alice free"]
     });
 }
+
+/// A listener whose accept queue is full and never drained: a connection to
+/// it gets no answer at all, as a firewall that drops packets would give.
+fn blackhole() -> (
+    std::net::TcpListener,
+    Vec<std::net::TcpStream>,
+    std::net::SocketAddr,
+) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut fillers = Vec::new();
+    for _ in 0..1000 {
+        match std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_millis(100)) {
+            Ok(stream) => fillers.push(stream),
+            Err(_) => break,
+        }
+    }
+    (listener, fillers, addr)
+}
+
+#[test]
+fn a_blackholed_direct_path_falls_back_to_the_relay_at_once() {
+    let (_hole, _fillers, hole) = blackhole();
+    let server = Server::start();
+    let mut alice = login_with(&server, "alice", &[]);
+    let mut bob = login_with(&server, "bob", &["--advertise", &hole.to_string()]);
+    alice.send("bob");
+    common::answer(&mut bob, "alice");
+    let answered = std::time::Instant::now();
+    alice.expect("Connected to bob (relayed through the server");
+    // Happy Eyeballs: the relay starts 250 ms after the direct attempt,
+    // which hangs; without the race this took the 2 s connect timeout. The
+    // bound is generous; the bench has the tight figure.
+    let took = answered.elapsed();
+    assert!(
+        took < std::time::Duration::from_millis(1500),
+        "took {took:?}"
+    );
+    bob.expect("alice connected (relayed");
+    alice.send("around the hole");
+    bob.expect("alice: around the hole");
+}

@@ -291,3 +291,77 @@ pub fn keys_under_flood(table: &mut Table) {
         .value(&flooded)
         .goal(Goal::Below(100.0));
 }
+
+/// A listener whose accept queue is full and never drained: connecting to
+/// it gets no answer, as a firewall that drops packets would give.
+fn blackhole() -> (std::net::TcpListener, Vec<TcpStream>, SocketAddr) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut fillers = Vec::new();
+    for _ in 0..1000 {
+        match TcpStream::connect_timeout(&addr, Duration::from_millis(100)) {
+            Ok(stream) => fillers.push(stream),
+            Err(_) => break,
+        }
+    }
+    (listener, fillers, addr)
+}
+
+/// Milliseconds from typing the callee's name to `Connected to`, with the
+/// callee answering at once and advertising `advertise` (its own port when
+/// `None`).
+fn setup_ms(addr: SocketAddr, advertise: Option<SocketAddr>) -> f64 {
+    static RUN: AtomicUsize = AtomicUsize::new(0);
+    let run = RUN.fetch_add(1, Ordering::Relaxed);
+    let (caller, callee) = (format!("caller{run}"), format!("callee{run}"));
+    let start = |name: &str, extra: &[String]| {
+        let mut command = Command::new(CHAT);
+        command
+            .args([
+                "--server",
+                &addr.to_string(),
+                "--name",
+                name,
+                "--auto-answer",
+            ])
+            .args(extra);
+        let mut chat = Driven::spawn(command);
+        chat.wait_for("Online users");
+        chat
+    };
+    let extra: Vec<String> = advertise
+        .map(|a| vec!["--advertise".into(), a.to_string()])
+        .unwrap_or_default();
+    let mut b = start(&callee, &extra);
+    let mut a = start(&caller, &[]);
+    let typed = Instant::now();
+    a.send(&callee);
+    a.wait_for(&format!("Connected to {callee}"));
+    let took = typed.elapsed();
+    b.wait_for("connected");
+    took.as_secs_f64() * 1e3
+}
+
+/// Call set-up when the callee's direct path answers, refuses, or is
+/// blackholed (then the relay must win within half a second).
+pub fn call_setup(table: &mut Table) {
+    println!("\n[6] call set-up: direct, refused, blackholed direct path");
+    let (_server, addr) = start_server(&[]);
+    let direct = Figure::of("ms", || setup_ms(addr, None));
+    let refused_port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let refused = Figure::of("ms", || setup_ms(addr, Some(refused_port)));
+    let (_hole, _fillers, hole) = blackhole();
+    let blackholed = Figure::of("ms", || setup_ms(addr, Some(hole)));
+    table.row("call set-up, direct").value(&direct);
+    table
+        .row("call set-up, direct refused → relay")
+        .value(&refused)
+        .goal(Goal::Below(500.0));
+    table
+        .row("call set-up, direct blackholed → relay")
+        .value(&blackholed)
+        .goal(Goal::Below(500.0));
+}

@@ -56,6 +56,7 @@ fn main() {
     server::capacity(&mut table, peers);
     chat::chat(&mut table);
     chat::keys_under_flood(&mut table);
+    chat::call_setup(&mut table);
     editor::editor(&mut table);
     table.print();
     println!("total time {:.0} s", started.elapsed().as_secs_f64());

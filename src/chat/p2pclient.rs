@@ -9,7 +9,9 @@
 //! as [`Event::Dialed`].
 
 use std::fmt;
-use std::net::{SocketAddr, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, mpsc};
 
 use std::thread;
 use std::time::{Duration, Instant};
@@ -137,29 +139,151 @@ pub fn spawn(dial: Dial, events: Events) {
     }
 }
 
-/// Direct first, each address in turn, then the relay.
+/// How long each attempt has before the next one starts alongside it
+/// (RFC 8305's "connection attempt delay").
+const ATTEMPT_DELAY: Duration = Duration::from_millis(250);
+
+/// The attempts of one dial racing each other, Happy Eyeballs style: each
+/// registers its socket here, so the winner can close the others.
+struct Race {
+    decided: AtomicBool,
+    sockets: Mutex<Vec<(usize, TcpStream)>>,
+}
+
+impl Race {
+    fn register(&self, attempt: usize, stream: &TcpStream) {
+        if let Ok(clone) = stream.try_clone() {
+            self.sockets
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push((attempt, clone));
+        }
+        // Registered after the race was decided: a loser, closed at once.
+        if self.decided.load(Ordering::Acquire) {
+            let _ = stream.shutdown(Shutdown::Both);
+        }
+    }
+
+    /// `winner` won: every other attempt's socket is closed, so at most one
+    /// link is ever live for the call.
+    fn decide(&self, winner: usize) {
+        self.decided.store(true, Ordering::Release);
+        let sockets = self.sockets.lock().unwrap_or_else(PoisonError::into_inner);
+        for (attempt, stream) in sockets.iter() {
+            if *attempt != winner {
+                let _ = stream.shutdown(Shutdown::Both);
+            }
+        }
+    }
+}
+
+/// The candidates, direct first in the server's order, then the relay,
+/// raced: the first starts at once, each next one [`ATTEMPT_DELAY`] after
+/// the one before (or as soon as one fails), and the first to finish its
+/// handshake wins. Every direct candidate but the first, and the relay,
+/// start together after one delay, so a blackholed direct path costs a
+/// quarter of a second, not a connect timeout per address.
 fn run(dial: &Dial) -> Result<Dialed, DialError> {
-    let mut failures = Vec::new();
-    for &addr in &dial.addrs {
-        match connect(addr, PEER_CONNECT_TIMEOUT)
-            .and_then(|(stream, reader)| greet(stream, reader, &dial.hello, Route::Direct))
-        {
-            Ok(conn) => return Ok(Dialed { conn, addr }),
-            Err(why) => failures.push((Way::Direct(addr), why)),
+    let mut ways: Vec<Way> = dial.addrs.iter().map(|&a| Way::Direct(a)).collect();
+    ways.push(Way::Relay);
+    let race = Arc::new(Race {
+        decided: AtomicBool::new(false),
+        sockets: Mutex::new(Vec::new()),
+    });
+    let (results, inbox) = mpsc::channel();
+    let mut failures: Vec<Option<WayError>> = vec![None; ways.len()];
+    let (mut started, mut running) = (0, 0);
+    let mut next_start = Instant::now();
+    loop {
+        let now = Instant::now();
+        while started < ways.len() && (now >= next_start || running == 0) {
+            let (attempt, way) = (started, ways[started].clone());
+            started += 1;
+            let (race, results, hello) = (race.clone(), results.clone(), dial.hello.clone());
+            let (server, call, token) = (dial.server, dial.call, dial.token);
+            let spawned = thread::Builder::new()
+                .name("p2pclient-try".into())
+                .spawn(move || {
+                    let result = try_way(&way, server, call, token, &hello, &race, attempt);
+                    let _ = results.send((attempt, result));
+                });
+            match spawned {
+                Ok(_) => running += 1,
+                Err(e) => failures[attempt] = Some(WayError::Connect(e.to_string())),
+            }
+            // Only the first attempt runs alone for a while.
+            if attempt == 0 {
+                next_start = now + ATTEMPT_DELAY;
+            }
+        }
+        if running == 0 && started == ways.len() {
+            let failures = ways
+                .into_iter()
+                .zip(failures)
+                .map(|(way, why)| (way, why.unwrap_or(WayError::RelayUnexpected)))
+                .collect();
+            return Err(DialError::Unreachable(failures));
+        }
+        let wait = if started < ways.len() {
+            next_start.saturating_duration_since(Instant::now())
+        } else {
+            // Every attempt has its own bound; this one only guards the loop.
+            RELAY_TIMEOUT + ANSWER_TIMEOUT
+        };
+        match inbox.recv_timeout(wait) {
+            Ok((attempt, Ok(conn))) => {
+                race.decide(attempt);
+                let addr = match ways[attempt] {
+                    Way::Direct(addr) => addr,
+                    Way::Relay => dial.server,
+                };
+                return Ok(Dialed { conn, addr });
+            }
+            Ok((attempt, Err(why))) => {
+                failures[attempt] = Some(why);
+                running -= 1;
+                // A failure frees the next attempt to start at once.
+                next_start = Instant::now();
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) if started < ways.len() => {}
+            Err(_) => {
+                // No attempt answered within every bound: give up on all.
+                race.decide(usize::MAX);
+                for (attempt, why) in failures.iter_mut().enumerate() {
+                    if why.is_none() && attempt < started {
+                        *why = Some(WayError::NoAnswer("timed out".into()));
+                    }
+                }
+                running = 0;
+                started = ways.len();
+            }
         }
     }
-    let relayed = open_relay(dial.server, dial.call, dial.token)
-        .and_then(|(stream, reader)| greet(stream, reader, &dial.hello, Route::Relayed));
-    match relayed {
-        Ok(conn) => Ok(Dialed {
-            conn,
-            addr: dial.server,
-        }),
-        Err(why) => {
-            failures.push((Way::Relay, why));
-            Err(DialError::Unreachable(failures))
+}
+
+/// One attempt: a direct connection to `way`'s address, or the relay; then
+/// the handshake.
+fn try_way(
+    way: &Way,
+    server: SocketAddr,
+    call: CallId,
+    token: Token,
+    hello: &[PeerMessage],
+    race: &Race,
+    attempt: usize,
+) -> Result<Handshaken, WayError> {
+    let (stream, reader, route) = match way {
+        Way::Direct(addr) => {
+            let (stream, reader) = connect(*addr, PEER_CONNECT_TIMEOUT)?;
+            race.register(attempt, &stream);
+            (stream, reader, Route::Direct)
         }
-    }
+        Way::Relay => {
+            let (stream, reader) = open_relay_raced(server, call, token, race, attempt)?;
+            (stream, reader, Route::Relayed)
+        }
+    };
+    greet(stream, reader, hello, route)
 }
 
 fn connect(
@@ -206,7 +330,30 @@ pub fn open_relay(
     call: CallId,
     token: Token,
 ) -> Result<(TcpStream, LineReader<TcpStream>), WayError> {
-    let (mut stream, mut reader) = connect(server, PEER_CONNECT_TIMEOUT)?;
+    let (stream, reader) = connect(server, PEER_CONNECT_TIMEOUT)?;
+    join_relay(stream, reader, call, token)
+}
+
+/// [`open_relay`] as one attempt of a race: its socket is registered
+/// before the wait for the peer, so a winner elsewhere can end the wait.
+fn open_relay_raced(
+    server: SocketAddr,
+    call: CallId,
+    token: Token,
+    race: &Race,
+    attempt: usize,
+) -> Result<(TcpStream, LineReader<TcpStream>), WayError> {
+    let (stream, reader) = connect(server, PEER_CONNECT_TIMEOUT)?;
+    race.register(attempt, &stream);
+    join_relay(stream, reader, call, token)
+}
+
+fn join_relay(
+    mut stream: TcpStream,
+    mut reader: LineReader<TcpStream>,
+    call: CallId,
+    token: Token,
+) -> Result<(TcpStream, LineReader<TcpStream>), WayError> {
     write_line(&mut stream, &Request::Relay { call, token })
         .map_err(|e| WayError::Connect(e.to_string()))?;
     let line = reader
