@@ -22,6 +22,13 @@ use crate::unicode::is_bidi_control_or_separator;
 /// `text` as it may be shown: unchanged (and not copied) when it holds
 /// nothing a terminal would obey.
 pub fn shown(text: &str) -> Cow<'_, str> {
+    // Printable ASCII, the bulk of chat text, needs no look at characters.
+    if text
+        .bytes()
+        .all(|b| (0x20..0x7f).contains(&b) || b == b'\t')
+    {
+        return Cow::Borrowed(text);
+    }
     if !text.chars().any(needs_escape) {
         return Cow::Borrowed(text);
     }

@@ -9,7 +9,7 @@
 //! itself, so nothing a peer or the server does can keep it from the user's
 //! keys.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::time::{Duration, Instant};
 
@@ -57,7 +57,8 @@ pub(super) struct Driver {
     /// Where the relay is: the server's address that answered last.
     server_addr: std::net::SocketAddr,
     events: Events,
-    links: HashMap<LinkId, Link>,
+    /// A handful at most: a map without hashing is the cheapest per line.
+    links: BTreeMap<LinkId, Link>,
     /// Connections that said `HELLO`, waiting for the core's verdict.
     held: HashMap<LinkId, Handshaken>,
     next_link: LinkId,
@@ -66,6 +67,8 @@ pub(super) struct Driver {
     owed: Vec<LinkId>,
     /// Inputs the driver itself produced while carrying out outputs.
     feedback: VecDeque<Input>,
+    /// The core's outputs being carried out (kept, for its capacity).
+    outputs: Vec<Output>,
     /// Links closed and still sending their last lines: leaving waits for
     /// them (bounded), so a `BYE` and the lines before it are not lost.
     closing: Vec<Receiver<()>>,
@@ -98,11 +101,12 @@ impl Driver {
             server: Some(server),
             server_name,
             events,
-            links: HashMap::new(),
+            links: BTreeMap::new(),
             held: HashMap::new(),
             next_link: 1,
             owed: Vec::new(),
             feedback: VecDeque::new(),
+            outputs: Vec::new(),
             closing: Vec::new(),
             stdin,
             stdin_owed: 0,
@@ -161,13 +165,21 @@ impl Driver {
         self.carry_out();
     }
 
+    /// Feeds a batch at one instant: a thousand piped lines cost one clock
+    /// read, not a thousand.
+    fn feed_all(&mut self, inputs: impl IntoIterator<Item = Input>) {
+        let now = Instant::now();
+        for input in inputs {
+            self.core.handle(now, input);
+            self.carry_out();
+        }
+    }
+
     fn on_event(&mut self, event: Event) {
         match event {
             Event::Typed(typed) => {
                 self.ui.typed();
-                for typed in typed {
-                    self.feed(Input::Typed(typed));
-                }
+                self.feed_all(typed.into_iter().map(Input::Typed));
                 self.stdin_owed += 1;
             }
             // Nothing to do but wake up: `flush` gives the credits back.
@@ -250,10 +262,13 @@ impl Driver {
     /// Carries out what the core asked for, and what that feeds back.
     fn carry_out(&mut self) {
         loop {
-            let outputs: Vec<Output> = self.core.drain().collect();
-            for output in outputs {
+            let mut outputs = std::mem::take(&mut self.outputs);
+            self.core.take_outputs(&mut outputs);
+            for output in outputs.drain(..) {
                 self.apply(output);
             }
+            // The buffer's room is kept for the next round.
+            self.outputs = outputs;
             let Some(input) = self.feedback.pop_front() else {
                 return;
             };
@@ -355,12 +370,14 @@ impl Driver {
                 }
                 self.ui.line(kind, &text);
             }
-            Output::PeerLine { name, text } => {
-                if let Some(transcript) = &self.transcript {
-                    transcript.line(&self.clock.stamp(), &format!("{name}: {text}"));
-                }
+            Output::PeerLines { name, texts } => {
                 let at = self.timestamps.then(|| self.clock.hhmm());
-                self.ui.peer_line(at.as_deref(), &name, &text);
+                for text in &texts {
+                    if let Some(transcript) = &self.transcript {
+                        transcript.line(&self.clock.stamp(), &format!("{name}: {text}"));
+                    }
+                    self.ui.peer_line(at.as_deref(), &name, text);
+                }
             }
             Output::Prompt(text) => self.ui.prompt(&text),
             Output::Bell => self.ui.bell(),

@@ -28,8 +28,9 @@ use super::commands::{self, Command};
 use super::login::ServerLoss;
 use super::p2pclient::DialError;
 use crate::protocol::{
-    CallId, ErrorCode, FEATURE_MISSED, FEATURE_PRESENCE, FEATURE_RING, PeerMessage, Presence,
-    PresenceState, Request, ServerLine, Token, UserEntry, name_key, split_text, validate_name,
+    CallId, ErrorCode, FEATURE_MISSED, FEATURE_PRESENCE, FEATURE_RING, MAX_TEXT, PeerMessage,
+    Presence, PresenceState, Request, ServerLine, Token, UserEntry, name_key, split_text,
+    validate_name,
 };
 
 /// Tells links apart, so that a late event from a closed link is ignored.
@@ -264,8 +265,8 @@ pub enum Output {
     Reconnect { after: Duration, retry: Retry },
     /// Print a line.
     Line { kind: Kind, text: String },
-    /// Print a peer's line as `name: text`.
-    PeerLine { name: String, text: String },
+    /// Print a peer's lines as `name: text`.
+    PeerLines { name: String, texts: Vec<String> },
     /// Ask a question (plain mode; a terminal shows [`Core::status`]).
     Prompt(String),
     /// Ring the terminal bell.
@@ -612,8 +613,15 @@ impl Core {
     }
 
     /// What to do, in order, since the last call.
+    #[cfg(test)]
     pub fn drain(&mut self) -> std::vec::Drain<'_, Output> {
         self.outputs.drain(..)
+    }
+
+    /// Like [`Core::drain`], into `into` (empty), swapping buffers so that
+    /// neither side allocates per round.
+    pub fn take_outputs(&mut self, into: &mut Vec<Output>) {
+        std::mem::swap(&mut self.outputs, into);
     }
 
     /// How the program ends, once it does.
@@ -1242,6 +1250,16 @@ impl Core {
         }
     }
 
+    /// Sends one line that fits in one message, as it is.
+    fn send_owned(&mut self, now: Instant, line: String) {
+        let Some(chat) = self.chat_mut() else {
+            return;
+        };
+        chat.link.last_sent = now;
+        let link = chat.link.id;
+        self.send_peer(link, PeerMessage::Msg(line));
+    }
+
     /// Sends `text` to the peer as it is (split into pieces the protocol
     /// takes).
     fn send_text(&mut self, now: Instant, text: &str) {
@@ -1274,7 +1292,13 @@ impl Core {
             Command::Ignore(name) => return self.ignore(name),
             Command::Call(_) => return self.notice("One chat at a time: q ends this one first."),
             Command::Unknown(why) => return self.notice(format!("{why}; nothing was sent.")),
-            Command::Say(text) | Command::Text(text) => text,
+            Command::Say(text) => text,
+            // The line as typed, the bulk of piped chat: sent without a copy
+            // when it fits in one message.
+            Command::Text(_) if line.len() <= MAX_TEXT && !line.is_empty() => {
+                return self.send_owned(now, line);
+            }
+            Command::Text(text) => text,
         };
         self.send_text(now, text);
     }
@@ -2282,15 +2306,23 @@ impl Core {
         {
             // What the peer sent before it read our BYE is still its say.
             let peer = peer.clone();
+            let mut texts = Vec::new();
+            let mut bye = false;
             for msg in msgs {
                 match msg {
-                    PeerMessage::Msg(text) => self.out(Output::PeerLine {
-                        name: peer.clone(),
-                        text,
-                    }),
-                    PeerMessage::Bye => return self.left(now),
+                    PeerMessage::Msg(text) => texts.push(text),
+                    PeerMessage::Bye => {
+                        bye = true;
+                        break;
+                    }
                     _ => {}
                 }
+            }
+            if !texts.is_empty() {
+                self.out(Output::PeerLines { name: peer, texts });
+            }
+            if bye {
+                self.left(now);
             }
             return;
         }
@@ -2350,10 +2382,10 @@ impl Core {
         if answer_features {
             self.send_peer(link, Core::features());
         }
-        for text in shown {
-            self.out(Output::PeerLine {
-                name: peer.clone(),
-                text,
+        if !shown.is_empty() {
+            self.out(Output::PeerLines {
+                name: peer,
+                texts: shown,
             });
         }
         if main && let Some(&pong) = pongs.iter().max() {
