@@ -346,6 +346,19 @@ impl<O: Clone> Registry<O> {
         entries.into_iter().map(|(_, e)| e).collect()
     }
 
+    /// Where `asker` can dial `name` now: only when the two are in the same
+    /// call, so that nobody learns an address they were not given by a call.
+    pub fn locate(&self, asker: &str, name: &str) -> Option<(String, Vec<SocketAddr>)> {
+        let state = self.lock();
+        let me = state.peers.get(&name_key(asker))?;
+        let peer = state.peers.get(&name_key(name))?;
+        if me.call.is_none() || me.call != peer.call {
+            return None;
+        }
+        let addrs = candidates(me.seen, peer.advertised, peer.seen);
+        Some((peer.name.clone(), addrs))
+    }
+
     /// One peer's row, if online.
     pub fn lookup(&self, name: &str) -> Option<UserEntry> {
         let state = self.lock();

@@ -175,6 +175,8 @@ enum Refusal {
     Busy(String),
     AlreadyInCall,
     NotInCall(CallId),
+    /// `LOCATE` of someone the asker is not in a call with.
+    NotInCallWith(String),
     /// `ANSWER` or `DECLINE` for a call that is not ringing for this client.
     NotRinging(CallId),
     /// `RELAY` on a connection that already said something else.
@@ -246,6 +248,10 @@ impl From<Refusal> for ServerLine {
             Refusal::NotInCall(call) => {
                 (ErrorCode::NotInCall, format!("you are not in call {call}"))
             }
+            Refusal::NotInCallWith(name) => (
+                ErrorCode::NotInCall,
+                format!("you are not in a call with {name}"),
+            ),
             Refusal::NotRinging(call) => (
                 ErrorCode::NotInCall,
                 format!("call {call} is not ringing for you"),
@@ -790,6 +796,10 @@ fn handle_line(session: &mut Session, line: &str) -> io::Result<Flow> {
             Some(user) => session.reply(&ServerLine::Found(user))?,
             None => session.refuse(Refusal::UnknownUser(wanted), line)?,
         },
+        Request::Locate { name: wanted } => match shared.registry.locate(&name, &wanted) {
+            Some((peer, addrs)) => session.reply(&ServerLine::Located { peer, addrs })?,
+            None => session.refuse(Refusal::NotInCallWith(wanted), line)?,
+        },
         Request::Call { name: callee } => start_call(session, &name, &callee, line)?,
         Request::Hangup { call } => match shared.registry.hangup(&name, call) {
             Some(ended) => {
@@ -902,6 +912,7 @@ fn handle_unregistered(session: &mut Session, request: Request, line: &str) -> i
         }
         Request::List
         | Request::Lookup { .. }
+        | Request::Locate { .. }
         | Request::Call { .. }
         | Request::Hangup { .. }
         | Request::Resume { .. }

@@ -196,3 +196,21 @@ fn features_are_answered_before_and_after_register_and_follow_no_relay() {
         "OK FEATURES no-relay-code ring presence missed"
     );
 }
+
+#[test]
+fn locate_answers_only_for_the_peer_of_ones_own_call() {
+    let server = common::Server::start();
+    let mut alice = common::registered(&server, "alice");
+    let mut bob = common::registered(&server, "bob");
+    let mut eve = common::registered(&server, "eve");
+    assert!(alice.ask("LOCATE bob").starts_with("ERR not-in-call"));
+    let reply = alice.ask("CALL bob");
+    assert!(reply.starts_with("OK CALL bob "), "{reply}");
+    // bob hears of the call first.
+    assert!(bob.line().starts_with("EVENT INCOMING alice "));
+    assert_eq!(alice.ask("LOCATE bob"), "OK LOCATED bob 127.0.0.1:9");
+    assert_eq!(bob.ask("LOCATE alice"), "OK LOCATED alice 127.0.0.1:9");
+    // Nobody else learns where they are.
+    let refused = eve.ask("LOCATE bob");
+    assert!(refused.starts_with("ERR not-in-call"), "{refused}");
+}

@@ -99,7 +99,7 @@ impl fmt::Display for ProtocolError {
             ProtocolError::Empty => write!(f, "empty line; try LIST, CALL NAME or QUIT"),
             ProtocolError::UnknownCommand(verb) => write!(
                 f,
-                "unknown command {}; known: REGISTER LIST LOOKUP CALL ANSWER DECLINE HANGUP WATCH PING FEATURES QUIT RELAY RESUME",
+                "unknown command {}; known: REGISTER LIST LOOKUP LOCATE CALL ANSWER DECLINE HANGUP WATCH PING FEATURES QUIT RELAY RESUME",
                 printable(verb)
             ),
             ProtocolError::BadArguments { verb, usage } => {

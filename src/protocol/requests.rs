@@ -22,6 +22,9 @@ pub enum Request {
     List,
     /// `LOOKUP <name>`: is `name` online, and free?
     Lookup { name: String },
+    /// `LOCATE <name>`: where the peer we are in a call with can be dialed
+    /// now (to bring back a chat whose link broke); only for that peer.
+    Locate { name: String },
     /// `CALL <name>`: claim `name` and ourselves for a chat.
     Call { name: String },
     /// `HANGUP <call-id>`: the chat `call` is over; free both peers.
@@ -100,6 +103,13 @@ impl Request {
             "PING" => expect(0, "PING", "PING").map(|_| Request::Ping),
             "QUIT" => expect(0, "QUIT", "QUIT").map(|_| Request::Quit),
             "FEATURES" => parse_features(&args).map(Request::Features),
+            "LOCATE" => {
+                expect(1, "LOCATE", "LOCATE NAME")?;
+                validate_name(args[0]).map_err(ProtocolError::BadName)?;
+                Ok(Request::Locate {
+                    name: args[0].to_string(),
+                })
+            }
             "RESUME" => {
                 expect(1, "RESUME", "RESUME NAME")?;
                 validate_name(args[0]).map_err(ProtocolError::BadName)?;
@@ -149,6 +159,7 @@ impl fmt::Display for Request {
             Request::Register { name, advertise } => write!(f, "REGISTER {name} {advertise}"),
             Request::List => write!(f, "LIST"),
             Request::Lookup { name } => write!(f, "LOOKUP {name}"),
+            Request::Locate { name } => write!(f, "LOCATE {name}"),
             Request::Call { name } => write!(f, "CALL {name}"),
             Request::Hangup { call } => write!(f, "HANGUP {call}"),
             Request::Ping => write!(f, "PING"),
@@ -181,6 +192,7 @@ mod tests {
             },
             Request::List,
             Request::Lookup { name: "bob".into() },
+            Request::Locate { name: "bob".into() },
             Request::Call { name: "bob".into() },
             Request::Hangup { call: 42 },
             Request::Ping,

@@ -202,6 +202,12 @@ pub enum ServerLine {
     /// `EVENT NOANSWER <call-id> <name>`: the call with `name` rang out
     /// unanswered; both are free.
     NoAnswer { call: CallId, peer: String },
+    /// `OK LOCATED <name> <addr>…`: the answer to `LOCATE`: dial these, in
+    /// order, to reach the peer of our call now.
+    Located {
+        peer: String,
+        addrs: Vec<SocketAddr>,
+    },
     /// `EVENT MISSED <caller>`: `caller` called while we were busy.
     Missed { caller: String },
     /// `EVENT PRESENCE <state>:<name>…`: what changed since the last such
@@ -274,6 +280,15 @@ impl ServerLine {
                     ("OK", "RELAYED", [call]) => Ok(ServerLine::Relayed {
                         call: parse_call_id(call)?,
                     }),
+                    ("OK", "LOCATED", [peer, addrs @ ..]) if !addrs.is_empty() => {
+                        Ok(ServerLine::Located {
+                            peer: peer.to_string(),
+                            addrs: addrs
+                                .iter()
+                                .map(|a| parse_addr(a))
+                                .collect::<Result<_, _>>()?,
+                        })
+                    }
                     ("OK", "RESUMED", [peer, call]) => Ok(ServerLine::Resumed {
                         peer: peer.to_string(),
                         call: parse_call_id(call)?,
@@ -375,6 +390,13 @@ impl fmt::Display for ServerLine {
             }
             ServerLine::Relayed { call } => write!(f, "OK RELAYED {call}"),
             ServerLine::Resumed { peer, call } => write!(f, "OK RESUMED {peer} {call}"),
+            ServerLine::Located { peer, addrs } => {
+                write!(f, "OK LOCATED {peer}")?;
+                for addr in addrs {
+                    write!(f, " {addr}")?;
+                }
+                Ok(())
+            }
             ServerLine::Error { code, message } => write!(f, "ERR {code} {message}"),
             ServerLine::Incoming {
                 caller,
