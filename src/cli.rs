@@ -100,6 +100,8 @@ Options:
   --auto-answer          connect incoming calls at once, without asking
   --log FILE             append a transcript of the session to FILE
   --timestamps           show the time (HH:MM) before each chat line
+  --grace SECS           keep a chat whose link broke this long, reconnecting
+                         [default: 60]
   --quiet                no bell on an incoming call
   -h, --help             print this help
   --version              print the version
@@ -309,6 +311,7 @@ pub fn parse_chat(
                 no_value(&flag, inline)?;
                 config.timestamps = true;
             }
+            "--grace" => config.grace = Some(secs(&flag, &args.value(&flag, inline)?)?),
             "--log" => {
                 let file = args.value(&flag, inline)?;
                 if file.is_empty() {

@@ -122,11 +122,18 @@ fn chatting_with_yourself_echoes_every_line() {
 #[test]
 fn a_peer_killed_mid_chat_frees_the_other() {
     let server = Server::start();
-    let mut alice = login(&server, "alice");
+    // A broken link is waited for (the grace period, 1 s here) in case the
+    // peer comes back; a killed one does not.
+    let mut alice = Chat::spawn(server.addr, &["--grace", "1"]);
+    alice.label = "alice".into();
+    alice.expect("Enter your visible name: ");
+    alice.send("alice");
+    alice.expect("Online users");
     let mut bob = login(&server, "bob");
     connect(&mut alice, &mut bob);
     bob.kill();
-    alice.expect("bob left the chat");
+    alice.expect("link to bob lost; reconnecting…");
+    alice.expect("The link to bob could not be brought back; the chat ended.");
     alice.expect("Online users (1)");
     alice.expect("  alice (you)\n");
     assert_eq!(server_list(&server), ["USER alice free"]);

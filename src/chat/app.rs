@@ -18,12 +18,13 @@ use super::core::{Core, Dialed, Exit, Input, Kind, LinkEnd, LinkId, Output, Sett
 use super::link::{Handshaken, LINK_HIGH_WATER, Link};
 use super::login::{self, ServerConn, ServerConnId, ServerEvent, ServerLoss};
 use super::p2pclient::{self, DialError};
-use super::p2pserver;
+use super::p2pserver::{self, Greeting};
 use super::transcript::Transcript;
 use super::ui::{StdinCredits, Ui};
 use super::{ChatError, Event, Events};
 use crate::connection::write_line;
 use crate::protocol::{PeerMessage, ServerLine};
+use crate::token::random_token;
 
 /// Most events handled between two flushes of the output and the links.
 const EVENTS_PER_ROUND: usize = 4096;
@@ -222,12 +223,21 @@ impl Driver {
                 let link = self.new_link_id();
                 let route = hello.conn.route;
                 self.held.insert(link, hello.conn);
-                self.feed(Input::Hello {
-                    link,
-                    caller: hello.caller,
-                    call: hello.call,
-                    token: hello.token,
-                    route,
+                self.feed(match hello.greeting {
+                    Greeting::Call { call, token } => Input::Hello {
+                        link,
+                        caller: hello.caller,
+                        call,
+                        token,
+                        route,
+                    },
+                    Greeting::Rejoin { key, received } => Input::Rehello {
+                        link,
+                        caller: hello.caller,
+                        key,
+                        received,
+                        route,
+                    },
                 });
             }
             Event::Dialed { call, result } => {
@@ -237,10 +247,19 @@ impl Driver {
                     let started = Link::start(link, dialed.conn, self.events.clone())
                         .map_err(|e| DialError::Start(e.to_string()))?;
                     self.links.insert(link, started);
+                    // The chat's secret for bringing it back, should its
+                    // link break: the core has no randomness of its own.
+                    let key = random_token().map_err(|e| DialError::Start(e.to_string()))?;
+                    let rejoined = match dialed.answer {
+                        PeerMessage::Rewelcome { received, .. } => Some(received),
+                        _ => None,
+                    };
                     Ok(Dialed {
                         link,
                         addr: dialed.addr,
                         route,
+                        key,
+                        rejoined,
                     })
                 });
                 self.feed(Input::Dialed { call, result });
@@ -336,12 +355,14 @@ impl Driver {
                 token,
                 hello,
                 addrs,
+                relay,
             } => p2pclient::spawn(
                 p2pclient::Dial {
                     call,
                     token,
                     hello,
                     addrs,
+                    relay,
                     server: self.server_addr,
                 },
                 self.events.clone(),

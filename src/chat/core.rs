@@ -40,7 +40,17 @@ pub type LinkId = u64;
 
 /// The features this chat announces to peers, on a `FEATURES` line after
 /// `HELLO` or `WELCOME`.
-pub const PEER_FEATURES: &[&str] = &[FEATURE_PING_ID, FEATURE_BYE_ACK];
+pub const PEER_FEATURES: &[&str] = &[FEATURE_PING_ID, FEATURE_BYE_ACK, FEATURE_RESUME];
+
+/// A broken link is brought back, and no line is lost or doubled: lines are
+/// counted and acknowledged, and the caller dials again.
+const FEATURE_RESUME: &str = "resume";
+
+/// Unacknowledged lines kept to send again, at most: past it, typing waits.
+const RESUME_BUFFER: usize = 1024 * 1024;
+
+/// How often the caller tries to bring a broken link back.
+const REJOIN_EVERY: Duration = Duration::from_secs(1);
 
 /// The features this chat announces to the server; `ring` only when calls
 /// are answered by the user.
@@ -89,6 +99,9 @@ pub struct Timers {
     pub reconnect: Duration,
     /// How long leaving a chat waits for the peer to acknowledge `BYE`.
     pub leave: Duration,
+    /// How long a chat whose link broke is kept, waiting for it to come
+    /// back (`--grace`).
+    pub grace: Duration,
 }
 
 impl Default for Timers {
@@ -101,6 +114,7 @@ impl Default for Timers {
             silence: Duration::from_secs(20),
             reconnect: Duration::from_millis(500),
             leave: Duration::from_secs(10),
+            grace: Duration::from_secs(60),
         }
     }
 }
@@ -168,6 +182,10 @@ pub struct Dialed {
     pub link: LinkId,
     pub addr: SocketAddr,
     pub route: Route,
+    /// A fresh secret from the driver, for the chat this dial starts.
+    pub key: Token,
+    /// The peer's `REWELCOME` count, when the dial brought a chat back.
+    pub rejoined: Option<u64>,
 }
 
 /// Everything the core hears about.
@@ -195,6 +213,15 @@ pub enum Input {
         caller: String,
         call: CallId,
         token: Token,
+        route: Route,
+    },
+    /// A peer connected and said `REHELLO`: it brings back the chat whose
+    /// link broke.
+    Rehello {
+        link: LinkId,
+        caller: String,
+        key: Token,
+        received: u64,
         route: Route,
     },
     /// The dial for `call` is over.
@@ -258,6 +285,8 @@ pub enum Output {
         token: Token,
         hello: Vec<PeerMessage>,
         addrs: Vec<SocketAddr>,
+        /// Whether the relay is the last way to try.
+        relay: bool,
     },
     /// Open our half of the server's relay for `call`.
     JoinRelay { call: CallId, token: Token },
@@ -360,7 +389,17 @@ enum Place {
         token: Token,
         until: Instant,
     },
-    Chatting(Chat),
+    Chatting(Box<Chat>),
+    /// The chat's link broke without a `BYE`: the chat is kept for the
+    /// grace period while the caller dials again (the callee waits).
+    Rejoining {
+        chat: Box<Chat>,
+        until: Instant,
+        next_try: Instant,
+        dialing: bool,
+        /// Lines typed since the link broke, pending.
+        pending: u64,
+    },
     /// We said `BYE` to a peer that acknowledges it: waiting (bounded) for
     /// its `BYE` or the link's end, so that it has read every line before
     /// the connection closes. Lines it sent meanwhile are still shown.
@@ -394,6 +433,101 @@ struct Chat {
     echo: Option<LinkState>,
     /// Set once the peer's side is over.
     ending: Option<Ending>,
+    /// Who dialed: only the caller dials again when the link breaks.
+    role: Role,
+    /// What a broken link needs to be brought back; `None` until both
+    /// sides have said they can.
+    resume: Resume,
+}
+
+/// Who dialed the chat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Caller,
+    Callee,
+}
+
+/// The chat's delivery record, per chat and not per link: every line has
+/// a number (its place in the count), the peer acknowledges how many it
+/// has, and what it has not acknowledged is kept to send again.
+#[derive(Debug, Default)]
+struct Resume {
+    /// The chat's secret, given by the caller in `RESUMABLE`.
+    key: Option<Token>,
+    /// The peer announced `resume`.
+    peer_resumes: bool,
+    /// Lines sent so far, and those of them not yet acknowledged (the last
+    /// `unacked.len()` of them).
+    sent: u64,
+    unacked: VecDeque<String>,
+    unacked_bytes: usize,
+    /// Lines received so far.
+    received: u64,
+}
+
+impl Resume {
+    fn active(&self) -> bool {
+        self.key.is_some() && self.peer_resumes
+    }
+
+    /// Counts a line about to be sent, and keeps it until acknowledged;
+    /// `false` when the buffer is full and the line must not go.
+    fn keep(&mut self, line: &str) -> bool {
+        if !self.active() {
+            self.sent += 1;
+            return true;
+        }
+        if self.unacked_bytes + line.len() > RESUME_BUFFER {
+            return false;
+        }
+        self.sent += 1;
+        self.unacked_bytes += line.len();
+        self.unacked.push_back(line.to_string());
+        true
+    }
+
+    /// The number of the first line not yet acknowledged.
+    fn acked(&self) -> u64 {
+        self.sent - self.unacked.len() as u64
+    }
+
+    fn acknowledge(&mut self, upto: u64) {
+        while self.acked() < upto.min(self.sent) {
+            if let Some(line) = self.unacked.pop_front() {
+                self.unacked_bytes -= line.len();
+            }
+        }
+    }
+
+    /// The lines the peer, which has `received`, has not got.
+    fn to_resend(&self, received: u64) -> impl Iterator<Item = &String> {
+        let skip = received.saturating_sub(self.acked()) as usize;
+        self.unacked.iter().skip(skip)
+    }
+
+    /// "N of your lines were not confirmed by bob …: “…”, …", or `None`:
+    /// a line the peer read just before the link broke may be among them,
+    /// since its acknowledgement was lost with the link.
+    fn undelivered(&self, peer: &str) -> Option<String> {
+        if self.unacked.is_empty() {
+            return None;
+        }
+        let words: Vec<String> = self
+            .unacked
+            .iter()
+            .take(3)
+            .map(|line| {
+                let first: String = line.split(' ').take(4).collect::<Vec<_>>().join(" ");
+                let first: String = first.chars().take(40).collect();
+                format!("\u{201c}{first}\u{2026}\u{201d}")
+            })
+            .collect();
+        let n = self.unacked.len();
+        Some(format!(
+            "{n} of your lines were not confirmed by {peer} (they may not have arrived): {}.",
+            words.join(", ")
+        ))
+    }
 }
 
 /// What the core knows of one link's liveness.
@@ -495,6 +629,11 @@ enum Pending {
         cancelled: bool,
     },
     Hangup,
+    /// `LOCATE`, to dial a broken chat's peer again.
+    Locate,
+    /// `LOOKUP` of a broken chat's peer the server said hung up: gone for
+    /// now, or done with us?
+    Lookup,
     Answer,
     Decline,
     Watch,
@@ -672,6 +811,13 @@ impl Core {
                 },
             ),
             Input::Dialed { call, result } => self.on_dialed(now, call, result),
+            Input::Rehello {
+                link,
+                caller,
+                key,
+                received,
+                route,
+            } => self.on_rehello(now, link, &caller, key, received, route),
             Input::Peer { link, msgs } => self.on_peer(now, link, msgs),
             Input::LinkEnded { link, end } => self.on_link_ended(now, link, end),
         }
@@ -693,6 +839,18 @@ impl Core {
         }
         match self.place() {
             Some(Place::Connecting { until, .. } | Place::Leaving { until, .. }) => at(*until),
+            Some(Place::Rejoining {
+                chat,
+                until,
+                next_try,
+                dialing,
+                ..
+            }) => {
+                at(*until);
+                if chat.role == Role::Caller && !dialing {
+                    at(*next_try);
+                }
+            }
             Some(Place::Chatting(chat)) => {
                 at(chat.link.last_sent + t.ping_every);
                 if chat.ending.is_none() {
@@ -763,14 +921,20 @@ impl Core {
         for (link, msg) in pings {
             self.out(Output::Peer { link, msg });
         }
+        let resumable = matches!(self.place(), Some(Place::Chatting(chat)) if chat.resume.active());
         if let Some(how) = gone {
-            self.peer_finished(now, how);
+            if resumable {
+                self.start_rejoining(now);
+            } else {
+                self.peer_finished(now, how);
+            }
         } else if ending_over {
             self.finish_chat(now, Waiting::Over);
         }
         if leave_over {
             self.left(now);
         }
+        self.rejoining_timeout(now);
         if let Some((caller, call)) = unanswered {
             self.line(
                 Kind::Notice,
@@ -808,6 +972,7 @@ impl Core {
                 }
                 Place::Chatting(chat) => format!("to {}> ", chat.peer),
                 Place::Leaving { peer, .. } => format!("leaving {peer}… "),
+                Place::Rejoining { chat, .. } => format!("reconnecting to {}… > ", chat.peer),
             },
         }
     }
@@ -930,7 +1095,7 @@ impl Core {
                                 )
                             })
                     }
-                    Place::Ringing { .. } => true,
+                    Place::Ringing { .. } | Place::Rejoining { .. } => true,
                     Place::Chatting(chat) => chat.ending.is_none(),
                     _ => false,
                 },
@@ -959,6 +1124,10 @@ impl Core {
             if let Some(Place::Ringing { caller, call }) = self.place() {
                 let (caller, call) = (caller.clone(), *call);
                 self.answer_typed(now, &caller, call, typed);
+                continue;
+            }
+            if matches!(self.place(), Some(Place::Rejoining { .. })) {
+                self.rejoining_typed(now, typed);
                 continue;
             }
             match typed {
@@ -1040,6 +1209,7 @@ impl Core {
             }
             Place::AtList => self.finish(now, Exit::Quit),
             Place::Leaving { .. } => self.left(now),
+            Place::Rejoining { .. } => self.end_rejoining(now, RejoinEnd::ByUser),
         }
     }
 
@@ -1255,9 +1425,18 @@ impl Core {
         let Some(chat) = self.chat_mut() else {
             return;
         };
+        if !chat.resume.keep(&line) {
+            return self.buffer_full();
+        }
         chat.link.last_sent = now;
         let link = chat.link.id;
         self.send_peer(link, PeerMessage::Msg(line));
+    }
+
+    fn buffer_full(&mut self) {
+        self.notice(
+            "Not sent: the peer has not confirmed the last 1 MiB yet; try again in a moment.",
+        );
     }
 
     /// Sends `text` to the peer as it is (split into pieces the protocol
@@ -1273,6 +1452,12 @@ impl Core {
         let link = chat.link.id;
         let pieces: Vec<String> = split_text(text).map(str::to_string).collect();
         for piece in pieces {
+            let Some(chat) = self.chat_mut() else {
+                return;
+            };
+            if !chat.resume.keep(&piece) {
+                return self.buffer_full();
+            }
             self.send_peer(link, PeerMessage::Msg(piece));
         }
     }
@@ -1517,6 +1702,22 @@ impl Core {
                     self.show_list(now);
                 }
             }
+            (Pending::Locate, Reply::Line(ServerLine::Located { addrs, .. })) => {
+                self.on_located(addrs)
+            }
+            (Pending::Locate, Reply::Line(ServerLine::Error { .. })) => {
+                // Not in a call with the peer on the server yet (one of us
+                // is still registering again): try again shortly.
+                if let Some(Place::Rejoining { dialing, .. }) = self.place_mut() {
+                    *dialing = false;
+                }
+            }
+            (Pending::Lookup, Reply::Line(ServerLine::Found(_))) => {
+                // Online, and not with us: the peer ended the chat.
+                self.end_rejoining(now, RejoinEnd::ByPeer)
+            }
+            (Pending::Lookup, Reply::Line(ServerLine::Error { .. }))
+            | (Pending::Resume, Reply::Line(ServerLine::Error { .. })) => {}
             (Pending::Resume, Reply::Line(ServerLine::Resumed { peer, call })) => {
                 self.on_resumed(now, &peer, call)
             }
@@ -1554,6 +1755,10 @@ impl Core {
             self.notice("Reconnected to the registration server.");
             match self.place() {
                 Some(Place::Chatting(chat)) if chat.ending.is_none() => {
+                    let name = chat.peer.clone();
+                    self.send(now, Request::Resume { name }, Pending::Resume);
+                }
+                Some(Place::Rejoining { chat, .. }) => {
                     let name = chat.peer.clone();
                     self.send(now, Request::Resume { name }, Pending::Resume);
                 }
@@ -1693,6 +1898,7 @@ impl Core {
             token,
             hello,
             addrs,
+            relay: true,
         });
         self.set_place(Place::Dialing { peer, call, echo });
     }
@@ -1724,6 +1930,14 @@ impl Core {
     }
 
     fn on_resumed(&mut self, now: Instant, peer: &str, call: CallId) {
+        if let Some(Place::Rejoining { chat, dialing, .. }) = self.place_mut()
+            && name_key(&chat.peer) == name_key(peer)
+        {
+            // A dial under the old number finds no place and is closed.
+            chat.call = call;
+            *dialing = false;
+            return;
+        }
         match self.chat_mut() {
             Some(chat) if chat.ending.is_none() && name_key(&chat.peer) == name_key(peer) => {
                 chat.call = call
@@ -2019,6 +2233,12 @@ impl Core {
                     probe = Some((chat.link.id, msg));
                 }
             }
+            Some(Place::Rejoining { chat, .. }) if chat.call == call => {
+                // Gone from the server with its link (it may come back), or
+                // done with us: the server's list tells.
+                let name = chat.peer.clone();
+                return self.send(now, Request::Lookup { name }, Pending::Lookup);
+            }
             Some(Place::Connecting { call: ringing, .. }) if *ringing == call => {
                 self.notice(format!("{peer} hung up before the chat started."));
                 return self.back_to_list_after_failure(now);
@@ -2205,14 +2425,16 @@ impl Core {
                     ) => *echo = Echo::Attached(state),
                     (Accept::Caller(caller), Some(place)) => {
                         let call = hello.call;
-                        *place = Place::Chatting(Chat {
+                        *place = Place::Chatting(Box::new(Chat {
                             peer: caller.clone(),
                             call,
                             link: state,
                             route: hello.route,
                             echo: None,
                             ending: None,
-                        });
+                            role: Role::Callee,
+                            resume: Resume::default(),
+                        }));
                         let how = match hello.route {
                             Route::Relayed => " (relayed through the server: no direct route)",
                             Route::Direct => "",
@@ -2241,6 +2463,23 @@ impl Core {
     }
 
     fn on_dialed(&mut self, now: Instant, call: CallId, result: Result<Dialed, DialError>) {
+        if let Some(Place::Rejoining { chat, dialing, .. }) = self.place_mut()
+            && chat.call == call
+        {
+            *dialing = false;
+            match result {
+                Ok(Dialed {
+                    link,
+                    route,
+                    rejoined: Some(received),
+                    ..
+                }) => self.rejoined(now, link, route, received),
+                Ok(dialed) => self.out(Output::Close { link: dialed.link }),
+                // Not yet: the next try comes after REJOIN_EVERY.
+                Err(_) => {}
+            }
+            return;
+        }
         let dialing = matches!(
             self.place(),
             Some(Place::Dialing { call: c, .. }) if *c == call
@@ -2286,14 +2525,21 @@ impl Core {
         };
         let mut link = LinkState::new(dialed.link, now);
         link.announced = true;
-        self.set_place(Place::Chatting(Chat {
+        // A chat with ourselves has no link to lose to the network.
+        let key = (!self.is_me(&peer)).then_some(dialed.key);
+        self.set_place(Place::Chatting(Box::new(Chat {
             peer,
             call,
             link,
             route: dialed.route,
             echo,
             ending: None,
-        }));
+            role: Role::Caller,
+            resume: Resume {
+                key,
+                ..Resume::default()
+            },
+        })));
     }
 
     fn on_peer(&mut self, now: Instant, link: LinkId, msgs: Vec<PeerMessage>) {
@@ -2346,6 +2592,7 @@ impl Core {
         let mut pongs = Vec::new();
         let mut bye = false;
         let mut answer_features = false;
+        let (mut received, mut acked, mut resumable, mut resumes) = (0u64, None, None, None);
         for msg in msgs {
             let state = if main {
                 &mut chat.link
@@ -2353,12 +2600,20 @@ impl Core {
                 chat.echo.as_mut().expect("checked above")
             };
             match msg {
-                PeerMessage::Msg(text) => shown.push(text),
+                PeerMessage::Msg(text) => {
+                    if main {
+                        received += 1;
+                    }
+                    shown.push(text)
+                }
+                PeerMessage::Ack(upto) if main => acked = acked.max(Some(upto)),
+                PeerMessage::Resumable(key) if main => resumable = Some(key),
                 // Only the latest PING of a batch is answered: a flood of
                 // PINGs costs one PONG per batch, not one each.
                 PeerMessage::Ping(number) => ping = Some(number),
                 PeerMessage::Pong(number) => pongs.push(state.ponged(number)),
                 PeerMessage::Features(words) => {
+                    resumes = Some(words.iter().any(|w| w == FEATURE_RESUME));
                     state.numbered = words.iter().any(|w| w == FEATURE_PING_ID);
                     state.acks_bye = words.iter().any(|w| w == FEATURE_BYE_ACK);
                     answer_features |= !std::mem::replace(&mut state.announced, true);
@@ -2381,6 +2636,32 @@ impl Core {
         }
         if answer_features {
             self.send_peer(link, Core::features());
+        }
+        if main && let Some(chat) = self.chat_mut() {
+            let resume = &mut chat.resume;
+            let mut announce = None;
+            if let Some(resumes) = resumes {
+                // The caller's key goes only to a callee that can use it.
+                if resumes && !resume.peer_resumes && chat.role == Role::Caller {
+                    announce = resume.key;
+                }
+                resume.peer_resumes = resumes;
+            }
+            // Only the callee takes a key: the caller made its own.
+            if chat.role == Role::Callee && resumable.is_some() {
+                resume.key = resumable;
+            }
+            resume.received += received;
+            if let Some(upto) = acked {
+                resume.acknowledge(upto);
+            }
+            let ack = (received > 0 && resume.active()).then_some(resume.received);
+            if let Some(key) = announce {
+                self.send_peer(link, PeerMessage::Resumable(key));
+            }
+            if let Some(count) = ack {
+                self.send_peer(link, PeerMessage::Ack(count));
+            }
         }
         if !shown.is_empty() {
             self.out(Output::PeerLines {
@@ -2421,6 +2702,207 @@ impl Core {
         }
     }
 
+    // ---- chats that survive the network ---------------------------------
+
+    /// The chat's link broke without a BYE: keep the chat for the grace
+    /// period, and (the caller) dial again.
+    fn start_rejoining(&mut self, now: Instant) {
+        let Some(Place::Chatting(_)) = self.place() else {
+            return;
+        };
+        let Some(Place::Chatting(chat)) = self.set_place(Place::AtList) else {
+            return;
+        };
+        self.out(Output::Close { link: chat.link.id });
+        self.notice(format!("link to {} lost; reconnecting…", chat.peer));
+        let until = now + self.settings.timers.grace;
+        self.set_place(Place::Rejoining {
+            chat,
+            until,
+            next_try: now,
+            dialing: false,
+            pending: 0,
+        });
+    }
+
+    /// A typed line while the link is down: kept, and sent once it is
+    /// back; `q` ends the chat at once.
+    fn rejoining_typed(&mut self, now: Instant, typed: Typed) {
+        let text = match typed {
+            Typed::Line(line) => match commands::parse(&line) {
+                Command::Quit => return self.end_rejoining(now, RejoinEnd::ByUser),
+                Command::Text(_) | Command::Say(_) if line.is_empty() => return,
+                Command::Say(text) => text.to_string(),
+                Command::Text(_) => line,
+                Command::Unknown(why) => return self.notice(format!("{why}; nothing was sent.")),
+                _ => return self.notice("Not now: the link is down; q ends the chat."),
+            },
+            Typed::Pasted(text) => text,
+            Typed::Eof => {
+                self.typed.push_front(Typed::Eof);
+                return self.end_rejoining(now, RejoinEnd::ByUser);
+            }
+            Typed::Quit | Typed::Interrupt => return self.end_rejoining(now, RejoinEnd::ByUser),
+        };
+        let Some(Place::Rejoining { chat, pending, .. }) = self.place_mut() else {
+            return;
+        };
+        let peer = chat.peer.clone();
+        let mut kept = true;
+        for piece in split_text(&text) {
+            kept &= chat.resume.keep(piece);
+        }
+        *pending += 1;
+        let first = *pending == 1;
+        if !kept {
+            self.buffer_full();
+        } else if first {
+            self.notice(format!(
+                "(not sent yet: what you type now goes to {peer} once the link is back)"
+            ));
+        }
+    }
+
+    /// The link is back (`received`: how many of our lines the peer has):
+    /// what it has not got goes again, and the chat goes on.
+    fn rejoined(&mut self, now: Instant, link: LinkId, route: Route, received: u64) {
+        let Some(Place::Rejoining { .. }) = self.place() else {
+            return self.out(Output::Close { link });
+        };
+        let Some(Place::Rejoining { mut chat, .. }) = self.set_place(Place::AtList) else {
+            return;
+        };
+        chat.resume.acknowledge(received);
+        let resend: Vec<String> = chat.resume.to_resend(received).cloned().collect();
+        let mut state = LinkState::new(link, now);
+        state.numbered = chat.link.numbered;
+        state.acks_bye = chat.link.acks_bye;
+        state.announced = true;
+        chat.link = state;
+        chat.route = route;
+        let peer = chat.peer.clone();
+        self.set_place(Place::Chatting(chat));
+        for line in &resend {
+            self.send_peer(link, PeerMessage::Msg(line.clone()));
+        }
+        let n = resend.len();
+        let lines = if n == 1 { "line" } else { "lines" };
+        self.notice(format!("back with {peer} ({n} {lines} resent)"));
+        if self.online() {
+            // The server may have ended the call meanwhile: busy again.
+            self.send(now, Request::Resume { name: peer }, Pending::Resume);
+        }
+    }
+
+    /// `REHELLO`: the caller brings the chat back, if it is ours.
+    fn on_rehello(
+        &mut self,
+        now: Instant,
+        link: LinkId,
+        caller: &str,
+        key: Token,
+        received: u64,
+        route: Route,
+    ) {
+        let me = self.me().unwrap_or_default().to_string();
+        let ours = |chat: &Chat| {
+            name_key(&chat.peer) == name_key(caller)
+                && chat.resume.key.is_some_and(|k| k.matches(&key))
+        };
+        let mine = match self.place() {
+            Some(Place::Rejoining { chat, .. }) => ours(chat).then_some(chat.resume.received),
+            Some(Place::Chatting(chat)) if ours(chat) => Some(chat.resume.received),
+            _ => None,
+        };
+        let Some(my_received) = mine else {
+            return self.refuse(link, "no such chat to bring back");
+        };
+        if let Some(Place::Chatting(_)) = self.place() {
+            // The link broke on the caller's side first: ours is stale.
+            self.start_rejoining(now);
+        }
+        self.out(Output::Open { link });
+        self.send_peer(
+            link,
+            PeerMessage::Rewelcome {
+                name: me,
+                received: my_received,
+            },
+        );
+        self.rejoined(now, link, route, received);
+    }
+
+    /// The chat whose link broke is over.
+    fn end_rejoining(&mut self, now: Instant, why: RejoinEnd) {
+        let Some(Place::Rejoining { chat, .. }) = self.set_place(Place::AtList) else {
+            return;
+        };
+        let peer = &chat.peer;
+        self.notice(match why {
+            RejoinEnd::ByUser => format!("You left the chat with {peer}."),
+            RejoinEnd::ByPeer => format!("{peer} ended the chat."),
+            RejoinEnd::GraceOver => {
+                format!("The link to {peer} could not be brought back; the chat ended.")
+            }
+        });
+        if let Some(text) = chat.resume.undelivered(peer) {
+            self.notice(text);
+        }
+        let call = chat.call;
+        self.send(now, Request::Hangup { call }, Pending::Hangup);
+        self.back_to_list_after_failure(now);
+    }
+
+    /// The caller's timer while the link is down: ask where the peer is,
+    /// then dial it.
+    fn rejoining_timeout(&mut self, now: Instant) {
+        let online = self.online();
+        let Some(Place::Rejoining {
+            chat,
+            until,
+            next_try,
+            dialing,
+            ..
+        }) = self.place_mut()
+        else {
+            return;
+        };
+        if now >= *until {
+            return self.end_rejoining(now, RejoinEnd::GraceOver);
+        }
+        if chat.role != Role::Caller || *dialing || now < *next_try || !online {
+            return;
+        }
+        *dialing = true;
+        *next_try = now + REJOIN_EVERY;
+        let name = chat.peer.clone();
+        self.send(now, Request::Locate { name }, Pending::Locate);
+    }
+
+    /// `OK LOCATED`: dial the peer with the chat's key.
+    fn on_located(&mut self, addrs: Vec<SocketAddr>) {
+        let me = self.me().unwrap_or_default().to_string();
+        let Some(Place::Rejoining { chat, .. }) = self.place() else {
+            return;
+        };
+        let Some(key) = chat.resume.key else {
+            return;
+        };
+        let hello = vec![PeerMessage::Rehello {
+            caller: me,
+            key,
+            received: chat.resume.received,
+        }];
+        let call = chat.call;
+        self.out(Output::Dial {
+            call,
+            token: key,
+            hello,
+            addrs,
+            relay: false,
+        });
+    }
+
     fn on_link_ended(&mut self, now: Instant, link: LinkId, end: LinkEnd) {
         self.early.retain(|e| e.link != link);
         let how = match &end {
@@ -2429,6 +2911,11 @@ impl Core {
         };
         match self.place_mut() {
             Some(Place::Leaving { link: leaving, .. }) if *leaving == link => self.left(now),
+            Some(Place::Chatting(chat))
+                if chat.link.id == link && chat.resume.active() && chat.ending.is_none() =>
+            {
+                self.start_rejoining(now)
+            }
             Some(Place::Chatting(chat)) if chat.link.id == link => {
                 self.out(Output::Close { link });
                 self.peer_finished(now, how);
@@ -2458,6 +2945,17 @@ enum TypedForChat {
     UntilList,
     /// With no server to show a list: until then.
     Until(Instant),
+}
+
+/// Why a chat whose link broke ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RejoinEnd {
+    /// `q`, Ctrl-C or end of input while reconnecting.
+    ByUser,
+    /// The peer is back on the server but not with us: it ended the chat.
+    ByPeer,
+    /// The grace period ran out.
+    GraceOver,
 }
 
 /// Whom a `HELLO` that matched is from.

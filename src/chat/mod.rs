@@ -57,6 +57,9 @@ pub struct Config {
     pub log: Option<std::path::PathBuf>,
     /// Show the time (HH:MM) before each chat line.
     pub timestamps: bool,
+    /// `--grace`: how long a chat whose link broke is kept; `None` is the
+    /// default.
+    pub grace: Option<std::time::Duration>,
 }
 
 /// How the threads reach the main loop. Bounded, so that a peer flooding
@@ -191,7 +194,10 @@ pub fn run(config: Config) -> Result<(), ChatError> {
         } else {
             core::Answering::Ask
         },
-        timers: core::Timers::default(),
+        timers: core::Timers {
+            grace: config.grace.unwrap_or(core::Timers::default().grace),
+            ..core::Timers::default()
+        },
     };
     let record = app::Record {
         transcript,

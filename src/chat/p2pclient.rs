@@ -36,9 +36,11 @@ const RELAY_TIMEOUT: Duration = Duration::from_secs(12);
 pub struct Dial {
     pub call: CallId,
     pub token: Token,
-    /// `HELLO`, then `FEATURES`.
+    /// `HELLO`, then `FEATURES` (or `REHELLO`).
     pub hello: Vec<PeerMessage>,
     pub addrs: Vec<SocketAddr>,
+    /// Whether the relay is the last way to try.
+    pub relay: bool,
     /// The registration server, for the relay.
     pub server: SocketAddr,
 }
@@ -48,6 +50,8 @@ pub struct Dial {
 pub struct Dialed {
     pub conn: Handshaken,
     pub addr: SocketAddr,
+    /// The peer's answer: `WELCOME`, or `REWELCOME`.
+    pub answer: PeerMessage,
 }
 
 /// One way of reaching the peer that was tried.
@@ -185,7 +189,9 @@ impl Race {
 /// quarter of a second, not a connect timeout per address.
 fn run(dial: &Dial) -> Result<Dialed, DialError> {
     let mut ways: Vec<Way> = dial.addrs.iter().map(|&a| Way::Direct(a)).collect();
-    ways.push(Way::Relay);
+    if dial.relay {
+        ways.push(Way::Relay);
+    }
     let race = Arc::new(Race {
         decided: AtomicBool::new(false),
         sockets: Mutex::new(Vec::new()),
@@ -231,13 +237,13 @@ fn run(dial: &Dial) -> Result<Dialed, DialError> {
             RELAY_TIMEOUT + ANSWER_TIMEOUT
         };
         match inbox.recv_timeout(wait) {
-            Ok((attempt, Ok(conn))) => {
+            Ok((attempt, Ok((conn, answer)))) => {
                 race.decide(attempt);
                 let addr = match ways[attempt] {
                     Way::Direct(addr) => addr,
                     Way::Relay => dial.server,
                 };
-                return Ok(Dialed { conn, addr });
+                return Ok(Dialed { conn, addr, answer });
             }
             Ok((attempt, Err(why))) => {
                 failures[attempt] = Some(why);
@@ -271,7 +277,7 @@ fn try_way(
     hello: &[PeerMessage],
     race: &Race,
     attempt: usize,
-) -> Result<Handshaken, WayError> {
+) -> Result<(Handshaken, PeerMessage), WayError> {
     let (stream, reader, route) = match way {
         Way::Direct(addr) => {
             let (stream, reader) = connect(*addr, PEER_CONNECT_TIMEOUT)?;
@@ -298,13 +304,14 @@ fn connect(
     Ok((stream, reader))
 }
 
-/// Says `HELLO` and waits for `WELCOME`.
+/// Says `HELLO` (or `REHELLO`) and waits for `WELCOME` (or `REWELCOME`),
+/// which it returns with the connection.
 fn greet(
     mut stream: TcpStream,
     mut reader: LineReader<TcpStream>,
     hello: &[PeerMessage],
     route: Route,
-) -> Result<Handshaken, WayError> {
+) -> Result<(Handshaken, PeerMessage), WayError> {
     let text: String = hello.iter().map(|m| format!("{m}\n")).collect();
     std::io::Write::write_all(&mut stream, text.as_bytes())
         .map_err(|e| WayError::Connect(e.to_string()))?;
@@ -312,11 +319,14 @@ fn greet(
         .read_line_by(Some(Instant::now() + ANSWER_TIMEOUT))
         .map_err(|e| WayError::NoAnswer(e.to_string()))?;
     match PeerMessage::parse(&line) {
-        Ok(PeerMessage::Welcome { .. }) => Ok(Handshaken {
-            stream,
-            reader,
-            route,
-        }),
+        Ok(answer @ (PeerMessage::Welcome { .. } | PeerMessage::Rewelcome { .. })) => Ok((
+            Handshaken {
+                stream,
+                reader,
+                route,
+            },
+            answer,
+        )),
         Ok(PeerMessage::Error { message, .. }) => Err(WayError::Refused(message)),
         _ => Err(WayError::NotAPeer),
     }

@@ -30,12 +30,20 @@ const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
 const MAX_HANDSHAKES: usize = 64;
 const MAX_HANDSHAKES_PER_ADDRESS: usize = 4;
 
-/// A connection that said `HELLO`, waiting for the core's verdict.
+/// A connection that said `HELLO` (or `REHELLO`), waiting for the core's
+/// verdict.
 pub struct Hello {
     pub caller: String,
-    pub call: CallId,
-    pub token: Token,
+    pub greeting: Greeting,
     pub conn: Handshaken,
+}
+
+/// What a connecting peer asked for.
+pub enum Greeting {
+    /// A new chat, for the call the server announced.
+    Call { call: CallId, token: Token },
+    /// Bringing back the chat whose link broke.
+    Rejoin { key: Token, received: u64 },
 }
 
 /// The handshakes in flight: who from, and a handle to close each.
@@ -195,8 +203,20 @@ fn read_hello(stream: TcpStream, mut reader: LineReader<TcpStream>, route: Route
             token,
         }) => Some(Hello {
             caller,
-            call,
-            token,
+            greeting: Greeting::Call { call, token },
+            conn: Handshaken {
+                stream,
+                reader,
+                route,
+            },
+        }),
+        Ok(PeerMessage::Rehello {
+            caller,
+            key,
+            received,
+        }) => Some(Hello {
+            caller,
+            greeting: Greeting::Rejoin { key, received },
             conn: Handshaken {
                 stream,
                 reader,

@@ -45,6 +45,22 @@ pub enum PeerMessage {
     Features(Vec<String>),
     /// `ERR <code> <text>`: the connection is refused; it closes next.
     Error { code: ErrorCode, message: String },
+    /// `RESUMABLE <key>`: the caller's secret for this chat, sent once after
+    /// the handshake: a broken link can be brought back by presenting it.
+    Resumable(Token),
+    /// `ACK <n>`: `n` chat lines of the sender's peer have arrived so far,
+    /// in this chat (over every link it had).
+    Ack(u64),
+    /// `REHELLO <caller> <key> <received>`: the caller brings back a chat
+    /// whose link broke, and says how many lines of the callee's it has.
+    Rehello {
+        caller: String,
+        key: Token,
+        received: u64,
+    },
+    /// `REWELCOME <name> <received>`: the callee took the chat back, and
+    /// says how many of the caller's lines it has.
+    Rewelcome { name: String, received: u64 },
 }
 
 impl PeerMessage {
@@ -92,6 +108,30 @@ impl PeerMessage {
                     token: parse_token(token)?,
                 })
             }
+            "RESUMABLE" => Ok(PeerMessage::Resumable(parse_token(rest)?)),
+            "ACK" => Ok(PeerMessage::Ack(parse_number(rest, "line count")?)),
+            "REHELLO" => {
+                let args: Vec<&str> = rest.split(' ').collect();
+                let [caller, key, received] = args.as_slice() else {
+                    return Err(bad("REHELLO", "REHELLO NAME KEY RECEIVED"));
+                };
+                validate_name(caller).map_err(ProtocolError::BadName)?;
+                Ok(PeerMessage::Rehello {
+                    caller: caller.to_string(),
+                    key: parse_token(key)?,
+                    received: parse_number(received, "line count")?,
+                })
+            }
+            "REWELCOME" => {
+                let Some((name, received)) = rest.split_once(' ') else {
+                    return Err(bad("REWELCOME", "REWELCOME NAME RECEIVED"));
+                };
+                validate_name(name).map_err(ProtocolError::BadName)?;
+                Ok(PeerMessage::Rewelcome {
+                    name: name.to_string(),
+                    received: parse_number(received, "line count")?,
+                })
+            }
             "ERR" => {
                 let (code, message) = rest.split_once(' ').unwrap_or((rest, ""));
                 Ok(PeerMessage::Error {
@@ -122,6 +162,14 @@ impl fmt::Display for PeerMessage {
             PeerMessage::Pong(Some(n)) => write!(f, "PONG {n}"),
             PeerMessage::Features(words) => write_features(f, words),
             PeerMessage::Error { code, message } => write!(f, "ERR {code} {message}"),
+            PeerMessage::Resumable(key) => write!(f, "RESUMABLE {key}"),
+            PeerMessage::Ack(n) => write!(f, "ACK {n}"),
+            PeerMessage::Rehello {
+                caller,
+                key,
+                received,
+            } => write!(f, "REHELLO {caller} {key} {received}"),
+            PeerMessage::Rewelcome { name, received } => write!(f, "REWELCOME {name} {received}"),
         }
     }
 }
@@ -183,6 +231,18 @@ mod tests {
             PeerMessage::Error {
                 code: ErrorCode::BadToken,
                 message: "no call expected".into(),
+            },
+            PeerMessage::Resumable(SAMPLE_TOKEN),
+            PeerMessage::Ack(0),
+            PeerMessage::Ack(123_456),
+            PeerMessage::Rehello {
+                caller: "al".into(),
+                key: SAMPLE_TOKEN,
+                received: 42,
+            },
+            PeerMessage::Rewelcome {
+                name: "bob".into(),
+                received: 7,
             },
         ];
         for message in messages {

@@ -270,6 +270,17 @@ impl Chat {
         self.expect_within(needle, WAIT);
     }
 
+    /// Whether the chat printed `needle` within `timeout` (moving past it).
+    pub fn out_wait(&mut self, needle: &str, timeout: Duration) -> bool {
+        match self.out.wait_for(self.cursor, needle, timeout) {
+            Ok(end) => {
+                self.cursor = end;
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
     pub fn expect_within(&mut self, needle: &str, timeout: Duration) {
         match self.out.wait_for(self.cursor, needle, timeout) {
             Ok(end) => self.cursor = end,
@@ -465,6 +476,8 @@ impl Raw {
 pub struct Proxy {
     pub addr: SocketAddr,
     live: Arc<Mutex<Vec<TcpStream>>>,
+    /// While false, new connections are closed at once: the path is down.
+    open: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Proxy {
@@ -473,8 +486,13 @@ impl Proxy {
         let addr = listener.local_addr().unwrap();
         let live: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
         let sockets = live.clone();
+        let open = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let accepting = open.clone();
         thread::spawn(move || {
             for client in listener.incoming().flatten() {
+                if !accepting.load(std::sync::atomic::Ordering::SeqCst) {
+                    continue;
+                }
                 let Ok(server) = TcpStream::connect(target) else {
                     continue;
                 };
@@ -490,7 +508,12 @@ impl Proxy {
                 list.extend([client, server]);
             }
         });
-        Proxy { addr, live }
+        Proxy { addr, live, open }
+    }
+
+    /// Takes the path down (new connections closed at once) or up again.
+    pub fn set_open(&self, open: bool) {
+        self.open.store(open, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Cuts every connection made so far.

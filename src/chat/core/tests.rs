@@ -65,6 +65,8 @@ impl World {
                 link: 1,
                 addr: "127.0.0.1:5000".parse().unwrap(),
                 route: Route::Direct,
+                key: token(OTHER_TOKEN),
+                rejoined: None,
             }),
         });
         world.expect_line(&format!("Connected to {peer} at 127.0.0.1:5000"));
@@ -313,6 +315,8 @@ fn the_numbered_flow_as_the_caller() {
             link: 1,
             addr: "127.0.0.1:5000".parse().unwrap(),
             route: Route::Direct,
+            key: token(OTHER_TOKEN),
+            rejoined: None,
         }),
     });
     w.expect_line("Connected to bob at 127.0.0.1:5000.");
@@ -352,7 +356,7 @@ fn the_numbered_flow_as_the_callee() {
     assert_eq!(w.core.status(), "to alice> ");
     // A caller that announces features hears ours, once.
     w.peer(3, &["FEATURES ping-id", "MSG hi bob"]);
-    w.expect_to_peer(3, "FEATURES ping-id bye-ack");
+    w.expect_to_peer(3, "FEATURES ping-id bye-ack resume");
     w.expect_peer_line("alice", "hi bob");
     w.typed("hi alice");
     w.expect_to_peer(3, "MSG hi alice");
@@ -411,6 +415,8 @@ fn typed_ahead_lines_wait_for_the_place_that_takes_them() {
             link: 1,
             addr: "127.0.0.1:5000".parse().unwrap(),
             route: Route::Relayed,
+            key: token(OTHER_TOKEN),
+            rejoined: None,
         }),
     });
     w.expect_line("relayed through the server");
@@ -615,6 +621,8 @@ fn a_peer_vanishing_while_dialed_ends_the_call_and_its_late_dial_is_closed() {
             link: 2,
             addr: "127.0.0.1:5000".parse().unwrap(),
             route: Route::Direct,
+            key: token(OTHER_TOKEN),
+            rejoined: None,
         }),
     });
     w.expect(Output::Close { link: 2 });
@@ -785,6 +793,8 @@ fn a_chat_with_yourself_echoes_every_line() {
             link: 6,
             addr: "127.0.0.1:4000".parse().unwrap(),
             route: Route::Direct,
+            key: token(OTHER_TOKEN),
+            rejoined: None,
         }),
     });
     w.expect_line("Chatting with yourself");
@@ -1107,6 +1117,8 @@ fn every_input() -> Vec<Input> {
                 link: 9,
                 addr: "127.0.0.1:5000".parse().unwrap(),
                 route: Route::Direct,
+                key: token(OTHER_TOKEN),
+                rejoined: None,
             }),
         });
         inputs.push(Input::Dialed {
