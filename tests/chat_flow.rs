@@ -131,6 +131,13 @@ fn a_peer_killed_mid_chat_frees_the_other() {
     alice.expect("Online users");
     let mut bob = login(&server, "bob");
     connect(&mut alice, &mut bob);
+    // Two round trips: by then the two have agreed to resume a broken link.
+    alice.send("hi");
+    bob.expect("alice: hi");
+    bob.send("hi");
+    alice.expect("bob: hi");
+    alice.send("ok");
+    bob.expect("alice: ok");
     bob.kill();
     alice.expect("link to bob lost; reconnecting…");
     alice.expect("The link to bob could not be brought back; the chat ended.");

@@ -2710,9 +2710,11 @@ impl Core {
         let Some(Place::Chatting(_)) = self.place() else {
             return;
         };
-        let Some(Place::Chatting(chat)) = self.set_place(Place::AtList) else {
+        let Some(Place::Chatting(mut chat)) = self.set_place(Place::AtList) else {
             return;
         };
+        // A wait for the server's word or a probe's answer is moot now.
+        chat.ending = None;
         self.out(Output::Close { link: chat.link.id });
         self.notice(format!("link to {} lost; reconnecting…", chat.peer));
         let until = now + self.settings.timers.grace;
@@ -2723,6 +2725,8 @@ impl Core {
             dialing: false,
             pending: 0,
         });
+        // The caller starts at once.
+        self.rejoining_timeout(now);
     }
 
     /// A typed line while the link is down: kept, and sent once it is
@@ -2911,8 +2915,12 @@ impl Core {
         };
         match self.place_mut() {
             Some(Place::Leaving { link: leaving, .. }) if *leaving == link => self.left(now),
+            // No BYE came: the link broke, whatever the server said meanwhile
+            // (the peer may have lost both at once, as a laptop on the move).
             Some(Place::Chatting(chat))
-                if chat.link.id == link && chat.resume.active() && chat.ending.is_none() =>
+                if chat.link.id == link
+                    && chat.resume.active()
+                    && !chat.ending.as_ref().is_some_and(|e| e.link_done) =>
             {
                 self.start_rejoining(now)
             }

@@ -1424,3 +1424,138 @@ fn lines_typed_as_a_chat_dies_with_the_server_gone_are_not_run_at_the_list() {
     w.typed("q");
     assert_eq!(w.core.exit(), Some(&Exit::Quit));
 }
+
+// ---- chats that survive the network ----------------------------------------
+
+/// A chat in which both sides can bring a broken link back.
+fn resumable_chat() -> World {
+    let mut w = World::chatting("alice", "bob");
+    w.peer(1, &["FEATURES ping-id bye-ack resume"]);
+    w.expect_to_peer(1, &format!("RESUMABLE {OTHER_TOKEN}"));
+    w.skip_all();
+    w
+}
+
+#[test]
+fn a_broken_link_is_brought_back_and_what_was_missed_is_resent() {
+    let mut w = resumable_chat();
+    w.typed("one");
+    w.typed("two");
+    w.peer(1, &["ACK 1", "MSG from bob"]);
+    w.expect_to_peer(1, "ACK 1");
+    w.input(Input::LinkEnded {
+        link: 1,
+        end: LinkEnd::Closed,
+    });
+    w.expect_line("link to bob lost; reconnecting…");
+    // The caller asks where bob is now, and will dial him with the key.
+    w.expect_request("LOCATE bob");
+    assert_eq!(w.core.status(), "reconnecting to bob… > ");
+    w.typed("three");
+    w.expect_line("not sent yet");
+    w.server("OK LOCATED bob 127.0.0.3:5000");
+    let dial = w.take("a redial", |o| {
+        matches!(o, Output::Dial { relay: false, .. })
+    });
+    let Output::Dial { hello, addrs, .. } = dial else {
+        unreachable!()
+    };
+    assert_eq!(addrs, ["127.0.0.3:5000".parse().unwrap()]);
+    assert_eq!(
+        hello[0].to_string(),
+        format!("REHELLO alice {OTHER_TOKEN} 1")
+    );
+    // bob has our first line only: two and three go again, once each.
+    w.input(Input::Dialed {
+        call: 7,
+        result: Ok(Dialed {
+            link: 9,
+            addr: "127.0.0.3:5000".parse().unwrap(),
+            route: Route::Direct,
+            key: token(TOKEN),
+            rejoined: Some(1),
+        }),
+    });
+    w.expect_to_peer(9, "MSG two");
+    w.expect_to_peer(9, "MSG three");
+    w.expect_line("back with bob (2 lines resent)");
+    assert_eq!(w.core.status(), "to bob> ");
+    w.typed("four");
+    w.expect_to_peer(9, "MSG four");
+}
+
+#[test]
+fn the_server_saying_the_peer_left_before_the_link_breaks_still_waits_for_it() {
+    let mut w = resumable_chat();
+    w.server("EVENT HANGUP 7 bob");
+    w.input(Input::LinkEnded {
+        link: 1,
+        end: LinkEnd::Closed,
+    });
+    w.expect_line("link to bob lost; reconnecting…");
+    assert!(
+        !w.fresh()
+            .iter()
+            .any(|o| matches!(o, Output::Line { text, .. } if text.contains("left the chat")))
+    );
+}
+
+#[test]
+fn the_callee_takes_back_only_its_own_chat() {
+    let mut w = World::registered("bob");
+    w.server(&format!("EVENT INCOMING alice 9 {TOKEN}"));
+    w.hello(3, "alice", 9, TOKEN);
+    w.peer(
+        3,
+        &[
+            "FEATURES resume",
+            &format!("RESUMABLE {OTHER_TOKEN}"),
+            "MSG hi",
+        ],
+    );
+    w.input(Input::LinkEnded {
+        link: 3,
+        end: LinkEnd::Closed,
+    });
+    w.expect_line("link to alice lost; reconnecting…");
+    // A stranger with the wrong key is refused; alice with hers is let in.
+    w.input(Input::Rehello {
+        link: 4,
+        caller: "alice".into(),
+        key: token(TOKEN),
+        received: 0,
+        route: Route::Direct,
+    });
+    w.expect(Output::Refuse {
+        link: 4,
+        code: ErrorCode::BadToken,
+        message: "no such chat to bring back".into(),
+    });
+    w.input(Input::Rehello {
+        link: 5,
+        caller: "alice".into(),
+        key: token(OTHER_TOKEN),
+        received: 0,
+        route: Route::Direct,
+    });
+    w.expect(Output::Open { link: 5 });
+    w.expect_to_peer(5, "REWELCOME bob 1");
+    w.expect_line("back with alice (0 lines resent)");
+}
+
+#[test]
+fn the_grace_running_out_tells_what_was_not_confirmed() {
+    let mut w = resumable_chat();
+    w.typed("kept safe");
+    w.peer(1, &["ACK 1"]);
+    w.typed("lost in the storm");
+    w.input(Input::LinkEnded {
+        link: 1,
+        end: LinkEnd::Closed,
+    });
+    w.advance(Timers::default().grace);
+    w.expect_line("The link to bob could not be brought back; the chat ended.");
+    w.expect_line(
+        "1 of your lines were not confirmed by bob (they may not have arrived): “lost in the storm…”.",
+    );
+}
