@@ -10,7 +10,10 @@
 //! as the chat baseline (`--relay-helper`). By subject: `raw` (baselines),
 //! `server` (registry and capacity), `chat` (the chat path), `editor` (the
 //! line editor on long lines), `client` (the timing TCP client), `table`
-//! (figures, rows and the printed table).
+//! (figures, rows and the printed table), `redis` (Redis as an anchor).
+//!
+//! `cargo bench -- raw registry capacity chat editor` picks sections (all
+//! by default).
 
 #[path = "../../tests/common/child.rs"]
 mod child;
@@ -21,12 +24,17 @@ mod chat;
 mod client;
 mod editor;
 mod raw;
+mod redis;
 mod server;
 mod table;
 
-use std::process::Command;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
 use std::thread;
 use std::time::Instant;
+
+use child::ChildGuard;
 
 use table::Table;
 
@@ -41,24 +49,63 @@ fn main() {
     if args.get(1).map(String::as_str) == Some("--relay-helper") {
         return raw::relay_helper(&args[2..]);
     }
+    if args.get(1).map(String::as_str) == Some("--echo-helper") {
+        return raw::echo_helper();
+    }
     if args.iter().any(|a| a == "--list") {
         // `cargo bench -- --list` (and IDEs) ask what is here.
         println!("p2pchat: bench");
         return;
     }
+    // `cargo bench -- registry chat` runs only those sections (cargo adds
+    // `--bench`); no name runs them all.
+    let only: Vec<&str> = args[1..]
+        .iter()
+        .map(String::as_str)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let wanted = |section: &str| only.is_empty() || only.contains(&section);
     let peers = file_limit_peers();
     let started = Instant::now();
     let mut table = Table::default();
     println!("p2pchat benchmarks ({REPS} repetitions each; median [min … max])");
     println!("machine: {}", machine());
-    let echo = raw::echo_baseline(&mut table);
-    server::registry(&mut table, peers, &echo);
-    server::capacity(&mut table, peers);
-    chat::chat(&mut table);
-    chat::keys_under_flood(&mut table);
-    editor::editor(&mut table);
+    if wanted("registry") || wanted("raw") {
+        let echo = raw::echo_baseline(&mut table);
+        if wanted("registry") {
+            server::registry(&mut table, peers, &echo);
+        }
+    }
+    if wanted("capacity") {
+        server::capacity(&mut table, peers);
+    }
+    if wanted("chat") {
+        chat::chat(&mut table);
+        chat::keys_under_flood(&mut table);
+    }
+    if wanted("editor") {
+        editor::editor(&mut table);
+    }
     table.print();
     println!("total time {:.0} s", started.elapsed().as_secs_f64());
+}
+
+/// Starts `command`, whose first line of stdout is `listening on ADDR`
+/// (the server, the echo helper); returns it and that address. Its stderr
+/// is dropped.
+pub fn spawn_listening(command: &mut Command) -> (ChildGuard, SocketAddr) {
+    let mut child = ChildGuard::spawn(command.stdout(Stdio::piped()).stderr(Stdio::null()))
+        .expect("start a listening child");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .expect("its address");
+    let addr = line
+        .trim()
+        .trim_start_matches("listening on ")
+        .parse()
+        .unwrap_or_else(|_| panic!("not an address: {line:?}"));
+    (child, addr)
 }
 
 fn machine() -> String {
