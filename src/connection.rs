@@ -96,7 +96,17 @@ pub struct LineReader<R> {
     /// Bytes asked for per read: small for the server's many idle clients,
     /// large for a chat link that may carry a flood of lines.
     read_size: usize,
+    /// The read timeout last given to `inner` (`None`: not known yet), so
+    /// that a timeout within [`TIMEOUT_SLACK`] of the one wanted is not set
+    /// again: a system call per request saved, as a deadline that moves
+    /// with every line wants about the same timeout each time.
+    timeout_set: Option<Option<Duration>>,
 }
+
+/// How far past its deadline a read may wait because its timeout was not
+/// set again. A timeout shorter than wanted only wakes the read early, and
+/// it then asks again with the time left.
+pub const TIMEOUT_SLACK: Duration = Duration::from_millis(10);
 
 impl<R: TimedRead> LineReader<R> {
     pub fn new(inner: R) -> Self {
@@ -111,6 +121,7 @@ impl<R: TimedRead> LineReader<R> {
             scanned: 0,
             max,
             read_size: 1024,
+            timeout_set: None,
         }
     }
 
@@ -174,7 +185,7 @@ impl<R: TimedRead> LineReader<R> {
                 }
                 None => None,
             };
-            self.inner.set_timeout(timeout).map_err(ReadError::Io)?;
+            self.set_timeout(timeout).map_err(ReadError::Io)?;
             let old = self.buf.len();
             self.buf.resize(old + self.read_size, 0);
             let read = self.inner.read(&mut self.buf[old..]);
@@ -196,6 +207,24 @@ impl<R: TimedRead> LineReader<R> {
                 Err(e) => return Err(ReadError::Io(e)),
             }
         }
+    }
+}
+
+impl<R: TimedRead> LineReader<R> {
+    /// Gives `inner` this read timeout, unless the one it has is within
+    /// [`TIMEOUT_SLACK`] of it.
+    fn set_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        let close_enough = match (self.timeout_set, timeout) {
+            (Some(None), None) => true,
+            (Some(Some(set)), Some(wanted)) => set.abs_diff(wanted) <= TIMEOUT_SLACK,
+            _ => false,
+        };
+        if !close_enough {
+            self.timeout_set = None;
+            self.inner.set_timeout(timeout)?;
+            self.timeout_set = Some(timeout);
+        }
+        Ok(())
     }
 }
 
@@ -232,7 +261,25 @@ impl Outbox {
     /// Sends one line. On failure the connection is shut down, which ends
     /// its owner's read loop and so removes the peer.
     pub fn send(&self, line: &impl fmt::Display) -> io::Result<()> {
-        self.send_text(&format!("{line}\n"))
+        // Formatted into this thread's buffer, kept between sends: a reply
+        // costs no allocation.
+        thread_local! {
+            static TEXT: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+        }
+        TEXT.with(|text| match text.try_borrow_mut() {
+            Ok(mut text) => {
+                use std::fmt::Write as _;
+                text.clear();
+                let _ = writeln!(text, "{line}");
+                let sent = self.send_text(&text);
+                if text.capacity() > 4 * MAX_LINE {
+                    *text = String::new();
+                }
+                sent
+            }
+            // A line whose formatting sends (none does): its own buffer.
+            Err(_) => self.send_text(&format!("{line}\n")),
+        })
     }
 
     /// Sends several lines in one write, so no other thread's line lands

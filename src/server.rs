@@ -21,6 +21,7 @@ use std::cell::RefCell;
 use std::fmt;
 use std::io::{self, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::thread;
@@ -535,7 +536,9 @@ struct Session {
     conn: ConnId,
     addr: SocketAddr,
     outbox: Outbox,
-    name: Option<String>,
+    /// Shared rather than copied: each request borrows it while the
+    /// session changes.
+    name: Option<Rc<str>>,
     /// What the client announced (before or after registering).
     features: ClientFeatures,
     leave_reason: String,
@@ -776,7 +779,7 @@ fn handle_line(session: &mut Session, line: &str) -> io::Result<Flow> {
     let shared = session.shared();
     match request {
         Request::Register { .. } => {
-            session.refuse(Refusal::AlreadyRegistered(name), line)?;
+            session.refuse(Refusal::AlreadyRegistered(name.to_string()), line)?;
         }
         Request::List => {
             let users = shared.registry.list();
@@ -813,7 +816,7 @@ fn handle_line(session: &mut Session, line: &str) -> io::Result<Flow> {
                 if let Some(caller) = &ended.notify {
                     let _ = caller.send(&ServerLine::Declined {
                         call,
-                        peer: name.clone(),
+                        peer: name.to_string(),
                     });
                 }
             }
@@ -866,7 +869,7 @@ fn handle_unregistered(session: &mut Session, request: Request, line: &str) -> i
                     shared.unregistered.leave(session.addr.ip(), session.conn);
                     log!("{name} joined from {} (chat at {advertise})", session.addr);
                     let heartbeat_secs = (shared.config.idle_timeout.as_secs() / 3).max(1);
-                    session.name = Some(name.clone());
+                    session.name = Some(Rc::from(name.as_str()));
                     session.reply(&ServerLine::Welcome {
                         name,
                         heartbeat_secs,
