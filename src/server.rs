@@ -10,12 +10,14 @@
 //! Beside the client threads, one thread each: the ring timer
 //! (`ring_timer.rs`: ends calls nobody answered) and the presence task
 //! (`presence.rs`: batches who joined, left, became busy or free for the
-//! watchers). `admission.rs` bounds the unregistered connections of each
-//! source address.
+//! watchers), and the unsent-bytes watch (`unsent.rs`: drops a client that
+//! leaves too much of what it asked for unread). `admission.rs` bounds the
+//! unregistered connections of each source address.
 
 mod admission;
 mod presence;
 mod ring_timer;
+mod unsent;
 
 use std::cell::RefCell;
 use std::fmt;
@@ -41,6 +43,7 @@ use crate::token::random_token;
 use admission::Unregistered;
 use presence::Watchers;
 use ring_timer::RingTimer;
+use unsent::UnsentWatch;
 
 /// The port the server listens on when `--listen` gives none.
 pub const DEFAULT_PORT: u16 = 7700;
@@ -327,6 +330,8 @@ struct Shared {
     unregistered: Unregistered<Outbox>,
     /// Connections refused since the start: server full, or relays full.
     refused: AtomicU64,
+    /// Drops clients that leave too much unread.
+    unsent: Arc<UnsentWatch>,
 }
 
 /// Binds `config.listen`, prints `listening on ADDR` as the first line of
@@ -384,8 +389,11 @@ pub fn serve_with(listener: TcpListener, config: Config, registry: Arc<Registry<
         clients: AtomicUsize::new(0),
         next_conn: AtomicU64::new(1),
         refused: AtomicU64::new(0),
+        unsent: Arc::default(),
     });
     start_summary(shared.clone());
+    let registry = shared.registry.clone();
+    shared.unsent.start(move || registry.len());
     loop {
         match listener.accept() {
             Ok((stream, addr)) => admit(&shared, stream, addr),
@@ -428,10 +436,12 @@ fn admit(shared: &Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
     // Counted here, in the order of arrival; the oldest is told and closed
     // by the new client's thread, so a stuck one cannot stall this loop.
     let evicted = shared.unregistered.arrive(addr.ip(), conn, outbox.clone());
+    let unsent = shared.unsent.clone();
     let spawned = thread::Builder::new()
         .name(format!("client-{conn}"))
         .stack_size(CLIENT_STACK)
         .spawn(move || {
+            let _watched = unsent.watch(&stream, addr);
             if let Some(oldest) = evicted {
                 evict(&oldest, addr);
             }
