@@ -20,6 +20,7 @@ mod child;
 #[path = "../../tests/common/limits.rs"]
 mod limits;
 
+mod ceiling;
 mod chat;
 mod client;
 mod editor;
@@ -51,6 +52,10 @@ fn main() {
     }
     if args.get(1).map(String::as_str) == Some("--echo-helper") {
         return raw::echo_helper();
+    }
+    if args.iter().any(|a| a == "--ceiling") {
+        raise_file_limit("1048576");
+        return ceiling::ceiling();
     }
     if args.iter().any(|a| a == "--list") {
         // `cargo bench -- --list` (and IDEs) ask what is here.
@@ -108,6 +113,27 @@ pub fn spawn_listening(command: &mut Command) -> (ChildGuard, SocketAddr) {
     (child, addr)
 }
 
+/// Runs this bench again under `ulimit -n files` (or the hard limit if
+/// that is lower), once: std cannot call setrlimit.
+fn raise_file_limit(files: &str) {
+    if std::env::var_os("P2PCHAT_BENCH_RAISED").is_some() {
+        return;
+    }
+    let exe = std::env::current_exe().expect("own path");
+    let status = Command::new("bash")
+        .args([
+            "-c",
+            "ulimit -n \"$1\" 2>/dev/null || ulimit -n \"$(ulimit -Hn)\" 2>/dev/null; shift; exec \"$0\" \"$@\"",
+        ])
+        .arg(exe)
+        .arg(files)
+        .args(std::env::args().skip(1))
+        .env("P2PCHAT_BENCH_RAISED", "1")
+        .status()
+        .expect("run again under ulimit -n");
+    std::process::exit(status.code().unwrap_or(1));
+}
+
 fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
@@ -133,20 +159,7 @@ fn file_limit_peers() -> usize {
     if soft >= WANT + SPARE {
         return WANT;
     }
-    if std::env::var_os("P2PCHAT_BENCH_RAISED").is_none() {
-        let exe = std::env::current_exe().expect("own path");
-        let status = Command::new("bash")
-            .args([
-                "-c",
-                "ulimit -n 20480 2>/dev/null || ulimit -n \"$(ulimit -Hn)\" 2>/dev/null; exec \"$0\" \"$@\"",
-            ])
-            .arg(exe)
-            .args(std::env::args().skip(1))
-            .env("P2PCHAT_BENCH_RAISED", "1")
-            .status()
-            .expect("run again under ulimit -n");
-        std::process::exit(status.code().unwrap_or(1));
-    }
+    raise_file_limit("20480");
     let peers = soft.saturating_sub(SPARE).max(100);
     println!(
         "note: the open-file limit is {soft} and could not be raised (hard limit); \

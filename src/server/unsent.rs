@@ -173,13 +173,10 @@ fn read_tcp_tables() -> Option<String> {
 /// malformed lines are skipped.
 pub fn unsent_by_inode(table: &str) -> impl Iterator<Item = (u64, u64)> + '_ {
     table.lines().filter_map(|line| {
-        let fields: Vec<&str> = line.split_whitespace().take(10).collect();
-        if fields.len() < 10 {
-            return None;
-        }
-        let (tx, _rx) = fields[4].split_once(':')?;
+        let mut fields = line.split_whitespace();
+        let (tx, _rx) = fields.nth(4)?.split_once(':')?;
         let unsent = u64::from_str_radix(tx, 16).ok()?;
-        let inode = fields[9].parse().ok()?;
+        let inode = fields.nth(4)?.parse().ok()?;
         Some((inode, unsent))
     })
 }
