@@ -13,6 +13,7 @@
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -247,6 +248,8 @@ struct OutboxInner {
     stream: Mutex<Arc<TcpStream>>,
     /// How long one whole write may take before the connection is dropped.
     deadline: Duration,
+    /// Bytes written so far, for the server's watch on unsent bytes.
+    written: AtomicU64,
 }
 
 impl Outbox {
@@ -255,7 +258,14 @@ impl Outbox {
         Outbox(Arc::new(OutboxInner {
             stream: Mutex::new(stream),
             deadline,
+            written: AtomicU64::new(0),
         }))
+    }
+
+    /// Bytes written to the socket so far (accepted by the kernel, not
+    /// necessarily sent).
+    pub fn bytes_written(&self) -> u64 {
+        self.0.written.load(Ordering::Relaxed)
     }
 
     /// Sends one line. On failure the connection is shut down, which ends
@@ -370,7 +380,10 @@ impl Outbox {
             }
             match (&*stream).write(rest) {
                 Ok(0) => break Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => rest = &rest[n..],
+                Ok(n) => {
+                    self.0.written.fetch_add(n as u64, Ordering::Relaxed);
+                    rest = &rest[n..];
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => break Err(e),
             }

@@ -472,7 +472,7 @@ fn admit(shared: &Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
         .name(format!("client-{conn}"))
         .stack_size(CLIENT_STACK)
         .spawn(move || {
-            let _watched = unsent.watch(&stream, addr);
+            let _watched = unsent.watch(&stream, &outbox, addr);
             if let Some(oldest) = evicted {
                 evict(&oldest, addr);
             }
