@@ -13,6 +13,7 @@
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -96,7 +97,17 @@ pub struct LineReader<R> {
     /// Bytes asked for per read: small for the server's many idle clients,
     /// large for a chat link that may carry a flood of lines.
     read_size: usize,
+    /// The read timeout last given to `inner` (`None`: not known yet), so
+    /// that a timeout within [`TIMEOUT_SLACK`] of the one wanted is not set
+    /// again: a system call per request saved, as a deadline that moves
+    /// with every line wants about the same timeout each time.
+    timeout_set: Option<Option<Duration>>,
 }
+
+/// How far past its deadline a read may wait because its timeout was not
+/// set again. A timeout shorter than wanted only wakes the read early, and
+/// it then asks again with the time left.
+pub const TIMEOUT_SLACK: Duration = Duration::from_millis(10);
 
 impl<R: TimedRead> LineReader<R> {
     pub fn new(inner: R) -> Self {
@@ -111,6 +122,7 @@ impl<R: TimedRead> LineReader<R> {
             scanned: 0,
             max,
             read_size: 1024,
+            timeout_set: None,
         }
     }
 
@@ -174,7 +186,7 @@ impl<R: TimedRead> LineReader<R> {
                 }
                 None => None,
             };
-            self.inner.set_timeout(timeout).map_err(ReadError::Io)?;
+            self.set_timeout(timeout).map_err(ReadError::Io)?;
             let old = self.buf.len();
             self.buf.resize(old + self.read_size, 0);
             let read = self.inner.read(&mut self.buf[old..]);
@@ -199,6 +211,24 @@ impl<R: TimedRead> LineReader<R> {
     }
 }
 
+impl<R: TimedRead> LineReader<R> {
+    /// Gives `inner` this read timeout, unless the one it has is within
+    /// [`TIMEOUT_SLACK`] of it.
+    fn set_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        let close_enough = match (self.timeout_set, timeout) {
+            (Some(None), None) => true,
+            (Some(Some(set)), Some(wanted)) => set.abs_diff(wanted) <= TIMEOUT_SLACK,
+            _ => false,
+        };
+        if !close_enough {
+            self.timeout_set = None;
+            self.inner.set_timeout(timeout)?;
+            self.timeout_set = Some(timeout);
+        }
+        Ok(())
+    }
+}
+
 /// Writes `line` and a newline in one `write_all`, so concurrent writers
 /// holding the same lock never interleave halves of lines.
 pub fn write_line<W: Write>(out: &mut W, line: &impl fmt::Display) -> io::Result<()> {
@@ -218,6 +248,8 @@ struct OutboxInner {
     stream: Mutex<Arc<TcpStream>>,
     /// How long one whole write may take before the connection is dropped.
     deadline: Duration,
+    /// Bytes written so far, for the server's watch on unsent bytes.
+    written: AtomicU64,
 }
 
 impl Outbox {
@@ -226,13 +258,38 @@ impl Outbox {
         Outbox(Arc::new(OutboxInner {
             stream: Mutex::new(stream),
             deadline,
+            written: AtomicU64::new(0),
         }))
+    }
+
+    /// Bytes written to the socket so far (accepted by the kernel, not
+    /// necessarily sent).
+    pub fn bytes_written(&self) -> u64 {
+        self.0.written.load(Ordering::Relaxed)
     }
 
     /// Sends one line. On failure the connection is shut down, which ends
     /// its owner's read loop and so removes the peer.
     pub fn send(&self, line: &impl fmt::Display) -> io::Result<()> {
-        self.send_text(&format!("{line}\n"))
+        // Formatted into this thread's buffer, kept between sends: a reply
+        // costs no allocation.
+        thread_local! {
+            static TEXT: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+        }
+        TEXT.with(|text| match text.try_borrow_mut() {
+            Ok(mut text) => {
+                use std::fmt::Write as _;
+                text.clear();
+                let _ = writeln!(text, "{line}");
+                let sent = self.send_text(&text);
+                if text.capacity() > 4 * MAX_LINE {
+                    *text = String::new();
+                }
+                sent
+            }
+            // A line whose formatting sends (none does): its own buffer.
+            Err(_) => self.send_text(&format!("{line}\n")),
+        })
     }
 
     /// Sends several lines in one write, so no other thread's line lands
@@ -323,7 +380,10 @@ impl Outbox {
             }
             match (&*stream).write(rest) {
                 Ok(0) => break Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => rest = &rest[n..],
+                Ok(n) => {
+                    self.0.written.fetch_add(n as u64, Ordering::Relaxed);
+                    rest = &rest[n..];
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => break Err(e),
             }

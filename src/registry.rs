@@ -26,6 +26,22 @@ use crate::protocol::{
     validate_name,
 };
 
+/// Calls `f` with `name`'s [`name_key`], made on the stack for a short
+/// ASCII name (its lowercase), so a lookup by name allocates nothing.
+fn with_name_key<R>(name: &str, f: impl FnOnce(&str) -> R) -> R {
+    const SHORT: usize = 64;
+    if name.len() <= SHORT && name.is_ascii() {
+        let mut key = [0u8; SHORT];
+        let key = &mut key[..name.len()];
+        key.copy_from_slice(name.as_bytes());
+        key.make_ascii_lowercase();
+        // ASCII lowercased is still ASCII, and NFKC_Casefold of ASCII is
+        // its lowercase.
+        return f(std::str::from_utf8(key).unwrap_or_default());
+    }
+    f(&name_key(name))
+}
+
 /// Identifies one registration connection; a peer's entry can only be
 /// changed through the connection that created it.
 pub type ConnId = u64;
@@ -361,11 +377,13 @@ impl<O: Clone> Registry<O> {
 
     /// One peer's row, if online.
     pub fn lookup(&self, name: &str) -> Option<UserEntry> {
-        let state = self.lock();
-        let peer = state.peers.get(&name_key(name))?;
-        Some(UserEntry {
-            name: peer.name.clone(),
-            busy: peer.call.is_some(),
+        with_name_key(name, |key| {
+            let state = self.lock();
+            let peer = state.peers.get(key)?;
+            Some(UserEntry {
+                name: peer.name.clone(),
+                busy: peer.call.is_some(),
+            })
         })
     }
 
@@ -867,6 +885,26 @@ mod tests {
             .unwrap();
         }
         reg
+    }
+
+    #[test]
+    fn a_name_key_made_on_the_stack_is_the_name_key() {
+        for name in [
+            "bob",
+            "BoB",
+            "Zoë",
+            "ZOË",
+            "ｎｎ",
+            "a-Z_09!~",
+            &"X".repeat(64),
+            &"X".repeat(65),
+        ] {
+            assert_eq!(
+                with_name_key(name, str::to_string),
+                name_key(name),
+                "{name}"
+            );
+        }
     }
 
     #[test]

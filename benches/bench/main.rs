@@ -10,23 +10,32 @@
 //! as the chat baseline (`--relay-helper`). By subject: `raw` (baselines),
 //! `server` (registry and capacity), `chat` (the chat path), `editor` (the
 //! line editor on long lines), `client` (the timing TCP client), `table`
-//! (figures, rows and the printed table).
+//! (figures, rows and the printed table), `redis` (Redis as an anchor).
+//!
+//! `cargo bench -- raw registry capacity chat editor` picks sections (all
+//! by default).
 
 #[path = "../../tests/common/child.rs"]
 mod child;
 #[path = "../../tests/common/limits.rs"]
 mod limits;
 
+mod ceiling;
 mod chat;
 mod client;
 mod editor;
 mod raw;
+mod redis;
 mod server;
 mod table;
 
-use std::process::Command;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
 use std::thread;
 use std::time::Instant;
+
+use child::ChildGuard;
 
 use table::Table;
 
@@ -41,25 +50,89 @@ fn main() {
     if args.get(1).map(String::as_str) == Some("--relay-helper") {
         return raw::relay_helper(&args[2..]);
     }
+    if args.get(1).map(String::as_str) == Some("--echo-helper") {
+        return raw::echo_helper();
+    }
+    if args.iter().any(|a| a == "--ceiling") {
+        raise_file_limit("1048576");
+        return ceiling::ceiling();
+    }
     if args.iter().any(|a| a == "--list") {
         // `cargo bench -- --list` (and IDEs) ask what is here.
         println!("p2pchat: bench");
         return;
     }
+    // `cargo bench -- registry chat` runs only those sections (cargo adds
+    // `--bench`); no name runs them all.
+    let only: Vec<&str> = args[1..]
+        .iter()
+        .map(String::as_str)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let wanted = |section: &str| only.is_empty() || only.contains(&section);
     let peers = file_limit_peers();
     let started = Instant::now();
     let mut table = Table::default();
     println!("p2pchat benchmarks ({REPS} repetitions each; median [min … max])");
     println!("machine: {}", machine());
-    let echo = raw::echo_baseline(&mut table);
-    server::registry(&mut table, peers, &echo);
-    server::capacity(&mut table, peers);
-    chat::chat(&mut table);
-    chat::keys_under_flood(&mut table);
-    chat::call_setup(&mut table);
-    editor::editor(&mut table);
+    if wanted("registry") || wanted("raw") {
+        let echo = raw::echo_baseline(&mut table);
+        if wanted("registry") {
+            server::registry(&mut table, peers, &echo);
+        }
+    }
+    if wanted("capacity") {
+        server::capacity(&mut table, peers);
+    }
+    if wanted("chat") {
+        chat::chat(&mut table);
+        chat::keys_under_flood(&mut table);
+        chat::call_setup(&mut table);
+    }
+    if wanted("editor") {
+        editor::editor(&mut table);
+    }
     table.print();
     println!("total time {:.0} s", started.elapsed().as_secs_f64());
+}
+
+/// Starts `command`, whose first line of stdout is `listening on ADDR`
+/// (the server, the echo helper); returns it and that address. Its stderr
+/// is dropped.
+pub fn spawn_listening(command: &mut Command) -> (ChildGuard, SocketAddr) {
+    let mut child = ChildGuard::spawn(command.stdout(Stdio::piped()).stderr(Stdio::null()))
+        .expect("start a listening child");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .expect("its address");
+    let addr = line
+        .trim()
+        .trim_start_matches("listening on ")
+        .parse()
+        .unwrap_or_else(|_| panic!("not an address: {line:?}"));
+    (child, addr)
+}
+
+/// Runs this bench again under `ulimit -n files` (or the hard limit if
+/// that is lower), once: std cannot call setrlimit.
+fn raise_file_limit(files: &str) {
+    if std::env::var_os("P2PCHAT_BENCH_RAISED").is_some() {
+        return;
+    }
+    let exe = std::env::current_exe().expect("own path");
+    let status = Command::new("bash")
+        .args([
+            "-c",
+            "ulimit -n \"$1\" 2>/dev/null || ulimit -n \"$(ulimit -Hn)\" 2>/dev/null; shift; exec \"$0\" \"$@\"",
+        ])
+        .arg(exe)
+        .arg(files)
+        .args(std::env::args().skip(1))
+        .env("P2PCHAT_BENCH_RAISED", "1")
+        .status()
+        .expect("run again under ulimit -n");
+    std::process::exit(status.code().unwrap_or(1));
 }
 
 fn machine() -> String {
@@ -87,20 +160,7 @@ fn file_limit_peers() -> usize {
     if soft >= WANT + SPARE {
         return WANT;
     }
-    if std::env::var_os("P2PCHAT_BENCH_RAISED").is_none() {
-        let exe = std::env::current_exe().expect("own path");
-        let status = Command::new("bash")
-            .args([
-                "-c",
-                "ulimit -n 20480 2>/dev/null || ulimit -n \"$(ulimit -Hn)\" 2>/dev/null; exec \"$0\" \"$@\"",
-            ])
-            .arg(exe)
-            .args(std::env::args().skip(1))
-            .env("P2PCHAT_BENCH_RAISED", "1")
-            .status()
-            .expect("run again under ulimit -n");
-        std::process::exit(status.code().unwrap_or(1));
-    }
+    raise_file_limit("20480");
     let peers = soft.saturating_sub(SPARE).max(100);
     println!(
         "note: the open-file limit is {soft} and could not be raised (hard limit); \

@@ -1,15 +1,20 @@
 //! The raw `std::net` baselines every figure is compared with, measured in
 //! the same run: a thread-per-connection line echo server (for the
-//! registry's round trips), one-way line throughput over loopback TCP, and
-//! the pipe→TCP→pipe line relay that this executable becomes with
+//! registry's round trips), run as its own process (this executable with
+//! `--echo-helper`) so the scheduler places it as it places the server;
+//! one-way line throughput over loopback TCP, within this process; and the
+//! pipe→TCP→pipe line relay that this executable becomes with
 //! `--relay-helper` (for the chat path).
 
 use std::io::{BufRead, BufReader, BufWriter, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{TcpListener, TcpStream};
+use std::process::Command;
 use std::thread;
 use std::time::Instant;
 
+use crate::child::ChildGuard;
 use crate::client::{Pinger, RoundTrips, fifty_clients, one_client};
+use crate::spawn_listening;
 use crate::table::{Figure, Table};
 
 /// The echo server's round trips, for the registry rows to compare with.
@@ -21,44 +26,53 @@ pub struct EchoBaseline {
 /// Measures the echo and line-throughput baselines and adds their rows.
 pub fn echo_baseline(table: &mut Table) -> EchoBaseline {
     println!("\n[1] raw loopback baselines");
-    let echo = echo_server();
-    let one = one_client(&mut Pinger::connect(echo), b"PING\n");
-    table.latency("raw round trip, 1 client", &one.latency);
-    table.row("raw round trips/s, 1 client").value(&one.rate);
-    let fifty = fifty_clients(|_| Pinger::connect(echo), b"PING\n");
-    table.latency("raw round trip, 50 clients", &fifty.latency);
+    let (_echo, addr) = start_echo();
+    let one = one_client(&mut Pinger::connect(addr), b"PING\n");
+    table.latency("raw echo (own process), 1 client", &one.latency);
     table
-        .row("raw round trips/s, 50 clients")
+        .row("raw echo (own process), 1 client, /s")
+        .value(&one.rate);
+    let fifty = fifty_clients(|_| Pinger::connect(addr), b"PING\n");
+    table.latency("raw echo (own process), 50 clients", &fifty.latency);
+    table
+        .row("raw echo (own process), 50 clients, /s")
         .value(&fifty.rate);
     let lines = Figure::of("/s", || line_throughput(200_000));
-    table.row("raw one-way 64-byte lines/s").value(&lines);
+    table
+        .row("raw one-way 64-byte lines/s (in-process)")
+        .value(&lines);
     EchoBaseline {
         one_client: one,
         fifty_clients: fifty,
     }
 }
 
-/// A thread-per-connection line echo server on loopback.
-fn echo_server() -> SocketAddr {
+/// The echo server as a process of its own: this executable with
+/// `--echo-helper`.
+pub fn start_echo() -> (ChildGuard, std::net::SocketAddr) {
+    spawn_listening(Command::new(std::env::current_exe().unwrap()).arg("--echo-helper"))
+}
+
+/// `bench --echo-helper`: a thread-per-connection line echo server on
+/// loopback, printing `listening on ADDR` first, like the server.
+pub fn echo_helper() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            thread::spawn(move || {
-                let _ = stream.set_nodelay(true);
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut writer = stream;
-                let mut line = String::new();
-                while reader.read_line(&mut line).is_ok_and(|n| n > 0) {
-                    if writer.write_all(line.as_bytes()).is_err() {
-                        return;
-                    }
-                    line.clear();
+    println!("listening on {}", listener.local_addr().unwrap());
+    std::io::stdout().flush().unwrap();
+    for stream in listener.incoming().flatten() {
+        thread::spawn(move || {
+            let _ = stream.set_nodelay(true);
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut writer = stream;
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 0) {
+                if writer.write_all(line.as_bytes()).is_err() {
+                    return;
                 }
-            });
-        }
-    });
-    addr
+                line.clear();
+            }
+        });
+    }
 }
 
 /// One-way throughput of 64-byte lines over raw loopback TCP.

@@ -1,19 +1,22 @@
 //! The real release `server`: registry round trips (`LOOKUP`, `LIST`) with
-//! 10 and with thousands of peers online, against the raw echo baseline;
+//! 10 and with thousands of peers online, against Redis answering `GET`
+//! (and Redis against the raw echo baseline);
 //! and its capacity: memory and threads per held peer, a burst of 1,000
 //! registrations, and listing every peer.
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::child::ChildGuard;
-use crate::client::{Pinger, fifty_clients, one_client};
+use crate::client::{
+    Pinger, RoundTrips, alternated, concurrent_round, one_client, one_client_round,
+};
 use crate::raw::EchoBaseline;
+use crate::redis::{self, Redis};
 use crate::table::{Figure, Goal, Latency, Table};
-use crate::{REPS, SERVER};
+use crate::{REPS, SERVER, spawn_listening};
 
 /// Arguments that let the capacity runs hold every peer for the whole run.
 const ROOMY: [&str; 4] = ["--max-clients", "20000", "--idle-timeout", "600"];
@@ -21,24 +24,11 @@ const ROOMY: [&str; 4] = ["--max-clients", "20000", "--idle-timeout", "600"];
 /// Starts the release server on loopback with `args`; returns it and its
 /// address.
 pub fn start_server(args: &[&str]) -> (ChildGuard, SocketAddr) {
-    let mut child = ChildGuard::spawn(
+    spawn_listening(
         Command::new(SERVER)
             .args(["--listen", "127.0.0.1:0"])
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null()),
+            .args(args),
     )
-    .expect("start server");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .expect("server address");
-    let addr = line
-        .trim()
-        .trim_start_matches("listening on ")
-        .parse()
-        .unwrap_or_else(|_| panic!("not a server address: {line:?}"));
-    (child, addr)
 }
 
 /// Registers a raw peer called `name`.
@@ -67,11 +57,21 @@ fn list_times(me: &mut Pinger, count: usize) -> Vec<Duration> {
         .collect()
 }
 
+const LOOKUP: &[u8] = b"LOOKUP peer5\n";
+const GET: &[u8] = b"GET peer5\r\n";
+
 /// Lookups and lists with 10 and with `max_peers` peers online, one client
-/// and 50 at once, each against the echo server's figure.
+/// and 50 at once: against Redis answering `GET` of as many keys, round by
+/// round in turn, when `redis-server` is on `PATH`; against the echo
+/// server's figures otherwise.
 pub fn registry(table: &mut Table, max_peers: usize, raw: &EchoBaseline) {
-    println!("\n[2] registry round trips");
+    println!("\n[2] registry round trips, against Redis");
     let (server, addr) = start_server(&ROOMY);
+    let redis = redis::on_path().and_then(|()| Redis::start());
+    if let Err(why) = &redis {
+        table.skipped("redis GET anchor", why);
+    }
+    let redis = redis.ok();
     let mut held: Vec<Pinger> = Vec::new();
     for peers in [10usize, max_peers] {
         while held.len() + 1 < peers {
@@ -79,24 +79,73 @@ pub fn registry(table: &mut Table, max_peers: usize, raw: &EchoBaseline) {
         }
         let mut me = register(addr, "me");
         let label = |what: &str| format!("lookup, {peers} peers, {what}");
-        let one = one_client(&mut me, b"LOOKUP peer5\n");
-        table
-            .latency(&label("1 client"), &one.latency)
-            .vs("raw", &raw.one_client.latency)
-            .p50_goal(Goal::AtMost(1.5));
-        table
-            .row(&label("1 client, req/s"))
-            .value(&one.rate)
-            .vs("raw", &raw.one_client.rate);
-        let fifty = fifty_clients(|i| register(addr, &format!("c{i}")), b"LOOKUP peer5\n");
-        table
-            .latency(&label("50 clients"), &fifty.latency)
-            .vs("raw 50", &raw.fifty_clients.latency);
-        table
-            .row(&label("50 clients, req/s"))
-            .value(&fifty.rate)
-            .vs("raw 50", &raw.fifty_clients.rate)
-            .goal(Goal::AtLeast(0.7));
+        let anchor = |what: &str| format!("redis GET, {peers} keys, {what}");
+        let mut ours: Vec<Pinger> = (0..50).map(|i| register(addr, &format!("c{i}"))).collect();
+        match &redis {
+            Some(redis) => {
+                redis.fill(peers);
+                let mut theirs_one = redis.client();
+                let mut theirs: Vec<Pinger> = (0..50).map(|_| redis.client()).collect();
+                me.round_trips(LOOKUP, 200);
+                theirs_one.round_trips(GET, 200);
+                concurrent_round(&mut ours, LOOKUP);
+                concurrent_round(&mut theirs, GET);
+                let [one, redis_one] = alternated(
+                    || one_client_round(&mut me, LOOKUP),
+                    || one_client_round(&mut theirs_one, GET),
+                );
+                let [fifty, redis_fifty] = alternated(
+                    || concurrent_round(&mut ours, LOOKUP),
+                    || concurrent_round(&mut theirs, GET),
+                );
+                table
+                    .latency(&anchor("1 client"), &redis_one.latency)
+                    .vs("raw", &raw.one_client.latency);
+                table
+                    .latency(&label("1 client"), &one.latency)
+                    .vs("redis", &redis_one.latency)
+                    .p50_goal(Goal::AtMost(1.0));
+                table
+                    .row(&label("1 client, req/s"))
+                    .value(&one.rate)
+                    .vs("redis", &redis_one.rate);
+                table
+                    .row(&anchor("50 clients, req/s"))
+                    .value(&redis_fifty.rate)
+                    .vs("raw 50", &raw.fifty_clients.rate);
+                table
+                    .latency(&label("50 clients"), &fifty.latency)
+                    .vs("redis 50", &redis_fifty.latency);
+                table
+                    .row(&label("50 clients, req/s"))
+                    .value(&fifty.rate)
+                    .vs("redis 50", &redis_fifty.rate)
+                    .goal(Goal::AtLeast(1.0));
+            }
+            None => {
+                let one = one_client(&mut me, LOOKUP);
+                let fifty = RoundTrips::from_runs(
+                    (0..REPS)
+                        .map(|_| concurrent_round(&mut ours, LOOKUP))
+                        .collect(),
+                );
+                table
+                    .latency(&label("1 client"), &one.latency)
+                    .vs("raw", &raw.one_client.latency)
+                    .p50_goal(Goal::AtMost(1.5));
+                table
+                    .latency(&label("50 clients"), &fifty.latency)
+                    .vs("raw 50", &raw.fifty_clients.latency);
+                table
+                    .row(&label("50 clients, req/s"))
+                    .value(&fifty.rate)
+                    .vs("raw 50", &raw.fifty_clients.rate)
+                    .goal(Goal::AtLeast(0.7));
+            }
+        }
+        for mut client in ours {
+            client.send(b"QUIT\n");
+        }
         // A list of thousands takes milliseconds: fewer samples of it.
         let per_rep = if peers > 100 { 20 } else { 200 };
         let list = Latency::of(|| list_times(&mut me, per_rep));

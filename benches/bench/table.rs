@@ -99,7 +99,9 @@ pub enum Goal {
 
 struct Row {
     name: String,
-    figure: Figure,
+    /// What was measured; `None` for a row that says why nothing was.
+    figure: Option<Figure>,
+    note: Option<String>,
     /// The baseline's name and median.
     baseline: Option<(String, f64)>,
     goal: Option<Goal>,
@@ -125,7 +127,8 @@ impl Table {
     pub fn latency<'t>(&'t mut self, name: &str, latency: &Latency) -> LatencyRows<'t> {
         let row = |which: &str, figure: &Figure| Row {
             name: format!("{name}, {which}"),
-            figure: figure.clone(),
+            figure: Some(figure.clone()),
+            note: None,
             baseline: None,
             goal: None,
         };
@@ -133,6 +136,19 @@ impl Table {
             rows: vec![row("p50", &latency.p50), row("p99", &latency.p99)],
             table: self,
         })
+    }
+
+    /// A row that says, instead of a figure, why it was not measured.
+    pub fn skipped(&mut self, name: &str, why: &str) {
+        let row = Row {
+            name: name.to_string(),
+            figure: None,
+            note: Some(format!("skipped: {why}")),
+            baseline: None,
+            goal: None,
+        };
+        println!("  {}", format_row(&row));
+        self.rows.push(row);
     }
 
     pub fn print(&self) {
@@ -173,7 +189,8 @@ impl<'t> NamedRow<'t> {
         RowBuilder(Pending {
             rows: vec![Row {
                 name: self.name,
-                figure: figure.clone(),
+                figure: Some(figure.clone()),
+                note: None,
                 baseline: None,
                 goal: None,
             }],
@@ -237,7 +254,9 @@ impl LatencyRows<'_> {
 }
 
 fn format_row(row: &Row) -> String {
-    let f = &row.figure;
+    let Some(f) = &row.figure else {
+        return format!("{:<44} {}", row.name, row.note.as_deref().unwrap_or(""));
+    };
     let range = if f.values.len() > 1 {
         format!("[{} … {}]", num(f.min()), num(f.max()))
     } else {
@@ -268,7 +287,8 @@ fn format_row(row: &Row) -> String {
 /// Whether the row meets its goal, and the goal as text; `None` without a
 /// goal, or with a ratio goal and no baseline.
 fn verdict(row: &Row) -> Option<(bool, String)> {
-    let value = row.figure.median();
+    let figure = row.figure.as_ref()?;
+    let value = figure.median();
     match (row.goal?, &row.baseline) {
         (Goal::AtMost(limit), Some((_, base))) => {
             Some((value / base <= limit, format!("≤ {limit}×")))
@@ -276,10 +296,9 @@ fn verdict(row: &Row) -> Option<(bool, String)> {
         (Goal::AtLeast(limit), Some((_, base))) => {
             Some((value / base >= limit, format!("≥ {limit}×")))
         }
-        (Goal::Below(limit), _) => Some((
-            value < limit,
-            format!("< {} {}", num(limit), row.figure.unit),
-        )),
+        (Goal::Below(limit), _) => {
+            Some((value < limit, format!("< {} {}", num(limit), figure.unit)))
+        }
         _ => None,
     }
 }

@@ -54,6 +54,12 @@ pub enum Request {
     Watch(bool),
 }
 
+/// Every verb [`Request::parse`] knows.
+const VERBS: [&str; 13] = [
+    "REGISTER", "LIST", "LOOKUP", "CALL", "HANGUP", "PING", "QUIT", "FEATURES", "RESUME", "ANSWER",
+    "DECLINE", "WATCH", "RELAY",
+];
+
 impl Request {
     pub fn parse(line: &str) -> Result<Request, ProtocolError> {
         let mut words = line.split(' ');
@@ -62,7 +68,12 @@ impl Request {
             return Err(ProtocolError::Empty);
         }
         let args: Vec<&str> = words.collect();
-        let verb_upper = verb.to_ascii_uppercase();
+        // The verb as spelt below, in any case, without allocating.
+        let verb_upper = VERBS
+            .iter()
+            .find(|known| known.eq_ignore_ascii_case(verb))
+            .copied()
+            .unwrap_or_default();
         let expect = |n: usize, verb: &'static str, usage: &'static str| {
             if args.len() == n {
                 Ok(())
@@ -70,7 +81,7 @@ impl Request {
                 Err(ProtocolError::BadArguments { verb, usage })
             }
         };
-        match verb_upper.as_str() {
+        match verb_upper {
             "REGISTER" => {
                 expect(2, "REGISTER", "REGISTER NAME IP:PORT")?;
                 validate_name(args[0]).map_err(ProtocolError::BadName)?;
