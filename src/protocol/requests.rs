@@ -55,9 +55,9 @@ pub enum Request {
 }
 
 /// Every verb [`Request::parse`] knows.
-const VERBS: [&str; 13] = [
-    "REGISTER", "LIST", "LOOKUP", "CALL", "HANGUP", "PING", "QUIT", "FEATURES", "RESUME", "ANSWER",
-    "DECLINE", "WATCH", "RELAY",
+const VERBS: [&str; 14] = [
+    "REGISTER", "LIST", "LOOKUP", "LOCATE", "CALL", "HANGUP", "PING", "QUIT", "FEATURES", "RESUME",
+    "ANSWER", "DECLINE", "WATCH", "RELAY",
 ];
 
 impl Request {
