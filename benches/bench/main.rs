@@ -24,6 +24,7 @@ mod ceiling;
 mod chat;
 mod client;
 mod editor;
+mod presence;
 mod raw;
 mod redis;
 mod server;
@@ -91,6 +92,9 @@ fn main() {
     }
     if wanted("editor") {
         editor::editor(&mut table);
+    }
+    if wanted("presence") {
+        presence::presence(&mut table);
     }
     table.print();
     println!("total time {:.0} s", started.elapsed().as_secs_f64());
