@@ -104,18 +104,33 @@ fn a_peer_that_stops_reading_is_dropped_with_a_notice_and_the_chat_goes_on() {
 /// alice pipes `n` numbered lines then q; bob must see each once, in order,
 /// and then alice leaving (not a lost connection).
 fn lines_then_q_all_arrive(server: &Server, alice: &mut Chat, bob: &mut Chat, n: usize) {
-    let mut text = String::with_capacity(n * 12);
+    lines_then_q_all_arrive_padded(server, alice, bob, n, "");
+}
+
+/// The same, each line carrying `pad` too.
+fn lines_then_q_all_arrive_padded(
+    server: &Server,
+    alice: &mut Chat,
+    bob: &mut Chat,
+    n: usize,
+    pad: &str,
+) {
+    let mut text = String::with_capacity(n * (12 + pad.len()));
     for i in 0..n {
-        text.push_str(&format!("line {i}\n"));
+        text.push_str(&format!("line {i}{pad}\n"));
     }
     text.push_str("q\n");
     alice.send_bytes(text.as_bytes());
-    bob.expect_within(&format!("alice: line {}\n", n - 1), Duration::from_secs(60));
+    bob.expect_within(
+        &format!("alice: line {}{pad}\n", n - 1),
+        Duration::from_secs(60),
+    );
     bob.expect("alice left the chat.");
     let out = bob.stdout();
     let got: Vec<&str> = out
         .lines()
         .filter_map(|l| l.strip_prefix("alice: line "))
+        .map(|l| l.strip_suffix(pad).unwrap_or(l))
         .collect();
     assert_eq!(got.len(), n, "every line once");
     for (i, number) in got.iter().enumerate() {
@@ -264,4 +279,21 @@ fn a_hundred_thousand_relayed_lines_then_q_all_arrive_in_order_once() {
     alice.expect("Connected to bob (relayed through the server");
     bob.expect("alice connected (relayed");
     lines_then_q_all_arrive(&server, &mut alice, &mut bob, 100_000);
+}
+
+#[test]
+fn megabytes_piped_faster_than_the_peer_confirms_all_arrive() {
+    // Far past the 1 MiB kept for resending: the script is slowed down to
+    // the peer's acknowledgements, never refused.
+    let server = Server::start();
+    let mut alice = login(&server, "alice");
+    let mut bob = login(&server, "bob");
+    common::connect(&mut alice, &mut bob);
+    alice.send("hi");
+    bob.expect("alice: hi");
+    bob.send("hi");
+    alice.expect("bob: hi");
+    let pad = format!(" {}", "x".repeat(120));
+    lines_then_q_all_arrive_padded(&server, &mut alice, &mut bob, 30_000, &pad);
+    assert!(!alice.stdout().contains("Not sent"), "typing was refused");
 }

@@ -443,7 +443,8 @@ impl Driver {
             .retain(|written| written.try_recv() == Err(TryRecvError::Empty));
         self.ui.status(&self.core.status());
         self.ui.flush();
-        let behind = self.links.values().any(|l| l.queued() >= LINK_HIGH_WATER);
+        let behind = self.links.values().any(|l| l.queued() >= LINK_HIGH_WATER)
+            || !self.core.accepts_typing();
         if !behind {
             for _ in 0..std::mem::take(&mut self.stdin_owed) {
                 self.stdin.give();

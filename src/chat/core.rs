@@ -825,6 +825,17 @@ impl Core {
         self.sync_watch(now);
     }
 
+    /// Whether more typed lines may be taken now: not while half of the
+    /// resend buffer waits for the peer's acknowledgement, so a script that
+    /// pipes faster than the peer confirms waits instead of being refused.
+    pub fn accepts_typing(&self) -> bool {
+        match self.place() {
+            Some(Place::Chatting(chat)) => chat.resume.unacked_bytes < RESUME_BUFFER / 2,
+            Some(Place::Rejoining { chat, .. }) => chat.resume.unacked_bytes < RESUME_BUFFER / 2,
+            _ => true,
+        }
+    }
+
     /// When [`Core::handle_timeout`] should be called next.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let t = &self.settings.timers;
