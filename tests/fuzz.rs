@@ -8,6 +8,8 @@
 //! parse takes microseconds, so a million of them take seconds.
 
 mod common;
+#[path = "common/rng.rs"]
+mod rng;
 
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener};
@@ -21,27 +23,7 @@ use p2pchat::connection::Outbox;
 use p2pchat::protocol::{PeerMessage, Request, ServerLine, name_key, validate_name};
 use p2pchat::registry::{CallLimits, Registry};
 use p2pchat::server::{self, Config};
-
-/// splitmix64: small, fast, and good enough to pick bytes.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len())]
-    }
-}
+use rng::Rng;
 
 /// The seed: `P2PCHAT_FUZZ_SEED`, else one from the clock.
 fn seed() -> u64 {

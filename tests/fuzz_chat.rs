@@ -2,32 +2,20 @@
 //! (bytes from a terminal) and the line editor (keys, and what it renders),
 //! 1,000,000 inputs each, none of which may panic. A small seeded generator
 //! (splitmix64) drives them; the seed is printed when a case fails, and
-//! `FUZZ_SEED=N` replays it.
+//! `P2PCHAT_FUZZ_SEED=N` replays it.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use p2pchat::chat::editor::{Key, KeyDecoder, LineEditor};
 
+#[path = "common/rng.rs"]
+mod rng;
+use rng::Rng;
+
 const INPUTS: usize = 1_000_000;
 
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
-
 fn seed() -> u64 {
-    std::env::var("FUZZ_SEED")
+    std::env::var("P2PCHAT_FUZZ_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(0x5eed_c0de)
@@ -42,7 +30,7 @@ fn run(what: &str, mut case: impl FnMut(&mut Rng)) {
         let mut rng = Rng(case_seed);
         if catch_unwind(AssertUnwindSafe(|| case(&mut rng))).is_err() {
             panic!(
-                "{what}: input {i} panicked; replay with FUZZ_SEED={base} (case seed {case_seed})"
+                "{what}: input {i} panicked; replay with P2PCHAT_FUZZ_SEED={base} (case seed {case_seed})"
             );
         }
     }

@@ -1883,15 +1883,7 @@ impl Core {
         token: Token,
         addrs: Vec<SocketAddr>,
     ) {
-        let calling = matches!(
-            self.place(),
-            Some(Place::Calling { peer: p, .. }) if name_key(p) == name_key(&peer)
-        );
-        if cancelled || !calling {
-            // We gave up on this call meanwhile; free it on the server.
-            return self.send(now, Request::Hangup { call }, Pending::Hangup);
-        }
-        let Some(Place::Calling { echo, .. }) = self.set_place(Place::AtList) else {
+        let Some(echo) = self.leave_calling(now, cancelled, &peer, call) else {
             return;
         };
         self.notice(format!("Calling {peer}…"));
@@ -2009,17 +2001,34 @@ impl Core {
         self.retry_early(now, call);
     }
 
+    /// The server took our `CALL` to `peer` as `call`: leaves `Calling`,
+    /// handing back its echo, or, if the user gave up on the call meanwhile,
+    /// frees it on the server and gives `None`.
+    fn leave_calling(
+        &mut self,
+        now: Instant,
+        cancelled: bool,
+        peer: &str,
+        call: CallId,
+    ) -> Option<Echo> {
+        let calling = matches!(
+            self.place(),
+            Some(Place::Calling { peer: p, .. }) if name_key(p) == name_key(peer)
+        );
+        if cancelled || !calling {
+            self.send(now, Request::Hangup { call }, Pending::Hangup);
+            return None;
+        }
+        match self.set_place(Place::AtList) {
+            Some(Place::Calling { echo, .. }) => Some(echo),
+            _ => None,
+        }
+    }
+
     /// `OK RINGING`: the server rings the peer; its answer will come as an
     /// event.
     fn on_ringing_out(&mut self, now: Instant, cancelled: bool, peer: String, call: CallId) {
-        let calling = matches!(
-            self.place(),
-            Some(Place::Calling { peer: p, .. }) if name_key(p) == name_key(&peer)
-        );
-        if cancelled || !calling {
-            return self.send(now, Request::Hangup { call }, Pending::Hangup);
-        }
-        let Some(Place::Calling { echo, .. }) = self.set_place(Place::AtList) else {
+        let Some(echo) = self.leave_calling(now, cancelled, &peer, call) else {
             return;
         };
         self.notice(format!("Ringing {peer}… (Ctrl-C cancels)"));
