@@ -114,6 +114,12 @@ impl<R: TimedRead> LineReader<R> {
         Self::with_limit(inner, MAX_LINE)
     }
 
+    /// Raises (or lowers) the longest line taken from here on: a chat link
+    /// and a relay take longer lines than a request may be.
+    pub fn set_limit(&mut self, max: usize) {
+        self.max = max;
+    }
+
     pub fn with_limit(inner: R, max: usize) -> Self {
         LineReader {
             inner,

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use crate::connection::{LineReader, Outbox, ReadError, SharedStream};
 use crate::log;
-use crate::protocol::{CallId, ErrorCode, ServerLine, Token};
+use crate::protocol::{CallId, ErrorCode, MAX_PEER_LINE, ServerLine, Token};
 use crate::registry::{Registry, RelayTicket};
 
 /// How long the caller's relay connection waits for the callee's.
@@ -271,6 +271,8 @@ fn copy(
     ends: &Ends,
     relays: &Relays,
 ) {
+    // A chat line may be longer than a request: a pasted paragraph.
+    reader.set_limit(MAX_PEER_LINE);
     let mut bucket = Bucket::new(relays.limits.rate);
     let mut delivering = true;
     let mut open = true;

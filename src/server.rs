@@ -32,8 +32,9 @@ use std::time::{Duration, Instant};
 use crate::connection::{LineReader, Outbox, ReadError, SharedStream, write_line};
 use crate::log;
 use crate::protocol::{
-    CallId, ErrorCode, FEATURE_MISSED, FEATURE_NO_RELAY_CODE, FEATURE_PRESENCE, FEATURE_RELAY,
-    FEATURE_RING, MAX_LINE, NameError, ProtocolError, Request, ServerLine, Token, printable,
+    CallId, ErrorCode, FEATURE_LONG_LINES, FEATURE_MISSED, FEATURE_NO_RELAY_CODE, FEATURE_PRESENCE,
+    FEATURE_RELAY, FEATURE_RING, MAX_LINE, NameError, ProtocolError, Request, ServerLine, Token,
+    printable,
 };
 use crate::registry::{
     CallError, CallLimits, ClientFeatures, ConnId, Ended, RegisterError, Registry, Setup,
@@ -978,7 +979,15 @@ fn features(config: &Config) -> ServerLine {
     if config.relay {
         words.push(FEATURE_RELAY.to_string());
     }
-    words.extend([FEATURE_RING, FEATURE_PRESENCE, FEATURE_MISSED].map(String::from));
+    words.extend(
+        [
+            FEATURE_RING,
+            FEATURE_PRESENCE,
+            FEATURE_MISSED,
+            FEATURE_LONG_LINES,
+        ]
+        .map(String::from),
+    );
     ServerLine::Features(words)
 }
 

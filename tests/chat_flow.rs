@@ -277,21 +277,29 @@ fn typed_bytes_that_are_not_utf8_arrive_as_replacement_characters() {
     connect(&mut alice, &mut bob);
     alice.send_bytes(b"caf\xe9 \xff ok\r\n");
     bob.expect("alice: caf\u{fffd} \u{fffd} ok\n");
-    // A very long typed line arrives whole, in pieces of at most 4 KiB.
+    // A very long typed line arrives whole, as one message.
     let mark = bob.stdout().len();
     alice.send(&"x".repeat(10_000));
     common::eventually("all 10,000 characters arrive", || {
         bob.stdout()[mark..].matches('x').count() == 10_000
     });
     let out = bob.stdout()[mark..].to_string();
-    let pieces: Vec<&str> = out
-        .lines()
-        .map(|l| l.strip_prefix("alice: ").unwrap())
-        .collect();
-    assert!(pieces.len() >= 3, "{}", pieces.len());
-    assert!(
-        pieces
-            .iter()
-            .all(|p| p.len() <= 4096 && p.chars().all(|c| c == 'x'))
-    );
+    assert_eq!(out, format!("alice: {}\n", "x".repeat(10_000)));
+}
+
+#[test]
+fn a_pasted_paragraph_goes_as_one_message_and_a_line_past_64_kib_not_at_all() {
+    let server = Server::start();
+    let mut alice = login(&server, "alice");
+    let mut bob = login(&server, "bob");
+    connect(&mut alice, &mut bob);
+    let paragraph = "word ".repeat(12_000);
+    alice.send(paragraph.trim_end());
+    bob.expect_within(&format!("alice: {}\n", paragraph.trim_end()), common::WAIT);
+    let mark = bob.stdout().len();
+    alice.send(&"y".repeat(70_000));
+    alice.expect("That line is 69 KiB, longer than the 64 KiB a message may be: nothing was sent.");
+    alice.send("after");
+    bob.expect("alice: after");
+    assert!(!bob.stdout()[mark..].contains('y'), "half of it was sent");
 }

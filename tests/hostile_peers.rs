@@ -297,3 +297,24 @@ fn megabytes_piped_faster_than_the_peer_confirms_all_arrive() {
     lines_then_q_all_arrive_padded(&server, &mut alice, &mut bob, 30_000, &pad);
     assert!(!alice.stdout().contains("Not sent"), "typing was refused");
 }
+
+#[test]
+fn a_long_line_goes_whole_through_the_relay_too() {
+    let server = Server::start();
+    let mut alice = login(&server, "alice");
+    let mut bob = Chat::spawn(server.addr, &["--advertise", "127.0.0.1:1"]);
+    bob.label = "bob".into();
+    bob.expect("Enter your visible name: ");
+    bob.send("bob");
+    bob.expect("Online users");
+    alice.send("bob");
+    common::answer(&mut bob, "alice");
+    alice.expect("Connected to bob (relayed through the server");
+    alice.send("hi");
+    bob.expect("alice: hi");
+    bob.send("hi");
+    alice.expect("bob: hi");
+    let long = "z".repeat(60_000);
+    alice.send(&long);
+    bob.expect_within(&format!("alice: {long}\n"), WAIT);
+}

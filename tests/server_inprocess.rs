@@ -79,7 +79,7 @@ fn features_follow_the_relay_setting_before_and_after_register() {
     let mut raw = Raw::connect(relaying);
     assert_eq!(
         raw.ask("FEATURES"),
-        "OK FEATURES no-relay-code relay ring presence missed"
+        "OK FEATURES no-relay-code relay ring presence missed long-lines"
     );
 
     let plain = serve(Config {
@@ -89,7 +89,7 @@ fn features_follow_the_relay_setting_before_and_after_register() {
     let mut raw = register(plain, "ann");
     assert_eq!(
         raw.ask("FEATURES relay"),
-        "OK FEATURES no-relay-code ring presence missed"
+        "OK FEATURES no-relay-code ring presence missed long-lines"
     );
     let mut relay = Raw::connect(plain);
     assert_eq!(

@@ -28,9 +28,9 @@ use super::commands::{self, Command};
 use super::login::ServerLoss;
 use super::p2pclient::DialError;
 use crate::protocol::{
-    CallId, ErrorCode, FEATURE_MISSED, FEATURE_PRESENCE, FEATURE_RING, MAX_TEXT, PeerMessage,
-    Presence, PresenceState, Request, ServerLine, Token, UserEntry, name_key, split_text,
-    validate_name,
+    CallId, ErrorCode, FEATURE_LONG_LINES, FEATURE_MISSED, FEATURE_PRESENCE, FEATURE_RING,
+    MAX_LONG_TEXT, MAX_TEXT, PeerMessage, Presence, PresenceState, Request, ServerLine, Token,
+    UserEntry, name_key, split_text, validate_name,
 };
 
 /// Tells links apart, so that a late event from a closed link is ignored.
@@ -40,7 +40,12 @@ pub type LinkId = u64;
 
 /// The features this chat announces to peers, on a `FEATURES` line after
 /// `HELLO` or `WELCOME`.
-pub const PEER_FEATURES: &[&str] = &[FEATURE_PING_ID, FEATURE_BYE_ACK, FEATURE_RESUME];
+pub const PEER_FEATURES: &[&str] = &[
+    FEATURE_PING_ID,
+    FEATURE_BYE_ACK,
+    FEATURE_RESUME,
+    FEATURE_LONG_LINES,
+];
 
 /// A broken link is brought back, and no line is lost or doubled: lines are
 /// counted and acknowledged, and the caller dials again.
@@ -156,6 +161,9 @@ pub enum Typed {
     Interrupt,
     /// A line that came in a bracketed paste: text, never a command.
     Pasted(String),
+    /// A piped line longer than a message may be, of this many bytes: not
+    /// sent at all rather than in part.
+    TooLong(usize),
 }
 
 /// Whether a chat's bytes go straight to the peer or through the server.
@@ -540,6 +548,8 @@ struct LinkState {
     numbered: bool,
     /// The peer answers `BYE` with `BYE`.
     acks_bye: bool,
+    /// The peer takes messages up to [`MAX_LONG_TEXT`] whole.
+    long_lines: bool,
     /// Our `FEATURES` went out on this link (with `HELLO`, or in answer to
     /// the caller's).
     announced: bool,
@@ -557,6 +567,7 @@ impl LinkState {
             last_heard: now,
             numbered: false,
             acks_bye: false,
+            long_lines: false,
             announced: false,
             pings: 0,
             pongs: 0,
@@ -1158,6 +1169,7 @@ impl Core {
                 },
                 // Pasted text is text: sent as it is, never a command.
                 Typed::Pasted(text) if chatting => self.send_text(now, &text),
+                Typed::TooLong(bytes) => self.too_long(bytes),
                 Typed::Pasted(_) => self.notice("Pasted text is not taken here: type the name."),
             }
         }
@@ -1264,7 +1276,7 @@ impl Core {
             Typed::Line(line) if commands::parse(&line) == Command::Quit => {
                 self.decline(now, caller, call)
             }
-            Typed::Line(_) | Typed::Pasted(_) => {
+            Typed::Line(_) | Typed::Pasted(_) | Typed::TooLong(_) => {
                 self.notice(format!("{caller} is calling: y to answer, n to decline."))
             }
         }
@@ -1444,17 +1456,55 @@ impl Core {
         self.send_peer(link, PeerMessage::Msg(line));
     }
 
+    fn too_long(&mut self, bytes: usize) {
+        self.notice(format!(
+            "That line is {} KiB, longer than the 64 KiB a message may be: nothing was sent.",
+            bytes.div_ceil(1024)
+        ));
+    }
+
     fn buffer_full(&mut self) {
         self.notice(
             "Not sent: the peer has not confirmed the last 1 MiB yet; try again in a moment.",
         );
     }
 
-    /// Sends `text` to the peer as it is (split into pieces the protocol
-    /// takes).
+    /// The longest message this chat's peer takes whole: 64 KiB when it
+    /// said `long-lines` (and, through the relay, the server said so too),
+    /// else the 4 KiB every peer takes.
+    fn text_limit(&self) -> usize {
+        let Some(chat) = self.chat() else {
+            return MAX_TEXT;
+        };
+        let relay_takes_them = chat.route == Route::Direct
+            || self.server.features.iter().any(|f| f == FEATURE_LONG_LINES);
+        if chat.link.long_lines && relay_takes_them {
+            MAX_LONG_TEXT
+        } else {
+            MAX_TEXT
+        }
+    }
+
+    fn chat(&self) -> Option<&Chat> {
+        match self.place() {
+            Some(Place::Chatting(chat)) => Some(chat),
+            _ => None,
+        }
+    }
+
+    /// Sends `text` to the peer as it is: one message where the peer takes
+    /// it whole, nothing (and a notice) past 64 KiB; to an older peer, in
+    /// pieces the protocol takes.
     fn send_text(&mut self, now: Instant, text: &str) {
         if text.is_empty() {
             return;
+        }
+        let limit = self.text_limit();
+        if limit == MAX_LONG_TEXT {
+            if text.len() > MAX_LONG_TEXT {
+                return self.too_long(text.len());
+            }
+            return self.send_owned(now, text.to_string());
         }
         let Some(chat) = self.chat_mut() else {
             return;
@@ -1491,7 +1541,7 @@ impl Core {
             Command::Say(text) => text,
             // The line as typed, the bulk of piped chat: sent without a copy
             // when it fits in one message.
-            Command::Text(_) if line.len() <= MAX_TEXT && !line.is_empty() => {
+            Command::Text(_) if line.len() <= self.text_limit() && !line.is_empty() => {
                 return self.send_owned(now, line);
             }
             Command::Text(text) => text,
@@ -2636,6 +2686,7 @@ impl Core {
                     resumes = Some(words.iter().any(|w| w == FEATURE_RESUME));
                     state.numbered = words.iter().any(|w| w == FEATURE_PING_ID);
                     state.acks_bye = words.iter().any(|w| w == FEATURE_BYE_ACK);
+                    state.long_lines = words.iter().any(|w| w == FEATURE_LONG_LINES);
                     answer_features |= !std::mem::replace(&mut state.announced, true);
                 }
                 PeerMessage::Bye if main => {
@@ -2762,6 +2813,7 @@ impl Core {
                 _ => return self.notice("Not now: the link is down; q ends the chat."),
             },
             Typed::Pasted(text) => text,
+            Typed::TooLong(bytes) => return self.too_long(bytes),
             Typed::Eof => {
                 self.typed.push_front(Typed::Eof);
                 return self.end_rejoining(now, RejoinEnd::ByUser);
@@ -2801,6 +2853,7 @@ impl Core {
         let mut state = LinkState::new(link, now);
         state.numbered = chat.link.numbered;
         state.acks_bye = chat.link.acks_bye;
+        state.long_lines = chat.link.long_lines;
         state.announced = true;
         chat.link = state;
         chat.route = route;

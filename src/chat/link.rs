@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use super::core::{LinkEnd, LinkId, Route};
 use super::{Event, Events};
 use crate::connection::{LineReader, ReadError};
-use crate::protocol::PeerMessage;
+use crate::protocol::{MAX_PEER_LINE, PeerMessage};
 
 /// Most lines handed to the main loop in one event.
 const LINES_PER_EVENT: usize = 1024;
@@ -88,7 +88,9 @@ impl Link {
         let queued = Arc::new(AtomicUsize::new(0));
         // Big reads: a burst of lines arrives in few system calls and goes
         // to the main loop in few events.
-        let reader = reader.with_read_size(64 * 1024);
+        let mut reader = reader.with_read_size(64 * 1024);
+        // A peer announcing `long-lines` sends messages up to 64 KiB.
+        reader.set_limit(MAX_PEER_LINE);
         let reader_events = events.clone();
         let (reading, read_done) = mpsc::sync_channel::<()>(0);
         thread::Builder::new()

@@ -109,11 +109,17 @@ fn read_lines(events: Events, escapes: Escapes, credits: mpsc::Receiver<()>) {
     }
 }
 
-/// Reads one line, or a [`MAX_INPUT`] piece of a longer one.
+/// Reads one line; a line longer than [`MAX_INPUT`] is read to its end and
+/// handed on as [`Typed::TooLong`], so that nothing of it is half-sent.
 fn read_input<R: BufRead>(stdin: &mut R) -> Typed {
     let mut bytes = Vec::new();
-    match io::Read::take(&mut *stdin, MAX_INPUT).read_until(b'\n', &mut bytes) {
+    match io::Read::take(&mut *stdin, MAX_INPUT + 1).read_until(b'\n', &mut bytes) {
         Ok(0) | Err(_) => Typed::Eof,
+        Ok(n) if n as u64 > MAX_INPUT && bytes.last() != Some(&b'\n') => {
+            let mut rest = Vec::new();
+            let more = stdin.read_until(b'\n', &mut rest).unwrap_or(0);
+            Typed::TooLong(n + more)
+        }
         Ok(_) => {
             if bytes.last() == Some(&b'\n') {
                 bytes.pop();

@@ -31,8 +31,8 @@ pub use names::{NameError, display_name, name_key, printable, validate_name};
 pub use peer::{PeerMessage, split_text};
 pub use requests::Request;
 pub use server_lines::{
-    FEATURE_MISSED, FEATURE_NO_RELAY_CODE, FEATURE_PRESENCE, FEATURE_RELAY, FEATURE_RING,
-    PRESENCE_PREFIX, Presence, PresenceState, ServerLine, UserEntry,
+    FEATURE_LONG_LINES, FEATURE_MISSED, FEATURE_NO_RELAY_CODE, FEATURE_PRESENCE, FEATURE_RELAY,
+    FEATURE_RING, PRESENCE_PREFIX, Presence, PresenceState, ServerLine, UserEntry,
 };
 
 /// Tokens live beside their generator; the grammars carry them.
@@ -46,6 +46,15 @@ pub const MAX_LINE: usize = 4096;
 /// Longest chat message text, in bytes. Leaves room for the `MSG ` prefix
 /// under [`MAX_LINE`]; a longer typed line is split into several messages.
 pub const MAX_TEXT: usize = MAX_LINE - 16;
+
+/// Longest chat message text between peers that both announced
+/// `long-lines` (and through a relay that did): a pasted paragraph goes as
+/// one message.
+pub const MAX_LONG_TEXT: usize = 64 * 1024;
+
+/// Longest line taken on a chat link or a relay: a long message and its
+/// `MSG ` prefix.
+pub const MAX_PEER_LINE: usize = MAX_LONG_TEXT + 16;
 
 /// Longest visible name, in characters.
 pub const MAX_NAME_CHARS: usize = 32;

@@ -35,6 +35,10 @@ pub const FEATURE_PRESENCE: &str = "presence";
 /// finds it busy.
 pub const FEATURE_MISSED: &str = "missed";
 
+/// Server and peer feature: lines up to [`crate::protocol::MAX_PEER_LINE`]
+/// are relayed (server) or taken (peer) whole.
+pub const FEATURE_LONG_LINES: &str = "long-lines";
+
 /// What happened to one peer, in an `EVENT PRESENCE` line. Each state is
 /// absolute, so applying it twice changes nothing: `joined` is online and
 /// free, `busy` and `free` are online in that state (also for a name the

@@ -356,7 +356,7 @@ fn the_numbered_flow_as_the_callee() {
     assert_eq!(w.core.status(), "to alice> ");
     // A caller that announces features hears ours, once.
     w.peer(3, &["FEATURES ping-id", "MSG hi bob"]);
-    w.expect_to_peer(3, "FEATURES ping-id bye-ack resume");
+    w.expect_to_peer(3, "FEATURES ping-id bye-ack resume long-lines");
     w.expect_peer_line("alice", "hi bob");
     w.typed("hi alice");
     w.expect_to_peer(3, "MSG hi alice");
