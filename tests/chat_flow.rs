@@ -277,7 +277,10 @@ fn typed_bytes_that_are_not_utf8_arrive_as_replacement_characters() {
     connect(&mut alice, &mut bob);
     alice.send_bytes(b"caf\xe9 \xff ok\r\n");
     bob.expect("alice: caf\u{fffd} \u{fffd} ok\n");
-    // A very long typed line arrives whole, as one message.
+    // A very long typed line arrives whole, as one message (a round trip
+    // first: by then each knows the other takes long lines).
+    bob.send("hi");
+    alice.expect("bob: hi");
     let mark = bob.stdout().len();
     alice.send(&"x".repeat(10_000));
     common::eventually("all 10,000 characters arrive", || {
@@ -293,6 +296,11 @@ fn a_pasted_paragraph_goes_as_one_message_and_a_line_past_64_kib_not_at_all() {
     let mut alice = login(&server, "alice");
     let mut bob = login(&server, "bob");
     connect(&mut alice, &mut bob);
+    // A round trip first: by then each knows the other takes long lines.
+    alice.send("hi");
+    bob.expect("alice: hi");
+    bob.send("hi");
+    alice.expect("bob: hi");
     let paragraph = "word ".repeat(12_000);
     alice.send(paragraph.trim_end());
     bob.expect_within(&format!("alice: {}\n", paragraph.trim_end()), common::WAIT);

@@ -310,12 +310,19 @@ fn strangers_on_the_p2p_port_are_refused_without_disturbing_the_user() {
 #[test]
 fn a_stopped_peer_leaves_the_list_and_ends_its_chat() {
     let server = Server::start_with(&["--idle-timeout", "2"]);
-    let mut alice = login(&server, "alice");
+    // A stopped peer looks like a broken link: it is waited for (the grace
+    // period, 1 s here) in case it comes back, then the chat ends.
+    let mut alice = Chat::spawn(server.addr, &["--name", "alice", "--grace", "1"]);
+    alice.label = "alice".into();
+    alice.expect("Online users");
     let mut bob = login(&server, "bob");
     connect(&mut alice, &mut bob);
     signal(bob.pid(), "-STOP");
     server.expect_log("bob left (idle timeout)");
-    alice.expect("bob left the chat");
+    common::eventually("alice is told the chat is over", || {
+        let out = alice.stdout();
+        out.contains("bob left the chat") || out.contains("could not be brought back")
+    });
     alice.expect("Online users (1)");
     assert_eq!(list(&server), ["USER alice free"]);
     signal(bob.pid(), "-CONT");

@@ -242,14 +242,15 @@ impl Driver {
             }
             Event::Dialed { call, result } => {
                 let result = result.and_then(|dialed| {
+                    // The chat's secret for bringing it back, should its
+                    // link break: the core has no randomness of its own.
+                    // Drawn first, so that a failure leaves no link open.
+                    let key = random_token().map_err(|e| DialError::Start(e.to_string()))?;
                     let link = self.new_link_id();
                     let route = dialed.conn.route;
                     let started = Link::start(link, dialed.conn, self.events.clone())
                         .map_err(|e| DialError::Start(e.to_string()))?;
                     self.links.insert(link, started);
-                    // The chat's secret for bringing it back, should its
-                    // link break: the core has no randomness of its own.
-                    let key = random_token().map_err(|e| DialError::Start(e.to_string()))?;
                     let rejoined = match dialed.answer {
                         PeerMessage::Rewelcome { received, .. } => Some(received),
                         _ => None,

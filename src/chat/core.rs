@@ -74,6 +74,10 @@ const FEATURE_BYE_ACK: &str = "bye-ack";
 /// Numbered `PING n` / `PONG n`: the answer names the ping it answers.
 const FEATURE_PING_ID: &str = "ping-id";
 
+/// Typed lines waiting for a place that takes them, at most, before no
+/// more are read.
+const TYPED_WAITING: usize = 4096;
+
 /// Presence changes in one batch shown one line each; more are summed up
 /// in one line.
 const PRESENCE_LINES: usize = 5;
@@ -478,6 +482,11 @@ impl Resume {
         self.key.is_some() && self.peer_resumes
     }
 
+    /// Whether `bytes` more fit in what is kept for sending again.
+    fn has_room(&self, bytes: usize) -> bool {
+        !self.active() || self.unacked_bytes + bytes <= RESUME_BUFFER
+    }
+
     /// Counts a line about to be sent, and keeps it until acknowledged;
     /// `false` when the buffer is full and the line must not go.
     fn keep(&mut self, line: &str) -> bool {
@@ -840,6 +849,10 @@ impl Core {
     /// resend buffer waits for the peer's acknowledgement, so a script that
     /// pipes faster than the peer confirms waits instead of being refused.
     pub fn accepts_typing(&self) -> bool {
+        // Lines the place cannot take yet wait here, not in memory unbounded.
+        if self.typed.len() >= TYPED_WAITING {
+            return false;
+        }
         match self.place() {
             Some(Place::Chatting(chat)) => chat.resume.unacked_bytes < RESUME_BUFFER / 2,
             Some(Place::Rejoining { chat, .. }) => chat.resume.unacked_bytes < RESUME_BUFFER / 2,
@@ -951,7 +964,18 @@ impl Core {
                 self.peer_finished(now, how);
             }
         } else if ending_over {
-            self.finish_chat(now, Waiting::Over);
+            let no_bye = matches!(
+                self.place(),
+                Some(Place::Chatting(chat))
+                    if chat.resume.active() && !chat.ending.as_ref().is_some_and(|e| e.link_done)
+            );
+            if no_bye {
+                // Gone from the server and silent on the link: it may come
+                // back, for as long as the grace lasts.
+                self.start_rejoining(now);
+            } else {
+                self.finish_chat(now, Waiting::Over);
+            }
         }
         if leave_over {
             self.left(now);
@@ -1509,6 +1533,9 @@ impl Core {
         let Some(chat) = self.chat_mut() else {
             return;
         };
+        if !chat.resume.has_room(text.len()) {
+            return self.buffer_full();
+        }
         chat.link.last_sent = now;
         let link = chat.link.id;
         let pieces: Vec<String> = split_text(text).map(str::to_string).collect();
@@ -1767,16 +1794,22 @@ impl Core {
                 self.on_located(addrs)
             }
             (Pending::Locate, Reply::Line(ServerLine::Error { .. })) => {
-                // Not in a call with the peer on the server yet (one of us
-                // is still registering again): try again shortly.
-                if let Some(Place::Rejoining { dialing, .. }) = self.place_mut() {
+                // Not in a call with the peer on the server (it dropped the
+                // call when the peer vanished): ask to be paired again, as
+                // the peer does once it is back; then try again shortly.
+                if let Some(Place::Rejoining { chat, dialing, .. }) = self.place_mut() {
                     *dialing = false;
+                    let name = chat.peer.clone();
+                    self.send(now, Request::Resume { name }, Pending::Resume);
                 }
             }
-            (Pending::Lookup, Reply::Line(ServerLine::Found(_))) => {
-                // Online, and not with us: the peer ended the chat.
+            (Pending::Lookup, Reply::Line(ServerLine::Found(user))) if !user.busy => {
+                // Online, free, and not with us: the peer ended the chat.
                 self.end_rejoining(now, RejoinEnd::ByPeer)
             }
+            // Busy: back with us through RESUME, or in a chat of its own;
+            // either way the grace decides.
+            (Pending::Lookup, Reply::Line(ServerLine::Found(_))) => {}
             (Pending::Lookup, Reply::Line(ServerLine::Error { .. }))
             | (Pending::Resume, Reply::Line(ServerLine::Error { .. })) => {}
             (Pending::Resume, Reply::Line(ServerLine::Resumed { peer, call })) => {
@@ -1808,7 +1841,8 @@ impl Core {
     }
 
     fn on_welcome(&mut self, now: Instant, name: String, heartbeat_secs: u64) {
-        self.server.heartbeat = Some(Duration::from_secs(heartbeat_secs.max(1)));
+        // A day at most: a lying server must not overflow the timers.
+        self.server.heartbeat = Some(Duration::from_secs(heartbeat_secs.clamp(1, 86_400)));
         if let Registration::Reregistering { .. } = self.server.registration
             && matches!(self.stage, Stage::Registered { .. })
         {
@@ -2174,6 +2208,9 @@ impl Core {
 
     /// Someone tried to call while we were busy; told once we are free.
     fn on_missed(&mut self, caller: String, at: String) {
+        if self.missed.len() >= ANNOUNCED_MEMORY {
+            self.missed.remove(0);
+        }
         self.missed.push((caller, at));
         if matches!(self.place(), Some(Place::AtList)) {
             self.tell_missed();
@@ -2409,8 +2446,15 @@ impl Core {
         }
         self.lost_server(self.settings.timers.reconnect, refusals);
         match self.place() {
-            Some(Place::Calling { peer, .. }) => {
+            Some(Place::Calling { peer, .. } | Place::RingingOut { peer, .. }) => {
                 let text = format!("The call to {peer} was not set up.");
+                self.notice(text);
+                self.back_to_list_after_failure(now);
+            }
+            // The ring lived on the server, which is gone: no answer or
+            // end of it can come.
+            Some(Place::Ringing { caller, .. } | Place::Answering { caller, .. }) => {
+                let text = format!("{caller}'s call was lost with the server.");
                 self.notice(text);
                 self.back_to_list_after_failure(now);
             }
@@ -2824,9 +2868,12 @@ impl Core {
             return;
         };
         let peer = chat.peer.clone();
-        let mut kept = true;
-        for piece in split_text(&text) {
-            kept &= chat.resume.keep(piece);
+        // All of it or nothing: never the tail of a line without its head.
+        let kept = chat.resume.has_room(text.len());
+        if kept {
+            for piece in split_text(&text) {
+                chat.resume.keep(piece);
+            }
         }
         *pending += 1;
         let first = *pending == 1;
@@ -2911,6 +2958,9 @@ impl Core {
 
     /// The chat whose link broke is over.
     fn end_rejoining(&mut self, now: Instant, why: RejoinEnd) {
+        if !matches!(self.place(), Some(Place::Rejoining { .. })) {
+            return;
+        }
         let Some(Place::Rejoining { chat, .. }) = self.set_place(Place::AtList) else {
             return;
         };
@@ -2928,6 +2978,14 @@ impl Core {
         let call = chat.call;
         self.send(now, Request::Hangup { call }, Pending::Hangup);
         self.back_to_list_after_failure(now);
+        if why != RejoinEnd::ByUser {
+            // Lines typed as it ended were meant for the chat.
+            self.typed_for_chat = Some(if self.online() {
+                TypedForChat::UntilList
+            } else {
+                TypedForChat::Until(now + self.settings.timers.drain)
+            });
+        }
     }
 
     /// The caller's timer while the link is down: ask where the peer is,

@@ -217,9 +217,16 @@ fn run(dial: &Dial) -> Result<Dialed, DialError> {
                 Ok(_) => running += 1,
                 Err(e) => failures[attempt] = Some(WayError::Connect(e.to_string())),
             }
-            // Only the first attempt runs alone for a while.
-            if attempt == 0 {
-                next_start = now + ATTEMPT_DELAY;
+            // Only the first attempt runs alone for a while. A dial that
+            // brings a chat back tries one way at a time: its key is not
+            // single-use, so two could both be taken.
+            if attempt == 0 || !dial.relay {
+                next_start = now
+                    + if dial.relay {
+                        ATTEMPT_DELAY
+                    } else {
+                        RELAY_TIMEOUT * 10
+                    };
             }
         }
         if running == 0 && started == ways.len() {

@@ -116,9 +116,24 @@ fn read_input<R: BufRead>(stdin: &mut R) -> Typed {
     match io::Read::take(&mut *stdin, MAX_INPUT + 1).read_until(b'\n', &mut bytes) {
         Ok(0) | Err(_) => Typed::Eof,
         Ok(n) if n as u64 > MAX_INPUT && bytes.last() != Some(&b'\n') => {
-            let mut rest = Vec::new();
-            let more = stdin.read_until(b'\n', &mut rest).unwrap_or(0);
-            Typed::TooLong(n + more)
+            // The rest of the line is counted and thrown away, a buffer at a
+            // time, however long it is.
+            let mut total = n;
+            while let Ok(buf) = stdin.fill_buf() {
+                if buf.is_empty() {
+                    break;
+                }
+                let (used, done) = match buf.iter().position(|&b| b == b'\n') {
+                    Some(i) => (i + 1, true),
+                    None => (buf.len(), false),
+                };
+                stdin.consume(used);
+                total += used;
+                if done {
+                    break;
+                }
+            }
+            Typed::TooLong(total)
         }
         Ok(_) => {
             if bytes.last() == Some(&b'\n') {
