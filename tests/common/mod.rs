@@ -117,7 +117,11 @@ impl Server {
         let mut command = Command::new("bash");
         command.args([
             "-c",
-            &format!("ulimit -n {nofile} && exec \"$0\" --listen 127.0.0.1:0"),
+            // Every connection of the test comes from 127.0.0.1: let them
+            // all stay unregistered, so the descriptors really run out.
+            &format!(
+                "ulimit -n {nofile} && exec \"$0\" --listen 127.0.0.1:0 --max-unregistered-per-ip 100000"
+            ),
             env!("CARGO_BIN_EXE_server"),
         ]);
         Server::from_command(command)
