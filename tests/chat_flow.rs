@@ -132,12 +132,7 @@ fn a_peer_killed_mid_chat_frees_the_other() {
     let mut bob = login(&server, "bob");
     connect(&mut alice, &mut bob);
     // Two round trips: by then the two have agreed to resume a broken link.
-    alice.send("hi");
-    bob.expect("alice: hi");
-    bob.send("hi");
-    alice.expect("bob: hi");
-    alice.send("ok");
-    bob.expect("alice: ok");
+    common::settle(&mut alice, &mut bob);
     bob.kill();
     alice.expect("link to bob lost; reconnecting…");
     alice.expect("The link to bob could not be brought back; the chat ended.");
@@ -297,10 +292,7 @@ fn a_pasted_paragraph_goes_as_one_message_and_a_line_past_64_kib_not_at_all() {
     let mut bob = login(&server, "bob");
     connect(&mut alice, &mut bob);
     // A round trip first: by then each knows the other takes long lines.
-    alice.send("hi");
-    bob.expect("alice: hi");
-    bob.send("hi");
-    alice.expect("bob: hi");
+    common::settle(&mut alice, &mut bob);
     let paragraph = "word ".repeat(12_000);
     alice.send(paragraph.trim_end());
     bob.expect_within(&format!("alice: {}\n", paragraph.trim_end()), common::WAIT);

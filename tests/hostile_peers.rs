@@ -289,10 +289,7 @@ fn megabytes_piped_faster_than_the_peer_confirms_all_arrive() {
     let mut alice = login(&server, "alice");
     let mut bob = login(&server, "bob");
     common::connect(&mut alice, &mut bob);
-    alice.send("hi");
-    bob.expect("alice: hi");
-    bob.send("hi");
-    alice.expect("bob: hi");
+    common::settle(&mut alice, &mut bob);
     let pad = format!(" {}", "x".repeat(120));
     lines_then_q_all_arrive_padded(&server, &mut alice, &mut bob, 30_000, &pad);
     assert!(!alice.stdout().contains("Not sent"), "typing was refused");
@@ -310,10 +307,7 @@ fn a_long_line_goes_whole_through_the_relay_too() {
     alice.send("bob");
     common::answer(&mut bob, "alice");
     alice.expect("Connected to bob (relayed through the server");
-    alice.send("hi");
-    bob.expect("alice: hi");
-    bob.send("hi");
-    alice.expect("bob: hi");
+    common::settle(&mut alice, &mut bob);
     let long = "z".repeat(60_000);
     alice.send(&long);
     bob.expect_within(&format!("alice: {long}\n"), WAIT);

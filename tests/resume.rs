@@ -51,12 +51,7 @@ fn connect_through(alice: &mut Chat, bob: &mut Chat) {
     bob.expect("alice connected");
     // Two round trips: by then each side has said it can resume, and bob
     // has alice's key (sent once alice heard bob can use it).
-    alice.send("hi");
-    bob.expect("alice: hi");
-    bob.send("hi");
-    alice.expect("bob: hi");
-    alice.send("ok");
-    bob.expect("alice: ok");
+    common::settle(alice, bob);
 }
 
 fn numbered(prefix: &str, n: usize) -> String {

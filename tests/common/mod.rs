@@ -356,6 +356,19 @@ pub fn connect(caller: &mut Chat, callee: &mut Chat) {
     callee.expect(&format!("{} connected", caller.label));
 }
 
+/// Two round trips between `a` (the caller) and `b`: by then each knows
+/// what the other announced (long lines, resuming a broken link), and `b`
+/// has `a`'s key for the chat.
+pub fn settle(a: &mut Chat, b: &mut Chat) {
+    let (a_name, b_name) = (a.label.clone(), b.label.clone());
+    a.send("hi");
+    b.expect(&format!("{a_name}: hi"));
+    b.send("hi");
+    a.expect(&format!("{b_name}: hi"));
+    a.send("ok");
+    b.expect(&format!("{a_name}: ok"));
+}
+
 /// `callee` hears `caller`'s call ring and answers it.
 pub fn answer(callee: &mut Chat, caller: &str) {
     callee.expect(&format!("{caller} is calling: y to answer, n to decline."));
