@@ -475,9 +475,28 @@ struct Resume {
     unacked_bytes: usize,
     /// Lines received so far.
     received: u64,
+    /// Since when lines have waited for an acknowledgement that did not
+    /// come (reset by every one that does): a peer that reads but never
+    /// acknowledges is taken for a broken link after the silence limit.
+    waiting_since: Option<Instant>,
 }
 
 impl Resume {
+    /// After a line was kept: the wait for its acknowledgement starts, if
+    /// none was running.
+    fn note_waiting(&mut self, now: Instant) {
+        if self.waiting_since.is_none() && !self.unacked.is_empty() {
+            self.waiting_since = Some(now);
+        }
+    }
+
+    /// After an `ACK`: the wait starts again for what is left, if any.
+    fn note_acknowledged(&mut self, now: Instant, before: u64) {
+        if self.acked() > before {
+            self.waiting_since = (!self.unacked.is_empty()).then_some(now);
+        }
+    }
+
     fn active(&self) -> bool {
         self.key.is_some() && self.peer_resumes
     }
@@ -891,6 +910,9 @@ impl Core {
                 if chat.ending.is_none() {
                     at(chat.link.last_heard + t.silence);
                 }
+                if let Some(since) = chat.resume.waiting_since {
+                    at(since + t.silence);
+                }
                 if let Some(echo) = &chat.echo {
                     at(echo.last_sent + t.ping_every);
                 }
@@ -937,7 +959,14 @@ impl Core {
                 ..
             }) if now >= *until => unanswered = Some((caller.clone(), *call)),
             Some(Place::Chatting(chat)) => {
-                if chat.ending.is_none() && now >= chat.link.last_heard + t.silence {
+                let unacknowledged = chat.resume.active()
+                    && chat
+                        .resume
+                        .waiting_since
+                        .is_some_and(|since| now >= since + t.silence);
+                if chat.ending.is_none() && now >= chat.link.last_heard + t.silence
+                    || unacknowledged
+                {
                     gone = Some(PeerGone::Silent);
                 } else if now >= chat.link.last_sent + t.ping_every {
                     let (msg, _) = chat.link.ping(now);
@@ -1475,6 +1504,7 @@ impl Core {
         if !chat.resume.keep(&line) {
             return self.buffer_full();
         }
+        chat.resume.note_waiting(now);
         chat.link.last_sent = now;
         let link = chat.link.id;
         self.send_peer(link, PeerMessage::Msg(line));
@@ -1546,6 +1576,7 @@ impl Core {
             if !chat.resume.keep(&piece) {
                 return self.buffer_full();
             }
+            chat.resume.note_waiting(now);
             self.send_peer(link, PeerMessage::Msg(piece));
         }
     }
@@ -2768,7 +2799,9 @@ impl Core {
             }
             resume.received += received;
             if let Some(upto) = acked {
+                let before = resume.acked();
                 resume.acknowledge(upto);
+                resume.note_acknowledged(now, before);
             }
             let ack = (received > 0 && resume.active()).then_some(resume.received);
             if let Some(key) = announce {
@@ -2897,6 +2930,8 @@ impl Core {
         };
         chat.resume.acknowledge(received);
         let resend: Vec<String> = chat.resume.to_resend(received).cloned().collect();
+        // What goes again waits for its acknowledgement from now.
+        chat.resume.waiting_since = (!chat.resume.unacked.is_empty()).then_some(now);
         let mut state = LinkState::new(link, now);
         state.numbered = chat.link.numbered;
         state.acks_bye = chat.link.acks_bye;

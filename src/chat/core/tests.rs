@@ -1559,3 +1559,29 @@ fn the_grace_running_out_tells_what_was_not_confirmed() {
         "1 of your lines were not confirmed by bob (they may not have arrived): “lost in the storm…”.",
     );
 }
+
+#[test]
+fn a_peer_that_reads_but_never_acknowledges_is_taken_for_a_broken_link() {
+    let mut w = resumable_chat();
+    w.typed("are you there?");
+    // bob keeps the link alive but never acknowledges: after the silence
+    // limit the chat goes reconnecting (bounded by the grace), so typing
+    // is never held back for good.
+    for _ in 0..4 {
+        w.advance(Timers::default().silence / 5);
+        w.peer(1, &["PING 1"]);
+    }
+    w.advance(Timers::default().silence / 5);
+    w.expect_line("link to bob lost; reconnecting…");
+}
+
+#[test]
+fn acknowledgements_keep_a_busy_chat_going() {
+    let mut w = resumable_chat();
+    for i in 1..=6 {
+        w.typed(&format!("line {i}"));
+        w.advance(Timers::default().silence / 4);
+        w.peer(1, &[&format!("ACK {i}"), "PING 1"]);
+    }
+    assert_eq!(w.core.status(), "to bob> ");
+}
