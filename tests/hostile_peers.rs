@@ -103,18 +103,12 @@ fn a_peer_that_stops_reading_is_dropped_with_a_notice_and_the_chat_goes_on() {
 
 /// alice pipes `n` numbered lines then q; bob must see each once, in order,
 /// and then alice leaving (not a lost connection).
-fn lines_then_q_all_arrive(server: &Server, alice: &mut Chat, bob: &mut Chat, n: usize) {
-    lines_then_q_all_arrive_padded(server, alice, bob, n, "");
+fn lines_then_q_all_arrive(alice: &mut Chat, bob: &mut Chat, n: usize) {
+    lines_then_q_all_arrive_padded(alice, bob, n, "");
 }
 
 /// The same, each line carrying `pad` too.
-fn lines_then_q_all_arrive_padded(
-    server: &Server,
-    alice: &mut Chat,
-    bob: &mut Chat,
-    n: usize,
-    pad: &str,
-) {
+fn lines_then_q_all_arrive_padded(alice: &mut Chat, bob: &mut Chat, n: usize, pad: &str) {
     let mut text = String::with_capacity(n * (12 + pad.len()));
     for i in 0..n {
         text.push_str(&format!("line {i}{pad}\n"));
@@ -141,7 +135,6 @@ fn lines_then_q_all_arrive_padded(
         "{}",
         &out[out.len() - 300..]
     );
-    let _ = server;
 }
 
 #[test]
@@ -150,7 +143,7 @@ fn a_hundred_thousand_lines_then_q_all_arrive_in_order_once() {
     let mut alice = login(&server, "alice");
     let mut bob = login(&server, "bob");
     common::connect(&mut alice, &mut bob);
-    lines_then_q_all_arrive(&server, &mut alice, &mut bob, 100_000);
+    lines_then_q_all_arrive(&mut alice, &mut bob, 100_000);
 }
 
 #[test]
@@ -267,18 +260,8 @@ fn a_servers_error_texts_and_garbage_are_shown_not_obeyed() {
 #[test]
 fn a_hundred_thousand_relayed_lines_then_q_all_arrive_in_order_once() {
     let server = Server::start();
-    let mut alice = login(&server, "alice");
-    // Bob advertises an address nobody listens on: the chat is relayed.
-    let mut bob = Chat::spawn(server.addr, &["--advertise", "127.0.0.1:1"]);
-    bob.label = "bob".into();
-    bob.expect("Enter your visible name: ");
-    bob.send("bob");
-    bob.expect("Online users");
-    alice.send("bob");
-    common::answer(&mut bob, "alice");
-    alice.expect("Connected to bob (relayed through the server");
-    bob.expect("alice connected (relayed");
-    lines_then_q_all_arrive(&server, &mut alice, &mut bob, 100_000);
+    let (mut alice, mut bob) = relayed_pair(&server);
+    lines_then_q_all_arrive(&mut alice, &mut bob, 100_000);
 }
 
 #[test]
@@ -291,14 +274,24 @@ fn megabytes_piped_faster_than_the_peer_confirms_all_arrive() {
     common::connect(&mut alice, &mut bob);
     common::settle(&mut alice, &mut bob);
     let pad = format!(" {}", "x".repeat(120));
-    lines_then_q_all_arrive_padded(&server, &mut alice, &mut bob, 30_000, &pad);
+    lines_then_q_all_arrive_padded(&mut alice, &mut bob, 30_000, &pad);
     assert!(!alice.stdout().contains("Not sent"), "typing was refused");
 }
 
 #[test]
 fn a_long_line_goes_whole_through_the_relay_too() {
     let server = Server::start();
-    let mut alice = login(&server, "alice");
+    let (mut alice, mut bob) = relayed_pair(&server);
+    common::settle(&mut alice, &mut bob);
+    let long = "z".repeat(60_000);
+    alice.send(&long);
+    bob.expect_within(&format!("alice: {long}\n"), WAIT);
+}
+
+/// alice and bob in a chat through the server's relay: bob advertises an
+/// address nobody listens on.
+fn relayed_pair(server: &Server) -> (Chat, Chat) {
+    let mut alice = login(server, "alice");
     let mut bob = Chat::spawn(server.addr, &["--advertise", "127.0.0.1:1"]);
     bob.label = "bob".into();
     bob.expect("Enter your visible name: ");
@@ -307,8 +300,6 @@ fn a_long_line_goes_whole_through_the_relay_too() {
     alice.send("bob");
     common::answer(&mut bob, "alice");
     alice.expect("Connected to bob (relayed through the server");
-    common::settle(&mut alice, &mut bob);
-    let long = "z".repeat(60_000);
-    alice.send(&long);
-    bob.expect_within(&format!("alice: {long}\n"), WAIT);
+    bob.expect("alice connected (relayed");
+    (alice, bob)
 }

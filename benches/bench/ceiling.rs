@@ -48,15 +48,7 @@ fn tasks_now() -> usize {
 
 /// A process's RSS (KiB), threads and memory maps.
 fn footprint(pid: u32) -> (f64, usize, usize) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
+    let field = |name: &str| crate::server::status_field(pid, name);
     let maps = std::fs::read_to_string(format!("/proc/{pid}/maps"))
         .map(|m| m.lines().count())
         .unwrap_or(0);

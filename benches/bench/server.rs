@@ -158,16 +158,18 @@ pub fn registry(table: &mut Table, max_peers: usize, raw: &EchoBaseline) {
 
 /// RSS (KiB) and thread count of a process, from /proc.
 fn rss_and_threads(pid: u32) -> (f64, f64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (field("VmRSS:"), field("Threads:"))
+    (status_field(pid, "VmRSS:"), status_field(pid, "Threads:"))
+}
+
+/// One number from `/proc/PID/status` (`VmRSS:`, `Threads:`…), 0 if absent.
+pub fn status_field(pid: u32, name: &str) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with(name))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(0.0)
 }
 
 /// Memory and threads with 1,000 and `max_peers` peers held, bursts of

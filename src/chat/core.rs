@@ -1372,11 +1372,7 @@ impl Core {
         if self.server.registration == Registration::Dormant {
             // REGISTER goes on the new connection, from `on_server_back`.
             self.notice("Connecting to the registration server again…");
-            self.server.registration = Registration::Reconnecting { refusals: 0 };
-            self.out(Output::Reconnect {
-                after: Duration::ZERO,
-                retry: Retry::Once,
-            });
+            self.connect_once_more();
             self.stage = Stage::Registering {
                 name,
                 attempt: Attempt::Again,
@@ -1919,13 +1915,7 @@ impl Core {
             // The server gave up on the connection just as the name came:
             // not a refusal of the name. Connect again and register there.
             *attempt = Attempt::Again;
-            self.server.pending.clear();
-            self.server.registration = Registration::Reconnecting { refusals: 0 };
-            self.out(Output::Reconnect {
-                after: Duration::ZERO,
-                retry: Retry::Once,
-            });
-            return;
+            return self.connect_once_more();
         }
         if let Registration::Reregistering { refusals } = self.server.registration
             && matches!(self.stage, Stage::Registered { .. })
@@ -2457,13 +2447,7 @@ impl Core {
                 // The server may have given up on the connection just before
                 // the name came: one fresh connection.
                 *attempt = Attempt::Again;
-                self.server.pending.clear();
-                self.server.registration = Registration::Reconnecting { refusals: 0 };
-                self.out(Output::Reconnect {
-                    after: Duration::ZERO,
-                    retry: Retry::Once,
-                });
-                return;
+                return self.connect_once_more();
             }
             // Lost again: a server that closes on REGISTER is broken or full,
             // or gone, and retrying would hang a script.
@@ -2492,6 +2476,17 @@ impl Core {
             Some(Place::AtList) => self.show_list(now),
             _ => {}
         }
+    }
+
+    /// One fresh connection at once, for a name the old one could not
+    /// register; its failure ends the program (`Attempt::Again`).
+    fn connect_once_more(&mut self) {
+        self.server.pending.clear();
+        self.server.registration = Registration::Reconnecting { refusals: 0 };
+        self.out(Output::Reconnect {
+            after: Duration::ZERO,
+            retry: Retry::Once,
+        });
     }
 
     /// Starts reconnecting, after `pause`; a chat in progress goes on
