@@ -93,6 +93,8 @@ pub struct LineReader<R> {
     start: usize,
     /// How much of `buf[start..]` is known to hold no newline.
     scanned: usize,
+    /// Where in `buf[start..]` the next newline is, when already found.
+    found: Option<usize>,
     max: usize,
     /// Bytes asked for per read: small for the server's many idle clients,
     /// large for a chat link that may carry a flood of lines.
@@ -108,6 +110,14 @@ pub struct LineReader<R> {
 /// set again. A timeout shorter than wanted only wakes the read early, and
 /// it then asks again with the time left.
 pub const TIMEOUT_SLACK: Duration = Duration::from_millis(10);
+
+/// Where the first `\n` in `bytes` is, found a word at a time (std's
+/// `memchr`, reached through [`io::BufRead::skip_until`]).
+fn find_newline(bytes: &[u8]) -> Option<usize> {
+    let mut rest = bytes;
+    let skipped = io::BufRead::skip_until(&mut rest, b'\n').ok()?;
+    (skipped > 0 && bytes[skipped - 1] == b'\n').then(|| skipped - 1)
+}
 
 impl<R: TimedRead> LineReader<R> {
     pub fn new(inner: R) -> Self {
@@ -126,6 +136,7 @@ impl<R: TimedRead> LineReader<R> {
             buf: Vec::new(),
             start: 0,
             scanned: 0,
+            found: None,
             max,
             read_size: 1024,
             timeout_set: None,
@@ -146,18 +157,39 @@ impl<R: TimedRead> LineReader<R> {
 
     /// Whether a whole line is already buffered, so the next read returns
     /// without waiting. Lets a reader hand on a batch of lines at once.
-    pub fn has_line(&self) -> bool {
-        self.buf[self.start + self.scanned..].contains(&b'\n')
+    pub fn has_line(&mut self) -> bool {
+        if self.found.is_none() {
+            let pending = &self.buf[self.start..];
+            match find_newline(&pending[self.scanned..]) {
+                Some(pos) => self.found = Some(self.scanned + pos),
+                None => self.scanned = pending.len(),
+            }
+        }
+        self.found.is_some()
     }
 
     /// Reads the next line, or fails with [`ReadError::TimedOut`] once
     /// `deadline` has passed. Bytes of a line that timed out are kept, so a
     /// later call can still complete it.
     pub fn read_line_by(&mut self, deadline: Option<Instant>) -> Result<String, ReadError> {
+        self.read_with(deadline, str::to_owned)
+    }
+
+    /// Reads the next line like [`LineReader::read_line_by`], and gives it
+    /// to `take` where it lies in the buffer: what `take` keeps of it is
+    /// the only copy made.
+    pub fn read_with<T>(
+        &mut self,
+        deadline: Option<Instant>,
+        take: impl FnOnce(&str) -> T,
+    ) -> Result<T, ReadError> {
         loop {
             let pending = &self.buf[self.start..];
-            if let Some(pos) = pending[self.scanned..].iter().position(|&b| b == b'\n') {
-                let end = self.scanned + pos;
+            let found = self
+                .found
+                .take()
+                .or_else(|| Some(self.scanned + find_newline(&pending[self.scanned..])?));
+            if let Some(end) = found {
                 if end > self.max + usize::from(pending[..end].ends_with(b"\r")) {
                     return Err(ReadError::TooLong);
                 }
@@ -166,7 +198,7 @@ impl<R: TimedRead> LineReader<R> {
                     line = &line[..line.len() - 1];
                 }
                 let line = std::str::from_utf8(line)
-                    .map(str::to_owned)
+                    .map(take)
                     .map_err(|_| ReadError::InvalidUtf8);
                 self.start += end + 1;
                 self.scanned = 0;

@@ -200,12 +200,12 @@ pub fn chat(table: &mut Table) {
     table
         .latency("chat line round trip", &rtt)
         .vs("raw relay", &raw_rtt)
-        .p50_goal(Goal::AtMost(3.0));
+        .p50_goal(Goal::AtMost(1.2));
     table
         .row("chat piped lines/s (100,000)")
         .value(&lines)
         .vs("raw TCP", &raw_lines)
-        .goal(Goal::AtLeast(0.5));
+        .goal(Goal::AtLeast(0.8));
 }
 
 /// How long `q` takes to end a chat with a raw caller, with that caller

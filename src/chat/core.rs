@@ -452,6 +452,54 @@ struct Chat {
     resume: Resume,
 }
 
+/// Lines kept in order in one buffer, oldest first: keeping one costs a
+/// copy, not an allocation, however many lines a fast script sends.
+#[derive(Debug, Default)]
+struct KeptLines {
+    text: String,
+    /// Where the kept lines begin in `text` (those before are dropped).
+    start: usize,
+    lengths: VecDeque<usize>,
+}
+
+impl KeptLines {
+    fn push_back(&mut self, line: &str) {
+        self.text.push_str(line);
+        self.lengths.push_back(line.len());
+    }
+
+    /// Drops the oldest line, giving its length.
+    fn pop_front(&mut self) -> Option<usize> {
+        let len = self.lengths.pop_front()?;
+        self.start += len;
+        if self.lengths.is_empty() {
+            self.text.clear();
+            self.start = 0;
+        } else if self.start > self.text.len() / 2 {
+            // Moved at most once per half buffer: amortised, a copy a line.
+            self.text.drain(..self.start);
+            self.start = 0;
+        }
+        Some(len)
+    }
+
+    fn len(&self) -> usize {
+        self.lengths.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.lengths.is_empty()
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &str> {
+        self.lengths.iter().scan(self.start, |at, &len| {
+            let line = &self.text[*at..*at + len];
+            *at += len;
+            Some(line)
+        })
+    }
+}
+
 /// Who dialed the chat.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Role {
@@ -471,7 +519,7 @@ struct Resume {
     /// Lines sent so far, and those of them not yet acknowledged (the last
     /// `unacked.len()` of them).
     sent: u64,
-    unacked: VecDeque<String>,
+    unacked: KeptLines,
     unacked_bytes: usize,
     /// Lines received so far.
     received: u64,
@@ -518,7 +566,7 @@ impl Resume {
         }
         self.sent += 1;
         self.unacked_bytes += line.len();
-        self.unacked.push_back(line.to_string());
+        self.unacked.push_back(line);
         true
     }
 
@@ -529,14 +577,14 @@ impl Resume {
 
     fn acknowledge(&mut self, upto: u64) {
         while self.acked() < upto.min(self.sent) {
-            if let Some(line) = self.unacked.pop_front() {
-                self.unacked_bytes -= line.len();
+            if let Some(bytes) = self.unacked.pop_front() {
+                self.unacked_bytes -= bytes;
             }
         }
     }
 
     /// The lines the peer, which has `received`, has not got.
-    fn to_resend(&self, received: u64) -> impl Iterator<Item = &String> {
+    fn to_resend(&self, received: u64) -> impl Iterator<Item = &str> {
         let skip = received.saturating_sub(self.acked()) as usize;
         self.unacked.iter().skip(skip)
     }
@@ -2924,7 +2972,11 @@ impl Core {
             return;
         };
         chat.resume.acknowledge(received);
-        let resend: Vec<String> = chat.resume.to_resend(received).cloned().collect();
+        let resend: Vec<String> = chat
+            .resume
+            .to_resend(received)
+            .map(str::to_string)
+            .collect();
         // What goes again waits for its acknowledgement from now.
         chat.resume.waiting_since = (!chat.resume.unacked.is_empty()).then_some(now);
         let mut state = LinkState::new(link, now);

@@ -192,10 +192,12 @@ fn read_loop(id: LinkId, mut reader: LineReader<TcpStream>, events: Events, cred
         let mut msgs = Vec::new();
         let mut end = None;
         loop {
-            match reader.read_line_by(None) {
+            // Parsed where it lies in the buffer: a MSG's text is copied
+            // once, into the message.
+            match reader.read_with(None, PeerMessage::parse) {
                 // A line we do not understand, from a newer or broken peer,
                 // is skipped; the chat goes on.
-                Ok(line) => msgs.extend(PeerMessage::parse_owned(line).ok()),
+                Ok(parsed) => msgs.extend(parsed.ok()),
                 Err(ReadError::InvalidUtf8) => {}
                 Err(_) => end = Some(LinkEnd::Closed),
             }

@@ -89,7 +89,14 @@ fn read_lines(events: Events, escapes: Escapes, credits: mpsc::Receiver<()>) {
         // text costs the main loop one wake-up per batch.
         let mut batch = Vec::new();
         loop {
-            let input = match read_input(&mut stdin) {
+            // Lines already buffered first; the batch goes once they are
+            // used up, rather than wait with them for more input.
+            let input = match buffered_line(&mut stdin) {
+                Some(typed) => typed,
+                None if batch.is_empty() => read_input(&mut stdin),
+                None => break,
+            };
+            let input = match input {
                 Typed::Line(line) if escapes == Escapes::Drop => {
                     Typed::Line(without_escapes(&line).into_owned())
                 }
@@ -97,7 +104,7 @@ fn read_lines(events: Events, escapes: Escapes, credits: mpsc::Receiver<()>) {
             };
             let eof = input == Typed::Eof;
             batch.push(input);
-            if eof || batch.len() >= TYPED_PER_EVENT || !stdin.buffer().contains(&b'\n') {
+            if eof || batch.len() >= TYPED_PER_EVENT {
                 break;
             }
         }
@@ -112,6 +119,12 @@ fn read_lines(events: Events, escapes: Escapes, credits: mpsc::Receiver<()>) {
 /// Reads one line; a line longer than [`MAX_INPUT`] is read to its end and
 /// handed on as [`Typed::TooLong`], so that nothing of it is half-sent.
 fn read_input<R: BufRead>(stdin: &mut R) -> Typed {
+    if let Ok(buf) = stdin.fill_buf()
+        && let Some((typed, used)) = whole_line(buf)
+    {
+        stdin.consume(used);
+        return typed;
+    }
     let mut bytes = Vec::new();
     match io::Read::take(&mut *stdin, MAX_INPUT + 1).read_until(b'\n', &mut bytes) {
         Ok(0) | Err(_) => Typed::Eof,
@@ -148,6 +161,37 @@ fn read_input<R: BufRead>(stdin: &mut R) -> Typed {
             )
         }
     }
+}
+
+/// The next line, if it is whole in the buffer already (the usual case):
+/// taken without reading, in one allocation of its exact size.
+fn buffered_line(stdin: &mut io::BufReader<io::Stdin>) -> Option<Typed> {
+    let (typed, used) = whole_line(stdin.buffer())?;
+    stdin.consume(used);
+    Some(typed)
+}
+
+/// The first line of `buf` and the bytes it takes, if it is whole there.
+fn whole_line(buf: &[u8]) -> Option<(Typed, usize)> {
+    let end = line_end(buf).filter(|&end| end as u64 <= MAX_INPUT)?;
+    let mut line = &buf[..end];
+    if line.last() == Some(&b'\r') {
+        line = &line[..line.len() - 1];
+    }
+    // Checked whole first: the lossy walk is only for bad bytes.
+    let text = match std::str::from_utf8(line) {
+        Ok(text) => text.to_owned(),
+        Err(_) => String::from_utf8_lossy(line).into_owned(),
+    };
+    Some((Typed::Line(text), end + 1))
+}
+
+/// Where the first line in `buf` ends (its `\n`), found a word at a time
+/// (std's `memchr`, reached through [`BufRead::skip_until`]).
+fn line_end(buf: &[u8]) -> Option<usize> {
+    let mut rest = buf;
+    let skipped = rest.skip_until(b'\n').ok()?;
+    (skipped > 0 && buf[skipped - 1] == b'\n').then(|| skipped - 1)
 }
 
 fn read_keys(events: Events) {
@@ -354,7 +398,10 @@ impl Ui {
         match &mut self.mode {
             Mode::Plain { prompt_open, .. } => {
                 end_prompt_line(&mut self.out, prompt_open);
-                let _ = writeln!(self.out, "{at}{name}: {text}");
+                // Piped output is the bulk: pieces copied, no formatting.
+                for piece in [&at, &*name, ": ", &*text, "\n"] {
+                    self.out.extend_from_slice(piece.as_bytes());
+                }
             }
             Mode::Terminal(term) => {
                 let (on, off) = if term.colour { (PEER, RESET) } else { ("", "") };

@@ -64,16 +64,6 @@ pub enum PeerMessage {
 }
 
 impl PeerMessage {
-    /// Like [`PeerMessage::parse`], reusing the line's buffer for the text
-    /// of a `MSG`, the one message that comes in bulk.
-    pub fn parse_owned(mut line: String) -> Result<PeerMessage, ProtocolError> {
-        if line.starts_with("MSG ") {
-            line.replace_range(..4, "");
-            return Ok(PeerMessage::Msg(line));
-        }
-        PeerMessage::parse(&line)
-    }
-
     pub fn parse(line: &str) -> Result<PeerMessage, ProtocolError> {
         let (verb, rest) = line.split_once(' ').unwrap_or((line, ""));
         let bad = |verb, usage| ProtocolError::BadArguments { verb, usage };
@@ -247,12 +237,7 @@ mod tests {
         ];
         for message in messages {
             let text = message.to_string();
-            assert_eq!(PeerMessage::parse(&text), Ok(message.clone()), "{text}");
-            assert_eq!(
-                PeerMessage::parse_owned(text.clone()),
-                Ok(message),
-                "{text}"
-            );
+            assert_eq!(PeerMessage::parse(&text), Ok(message), "{text}");
         }
         assert!(PeerMessage::parse("HELLO al 1").is_err());
         assert!(PeerMessage::parse("GET / HTTP/1.1").is_err());
