@@ -54,6 +54,15 @@ const FEATURE_RESUME: &str = "resume";
 /// Unacknowledged lines kept to send again, at most: past it, typing waits.
 const RESUME_BUFFER: usize = 1024 * 1024;
 
+/// How long an acknowledgement may wait for a line of ours to ride on
+/// (like TCP's delayed ACK): a conversation's lines carry each other's,
+/// and only a one-sided stream costs a line of its own.
+const ACK_DELAY: Duration = Duration::from_millis(40);
+
+/// Received this much unacknowledged, the acknowledgement goes at once: the
+/// sender's buffer (and a piped script) is never held up by the delay.
+const ACK_AFTER_BYTES: usize = RESUME_BUFFER / 8;
+
 /// How often the caller tries to bring a broken link back.
 const REJOIN_EVERY: Duration = Duration::from_secs(1);
 
@@ -523,6 +532,11 @@ struct Resume {
     unacked_bytes: usize,
     /// Lines received so far.
     received: u64,
+    /// The count last acknowledged to the peer, the bytes received since,
+    /// and when the acknowledgement of those is due at the latest.
+    told: u64,
+    untold_bytes: usize,
+    ack_due: Option<Instant>,
     /// Since when lines have waited for an acknowledgement that did not
     /// come (reset by every one that does): a peer that reads but never
     /// acknowledges is taken for a broken link after the silence limit.
@@ -961,6 +975,9 @@ impl Core {
                 if let Some(since) = chat.resume.waiting_since {
                     at(since + t.silence);
                 }
+                if let Some(due) = chat.resume.ack_due {
+                    at(due);
+                }
                 if let Some(echo) = &chat.echo {
                     at(echo.last_sent + t.ping_every);
                 }
@@ -1029,6 +1046,11 @@ impl Core {
                 ending_over = chat.ending.as_ref().is_some_and(|e| now >= e.until);
             }
             _ => {}
+        }
+        if matches!(self.place(), Some(Place::Chatting(chat))
+            if chat.resume.ack_due.is_some_and(|due| now >= due))
+        {
+            self.acknowledge_now();
         }
         for (link, msg) in pings {
             self.out(Output::Peer { link, msg });
@@ -1551,7 +1573,25 @@ impl Core {
         chat.resume.note_waiting(now);
         chat.link.last_sent = now;
         let link = chat.link.id;
+        // What we owe the peer rides along with our line.
+        self.acknowledge_now();
         self.send_peer(link, PeerMessage::Msg(line));
+    }
+
+    /// Sends the chat's owed acknowledgement, if any, on its link.
+    fn acknowledge_now(&mut self) {
+        let Some(Place::Chatting(chat)) = self.place_mut() else {
+            return;
+        };
+        let resume = &mut chat.resume;
+        resume.ack_due = None;
+        resume.untold_bytes = 0;
+        if resume.told == resume.received || !resume.active() {
+            return;
+        }
+        resume.told = resume.received;
+        let (link, count) = (chat.link.id, resume.received);
+        self.send_peer(link, PeerMessage::Ack(count));
     }
 
     fn too_long(&mut self, bytes: usize) {
@@ -2781,6 +2821,7 @@ impl Core {
         let mut bye = false;
         let mut answer_features = false;
         let (mut received, mut acked, mut resumable, mut resumes) = (0u64, None, None, None);
+        let mut received_bytes = 0;
         for msg in msgs {
             let state = if main {
                 &mut chat.link
@@ -2791,6 +2832,7 @@ impl Core {
                 PeerMessage::Msg(text) => {
                     if main {
                         received += 1;
+                        received_bytes += text.len();
                     }
                     shown.push(text)
                 }
@@ -2841,17 +2883,21 @@ impl Core {
                 resume.key = resumable;
             }
             resume.received += received;
+            if received > 0 && resume.active() {
+                resume.untold_bytes += received_bytes;
+                resume.ack_due.get_or_insert(now + ACK_DELAY);
+            }
             if let Some(upto) = acked {
                 let before = resume.acked();
                 resume.acknowledge(upto);
                 resume.note_acknowledged(now, before);
             }
-            let ack = (received > 0 && resume.active()).then_some(resume.received);
+            let ack_now = resume.untold_bytes >= ACK_AFTER_BYTES;
             if let Some(key) = announce {
                 self.send_peer(link, PeerMessage::Resumable(key));
             }
-            if let Some(count) = ack {
-                self.send_peer(link, PeerMessage::Ack(count));
+            if ack_now {
+                self.acknowledge_now();
             }
         }
         if !shown.is_empty() {
@@ -2979,6 +3025,10 @@ impl Core {
             .collect();
         // What goes again waits for its acknowledgement from now.
         chat.resume.waiting_since = (!chat.resume.unacked.is_empty()).then_some(now);
+        // The handshake told the peer our count: nothing is owed.
+        chat.resume.told = chat.resume.received;
+        chat.resume.untold_bytes = 0;
+        chat.resume.ack_due = None;
         let mut state = LinkState::new(link, now);
         state.numbered = chat.link.numbered;
         state.acks_bye = chat.link.acks_bye;

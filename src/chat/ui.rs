@@ -235,8 +235,13 @@ pub struct Ui {
 }
 
 /// The thread that writes to stdout, and how much it has still to write.
+/// While it has nothing queued, the main loop writes itself, through a
+/// non-blocking handle on the same pipe or terminal, as much as goes
+/// without waiting; only the rest is the thread's. Printing then costs no
+/// thread hand-off, and still never stalls the main loop.
 struct StdoutWriter {
     bytes: Option<mpsc::Sender<Vec<u8>>>,
+    direct: Option<std::fs::File>,
     queued: Arc<AtomicUsize>,
     done: mpsc::Receiver<()>,
 }
@@ -258,12 +263,36 @@ impl StdoutWriter {
         StdoutWriter {
             // Without a thread, `flush` writes itself.
             bytes: spawned.is_ok().then_some(bytes),
+            direct: spawned.is_ok().then(non_blocking_stdout).flatten(),
             queued,
             done,
         }
     }
 
-    fn write(&self, chunk: Vec<u8>) {
+    fn write(&mut self, mut chunk: Vec<u8>) {
+        if let Some(direct) = &mut self.direct
+            && self.queued.load(Ordering::Acquire) == 0
+        {
+            let mut written = 0;
+            while written < chunk.len() {
+                match direct.write(&chunk[written..]) {
+                    Ok(0) => break,
+                    Ok(n) => written += n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        if e.kind() != io::ErrorKind::WouldBlock {
+                            // Closed or broken: the thread finds out too.
+                            self.direct = None;
+                        }
+                        break;
+                    }
+                }
+            }
+            if written == chunk.len() {
+                return;
+            }
+            chunk.drain(..written);
+        }
         match &self.bytes {
             Some(bytes) => {
                 self.queued.fetch_add(chunk.len(), Ordering::AcqRel);
@@ -277,6 +306,50 @@ impl StdoutWriter {
             }
         }
     }
+}
+
+/// A second, non-blocking handle on stdout, when it is a pipe or a
+/// terminal: opened anew through `/proc/self/fd/1`, it has a file
+/// description of its own, so the flag never reaches the shared stdout
+/// (or the shell's). Not for files (their offset is not shared) or sockets
+/// (which cannot be opened so), and only where the flags' values are known.
+fn non_blocking_stdout() -> Option<std::fs::File> {
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    // `O_NONBLOCK | O_NOCTTY` in the kernel's generic fcntl.h, which these
+    // architectures use; std has no names for them.
+    #[cfg(all(
+        target_os = "linux",
+        any(
+            target_arch = "x86_64",
+            target_arch = "x86",
+            target_arch = "aarch64",
+            target_arch = "arm",
+            target_arch = "riscv64"
+        )
+    ))]
+    const FLAGS: Option<i32> = Some(0o4000 | 0o400);
+    #[cfg(not(all(
+        target_os = "linux",
+        any(
+            target_arch = "x86_64",
+            target_arch = "x86",
+            target_arch = "aarch64",
+            target_arch = "arm",
+            target_arch = "riscv64"
+        )
+    )))]
+    const FLAGS: Option<i32> = None;
+    let flags = FLAGS?;
+    let path = "/proc/self/fd/1";
+    let kind = std::fs::metadata(path).ok()?.file_type();
+    if !(kind.is_fifo() || kind.is_char_device()) {
+        return None;
+    }
+    std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(flags)
+        .open(path)
+        .ok()
 }
 
 impl Drop for StdoutWriter {

@@ -1437,11 +1437,64 @@ fn resumable_chat() -> World {
 }
 
 #[test]
+fn acknowledgements_ride_on_our_lines_or_wait_a_moment_or_go_at_once_for_a_flood() {
+    let mut w = resumable_chat();
+    // A line of ours carries what we owe.
+    w.peer(1, &["MSG hi"]);
+    assert_eq!(
+        w.count(|o| matches!(
+            o,
+            Output::Peer {
+                msg: PeerMessage::Ack(_),
+                ..
+            }
+        )),
+        0
+    );
+    w.typed("hello");
+    w.expect_to_peer(1, "ACK 1");
+    w.expect_to_peer(1, "MSG hello");
+    // Nothing of ours to send: it goes on its own after the delay, once.
+    w.peer(1, &["MSG more"]);
+    w.advance(ACK_DELAY / 2);
+    assert_eq!(
+        w.count(|o| matches!(
+            o,
+            Output::Peer {
+                msg: PeerMessage::Ack(_),
+                ..
+            }
+        )),
+        0
+    );
+    w.advance(ACK_DELAY);
+    w.expect_to_peer(1, "ACK 2");
+    w.advance(ACK_DELAY * 4);
+    assert_eq!(
+        w.count(|o| matches!(
+            o,
+            Output::Peer {
+                msg: PeerMessage::Ack(_),
+                ..
+            }
+        )),
+        0
+    );
+    // A flood is acknowledged as it comes, so the sender never waits.
+    let line = format!("MSG {}", "x".repeat(4000));
+    let flood: Vec<&str> = vec![line.as_str(); ACK_AFTER_BYTES / 4000 + 1];
+    w.peer(1, &flood);
+    let n = 2 + flood.len();
+    w.expect_to_peer(1, &format!("ACK {n}"));
+}
+
+#[test]
 fn a_broken_link_is_brought_back_and_what_was_missed_is_resent() {
     let mut w = resumable_chat();
     w.typed("one");
     w.typed("two");
     w.peer(1, &["ACK 1", "MSG from bob"]);
+    w.advance(ACK_DELAY);
     w.expect_to_peer(1, "ACK 1");
     w.input(Input::LinkEnded {
         link: 1,
