@@ -16,6 +16,7 @@ mod clock;
 mod commands;
 mod core;
 pub mod editor;
+mod keeper;
 mod link;
 mod login;
 mod p2pclient;
@@ -35,6 +36,8 @@ use login::{ServerConn, ServerConnId, ServerEvent};
 use p2pclient::DialError;
 use p2pserver::Hello;
 use ui::Ui;
+
+pub use keeper::{Kept, keep_terminal};
 
 /// How the chat runs; built from the command line by `bin/chat.rs`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

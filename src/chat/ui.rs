@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use super::core::{Kind, Typed};
 use super::editor::{Edit, Key, KeyDecoder, LineEditor, without_escapes, wrap};
-use super::terminal::{self, RawMode};
+use super::terminal::{self, BRACKETED_PASTE_OFF, RawMode};
 use super::{Event, Events};
 use crate::text::shown;
 use crate::unicode::width;
@@ -177,7 +177,6 @@ const NOTICE: &str = "\x1b[33m";
 const PEER: &str = "\x1b[1;36m";
 const DIM: &str = "\x1b[2m";
 const BRACKETED_PASTE_ON: &str = "\x1b[?2004h";
-const BRACKETED_PASTE_OFF: &str = "\x1b[?2004l";
 const CLEAR_SCREEN: &str = "\x1b[H\x1b[2J";
 
 /// Writes to stdout, buffered: the main loop calls [`Ui::flush`] once per
