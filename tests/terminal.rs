@@ -11,6 +11,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::{Chat, Server, WAIT};
+use p2pchat::chat::editor::PASTE_GAP;
 
 /// A private tmux server running one shell in one 100×30 pane.
 struct Tmux {
@@ -557,6 +558,38 @@ fn a_pasted_q_line_is_sent_as_text_and_ends_nothing() {
     tmux.press(&["Enter"]);
     bob.expect("alice: half done\n");
     assert!(!bob.stdout().contains("alice left"), "{}", bob.stdout());
+}
+
+#[test]
+fn an_unbracketed_paste_is_text_too_q_and_quit_included() {
+    let Some(tmux) = Tmux::start(&[]) else { return };
+    let server = Server::start();
+    tmux.chat(&server, "alice");
+    let mut bob = bob_calls_alice(&server, &tmux);
+    // The bytes a terminal without bracketed paste sends, in one write:
+    // line breaks as CR, no markers around them.
+    tmux.type_text("hello\rq\r/quit\r");
+    bob.expect("alice: hello\n");
+    bob.expect("alice: q\n");
+    bob.expect("alice: /quit\n");
+    // tmux's paste-buffer without -p sends no markers either.
+    tmux.run(&["set-buffer", "-b", "lines", "two\nq\nthree"]);
+    tmux.run(&["paste-buffer", "-b", "lines", "-t", "0"]);
+    bob.expect("alice: two\n");
+    bob.expect("alice: q\n");
+    tmux.wait_for_last_row("to bob> three");
+    // A person's pause before typing again. Not for ordering: the paste
+    // is on screen already. Input within PASTE_GAP of a paste is taken for
+    // more of it, so an Enter sent sooner would be pasted, not typed.
+    thread::sleep(PASTE_GAP * 5);
+    // Typed after the paste: the Enter sends the line, and q is a command.
+    tmux.press(&["Enter"]);
+    bob.expect("alice: three\n");
+    tmux.wait_for_last_row("to bob>");
+    assert!(!bob.stdout().contains("alice left"), "{}", bob.stdout());
+    tmux.type_text("q");
+    tmux.press(&["Enter"]);
+    bob.expect("alice left the chat.");
 }
 
 #[test]

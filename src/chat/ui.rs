@@ -19,7 +19,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use super::core::{Kind, Typed};
-use super::editor::{Edit, Key, KeyDecoder, LineEditor, without_escapes, wrap};
+use super::editor::{Edit, Key, Keyboard, LineEditor, PASTE_GAP, without_escapes, wrap};
 use super::terminal::{self, BRACKETED_PASTE_OFF, RawMode};
 use super::{Event, Events};
 use crate::text::shown;
@@ -150,18 +150,68 @@ fn read_input<R: BufRead>(stdin: &mut R) -> Typed {
     }
 }
 
+/// Reads of the terminal waiting for the key decoder at most.
+const READS_WAITING: usize = 64;
+
+/// One read of the terminal, and whether it came within [`PASTE_GAP`] of
+/// the read before (the read waited less than that for input).
+struct Chunk {
+    bytes: Vec<u8>,
+    joined: bool,
+}
+
+/// Reads the terminal; a thread of its own decodes what was read, so that
+/// it can wait [`PASTE_GAP`] for more input after an Enter while this one
+/// waits in `read`. Ends (and so ends the decoder) when the terminal goes.
 fn read_keys(events: Events) {
-    let mut decoder = KeyDecoder::default();
+    let (reads, inbox) = mpsc::sync_channel(READS_WAITING);
+    let decoder = thread::Builder::new()
+        .name("keys".into())
+        .spawn(move || decode_keys(&events, &inbox));
+    if decoder.is_err() {
+        return;
+    }
     let mut stdin = io::stdin();
-    let mut buf = [0u8; 1024];
+    let mut buf = [0u8; 4096];
     loop {
-        let keys = match stdin.read(&mut buf) {
-            Ok(0) | Err(_) => {
-                // The terminal went away: that is EOF.
+        let asked = Instant::now();
+        let read = match stdin.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => Chunk {
+                bytes: buf[..n].to_vec(),
+                joined: asked.elapsed() < PASTE_GAP,
+            },
+        };
+        if reads.send(read).is_err() {
+            return;
+        }
+    }
+}
+
+/// Decodes the reads into keys for the main loop; keys held after an Enter
+/// are given once [`PASTE_GAP`] passes with no more input.
+fn decode_keys(events: &Events, reads: &mpsc::Receiver<Chunk>) {
+    let mut keyboard = Keyboard::default();
+    loop {
+        let read = if keyboard.holding() {
+            reads.recv_timeout(PASTE_GAP)
+        } else {
+            reads
+                .recv()
+                .map_err(|_| mpsc::RecvTimeoutError::Disconnected)
+        };
+        let keys = match read {
+            Ok(read) => keyboard.feed(&read.bytes, read.joined),
+            Err(mpsc::RecvTimeoutError::Timeout) => keyboard.pause(),
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                // The terminal went away: that is EOF, after what was held.
+                let held = keyboard.pause();
+                if !held.is_empty() {
+                    let _ = events.send(Event::Keys(held));
+                }
                 let _ = events.send(Event::Typed(vec![Typed::Eof]));
                 return;
             }
-            Ok(n) => decoder.feed(&buf[..n]),
         };
         if !keys.is_empty() && events.send(Event::Keys(keys)).is_err() {
             return;
