@@ -102,6 +102,8 @@ Options:
   --timestamps           show the time (HH:MM) before each chat line
   --grace SECS           keep a chat whose link broke this long, reconnecting
                          [default: 60]
+  --write-timeout SECS   a peer that reads none of your lines this long is
+                         taken for gone [default: 10]
   --quiet                no bell on an incoming call
   -h, --help             print this help
   --version              print the version
@@ -312,6 +314,9 @@ pub fn parse_chat(
                 config.timestamps = true;
             }
             "--grace" => config.grace = Some(secs(&flag, &args.value(&flag, inline)?)?),
+            "--write-timeout" => {
+                config.write_timeout = Some(secs(&flag, &args.value(&flag, inline)?)?)
+            }
             "--log" => {
                 let file = args.value(&flag, inline)?;
                 if file.is_empty() {
@@ -474,7 +479,11 @@ mod tests {
         assert_eq!(c.p2p_port, 4000);
         assert_eq!(c.advertise, Some("10.0.0.2:4000".parse().unwrap()));
         assert!(c.quiet);
+        let c = chat("--write-timeout 2 --grace 5", None).unwrap();
+        assert_eq!(c.write_timeout, Some(Duration::from_secs(2)));
+        assert_eq!(c.grace, Some(Duration::from_secs(5)));
         for (line, text) in [
+            ("--write-timeout 0", "at least 1 second"),
             ("--name", "needs a value"),
             ("--name q", "reserved"),
             ("--p2p-port 70000", "from 0 to 65535"),

@@ -81,7 +81,9 @@ fn a_caller_flooding_pings_and_never_reading_cannot_freeze_the_callee() {
 #[test]
 fn a_peer_that_stops_reading_is_dropped_with_a_notice_and_the_chat_goes_on() {
     let server = Server::start();
-    let mut bob = login(&server, "bob");
+    let mut bob = Chat::spawn(server.addr, &["--name", "bob", "--write-timeout", "2"]);
+    bob.label = "bob".into();
+    bob.expect("Enter a name to chat with");
     let (stream, _mallory) = raw_caller(&server, "mallory", &mut bob);
     // Far more than the socket buffers and the link's backlog hold.
     let line = "x".repeat(4000);

@@ -11,6 +11,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::{Chat, Server, WAIT};
+use p2pchat::chat::editor::PASTE_GAP;
 
 /// A private tmux server running one shell in one 100×30 pane.
 struct Tmux {
@@ -411,17 +412,33 @@ fn descendants(pid: u32) -> Vec<u32> {
     found
 }
 
+/// The process name of `pid`, as `pgrep` and `killall` match it.
+fn comm(pid: u32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
+/// The parent pid of `pid` (field 4 of `/proc/PID/stat`).
+fn parent_of(pid: u32) -> u32 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    stat.rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0)
+}
+
 impl Tmux {
-    /// The pid of the `chat` running in the pane.
+    /// The pid of the `chat` running in the pane: the chat itself, never
+    /// its terminal keeper (`chat-keeper`).
     fn chat_pid(&self) -> u32 {
         let out = self.run(&["display-message", "-p", "-t", "0", "#{pane_pid}"]);
         let shell: u32 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
         let deadline = Instant::now() + WAIT;
         loop {
-            let chat = descendants(shell).into_iter().find(|&pid| {
-                std::fs::read_to_string(format!("/proc/{pid}/comm"))
-                    .is_ok_and(|comm| comm.trim() == "chat")
-            });
+            let chat = descendants(shell)
+                .into_iter()
+                .find(|&pid| comm(pid) == "chat");
             if let Some(pid) = chat {
                 return pid;
             }
@@ -544,6 +561,38 @@ fn a_pasted_q_line_is_sent_as_text_and_ends_nothing() {
 }
 
 #[test]
+fn an_unbracketed_paste_is_text_too_q_and_quit_included() {
+    let Some(tmux) = Tmux::start(&[]) else { return };
+    let server = Server::start();
+    tmux.chat(&server, "alice");
+    let mut bob = bob_calls_alice(&server, &tmux);
+    // The bytes a terminal without bracketed paste sends, in one write:
+    // line breaks as CR, no markers around them.
+    tmux.type_text("hello\rq\r/quit\r");
+    bob.expect("alice: hello\n");
+    bob.expect("alice: q\n");
+    bob.expect("alice: /quit\n");
+    // tmux's paste-buffer without -p sends no markers either.
+    tmux.run(&["set-buffer", "-b", "lines", "two\nq\nthree"]);
+    tmux.run(&["paste-buffer", "-b", "lines", "-t", "0"]);
+    bob.expect("alice: two\n");
+    bob.expect("alice: q\n");
+    tmux.wait_for_last_row("to bob> three");
+    // A person's pause before typing again. Not for ordering: the paste
+    // is on screen already. Input within PASTE_GAP of a paste is taken for
+    // more of it, so an Enter sent sooner would be pasted, not typed.
+    thread::sleep(PASTE_GAP * 5);
+    // Typed after the paste: the Enter sends the line, and q is a command.
+    tmux.press(&["Enter"]);
+    bob.expect("alice: three\n");
+    tmux.wait_for_last_row("to bob>");
+    assert!(!bob.stdout().contains("alice left"), "{}", bob.stdout());
+    tmux.type_text("q");
+    tmux.press(&["Enter"]);
+    bob.expect("alice left the chat.");
+}
+
+#[test]
 fn resizing_to_twelve_columns_and_back_leaves_no_stale_rows() {
     let Some(tmux) = Tmux::start(&[]) else { return };
     let server = Server::start();
@@ -618,16 +667,19 @@ fn with_term_dumb_arrows_never_become_text_and_no_escape_is_written() {
 
 #[test]
 fn the_terminal_is_restored_after_kill_9_term_and_hup() {
-    for signal in ["-KILL", "-TERM", "-HUP"] {
+    for (signal, said) in [
+        ("-KILL", "signal 9 (SIGKILL)"),
+        ("-TERM", "signal 15 (SIGTERM)"),
+        ("-HUP", "signal 1 (SIGHUP)"),
+    ] {
         let Some(tmux) = Tmux::start(&[]) else { return };
         let server = Server::start();
-        // Under a parent that exits normally: an interactive bash would
-        // repair the terminal itself after a child killed by a signal. The
-        // parent lingers 0.2 s: one that gives the terminal back to bash
-        // within a millisecond or two can still beat the guardian's stty,
-        // and bash then keeps the raw settings (README, "The terminal").
+        // Under a parent that exits normally the moment the chat's keeper
+        // does: an interactive bash would repair the terminal itself after
+        // a child killed by a signal, and a parent that lingered would give
+        // a late restore time to win the race with bash.
         tmux.shell(&format!(
-            "sh -c '{} --server {} --name alice; sleep 0.2'",
+            "sh -c '{} --server {} --name alice; true'",
             env!("CARGO_BIN_EXE_chat"),
             server.addr
         ));
@@ -638,8 +690,38 @@ fn the_terminal_is_restored_after_kill_9_term_and_hup() {
             .status()
             .expect("run kill");
         assert!(killed.success(), "kill {signal} {chat}");
+        tmux.wait_for(&format!(
+            "chat: killed by {said}; the terminal is restored."
+        ));
         tmux.expect_terminal_restored();
     }
+}
+
+#[test]
+fn a_chat_whose_terminal_keeper_is_killed_ends_and_stops_reading() {
+    let Some(tmux) = Tmux::start(&[]) else { return };
+    let server = Server::start();
+    tmux.chat(&server, "alice");
+    let chat = tmux.chat_pid();
+    let keeper = parent_of(chat);
+    assert_eq!(comm(keeper), "chat-keeper");
+    let killed = Command::new("kill")
+        .args(["-KILL", &keeper.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(killed.success(), "kill -KILL {keeper}");
+    tmux.wait_for("the terminal keeper was killed, so the chat ends");
+    // Gone, or a zombie nobody reaps: either way it reads nothing more.
+    common::eventually("the chat ends", || {
+        std::fs::read_to_string(format!("/proc/{chat}/stat")).map_or(true, |stat| {
+            stat.rsplit_once(')')
+                .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+        })
+    });
+    // bash, the keeper's parent, repairs the terminal of a child killed by
+    // a signal; under a parent that exits normally this way out races the
+    // shell (README, "The terminal").
+    tmux.expect_terminal_restored();
 }
 
 #[test]

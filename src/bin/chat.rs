@@ -1,8 +1,11 @@
 //! `chat`: the peer. Parses arguments and runs [`p2pchat::chat::run`]; every
-//! failure is one line on stderr and a non-zero exit code.
+//! failure is one line on stderr and a non-zero exit code. On a terminal
+//! this process first becomes the terminal keeper ([`keep_terminal`]),
+//! which runs the chat as its child.
 
 use std::process::ExitCode;
 
+use p2pchat::chat::{Kept, keep_terminal};
 use p2pchat::cli::{self, Parsed};
 
 fn main() -> ExitCode {
@@ -16,13 +19,18 @@ fn main() -> ExitCode {
             println!("chat {}", cli::VERSION);
             ExitCode::SUCCESS
         }
-        Ok(Parsed::Run(config)) => match p2pchat::chat::run(config) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("chat: {e}");
-                ExitCode::from(e.exit_code() as u8)
+        Ok(Parsed::Run(config)) => {
+            if let Kept::Ended(code) = keep_terminal() {
+                return ExitCode::from(code);
             }
-        },
+            match p2pchat::chat::run(config) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("chat: {e}");
+                    ExitCode::from(e.exit_code() as u8)
+                }
+            }
+        }
         Err(e) => {
             eprintln!("chat: {e}");
             ExitCode::from(2)

@@ -82,6 +82,8 @@ pub(super) struct Driver {
     /// `--timestamps`: `HH:MM` before each chat line.
     timestamps: bool,
     clock: Clock,
+    /// How long a link's writer waits on a peer that does not read.
+    write_deadline: std::time::Duration,
 }
 
 impl Driver {
@@ -94,6 +96,7 @@ impl Driver {
         record: Record,
     ) -> Driver {
         let server_name = settings.server_name.clone();
+        let write_deadline = settings.timers.write;
         Driver {
             core: Core::new(settings, Instant::now()),
             ui,
@@ -114,6 +117,7 @@ impl Driver {
             transcript: record.transcript,
             timestamps: record.timestamps,
             clock: Clock::new(),
+            write_deadline,
         }
     }
 
@@ -248,8 +252,9 @@ impl Driver {
                     let key = random_token().map_err(|e| DialError::Start(e.to_string()))?;
                     let link = self.new_link_id();
                     let route = dialed.conn.route;
-                    let started = Link::start(link, dialed.conn, self.events.clone())
-                        .map_err(|e| DialError::Start(e.to_string()))?;
+                    let started =
+                        Link::start(link, dialed.conn, self.events.clone(), self.write_deadline)
+                            .map_err(|e| DialError::Start(e.to_string()))?;
                     self.links.insert(link, started);
                     let rejoined = match dialed.answer {
                         PeerMessage::Rewelcome { received, .. } => Some(received),
@@ -317,7 +322,7 @@ impl Driver {
                 let Some(conn) = self.held.remove(&link) else {
                     return;
                 };
-                match Link::start(link, conn, self.events.clone()) {
+                match Link::start(link, conn, self.events.clone(), self.write_deadline) {
                     Ok(running) => {
                         self.links.insert(link, running);
                     }

@@ -120,6 +120,9 @@ pub struct Timers {
     /// How long a chat whose link broke is kept, waiting for it to come
     /// back (`--grace`).
     pub grace: Duration,
+    /// How long a link's writer waits on a peer that reads nothing before
+    /// the link counts as broken (`--write-timeout`; the driver's timer).
+    pub write: Duration,
 }
 
 impl Default for Timers {
@@ -133,6 +136,7 @@ impl Default for Timers {
             reconnect: Duration::from_millis(500),
             leave: Duration::from_secs(10),
             grace: Duration::from_secs(60),
+            write: Duration::from_secs(10),
         }
     }
 }

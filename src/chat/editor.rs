@@ -2,7 +2,9 @@
 //!
 //! [`KeyDecoder`] turns the bytes a terminal sends into [`Key`]s (UTF-8
 //! characters, control keys, escape sequences for arrows, Home, End,
-//! Delete, and bracketed pastes). [`LineEditor`] applies keys to the line
+//! Delete, and bracketed pastes); [`Keyboard`] feeds it read by read and
+//! tells a paste the terminal did not mark from typing, by how fast the
+//! bytes came ([`PASTE_GAP`]). [`LineEditor`] applies keys to the line
 //! being typed by user-perceived character (extended grapheme cluster, UAX
 //! #29: `👍🏽`, `e` + U+0301, a flag or a ZWJ family is one), with a history
 //! of the lines typed this session. [`LineEditor::render`] computes what the
@@ -16,6 +18,7 @@
 //! of any length costs what the visible part costs.
 
 use std::borrow::Cow;
+use std::time::Duration;
 
 use crate::unicode::{cluster_width, next_boundary, width};
 
@@ -116,6 +119,135 @@ impl KeyDecoder {
         self.pending.drain(..i);
         keys
     }
+}
+
+impl KeyDecoder {
+    /// Bytes of a paste the terminal did not mark, returned as the text they
+    /// are: what an unfinished sequence left pending comes first, a
+    /// character cut short at the end waits for the next piece, and a LF
+    /// right after a CR that ended the piece before is the same line break.
+    fn unmarked_paste(&mut self, bytes: &[u8]) -> Vec<u8> {
+        let mut text = std::mem::take(&mut self.pending);
+        text.extend_from_slice(bytes);
+        self.pending = text.split_off(text.len() - cut_short_utf8(&text));
+        if self.after_cr && text.first() == Some(&b'\n') {
+            text.remove(0);
+        }
+        if let Some(&last) = text.last() {
+            self.after_cr = last == b'\r';
+        }
+        text
+    }
+
+    /// Whether the terminal marks its pastes in what it sent so far and
+    /// `bytes` (bracketed paste).
+    fn marks_paste(&self, bytes: &[u8]) -> bool {
+        let seen = [&self.pending[..], bytes].concat();
+        self.pasting.is_some() || seen.windows(PASTE_START.len()).any(|w| w == PASTE_START)
+    }
+}
+
+/// How many bytes at the end of `bytes` begin a UTF-8 character that is
+/// not complete yet.
+fn cut_short_utf8(bytes: &[u8]) -> usize {
+    for back in 1..=bytes.len().min(3) {
+        let byte = bytes[bytes.len() - back];
+        if byte & 0xc0 != 0x80 {
+            let needs = match byte {
+                0xc0..=0xdf => 2,
+                0xe0..=0xef => 3,
+                0xf0..=0xf7 => 4,
+                _ => 1,
+            };
+            return if needs > back { back } else { 0 };
+        }
+    }
+    0
+}
+
+/// How soon after a read the next must come to be the same burst of input.
+/// No one types a key within this of pressing Enter (key repeat is slower
+/// too), while a paste's pieces follow each other within microseconds.
+pub const PASTE_GAP: Duration = Duration::from_millis(10);
+
+/// Keys from what a terminal sends, read by read, telling a paste from
+/// typing when the terminal does not mark pastes (no bracketed paste).
+///
+/// The rule: a person cannot type another key within [`PASTE_GAP`] of
+/// pressing Enter. So a burst of input (reads each within `PASTE_GAP` of
+/// the one before) in which a line break is followed by anything is a
+/// paste, all of it from that read on: it becomes [`Key::Paste`], exactly as
+/// if the terminal had bracketed it, so its lines are text, never commands.
+/// A burst ending in one Enter (`q` ENTER typed, or sent at once as tmux
+/// `send-keys q Enter` does) is typing: it is held until `PASTE_GAP` has
+/// passed with nothing more ([`Keyboard::pause`]), then given as keys. A
+/// burst with no line break is given as keys at once.
+#[derive(Debug, Default)]
+pub struct Keyboard {
+    decoder: KeyDecoder,
+    /// The burst so far is an unmarked paste, of this many bytes (at most
+    /// [`MAX_PASTE`] are kept, as for a bracketed one).
+    pasted: Option<usize>,
+    /// A burst ending in Enter: typing, unless more follows at once.
+    held: Vec<u8>,
+}
+
+impl Keyboard {
+    /// Keys for the bytes of one read; `joined` says whether the read came
+    /// within [`PASTE_GAP`] of the one before (the same burst).
+    pub fn feed(&mut self, bytes: &[u8], joined: bool) -> Vec<Key> {
+        let mut keys = Vec::new();
+        if !joined {
+            keys = self.pause();
+        }
+        let mut burst = std::mem::take(&mut self.held);
+        burst.extend_from_slice(bytes);
+        if self.decoder.marks_paste(&burst) {
+            self.pasted = None;
+            keys.extend(self.decoder.feed(&burst));
+        } else if self.pasted.is_some() || enter_then_more(&burst) {
+            let text = self.decoder.unmarked_paste(&burst);
+            let so_far = self.pasted.unwrap_or(0);
+            let kept = text.len().min(MAX_PASTE.saturating_sub(so_far));
+            self.pasted = Some(so_far + kept);
+            if kept > 0 {
+                keys.push(Key::Paste(
+                    String::from_utf8_lossy(&text[..kept]).into_owned(),
+                ));
+            }
+        } else if burst.last().is_some_and(|&b| b == b'\r' || b == b'\n') {
+            self.held = burst;
+        } else {
+            keys.extend(self.decoder.feed(&burst));
+        }
+        keys
+    }
+
+    /// Whether keys are held until [`PASTE_GAP`] passes with no more input.
+    pub fn holding(&self) -> bool {
+        !self.held.is_empty()
+    }
+
+    /// `PASTE_GAP` passed with no more input: the burst has ended, and
+    /// what it held was typed.
+    pub fn pause(&mut self) -> Vec<Key> {
+        self.pasted = None;
+        let held = std::mem::take(&mut self.held);
+        self.decoder.feed(&held)
+    }
+}
+
+/// Whether a line break (CR, LF or CRLF) in `bytes` is followed by more.
+fn enter_then_more(bytes: &[u8]) -> bool {
+    let Some(at) = bytes.iter().position(|&b| b == b'\r' || b == b'\n') else {
+        return false;
+    };
+    let after = match &bytes[at..] {
+        [b'\r', b'\n', rest @ ..] => rest,
+        [_, rest @ ..] => rest,
+        [] => &[],
+    };
+    !after.is_empty()
 }
 
 fn take_pasted(pasted: &mut Vec<u8>, bytes: &[u8]) {
@@ -900,6 +1032,103 @@ mod tests {
         assert_eq!(e.cursor(), 3);
         assert_eq!(e.apply(Key::Paste("\x1b[31m!".into())), Edit::Changed);
         assert_eq!(text(&e), "2 3[31m!b");
+    }
+
+    /// What a read gives at once, then what a pause gives.
+    fn burst(keyboard: &mut Keyboard, reads: &[&[u8]]) -> (Vec<Key>, Vec<Key>) {
+        let mut keys = Vec::new();
+        for (i, bytes) in reads.iter().enumerate() {
+            keys.extend(keyboard.feed(bytes, i > 0));
+        }
+        (keys, keyboard.pause())
+    }
+
+    fn paste(text: &str) -> Key {
+        Key::Paste(text.into())
+    }
+
+    #[test]
+    fn an_enter_with_more_after_it_in_one_burst_is_a_paste() {
+        let mut k = Keyboard::default();
+        // Typed: keys at once; a burst ending in one Enter is held, then typed.
+        assert_eq!(k.feed(b"q", false), [Key::Char('q')]);
+        assert_eq!(k.feed(b"\n", false), []);
+        assert!(k.holding());
+        assert_eq!(k.pause(), [Key::Enter]);
+        assert_eq!(
+            burst(&mut k, &[b"y\r\n"]),
+            (vec![], vec![Key::Char('y'), Key::Enter])
+        );
+        // The next key comes after a pause: the held Enter was typed.
+        assert_eq!(k.feed(b"y\r", false), []);
+        assert_eq!(
+            k.feed(b"n", false),
+            [Key::Char('y'), Key::Enter, Key::Char('n')]
+        );
+        k.pause();
+        // One read with a line break and more after it: all of it pasted.
+        assert_eq!(
+            burst(&mut k, &[b"hello\rq\r/quit\r"]),
+            (vec![paste("hello\rq\r/quit\r")], vec![])
+        );
+        let mut e = LineEditor::default();
+        assert_eq!(
+            e.apply(paste("hello\rq\r/quit\r")),
+            Edit::SubmitPasted(vec!["hello".into(), "q".into(), "/quit".into()])
+        );
+    }
+
+    #[test]
+    fn a_paste_split_across_reads_is_pasted_whole() {
+        let mut k = Keyboard::default();
+        // Its first piece ends in a line break: held until the second comes.
+        // A CR ending a piece and a LF starting the next are one break; a
+        // character cut between pieces is joined.
+        let (keys, after) = burst(
+            &mut k,
+            &[b"hello\r", b"q\r/qu", b"it\r", b"\n\xc3", b"\xa9\n"],
+        );
+        assert_eq!(keys, [paste("hello\rq\r/qu"), paste("it\r"), paste("é\n")]);
+        assert_eq!(after, []);
+        // Once the paste is over, typing is typing again.
+        assert_eq!(k.feed(b"x", false), [Key::Char('x')]);
+        // Typed text, then a paste in the same burst: only from the read
+        // with the line break in it on is pasted (the typed text is in the
+        // line already).
+        assert_eq!(
+            burst(&mut k, &[b"ab", b"c\rd"]),
+            (vec![Key::Char('a'), Key::Char('b'), paste("c\rd")], vec![])
+        );
+    }
+
+    #[test]
+    fn bracketed_pastes_are_left_to_the_decoder() {
+        let mut k = Keyboard::default();
+        assert_eq!(
+            burst(&mut k, &[b"\x1b[200~a\rb", b"\x1b[201~"]),
+            (vec![paste("a\rb")], vec![])
+        );
+        // The start marker cut between reads is still seen.
+        assert_eq!(
+            burst(&mut k, &[b"\x1b[20", b"0~q\rz\x1b[201~"]),
+            (vec![paste("q\rz")], vec![])
+        );
+    }
+
+    #[test]
+    fn an_unmarked_paste_keeps_at_most_max_paste_bytes() {
+        let mut k = Keyboard::default();
+        let piece = "a\n".repeat(1024);
+        let mut kept = 0;
+        for i in 0..(MAX_PASTE / piece.len() + 2) {
+            for key in k.feed(piece.as_bytes(), i > 0) {
+                let Key::Paste(text) = key else {
+                    panic!("{key:?}")
+                };
+                kept += text.len();
+            }
+        }
+        assert_eq!(kept, MAX_PASTE);
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! waits for [`Link::credit`] before sending another, so a flooding peer
 //! is slowed down by TCP instead of crowding out the user's keys. The
 //! writer takes whole batches of bytes from the main loop and writes each
-//! within [`LINK_WRITE_DEADLINE`]; a peer that does not read by then is
+//! within its write deadline (`--write-timeout`, 10 s); a peer that does not read by then is
 //! reported as [`LinkEnd::StoppedReading`]. Dropping the [`Link`] lets the
 //! writer send what is queued (a last `BYE`), then it closes the socket,
 //! which ends the reader too.
@@ -30,10 +30,6 @@ const LINES_PER_EVENT: usize = 1024;
 
 /// Batches a link's reader may have handed on and not yet had handled.
 pub const LINK_CREDITS: usize = 2;
-
-/// How long one batch may take to write before the peer counts as not
-/// reading.
-const LINK_WRITE_DEADLINE: Duration = Duration::from_secs(10);
 
 /// How long a closed link waits for the peer to close its side, after ours.
 const LINK_LINGER: Duration = Duration::from_secs(2);
@@ -77,7 +73,12 @@ pub struct Link {
 
 impl Link {
     /// Starts the reader and writer threads of a handshaken connection.
-    pub fn start(id: LinkId, conn: Handshaken, events: Events) -> io::Result<Link> {
+    pub fn start(
+        id: LinkId,
+        conn: Handshaken,
+        events: Events,
+        write_deadline: Duration,
+    ) -> io::Result<Link> {
         let Handshaken { stream, reader, .. } = conn;
         let write_half = stream.try_clone()?;
         let (writer, batches) = mpsc::channel();
@@ -104,7 +105,15 @@ impl Link {
         let spawned = thread::Builder::new()
             .name(format!("link-{id}-write"))
             .spawn(move || {
-                write_loop(id, write_half, batches, unwritten, events, read_done);
+                write_loop(
+                    id,
+                    write_half,
+                    batches,
+                    unwritten,
+                    events,
+                    read_done,
+                    write_deadline,
+                );
                 drop(done);
             });
         if let Err(e) = spawned {
@@ -240,6 +249,7 @@ fn write_loop(
     queued: Arc<AtomicUsize>,
     events: Events,
     read_done: Receiver<()>,
+    write_deadline: Duration,
 ) {
     for command in batches {
         let batch = match command {
@@ -249,7 +259,7 @@ fn write_loop(
                 continue;
             }
         };
-        if let Err(e) = write_by(&mut stream, &batch, Instant::now() + LINK_WRITE_DEADLINE) {
+        if let Err(e) = write_by(&mut stream, &batch, Instant::now() + write_deadline) {
             let end = match e.kind() {
                 io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => LinkEnd::StoppedReading,
                 _ => LinkEnd::Closed,

@@ -16,6 +16,7 @@ mod clock;
 mod commands;
 mod core;
 pub mod editor;
+mod keeper;
 mod link;
 mod login;
 mod p2pclient;
@@ -35,6 +36,8 @@ use login::{ServerConn, ServerConnId, ServerEvent};
 use p2pclient::DialError;
 use p2pserver::Hello;
 use ui::Ui;
+
+pub use keeper::{Kept, keep_terminal};
 
 /// How the chat runs; built from the command line by `bin/chat.rs`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -60,6 +63,8 @@ pub struct Config {
     /// `--grace`: how long a chat whose link broke is kept; `None` is the
     /// default.
     pub grace: Option<std::time::Duration>,
+    /// `--write-timeout`: how long a peer may read none of our lines.
+    pub write_timeout: Option<std::time::Duration>,
 }
 
 /// How the threads reach the main loop. Bounded, so that a peer flooding
@@ -196,6 +201,9 @@ pub fn run(config: Config) -> Result<(), ChatError> {
         },
         timers: core::Timers {
             grace: config.grace.unwrap_or(core::Timers::default().grace),
+            write: config
+                .write_timeout
+                .unwrap_or(core::Timers::default().write),
             ..core::Timers::default()
         },
     };

@@ -1,5 +1,5 @@
-//! The terminal itself: raw mode through `stty`, its width, and whether to
-//! use colour.
+//! The terminal itself: raw mode through `stty`, its width, whether to use
+//! colour, and putting it back.
 //!
 //! Std has no termios, and the user's design allows no crates and no
 //! hand-written bindings, so raw mode is `stty` run on `/dev/tty`: its `-g`
@@ -7,20 +7,22 @@
 //! restores on drop, and a panic hook restores too.
 //!
 //! For the ways out no code of ours sees — `kill -9`, and `SIGTERM` or
-//! `SIGHUP`, which std cannot catch — a guardian process holds the saved
-//! settings: a `sh` started before raw mode is entered, reading a pipe from
-//! the chat. However the chat ends, the kernel closes its end of the pipe;
-//! the guardian then reads end of file and restores the terminal, unless
-//! the chat said `done` first (it restored the terminal itself, and the
-//! shell may already be using it).
+//! `SIGHUP`, which std cannot catch — the chat runs as the child of a
+//! terminal keeper (`keeper.rs`), which holds the saved settings too and
+//! calls [`repair`] when the chat died by a signal, before the shell
+//! waiting for the keeper gets the terminal back. (An earlier guardian, a
+//! `sh` child of the chat that restored when the chat's end of a pipe
+//! closed, raced that shell and usually lost: the chat's parent, not the
+//! guardian, is what the shell waits for.)
 
 use std::fs::File;
 use std::io::Write;
 use std::io::{self, IsTerminal};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Mutex, Once, PoisonError};
 
-/// Settings to restore, for the panic hook (which cannot reach the guard).
+/// Settings to restore while raw mode is on, for the panic hook and
+/// [`abandon`] (which cannot reach the guard).
 static SAVED: Mutex<Option<String>> = Mutex::new(None);
 
 /// Whether stdin and stdout are both a terminal and the terminal can be
@@ -60,62 +62,51 @@ pub fn columns() -> usize {
         .unwrap_or(80)
 }
 
-/// What the guardian runs: ignore the signals that may be sent to the
-/// chat's whole process group, wait for the pipe, and unless told `done`,
-/// put the saved settings back and turn bracketed paste off.
-const GUARDIAN: &str = "trap '' HUP INT TERM QUIT TTOU; read -r word; \
-    [ \"$word\" = done ] || { printf '\\033[?2004l' >/dev/tty; exec stty \"$1\" </dev/tty; } 2>/dev/null";
-
-/// The guardian process and our end of its pipe.
-struct Guardian {
-    child: Child,
-    pipe: ChildStdin,
+/// The terminal's settings as `stty -g` prints them, to give back to
+/// [`repair`] later.
+pub fn saved_settings() -> io::Result<String> {
+    stty(&["-g"])
 }
 
-impl Guardian {
-    fn start(saved: &str) -> io::Result<Guardian> {
-        let mut child = Command::new("sh")
-            .args(["-c", GUARDIAN, "p2pchat-terminal-guardian", saved])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()?;
-        let pipe = child
-            .stdin
-            .take()
-            .ok_or_else(|| io::Error::other("no pipe"))?;
-        Ok(Guardian { child, pipe })
-    }
+/// Puts the terminal back after a chat that could not do it itself (it was
+/// killed, or it must stop at once): the `saved` settings, bracketed paste
+/// off, attributes reset, and one line on a cleared row saying `why`.
+pub fn repair(saved: &str, why: &str) {
+    let mut out = io::stdout();
+    let _ = write!(out, "{BRACKETED_PASTE_OFF}\x1b[0m\r\x1b[K");
+    let _ = out.flush();
+    let _ = stty(&[saved]);
+    eprintln!("chat: {why}; the terminal is restored.");
+}
 
-    /// The terminal is restored: the guardian can go without touching it.
-    fn dismiss(mut self) {
-        let _ = self.pipe.write_all(b"done\n");
-        drop(self.pipe);
-        let _ = self.child.wait();
+/// The chat must stop now, from any thread: the terminal is repaired if
+/// raw mode is on, and `why` said either way.
+pub fn abandon(why: &str) {
+    match SAVED.lock().unwrap_or_else(PoisonError::into_inner).take() {
+        Some(saved) => repair(&saved, why),
+        None => eprintln!("chat: {why}."),
     }
 }
+
+/// Turns off bracketed paste; the chat's UI turns it on.
+pub const BRACKETED_PASTE_OFF: &str = "\x1b[?2004l";
 
 /// The terminal in raw mode: keys arrive one by one and unechoed, Ctrl-C and
 /// Ctrl-D arrive as keys. Output processing stays on, so `\n` still starts a
 /// new line.
 pub struct RawMode {
     saved: String,
-    /// Restores the terminal if this process dies without dropping us.
-    guardian: Option<Guardian>,
 }
 
 impl RawMode {
     pub fn enter() -> io::Result<RawMode> {
-        let saved = stty(&["-g"])?;
-        // Without a guardian, raw mode is still worth having: only a
-        // kill would then leave the terminal raw.
-        let guardian = Guardian::start(&saved).ok();
+        let saved = saved_settings()?;
         *SAVED.lock().unwrap_or_else(PoisonError::into_inner) = Some(saved.clone());
         install_panic_hook();
         stty(&[
             "-icanon", "-echo", "-isig", "-iexten", "-ixon", "min", "1", "time", "0",
         ])?;
-        Ok(RawMode { saved, guardian })
+        Ok(RawMode { saved })
     }
 }
 
@@ -123,9 +114,6 @@ impl Drop for RawMode {
     fn drop(&mut self) {
         let _ = stty(&[&self.saved]);
         *SAVED.lock().unwrap_or_else(PoisonError::into_inner) = None;
-        if let Some(guardian) = self.guardian.take() {
-            guardian.dismiss();
-        }
     }
 }
 

@@ -8,8 +8,10 @@
 //! where the user is, printing everything else above it. Either way the
 //! main loop is the only code that prints, through [`Ui`], and every text
 //! passes the one gate for untrusted text ([`crate::text::shown`]) on the
-//! way. The bytes go to stdout from a writer thread of their own, so a
-//! terminal or pipe that does not keep up never stalls the main loop.
+//! way. The main loop writes the bytes itself through a non-blocking
+//! handle while nothing is queued, and a writer thread takes whatever does
+//! not go at once, so a terminal or pipe that does not keep up never
+//! stalls the main loop.
 
 use std::io::{self, BufRead, IsTerminal, Read, Write};
 use std::sync::Arc;
@@ -19,8 +21,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use super::core::{Kind, Typed};
-use super::editor::{Edit, Key, KeyDecoder, LineEditor, without_escapes, wrap};
-use super::terminal::{self, RawMode};
+use super::editor::{Edit, Key, Keyboard, LineEditor, PASTE_GAP, without_escapes, wrap};
+use super::terminal::{self, BRACKETED_PASTE_OFF, RawMode};
 use super::{Event, Events};
 use crate::text::shown;
 use crate::unicode::width;
@@ -194,18 +196,68 @@ fn line_end(buf: &[u8]) -> Option<usize> {
     (skipped > 0 && buf[skipped - 1] == b'\n').then(|| skipped - 1)
 }
 
+/// Reads of the terminal waiting for the key decoder at most.
+const READS_WAITING: usize = 64;
+
+/// One read of the terminal, and whether it came within [`PASTE_GAP`] of
+/// the read before (the read waited less than that for input).
+struct Chunk {
+    bytes: Vec<u8>,
+    joined: bool,
+}
+
+/// Reads the terminal; a thread of its own decodes what was read, so that
+/// it can wait [`PASTE_GAP`] for more input after an Enter while this one
+/// waits in `read`. Ends (and so ends the decoder) when the terminal goes.
 fn read_keys(events: Events) {
-    let mut decoder = KeyDecoder::default();
+    let (reads, inbox) = mpsc::sync_channel(READS_WAITING);
+    let decoder = thread::Builder::new()
+        .name("keys".into())
+        .spawn(move || decode_keys(&events, &inbox));
+    if decoder.is_err() {
+        return;
+    }
     let mut stdin = io::stdin();
-    let mut buf = [0u8; 1024];
+    let mut buf = [0u8; 4096];
     loop {
-        let keys = match stdin.read(&mut buf) {
-            Ok(0) | Err(_) => {
-                // The terminal went away: that is EOF.
+        let asked = Instant::now();
+        let read = match stdin.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => Chunk {
+                bytes: buf[..n].to_vec(),
+                joined: asked.elapsed() < PASTE_GAP,
+            },
+        };
+        if reads.send(read).is_err() {
+            return;
+        }
+    }
+}
+
+/// Decodes the reads into keys for the main loop; keys held after an Enter
+/// are given once [`PASTE_GAP`] passes with no more input.
+fn decode_keys(events: &Events, reads: &mpsc::Receiver<Chunk>) {
+    let mut keyboard = Keyboard::default();
+    loop {
+        let read = if keyboard.holding() {
+            reads.recv_timeout(PASTE_GAP)
+        } else {
+            reads
+                .recv()
+                .map_err(|_| mpsc::RecvTimeoutError::Disconnected)
+        };
+        let keys = match read {
+            Ok(read) => keyboard.feed(&read.bytes, read.joined),
+            Err(mpsc::RecvTimeoutError::Timeout) => keyboard.pause(),
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                // The terminal went away: that is EOF, after what was held.
+                let held = keyboard.pause();
+                if !held.is_empty() {
+                    let _ = events.send(Event::Keys(held));
+                }
                 let _ = events.send(Event::Typed(vec![Typed::Eof]));
                 return;
             }
-            Ok(n) => decoder.feed(&buf[..n]),
         };
         if !keys.is_empty() && events.send(Event::Keys(keys)).is_err() {
             return;
@@ -221,11 +273,11 @@ const NOTICE: &str = "\x1b[33m";
 const PEER: &str = "\x1b[1;36m";
 const DIM: &str = "\x1b[2m";
 const BRACKETED_PASTE_ON: &str = "\x1b[?2004h";
-const BRACKETED_PASTE_OFF: &str = "\x1b[?2004l";
 const CLEAR_SCREEN: &str = "\x1b[H\x1b[2J";
 
 /// Writes to stdout, buffered: the main loop calls [`Ui::flush`] once per
-/// batch of events, which hands the bytes to the stdout writer thread.
+/// batch of events, which writes what goes without waiting and hands the
+/// rest to the stdout writer thread.
 /// Write errors (stdout closed) are ignored: the chat goes on, and EOF on
 /// stdin will end it.
 pub struct Ui {
