@@ -128,6 +128,12 @@ struct Call<O> {
     callee: String,
     token: Token,
     started: Instant,
+    /// Since when the token opens the relay (the start, or the last
+    /// `REJOIN`).
+    relay_since: Instant,
+    /// Who asked to bring the chat back through the relay (`REJOIN`): the
+    /// first relay half is theirs, and the other party is told to join.
+    rejoiner: Option<String>,
     /// How many relay connections presented this call's token (at most 2:
     /// the caller's, then the callee's).
     relay_halves: u8,
@@ -248,6 +254,9 @@ pub enum RelayTicket<O> {
         caller: String,
         callee: String,
         callee_outbox: O,
+        /// Set when the relay opens for a `REJOIN`: the other party is
+        /// given the token (`EVENT REJOIN`), which it has not seen.
+        rejoin: Option<Token>,
     },
     /// The second half: join it to the first.
     Second,
@@ -541,6 +550,8 @@ impl<O: Clone> Registry<O> {
                 callee: callee_key,
                 token,
                 started: now,
+                relay_since: now,
+                rejoiner: None,
                 relay_halves: 0,
                 relays: Vec::new(),
                 rang: phase == Phase::Ringing,
@@ -661,23 +672,59 @@ impl<O: Clone> Registry<O> {
         if entry.relay_halves >= 2
             || entry.phase != Phase::Live
             || !entry.token.matches(token)
-            || entry.started.elapsed() > RELAY_WINDOW
+            || entry.relay_since.elapsed() > RELAY_WINDOW
         {
             return None;
         }
         entry.relay_halves += 1;
         entry.relays.push(outbox);
         if entry.relay_halves == 2 {
+            entry.rejoiner = None;
             return Some(RelayTicket::Second);
         }
-        let (caller, callee) = (entry.caller.clone(), entry.callee.clone());
+        let (caller, callee) = match &entry.rejoiner {
+            // Whoever asked opens first; the other is told.
+            Some(asker) if *asker == entry.callee => (entry.callee.clone(), entry.caller.clone()),
+            _ => (entry.caller.clone(), entry.callee.clone()),
+        };
+        let rejoin = entry.rejoiner.is_some().then_some(entry.token);
         let caller = state.peers.get(&caller)?.name.clone();
         let callee = state.peers.get(&callee)?;
         Some(RelayTicket::First {
             caller,
             callee: callee.name.clone(),
             callee_outbox: callee.outbox.clone(),
+            rejoin,
         })
+    }
+
+    /// `REJOIN`: `asker` brings back, through the relay, its chat with
+    /// `name`, whose link broke. Only for the peer of `asker`'s own call,
+    /// like [`Registry::locate`]. The call's relay opens again with `token`
+    /// for [`RELAY_WINDOW`], for two new halves; the connections of the
+    /// relay it had are handed back, to be closed. Returns the peer's name
+    /// as registered and the call.
+    pub fn rejoin(
+        &self,
+        asker: &str,
+        name: &str,
+        token: Token,
+    ) -> Option<(String, CallId, Vec<O>)> {
+        let asker_key = name_key(asker);
+        let mut state = self.lock();
+        let me = state.peers.get(&asker_key)?;
+        let peer = state.peers.get(&name_key(name))?;
+        let call = me.call.filter(|_| me.call == peer.call)?;
+        let peer_name = peer.name.clone();
+        let entry = state.calls.get_mut(&call)?;
+        if entry.phase != Phase::Live {
+            return None;
+        }
+        entry.token = token;
+        entry.relay_since = Instant::now();
+        entry.relay_halves = 0;
+        entry.rejoiner = Some(asker_key);
+        Some((peer_name, call, std::mem::take(&mut entry.relays)))
     }
 
     /// Marks `name` busy again in a chat with `peer` that outlived a server
@@ -714,6 +761,8 @@ impl<O: Clone> Registry<O> {
                         callee: peer_key.clone(),
                         token,
                         started: Instant::now(),
+                        relay_since: Instant::now(),
+                        rejoiner: None,
                         relay_halves: 2,
                         relays: Vec::new(),
                         rang: false,
@@ -1022,6 +1071,45 @@ mod tests {
         assert!(reg.claim_relay(call, &T, "relay").is_none(), "replay");
         reg.hangup("a", call);
         assert!(reg.claim_relay(call, &T, "relay").is_none(), "ended");
+    }
+
+    #[test]
+    fn rejoin_reopens_the_relay_for_the_parties_of_a_call_only_asker_first() {
+        const NEW: Token = Token([9; 16]);
+        let reg = with(&["a", "b", "c"]);
+        let call = reg.claim_call("a", "b", T).unwrap().call;
+        assert!(reg.claim_relay(call, &T, "old-a").is_some());
+        assert!(reg.claim_relay(call, &T, "old-b").is_some());
+        assert!(reg.rejoin("c", "b", NEW).is_none(), "not c's call");
+        assert!(reg.rejoin("a", "c", NEW).is_none(), "c is not in it");
+        // The callee asks: its half first, the caller is told.
+        let (peer, rejoined, old) = reg.rejoin("B", "a", NEW).unwrap();
+        assert_eq!((peer.as_str(), rejoined), ("a", call));
+        assert_eq!(old, ["old-a", "old-b"], "the old relay is handed back");
+        assert!(
+            reg.claim_relay(call, &T, "x").is_none(),
+            "the old token is spent"
+        );
+        let Some(RelayTicket::First {
+            caller,
+            callee,
+            callee_outbox,
+            rejoin,
+        }) = reg.claim_relay(call, &NEW, "new-b")
+        else {
+            panic!("first half refused");
+        };
+        assert_eq!((caller.as_str(), callee.as_str()), ("b", "a"));
+        assert_eq!((callee_outbox, rejoin), ("box-a", Some(NEW)));
+        assert_eq!(
+            reg.claim_relay(call, &NEW, "new-a"),
+            Some(RelayTicket::Second)
+        );
+        assert!(
+            reg.claim_relay(call, &NEW, "x").is_none(),
+            "two halves only"
+        );
+        assert_eq!(reg.check_invariants(), Ok(()));
     }
 
     #[test]

@@ -209,6 +209,7 @@ pub fn serve(
             caller,
             callee,
             callee_outbox,
+            rejoin,
         }) => {
             let Some(_slot) = relays.slot() else {
                 relays.refused.fetch_add(1, Ordering::Relaxed);
@@ -217,10 +218,15 @@ pub fn serve(
             };
             let (first, joins) = mpsc::channel();
             relays.insert(call, first);
-            if callee_outbox
-                .send(&ServerLine::RelayRequested { call })
-                .is_err()
-            {
+            let ask = match rejoin {
+                Some(token) => ServerLine::RejoinRequested {
+                    caller: caller.clone(),
+                    call,
+                    token,
+                },
+                None => ServerLine::RelayRequested { call },
+            };
+            if callee_outbox.send(&ask).is_err() {
                 relays.take(call);
                 return refuse(RelayRefusal::CalleeSilent);
             }

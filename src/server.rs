@@ -33,8 +33,8 @@ use crate::connection::{LineReader, Outbox, ReadError, SharedStream, write_line}
 use crate::log;
 use crate::protocol::{
     CallId, ErrorCode, FEATURE_LONG_LINES, FEATURE_MISSED, FEATURE_NO_RELAY_CODE, FEATURE_PRESENCE,
-    FEATURE_RELAY, FEATURE_RING, MAX_LINE, NameError, ProtocolError, Request, ServerLine, Token,
-    printable,
+    FEATURE_REJOIN, FEATURE_RELAY, FEATURE_RING, MAX_LINE, NameError, ProtocolError, Request,
+    ServerLine, Token, printable,
 };
 use crate::registry::{
     CallError, CallLimits, ClientFeatures, ConnId, Ended, RegisterError, Registry, Setup,
@@ -845,6 +845,7 @@ fn handle_line(session: &mut Session, line: &str) -> io::Result<Flow> {
             Some((peer, addrs)) => session.reply(&ServerLine::Located { peer, addrs })?,
             None => session.refuse(Refusal::NotInCallWith(wanted), line)?,
         },
+        Request::Rejoin { name: wanted } => rejoin_call(session, &name, &wanted, line)?,
         Request::Call { name: callee } => start_call(session, &name, &callee, line)?,
         Request::Hangup { call } => match shared.registry.hangup(&name, call) {
             Some(ended) => {
@@ -958,6 +959,7 @@ fn handle_unregistered(session: &mut Session, request: Request, line: &str) -> i
         Request::List
         | Request::Lookup { .. }
         | Request::Locate { .. }
+        | Request::Rejoin { .. }
         | Request::Call { .. }
         | Request::Hangup { .. }
         | Request::Resume { .. }
@@ -978,6 +980,7 @@ fn features(config: &Config) -> ServerLine {
     let mut words = vec![FEATURE_NO_RELAY_CODE.to_string()];
     if config.relay {
         words.push(FEATURE_RELAY.to_string());
+        words.push(FEATURE_REJOIN.to_string());
     }
     words.extend(
         [
@@ -989,6 +992,26 @@ fn features(config: &Config) -> ServerLine {
         .map(String::from),
     );
     ServerLine::Features(words)
+}
+
+/// `REJOIN`: opens the relay again for `name`'s chat with `wanted`, whose
+/// link broke; the old relay's connections are closed.
+fn rejoin_call(session: &mut Session, name: &str, wanted: &str, line: &str) -> io::Result<()> {
+    let shared = session.shared();
+    if !shared.config.relay {
+        return session.refuse(Refusal::NoRelay, line);
+    }
+    let Some(token) = call_token(session)? else {
+        return Ok(());
+    };
+    match shared.registry.rejoin(name, wanted, token) {
+        Some((peer, call, old)) => {
+            relay::close_after_drain(old);
+            log!("chat {call}: {name} brings {peer} back through the relay");
+            session.reply(&ServerLine::RejoinReady { peer, call, token })
+        }
+        None => session.refuse(Refusal::NotInCallWith(wanted.to_string()), line),
+    }
 }
 
 /// A fresh call token, or `None` after telling the client the server

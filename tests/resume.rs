@@ -107,7 +107,8 @@ fn a_cut_mid_stream_both_ways_loses_and_doubles_nothing() {
 
 #[test]
 fn when_the_link_cannot_come_back_both_are_told_what_was_not_delivered() {
-    let server = Server::start();
+    // No relay to fall back on: with the proxy shut, no way back at all.
+    let server = Server::start_with(&["--no-relay"]);
     let (mut bob, proxy) = bob_behind_a_proxy(&server, "2");
     let mut alice = alice(&server, "2");
     connect_through(&mut alice, &mut bob);
@@ -155,7 +156,8 @@ fn when_the_link_cannot_come_back_both_are_told_what_was_not_delivered() {
 
 #[test]
 fn q_while_reconnecting_ends_the_chat_at_once_and_the_peer_hears_it() {
-    let server = Server::start();
+    // No relay: the link stays down until q.
+    let server = Server::start_with(&["--no-relay"]);
     let (mut bob, proxy) = bob_behind_a_proxy(&server, "30");
     let mut alice = alice(&server, "30");
     connect_through(&mut alice, &mut bob);
@@ -169,4 +171,54 @@ fn q_while_reconnecting_ends_the_chat_at_once_and_the_peer_hears_it() {
     // Long before bob's 30 s grace: through the server.
     bob.expect_within("alice ended the chat.", Duration::from_secs(5));
     bob.expect("Online users (2)");
+}
+
+#[test]
+fn a_relayed_chat_survives_its_server_restarting_mid_stream() {
+    const N: usize = 10_000;
+    // Slow enough that the restart lands mid-stream: about 3 s of lines.
+    const RATE: &[&str] = &["--relay-rate", "40000"];
+    let mut server = Server::start_on_fixed_port(RATE);
+    let listen = server.addr.to_string();
+    let mut alice = alice(&server, "30");
+    // Port 1 is never ours: bob can be reached through the relay only.
+    let mut bob = Chat::spawn(
+        server.addr,
+        &[
+            "--name",
+            "bob",
+            "--advertise",
+            "127.0.0.1:1",
+            "--grace",
+            "30",
+        ],
+    );
+    bob.label = "bob".into();
+    bob.expect("Online users");
+    alice.send("bob");
+    answer(&mut bob, "alice");
+    alice.expect("Connected to bob (relayed through the server");
+    bob.expect("alice connected (relayed");
+    common::settle(&mut alice, &mut bob);
+    alice.send_bytes(numbered("a", N).as_bytes());
+    bob.send_bytes(numbered("b", N).as_bytes());
+    common::eventually("some of the lines are across", || {
+        received(&bob, "alice", "a").len() > 200 || received(&alice, "bob", "b").len() > 200
+    });
+    // The relay goes with the server; a new one comes up on the same port.
+    server.kill();
+    alice.expect("link to bob lost; reconnecting…");
+    let across = received(&bob, "alice", "a").len();
+    assert!(across < N, "the restart came after all {across} lines");
+    let server = Server::start_on(&listen, RATE);
+    alice.expect_within("back with bob", Duration::from_secs(30));
+    bob.expect_within("back with alice", Duration::from_secs(30));
+    alice.expect_within(&format!("bob: b {}\n", N - 1), Duration::from_secs(30));
+    bob.expect_within(&format!("alice: a {}\n", N - 1), Duration::from_secs(30));
+    assert_eq!(received(&bob, "alice", "a"), (0..N).collect::<Vec<_>>());
+    assert_eq!(received(&alice, "bob", "b"), (0..N).collect::<Vec<_>>());
+    server.expect_log("brings bob back through the relay");
+    // And the chat goes on.
+    alice.send("after the restart");
+    bob.expect("alice: after the restart");
 }

@@ -79,7 +79,7 @@ fn features_follow_the_relay_setting_before_and_after_register() {
     let mut raw = Raw::connect(relaying);
     assert_eq!(
         raw.ask("FEATURES"),
-        "OK FEATURES no-relay-code relay ring presence missed long-lines"
+        "OK FEATURES no-relay-code relay rejoin ring presence missed long-lines"
     );
 
     let plain = serve(Config {

@@ -28,9 +28,9 @@ use super::commands::{self, Command};
 use super::login::ServerLoss;
 use super::p2pclient::DialError;
 use crate::protocol::{
-    CallId, ErrorCode, FEATURE_LONG_LINES, FEATURE_MISSED, FEATURE_PRESENCE, FEATURE_RING,
-    MAX_LONG_TEXT, MAX_TEXT, PeerMessage, Presence, PresenceState, Request, ServerLine, Token,
-    UserEntry, name_key, split_text, validate_name,
+    CallId, ErrorCode, FEATURE_LONG_LINES, FEATURE_MISSED, FEATURE_PRESENCE, FEATURE_REJOIN,
+    FEATURE_RING, MAX_LONG_TEXT, MAX_TEXT, PeerMessage, Presence, PresenceState, Request,
+    ServerLine, Token, UserEntry, name_key, split_text, validate_name,
 };
 
 /// Tells links apart, so that a late event from a closed link is ignored.
@@ -736,6 +736,11 @@ enum Pending {
     Hangup,
     /// `LOCATE`, to dial a broken chat's peer again.
     Locate,
+    /// `REJOIN`, to dial it through the relay too, after its direct
+    /// addresses (`LOCATE`'s answer).
+    Rejoin {
+        addrs: Vec<SocketAddr>,
+    },
     /// `LOOKUP` of a broken chat's peer the server said hung up: gone for
     /// now, or done with us?
     Lookup,
@@ -1824,6 +1829,11 @@ impl Core {
             } => self.on_incoming(now, caller, call, token),
             ServerLine::PeerHungUp { call, peer } => self.on_peer_hung_up(now, call, &peer),
             ServerLine::RelayRequested { call } => self.on_relay_requested(now, call),
+            ServerLine::RejoinRequested {
+                caller,
+                call,
+                token,
+            } => self.on_rejoin_requested(&caller, call, token),
             ServerLine::Ring { caller, call } => self.on_ring(now, caller, call),
             ServerLine::Answered {
                 peer,
@@ -1910,7 +1920,18 @@ impl Core {
                 }
             }
             (Pending::Locate, Reply::Line(ServerLine::Located { addrs, .. })) => {
-                self.on_located(addrs)
+                self.on_located(now, addrs)
+            }
+            (
+                Pending::Rejoin { addrs },
+                Reply::Line(ServerLine::RejoinReady { call, token, .. }),
+            ) => self.on_rejoin_ready(call, token, addrs),
+            // No relay this time: the direct ways only.
+            (Pending::Rejoin { addrs }, Reply::Line(ServerLine::Error { .. })) => {
+                if let Some(Place::Rejoining { chat, .. }) = self.place() {
+                    let call = chat.call;
+                    self.redial(call, addrs, None);
+                }
             }
             (Pending::Locate, Reply::Line(ServerLine::Error { .. })) => {
                 // Not in a call with the peer on the server (it dropped the
@@ -3150,13 +3171,55 @@ impl Core {
         self.send(now, Request::Locate { name }, Pending::Locate);
     }
 
-    /// `OK LOCATED`: dial the peer with the chat's key.
-    fn on_located(&mut self, addrs: Vec<SocketAddr>) {
-        let me = self.me().unwrap_or_default().to_string();
+    /// `OK LOCATED`: dial the peer with the chat's key; where the server
+    /// relays, ask it to open the relay again first, as the last way.
+    fn on_located(&mut self, now: Instant, addrs: Vec<SocketAddr>) {
         let Some(Place::Rejoining { chat, .. }) = self.place() else {
             return;
         };
+        if self.server.features.iter().any(|f| f == FEATURE_REJOIN) {
+            let name = chat.peer.clone();
+            return self.send(now, Request::Rejoin { name }, Pending::Rejoin { addrs });
+        }
+        let call = chat.call;
+        self.redial(call, addrs, None);
+    }
+
+    /// `OK REJOIN`: the relay is open again for our half.
+    fn on_rejoin_ready(&mut self, call: CallId, token: Token, addrs: Vec<SocketAddr>) {
+        let Some(Place::Rejoining { chat, .. }) = self.place_mut() else {
+            return;
+        };
+        // The server's number for our pair now (it may have restarted).
+        chat.call = call;
+        self.redial(call, addrs, Some(token));
+    }
+
+    /// `EVENT REJOIN`: the caller brings our chat back through the relay;
+    /// we open our half, and the caller's `REHELLO` comes through it.
+    fn on_rejoin_requested(&mut self, caller: &str, call: CallId, token: Token) {
+        // Still chatting: the link broke on the caller's side first, and
+        // its REHELLO will say so.
+        let chat = match self.place_mut() {
+            Some(Place::Rejoining { chat, .. }) => chat,
+            Some(Place::Chatting(chat)) if chat.resume.active() => chat,
+            _ => return,
+        };
+        if chat.role == Role::Callee && name_key(&chat.peer) == name_key(caller) {
+            chat.call = call;
+            self.out(Output::JoinRelay { call, token });
+        }
+    }
+
+    /// Dials the broken chat's peer with its key: `addrs` directly, then
+    /// the relay if it opened for us (`relay_token`).
+    fn redial(&mut self, call: CallId, addrs: Vec<SocketAddr>, relay_token: Option<Token>) {
+        let me = self.me().unwrap_or_default().to_string();
+        let Some(Place::Rejoining { chat, dialing, .. }) = self.place_mut() else {
+            return;
+        };
         let Some(key) = chat.resume.key else {
+            *dialing = false;
             return;
         };
         let hello = vec![PeerMessage::Rehello {
@@ -3164,13 +3227,12 @@ impl Core {
             key,
             received: chat.resume.received,
         }];
-        let call = chat.call;
         self.out(Output::Dial {
             call,
-            token: key,
+            token: relay_token.unwrap_or(key),
             hello,
             addrs,
-            relay: false,
+            relay: relay_token.is_some(),
         });
     }
 

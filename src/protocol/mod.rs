@@ -31,8 +31,8 @@ pub use names::{NameError, display_name, name_key, printable, validate_name};
 pub use peer::{PeerMessage, split_text};
 pub use requests::Request;
 pub use server_lines::{
-    FEATURE_LONG_LINES, FEATURE_MISSED, FEATURE_NO_RELAY_CODE, FEATURE_PRESENCE, FEATURE_RELAY,
-    FEATURE_RING, PRESENCE_PREFIX, Presence, PresenceState, ServerLine, UserEntry,
+    FEATURE_LONG_LINES, FEATURE_MISSED, FEATURE_NO_RELAY_CODE, FEATURE_PRESENCE, FEATURE_REJOIN,
+    FEATURE_RELAY, FEATURE_RING, PRESENCE_PREFIX, Presence, PresenceState, ServerLine, UserEntry,
 };
 
 /// Tokens live beside their generator; the grammars carry them.
@@ -108,7 +108,7 @@ impl fmt::Display for ProtocolError {
             ProtocolError::Empty => write!(f, "empty line; try LIST, CALL NAME or QUIT"),
             ProtocolError::UnknownCommand(verb) => write!(
                 f,
-                "unknown command {}; known: REGISTER LIST LOOKUP LOCATE CALL ANSWER DECLINE HANGUP WATCH PING FEATURES QUIT RELAY RESUME",
+                "unknown command {}; known: REGISTER LIST LOOKUP LOCATE REJOIN CALL ANSWER DECLINE HANGUP WATCH PING FEATURES QUIT RELAY RESUME",
                 printable(verb)
             ),
             ProtocolError::BadArguments { verb, usage } => {

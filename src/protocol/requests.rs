@@ -25,6 +25,11 @@ pub enum Request {
     /// `LOCATE <name>`: where the peer we are in a call with can be dialed
     /// now (to bring back a chat whose link broke); only for that peer.
     Locate { name: String },
+    /// `REJOIN <name>`: open the relay again for the chat with `name` whose
+    /// link broke (only for the peer of our call); the server answers
+    /// `OK REJOIN <name> <call-id> <token>`, and tells the peer once our
+    /// half of the relay is open.
+    Rejoin { name: String },
     /// `CALL <name>`: claim `name` and ourselves for a chat.
     Call { name: String },
     /// `HANGUP <call-id>`: the chat `call` is over; free both peers.
@@ -55,9 +60,9 @@ pub enum Request {
 }
 
 /// Every verb [`Request::parse`] knows.
-const VERBS: [&str; 14] = [
+const VERBS: [&str; 15] = [
     "REGISTER", "LIST", "LOOKUP", "LOCATE", "CALL", "HANGUP", "PING", "QUIT", "FEATURES", "RESUME",
-    "ANSWER", "DECLINE", "WATCH", "RELAY",
+    "ANSWER", "DECLINE", "WATCH", "RELAY", "REJOIN",
 ];
 
 impl Request {
@@ -121,6 +126,13 @@ impl Request {
                     name: args[0].to_string(),
                 })
             }
+            "REJOIN" => {
+                expect(1, "REJOIN", "REJOIN NAME")?;
+                validate_name(args[0]).map_err(ProtocolError::BadName)?;
+                Ok(Request::Rejoin {
+                    name: args[0].to_string(),
+                })
+            }
             "RESUME" => {
                 expect(1, "RESUME", "RESUME NAME")?;
                 validate_name(args[0]).map_err(ProtocolError::BadName)?;
@@ -171,6 +183,7 @@ impl fmt::Display for Request {
             Request::List => write!(f, "LIST"),
             Request::Lookup { name } => write!(f, "LOOKUP {name}"),
             Request::Locate { name } => write!(f, "LOCATE {name}"),
+            Request::Rejoin { name } => write!(f, "REJOIN {name}"),
             Request::Call { name } => write!(f, "CALL {name}"),
             Request::Hangup { call } => write!(f, "HANGUP {call}"),
             Request::Ping => write!(f, "PING"),
@@ -204,6 +217,7 @@ mod tests {
             Request::List,
             Request::Lookup { name: "bob".into() },
             Request::Locate { name: "bob".into() },
+            Request::Rejoin { name: "bob".into() },
             Request::Call { name: "bob".into() },
             Request::Hangup { call: 42 },
             Request::Ping,

@@ -16,6 +16,10 @@ use super::{
 /// `--no-relay`).
 pub const FEATURE_RELAY: &str = "relay";
 
+/// The `OK FEATURES` word for "answers `REJOIN`": a chat whose link broke
+/// can be brought back through the relay (announced only with `relay`).
+pub const FEATURE_REJOIN: &str = "rejoin";
+
 /// The `OK FEATURES` word for "refuses a relay with `ERR no-relay`", so a
 /// client need not look for an older server's prose.
 pub const FEATURE_NO_RELAY_CODE: &str = "no-relay-code";
@@ -212,6 +216,20 @@ pub enum ServerLine {
         peer: String,
         addrs: Vec<SocketAddr>,
     },
+    /// `OK REJOIN <name> <call-id> <token>`: the answer to `REJOIN`: open
+    /// our half of the relay for `call` with `token`.
+    RejoinReady {
+        peer: String,
+        call: CallId,
+        token: Token,
+    },
+    /// `EVENT REJOIN <caller> <call-id> <token>`: `caller` brings our chat
+    /// back through the relay: open our half for `call` with `token`.
+    RejoinRequested {
+        caller: String,
+        call: CallId,
+        token: Token,
+    },
     /// `EVENT MISSED <caller>`: `caller` called while we were busy.
     Missed { caller: String },
     /// `EVENT PRESENCE <state>:<name>…`: what changed since the last such
@@ -308,6 +326,16 @@ impl ServerLine {
                     }),
                     ("EVENT", "RELAY", [call]) => Ok(ServerLine::RelayRequested {
                         call: parse_call_id(call)?,
+                    }),
+                    ("OK", "REJOIN", [peer, call, token]) => Ok(ServerLine::RejoinReady {
+                        peer: peer.to_string(),
+                        call: parse_call_id(call)?,
+                        token: parse_token(token)?,
+                    }),
+                    ("EVENT", "REJOIN", [caller, call, token]) => Ok(ServerLine::RejoinRequested {
+                        caller: caller.to_string(),
+                        call: parse_call_id(call)?,
+                        token: parse_token(token)?,
                     }),
                     ("OK", "RINGING", [peer, call]) => Ok(ServerLine::Ringing {
                         peer: peer.to_string(),
@@ -409,6 +437,14 @@ impl fmt::Display for ServerLine {
             } => write!(f, "EVENT INCOMING {caller} {call} {token}"),
             ServerLine::PeerHungUp { call, peer } => write!(f, "EVENT HANGUP {call} {peer}"),
             ServerLine::RelayRequested { call } => write!(f, "EVENT RELAY {call}"),
+            ServerLine::RejoinReady { peer, call, token } => {
+                write!(f, "OK REJOIN {peer} {call} {token}")
+            }
+            ServerLine::RejoinRequested {
+                caller,
+                call,
+                token,
+            } => write!(f, "EVENT REJOIN {caller} {call} {token}"),
             ServerLine::Ringing { peer, call } => write!(f, "OK RINGING {peer} {call}"),
             ServerLine::Answer {
                 caller,
@@ -526,6 +562,16 @@ mod tests {
                 peer: "al".into(),
             },
             ServerLine::RelayRequested { call: 4 },
+            ServerLine::RejoinReady {
+                peer: "bob".into(),
+                call: 4,
+                token: SAMPLE_TOKEN,
+            },
+            ServerLine::RejoinRequested {
+                caller: "al".into(),
+                call: 4,
+                token: SAMPLE_TOKEN,
+            },
             ServerLine::Ringing {
                 peer: "bob".into(),
                 call: 5,

@@ -44,8 +44,13 @@ impl World {
 
     /// A world where `me` is registered, at the list, having seen it.
     fn registered(me: &str) -> World {
+        World::registered_on(me, "relay")
+    }
+
+    /// The same, with a server that announced `features`.
+    fn registered_on(me: &str, features: &str) -> World {
         let mut world = World::new(None);
-        world.server("OK FEATURES relay");
+        world.server(&format!("OK FEATURES {features}"));
         world.typed(me);
         world.expect_request(&format!("REGISTER {me} 127.0.0.1:4000"));
         world.server(&format!("OK WELCOME {me} 10"));
@@ -57,7 +62,11 @@ impl World {
 
     /// A world chatting with `peer` on link 1, call 7, as the caller.
     fn chatting(me: &str, peer: &str) -> World {
-        let mut world = World::registered(me);
+        World::chatting_on(me, peer, "relay")
+    }
+
+    fn chatting_on(me: &str, peer: &str, features: &str) -> World {
+        let mut world = World::registered_on(me, features);
         world.call(peer, 7);
         world.input(Input::Dialed {
             call: 7,
@@ -1065,6 +1074,10 @@ fn every_input() -> Vec<Input> {
         "EVENT HANGUP 7 bob".into(),
         "EVENT HANGUP 8 carol".into(),
         "EVENT RELAY 7".into(),
+        "OK LOCATED bob 127.0.0.1:5000".into(),
+        format!("OK REJOIN bob 7 {TOKEN}"),
+        format!("EVENT REJOIN bob 7 {TOKEN}"),
+        format!("EVENT REJOIN carol 8 {TOKEN}"),
         "OK RINGING bob 7".into(),
         format!("OK ANSWER bob 7 {TOKEN}"),
         "OK DECLINE 7".into(),
@@ -1429,7 +1442,11 @@ fn lines_typed_as_a_chat_dies_with_the_server_gone_are_not_run_at_the_list() {
 
 /// A chat in which both sides can bring a broken link back.
 fn resumable_chat() -> World {
-    let mut w = World::chatting("alice", "bob");
+    resumable_chat_on("relay")
+}
+
+fn resumable_chat_on(features: &str) -> World {
+    let mut w = World::chatting_on("alice", "bob", features);
     w.peer(1, &["FEATURES ping-id bye-ack resume"]);
     w.expect_to_peer(1, &format!("RESUMABLE {OTHER_TOKEN}"));
     w.skip_all();
@@ -1551,6 +1568,112 @@ fn the_server_saying_the_peer_left_before_the_link_breaks_still_waits_for_it() {
             .iter()
             .any(|o| matches!(o, Output::Line { text, .. } if text.contains("left the chat")))
     );
+}
+
+#[test]
+fn a_broken_link_comes_back_through_the_relay_when_the_server_reopens_it() {
+    let mut w = resumable_chat_on("relay rejoin");
+    w.typed("one");
+    w.input(Input::LinkEnded {
+        link: 1,
+        end: LinkEnd::Closed,
+    });
+    w.expect_line("link to bob lost; reconnecting…");
+    w.expect_request("LOCATE bob");
+    w.server("OK LOCATED bob 127.0.0.1:1");
+    // The relay opens again before the dial, as its last way.
+    w.expect_request("REJOIN bob");
+    w.server(&format!("OK REJOIN bob 12 {TOKEN}"));
+    let dial = w.take("a redial", |o| matches!(o, Output::Dial { .. }));
+    let Output::Dial {
+        call,
+        token: relay_token,
+        hello,
+        addrs,
+        relay,
+    } = dial
+    else {
+        unreachable!()
+    };
+    assert!(relay);
+    assert_eq!((call, relay_token), (12, token(TOKEN)));
+    assert_eq!(addrs, ["127.0.0.1:1".parse().unwrap()]);
+    // The chat's own key, not the relay's token, proves it is ours.
+    assert_eq!(
+        hello[0].to_string(),
+        format!("REHELLO alice {OTHER_TOKEN} 0")
+    );
+    w.input(Input::Dialed {
+        call: 12,
+        result: Ok(Dialed {
+            link: 9,
+            addr: "127.0.0.1:7700".parse().unwrap(),
+            route: Route::Relayed,
+            key: token(OTHER_TOKEN),
+            rejoined: Some(0),
+        }),
+    });
+    w.expect_to_peer(9, "MSG one");
+    w.expect_line("back with bob (1 line resent)");
+    assert_eq!(w.core.status(), "to bob (relayed)> ");
+}
+
+#[test]
+fn without_the_relay_a_broken_link_is_dialed_directly_only() {
+    let mut w = resumable_chat_on("relay rejoin");
+    w.input(Input::LinkEnded {
+        link: 1,
+        end: LinkEnd::Closed,
+    });
+    w.expect_request("LOCATE bob");
+    w.server("OK LOCATED bob 127.0.0.3:5000");
+    w.expect_request("REJOIN bob");
+    w.server("ERR no-relay this server does not relay chats (--no-relay)");
+    w.take("a direct redial", |o| {
+        matches!(
+            o,
+            Output::Dial {
+                relay: false,
+                call: 7,
+                ..
+            }
+        )
+    });
+}
+
+#[test]
+fn the_callee_opens_its_half_of_the_relay_only_for_its_own_peer() {
+    let mut w = World::registered_on("bob", "relay rejoin");
+    w.server(&format!("EVENT INCOMING alice 9 {TOKEN}"));
+    w.hello(3, "alice", 9, TOKEN);
+    w.peer(3, &["FEATURES resume", &format!("RESUMABLE {OTHER_TOKEN}")]);
+    // Before the link is known broken as after: its peer only.
+    w.server(&format!("EVENT REJOIN mallory 9 {TOKEN}"));
+    assert_eq!(w.count(|o| matches!(o, Output::JoinRelay { .. })), 0);
+    w.input(Input::LinkEnded {
+        link: 3,
+        end: LinkEnd::Closed,
+    });
+    w.expect_line("link to alice lost; reconnecting…");
+    w.server(&format!("EVENT REJOIN mallory 9 {TOKEN}"));
+    assert_eq!(w.count(|o| matches!(o, Output::JoinRelay { .. })), 0);
+    w.server(&format!("EVENT REJOIN alice 11 {OTHER_TOKEN}"));
+    w.expect(Output::JoinRelay {
+        call: 11,
+        token: token(OTHER_TOKEN),
+    });
+    // What comes through it must still carry the chat's key.
+    w.input(Input::Rehello {
+        link: 5,
+        caller: "alice".into(),
+        key: token(OTHER_TOKEN),
+        received: 0,
+        route: Route::Relayed,
+    });
+    w.expect(Output::Open { link: 5 });
+    w.expect_to_peer(5, "REWELCOME bob 0");
+    w.expect_line("back with alice (0 lines resent)");
+    assert_eq!(w.core.status(), "to alice (relayed)> ");
 }
 
 #[test]
