@@ -527,8 +527,13 @@ enum Role {
 struct Resume {
     /// The chat's secret, given by the caller in `RESUMABLE`.
     key: Option<Token>,
-    /// The peer announced `resume`.
+    /// The peer announced `resume`, and whether it announced its features
+    /// at all yet: until it has, our lines are kept in case it does.
     peer_resumes: bool,
+    peer_said: bool,
+    /// So many lines went before the two agreed that they were no longer
+    /// kept: this chat is not brought back if its link breaks.
+    given_up: bool,
     /// Lines sent so far, and those of them not yet acknowledged (the last
     /// `unacked.len()` of them).
     sent: u64,
@@ -564,7 +569,29 @@ impl Resume {
     }
 
     fn active(&self) -> bool {
-        self.key.is_some() && self.peer_resumes
+        self.key.is_some() && self.peer_resumes && !self.given_up
+    }
+
+    /// Whether lines are kept: once both resume, and from the first line
+    /// on while that is not known yet (the first round trip), so that the
+    /// lines sent then can be sent again too.
+    fn keeping(&self) -> bool {
+        !self.given_up && (!self.peer_said || self.peer_resumes)
+    }
+
+    /// The peer's features came: without `resume`, nothing is kept.
+    fn peer_announced(&mut self, resumes: bool) {
+        self.peer_said = true;
+        self.peer_resumes = resumes;
+        if !resumes {
+            self.forget_kept();
+        }
+    }
+
+    fn forget_kept(&mut self) {
+        self.unacked = KeptLines::default();
+        self.unacked_bytes = 0;
+        self.waiting_since = None;
     }
 
     /// Whether `bytes` more fit in what is kept for sending again.
@@ -575,7 +602,17 @@ impl Resume {
     /// Counts a line about to be sent, and keeps it until acknowledged;
     /// `false` when the buffer is full and the line must not go.
     fn keep(&mut self, line: &str) -> bool {
-        if !self.active() {
+        if !self.keeping() {
+            self.sent += 1;
+            return true;
+        }
+        if !self.active() && self.unacked_bytes + line.len() >= RESUME_BUFFER / 2 {
+            // Half the buffer before the peer even said whether it can
+            // resume (a flood into a peer that never says): let the lines
+            // go, unkept, rather than hold them up, and end this chat as
+            // chats without the feature end.
+            self.given_up = true;
+            self.forget_kept();
             self.sent += 1;
             return true;
         }
@@ -2901,15 +2938,16 @@ impl Core {
                 if resumes && !resume.peer_resumes && chat.role == Role::Caller {
                     announce = resume.key;
                 }
-                resume.peer_resumes = resumes;
+                resume.peer_announced(resumes);
             }
             // Only the callee takes a key: the caller made its own.
             if chat.role == Role::Callee && resumable.is_some() {
                 resume.key = resumable;
             }
             resume.received += received;
-            if received > 0 && resume.active() {
-                resume.untold_bytes += received_bytes;
+            resume.untold_bytes += received_bytes;
+            // Also what came before the two agreed, once they have.
+            if resume.active() && resume.received > resume.told {
                 resume.ack_due.get_or_insert(now + ACK_DELAY);
             }
             if let Some(upto) = acked {

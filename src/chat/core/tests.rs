@@ -1571,6 +1571,87 @@ fn the_server_saying_the_peer_left_before_the_link_breaks_still_waits_for_it() {
 }
 
 #[test]
+fn lines_sent_before_the_peer_said_it_resumes_are_kept_and_sent_again() {
+    let mut w = World::chatting("alice", "bob");
+    // The first round trip: bob has not announced his features yet.
+    w.typed("early");
+    w.peer(1, &["FEATURES ping-id bye-ack resume"]);
+    w.expect_to_peer(1, &format!("RESUMABLE {OTHER_TOKEN}"));
+    w.input(Input::LinkEnded {
+        link: 1,
+        end: LinkEnd::Closed,
+    });
+    w.expect_request("LOCATE bob");
+    w.server("OK LOCATED bob 127.0.0.3:5000");
+    w.take("a redial", |o| matches!(o, Output::Dial { .. }));
+    w.input(Input::Dialed {
+        call: 7,
+        result: Ok(Dialed {
+            link: 9,
+            addr: "127.0.0.3:5000".parse().unwrap(),
+            route: Route::Direct,
+            key: token(OTHER_TOKEN),
+            rejoined: Some(0),
+        }),
+    });
+    w.expect_to_peer(9, "MSG early");
+    w.expect_line("back with bob (1 line resent)");
+}
+
+#[test]
+fn a_peer_without_resume_has_nothing_kept_and_a_flood_before_it_says_is_not_held() {
+    let mut w = World::chatting("alice", "bob");
+    w.typed("early");
+    w.peer(1, &["FEATURES ping-id"]);
+    w.input(Input::LinkEnded {
+        link: 1,
+        end: LinkEnd::Closed,
+    });
+    w.expect_line("bob left the chat (connection lost).");
+    // A peer that says nothing while half a megabyte goes: the lines go,
+    // unkept, and typing is never held up waiting for it.
+    let mut w = World::chatting("alice", "bob");
+    let line = "x".repeat(4000);
+    for _ in 0..200 {
+        w.typed(&line);
+        assert!(w.core.accepts_typing());
+    }
+    assert_eq!(
+        w.count(|o| matches!(
+            o,
+            Output::Peer {
+                msg: PeerMessage::Msg(_),
+                ..
+            }
+        )),
+        200
+    );
+}
+
+#[test]
+fn what_came_before_the_chat_could_resume_is_acknowledged_once_it_can() {
+    let mut w = World::registered("bob");
+    w.server(&format!("EVENT INCOMING alice 9 {TOKEN}"));
+    w.hello(3, "alice", 9, TOKEN);
+    w.peer(3, &["FEATURES resume", "MSG one", "MSG two"]);
+    w.advance(ACK_DELAY * 2);
+    assert_eq!(
+        w.count(|o| matches!(
+            o,
+            Output::Peer {
+                msg: PeerMessage::Ack(_),
+                ..
+            }
+        )),
+        0
+    );
+    // The key makes it resumable: both lines are acknowledged.
+    w.peer(3, &[&format!("RESUMABLE {OTHER_TOKEN}")]);
+    w.advance(ACK_DELAY);
+    w.expect_to_peer(3, "ACK 2");
+}
+
+#[test]
 fn a_broken_link_comes_back_through_the_relay_when_the_server_reopens_it() {
     let mut w = resumable_chat_on("relay rejoin");
     w.typed("one");
