@@ -184,7 +184,7 @@ impl Driver {
         match event {
             Event::Typed(typed) => {
                 self.ui.typed();
-                self.feed_all(typed.into_iter().map(Input::Typed));
+                self.feed_all(typed.into_typed().map(Input::Typed));
                 self.stdin_owed += 1;
             }
             // Nothing to do but wake up: `flush` gives the credits back.
@@ -271,6 +271,7 @@ impl Driver {
                 self.feed(Input::Dialed { call, result });
             }
             Event::Peer { link, msgs } => {
+                let msgs = msgs.into_messages();
                 self.feed(Input::Peer { link, msgs });
                 self.owed.push(link);
             }

@@ -194,23 +194,79 @@ impl Drop for Link {
     }
 }
 
+/// A batch of a peer's messages as the reader hands it on: the texts of
+/// its `MSG`s in one buffer, made into a `String` each by the main loop, so
+/// that they are allocated on the thread that frees them (a string made
+/// here and freed there costs the allocator several times as much).
+#[derive(Default)]
+pub struct PeerBatch {
+    text: String,
+    items: Vec<Item>,
+}
+
+enum Item {
+    /// A `MSG`: its text is the batch's up to here, from the one before.
+    Msg { end: usize },
+    Other(PeerMessage),
+}
+
+impl PeerBatch {
+    /// Adds one line; a line we do not understand, from a newer or broken
+    /// peer, is skipped, and the chat goes on.
+    fn push_line(&mut self, line: &str) {
+        if let Some(text) = line.strip_prefix("MSG ") {
+            self.text.push_str(text);
+            self.items.push(Item::Msg {
+                end: self.text.len(),
+            });
+        } else if let Ok(msg) = PeerMessage::parse(line) {
+            self.items.push(Item::Other(msg));
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    fn ends_with_bye(&self) -> bool {
+        matches!(self.items.last(), Some(Item::Other(PeerMessage::Bye)))
+    }
+
+    /// The messages, in order.
+    pub fn into_messages(self) -> Vec<PeerMessage> {
+        let mut start = 0;
+        self.items
+            .into_iter()
+            .map(|item| match item {
+                Item::Msg { end } => {
+                    let text = self.text[start..end].to_string();
+                    start = end;
+                    PeerMessage::Msg(text)
+                }
+                Item::Other(msg) => msg,
+            })
+            .collect()
+    }
+}
+
 fn read_loop(id: LinkId, mut reader: LineReader<TcpStream>, events: Events, credits: Receiver<()>) {
     loop {
         // Hand on every line already here in one event: a burst costs the
         // main loop one wake-up, not one per line.
-        let mut msgs = Vec::new();
+        let mut msgs = PeerBatch::default();
         let mut end = None;
         loop {
             // Parsed where it lies in the buffer: a MSG's text is copied
-            // once, into the message.
-            match reader.read_with(None, PeerMessage::parse) {
-                // A line we do not understand, from a newer or broken peer,
-                // is skipped; the chat goes on.
-                Ok(parsed) => msgs.extend(parsed.ok()),
-                Err(ReadError::InvalidUtf8) => {}
+            // once, into the batch.
+            match reader.read_with(None, |line| msgs.push_line(line)) {
+                Ok(()) | Err(ReadError::InvalidUtf8) => {}
                 Err(_) => end = Some(LinkEnd::Closed),
             }
-            let bye = msgs.last() == Some(&PeerMessage::Bye);
+            let bye = msgs.ends_with_bye();
             if end.is_some() || bye || msgs.len() >= LINES_PER_EVENT || !reader.has_line() {
                 if bye {
                     end = end.or(Some(LinkEnd::Closed));

@@ -31,7 +31,7 @@ use std::sync::mpsc;
 
 use crate::protocol::CallId;
 use app::Driver;
-use core::{LinkEnd, LinkId, Typed};
+use core::{LinkEnd, LinkId};
 use login::{ServerConn, ServerConnId, ServerEvent};
 use p2pclient::DialError;
 use p2pserver::Hello;
@@ -78,7 +78,7 @@ const EVENT_QUEUE: usize = 64;
 /// Everything the main loop hears about.
 pub enum Event {
     /// Lines typed (all that were waiting), or EOF.
-    Typed(Vec<Typed>),
+    Typed(ui::TypedBatch),
     /// Keys pressed in a raw-mode terminal.
     Keys(Vec<editor::Key>),
     /// From the server connection numbered `conn`.
@@ -97,10 +97,7 @@ pub enum Event {
         result: Result<p2pclient::Dialed, DialError>,
     },
     /// Lines from a peer on `link`.
-    Peer {
-        link: LinkId,
-        msgs: Vec<crate::protocol::PeerMessage>,
-    },
+    Peer { link: LinkId, msgs: link::PeerBatch },
     /// A link ended.
     LinkEnded { link: LinkId, end: LinkEnd },
     /// A link's writer caught up after falling behind.

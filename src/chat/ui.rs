@@ -89,28 +89,39 @@ fn read_lines(events: Events, escapes: Escapes, credits: mpsc::Receiver<()>) {
     loop {
         // Every line already read goes in one event, so pasted or piped
         // text costs the main loop one wake-up per batch.
-        let mut batch = Vec::new();
+        let mut batch = TypedBatch::default();
         loop {
-            // Lines already buffered first; the batch goes once they are
-            // used up, rather than wait with them for more input.
-            let input = match buffered_line(&mut stdin) {
-                Some(typed) => typed,
-                None if batch.is_empty() => read_input(&mut stdin),
-                None => break,
-            };
-            let input = match input {
-                Typed::Line(line) if escapes == Escapes::Drop => {
-                    Typed::Line(without_escapes(&line).into_owned())
+            // Lines already buffered first, copied straight into the
+            // batch; it goes once they are used up, rather than wait with
+            // them for more input.
+            let taken = match whole_line(stdin.buffer()) {
+                Some((line, used)) => {
+                    match escapes {
+                        Escapes::Drop => batch.push_line(&without_escapes(&line)),
+                        Escapes::Keep => batch.push_line(&line),
+                    }
+                    Some(used)
                 }
-                input => input,
+                None => None,
             };
-            let eof = input == Typed::Eof;
-            batch.push(input);
-            if eof || batch.len() >= TYPED_PER_EVENT {
+            if let Some(used) = taken {
+                stdin.consume(used);
+            } else if batch.is_empty() {
+                match read_input(&mut stdin) {
+                    Typed::Line(line) if escapes == Escapes::Drop => {
+                        batch.push_line(&without_escapes(&line))
+                    }
+                    Typed::Line(line) => batch.push_line(&line),
+                    input => batch.push(input),
+                }
+            } else {
+                break;
+            }
+            if batch.eof || batch.len() >= TYPED_PER_EVENT {
                 break;
             }
         }
-        let eof = batch.last() == Some(&Typed::Eof);
+        let eof = batch.eof;
         // Wait until the main loop has room for another batch.
         if credits.recv().is_err() || events.send(Event::Typed(batch)).is_err() || eof {
             return;
@@ -122,8 +133,9 @@ fn read_lines(events: Events, escapes: Escapes, credits: mpsc::Receiver<()>) {
 /// handed on as [`Typed::TooLong`], so that nothing of it is half-sent.
 fn read_input<R: BufRead>(stdin: &mut R) -> Typed {
     if let Ok(buf) = stdin.fill_buf()
-        && let Some((typed, used)) = whole_line(buf)
+        && let Some((line, used)) = whole_line(buf)
     {
+        let typed = Typed::Line(line.into_owned());
         stdin.consume(used);
         return typed;
     }
@@ -165,16 +177,72 @@ fn read_input<R: BufRead>(stdin: &mut R) -> Typed {
     }
 }
 
-/// The next line, if it is whole in the buffer already (the usual case):
-/// taken without reading, in one allocation of its exact size.
-fn buffered_line(stdin: &mut io::BufReader<io::Stdin>) -> Option<Typed> {
-    let (typed, used) = whole_line(stdin.buffer())?;
-    stdin.consume(used);
-    Some(typed)
+/// Typed input as the stdin thread hands it on: the lines of a batch in one
+/// buffer, made into a `String` each by the main loop, so that they are
+/// allocated on the thread that frees them (the allocator's fast path; a
+/// string made here and freed there costs several times as much).
+#[derive(Default)]
+pub struct TypedBatch {
+    text: String,
+    items: Vec<Item>,
+    /// The batch ends with [`Typed::Eof`].
+    eof: bool,
 }
 
-/// The first line of `buf` and the bytes it takes, if it is whole there.
-fn whole_line(buf: &[u8]) -> Option<(Typed, usize)> {
+enum Item {
+    /// A line: the text up to here, from the end of the line before.
+    Line { end: usize },
+    Other(Typed),
+}
+
+impl TypedBatch {
+    pub fn of(typed: Typed) -> TypedBatch {
+        let mut batch = TypedBatch::default();
+        batch.push(typed);
+        batch
+    }
+
+    fn push_line(&mut self, line: &str) {
+        self.text.push_str(line);
+        self.items.push(Item::Line {
+            end: self.text.len(),
+        });
+    }
+
+    fn push(&mut self, typed: Typed) {
+        self.eof |= typed == Typed::Eof;
+        match typed {
+            Typed::Line(line) => self.push_line(&line),
+            other => self.items.push(Item::Other(other)),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// What was typed, in order.
+    pub fn into_typed(self) -> impl Iterator<Item = Typed> {
+        let TypedBatch { text, items, .. } = self;
+        let mut start = 0;
+        items.into_iter().map(move |item| match item {
+            Item::Line { end } => {
+                let line = Typed::Line(text[start..end].to_string());
+                start = end;
+                line
+            }
+            Item::Other(typed) => typed,
+        })
+    }
+}
+
+/// The first line of `buf` and the bytes it takes, if it is whole there
+/// (borrowed when it is valid UTF-8, the usual case).
+fn whole_line(buf: &[u8]) -> Option<(std::borrow::Cow<'_, str>, usize)> {
     let end = line_end(buf).filter(|&end| end as u64 <= MAX_INPUT)?;
     let mut line = &buf[..end];
     if line.last() == Some(&b'\r') {
@@ -182,10 +250,10 @@ fn whole_line(buf: &[u8]) -> Option<(Typed, usize)> {
     }
     // Checked whole first: the lossy walk is only for bad bytes.
     let text = match std::str::from_utf8(line) {
-        Ok(text) => text.to_owned(),
-        Err(_) => String::from_utf8_lossy(line).into_owned(),
+        Ok(text) => std::borrow::Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(line),
     };
-    Some((Typed::Line(text), end + 1))
+    Some((text, end + 1))
 }
 
 /// Where the first line in `buf` ends (its `\n`), found a word at a time
@@ -255,7 +323,7 @@ fn decode_keys(events: &Events, reads: &mpsc::Receiver<Chunk>) {
                 if !held.is_empty() {
                     let _ = events.send(Event::Keys(held));
                 }
-                let _ = events.send(Event::Typed(vec![Typed::Eof]));
+                let _ = events.send(Event::Typed(TypedBatch::of(Typed::Eof)));
                 return;
             }
         };
