@@ -96,7 +96,8 @@ Options:
   --p2p-port PORT        port your chat listens on for peers, 0-65535
                          [default: 0, any free port]
   --advertise ADDR       the IP:PORT peers should dial to reach you
-                         [default: your end of the connection to the server]
+                         [default: your end of the connection to the server,
+                         following it when that moves to another network]
   --auto-answer          connect incoming calls at once, without asking
   --log FILE             append a transcript of the session to FILE
   --timestamps           show the time (HH:MM) before each chat line

@@ -47,6 +47,41 @@ pub(super) struct Record {
     pub timestamps: bool,
 }
 
+/// What the driver says for us beyond what the core decides: where peers
+/// are told to dial us.
+pub(super) struct Peering {
+    pub advertise: Advertise,
+}
+
+/// Where peers are told to dial us.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Advertise {
+    /// `--advertise`: always this address.
+    Pinned(std::net::SocketAddr),
+    /// Our end of the current server connection, with the port of our
+    /// listener (bound to `listener`, any address of one family): the
+    /// address follows the machine from network to network, each new
+    /// connection registering the address it comes from.
+    Ours { listener: std::net::SocketAddr },
+}
+
+impl Advertise {
+    /// Where peers should dial us while `local` is our end of the server
+    /// connection; `None` when that connection's family is not one our
+    /// listener takes (keep what was advertised before).
+    pub fn on(self, local: std::net::SocketAddr) -> Option<std::net::SocketAddr> {
+        match self {
+            Advertise::Pinned(addr) => Some(addr),
+            Advertise::Ours { listener } => {
+                // An IPv6 listener takes IPv4 too (Linux's default); an
+                // IPv4 one does not take IPv6.
+                let taken = listener.is_ipv6() || local.is_ipv4();
+                taken.then(|| std::net::SocketAddr::new(local.ip(), listener.port()))
+            }
+        }
+    }
+}
+
 pub(super) struct Driver {
     core: Core,
     ui: Ui,
@@ -84,6 +119,9 @@ pub(super) struct Driver {
     clock: Clock,
     /// How long a link's writer waits on a peer that does not read.
     write_deadline: std::time::Duration,
+    advertise: Advertise,
+    /// What the last registration advertised.
+    advertised: std::net::SocketAddr,
 }
 
 impl Driver {
@@ -94,9 +132,11 @@ impl Driver {
         server: ServerConn,
         events: Events,
         record: Record,
+        peering: Peering,
     ) -> Driver {
         let server_name = settings.server_name.clone();
         let write_deadline = settings.timers.write;
+        let advertised = settings.advertise;
         Driver {
             core: Core::new(settings, Instant::now()),
             ui,
@@ -118,6 +158,8 @@ impl Driver {
             timestamps: record.timestamps,
             clock: Clock::new(),
             write_deadline,
+            advertise: peering.advertise,
+            advertised,
         }
     }
 
@@ -217,11 +259,17 @@ impl Driver {
                     return;
                 }
                 self.server_addr = conn.server_addr;
+                // A new connection may come from a new network.
+                if let Some(advertise) = self.advertise.on(conn.local_addr) {
+                    self.advertised = advertise;
+                }
                 self.server = Some(conn);
                 if let Err(e) = reader.start() {
                     return self.feed(Input::ServerLost(ServerLoss::Io(e.to_string())));
                 }
-                self.feed(Input::ServerBack);
+                self.feed(Input::ServerBack {
+                    advertise: self.advertised,
+                });
             }
             Event::Hello(hello) => {
                 let link = self.new_link_id();
@@ -463,5 +511,37 @@ impl Driver {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Advertise;
+
+    fn addr(s: &str) -> std::net::SocketAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn the_advertised_address_follows_each_server_connection_unless_pinned() {
+        let ours = Advertise::Ours {
+            listener: addr("0.0.0.0:7701"),
+        };
+        assert_eq!(ours.on(addr("10.0.0.2:50000")), Some(addr("10.0.0.2:7701")));
+        assert_eq!(
+            ours.on(addr("192.168.1.9:40000")),
+            Some(addr("192.168.1.9:7701"))
+        );
+        // An IPv4 listener cannot take IPv6: keep what was advertised.
+        assert_eq!(ours.on(addr("[2001:db8::1]:40000")), None);
+        let dual = Advertise::Ours {
+            listener: addr("[::]:7701"),
+        };
+        assert_eq!(dual.on(addr("10.0.0.2:1")), Some(addr("10.0.0.2:7701")));
+        let pinned = Advertise::Pinned(addr("203.0.113.5:7701"));
+        assert_eq!(
+            pinned.on(addr("10.0.0.2:1")),
+            Some(addr("203.0.113.5:7701"))
+        );
     }
 }
