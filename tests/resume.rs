@@ -170,3 +170,29 @@ fn q_while_reconnecting_ends_the_chat_at_once_and_the_peer_hears_it() {
     bob.expect_within("alice ended the chat.", Duration::from_secs(5));
     bob.expect("Online users (2)");
 }
+
+#[test]
+fn a_chat_without_resumption_ends_with_its_link_on_both_sides() {
+    // `--no-resume` on one side only: each sees the other as a chat
+    // without the feature, so neither keeps the chat for a grace period.
+    let server = Server::start();
+    let (mut bob, proxy) = bob_behind_a_proxy(&server, "30");
+    let mut alice = Chat::spawn(server.addr, &["--name", "alice", "--no-resume"]);
+    alice.label = "alice".into();
+    alice.expect("Online users");
+    connect_through(&mut alice, &mut bob);
+    alice.send("unnumbered");
+    bob.expect("alice: unnumbered");
+    proxy.set_open(false);
+    proxy.cut();
+    alice.expect_within(
+        "bob left the chat (connection lost)",
+        Duration::from_secs(5),
+    );
+    bob.expect_within(
+        "alice left the chat (connection lost)",
+        Duration::from_secs(5),
+    );
+    assert!(!alice.stdout().contains("reconnecting…"));
+    assert!(!bob.stdout().contains("reconnecting…"));
+}

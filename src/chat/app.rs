@@ -14,7 +14,9 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::time::{Duration, Instant};
 
 use super::clock::Clock;
-use super::core::{Core, Dialed, Exit, Input, Kind, LinkEnd, LinkId, Output, Settings};
+use super::core::{
+    Core, Dialed, Exit, FEATURE_RESUME, Input, Kind, LinkEnd, LinkId, Output, Settings,
+};
 use super::link::{Handshaken, LINK_HIGH_WATER, Link};
 use super::login::{self, ServerConn, ServerConnId, ServerEvent, ServerLoss};
 use super::p2pclient::{self, DialError};
@@ -48,9 +50,10 @@ pub(super) struct Record {
 }
 
 /// What the driver says for us beyond what the core decides: where peers
-/// are told to dial us.
+/// are told to dial us, and whether chats can be brought back.
 pub(super) struct Peering {
     pub advertise: Advertise,
+    pub resumption: Resumption,
 }
 
 /// Where peers are told to dial us.
@@ -80,6 +83,17 @@ impl Advertise {
             }
         }
     }
+}
+
+/// Whether chats announce `resume` to peers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Resumption {
+    On,
+    /// `--no-resume`, for measuring what resumption costs: the word is
+    /// taken out of the `FEATURES` lines we send and those we receive, so
+    /// the core and the peer each see a chat without the feature (no
+    /// numbering, no acknowledgements), exactly as with an older peer.
+    Off,
 }
 
 pub(super) struct Driver {
@@ -122,6 +136,7 @@ pub(super) struct Driver {
     advertise: Advertise,
     /// What the last registration advertised.
     advertised: std::net::SocketAddr,
+    resumption: Resumption,
 }
 
 impl Driver {
@@ -160,6 +175,7 @@ impl Driver {
             write_deadline,
             advertise: peering.advertise,
             advertised,
+            resumption: peering.resumption,
         }
     }
 
@@ -318,7 +334,10 @@ impl Driver {
                 });
                 self.feed(Input::Dialed { call, result });
             }
-            Event::Peer { link, msgs } => {
+            Event::Peer { link, mut msgs } => {
+                if self.resumption == Resumption::Off {
+                    msgs.iter_mut().for_each(without_resume);
+                }
                 self.feed(Input::Peer { link, msgs });
                 self.owed.push(link);
             }
@@ -349,7 +368,14 @@ impl Driver {
         }
     }
 
-    fn apply(&mut self, output: Output) {
+    fn apply(&mut self, mut output: Output) {
+        if self.resumption == Resumption::Off {
+            match &mut output {
+                Output::Peer { msg, .. } => without_resume(msg),
+                Output::Dial { hello, .. } => hello.iter_mut().for_each(without_resume),
+                _ => {}
+            }
+        }
         match output {
             Output::Server(request) => {
                 if let Some(server) = &self.server
@@ -511,6 +537,13 @@ impl Driver {
                 }
             }
         }
+    }
+}
+
+/// Takes `resume` out of a `FEATURES` line (`--no-resume`).
+fn without_resume(msg: &mut PeerMessage) {
+    if let PeerMessage::Features(words) = msg {
+        words.retain(|w| w != FEATURE_RESUME);
     }
 }
 

@@ -49,7 +49,7 @@ pub const PEER_FEATURES: &[&str] = &[
 
 /// A broken link is brought back, and no line is lost or doubled: lines are
 /// counted and acknowledged, and the caller dials again.
-const FEATURE_RESUME: &str = "resume";
+pub const FEATURE_RESUME: &str = "resume";
 
 /// Unacknowledged lines kept to send again, at most: past it, typing waits.
 const RESUME_BUFFER: usize = 1024 * 1024;

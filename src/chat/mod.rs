@@ -30,7 +30,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
 use std::sync::mpsc;
 
 use crate::protocol::CallId;
-use app::{Advertise, Driver, Peering};
+use app::{Advertise, Driver, Peering, Resumption};
 use core::{LinkEnd, LinkId, Typed};
 use login::{ServerConn, ServerConnId, ServerEvent};
 use p2pclient::DialError;
@@ -65,6 +65,9 @@ pub struct Config {
     pub grace: Option<std::time::Duration>,
     /// `--write-timeout`: how long a peer may read none of our lines.
     pub write_timeout: Option<std::time::Duration>,
+    /// `--no-resume` (for measurement): chats are not numbered nor
+    /// acknowledged, and a broken link ends them, as with an older peer.
+    pub no_resume: bool,
 }
 
 /// How the threads reach the main loop. Bounded, so that a peer flooding
@@ -218,6 +221,13 @@ pub fn run(config: Config) -> Result<(), ChatError> {
         transcript,
         timestamps: config.timestamps,
     };
-    let peering = Peering { advertise: policy };
+    let peering = Peering {
+        advertise: policy,
+        resumption: if config.no_resume {
+            Resumption::Off
+        } else {
+            Resumption::On
+        },
+    };
     Driver::new(settings, ui, stdin, server, events, record, peering).run(inbox)
 }
