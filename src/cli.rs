@@ -96,7 +96,8 @@ Options:
   --p2p-port PORT        port your chat listens on for peers, 0-65535
                          [default: 0, any free port]
   --advertise ADDR       the IP:PORT peers should dial to reach you
-                         [default: your end of the connection to the server]
+                         [default: your end of the connection to the server,
+                         following it when that moves to another network]
   --auto-answer          connect incoming calls at once, without asking
   --log FILE             append a transcript of the session to FILE
   --timestamps           show the time (HH:MM) before each chat line
@@ -105,6 +106,9 @@ Options:
   --write-timeout SECS   a peer that reads none of your lines this long is
                          taken for gone [default: 10]
   --quiet                no bell on an incoming call
+  --no-resume            offer peers no resumption (lines not numbered nor
+                         acknowledged; a broken link ends the chat): for
+                         measuring what it costs
   -h, --help             print this help
   --version              print the version
 
@@ -313,6 +317,10 @@ pub fn parse_chat(
                 no_value(&flag, inline)?;
                 config.timestamps = true;
             }
+            "--no-resume" => {
+                no_value(&flag, inline)?;
+                config.no_resume = true;
+            }
             "--grace" => config.grace = Some(secs(&flag, &args.value(&flag, inline)?)?),
             "--write-timeout" => {
                 config.write_timeout = Some(secs(&flag, &args.value(&flag, inline)?)?)
@@ -479,7 +487,9 @@ mod tests {
         assert_eq!(c.p2p_port, 4000);
         assert_eq!(c.advertise, Some("10.0.0.2:4000".parse().unwrap()));
         assert!(c.quiet);
-        let c = chat("--write-timeout 2 --grace 5", None).unwrap();
+        assert!(!c.no_resume);
+        let c = chat("--write-timeout 2 --grace 5 --no-resume", None).unwrap();
+        assert!(c.no_resume);
         assert_eq!(c.write_timeout, Some(Duration::from_secs(2)));
         assert_eq!(c.grace, Some(Duration::from_secs(5)));
         for (line, text) in [

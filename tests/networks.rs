@@ -5,6 +5,7 @@ mod common;
 
 use std::net::TcpListener;
 use std::process::Command;
+use std::time::Duration;
 
 use common::{Chat, Raw, Server, connect, eventually, server_list as list};
 
@@ -165,7 +166,10 @@ impl Namespaces {
     /// Builds the three namespaces and their links, or says why it could
     /// not (no `ip`, or what its script printed).
     fn create() -> Result<Namespaces, String> {
-        let id = std::process::id() % 100_000;
+        // Unique per process and per call: this file's tests run at once.
+        static MADE: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let made = MADE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let id = std::process::id() % 10_000 * 10 + made % 10;
         let names = [
             format!("p2ps{id}"),
             format!("p2pa{id}"),
@@ -199,10 +203,45 @@ impl Namespaces {
         Ok(ns)
     }
 
+    /// Builds them as [`Namespaces::create`], or says why not (the caller
+    /// then returns: skipped, or failed under CI).
+    fn create_or_skip() -> Option<Namespaces> {
+        let is_root = Command::new("id")
+            .arg("-u")
+            .output()
+            .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+        if !is_root {
+            common::skip("needs root to build isolated networks with `ip netns`");
+            return None;
+        }
+        match Namespaces::create() {
+            Ok(ns) => Some(ns),
+            Err(why) => {
+                common::skip(&format!("could not build network namespaces: {why}"));
+                None
+            }
+        }
+    }
+
     fn exec(&self, which: usize, program: &str) -> Command {
         let mut command = Command::new("ip");
         command.args(["netns", "exec", &self.names[which], program]);
         command
+    }
+
+    /// Runs a bash script in which `$S`, `$A` and `$B` name the namespaces;
+    /// panics with what it printed if it fails.
+    fn script(&self, script: &str) {
+        let [s, a, b] = &self.names;
+        let out = Command::new("bash")
+            .args(["-c", &format!("set -e; S={s}; A={a}; B={b}; {script}")])
+            .output()
+            .expect("bash");
+        assert!(
+            out.status.success(),
+            "{script}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }
 
@@ -216,16 +255,8 @@ impl Drop for Namespaces {
 
 #[test]
 fn peers_on_networks_that_cannot_route_to_each_other_chat_through_the_relay() {
-    let is_root = Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
-    if !is_root {
-        return common::skip("needs root to build isolated networks with `ip netns`");
-    }
-    let ns = match Namespaces::create() {
-        Ok(ns) => ns,
-        Err(why) => return common::skip(&format!("could not build network namespaces: {why}")),
+    let Some(ns) = Namespaces::create_or_skip() else {
+        return;
     };
     let mut command = ns.exec(0, env!("CARGO_BIN_EXE_server"));
     command.args(["--listen", "0.0.0.0:0"]);
@@ -338,4 +369,109 @@ fn a_blackholed_direct_path_falls_back_to_the_relay_at_once() {
     bob.expect("alice connected (relayed");
     alice.send("around the hole");
     bob.expect("alice: around the hole");
+}
+
+/// The numbers of `from`'s lines `prefix N` that `chat` printed, in order.
+fn received(chat: &Chat, from: &str, prefix: &str) -> Vec<usize> {
+    let head = format!("{from}: {prefix} ");
+    chat.stdout()
+        .lines()
+        .filter_map(|l| l.strip_prefix(&head)?.parse().ok())
+        .collect()
+}
+
+#[test]
+fn a_peer_whose_address_changes_is_found_again_at_its_new_address() {
+    const N: usize = 2_000;
+    let Some(ns) = Namespaces::create_or_skip() else {
+        return;
+    };
+    // Host S routes between alice's network and bob's, so they chat
+    // directly; bob's address may move within his network.
+    ns.script(
+        "ip netns exec $S sysctl -qw net.ipv4.ip_forward=1
+         ip netns exec $B sysctl -qw net.ipv4.conf.eth0.promote_secondaries=1",
+    );
+    let mut command = ns.exec(0, env!("CARGO_BIN_EXE_server"));
+    command.args(["--listen", "0.0.0.0:0"]);
+    let server = Server::from_command(command);
+    let port = server.addr.port();
+    let chat_in = |which: usize, server_ip: &str, name: &str| {
+        let mut command = ns.exec(which, env!("CARGO_BIN_EXE_chat"));
+        let server = format!("{server_ip}:{port}");
+        command.args(["--server", &server, "--name", name, "--grace", "20"]);
+        let mut chat = Chat::from_command(command, name);
+        chat.expect("Enter a name to chat with");
+        chat
+    };
+    let mut alice = chat_in(1, "10.231.1.1", "alice");
+    let mut bob = chat_in(2, "10.231.2.1", "bob");
+    let bob_port = bob.p2p_addr().port();
+    assert_eq!(bob.p2p_addr().ip().to_string(), "10.231.2.2");
+    alice.send("bob");
+    common::answer(&mut bob, "alice");
+    alice.expect(&format!("Connected to bob at 10.231.2.2:{bob_port}"));
+    bob.expect("alice connected.");
+    common::settle(&mut alice, &mut bob);
+
+    let lines = |prefix: &str| -> String { (0..N).map(|i| format!("{prefix} {i}\n")).collect() };
+    alice.send_bytes(lines("a").as_bytes());
+    bob.send_bytes(lines("b").as_bytes());
+    eventually("some lines are across", || {
+        received(&bob, "alice", "a").len() > 100 || received(&alice, "bob", "b").len() > 100
+    });
+    // bob's machine moves: its address becomes 10.231.2.3, and 10.231.2.2
+    // is gone. Every connection from the old address fails at once, at
+    // both ends, as resets would say (without them, the silence limits
+    // find out, later): the chat's link and bob's server connection.
+    ns.script(
+        "ip -n $B addr add 10.231.2.3/24 dev eth0
+         ip -n $B addr del 10.231.2.2/24 dev eth0
+         ip netns exec $B ss -K -t state established >/dev/null
+         ip netns exec $A ss -K -t dst 10.231.2.2 >/dev/null
+         ip netns exec $S ss -K -t dst 10.231.2.2 >/dev/null",
+    );
+    alice.expect("link to bob lost; reconnecting…");
+    // A line typed while the link is down goes once it is back.
+    alice.send("typed while down");
+    eventually("bob sees his link is down", || {
+        bob.stdout().contains("link to alice lost; reconnecting…")
+    });
+    bob.send("typed while down");
+    bob.expect("Lost the connection to the registration server");
+    bob.expect(&format!(
+        "Your address changed: peers can now reach you at 10.231.2.3:{bob_port}."
+    ));
+    // What the server now hands a caller looking for bob: his new address,
+    // as he advertised it, not only as the server saw him come.
+    server.expect_log("bob joined from 10.231.2.3:");
+    let registered = server
+        .log()
+        .lines()
+        .filter(|l| l.contains("bob joined from 10.231.2.3:"))
+        .map(str::to_string)
+        .collect::<Vec<_>>();
+    assert!(
+        registered[0].ends_with(&format!("(chat at 10.231.2.3:{bob_port})")),
+        "{registered:?}"
+    );
+    alice.expect_within("back with bob", Duration::from_secs(20));
+    bob.expect_within("back with alice", Duration::from_secs(20));
+
+    // Every line exactly once, in order, on both sides.
+    let all: Vec<usize> = (0..N).collect();
+    let once = |chat: &Chat, line: &str| chat.stdout().matches(line).count() == 1;
+    eventually("every line is across", || {
+        received(&bob, "alice", "a") == all
+            && received(&alice, "bob", "b") == all
+            && once(&bob, "alice: typed while down\n")
+            && once(&alice, "bob: typed while down\n")
+    });
+    alice.send("found you");
+    bob.expect("alice: found you");
+    // Nothing came twice meanwhile.
+    assert_eq!(received(&bob, "alice", "a"), all);
+    assert_eq!(received(&alice, "bob", "b"), all);
+    bob.send("q");
+    alice.expect("bob left the chat.");
 }

@@ -1,20 +1,21 @@
 //! The chat path: two real `chat` processes connected peer to peer, driven
 //! through their stdin and stdout, against two raw relay helpers doing the
 //! same over one TCP connection: line round trips (p50 and p99 from the same
-//! runs) and piped lines per second.
+//! runs), piped lines per second with and without resumption, and the time
+//! a cut link takes to come back.
 
 use std::io::{BufRead, BufReader, BufWriter, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::process::{ChildStdin, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, mpsc};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::CHAT;
 use crate::child::ChildGuard;
 use crate::server::start_server;
 use crate::table::{Figure, Goal, Latency, Table};
+use crate::{CHAT, REPS};
 
 /// The last line of every throughput run ends with this.
 const LAST_SUFFIX: &[u8] = b" 9999999\n";
@@ -24,7 +25,8 @@ const LAST_SUFFIX: &[u8] = b" 9999999\n";
 struct Driven {
     _child: ChildGuard,
     stdin: BufWriter<ChildStdin>,
-    lines: mpsc::Receiver<String>,
+    /// Each line forwarded, with when it was read.
+    lines: mpsc::Receiver<(Instant, String)>,
     /// Throughput lines seen so far: counted, not forwarded, so that the
     /// bench's own reading costs as little as it can.
     bulk: Arc<AtomicUsize>,
@@ -57,7 +59,7 @@ impl Driven {
                 }
                 if !bulk_line || buf.ends_with(LAST_SUFFIX) {
                     let line = String::from_utf8_lossy(&buf).trim_end().to_string();
-                    if tx.send(line).is_err() {
+                    if tx.send((Instant::now(), line)).is_err() {
                         return;
                     }
                 }
@@ -80,13 +82,18 @@ impl Driven {
 
     /// Waits for a line containing `needle`.
     fn wait_for(&mut self, needle: &str) -> String {
+        self.wait_for_at(needle).1
+    }
+
+    /// Waits for a line containing `needle`; when it was read, and it.
+    fn wait_for_at(&mut self, needle: &str) -> (Instant, String) {
         loop {
-            let line = self
+            let (at, line) = self
                 .lines
                 .recv_timeout(Duration::from_secs(30))
                 .unwrap_or_else(|_| panic!("never saw {needle:?}"));
             if line.contains(needle) {
-                return line;
+                return (at, line);
             }
         }
     }
@@ -105,27 +112,36 @@ fn raw_relay_pair() -> (Driven, Driven) {
     (a, b)
 }
 
-/// alice and bob, real chats, in a chat with each other.
-fn chat_pair(addr: SocketAddr) -> (Driven, Driven) {
-    let start = |name: &str| {
+/// `caller` and `callee`, real chats started with `extra` (and the callee
+/// with `callee_extra` too), in a chat with each other.
+fn chat_pair(
+    addr: SocketAddr,
+    (caller, callee): (&str, &str),
+    extra: &[&str],
+    callee_extra: &[&str],
+) -> (Driven, Driven) {
+    let start = |name: &str, more: &[&str]| {
         let mut command = Command::new(CHAT);
-        command.args([
-            "--server",
-            &addr.to_string(),
-            "--name",
-            name,
-            "--auto-answer",
-        ]);
+        command
+            .args([
+                "--server",
+                &addr.to_string(),
+                "--name",
+                name,
+                "--auto-answer",
+            ])
+            .args(extra)
+            .args(more);
         let mut chat = Driven::spawn(command);
         chat.wait_for("Online users");
         chat
     };
-    let mut alice = start("alice");
-    let mut bob = start("bob");
-    alice.send("bob");
-    alice.wait_for("Connected to bob");
-    bob.wait_for("alice connected");
-    (alice, bob)
+    let mut a = start(caller, &[]);
+    let mut b = start(callee, callee_extra);
+    a.send(callee);
+    a.wait_for(&format!("Connected to {callee}"));
+    b.wait_for(&format!("{caller} connected"));
+    (a, b)
 }
 
 /// Line round trips through two stdin/stdout-driven processes: a line into
@@ -195,8 +211,23 @@ pub fn chat(table: &mut Table) {
         .value(&raw_lines);
 
     let (_server, addr) = start_server(&[]);
-    let (mut alice, mut bob) = chat_pair(addr);
-    let (rtt, lines) = measure(&mut alice, &mut bob);
+    let (mut alice, mut bob) = chat_pair(addr, ("alice", "bob"), &[], &[]);
+    round_trips(&mut alice, &mut bob, 50);
+    let rtt = Latency::of(|| round_trips(&mut alice, &mut bob, 300));
+    // The same chats without resumption (no numbering, no
+    // acknowledgements), alternated round by round with the real ones, so
+    // that the machine's load weighs on both alike.
+    let (mut carol, mut dave) = chat_pair(addr, ("carol", "dave"), &["--no-resume"], &[]);
+    round_trips(&mut carol, &mut dave, 50);
+    let (mut on, mut off) = (Vec::new(), Vec::new());
+    for _ in 0..REPS {
+        on.push(throughput(&mut alice, &mut bob, 100_000));
+        off.push(throughput(&mut carol, &mut dave, 100_000));
+    }
+    // Each round's two runs side by side: the ratio of a pair is steadier
+    // than the ratio of two medians on a loaded machine.
+    let cost = on.iter().zip(&off).map(|(on, off)| on / off).collect();
+    let (lines, unacked) = (Figure::new("/s", on), Figure::new("/s", off));
     table
         .latency("chat line round trip", &rtt)
         .vs("raw relay", &raw_rtt)
@@ -206,6 +237,111 @@ pub fn chat(table: &mut Table) {
         .value(&lines)
         .vs("raw TCP", &raw_lines)
         .goal(Goal::AtLeast(0.8));
+    table
+        .row("  the same, --no-resume (no acks)")
+        .value(&unacked)
+        .vs("raw TCP", &raw_lines);
+    table
+        .row("  with acks / without, per round")
+        .value(&Figure::new("×", cost));
+}
+
+/// A TCP proxy the bench owns: two threads copy each accepted connection
+/// both ways, and [`CutProxy::cut`] breaks every live one (new ones are
+/// still taken), as a middlebox resetting the path would.
+struct CutProxy {
+    addr: SocketAddr,
+    live: Arc<Mutex<Vec<TcpStream>>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl CutProxy {
+    fn to(target: SocketAddr) -> CutProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let live = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (conns, stopped) = (live.clone(), stop.clone());
+        thread::spawn(move || {
+            for inbound in listener.incoming() {
+                if stopped.load(Ordering::Relaxed) {
+                    return;
+                }
+                let Ok(inbound) = inbound else { continue };
+                let Ok(outbound) = TcpStream::connect(target) else {
+                    continue;
+                };
+                for stream in [&inbound, &outbound] {
+                    let _ = stream.set_nodelay(true);
+                    conns.lock().unwrap().push(stream.try_clone().unwrap());
+                }
+                let copy = |mut from: TcpStream, mut to: TcpStream| {
+                    thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(Shutdown::Write);
+                    })
+                };
+                copy(inbound.try_clone().unwrap(), outbound.try_clone().unwrap());
+                copy(outbound, inbound);
+            }
+        });
+        CutProxy { addr, live, stop }
+    }
+
+    /// Breaks every connection through the proxy, at both ends.
+    fn cut(&self) {
+        for stream in self.live.lock().unwrap().drain(..) {
+            let _ = stream.shutdown(Shutdown::Both);
+        }
+    }
+}
+
+impl Drop for CutProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        // Wakes the accept loop, which then sees `stop`.
+        let _ = TcpStream::connect(self.addr);
+        self.cut();
+    }
+}
+
+/// Milliseconds from a cut of an idle chat's link to `back with` on the
+/// caller's screen and on the callee's, each cut on the same chat.
+fn back_after_cut(addr: SocketAddr) -> (Figure, Figure) {
+    // bob listens where only the proxy forwards to, and tells the server
+    // to send callers to the proxy.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let proxy = CutProxy::to(SocketAddr::from(([127, 0, 0, 1], port)));
+    let (port, advertise) = (port.to_string(), proxy.addr.to_string());
+    let callee = ["--p2p-port", &port, "--advertise", &advertise];
+    let (mut erin, mut frank) = chat_pair(addr, ("erin", "frank"), &["--grace", "10"], &callee);
+    // Two round trips: both have said they resume, and frank has the key.
+    round_trips(&mut erin, &mut frank, 2);
+    let (mut caller, mut callee) = (Vec::new(), Vec::new());
+    for _ in 0..REPS {
+        let cut = Instant::now();
+        proxy.cut();
+        let (erin_back, _) = erin.wait_for_at("back with frank");
+        let (frank_back, _) = frank.wait_for_at("back with erin");
+        caller.push((erin_back - cut).as_secs_f64() * 1e3);
+        callee.push((frank_back - cut).as_secs_f64() * 1e3);
+        // The chat goes on over the new link before the next cut.
+        round_trips(&mut erin, &mut frank, 2);
+    }
+    (Figure::new("ms", caller), Figure::new("ms", callee))
+}
+
+/// How long a cut link takes to come back on loopback.
+pub fn resumption(table: &mut Table) {
+    println!("\n[4b] a chat's link cut while idle, until both show `back with`");
+    let (_server, addr) = start_server(&[]);
+    let (caller, callee) = back_after_cut(addr);
+    table.row("cut to `back with`, caller").value(&caller);
+    table.row("cut to `back with`, callee").value(&callee);
 }
 
 /// How long `q` takes to end a chat with a raw caller, with that caller

@@ -87,6 +87,7 @@ fn main() {
     }
     if wanted("chat") {
         chat::chat(&mut table);
+        chat::resumption(&mut table);
         chat::keys_under_flood(&mut table);
         chat::call_setup(&mut table);
     }

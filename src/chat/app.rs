@@ -14,7 +14,9 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::time::{Duration, Instant};
 
 use super::clock::Clock;
-use super::core::{Core, Dialed, Exit, Input, Kind, LinkEnd, LinkId, Output, Settings};
+use super::core::{
+    Core, Dialed, Exit, FEATURE_RESUME, Input, Kind, LinkEnd, LinkId, Output, Settings,
+};
 use super::link::{Handshaken, LINK_HIGH_WATER, Link};
 use super::login::{self, ServerConn, ServerConnId, ServerEvent, ServerLoss};
 use super::p2pclient::{self, DialError};
@@ -45,6 +47,53 @@ pub(super) struct Record {
     pub transcript: Option<Transcript>,
     /// `--timestamps`.
     pub timestamps: bool,
+}
+
+/// What the driver says for us beyond what the core decides: where peers
+/// are told to dial us, and whether chats can be brought back.
+pub(super) struct Peering {
+    pub advertise: Advertise,
+    pub resumption: Resumption,
+}
+
+/// Where peers are told to dial us.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Advertise {
+    /// `--advertise`: always this address.
+    Pinned(std::net::SocketAddr),
+    /// Our end of the current server connection, with the port of our
+    /// listener (bound to `listener`, any address of one family): the
+    /// address follows the machine from network to network, each new
+    /// connection registering the address it comes from.
+    Ours { listener: std::net::SocketAddr },
+}
+
+impl Advertise {
+    /// Where peers should dial us while `local` is our end of the server
+    /// connection; `None` when that connection's family is not one our
+    /// listener takes (keep what was advertised before).
+    pub fn on(self, local: std::net::SocketAddr) -> Option<std::net::SocketAddr> {
+        match self {
+            Advertise::Pinned(addr) => Some(addr),
+            Advertise::Ours { listener } => {
+                // An IPv6 listener takes IPv4 too (Linux's default); an
+                // IPv4 one does not take IPv6.
+                let taken = listener.is_ipv6() || local.is_ipv4();
+                taken.then(|| std::net::SocketAddr::new(local.ip(), listener.port()))
+            }
+        }
+    }
+}
+
+/// Whether chats announce `resume` to peers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Resumption {
+    On,
+    /// `--no-resume`, for measuring what resumption costs: the word is
+    /// taken out of the `FEATURES` lines we send and those we receive, so
+    /// the core and the peer each see a chat without the feature (no
+    /// numbering, no acknowledgements), exactly as with an older peer.
+    Off,
 }
 
 pub(super) struct Driver {
@@ -84,6 +133,10 @@ pub(super) struct Driver {
     clock: Clock,
     /// How long a link's writer waits on a peer that does not read.
     write_deadline: std::time::Duration,
+    advertise: Advertise,
+    /// What the last registration advertised.
+    advertised: std::net::SocketAddr,
+    resumption: Resumption,
 }
 
 impl Driver {
@@ -94,9 +147,11 @@ impl Driver {
         server: ServerConn,
         events: Events,
         record: Record,
+        peering: Peering,
     ) -> Driver {
         let server_name = settings.server_name.clone();
         let write_deadline = settings.timers.write;
+        let advertised = settings.advertise;
         Driver {
             core: Core::new(settings, Instant::now()),
             ui,
@@ -118,6 +173,9 @@ impl Driver {
             timestamps: record.timestamps,
             clock: Clock::new(),
             write_deadline,
+            advertise: peering.advertise,
+            advertised,
+            resumption: peering.resumption,
         }
     }
 
@@ -217,11 +275,17 @@ impl Driver {
                     return;
                 }
                 self.server_addr = conn.server_addr;
+                // A new connection may come from a new network.
+                if let Some(advertise) = self.advertise.on(conn.local_addr) {
+                    self.advertised = advertise;
+                }
                 self.server = Some(conn);
                 if let Err(e) = reader.start() {
                     return self.feed(Input::ServerLost(ServerLoss::Io(e.to_string())));
                 }
-                self.feed(Input::ServerBack);
+                self.feed(Input::ServerBack {
+                    advertise: self.advertised,
+                });
             }
             Event::Hello(hello) => {
                 let link = self.new_link_id();
@@ -271,7 +335,10 @@ impl Driver {
                 self.feed(Input::Dialed { call, result });
             }
             Event::Peer { link, msgs } => {
-                let msgs = msgs.into_messages();
+                let mut msgs = msgs.into_messages();
+                if self.resumption == Resumption::Off {
+                    msgs.iter_mut().for_each(without_resume);
+                }
                 self.feed(Input::Peer { link, msgs });
                 self.owed.push(link);
             }
@@ -302,7 +369,14 @@ impl Driver {
         }
     }
 
-    fn apply(&mut self, output: Output) {
+    fn apply(&mut self, mut output: Output) {
+        if self.resumption == Resumption::Off {
+            match &mut output {
+                Output::Peer { msg, .. } => without_resume(msg),
+                Output::Dial { hello, .. } => hello.iter_mut().for_each(without_resume),
+                _ => {}
+            }
+        }
         match output {
             Output::Server(request) => {
                 if let Some(server) = &self.server
@@ -464,5 +538,44 @@ impl Driver {
                 }
             }
         }
+    }
+}
+
+/// Takes `resume` out of a `FEATURES` line (`--no-resume`).
+fn without_resume(msg: &mut PeerMessage) {
+    if let PeerMessage::Features(words) = msg {
+        words.retain(|w| w != FEATURE_RESUME);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Advertise;
+
+    fn addr(s: &str) -> std::net::SocketAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn the_advertised_address_follows_each_server_connection_unless_pinned() {
+        let ours = Advertise::Ours {
+            listener: addr("0.0.0.0:7701"),
+        };
+        assert_eq!(ours.on(addr("10.0.0.2:50000")), Some(addr("10.0.0.2:7701")));
+        assert_eq!(
+            ours.on(addr("192.168.1.9:40000")),
+            Some(addr("192.168.1.9:7701"))
+        );
+        // An IPv4 listener cannot take IPv6: keep what was advertised.
+        assert_eq!(ours.on(addr("[2001:db8::1]:40000")), None);
+        let dual = Advertise::Ours {
+            listener: addr("[::]:7701"),
+        };
+        assert_eq!(dual.on(addr("10.0.0.2:1")), Some(addr("10.0.0.2:7701")));
+        let pinned = Advertise::Pinned(addr("203.0.113.5:7701"));
+        assert_eq!(
+            pinned.on(addr("10.0.0.2:1")),
+            Some(addr("203.0.113.5:7701"))
+        );
     }
 }

@@ -49,7 +49,7 @@ pub const PEER_FEATURES: &[&str] = &[
 
 /// A broken link is brought back, and no line is lost or doubled: lines are
 /// counted and acknowledged, and the caller dials again.
-const FEATURE_RESUME: &str = "resume";
+pub const FEATURE_RESUME: &str = "resume";
 
 /// Unacknowledged lines kept to send again, at most: past it, typing waits.
 const RESUME_BUFFER: usize = 1024 * 1024;
@@ -146,7 +146,8 @@ impl Default for Timers {
 pub struct Settings {
     /// The server as the user gave it, for messages.
     pub server_name: String,
-    /// Where peers should dial us.
+    /// Where peers should dial us; each new server connection may move it
+    /// ([`Input::ServerBack`]).
     pub advertise: SocketAddr,
     /// The name from `--name`: a refusal then ends the program.
     pub name: Option<String>,
@@ -229,8 +230,12 @@ pub enum Input {
     Users(Vec<UserEntry>),
     /// The connection to the server ended.
     ServerLost(ServerLoss),
-    /// A new connection to the server is up (after [`Output::Reconnect`]).
-    ServerBack,
+    /// A new connection to the server is up (after [`Output::Reconnect`]);
+    /// peers should now dial us at `advertise` (our end of this connection,
+    /// unless `--advertise` pinned it), which `REGISTER` carries from here.
+    ServerBack {
+        advertise: SocketAddr,
+    },
     /// A peer connected and said `HELLO`; its connection waits for
     /// [`Output::Open`] or [`Output::Refuse`].
     Hello {
@@ -939,7 +944,7 @@ impl Core {
                 self.on_missed(caller, at);
             }
             Input::ServerLost(why) => self.on_server_lost(now, why.to_string()),
-            Input::ServerBack => self.on_server_back(now),
+            Input::ServerBack { advertise } => self.on_server_back(now, advertise),
             Input::Hello {
                 link,
                 caller,
@@ -2654,10 +2659,19 @@ impl Core {
         });
     }
 
-    fn on_server_back(&mut self, now: Instant) {
+    fn on_server_back(&mut self, now: Instant, advertise: SocketAddr) {
         let Registration::Reconnecting { refusals } = self.server.registration else {
             return;
         };
+        if advertise != self.settings.advertise {
+            // The machine moved to another network: say where we are now.
+            self.settings.advertise = advertise;
+            if matches!(self.stage, Stage::Registered { .. }) {
+                self.notice(format!(
+                    "Your address changed: peers can now reach you at {advertise}."
+                ));
+            }
+        }
         self.server.registration = Registration::Reregistering { refusals };
         self.server.last_heard = now;
         let ours = client_features(self.settings.answering);

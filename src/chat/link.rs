@@ -206,7 +206,9 @@ pub struct PeerBatch {
 
 enum Item {
     /// A `MSG`: its text is the batch's up to here, from the one before.
-    Msg { end: usize },
+    Msg {
+        end: usize,
+    },
     Other(PeerMessage),
 }
 

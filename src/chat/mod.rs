@@ -30,7 +30,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
 use std::sync::mpsc;
 
 use crate::protocol::CallId;
-use app::Driver;
+use app::{Advertise, Driver, Peering, Resumption};
 use core::{LinkEnd, LinkId};
 use login::{ServerConn, ServerConnId, ServerEvent};
 use p2pclient::DialError;
@@ -65,6 +65,9 @@ pub struct Config {
     pub grace: Option<std::time::Duration>,
     /// `--write-timeout`: how long a peer may read none of our lines.
     pub write_timeout: Option<std::time::Duration>,
+    /// `--no-resume` (for measurement): chats are not numbered nor
+    /// acknowledged, and a broken link ends them, as with an older peer.
+    pub no_resume: bool,
 }
 
 /// How the threads reach the main loop. Bounded, so that a peer flooding
@@ -179,10 +182,17 @@ pub fn run(config: Config) -> Result<(), ChatError> {
         }
         None => None,
     };
-    let port = listener.local_addr().map_err(listen_error)?.port();
-    let advertise = config
-        .advertise
-        .unwrap_or_else(|| SocketAddr::new(server.local_addr.ip(), port));
+    let listening = listener.local_addr().map_err(listen_error)?;
+    let policy = match config.advertise {
+        Some(addr) => Advertise::Pinned(addr),
+        None => Advertise::Ours {
+            listener: listening,
+        },
+    };
+    // The listener is of this connection's family: it is always taken.
+    let advertise = policy
+        .on(server.local_addr)
+        .unwrap_or_else(|| SocketAddr::new(server.local_addr.ip(), listening.port()));
     p2pserver::spawn(listener, events.clone()).map_err(ChatError::Start)?;
     let ui = Ui::new(config.quiet);
     let stdin = ui::spawn_stdin(events.clone(), ui.reads_keys()).map_err(ChatError::Start)?;
@@ -208,5 +218,13 @@ pub fn run(config: Config) -> Result<(), ChatError> {
         transcript,
         timestamps: config.timestamps,
     };
-    Driver::new(settings, ui, stdin, server, events, record).run(inbox)
+    let peering = Peering {
+        advertise: policy,
+        resumption: if config.no_resume {
+            Resumption::Off
+        } else {
+            Resumption::On
+        },
+    };
+    Driver::new(settings, ui, stdin, server, events, record, peering).run(inbox)
 }

@@ -191,7 +191,9 @@ pub struct TypedBatch {
 
 enum Item {
     /// A line: the text up to here, from the end of the line before.
-    Line { end: usize },
+    Line {
+        end: usize,
+    },
     Other(Typed),
 }
 

@@ -427,6 +427,18 @@ pub fn skip(reason: &str) {
 /// Polls `condition` until it holds, for at most [`WAIT`]; for states that
 /// settle a moment after an event the test can see (a process exit reaching
 /// the server).
+/// Whether `condition` holds within `timeout` (polled).
+pub fn within(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while !condition() {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    true
+}
+
 pub fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
     let deadline = Instant::now() + WAIT;
     while !condition() {

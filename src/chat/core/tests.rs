@@ -13,6 +13,13 @@ fn token(text: &str) -> Token {
     Token::parse(text).expect("a valid token")
 }
 
+/// A new server connection is up, from which peers reach us at `addr`.
+fn back_at(addr: &str) -> Input {
+    Input::ServerBack {
+        advertise: addr.parse().unwrap(),
+    }
+}
+
 struct World {
     core: Core,
     now: Instant,
@@ -458,7 +465,7 @@ fn a_name_typed_after_the_server_gave_up_connects_again_and_registers() {
         retry: Retry::Once,
     });
     assert_eq!(w.core.status(), "registering slowpoke… ");
-    w.input(Input::ServerBack);
+    w.input(back_at("127.0.0.1:4000"));
     w.expect_request("FEATURES ring presence missed");
     w.expect_request("REGISTER slowpoke 127.0.0.1:4000");
     w.server("OK FEATURES");
@@ -480,7 +487,7 @@ fn a_name_typed_just_as_the_server_gives_up_is_registered_on_a_new_connection() 
         retry: Retry::Once,
     });
     assert_eq!(w.count(|o| matches!(o, Output::Line { .. })), 0);
-    w.input(Input::ServerBack);
+    w.input(back_at("127.0.0.1:4000"));
     w.expect_request("REGISTER slowpoke 127.0.0.1:4000");
     w.server("OK FEATURES");
     w.server("OK WELCOME slowpoke 10");
@@ -832,7 +839,7 @@ fn the_server_lost_mid_chat_reconnects_registers_again_and_resumes() {
     // The chat goes on meanwhile.
     w.typed("still here");
     w.expect_to_peer(1, "MSG still here");
-    w.input(Input::ServerBack);
+    w.input(back_at("127.0.0.1:4000"));
     w.expect_request("FEATURES ring presence missed");
     w.expect_request("REGISTER alice 127.0.0.1:4000");
     w.server("OK FEATURES");
@@ -843,6 +850,27 @@ fn the_server_lost_mid_chat_reconnects_registers_again_and_resumes() {
     // The resumed call's new number is the one hung up.
     w.typed("q");
     w.expect_request("HANGUP 40");
+}
+
+#[test]
+fn a_new_address_on_reconnecting_is_registered_and_told() {
+    let mut w = World::chatting("alice", "bob");
+    w.input(Input::ServerLost(ServerLoss::Closed));
+    w.skip_all();
+    w.input(back_at("10.0.0.7:4000"));
+    w.expect_line("Your address changed: peers can now reach you at 10.0.0.7:4000.");
+    w.expect_request("REGISTER alice 10.0.0.7:4000");
+    w.server("OK FEATURES");
+    w.server("OK WELCOME alice 10");
+    w.expect_request("RESUME bob");
+    // And every registration after that, too.
+    w.input(Input::ServerLost(ServerLoss::Closed));
+    w.skip_all();
+    w.input(back_at("10.0.0.7:4000"));
+    let told =
+        |o: &Output| matches!(o, Output::Line { text, .. } if text.contains("address changed"));
+    assert_eq!(w.count(told), 0, "told once, not on every connection");
+    w.expect_request("REGISTER alice 10.0.0.7:4000");
 }
 
 #[test]
@@ -1053,7 +1081,7 @@ fn every_input() -> Vec<Input> {
         Input::Typed(Typed::Interrupt),
         Input::Users(Vec::new()),
         Input::ServerLost(ServerLoss::NoHeartbeatAnswer),
-        Input::ServerBack,
+        back_at("127.0.0.1:4000"),
     ];
     for line in [
         "OK WELCOME alice 10".to_string(),
