@@ -100,14 +100,16 @@ impl Driven {
 }
 
 /// Two relay helpers (this executable, `--relay-helper`) joined by TCP.
-fn raw_relay_pair() -> (Driven, Driven) {
+fn raw_relay_pair(extra: &[&str]) -> (Driven, Driven) {
     let me = std::env::current_exe().unwrap();
     let mut command = Command::new(&me);
-    command.args(["--relay-helper", "listen"]);
+    command.args(["--relay-helper", "listen"]).args(extra);
     let mut a = Driven::spawn(command);
     let port = a.wait_for("port ").trim_start_matches("port ").to_string();
     let mut command = Command::new(&me);
-    command.args(["--relay-helper", "connect", &port]);
+    command
+        .args(["--relay-helper", "connect", &port])
+        .args(extra);
     let b = Driven::spawn(command);
     (a, b)
 }
@@ -202,13 +204,25 @@ fn measure(a: &mut Driven, b: &mut Driven) -> (Latency, Figure) {
 
 pub fn chat(table: &mut Table) {
     println!("\n[4] chat: two real chat processes vs a raw pipe→TCP→pipe relay");
-    let (mut ra, mut rb) = raw_relay_pair();
+    let (mut ra, mut rb) = raw_relay_pair(&[]);
     let (raw_rtt, raw_lines) = measure(&mut ra, &mut rb);
     drop((ra, rb));
     table.latency("raw relay line round trip", &raw_rtt);
     table
         .row("raw TCP piped lines/s (100,000)")
         .value(&raw_lines);
+    // The design's floor: the same relay, its readers handing each read
+    // to one owning loop over a channel, as the chat's threads must.
+    let (mut la, mut lb) = raw_relay_pair(&["--loop"]);
+    let (loop_rtt, loop_lines) = measure(&mut la, &mut lb);
+    drop((la, lb));
+    table
+        .latency("raw relay, readers → one loop, round trip", &loop_rtt)
+        .vs("raw relay", &raw_rtt);
+    table
+        .row("raw relay, readers → one loop, lines/s")
+        .value(&loop_lines)
+        .vs("raw TCP", &raw_lines);
 
     let (_server, addr) = start_server(&[]);
     let (mut alice, mut bob) = chat_pair(addr, ("alice", "bob"), &[], &[]);
@@ -233,10 +247,17 @@ pub fn chat(table: &mut Table) {
         .vs("raw relay", &raw_rtt)
         .p50_goal(Goal::AtMost(1.2));
     table
+        .latency("  chat round trip over the loop floor", &rtt)
+        .vs("loop", &loop_rtt);
+    table
         .row("chat piped lines/s (100,000)")
         .value(&lines)
         .vs("raw TCP", &raw_lines)
         .goal(Goal::AtLeast(0.8));
+    table
+        .row("  chat lines/s over the loop floor")
+        .value(&lines)
+        .vs("loop", &loop_lines);
     table
         .row("  the same, --no-resume (no acks)")
         .value(&unacked)

@@ -105,6 +105,7 @@ fn line_throughput(lines: usize) -> f64 {
 /// or `bench --relay-helper connect PORT`: stdin lines go to a TCP peer,
 /// lines from it go to stdout, with no protocol at all.
 pub fn relay_helper(args: &[String]) {
+    let looped = args.iter().any(|a| a == "--loop");
     let stream = match args.first().map(String::as_str) {
         Some("listen") => {
             let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -115,6 +116,9 @@ pub fn relay_helper(args: &[String]) {
         _ => TcpStream::connect(("127.0.0.1", args[1].parse::<u16>().unwrap())).unwrap(),
     };
     stream.set_nodelay(true).unwrap();
+    if looped {
+        return looped_relay(stream);
+    }
     // Like the chat, flush only when nothing more is waiting: the best a
     // line relay can do, not a flush per line.
     let reader = stream.try_clone().unwrap();
@@ -146,4 +150,46 @@ pub fn relay_helper(args: &[String]) {
     let _ = writer.flush();
     let _ = writer.get_ref().shutdown(std::net::Shutdown::Write);
     let _ = out.join();
+}
+
+/// What the relay's reader threads hand its loop (`--loop`).
+enum Read {
+    Stdin(Vec<u8>),
+    Peer(Vec<u8>),
+}
+
+/// The relay shaped as the chat's design must be, and doing nothing else:
+/// a thread reads stdin and one reads the socket, each handing every read
+/// to one owning loop over a channel, and the loop writes (to the socket,
+/// to stdout). Its costs over the plain relay are the design's own floor:
+/// one thread hand-off per line per process.
+fn looped_relay(stream: TcpStream) {
+    let (events, inbox) = std::sync::mpsc::sync_channel(64);
+    let peer = stream.try_clone().unwrap();
+    let from_peer = events.clone();
+    let forward = |mut from: Box<dyn std::io::Read + Send>,
+                   events: std::sync::mpsc::SyncSender<Read>,
+                   wrap: fn(Vec<u8>) -> Read| {
+        thread::spawn(move || {
+            let mut buf = vec![0u8; 64 * 1024];
+            while let Ok(n @ 1..) = from.read(&mut buf) {
+                if events.send(wrap(buf[..n].to_vec())).is_err() {
+                    break;
+                }
+            }
+        })
+    };
+    forward(Box::new(std::io::stdin()), events, Read::Stdin);
+    forward(Box::new(peer), from_peer, Read::Peer);
+    let mut socket = stream;
+    let mut stdout = std::io::stdout();
+    for read in inbox {
+        let written = match read {
+            Read::Stdin(bytes) => socket.write_all(&bytes),
+            Read::Peer(bytes) => stdout.write_all(&bytes).and_then(|()| stdout.flush()),
+        };
+        if written.is_err() {
+            break;
+        }
+    }
 }
