@@ -322,8 +322,10 @@ fn write_loop(
                 io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => LinkEnd::StoppedReading,
                 _ => LinkEnd::Closed,
             };
-            let _ = stream.shutdown(Shutdown::Both);
+            // Said before the socket is shut: the reader then sees it
+            // closed and reports that too, and the first word must be why.
             let _ = events.send(Event::LinkEnded { link: id, end });
+            let _ = stream.shutdown(Shutdown::Both);
             return;
         }
         let before = queued.fetch_sub(batch.len(), Ordering::AcqRel);
