@@ -62,6 +62,8 @@ const VALID: &[&str] = &[
     "QUIT",
     "RELAY 3 0123456789abcdef0123456789abcdef",
     "RESUME bob",
+    "LOCATE bob",
+    "REJOIN bob",
     "ANSWER 4",
     "DECLINE 5",
     "WATCH on",
@@ -76,6 +78,8 @@ const VALID: &[&str] = &[
     "OK FEATURES relay ring",
     "OK RELAYED 7",
     "OK RESUMED bob 8",
+    "OK REJOIN bob 4 0123456789abcdef0123456789abcdef",
+    "EVENT REJOIN al 4 0123456789abcdef0123456789abcdef",
     "EVENT INCOMING alice 7 0123456789abcdef0123456789abcdef",
     "EVENT HANGUP 7 bob",
     "EVENT RELAY 7",
@@ -316,7 +320,7 @@ fn client(addr: SocketAddr, index: usize, mut rng: Rng) {
         for _ in 0..1 + rng.below(4) {
             let name = rng.pick(&names);
             let call = rng.below(40);
-            let request = match rng.below(16) {
+            let request = match rng.below(18) {
                 0 | 1 => format!("REGISTER {name} 127.0.0.1:{}", 9 + index),
                 2 => "LIST".into(),
                 3 => format!("LOOKUP {name}"),
@@ -330,6 +334,8 @@ fn client(addr: SocketAddr, index: usize, mut rng: Rng) {
                 12 => "PING".into(),
                 13 => format!("RELAY {call} {TOKEN}"),
                 14 => "QUIT".into(),
+                15 => format!("REJOIN {name}"),
+                16 => format!("LOCATE {name}"),
                 _ => line(&mut rng),
             };
             if request.contains('\n') || request.len() > 4000 {
