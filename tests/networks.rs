@@ -7,7 +7,7 @@ use std::net::TcpListener;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Chat, Raw, Server, connect, eventually, server_list as list};
+use common::{Chat, Raw, Server, connect, eventually, received, server_list as list};
 
 fn login_with(server: &Server, name: &str, args: &[&str]) -> Chat {
     let mut args = args.to_vec();
@@ -369,15 +369,6 @@ fn a_blackholed_direct_path_falls_back_to_the_relay_at_once() {
     bob.expect("alice connected (relayed");
     alice.send("around the hole");
     bob.expect("alice: around the hole");
-}
-
-/// The numbers of `from`'s lines `prefix N` that `chat` printed, in order.
-fn received(chat: &Chat, from: &str, prefix: &str) -> Vec<usize> {
-    let head = format!("{from}: {prefix} ");
-    chat.stdout()
-        .lines()
-        .filter_map(|l| l.strip_prefix(&head)?.parse().ok())
-        .collect()
 }
 
 #[test]

@@ -8,7 +8,7 @@ mod common;
 use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
 
-use common::{Chat, Proxy, Server, answer};
+use common::{Chat, Proxy, Server, answer, received};
 
 /// bob's chat listens on a port only the proxy forwards to, and tells the
 /// server to send callers to the proxy.
@@ -56,15 +56,6 @@ fn connect_through(alice: &mut Chat, bob: &mut Chat) {
 
 fn numbered(prefix: &str, n: usize) -> String {
     (0..n).map(|i| format!("{prefix} {i}\n")).collect()
-}
-
-/// The numbers of `from`'s lines that `chat` printed, in order.
-fn received(chat: &Chat, from: &str, prefix: &str) -> Vec<usize> {
-    let head = format!("{from}: {prefix} ");
-    chat.stdout()
-        .lines()
-        .filter_map(|l| l.strip_prefix(&head)?.parse().ok())
-        .collect()
 }
 
 #[test]

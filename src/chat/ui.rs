@@ -439,7 +439,8 @@ fn non_blocking_stdout() -> Option<std::fs::File> {
     use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
     // `O_NONBLOCK | O_NOCTTY` in the kernel's generic fcntl.h, which these
     // architectures use; std has no names for them.
-    #[cfg(all(
+    const FLAGS: i32 = 0o4000 | 0o400;
+    let known = cfg!(all(
         target_os = "linux",
         any(
             target_arch = "x86_64",
@@ -448,20 +449,10 @@ fn non_blocking_stdout() -> Option<std::fs::File> {
             target_arch = "arm",
             target_arch = "riscv64"
         )
-    ))]
-    const FLAGS: Option<i32> = Some(0o4000 | 0o400);
-    #[cfg(not(all(
-        target_os = "linux",
-        any(
-            target_arch = "x86_64",
-            target_arch = "x86",
-            target_arch = "aarch64",
-            target_arch = "arm",
-            target_arch = "riscv64"
-        )
-    )))]
-    const FLAGS: Option<i32> = None;
-    let flags = FLAGS?;
+    ));
+    if !known {
+        return None;
+    }
     let path = "/proc/self/fd/1";
     let kind = std::fs::metadata(path).ok()?.file_type();
     if !(kind.is_fifo() || kind.is_char_device()) {
@@ -469,7 +460,7 @@ fn non_blocking_stdout() -> Option<std::fs::File> {
     }
     std::fs::OpenOptions::new()
         .write(true)
-        .custom_flags(flags)
+        .custom_flags(FLAGS)
         .open(path)
         .ok()
 }

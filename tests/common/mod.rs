@@ -427,6 +427,15 @@ pub fn skip(reason: &str) {
 /// Polls `condition` until it holds, for at most [`WAIT`]; for states that
 /// settle a moment after an event the test can see (a process exit reaching
 /// the server).
+/// The numbers of `from`'s lines `prefix N` that `chat` printed, in order.
+pub fn received(chat: &Chat, from: &str, prefix: &str) -> Vec<usize> {
+    let head = format!("{from}: {prefix} ");
+    chat.stdout()
+        .lines()
+        .filter_map(|l| l.strip_prefix(&head)?.parse().ok())
+        .collect()
+}
+
 /// Whether `condition` holds within `timeout` (polled).
 pub fn within(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
