@@ -111,7 +111,11 @@ impl From<RelayRefusal> for ServerLine {
 /// The relays: first halves waiting for their second, by call; how many
 /// are open, and the bytes they carried.
 pub struct Relays {
-    waiting: Mutex<HashMap<CallId, Sender<Join>>>,
+    /// First halves waiting for their second, each with its own number:
+    /// a `REJOIN` may open a call's relay again while an older first half
+    /// still waits, and that one must not take the newer's place away.
+    waiting: Mutex<HashMap<CallId, (u64, Sender<Join>)>>,
+    next_wait: AtomicU64,
     limits: RelayLimits,
     open: AtomicUsize,
     bytes: AtomicU64,
@@ -122,6 +126,7 @@ impl Relays {
     pub fn new(limits: RelayLimits) -> Relays {
         Relays {
             waiting: Mutex::default(),
+            next_wait: AtomicU64::new(0),
             limits,
             open: AtomicUsize::new(0),
             bytes: AtomicU64::new(0),
@@ -154,15 +159,29 @@ impl Relays {
             .map(|_| Slot(self))
     }
 
-    fn insert(&self, call: CallId, first: Sender<Join>) {
-        self.lock().insert(call, first);
+    /// Files a first half as the one `call`'s second half joins; returns
+    /// its number, for [`Relays::give_up`].
+    fn insert(&self, call: CallId, first: Sender<Join>) -> u64 {
+        let wait = self.next_wait.fetch_add(1, Ordering::Relaxed);
+        self.lock().insert(call, (wait, first));
+        wait
     }
 
+    /// The first half the second half of `call` joins.
     fn take(&self, call: CallId) -> Option<Sender<Join>> {
-        self.lock().remove(&call)
+        self.lock().remove(&call).map(|(_, first)| first)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<CallId, Sender<Join>>> {
+    /// A first half stops waiting: its entry goes, unless a newer one for
+    /// the same call has taken its place.
+    fn give_up(&self, call: CallId, wait: u64) {
+        let mut waiting = self.lock();
+        if waiting.get(&call).is_some_and(|(w, _)| *w == wait) {
+            waiting.remove(&call);
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<CallId, (u64, Sender<Join>)>> {
         self.waiting.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
@@ -217,7 +236,7 @@ pub fn serve(
                 return refuse(RelayRefusal::Full);
             };
             let (first, joins) = mpsc::channel();
-            relays.insert(call, first);
+            let wait = relays.insert(call, first);
             let ask = match rejoin {
                 Some(token) => ServerLine::RejoinRequested {
                     caller: caller.clone(),
@@ -227,12 +246,12 @@ pub fn serve(
                 None => ServerLine::RelayRequested { call },
             };
             if callee_outbox.send(&ask).is_err() {
-                relays.take(call);
+                relays.give_up(call, wait);
                 return refuse(RelayRefusal::CalleeSilent);
             }
             log!("chat {call}: {caller} cannot reach {callee} directly; relaying");
             let Ok(join) = joins.recv_timeout(JOIN_TIMEOUT) else {
-                relays.take(call);
+                relays.give_up(call, wait);
                 return refuse(RelayRefusal::CalleeDidNotJoin);
             };
             let ends = Arc::new(Ends::default());

@@ -485,3 +485,49 @@ fn one_unregistered_connection_too_many_from_an_address_closes_its_oldest() {
     assert_eq!(silent[16].ask("PING"), "OK PONG");
     assert_eq!(silent[2].ask("PING"), "OK PONG");
 }
+
+#[test]
+fn a_relay_opened_again_by_rejoin_joins_even_while_an_older_half_waits() {
+    let server = default_server();
+    let mut ann = register(server, "ann");
+    let mut ben = register(server, "ben");
+    let reply = ann.ask("CALL ben");
+    assert!(reply.starts_with("OK CALL ben"), "{reply}");
+    let call = reply.split(' ').nth(3).unwrap().to_string();
+    assert!(ben.line().starts_with("EVENT INCOMING ann"));
+    // Only the parties of the call can open its relay again.
+    let mut cat = register(server, "cat");
+    assert!(cat.ask("REJOIN ben").starts_with("ERR "));
+    let rejoin = |raw: &mut Raw| {
+        let reply = raw.ask("REJOIN ben");
+        let words: Vec<String> = reply.split(' ').map(String::from).collect();
+        assert_eq!(&words[..4], ["OK", "REJOIN", "ben", &call[..]], "{reply}");
+        words[4].clone()
+    };
+    // ann's first half waits; ben is told, but does not come.
+    let first = rejoin(&mut ann);
+    let mut old_half = Raw::connect(server);
+    old_half.send(&format!("RELAY {call} {first}"));
+    assert_eq!(ben.line(), format!("EVENT REJOIN ann {call} {first}"));
+    // The link flaps: ann asks again, and this time ben joins.
+    let second = rejoin(&mut ann);
+    // The old relay's connections are closed: it gives way.
+    assert!(old_half.is_closed(), "the old half gives way");
+    let mut new_half = Raw::connect(server);
+    new_half.send(&format!("RELAY {call} {second}"));
+    assert_eq!(ben.line(), format!("EVENT REJOIN ann {call} {second}"));
+    let mut ben_half = Raw::connect(server);
+    assert_eq!(
+        ben_half.ask(&format!("RELAY {call} {second}")),
+        format!("OK RELAYED {call}")
+    );
+    assert_eq!(new_half.line(), format!("OK RELAYED {call}"));
+    // The first token is spent.
+    let mut late = Raw::connect(server);
+    assert!(
+        late.ask(&format!("RELAY {call} {first}"))
+            .starts_with("ERR ")
+    );
+    new_half.send("MSG through");
+    assert_eq!(ben_half.line(), "MSG through");
+}

@@ -437,6 +437,7 @@ impl Driver {
                 hello,
                 addrs,
                 relay,
+                pace,
             } => p2pclient::spawn(
                 p2pclient::Dial {
                     call,
@@ -444,6 +445,7 @@ impl Driver {
                     hello,
                     addrs,
                     relay,
+                    pace,
                     server: self.server_addr,
                 },
                 self.events.clone(),

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use super::commands::{self, Command};
 use super::login::ServerLoss;
-use super::p2pclient::DialError;
+use super::p2pclient::{DialError, Pace};
 use crate::protocol::{
     CallId, ErrorCode, FEATURE_LONG_LINES, FEATURE_MISSED, FEATURE_PRESENCE, FEATURE_REJOIN,
     FEATURE_RING, MAX_LONG_TEXT, MAX_TEXT, PeerMessage, Presence, PresenceState, Request,
@@ -317,6 +317,8 @@ pub enum Output {
         addrs: Vec<SocketAddr>,
         /// Whether the relay is the last way to try.
         relay: bool,
+        /// A call's ways race; a chat brought back tries one at a time.
+        pace: Pace,
     },
     /// Open our half of the server's relay for `call`.
     JoinRelay { call: CallId, token: Token },
@@ -537,8 +539,10 @@ struct Resume {
     peer_resumes: bool,
     peer_said: bool,
     /// So many lines went before the two agreed that they were no longer
-    /// kept: this chat is not brought back if its link breaks.
+    /// kept: this chat is not brought back if its link breaks (and the
+    /// peer is told so, `withdrawn`, by features without `resume`).
     given_up: bool,
+    withdrawn: bool,
     /// Lines sent so far, and those of them not yet acknowledged (the last
     /// `unacked.len()` of them).
     sent: u64,
@@ -1265,7 +1269,18 @@ impl Core {
     }
 
     fn features() -> PeerMessage {
-        PeerMessage::Features(PEER_FEATURES.iter().map(|f| f.to_string()).collect())
+        Core::features_but(None)
+    }
+
+    /// Our features, without `left_out`.
+    fn features_but(left_out: Option<&str>) -> PeerMessage {
+        PeerMessage::Features(
+            PEER_FEATURES
+                .iter()
+                .filter(|&&f| Some(f) != left_out)
+                .map(|f| f.to_string())
+                .collect(),
+        )
     }
 
     // ---- typed input ---------------------------------------------------
@@ -1624,6 +1639,11 @@ impl Core {
         chat.resume.note_waiting(now);
         chat.link.last_sent = now;
         let link = chat.link.id;
+        if chat.resume.given_up && !std::mem::replace(&mut chat.resume.withdrawn, true) {
+            // The peer must not keep, or wait, for a resumption we cannot
+            // make good: our features again, without `resume`.
+            self.send_peer(link, Core::features_but(Some(FEATURE_RESUME)));
+        }
         // What we owe the peer rides along with our line.
         self.acknowledge_now();
         self.send_peer(link, PeerMessage::Msg(line));
@@ -2162,6 +2182,7 @@ impl Core {
             hello,
             addrs,
             relay: true,
+            pace: Pace::Race,
         });
         self.set_place(Place::Dialing { peer, call, echo });
     }
@@ -2942,14 +2963,18 @@ impl Core {
             self.send_peer(link, PeerMessage::Pong(number));
         }
         if answer_features {
-            self.send_peer(link, Core::features());
+            // Without `resume` once this chat gave it up.
+            let given_up = self.chat().is_some_and(|c| c.resume.given_up);
+            let features = Core::features_but(given_up.then_some(FEATURE_RESUME));
+            self.send_peer(link, features);
         }
         if main && let Some(chat) = self.chat_mut() {
             let resume = &mut chat.resume;
             let mut announce = None;
             if let Some(resumes) = resumes {
                 // The caller's key goes only to a callee that can use it.
-                if resumes && !resume.peer_resumes && chat.role == Role::Caller {
+                if resumes && !resume.peer_resumes && chat.role == Role::Caller && !resume.given_up
+                {
                     announce = resume.key;
                 }
                 resume.peer_announced(resumes);
@@ -3285,6 +3310,7 @@ impl Core {
             hello,
             addrs,
             relay: relay_token.is_some(),
+            pace: Pace::OneAtATime,
         });
     }
 

@@ -205,7 +205,7 @@ impl Keyboard {
         if self.decoder.marks_paste(&burst) {
             self.pasted = None;
             keys.extend(self.decoder.feed(&burst));
-        } else if self.pasted.is_some() || enter_then_more(&burst) {
+        } else if (self.pasted.is_some() || enter_then_more(&burst)) && !has_stop_key(&burst) {
             let text = self.decoder.unmarked_paste(&burst);
             let so_far = self.pasted.unwrap_or(0);
             let kept = text.len().min(MAX_PASTE.saturating_sub(so_far));
@@ -235,6 +235,13 @@ impl Keyboard {
         let held = std::mem::take(&mut self.held);
         self.decoder.feed(&held)
     }
+}
+
+/// Whether `bytes` hold Ctrl-C or Ctrl-D: text pasted from elsewhere does
+/// not, so a burst with them is keys typed ahead (the reader fell behind),
+/// and they must stay what they are: the way out.
+fn has_stop_key(bytes: &[u8]) -> bool {
+    bytes.iter().any(|&b| b == 0x03 || b == 0x04)
 }
 
 /// Whether a line break (CR, LF or CRLF) in `bytes` is followed by more.
@@ -1076,6 +1083,29 @@ mod tests {
             e.apply(paste("hello\rq\r/quit\r")),
             Edit::SubmitPasted(vec!["hello".into(), "q".into(), "/quit".into()])
         );
+    }
+
+    #[test]
+    fn ctrl_c_and_ctrl_d_typed_ahead_are_keys_never_pasted_text() {
+        let mut k = Keyboard::default();
+        // A reader that fell behind brings typing in one read: with the
+        // way out in it, it is typing, and Ctrl-C does what it always does.
+        assert_eq!(
+            burst(&mut k, &[b"hi\rq\r\x03"]),
+            (
+                vec![
+                    Key::Char('h'),
+                    Key::Char('i'),
+                    Key::Enter,
+                    Key::Char('q'),
+                    Key::Enter,
+                    Key::Interrupt
+                ],
+                vec![]
+            )
+        );
+        k.pause();
+        assert!(burst(&mut k, &[b"a\rb\x04"]).0.contains(&Key::EndOfInput));
     }
 
     #[test]

@@ -41,8 +41,22 @@ pub struct Dial {
     pub addrs: Vec<SocketAddr>,
     /// Whether the relay is the last way to try.
     pub relay: bool,
+    /// Whether the ways race or go one at a time.
+    pub pace: Pace,
     /// The registration server, for the relay.
     pub server: SocketAddr,
+}
+
+/// How a dial's ways are tried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pace {
+    /// Happy Eyeballs: each next way [`ATTEMPT_DELAY`] after the one
+    /// before; the call's token is single-use, so only one can be taken.
+    Race,
+    /// The next way only once the one before failed: a chat's key, which
+    /// brings it back, is not single-use, and two ways that both reached
+    /// the peer would each take the chat from the other.
+    OneAtATime,
 }
 
 /// A successful dial: the connection and the address that worked (the
@@ -217,15 +231,13 @@ fn run(dial: &Dial) -> Result<Dialed, DialError> {
                 Ok(_) => running += 1,
                 Err(e) => failures[attempt] = Some(WayError::Connect(e.to_string())),
             }
-            // Only the first attempt runs alone for a while. A dial that
-            // brings a chat back tries one way at a time: its key is not
-            // single-use, so two could both be taken.
-            if attempt == 0 || !dial.relay {
+            // Only the first attempt runs alone for a while; one at a
+            // time, the next starts when this one fails.
+            if attempt == 0 || dial.pace == Pace::OneAtATime {
                 next_start = now
-                    + if dial.relay {
-                        ATTEMPT_DELAY
-                    } else {
-                        RELAY_TIMEOUT * 10
+                    + match dial.pace {
+                        Pace::Race => ATTEMPT_DELAY,
+                        Pace::OneAtATime => RELAY_TIMEOUT * 10,
                     };
             }
         }

@@ -1654,6 +1654,25 @@ fn a_peer_without_resume_has_nothing_kept_and_a_flood_before_it_says_is_not_held
         )),
         200
     );
+    // bob is told the chat will not resume, and given no key to resume it:
+    // he must neither keep his lines nor wait for acknowledgements.
+    w.expect_to_peer(1, "FEATURES ping-id bye-ack long-lines");
+    w.peer(1, &["FEATURES ping-id bye-ack resume", "MSG hi"]);
+    let keys = |o: &Output| {
+        matches!(
+            o,
+            Output::Peer {
+                msg: PeerMessage::Resumable(_),
+                ..
+            }
+        )
+    };
+    assert_eq!(w.count(keys), 0);
+    w.input(Input::LinkEnded {
+        link: 1,
+        end: LinkEnd::Closed,
+    });
+    w.expect_line("bob left the chat (connection lost).");
 }
 
 #[test]
@@ -1700,11 +1719,14 @@ fn a_broken_link_comes_back_through_the_relay_when_the_server_reopens_it() {
         hello,
         addrs,
         relay,
+        pace,
     } = dial
     else {
         unreachable!()
     };
-    assert!(relay);
+    // One way at a time: two that both reached bob would take the chat
+    // from each other.
+    assert!(relay && pace == Pace::OneAtATime);
     assert_eq!((call, relay_token), (12, token(TOKEN)));
     assert_eq!(addrs, ["127.0.0.1:1".parse().unwrap()]);
     // The chat's own key, not the relay's token, proves it is ours.
