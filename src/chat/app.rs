@@ -335,9 +335,9 @@ impl Driver {
                 self.feed(Input::Dialed { call, result });
             }
             Event::Peer { link, msgs } => {
-                let mut msgs = msgs.into_messages();
+                let mut msgs = msgs;
                 if self.resumption == Resumption::Off {
-                    msgs.iter_mut().for_each(without_resume);
+                    msgs.others_mut().for_each(without_resume);
                 }
                 self.feed(Input::Peer { link, msgs });
                 self.owed.push(link);
@@ -476,7 +476,7 @@ impl Driver {
             }
             Output::PeerLines { name, texts } => {
                 let at = self.timestamps.then(|| self.clock.hhmm());
-                for text in &texts {
+                for text in texts.iter() {
                     if let Some(transcript) = &self.transcript {
                         transcript.line(&self.clock.stamp(), &format!("{name}: {text}"));
                     }

@@ -29,8 +29,8 @@ use super::login::ServerLoss;
 use super::p2pclient::{DialError, Pace};
 use crate::protocol::{
     CallId, ErrorCode, FEATURE_LONG_LINES, FEATURE_MISSED, FEATURE_PRESENCE, FEATURE_REJOIN,
-    FEATURE_RING, MAX_LONG_TEXT, MAX_TEXT, PeerMessage, Presence, PresenceState, Request,
-    ServerLine, Token, UserEntry, name_key, split_text, validate_name,
+    FEATURE_RING, MAX_LONG_TEXT, MAX_TEXT, PeerBatch, PeerItem, PeerMessage, Presence,
+    PresenceState, Request, ServerLine, Token, UserEntry, name_key, split_text, validate_name,
 };
 
 /// Tells links apart, so that a late event from a closed link is ignored.
@@ -262,7 +262,7 @@ pub enum Input {
     /// Lines from a peer, in order.
     Peer {
         link: LinkId,
-        msgs: Vec<PeerMessage>,
+        msgs: PeerBatch,
     },
     /// A link is over.
     LinkEnded {
@@ -327,7 +327,7 @@ pub enum Output {
     /// Print a line.
     Line { kind: Kind, text: String },
     /// Print a peer's lines as `name: text`.
-    PeerLines { name: String, texts: Vec<String> },
+    PeerLines { name: String, texts: Lines },
     /// Ask a question (plain mode; a terminal shows [`Core::status`]).
     Prompt(String),
     /// Ring the terminal bell.
@@ -517,6 +517,42 @@ impl KeptLines {
             *at += len;
             Some(line)
         })
+    }
+}
+
+/// Lines of text in one buffer, in order: a peer's batch of lines on its
+/// way to the screen costs no allocation per line.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Lines {
+    text: String,
+    ends: Vec<usize>,
+}
+
+impl Lines {
+    pub fn push(&mut self, line: &str) {
+        self.text.push_str(line);
+        self.ends.push(self.text.len());
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        let mut start = 0;
+        self.ends.iter().map(move |&end| {
+            let line = &self.text[start..end];
+            start = end;
+            line
+        })
+    }
+}
+
+impl<'a> FromIterator<&'a str> for Lines {
+    fn from_iter<I: IntoIterator<Item = &'a str>>(lines: I) -> Lines {
+        let mut all = Lines::default();
+        lines.into_iter().for_each(|line| all.push(line));
+        all
     }
 }
 
@@ -2867,7 +2903,7 @@ impl Core {
         })));
     }
 
-    fn on_peer(&mut self, now: Instant, link: LinkId, msgs: Vec<PeerMessage>) {
+    fn on_peer(&mut self, now: Instant, link: LinkId, msgs: PeerBatch) {
         if let Some(Place::Leaving {
             peer,
             link: leaving,
@@ -2877,16 +2913,16 @@ impl Core {
         {
             // What the peer sent before it read our BYE is still its say.
             let peer = peer.clone();
-            let mut texts = Vec::new();
+            let mut texts = Lines::default();
             let mut bye = false;
-            for msg in msgs {
+            for msg in msgs.iter() {
                 match msg {
-                    PeerMessage::Msg(text) => texts.push(text),
-                    PeerMessage::Bye => {
+                    PeerItem::Msg(text) => texts.push(text),
+                    PeerItem::Other(PeerMessage::Bye) => {
                         bye = true;
                         break;
                     }
-                    _ => {}
+                    PeerItem::Other(_) => {}
                 }
             }
             if !texts.is_empty() {
@@ -2912,34 +2948,38 @@ impl Core {
         };
         state.last_heard = now;
         let main = chat.link.id == link;
-        let mut shown = Vec::new();
+        let mut shown = Lines::default();
         let mut ping = None;
         let mut pongs = Vec::new();
         let mut bye = false;
         let mut answer_features = false;
         let (mut received, mut acked, mut resumable, mut resumes) = (0u64, None, None, None);
         let mut received_bytes = 0;
-        for msg in msgs {
+        for msg in msgs.iter() {
             let state = if main {
                 &mut chat.link
             } else {
                 chat.echo.as_mut().expect("checked above")
             };
-            match msg {
-                PeerMessage::Msg(text) => {
+            let msg = match msg {
+                PeerItem::Msg(text) => {
                     if main {
                         received += 1;
                         received_bytes += text.len();
                     }
-                    shown.push(text)
+                    shown.push(text);
+                    continue;
                 }
+                PeerItem::Other(msg) => msg,
+            };
+            match *msg {
                 PeerMessage::Ack(upto) if main => acked = acked.max(Some(upto)),
                 PeerMessage::Resumable(key) if main => resumable = Some(key),
                 // Only the latest PING of a batch is answered: a flood of
                 // PINGs costs one PONG per batch, not one each.
                 PeerMessage::Ping(number) => ping = Some(number),
                 PeerMessage::Pong(number) => pongs.push(state.ponged(number)),
-                PeerMessage::Features(words) => {
+                PeerMessage::Features(ref words) => {
                     resumes = Some(words.iter().any(|w| w == FEATURE_RESUME));
                     state.numbered = words.iter().any(|w| w == FEATURE_PING_ID);
                     state.acks_bye = words.iter().any(|w| w == FEATURE_BYE_ACK);

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use super::core::{LinkEnd, LinkId, Route};
 use super::{Event, Events};
 use crate::connection::{LineReader, ReadError};
-use crate::protocol::{MAX_PEER_LINE, PeerMessage};
+use crate::protocol::{MAX_PEER_LINE, PeerBatch, PeerMessage};
 
 /// Most lines handed to the main loop in one event.
 const LINES_PER_EVENT: usize = 1024;
@@ -191,67 +191,6 @@ impl Drop for Link {
         // What this round wrote (a BYE) still goes; then the writer sees
         // the channel closed, and closes the socket.
         let _ = self.flush();
-    }
-}
-
-/// A batch of a peer's messages as the reader hands it on: the texts of
-/// its `MSG`s in one buffer, made into a `String` each by the main loop, so
-/// that they are allocated on the thread that frees them (a string made
-/// here and freed there costs the allocator several times as much).
-#[derive(Default)]
-pub struct PeerBatch {
-    text: String,
-    items: Vec<Item>,
-}
-
-enum Item {
-    /// A `MSG`: its text is the batch's up to here, from the one before.
-    Msg {
-        end: usize,
-    },
-    Other(PeerMessage),
-}
-
-impl PeerBatch {
-    /// Adds one line; a line we do not understand, from a newer or broken
-    /// peer, is skipped, and the chat goes on.
-    fn push_line(&mut self, line: &str) {
-        if let Some(text) = line.strip_prefix("MSG ") {
-            self.text.push_str(text);
-            self.items.push(Item::Msg {
-                end: self.text.len(),
-            });
-        } else if let Ok(msg) = PeerMessage::parse(line) {
-            self.items.push(Item::Other(msg));
-        }
-    }
-
-    fn len(&self) -> usize {
-        self.items.len()
-    }
-
-    fn is_empty(&self) -> bool {
-        self.items.is_empty()
-    }
-
-    fn ends_with_bye(&self) -> bool {
-        matches!(self.items.last(), Some(Item::Other(PeerMessage::Bye)))
-    }
-
-    /// The messages, in order.
-    pub fn into_messages(self) -> Vec<PeerMessage> {
-        let mut start = 0;
-        self.items
-            .into_iter()
-            .map(|item| match item {
-                Item::Msg { end } => {
-                    let text = self.text[start..end].to_string();
-                    start = end;
-                    PeerMessage::Msg(text)
-                }
-                Item::Other(msg) => msg,
-            })
-            .collect()
     }
 }
 

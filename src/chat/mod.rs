@@ -100,7 +100,10 @@ pub enum Event {
         result: Result<p2pclient::Dialed, DialError>,
     },
     /// Lines from a peer on `link`.
-    Peer { link: LinkId, msgs: link::PeerBatch },
+    Peer {
+        link: LinkId,
+        msgs: crate::protocol::PeerBatch,
+    },
     /// A link ended.
     LinkEnded { link: LinkId, end: LinkEnd },
     /// A link's writer caught up after falling behind.

@@ -63,6 +63,101 @@ pub enum PeerMessage {
     Rewelcome { name: String, received: u64 },
 }
 
+/// A batch of a peer's messages, as a chat link's reader hands them on:
+/// the texts of its `MSG`s in one buffer, so that a flood of lines costs
+/// no allocation per line on either side of the hand-off.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct PeerBatch {
+    text: String,
+    items: Vec<BatchItem>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum BatchItem {
+    /// A `MSG`: its text is the batch's up to here, from the one before.
+    Msg {
+        end: usize,
+    },
+    Other(PeerMessage),
+}
+
+/// One message of a [`PeerBatch`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerItem<'a> {
+    Msg(&'a str),
+    Other(&'a PeerMessage),
+}
+
+impl PeerBatch {
+    /// Adds one line as it came; a line we do not understand, from a newer
+    /// or broken peer, is skipped, and the chat goes on.
+    pub fn push_line(&mut self, line: &str) {
+        match line.strip_prefix("MSG ") {
+            Some(text) => self.push_text(text),
+            None => {
+                if let Ok(msg) = PeerMessage::parse(line) {
+                    self.push(msg);
+                }
+            }
+        }
+    }
+
+    pub fn push(&mut self, msg: PeerMessage) {
+        match msg {
+            PeerMessage::Msg(text) => self.push_text(&text),
+            other => self.items.push(BatchItem::Other(other)),
+        }
+    }
+
+    fn push_text(&mut self, text: &str) {
+        self.text.push_str(text);
+        self.items.push(BatchItem::Msg {
+            end: self.text.len(),
+        });
+    }
+
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    pub fn ends_with_bye(&self) -> bool {
+        matches!(self.items.last(), Some(BatchItem::Other(PeerMessage::Bye)))
+    }
+
+    /// The messages, in order.
+    pub fn iter(&self) -> impl Iterator<Item = PeerItem<'_>> {
+        let mut start = 0;
+        self.items.iter().map(move |item| match item {
+            BatchItem::Msg { end } => {
+                let text = &self.text[start..*end];
+                start = *end;
+                PeerItem::Msg(text)
+            }
+            BatchItem::Other(msg) => PeerItem::Other(msg),
+        })
+    }
+
+    /// The messages other than `MSG`, to change in place.
+    pub fn others_mut(&mut self) -> impl Iterator<Item = &mut PeerMessage> {
+        self.items.iter_mut().filter_map(|item| match item {
+            BatchItem::Other(msg) => Some(msg),
+            BatchItem::Msg { .. } => None,
+        })
+    }
+}
+
+impl FromIterator<PeerMessage> for PeerBatch {
+    fn from_iter<I: IntoIterator<Item = PeerMessage>>(msgs: I) -> PeerBatch {
+        let mut batch = PeerBatch::default();
+        msgs.into_iter().for_each(|msg| batch.push(msg));
+        batch
+    }
+}
+
 impl PeerMessage {
     pub fn parse(line: &str) -> Result<PeerMessage, ProtocolError> {
         let (verb, rest) = line.split_once(' ').unwrap_or((line, ""));
@@ -198,6 +293,41 @@ pub fn split_text(text: &str) -> impl Iterator<Item = &str> {
 mod tests {
     use super::*;
     use crate::protocol::SAMPLE_TOKEN;
+
+    #[test]
+    fn a_batch_keeps_its_messages_in_order_and_skips_what_it_cannot_read() {
+        let mut batch = PeerBatch::default();
+        for line in ["MSG one", "PING 3", "FROB", "MSG", "MSG two words", "BYE"] {
+            batch.push_line(line);
+        }
+        let got: Vec<String> = batch
+            .iter()
+            .map(|item| match item {
+                PeerItem::Msg(text) => format!("msg {text:?}"),
+                PeerItem::Other(msg) => msg.to_string(),
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "msg \"one\"",
+                "PING 3",
+                "msg \"\"",
+                "msg \"two words\"",
+                "BYE"
+            ]
+        );
+        assert!(batch.ends_with_bye());
+        assert_eq!(batch.len(), 5);
+        let same: PeerBatch = batch
+            .iter()
+            .map(|item| match item {
+                PeerItem::Msg(text) => PeerMessage::Msg(text.to_string()),
+                PeerItem::Other(msg) => msg.clone(),
+            })
+            .collect();
+        assert_eq!(same, batch);
+    }
 
     #[test]
     fn peer_messages_round_trip() {

@@ -95,10 +95,10 @@ impl World {
         for output in self.core.drain().collect::<Vec<_>>() {
             match output {
                 Output::PeerLines { name, texts } => {
-                    for text in texts {
+                    for text in texts.iter() {
                         self.log.push(Output::PeerLines {
                             name: name.clone(),
-                            texts: vec![text],
+                            texts: [text].into_iter().collect(),
                         });
                     }
                 }
@@ -218,7 +218,7 @@ impl World {
     fn expect_peer_line(&mut self, name: &str, text: &str) {
         self.take(
             &format!("{name}: {text}"),
-            |o| matches!(o, Output::PeerLines { name: n, texts } if n == name && texts[..] == [text]),
+            |o| matches!(o, Output::PeerLines { name: n, texts } if n == name && texts.iter().eq([text])),
         );
     }
 
@@ -1140,7 +1140,7 @@ fn every_input() -> Vec<Input> {
         ] {
             inputs.push(Input::Peer {
                 link,
-                msgs: vec![PeerMessage::parse(line).unwrap()],
+                msgs: [PeerMessage::parse(line).unwrap()].into_iter().collect(),
             });
         }
         for end in [
