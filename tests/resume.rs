@@ -103,7 +103,10 @@ fn a_cut_mid_stream_both_ways_loses_and_doubles_nothing() {
 fn when_the_link_cannot_come_back_both_are_told_what_was_not_delivered() {
     // No relay to fall back on: with the proxy shut, no way back at all.
     let server = Server::start_with(&["--no-relay"]);
-    let (mut bob, proxy) = bob_behind_a_proxy(&server, "2");
+    // alice's grace ends first, so it is hers that tells her; with equal
+    // graces bob's could end first, and alice would hear "bob ended the
+    // chat" through the server instead.
+    let (mut bob, proxy) = bob_behind_a_proxy(&server, "5");
     let mut alice = alice(&server, "2");
     connect_through(&mut alice, &mut bob);
     alice.send("delivered");
