@@ -311,10 +311,13 @@ impl<O: Clone> Registry<O> {
         if let Some(existing) = state.peers.get(&key) {
             return Err(RegisterError::Taken(existing.name.clone()));
         }
+        // Listed, and told to watchers, in one spelling: the display form.
+        let shown = crate::protocol::display_name(name);
+        state.presence.record(&shown, PresenceState::Joined);
         state.peers.insert(
             key,
             Peer {
-                name: crate::protocol::display_name(name),
+                name: shown,
                 conn,
                 advertised,
                 seen,
@@ -323,7 +326,6 @@ impl<O: Clone> Registry<O> {
                 features,
             },
         );
-        state.presence.record(name, PresenceState::Joined);
         Ok(())
     }
 

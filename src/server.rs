@@ -877,7 +877,12 @@ fn handle_line(session: &mut Session, line: &str) -> io::Result<Flow> {
         },
         Request::Watch(on) => {
             if on {
-                if let Err(e) = shared.watchers.watch(session.conn, &name, &session.outbox) {
+                // Presence names peers as the registry keeps them (in NFC):
+                // the watcher's own entry is found, and left out, by that
+                // spelling, not by the one it typed.
+                let kept = shared.registry.lookup(&name).map(|user| user.name);
+                let shown = kept.as_deref().unwrap_or(&name);
+                if let Err(e) = shared.watchers.watch(session.conn, shown, &session.outbox) {
                     log!("cannot start presence for {name}: {e}");
                     return session
                         .reply(&ServerLine::error(

@@ -531,3 +531,33 @@ fn a_relay_opened_again_by_rejoin_joins_even_while_an_older_half_waits() {
     new_half.send("MSG through");
     assert_eq!(ben_half.line(), "MSG through");
 }
+
+#[test]
+fn a_watcher_registered_in_another_spelling_is_not_told_about_itself() {
+    let server = serve(Config {
+        presence_interval: Duration::from_millis(100),
+        ..Config::default()
+    });
+    // Typed decomposed (e + U+0301); the server lists it composed, and
+    // tells watchers of it in that one spelling.
+    let mut jose = register(server, "Jose\u{301}");
+    assert_eq!(jose.ask("WATCH on"), "OK WATCH on");
+    let mut eve = register(server, "eve");
+    assert_eq!(eve.ask("WATCH on"), "OK WATCH on");
+    let mut ann = register(server, "ann");
+    let reply = jose.ask("CALL ann");
+    assert!(reply.starts_with("OK CALL ann"), "{reply}");
+    assert!(ann.line().starts_with("EVENT INCOMING"));
+    // Each watcher's lines up to the one that says ann is busy.
+    let until_busy = |raw: &mut Raw| {
+        let mut seen = Vec::new();
+        while !seen.last().is_some_and(|l: &String| l.contains("busy:ann")) {
+            seen.push(raw.line());
+        }
+        seen.join("\n")
+    };
+    let told_jose = until_busy(&mut jose);
+    assert!(!told_jose.contains("Jos"), "{told_jose}");
+    let told_eve = until_busy(&mut eve);
+    assert!(told_eve.contains("busy:Jos\u{e9}"), "{told_eve}");
+}

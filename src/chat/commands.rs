@@ -25,8 +25,24 @@ pub enum Command<'a> {
     Ignore(Option<&'a str>),
     /// `/say TEXT`, or `//text` (as `/text`).
     Say(&'a str),
-    /// A command that is not one, or one used wrongly; the text says why.
+    /// A command used wrongly; the text says why.
     Unknown(String),
+    /// `/verb`, which is no command.
+    NoSuch(&'a str),
+}
+
+impl Command<'_> {
+    /// What to tell of `/verb`, which is no command, at the list.
+    pub fn no_such(verb: &str) -> String {
+        format!("There is no command /{verb}; /help lists them.")
+    }
+
+    /// The same in a chat, where it could have been meant as text.
+    pub fn no_such_in_chat(verb: &str) -> String {
+        format!(
+            "There is no command /{verb}; /help lists them, //{verb} sends the text /{verb}; nothing was sent."
+        )
+    }
 }
 
 /// The commands, as `/help` shows them.
@@ -70,9 +86,7 @@ pub fn parse(line: &str) -> Command<'_> {
         "q" | "quit" | "help" | "who" => {
             Command::Unknown(format!("/{verb} takes nothing after it"))
         }
-        _ => Command::Unknown(format!(
-            "There is no command /{verb}; /help lists them, //{verb} sends the text /{verb}"
-        )),
+        _ => Command::NoSuch(verb),
     }
 }
 
@@ -108,11 +122,11 @@ mod tests {
 
     #[test]
     fn a_wrong_command_is_said_and_sends_nothing() {
-        assert!(matches!(parse("/frob"), Command::Unknown(why) if why.contains("/frob")));
+        assert!(matches!(parse("/frob"), Command::NoSuch("frob")));
         assert!(matches!(parse("/call"), Command::Unknown(_)));
         assert!(matches!(parse("/call a b"), Command::Unknown(_)));
         assert!(matches!(parse("/who cares"), Command::Unknown(_)));
-        assert!(matches!(parse("/"), Command::Unknown(_)));
+        assert!(matches!(parse("/"), Command::NoSuch("")));
     }
 
     #[test]

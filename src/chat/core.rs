@@ -703,12 +703,19 @@ impl Resume {
             .map(|line| {
                 let first: String = line.split(' ').take(4).collect::<Vec<_>>().join(" ");
                 let first: String = first.chars().take(40).collect();
-                format!("\u{201c}{first}\u{2026}\u{201d}")
+                // An ellipsis only where words were left out.
+                let more = if first.len() < line.len() {
+                    "\u{2026}"
+                } else {
+                    ""
+                };
+                format!("\u{201c}{first}{more}\u{201d}")
             })
             .collect();
         let n = self.unacked.len();
+        let were = if n == 1 { "was" } else { "were" };
         Some(format!(
-            "{n} of your lines were not confirmed by {peer} (they may not have arrived): {}.",
+            "{n} of your lines {were} not confirmed by {peer} (they may not have arrived): {}.",
             words.join(", ")
         ))
     }
@@ -1569,6 +1576,7 @@ impl Core {
             Command::Who => return self.show_list(now),
             Command::Ignore(name) => return self.ignore(name),
             Command::Unknown(why) => return self.notice(format!("{why}.")),
+            Command::NoSuch(verb) => return self.notice(Command::no_such(verb)),
             Command::Say(_) => {
                 return self.notice("Not in a chat: enter a name to call, or q to quit.");
             }
@@ -1787,6 +1795,7 @@ impl Core {
             Command::Ignore(name) => return self.ignore(name),
             Command::Call(_) => return self.notice("One chat at a time: q ends this one first."),
             Command::Unknown(why) => return self.notice(format!("{why}; nothing was sent.")),
+            Command::NoSuch(verb) => return self.notice(Command::no_such_in_chat(verb)),
             Command::Say(text) => text,
             // The line as typed, the bulk of piped chat: sent without a copy
             // when it fits in one message.
@@ -2048,8 +2057,11 @@ impl Core {
             // Busy: back with us through RESUME, or in a chat of its own;
             // either way the grace decides.
             (Pending::Lookup, Reply::Line(ServerLine::Found(_))) => {}
-            (Pending::Lookup, Reply::Line(ServerLine::Error { .. }))
-            | (Pending::Resume, Reply::Line(ServerLine::Error { .. })) => {}
+            // Not online: gone with its network, or killed; it may come
+            // back, for as long as the grace lasts. Said, so nobody waits
+            // without knowing why.
+            (Pending::Lookup, Reply::Line(ServerLine::Error { .. })) => self.peer_offline(now),
+            (Pending::Resume, Reply::Line(ServerLine::Error { .. })) => {}
             (Pending::Resume, Reply::Line(ServerLine::Resumed { peer, call })) => {
                 self.on_resumed(now, &peer, call)
             }
@@ -3118,6 +3130,15 @@ impl Core {
                 Command::Say(text) => text.to_string(),
                 Command::Text(_) => line,
                 Command::Unknown(why) => return self.notice(format!("{why}; nothing was sent.")),
+                Command::NoSuch(verb) => return self.notice(Command::no_such_in_chat(verb)),
+                // Who is online is what one wants to know now.
+                Command::Who if self.online() => {
+                    return self.send(now, Request::List, Pending::Who);
+                }
+                Command::Who => {
+                    return self.notice("The registration server is unreachable: no list for now.");
+                }
+                Command::Help => return self.help(),
                 _ => return self.notice("Not now: the link is down; q ends the chat."),
             },
             Typed::Pasted(text) => text,
@@ -3228,6 +3249,17 @@ impl Core {
             },
         );
         self.rejoined(now, link, route, received);
+    }
+
+    /// The broken chat's peer is not online: say how long we wait for it.
+    fn peer_offline(&mut self, now: Instant) {
+        if let Some(Place::Rejoining { chat, until, .. }) = self.place() {
+            let peer = chat.peer.clone();
+            let left = until.saturating_duration_since(now).as_secs().max(1);
+            self.notice(format!(
+                "{peer} is not online now; waiting up to {left} s for {peer} to come back (q ends the chat)."
+            ));
+        }
     }
 
     /// The chat whose link broke is over.

@@ -1808,6 +1808,29 @@ fn the_callee_opens_its_half_of_the_relay_only_for_its_own_peer() {
 }
 
 #[test]
+fn a_peer_gone_from_the_server_is_waited_for_out_loud_and_who_still_works() {
+    let mut w = resumable_chat();
+    w.input(Input::LinkEnded {
+        link: 1,
+        end: LinkEnd::Closed,
+    });
+    w.expect_line("link to bob lost; reconnecting…");
+    w.expect_request("LOCATE bob");
+    // bob vanished from the server too (killed, or his network went).
+    w.server("EVENT HANGUP 7 bob");
+    w.expect_request("LOOKUP bob");
+    w.server("ERR not-in-call you are not in a call with bob");
+    w.server("ERR unknown-user no user named bob is online");
+    w.expect_line(
+        "bob is not online now; waiting up to 60 s for bob to come back (q ends the chat).",
+    );
+    // Who is online is what one wants to know now.
+    w.typed("/who");
+    w.expect_request("LIST");
+    assert_eq!(w.core.status(), "reconnecting to bob… > ");
+}
+
+#[test]
 fn the_callee_takes_back_only_its_own_chat() {
     let mut w = World::registered("bob");
     w.server(&format!("EVENT INCOMING alice 9 {TOKEN}"));
@@ -1863,7 +1886,7 @@ fn the_grace_running_out_tells_what_was_not_confirmed() {
     w.advance(Timers::default().grace);
     w.expect_line("The link to bob could not be brought back; the chat ended.");
     w.expect_line(
-        "1 of your lines were not confirmed by bob (they may not have arrived): “lost in the storm…”.",
+        "1 of your lines was not confirmed by bob (they may not have arrived): “lost in the storm”.",
     );
 }
 
