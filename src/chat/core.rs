@@ -2214,7 +2214,7 @@ impl Core {
         let Some(echo) = self.leave_calling(now, cancelled, &peer, call) else {
             return;
         };
-        self.notice(format!("Calling {peer}…"));
+        self.notice(format!("Connecting to {peer}…"));
         let me = self.me().unwrap_or_default().to_string();
         let hello = vec![
             PeerMessage::Hello {
