@@ -145,6 +145,37 @@ impl World {
         self.input(Input::Peer { link, msgs });
     }
 
+    /// The link broke, without a `BYE`.
+    fn link_broke(&mut self, link: LinkId) {
+        self.input(Input::LinkEnded {
+            link,
+            end: LinkEnd::Closed,
+        });
+    }
+
+    /// The redial of a broken chat reached the peer on `link`, which had
+    /// `received` of our lines.
+    fn brought_back(
+        &mut self,
+        call: CallId,
+        link: LinkId,
+        addr: &str,
+        route: Route,
+        key: Token,
+        received: u64,
+    ) {
+        self.input(Input::Dialed {
+            call,
+            result: Ok(Dialed {
+                link,
+                addr: addr.parse().unwrap(),
+                route,
+                key,
+                rejoined: Some(received),
+            }),
+        });
+    }
+
     fn hello(&mut self, link: LinkId, caller: &str, call: CallId, token_text: &str) {
         self.input(Input::Hello {
             link,
@@ -1000,10 +1031,7 @@ fn events_of_other_calls_and_links_are_ignored() {
     w.server("EVENT HANGUP 99 zed");
     w.server("EVENT RELAY 99");
     w.peer(42, &["MSG from nowhere", "BYE"]);
-    w.input(Input::LinkEnded {
-        link: 42,
-        end: LinkEnd::Closed,
-    });
+    w.link_broke(42);
     w.expect_quiet();
     assert_eq!(w.count(|o| matches!(o, Output::PeerLines { .. })), 0);
     assert_eq!(w.core.status(), "to bob> ");
@@ -1424,10 +1452,7 @@ fn leaving_gives_up_waiting_after_the_leave_timeout_or_on_the_links_end() {
     let mut w = World::chatting("alice", "bob");
     w.peer(1, &["FEATURES bye-ack"]);
     w.typed("q");
-    w.input(Input::LinkEnded {
-        link: 1,
-        end: LinkEnd::Closed,
-    });
+    w.link_broke(1);
     w.expect_request("HANGUP 7");
     assert_eq!(w.core.status(), "connect to: ");
 }
@@ -1445,10 +1470,7 @@ fn a_bye_received_is_answered_with_bye() {
 fn lines_typed_as_a_chat_dies_with_the_server_gone_are_not_run_at_the_list() {
     let mut w = World::chatting("alice", "bob");
     w.input(Input::ServerLost(ServerLoss::Closed));
-    w.input(Input::LinkEnded {
-        link: 1,
-        end: LinkEnd::Closed,
-    });
+    w.link_broke(1);
     w.expect_line("bob left the chat (connection lost).");
     // Typed for the chat, a moment too late: neither a call nor a quit.
     w.typed("after");
@@ -1541,10 +1563,7 @@ fn a_broken_link_is_brought_back_and_what_was_missed_is_resent() {
     w.peer(1, &["ACK 1", "MSG from bob"]);
     w.advance(ACK_DELAY);
     w.expect_to_peer(1, "ACK 1");
-    w.input(Input::LinkEnded {
-        link: 1,
-        end: LinkEnd::Closed,
-    });
+    w.link_broke(1);
     w.expect_line("link to bob lost; reconnecting…");
     // The caller asks where bob is now, and will dial him with the key.
     w.expect_request("LOCATE bob");
@@ -1564,16 +1583,7 @@ fn a_broken_link_is_brought_back_and_what_was_missed_is_resent() {
         format!("REHELLO alice {OTHER_TOKEN} 1")
     );
     // bob has our first line only: two and three go again, once each.
-    w.input(Input::Dialed {
-        call: 7,
-        result: Ok(Dialed {
-            link: 9,
-            addr: "127.0.0.3:5000".parse().unwrap(),
-            route: Route::Direct,
-            key: token(TOKEN),
-            rejoined: Some(1),
-        }),
-    });
+    w.brought_back(7, 9, "127.0.0.3:5000", Route::Direct, token(TOKEN), 1);
     w.expect_to_peer(9, "MSG two");
     w.expect_to_peer(9, "MSG three");
     w.expect_line("back with bob (2 lines resent)");
@@ -1586,10 +1596,7 @@ fn a_broken_link_is_brought_back_and_what_was_missed_is_resent() {
 fn the_server_saying_the_peer_left_before_the_link_breaks_still_waits_for_it() {
     let mut w = resumable_chat();
     w.server("EVENT HANGUP 7 bob");
-    w.input(Input::LinkEnded {
-        link: 1,
-        end: LinkEnd::Closed,
-    });
+    w.link_broke(1);
     w.expect_line("link to bob lost; reconnecting…");
     assert!(
         !w.fresh()
@@ -1605,23 +1612,11 @@ fn lines_sent_before_the_peer_said_it_resumes_are_kept_and_sent_again() {
     w.typed("early");
     w.peer(1, &["FEATURES ping-id bye-ack resume"]);
     w.expect_to_peer(1, &format!("RESUMABLE {OTHER_TOKEN}"));
-    w.input(Input::LinkEnded {
-        link: 1,
-        end: LinkEnd::Closed,
-    });
+    w.link_broke(1);
     w.expect_request("LOCATE bob");
     w.server("OK LOCATED bob 127.0.0.3:5000");
     w.take("a redial", |o| matches!(o, Output::Dial { .. }));
-    w.input(Input::Dialed {
-        call: 7,
-        result: Ok(Dialed {
-            link: 9,
-            addr: "127.0.0.3:5000".parse().unwrap(),
-            route: Route::Direct,
-            key: token(OTHER_TOKEN),
-            rejoined: Some(0),
-        }),
-    });
+    w.brought_back(7, 9, "127.0.0.3:5000", Route::Direct, token(OTHER_TOKEN), 0);
     w.expect_to_peer(9, "MSG early");
     w.expect_line("back with bob (1 line resent)");
 }
@@ -1631,10 +1626,7 @@ fn a_peer_without_resume_has_nothing_kept_and_a_flood_before_it_says_is_not_held
     let mut w = World::chatting("alice", "bob");
     w.typed("early");
     w.peer(1, &["FEATURES ping-id"]);
-    w.input(Input::LinkEnded {
-        link: 1,
-        end: LinkEnd::Closed,
-    });
+    w.link_broke(1);
     w.expect_line("bob left the chat (connection lost).");
     // A peer that says nothing while half a megabyte goes: the lines go,
     // unkept, and typing is never held up waiting for it.
@@ -1668,10 +1660,7 @@ fn a_peer_without_resume_has_nothing_kept_and_a_flood_before_it_says_is_not_held
         )
     };
     assert_eq!(w.count(keys), 0);
-    w.input(Input::LinkEnded {
-        link: 1,
-        end: LinkEnd::Closed,
-    });
+    w.link_broke(1);
     w.expect_line("bob left the chat (connection lost).");
 }
 
@@ -1702,10 +1691,7 @@ fn what_came_before_the_chat_could_resume_is_acknowledged_once_it_can() {
 fn a_broken_link_comes_back_through_the_relay_when_the_server_reopens_it() {
     let mut w = resumable_chat_on("relay rejoin");
     w.typed("one");
-    w.input(Input::LinkEnded {
-        link: 1,
-        end: LinkEnd::Closed,
-    });
+    w.link_broke(1);
     w.expect_line("link to bob lost; reconnecting…");
     w.expect_request("LOCATE bob");
     w.server("OK LOCATED bob 127.0.0.1:1");
@@ -1734,16 +1720,14 @@ fn a_broken_link_comes_back_through_the_relay_when_the_server_reopens_it() {
         hello[0].to_string(),
         format!("REHELLO alice {OTHER_TOKEN} 0")
     );
-    w.input(Input::Dialed {
-        call: 12,
-        result: Ok(Dialed {
-            link: 9,
-            addr: "127.0.0.1:7700".parse().unwrap(),
-            route: Route::Relayed,
-            key: token(OTHER_TOKEN),
-            rejoined: Some(0),
-        }),
-    });
+    w.brought_back(
+        12,
+        9,
+        "127.0.0.1:7700",
+        Route::Relayed,
+        token(OTHER_TOKEN),
+        0,
+    );
     w.expect_to_peer(9, "MSG one");
     w.expect_line("back with bob (1 line resent)");
     assert_eq!(w.core.status(), "to bob (relayed)> ");
@@ -1752,10 +1736,7 @@ fn a_broken_link_comes_back_through_the_relay_when_the_server_reopens_it() {
 #[test]
 fn without_the_relay_a_broken_link_is_dialed_directly_only() {
     let mut w = resumable_chat_on("relay rejoin");
-    w.input(Input::LinkEnded {
-        link: 1,
-        end: LinkEnd::Closed,
-    });
+    w.link_broke(1);
     w.expect_request("LOCATE bob");
     w.server("OK LOCATED bob 127.0.0.3:5000");
     w.expect_request("REJOIN bob");
@@ -1781,10 +1762,7 @@ fn the_callee_opens_its_half_of_the_relay_only_for_its_own_peer() {
     // Before the link is known broken as after: its peer only.
     w.server(&format!("EVENT REJOIN mallory 9 {TOKEN}"));
     assert_eq!(w.count(|o| matches!(o, Output::JoinRelay { .. })), 0);
-    w.input(Input::LinkEnded {
-        link: 3,
-        end: LinkEnd::Closed,
-    });
+    w.link_broke(3);
     w.expect_line("link to alice lost; reconnecting…");
     w.server(&format!("EVENT REJOIN mallory 9 {TOKEN}"));
     assert_eq!(w.count(|o| matches!(o, Output::JoinRelay { .. })), 0);
@@ -1810,10 +1788,7 @@ fn the_callee_opens_its_half_of_the_relay_only_for_its_own_peer() {
 #[test]
 fn a_peer_gone_from_the_server_is_waited_for_out_loud_and_who_still_works() {
     let mut w = resumable_chat();
-    w.input(Input::LinkEnded {
-        link: 1,
-        end: LinkEnd::Closed,
-    });
+    w.link_broke(1);
     w.expect_line("link to bob lost; reconnecting…");
     w.expect_request("LOCATE bob");
     // bob vanished from the server too (killed, or his network went).
@@ -1843,10 +1818,7 @@ fn the_callee_takes_back_only_its_own_chat() {
             "MSG hi",
         ],
     );
-    w.input(Input::LinkEnded {
-        link: 3,
-        end: LinkEnd::Closed,
-    });
+    w.link_broke(3);
     w.expect_line("link to alice lost; reconnecting…");
     // A stranger with the wrong key is refused; alice with hers is let in.
     w.input(Input::Rehello {
@@ -1879,10 +1851,7 @@ fn the_grace_running_out_tells_what_was_not_confirmed() {
     w.typed("kept safe");
     w.peer(1, &["ACK 1"]);
     w.typed("lost in the storm");
-    w.input(Input::LinkEnded {
-        link: 1,
-        end: LinkEnd::Closed,
-    });
+    w.link_broke(1);
     w.advance(Timers::default().grace);
     w.expect_line("The link to bob could not be brought back; the chat ended.");
     w.expect_line(
