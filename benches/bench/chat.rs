@@ -114,6 +114,24 @@ fn raw_relay_pair(extra: &[&str]) -> (Driven, Driven) {
     (a, b)
 }
 
+/// A real chat registered as `name` that answers calls at once, started
+/// with `extra`, at its list.
+fn auto_answering(addr: SocketAddr, name: &str, extra: &[&str]) -> Driven {
+    let mut command = Command::new(CHAT);
+    command
+        .args([
+            "--server",
+            &addr.to_string(),
+            "--name",
+            name,
+            "--auto-answer",
+        ])
+        .args(extra);
+    let mut chat = Driven::spawn(command);
+    chat.wait_for("Online users");
+    chat
+}
+
 /// `caller` and `callee`, real chats started with `extra` (and the callee
 /// with `callee_extra` too), in a chat with each other.
 fn chat_pair(
@@ -123,20 +141,8 @@ fn chat_pair(
     callee_extra: &[&str],
 ) -> (Driven, Driven) {
     let start = |name: &str, more: &[&str]| {
-        let mut command = Command::new(CHAT);
-        command
-            .args([
-                "--server",
-                &addr.to_string(),
-                "--name",
-                name,
-                "--auto-answer",
-            ])
-            .args(extra)
-            .args(more);
-        let mut chat = Driven::spawn(command);
-        chat.wait_for("Online users");
-        chat
+        let args: Vec<&str> = extra.iter().chain(more).copied().collect();
+        auto_answering(addr, name, &args)
     };
     let mut a = start(caller, &[]);
     let mut b = start(callee, callee_extra);
@@ -472,19 +478,8 @@ fn setup_ms(addr: SocketAddr, advertise: Option<SocketAddr>) -> f64 {
     let run = RUN.fetch_add(1, Ordering::Relaxed);
     let (caller, callee) = (format!("caller{run}"), format!("callee{run}"));
     let start = |name: &str, extra: &[String]| {
-        let mut command = Command::new(CHAT);
-        command
-            .args([
-                "--server",
-                &addr.to_string(),
-                "--name",
-                name,
-                "--auto-answer",
-            ])
-            .args(extra);
-        let mut chat = Driven::spawn(command);
-        chat.wait_for("Online users");
-        chat
+        let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+        auto_answering(addr, name, &extra)
     };
     let extra: Vec<String> = advertise
         .map(|a| vec!["--advertise".into(), a.to_string()])
