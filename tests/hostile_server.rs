@@ -8,26 +8,15 @@
 mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{ChildGuard, Raw, WAIT};
-use p2pchat::server::{self, Config};
-
-/// Starts `serve` with `config` on a fresh loopback port; returns where.
-fn serve(config: Config) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
-    let addr = listener.local_addr().expect("bound address");
-    thread::Builder::new()
-        .name("serve".into())
-        .spawn(move || server::serve(listener, config))
-        .expect("start the server thread");
-    addr
-}
+use common::{ChildGuard, Raw, WAIT, serve};
+use p2pchat::server::Config;
 
 fn register(server: SocketAddr, name: &str) -> Raw {
     let mut raw = Raw::connect(server);

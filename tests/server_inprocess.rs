@@ -10,23 +10,12 @@
 
 mod common;
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::thread;
 use std::time::Duration;
 
-use common::Raw;
-use p2pchat::server::{self, Config};
-
-/// Starts `serve` with `config` on a fresh loopback port; returns where.
-fn serve(config: Config) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
-    let addr = listener.local_addr().expect("bound address");
-    thread::Builder::new()
-        .name("serve".into())
-        .spawn(move || server::serve(listener, config))
-        .expect("start the server thread");
-    addr
-}
+use common::{Raw, serve};
+use p2pchat::server::Config;
 
 fn default_server() -> SocketAddr {
     serve(Config::default())

@@ -427,6 +427,18 @@ pub fn skip(reason: &str) {
 /// Polls `condition` until it holds, for at most [`WAIT`]; for states that
 /// settle a moment after an event the test can see (a process exit reaching
 /// the server).
+/// Starts `server::serve` with `config` in this process, on a fresh
+/// loopback port; returns where.
+pub fn serve(config: p2pchat::server::Config) -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+    let addr = listener.local_addr().expect("bound address");
+    thread::Builder::new()
+        .name("serve".into())
+        .spawn(move || p2pchat::server::serve(listener, config))
+        .expect("start the server thread");
+    addr
+}
+
 /// The numbers of `from`'s lines `prefix N` that `chat` printed, in order.
 pub fn received(chat: &Chat, from: &str, prefix: &str) -> Vec<usize> {
     let head = format!("{from}: {prefix} ");
