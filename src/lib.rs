@@ -22,6 +22,7 @@
 pub mod chat;
 pub mod cli;
 pub mod connection;
+pub mod lines;
 pub mod log;
 pub mod protocol;
 pub mod registry;

@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 use super::commands::{self, Command};
 use super::login::ServerLoss;
 use super::p2pclient::{DialError, Pace};
+pub use crate::lines::Lines;
 use crate::protocol::{
     CallId, ErrorCode, FEATURE_LONG_LINES, FEATURE_MISSED, FEATURE_PRESENCE, FEATURE_REJOIN,
     FEATURE_RING, MAX_LONG_TEXT, MAX_TEXT, PeerBatch, PeerItem, PeerMessage, Presence,
@@ -517,42 +518,6 @@ impl KeptLines {
             *at += len;
             Some(line)
         })
-    }
-}
-
-/// Lines of text in one buffer, in order: a peer's batch of lines on its
-/// way to the screen costs no allocation per line.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Lines {
-    text: String,
-    ends: Vec<usize>,
-}
-
-impl Lines {
-    pub fn push(&mut self, line: &str) {
-        self.text.push_str(line);
-        self.ends.push(self.text.len());
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.ends.is_empty()
-    }
-
-    pub fn iter(&self) -> impl Iterator<Item = &str> {
-        let mut start = 0;
-        self.ends.iter().map(move |&end| {
-            let line = &self.text[start..end];
-            start = end;
-            line
-        })
-    }
-}
-
-impl<'a> FromIterator<&'a str> for Lines {
-    fn from_iter<I: IntoIterator<Item = &'a str>>(lines: I) -> Lines {
-        let mut all = Lines::default();
-        lines.into_iter().for_each(|line| all.push(line));
-        all
     }
 }
 

@@ -24,6 +24,7 @@ use super::core::{Kind, Typed};
 use super::editor::{Edit, Key, Keyboard, LineEditor, PASTE_GAP, without_escapes, wrap};
 use super::terminal::{self, BRACKETED_PASTE_OFF, RawMode};
 use super::{Event, Events};
+use crate::lines::Lines;
 use crate::text::shown;
 use crate::unicode::width;
 
@@ -183,17 +184,15 @@ fn read_input<R: BufRead>(stdin: &mut R) -> Typed {
 /// string made here and freed there costs several times as much).
 #[derive(Default)]
 pub struct TypedBatch {
-    text: String,
+    lines: Lines,
     items: Vec<Item>,
     /// The batch ends with [`Typed::Eof`].
     eof: bool,
 }
 
 enum Item {
-    /// A line: the text up to here, from the end of the line before.
-    Line {
-        end: usize,
-    },
+    /// A line: the next of `lines`.
+    Line,
     Other(Typed),
 }
 
@@ -205,10 +204,8 @@ impl TypedBatch {
     }
 
     fn push_line(&mut self, line: &str) {
-        self.text.push_str(line);
-        self.items.push(Item::Line {
-            end: self.text.len(),
-        });
+        self.lines.push(line);
+        self.items.push(Item::Line);
     }
 
     fn push(&mut self, typed: Typed) {
@@ -229,13 +226,13 @@ impl TypedBatch {
 
     /// What was typed, in order.
     pub fn into_typed(self) -> impl Iterator<Item = Typed> {
-        let TypedBatch { text, items, .. } = self;
-        let mut start = 0;
+        let TypedBatch { lines, items, .. } = self;
+        let mut next = 0;
         items.into_iter().map(move |item| match item {
-            Item::Line { end } => {
-                let line = Typed::Line(text[start..end].to_string());
-                start = end;
-                line
+            Item::Line => {
+                let line = lines.get(next).unwrap_or_default().to_string();
+                next += 1;
+                Typed::Line(line)
             }
             Item::Other(typed) => typed,
         })

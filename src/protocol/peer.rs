@@ -11,6 +11,8 @@
 
 use std::fmt;
 
+use crate::lines::Lines;
+
 use super::{
     CallId, ErrorCode, MAX_TEXT, ProtocolError, Token, parse_call_id, parse_features, parse_number,
     parse_token, validate_name, write_features,
@@ -68,16 +70,14 @@ pub enum PeerMessage {
 /// no allocation per line on either side of the hand-off.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct PeerBatch {
-    text: String,
+    texts: Lines,
     items: Vec<BatchItem>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum BatchItem {
-    /// A `MSG`: its text is the batch's up to here, from the one before.
-    Msg {
-        end: usize,
-    },
+    /// A `MSG`: its text is the next of `texts`.
+    Msg,
     Other(PeerMessage),
 }
 
@@ -110,10 +110,8 @@ impl PeerBatch {
     }
 
     fn push_text(&mut self, text: &str) {
-        self.text.push_str(text);
-        self.items.push(BatchItem::Msg {
-            end: self.text.len(),
-        });
+        self.texts.push(text);
+        self.items.push(BatchItem::Msg);
     }
 
     pub fn len(&self) -> usize {
@@ -130,13 +128,9 @@ impl PeerBatch {
 
     /// The messages, in order.
     pub fn iter(&self) -> impl Iterator<Item = PeerItem<'_>> {
-        let mut start = 0;
+        let mut texts = self.texts.iter();
         self.items.iter().map(move |item| match item {
-            BatchItem::Msg { end } => {
-                let text = &self.text[start..*end];
-                start = *end;
-                PeerItem::Msg(text)
-            }
+            BatchItem::Msg => PeerItem::Msg(texts.next().unwrap_or_default()),
             BatchItem::Other(msg) => PeerItem::Other(msg),
         })
     }
@@ -145,7 +139,7 @@ impl PeerBatch {
     pub fn others_mut(&mut self) -> impl Iterator<Item = &mut PeerMessage> {
         self.items.iter_mut().filter_map(|item| match item {
             BatchItem::Other(msg) => Some(msg),
-            BatchItem::Msg { .. } => None,
+            BatchItem::Msg => None,
         })
     }
 }

@@ -1,0 +1,62 @@
+//! Lines of text kept in one buffer: a batch of typed, piped or received
+//! lines crosses threads and layers as one allocation, not one per line,
+//! which is what a flood of short lines costs most in.
+
+/// Lines in order, their text in one `String`.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Lines {
+    text: String,
+    ends: Vec<usize>,
+}
+
+impl Lines {
+    pub fn push(&mut self, line: &str) {
+        self.text.push_str(line);
+        self.ends.push(self.text.len());
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// Line `i`, counting from 0.
+    pub fn get(&self, i: usize) -> Option<&str> {
+        let end = *self.ends.get(i)?;
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        Some(&self.text[start..end])
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        let mut start = 0;
+        self.ends.iter().map(move |&end| {
+            let line = &self.text[start..end];
+            start = end;
+            line
+        })
+    }
+}
+
+impl<'a> FromIterator<&'a str> for Lines {
+    fn from_iter<I: IntoIterator<Item = &'a str>>(lines: I) -> Lines {
+        let mut all = Lines::default();
+        lines.into_iter().for_each(|line| all.push(line));
+        all
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Lines;
+
+    #[test]
+    fn lines_come_back_in_order_empty_ones_too() {
+        let lines: Lines = ["one", "", "three ✓"].into_iter().collect();
+        assert_eq!(lines.iter().collect::<Vec<_>>(), ["one", "", "three ✓"]);
+        assert_eq!(
+            (lines.get(1), lines.get(2), lines.get(3)),
+            (Some(""), Some("three ✓"), None)
+        );
+        assert!(!lines.is_empty());
+        assert!(Lines::default().is_empty());
+    }
+}
