@@ -19,6 +19,16 @@ impl Lines {
         self.ends.is_empty()
     }
 
+    /// How many lines.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// The bytes of all the lines' text.
+    pub fn text_len(&self) -> usize {
+        self.text.len()
+    }
+
     /// Line `i`, counting from 0.
     pub fn get(&self, i: usize) -> Option<&str> {
         let end = *self.ends.get(i)?;
@@ -57,6 +67,7 @@ mod tests {
             (Some(""), Some("three ✓"), None)
         );
         assert!(!lines.is_empty());
+        assert_eq!((lines.len(), lines.text_len()), (3, "onethree ✓".len()));
         assert!(Lines::default().is_empty());
     }
 }

@@ -22,7 +22,7 @@ use super::login::{self, ServerConn, ServerConnId, ServerEvent, ServerLoss};
 use super::p2pclient::{self, DialError};
 use super::p2pserver::{self, Greeting};
 use super::transcript::Transcript;
-use super::ui::{StdinCredits, Ui};
+use super::ui::{StdinCredits, TypedPart, Ui};
 use super::{ChatError, Event, Events};
 use crate::connection::write_line;
 use crate::protocol::{PeerMessage, ServerLine};
@@ -242,7 +242,10 @@ impl Driver {
         match event {
             Event::Typed(typed) => {
                 self.ui.typed();
-                self.feed_all(typed.into_typed().map(Input::Typed));
+                self.feed_all(typed.into_parts().into_iter().map(|part| match part {
+                    TypedPart::Lines(lines) => Input::TypedLines(lines),
+                    TypedPart::Other(typed) => Input::Typed(typed),
+                }));
                 self.stdin_owed += 1;
             }
             // Nothing to do but wake up: `flush` gives the credits back.
@@ -391,6 +394,17 @@ impl Driver {
                 }
                 if let Some(running) = self.links.get_mut(&link) {
                     running.send(&msg);
+                }
+            }
+            Output::PeerTexts { link, texts } => {
+                if let Some(transcript) = &self.transcript {
+                    let stamp = self.clock.stamp();
+                    for text in texts.iter() {
+                        transcript.line(&stamp, &format!("me: {text}"));
+                    }
+                }
+                if let Some(running) = self.links.get_mut(&link) {
+                    running.send_texts(&texts);
                 }
             }
             Output::Open { link } => {

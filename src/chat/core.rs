@@ -219,6 +219,10 @@ pub struct Dialed {
 #[derive(Debug)]
 pub enum Input {
     Typed(Typed),
+    /// Lines typed or piped in a row (a piped burst, in one buffer): sent
+    /// to the peer in one batch when the chat takes every one of them as
+    /// text now, else each taken as [`Typed::Line`].
+    TypedLines(Lines),
     /// A line from the server (the rows of a list come as [`Input::Users`]).
     Server(ServerLine),
     /// `EVENT MISSED`, with the local time it came (`HH:MM`), which the
@@ -297,6 +301,8 @@ pub enum Output {
     Server(Request),
     /// Send to a peer.
     Peer { link: LinkId, msg: PeerMessage },
+    /// Send each of `texts` to a peer as a [`PeerMessage::Msg`], in order.
+    PeerTexts { link: LinkId, texts: Lines },
     /// Start the held connection of a `HELLO` as a chat link.
     Open { link: LinkId },
     /// Answer a held `HELLO` with an error, then close it.
@@ -943,6 +949,7 @@ impl Core {
         match input {
             Input::Typed(Typed::Interrupt) => self.interrupt(now),
             Input::Typed(typed) => self.typed.push_back(typed),
+            Input::TypedLines(lines) => self.typed_lines(now, lines),
             Input::Server(line) => {
                 self.server.last_heard = now;
                 self.on_server(now, line);
@@ -1645,6 +1652,53 @@ impl Core {
         if !chat.resume.keep(&line) {
             return self.buffer_full();
         }
+        if let Some(link) = self.kept(now) {
+            self.send_peer(link, PeerMessage::Msg(line));
+        }
+    }
+
+    /// Lines in a row: one batch to the peer when every one is text the
+    /// chat sends as it is now (the flood a script pipes), else each in
+    /// turn as typed, commands and all.
+    fn typed_lines(&mut self, now: Instant, lines: Lines) {
+        if !self.typed.is_empty() || !self.sends_at_once(&lines) {
+            let each = lines.iter().map(|line| Typed::Line(line.to_string()));
+            return self.typed.extend(each);
+        }
+        let Some(chat) = self.chat_mut() else {
+            return;
+        };
+        for line in lines.iter() {
+            // Room for all was checked: none is refused.
+            let kept = chat.resume.keep(line);
+            debug_assert!(kept);
+        }
+        if let Some(link) = self.kept(now) {
+            self.out(Output::PeerTexts { link, texts: lines });
+        }
+    }
+
+    /// Whether each of `lines` is text the chat sends now, as it is and
+    /// whole, with room for them all in the resend buffer.
+    fn sends_at_once(&self, lines: &Lines) -> bool {
+        let Some(chat) = self.chat() else {
+            return false;
+        };
+        let limit = self.text_limit();
+        chat.ending.is_none()
+            && chat.resume.has_room(lines.text_len())
+            && lines.iter().all(|line| {
+                !line.is_empty()
+                    && line.len() <= limit
+                    && matches!(commands::parse(line), Command::Text(_))
+            })
+    }
+
+    /// After lines were kept to send: what goes before them (our features
+    /// without `resume`, once we gave keeping up; the acknowledgement we
+    /// owe, which rides along), and the link they go on.
+    fn kept(&mut self, now: Instant) -> Option<LinkId> {
+        let chat = self.chat_mut()?;
         chat.resume.note_waiting(now);
         chat.link.last_sent = now;
         let link = chat.link.id;
@@ -1653,9 +1707,8 @@ impl Core {
             // make good: our features again, without `resume`.
             self.send_peer(link, Core::features_but(Some(FEATURE_RESUME)));
         }
-        // What we owe the peer rides along with our line.
         self.acknowledge_now();
-        self.send_peer(link, PeerMessage::Msg(line));
+        Some(link)
     }
 
     /// Sends the chat's owed acknowledgement, if any, on its link.

@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use super::core::{LinkEnd, LinkId, Route};
 use super::{Event, Events};
 use crate::connection::{LineReader, ReadError};
+use crate::lines::Lines;
 use crate::protocol::{MAX_PEER_LINE, PeerBatch, PeerMessage};
 
 /// Most lines handed to the main loop in one event.
@@ -149,6 +150,17 @@ impl Link {
             msg => {
                 let _ = writeln!(self.batch, "{msg}");
             }
+        }
+    }
+
+    /// Adds each of `texts` to this round's batch as a `MSG`.
+    pub fn send_texts(&mut self, texts: &Lines) {
+        self.batch
+            .reserve(texts.text_len() + texts.len() * "MSG \n".len());
+        for text in texts.iter() {
+            self.batch.extend_from_slice(b"MSG ");
+            self.batch.extend_from_slice(text.as_bytes());
+            self.batch.push(b'\n');
         }
     }
 

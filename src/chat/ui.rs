@@ -224,19 +224,44 @@ impl TypedBatch {
         self.items.is_empty()
     }
 
-    /// What was typed, in order.
-    pub fn into_typed(self) -> impl Iterator<Item = Typed> {
+    /// What was typed, in order, lines in a row together: a batch of
+    /// nothing but lines (a piped burst) is handed on whole, uncopied.
+    pub fn into_parts(self) -> Vec<TypedPart> {
         let TypedBatch { lines, items, .. } = self;
-        let mut next = 0;
-        items.into_iter().map(move |item| match item {
-            Item::Line => {
-                let line = lines.get(next).unwrap_or_default().to_string();
-                next += 1;
-                Typed::Line(line)
+        if items.iter().all(|item| matches!(item, Item::Line)) {
+            return if lines.is_empty() {
+                Vec::new()
+            } else {
+                vec![TypedPart::Lines(lines)]
+            };
+        }
+        let (mut parts, mut run, mut next) = (Vec::new(), Lines::default(), 0);
+        for item in items {
+            match item {
+                Item::Line => {
+                    run.push(lines.get(next).unwrap_or_default());
+                    next += 1;
+                }
+                Item::Other(typed) => {
+                    if !run.is_empty() {
+                        parts.push(TypedPart::Lines(std::mem::take(&mut run)));
+                    }
+                    parts.push(TypedPart::Other(typed));
+                }
             }
-            Item::Other(typed) => typed,
-        })
+        }
+        if !run.is_empty() {
+            parts.push(TypedPart::Lines(run));
+        }
+        parts
     }
+}
+
+/// A part of a [`TypedBatch`]: lines in a row, or anything else typed.
+#[derive(Debug, PartialEq)]
+pub enum TypedPart {
+    Lines(Lines),
+    Other(Typed),
 }
 
 /// The first line of `buf` and the bytes it takes, if it is whole there
@@ -797,5 +822,35 @@ impl Term {
         self.write_wrapped(out, &echoed, 0);
         let _ = write!(out, "{off}\r\n");
         self.dirty = true;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Lines, Typed, TypedBatch, TypedPart};
+
+    #[test]
+    fn a_batch_hands_on_lines_in_a_row_together_and_the_rest_in_between() {
+        let mut batch = TypedBatch::default();
+        ["one", "two"].into_iter().for_each(|l| batch.push_line(l));
+        let whole: Lines = ["one", "two"].into_iter().collect();
+        assert_eq!(batch.into_parts(), [TypedPart::Lines(whole)]);
+        let mut batch = TypedBatch::default();
+        batch.push_line("one");
+        batch.push(Typed::TooLong(70_000));
+        ["two", "three"]
+            .into_iter()
+            .for_each(|l| batch.push_line(l));
+        batch.push(Typed::Eof);
+        assert_eq!(
+            batch.into_parts(),
+            [
+                TypedPart::Lines(["one"].into_iter().collect()),
+                TypedPart::Other(Typed::TooLong(70_000)),
+                TypedPart::Lines(["two", "three"].into_iter().collect()),
+                TypedPart::Other(Typed::Eof),
+            ]
+        );
+        assert!(TypedBatch::default().into_parts().is_empty());
     }
 }

@@ -27,6 +27,9 @@ struct World {
     log: Vec<Output>,
     /// Where the next `take_*` looks from.
     seen: usize,
+    /// How many [`Output::PeerTexts`] batches the core sent (each is in
+    /// the log as one [`Output::Peer`] per line).
+    batches: usize,
 }
 
 impl World {
@@ -44,6 +47,7 @@ impl World {
             now,
             log: Vec::new(),
             seen: 0,
+            batches: 0,
         };
         world.collect();
         world
@@ -102,6 +106,13 @@ impl World {
                         });
                     }
                 }
+                Output::PeerTexts { link, texts } => {
+                    self.batches += 1;
+                    for text in texts.iter() {
+                        let msg = PeerMessage::Msg(text.into());
+                        self.log.push(Output::Peer { link, msg });
+                    }
+                }
                 output => self.log.push(output),
             }
         }
@@ -115,6 +126,11 @@ impl World {
 
     fn typed(&mut self, line: &str) {
         self.input(Input::Typed(Typed::Line(line.into())));
+    }
+
+    /// Lines piped in one burst.
+    fn piped(&mut self, lines: &[&str]) {
+        self.input(Input::TypedLines(lines.iter().copied().collect()));
     }
 
     fn key(&mut self, typed: Typed) {
@@ -1590,6 +1606,67 @@ fn a_broken_link_is_brought_back_and_what_was_missed_is_resent() {
     assert_eq!(w.core.status(), "to bob> ");
     w.typed("four");
     w.expect_to_peer(9, "MSG four");
+}
+
+#[test]
+fn piped_lines_go_in_one_batch_numbered_kept_and_resent_like_typed_ones() {
+    let mut w = resumable_chat();
+    w.peer(1, &["MSG from bob"]);
+    w.piped(&["one", "two", "three"]);
+    // What we owe rides along, before the batch.
+    w.expect_to_peer(1, "ACK 1");
+    for line in ["MSG one", "MSG two", "MSG three"] {
+        w.expect_to_peer(1, line);
+    }
+    assert_eq!(w.batches, 1);
+    w.peer(1, &["ACK 1"]);
+    w.link_broke(1);
+    w.expect_request("LOCATE bob");
+    w.server("OK LOCATED bob 127.0.0.3:5000");
+    w.take("a redial", |o| matches!(o, Output::Dial { .. }));
+    w.brought_back(7, 9, "127.0.0.3:5000", Route::Direct, token(TOKEN), 2);
+    w.expect_to_peer(9, "MSG three");
+    w.expect_line("back with bob (1 line resent)");
+}
+
+#[test]
+fn a_piped_burst_holding_a_command_or_an_oversize_line_is_taken_line_by_line() {
+    let mut w = World::chatting("alice", "bob");
+    w.piped(&["one", "/who", "two", "q", "after"]);
+    w.expect_to_peer(1, "MSG one");
+    w.expect_request("LIST");
+    w.expect_to_peer(1, "MSG two");
+    w.expect_to_peer(1, "BYE");
+    assert_eq!(w.batches, 0);
+    assert_eq!(
+        w.count(|o| matches!(o, Output::Peer { msg: PeerMessage::Msg(t), .. } if t == "after")),
+        0
+    );
+    // Longer than one message to a peer without `long-lines`: in pieces.
+    let mut w = World::chatting("alice", "bob");
+    let long = "y".repeat(MAX_TEXT + 10);
+    w.piped(&["short", &long]);
+    w.expect_to_peer(1, "MSG short");
+    assert_eq!(w.batches, 0);
+    assert_eq!(
+        w.count(
+            |o| matches!(o, Output::Peer { msg: PeerMessage::Msg(t), .. } if t.starts_with('y'))
+        ),
+        2
+    );
+    // Empty lines are not sent, as when typed.
+    let mut w = World::chatting("alice", "bob");
+    w.piped(&["a", "", "b"]);
+    assert_eq!(w.batches, 0);
+    assert_eq!(w.count(|o| matches!(o, Output::Peer { .. })), 2);
+}
+
+#[test]
+fn piped_lines_outside_a_chat_are_typed_lines() {
+    let mut w = World::registered("alice");
+    w.piped(&["bob"]);
+    w.expect_request("CALL bob");
+    assert_eq!(w.batches, 0);
 }
 
 #[test]
