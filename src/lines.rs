@@ -24,6 +24,11 @@ impl Lines {
         self.ends.len()
     }
 
+    /// All the lines' text, one after the other, with nothing between.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
     /// The bytes of all the lines' text.
     pub fn text_len(&self) -> usize {
         self.text.len()

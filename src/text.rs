@@ -22,12 +22,7 @@ use crate::unicode::is_bidi_control_or_separator;
 /// `text` as it may be shown: unchanged (and not copied) when it holds
 /// nothing a terminal would obey.
 pub fn shown(text: &str) -> Cow<'_, str> {
-    // Printable ASCII, the bulk of chat text, needs no look at characters.
-    // Folded without an early exit, so that it runs many bytes at a time.
-    let obeyed = text.bytes().fold(false, |any, b| {
-        any | ((b < 0x20 && b != b'\t') | (b >= 0x7f))
-    });
-    if !obeyed {
+    if is_printable_ascii(text) {
         return Cow::Borrowed(text);
     }
     if !text.chars().any(needs_escape) {
@@ -48,13 +43,23 @@ pub fn shown(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// Whether `text` is printable ASCII (and tabs), the bulk of chat text,
+/// which [`shown`] passes without a look at characters. Folded without an
+/// early exit, so that it runs many bytes at a time: a burst of lines is
+/// best checked in one call.
+pub fn is_printable_ascii(text: &str) -> bool {
+    !text.bytes().fold(false, |any, b| {
+        any | ((b < 0x20 && b != b'\t') | (b >= 0x7f))
+    })
+}
+
 fn needs_escape(c: char) -> bool {
     (c.is_control() && c != '\t') || (!c.is_ascii() && is_bidi_control_or_separator(c))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::shown;
+    use super::{is_printable_ascii, shown};
 
     #[test]
     fn control_characters_are_shown_not_obeyed() {
@@ -80,5 +85,9 @@ mod tests {
     fn plain_text_is_passed_through_uncopied() {
         let text = "hello wörld ✓ 👍🏽";
         assert!(matches!(shown(text), std::borrow::Cow::Borrowed(t) if t == text));
+        assert!(is_printable_ascii("plain\ttext ~"));
+        assert!(
+            !is_printable_ascii(text) && !is_printable_ascii("a\x7f") && !is_printable_ascii("\n")
+        );
     }
 }

@@ -489,13 +489,13 @@ impl Driver {
                 self.ui.line(kind, &text);
             }
             Output::PeerLines { name, texts } => {
-                let at = self.timestamps.then(|| self.clock.hhmm());
-                for text in texts.iter() {
-                    if let Some(transcript) = &self.transcript {
+                if let Some(transcript) = &self.transcript {
+                    for text in texts.iter() {
                         transcript.line(&self.clock.stamp(), &format!("{name}: {text}"));
                     }
-                    self.ui.peer_line(at.as_deref(), &name, text);
                 }
+                let at = self.timestamps.then(|| self.clock.hhmm());
+                self.ui.peer_lines(at.as_deref(), &name, &texts);
             }
             Output::Prompt(text) => self.ui.prompt(&text),
             Output::Bell => self.ui.bell(),

@@ -2978,7 +2978,8 @@ impl Core {
         };
         state.last_heard = now;
         let main = chat.link.id == link;
-        let mut shown = Lines::default();
+        // How many of the batch's texts are shown: those before a BYE.
+        let mut shown = 0;
         let mut ping = None;
         let mut pongs = Vec::new();
         let mut bye = false;
@@ -2997,7 +2998,7 @@ impl Core {
                         received += 1;
                         received_bytes += text.len();
                     }
-                    shown.push(text);
+                    shown += 1;
                     continue;
                 }
                 PeerItem::Other(msg) => msg,
@@ -3072,10 +3073,10 @@ impl Core {
                 self.acknowledge_now();
             }
         }
-        if !shown.is_empty() {
+        if shown > 0 {
             self.out(Output::PeerLines {
                 name: peer,
-                texts: shown,
+                texts: msgs.into_texts(shown),
             });
         }
         if main && let Some(&pong) = pongs.iter().max() {

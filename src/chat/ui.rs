@@ -25,7 +25,7 @@ use super::editor::{Edit, Key, Keyboard, LineEditor, PASTE_GAP, without_escapes,
 use super::terminal::{self, BRACKETED_PASTE_OFF, RawMode};
 use super::{Event, Events};
 use crate::lines::Lines;
-use crate::text::shown;
+use crate::text::{is_printable_ascii, shown};
 use crate::unicode::width;
 
 /// Longest piece of typed text read at once; a longer line arrives as several
@@ -600,7 +600,7 @@ impl Ui {
     /// the text are shown, not obeyed: a peer must not be able to move the
     /// cursor, retitle the window or ring bells on our terminal.
     /// `at` is the time (`HH:MM`) to show before it, with `--timestamps`.
-    pub fn peer_line(&mut self, at: Option<&str>, name: &str, text: &str) {
+    fn peer_line(&mut self, at: Option<&str>, name: &str, text: &str) {
         let (name, text) = (shown(name), shown(text));
         let at = at.map(|at| format!("{at} ")).unwrap_or_default();
         match &mut self.mode {
@@ -617,6 +617,27 @@ impl Ui {
                 term.write_wrapped(&mut self.out, &text, width(&at) + width(&name) + 2);
                 let _ = write!(self.out, "\r\n");
                 term.dirty = true;
+            }
+        }
+    }
+
+    /// A peer's lines, each as [`Ui::peer_line`] shows it. Piped output of
+    /// plain text, the bulk, is checked in one pass for the batch.
+    pub fn peer_lines(&mut self, at: Option<&str>, name: &str, texts: &Lines) {
+        let Mode::Plain { prompt_open, .. } = &mut self.mode else {
+            return texts.iter().for_each(|text| self.peer_line(at, name, text));
+        };
+        if !is_printable_ascii(texts.text()) {
+            return texts.iter().for_each(|text| self.peer_line(at, name, text));
+        }
+        end_prompt_line(&mut self.out, prompt_open);
+        let name = shown(name);
+        let at = at.map(|at| format!("{at} ")).unwrap_or_default();
+        let each = at.len() + name.len() + ": \n".len();
+        self.out.reserve(texts.text_len() + texts.len() * each);
+        for text in texts.iter() {
+            for piece in [&at, &*name, ": ", text, "\n"] {
+                self.out.extend_from_slice(piece.as_bytes());
             }
         }
     }

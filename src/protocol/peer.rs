@@ -135,6 +135,15 @@ impl PeerBatch {
         })
     }
 
+    /// The texts of the first `n` `MSG`s: all of them (the usual case)
+    /// without a copy.
+    pub fn into_texts(self, n: usize) -> Lines {
+        if n >= self.texts.len() {
+            return self.texts;
+        }
+        self.texts.iter().take(n).collect()
+    }
+
     /// The messages other than `MSG`, to change in place.
     pub fn others_mut(&mut self) -> impl Iterator<Item = &mut PeerMessage> {
         self.items.iter_mut().filter_map(|item| match item {
@@ -321,6 +330,16 @@ mod tests {
             })
             .collect();
         assert_eq!(same, batch);
+        let texts = |n| {
+            batch
+                .clone()
+                .into_texts(n)
+                .iter()
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(texts(3), ["one", "", "two words"]);
+        assert_eq!(texts(1), ["one"]);
     }
 
     #[test]
