@@ -119,6 +119,42 @@ fn find_newline(bytes: &[u8]) -> Option<usize> {
     (skipped > 0 && bytes[skipped - 1] == b'\n').then(|| skipped - 1)
 }
 
+/// Gives `take` each whole line at the front of `bytes`, without its line
+/// break (`\n` or `\r\n`), while `take` says go on (`true`); returns the
+/// bytes used. The lines are checked as UTF-8 in one pass for them all, so a
+/// burst of short lines costs one check, not one per line. Stops before a
+/// line longer than `max` or one that is not UTF-8, which the caller takes
+/// its own way.
+pub fn take_whole_lines(bytes: &[u8], max: usize, mut take: impl FnMut(&str) -> bool) -> usize {
+    let Some(last) = bytes.iter().rposition(|&b| b == b'\n') else {
+        return 0;
+    };
+    let block = match std::str::from_utf8(&bytes[..=last]) {
+        Ok(block) => block,
+        // The lines before the first bad byte are good.
+        Err(e) => {
+            let good = std::str::from_utf8(&bytes[..e.valid_up_to()]).unwrap_or_default();
+            match good.rfind('\n') {
+                Some(end) => &good[..=end],
+                None => return 0,
+            }
+        }
+    };
+    let mut used = 0;
+    for line in block.split_inclusive('\n') {
+        let text = line.strip_suffix('\n').unwrap_or(line);
+        let text = text.strip_suffix('\r').unwrap_or(text);
+        if text.len() > max {
+            break;
+        }
+        used += line.len();
+        if !take(text) {
+            break;
+        }
+    }
+    used
+}
+
 impl<R: TimedRead> LineReader<R> {
     pub fn new(inner: R) -> Self {
         Self::with_limit(inner, MAX_LINE)
@@ -173,6 +209,26 @@ impl<R: TimedRead> LineReader<R> {
     /// later call can still complete it.
     pub fn read_line_by(&mut self, deadline: Option<Instant>) -> Result<String, ReadError> {
         self.read_with(deadline, str::to_owned)
+    }
+
+    /// Reads the next line like [`LineReader::read_with`], then, while
+    /// `take` says go on (`true`), every other whole line already here,
+    /// checked as UTF-8 in one pass ([`take_whole_lines`]).
+    pub fn read_lines_with(
+        &mut self,
+        deadline: Option<Instant>,
+        mut take: impl FnMut(&str) -> bool,
+    ) -> Result<(), ReadError> {
+        if !self.read_with(deadline, &mut take)? {
+            return Ok(());
+        }
+        let used = take_whole_lines(&self.buf[self.start..], self.max, take);
+        if used > 0 {
+            self.start += used;
+            self.scanned = 0;
+            self.found = None;
+        }
+        Ok(())
     }
 
     /// Reads the next line like [`LineReader::read_line_by`], and gives it
@@ -451,6 +507,58 @@ mod tests {
                 Err(e) => out.push(Err(e.to_string())),
             }
         }
+    }
+
+    /// The same as [`lines`], read a burst at a time, at most `per_call`
+    /// lines per call.
+    fn lines_in_bursts(input: &[u8], max: usize, per_call: usize) -> Vec<Result<String, String>> {
+        let mut reader = LineReader::with_limit(input, max).with_read_size(4096);
+        let mut out = Vec::new();
+        loop {
+            let mut taken = 0;
+            let read = reader.read_lines_with(None, |line| {
+                out.push(Ok(line.to_string()));
+                taken += 1;
+                taken < per_call
+            });
+            match read {
+                Ok(()) => {}
+                Err(ReadError::Closed) => return out,
+                Err(ReadError::TooLong) => {
+                    out.push(Err("too long".into()));
+                    return out;
+                }
+                Err(e) => out.push(Err(e.to_string())),
+            }
+        }
+    }
+
+    #[test]
+    fn lines_read_in_bursts_are_the_lines_read_one_by_one() {
+        let long = format!("ok\n{}\nnever\n", "x".repeat(20));
+        let inputs: [&[u8]; 5] = [
+            b"a\nbc\r\n\nlast-without-newline",
+            b"ok\n\xff\xfe\nafter\nmore \xe2\x9c\x93\n",
+            b"one\ntwo\nthree\xe2\x9c\n\xe2\x9c\x93\n",
+            long.as_bytes(),
+            b"",
+        ];
+        for input in inputs {
+            let one_by_one = lines(input, 10);
+            for per_call in [1, 2, 100] {
+                assert_eq!(
+                    lines_in_bursts(input, 10, per_call),
+                    one_by_one,
+                    "{input:?}"
+                );
+            }
+        }
+        let mut taken = Vec::new();
+        let used = take_whole_lines(b"a\r\nb\nc", 10, |line| {
+            taken.push(line.to_string());
+            true
+        });
+        assert_eq!((used, taken), (5, vec!["a".to_string(), "b".to_string()]));
     }
 
     #[test]

@@ -215,7 +215,11 @@ fn read_loop(id: LinkId, mut reader: LineReader<TcpStream>, events: Events, cred
         loop {
             // Parsed where it lies in the buffer: a MSG's text is copied
             // once, into the batch.
-            match reader.read_with(None, |line| msgs.push_line(line)) {
+            let take = |line: &str| {
+                msgs.push_line(line);
+                msgs.len() < LINES_PER_EVENT && !msgs.ends_with_bye()
+            };
+            match reader.read_lines_with(None, take) {
                 Ok(()) | Err(ReadError::InvalidUtf8) => {}
                 Err(_) => end = Some(LinkEnd::Closed),
             }

@@ -24,6 +24,7 @@ use super::core::{Kind, Typed};
 use super::editor::{Edit, Key, Keyboard, LineEditor, PASTE_GAP, without_escapes, wrap};
 use super::terminal::{self, BRACKETED_PASTE_OFF, RawMode};
 use super::{Event, Events};
+use crate::connection::take_whole_lines;
 use crate::lines::Lines;
 use crate::text::{is_printable_ascii, shown};
 use crate::unicode::width;
@@ -95,17 +96,14 @@ fn read_lines(events: Events, escapes: Escapes, credits: mpsc::Receiver<()>) {
             // Lines already buffered first, copied straight into the
             // batch; it goes once they are used up, rather than wait with
             // them for more input.
-            let taken = match whole_line(stdin.buffer()) {
-                Some((line, used)) => {
-                    match escapes {
-                        Escapes::Drop => batch.push_line(&without_escapes(&line)),
-                        Escapes::Keep => batch.push_line(&line),
-                    }
-                    Some(used)
+            let used = take_whole_lines(stdin.buffer(), MAX_INPUT as usize, |line| {
+                match escapes {
+                    Escapes::Drop => batch.push_line(&without_escapes(line)),
+                    Escapes::Keep => batch.push_line(line),
                 }
-                None => None,
-            };
-            if let Some(used) = taken {
+                batch.len() < TYPED_PER_EVENT
+            });
+            if used > 0 {
                 stdin.consume(used);
             } else if batch.is_empty() {
                 match read_input(&mut stdin) {
