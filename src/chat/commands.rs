@@ -58,6 +58,14 @@ pub const HELP: &[&str] = &[
 
 /// Reads one typed line.
 pub fn parse(line: &str) -> Command<'_> {
+    // Most lines are text at their first byte: no trim needed to know.
+    if line
+        .as_bytes()
+        .first()
+        .is_some_and(|&b| b.is_ascii_graphic() && b != b'q' && b != b'/')
+    {
+        return Command::Text(line);
+    }
     if line.trim() == "q" {
         return Command::Quit;
     }
