@@ -22,7 +22,7 @@ use super::login::{self, ServerConn, ServerConnId, ServerEvent, ServerLoss};
 use super::p2pclient::{self, DialError};
 use super::p2pserver::{self, Greeting};
 use super::transcript::Transcript;
-use super::ui::{StdinCredits, TypedPart, Ui};
+use super::ui::{STDOUT_BACKLOG, StdinCredits, TypedPart, Ui};
 use super::{ChatError, Event, Events};
 use crate::connection::write_line;
 use crate::protocol::{PeerMessage, ServerLine};
@@ -36,10 +36,6 @@ const IDLE_WAKE: Duration = Duration::from_millis(250);
 
 /// How long leaving waits for closed links to send their last lines.
 const LAST_WRITES_WAIT: Duration = Duration::from_secs(3);
-
-/// Output bytes not yet on stdout beyond which peers' lines are no longer
-/// taken (their readers wait, and TCP slows the peers down).
-const STDOUT_BACKLOG: usize = 1024 * 1024;
 
 /// What the user asked to have kept of the conversation.
 pub(super) struct Record {
@@ -249,7 +245,7 @@ impl Driver {
                 self.stdin_owed += 1;
             }
             // Nothing to do but wake up: `flush` gives the credits back.
-            Event::LinkDrained { .. } => {}
+            Event::LinkDrained { .. } | Event::StdoutDrained => {}
             Event::Keys(keys) => {
                 for key in keys {
                     for typed in self.ui.key(key) {

@@ -108,6 +108,8 @@ pub enum Event {
     LinkEnded { link: LinkId, end: LinkEnd },
     /// A link's writer caught up after falling behind.
     LinkDrained { link: LinkId },
+    /// The stdout writer caught up after falling behind.
+    StdoutDrained,
 }
 
 /// Why the chat stopped with an error; the binary prints it in one line.
@@ -197,7 +199,7 @@ pub fn run(config: Config) -> Result<(), ChatError> {
         .on(server.local_addr)
         .unwrap_or_else(|| SocketAddr::new(server.local_addr.ip(), listening.port()));
     p2pserver::spawn(listener, events.clone()).map_err(ChatError::Start)?;
-    let ui = Ui::new(config.quiet);
+    let ui = Ui::new(config.quiet, events.clone());
     let stdin = ui::spawn_stdin(events.clone(), ui.reads_keys()).map_err(ChatError::Start)?;
     reader.start().map_err(ChatError::Start)?;
     let settings = core::Settings {

@@ -376,6 +376,10 @@ pub struct Ui {
     mode: Mode,
 }
 
+/// Output bytes not yet on stdout beyond which peers' lines are no longer
+/// taken (their readers wait, and TCP slows the peers down).
+pub const STDOUT_BACKLOG: usize = 1024 * 1024;
+
 /// The thread that writes to stdout, and how much it has still to write.
 /// While it has nothing queued, the main loop writes itself, through a
 /// non-blocking handle on the same pipe or terminal, as much as goes
@@ -389,23 +393,38 @@ struct StdoutWriter {
 }
 
 impl StdoutWriter {
-    fn start() -> StdoutWriter {
+    fn start(events: Events) -> StdoutWriter {
+        let mut writer = StdoutWriter::start_on(io::stdout(), events);
+        if writer.bytes.is_some() {
+            writer.direct = non_blocking_stdout();
+        }
+        writer
+    }
+
+    /// The thread writing to `out`. Once what it has left falls below
+    /// [`STDOUT_BACKLOG`] it says so ([`Event::StdoutDrained`]): the main
+    /// loop, which stopped taking peers' lines, takes them again at once
+    /// rather than at its next wake-up for something else.
+    fn start_on(mut out: impl Write + Send + 'static, events: Events) -> StdoutWriter {
         let (bytes, inbox) = mpsc::channel::<Vec<u8>>();
         let (finished, done) = mpsc::channel();
         let queued = Arc::new(AtomicUsize::new(0));
         let written = queued.clone();
         let spawned = thread::Builder::new().name("stdout".into()).spawn(move || {
-            let mut stdout = io::stdout();
             for chunk in inbox {
-                let _ = stdout.write_all(&chunk).and_then(|()| stdout.flush());
-                written.fetch_sub(chunk.len(), Ordering::AcqRel);
+                let _ = out.write_all(&chunk).and_then(|()| out.flush());
+                let before = written.fetch_sub(chunk.len(), Ordering::AcqRel);
+                if before >= STDOUT_BACKLOG && before - chunk.len() < STDOUT_BACKLOG {
+                    // A full inbox means the loop is awake and will look.
+                    let _ = events.try_send(Event::StdoutDrained);
+                }
             }
             let _ = finished.send(());
         });
         StdoutWriter {
             // Without a thread, `flush` writes itself.
             bytes: spawned.is_ok().then_some(bytes),
-            direct: spawned.is_ok().then(non_blocking_stdout).flatten(),
+            direct: None,
             queued,
             done,
         }
@@ -531,7 +550,7 @@ struct Term {
 impl Ui {
     /// A raw-mode terminal UI when stdin and stdout are a terminal (and raw
     /// mode can be had), plain lines otherwise.
-    pub fn new(quiet: bool) -> Ui {
+    pub fn new(quiet: bool, events: Events) -> Ui {
         let mode = match terminal::interactive().then(RawMode::enter) {
             Some(Ok(raw)) => Mode::Terminal(Box::new(Term {
                 editor: LineEditor::default(),
@@ -557,7 +576,7 @@ impl Ui {
         }
         Ui {
             out,
-            stdout: StdoutWriter::start(),
+            stdout: StdoutWriter::start(events),
             mode,
         }
     }
@@ -846,7 +865,54 @@ impl Term {
 
 #[cfg(test)]
 mod tests {
-    use super::{Lines, Typed, TypedBatch, TypedPart};
+    use super::{
+        Event, Lines, Ordering, STDOUT_BACKLOG, StdoutWriter, Typed, TypedBatch, TypedPart,
+    };
+    use std::io::{self, Write};
+    use std::sync::mpsc;
+    use std::time::{Duration, Instant};
+
+    /// Output that takes one write each time it is let.
+    struct Gated(mpsc::Receiver<()>);
+
+    impl Write for Gated {
+        fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+            let _ = self.0.recv();
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn the_stdout_writer_says_when_it_has_caught_up_so_peers_are_read_again_at_once() {
+        let (open, gate) = mpsc::channel();
+        let (events, inbox) = mpsc::sync_channel(8);
+        let mut writer = StdoutWriter::start_on(Gated(gate), events);
+        let chunk = STDOUT_BACKLOG / 2;
+        for _ in 0..3 {
+            writer.write(vec![b'x'; chunk]);
+        }
+        let left = |bytes| {
+            let until = Instant::now() + Duration::from_secs(10);
+            while writer.queued.load(Ordering::Acquire) != bytes {
+                assert!(Instant::now() < until, "the writer never got to {bytes}");
+                std::thread::yield_now();
+            }
+        };
+        // Still at the mark: nothing to say yet.
+        open.send(()).unwrap();
+        left(2 * chunk);
+        assert!(inbox.try_recv().is_err());
+        // Below it: said once.
+        open.send(()).unwrap();
+        let said = inbox.recv_timeout(Duration::from_secs(10));
+        assert!(matches!(said, Ok(Event::StdoutDrained)));
+        open.send(()).unwrap();
+        left(0);
+        assert!(inbox.try_recv().is_err());
+    }
 
     #[test]
     fn a_batch_hands_on_lines_in_a_row_together_and_the_rest_in_between() {
