@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use crate::child::ChildGuard;
 use crate::server::start_server;
-use crate::table::{Figure, Goal, Latency, Table};
+use crate::table::{Figure, Goal, Latency, Table, percentiles};
 use crate::{CHAT, REPS};
 
 /// The last line of every throughput run ends with this.
@@ -200,28 +200,55 @@ fn placeholder_stdin() -> ChildStdin {
     stdin
 }
 
-/// Round trips and throughput of two processes, after a warm-up.
-fn measure(a: &mut Driven, b: &mut Driven) -> (Latency, Figure) {
-    round_trips(a, b, 50);
-    let latency = Latency::of(|| round_trips(a, b, 300));
-    let lines = Figure::of("/s", || throughput(a, b, 100_000));
-    (latency, lines)
+/// Round trips of each pair, then piped lines through each, round by
+/// round: every subject is measured in every round, so that the machine's
+/// load, which drifts over seconds here, weighs on all alike.
+fn measure_alternated(pairs: &mut [(Driven, Driven)]) -> Vec<(Latency, Figure)> {
+    for (a, b) in pairs.iter_mut() {
+        round_trips(a, b, 50);
+    }
+    let mut rtts = vec![Vec::new(); pairs.len()];
+    let mut lines = vec![Vec::new(); pairs.len()];
+    for _ in 0..REPS {
+        for (i, (a, b)) in pairs.iter_mut().enumerate() {
+            rtts[i].push(percentiles(round_trips(a, b, 300)));
+        }
+        for (i, (a, b)) in pairs.iter_mut().enumerate() {
+            lines[i].push(throughput(a, b, 100_000));
+        }
+    }
+    rtts.iter()
+        .zip(lines)
+        .map(|(rtt, lines)| (Latency::from_percentiles(rtt), Figure::new("/s", lines)))
+        .collect()
 }
 
 pub fn chat(table: &mut Table) {
     println!("\n[4] chat: two real chat processes vs a raw pipe→TCP→pipe relay");
-    let (mut ra, mut rb) = raw_relay_pair(&[]);
-    let (raw_rtt, raw_lines) = measure(&mut ra, &mut rb);
-    drop((ra, rb));
+    let (_server, addr) = start_server(&[]);
+    let mut pairs = vec![
+        raw_relay_pair(&[]),
+        // The design's floor: the same relay, its readers handing each
+        // read to one owning loop over a channel, as the chat's threads
+        // must.
+        raw_relay_pair(&["--loop"]),
+        chat_pair(addr, ("alice", "bob"), &[], &[]),
+        // The same chats without resumption (no numbering, no
+        // acknowledgements).
+        chat_pair(addr, ("carol", "dave"), &["--no-resume"], &[]),
+    ];
+    let measured = measure_alternated(&mut pairs);
+    drop(pairs);
+    let [
+        (raw_rtt, raw_lines),
+        (loop_rtt, loop_lines),
+        (rtt, lines),
+        (_, unacked),
+    ] = <[_; 4]>::try_from(measured).unwrap_or_else(|_| unreachable!("four pairs"));
     table.latency("raw relay line round trip", &raw_rtt);
     table
         .row("raw TCP piped lines/s (100,000)")
         .value(&raw_lines);
-    // The design's floor: the same relay, its readers handing each read
-    // to one owning loop over a channel, as the chat's threads must.
-    let (mut la, mut lb) = raw_relay_pair(&["--loop"]);
-    let (loop_rtt, loop_lines) = measure(&mut la, &mut lb);
-    drop((la, lb));
     table
         .latency("raw relay, readers → one loop, round trip", &loop_rtt)
         .vs("raw relay", &raw_rtt);
@@ -229,25 +256,14 @@ pub fn chat(table: &mut Table) {
         .row("raw relay, readers → one loop, lines/s")
         .value(&loop_lines)
         .vs("raw TCP", &raw_lines);
-
-    let (_server, addr) = start_server(&[]);
-    let (mut alice, mut bob) = chat_pair(addr, ("alice", "bob"), &[], &[]);
-    round_trips(&mut alice, &mut bob, 50);
-    let rtt = Latency::of(|| round_trips(&mut alice, &mut bob, 300));
-    // The same chats without resumption (no numbering, no
-    // acknowledgements), alternated round by round with the real ones, so
-    // that the machine's load weighs on both alike.
-    let (mut carol, mut dave) = chat_pair(addr, ("carol", "dave"), &["--no-resume"], &[]);
-    round_trips(&mut carol, &mut dave, 50);
-    let (mut on, mut off) = (Vec::new(), Vec::new());
-    for _ in 0..REPS {
-        on.push(throughput(&mut alice, &mut bob, 100_000));
-        off.push(throughput(&mut carol, &mut dave, 100_000));
-    }
     // Each round's two runs side by side: the ratio of a pair is steadier
     // than the ratio of two medians on a loaded machine.
-    let cost = on.iter().zip(&off).map(|(on, off)| on / off).collect();
-    let (lines, unacked) = (Figure::new("/s", on), Figure::new("/s", off));
+    let cost = lines
+        .values()
+        .iter()
+        .zip(unacked.values())
+        .map(|(on, off)| on / off)
+        .collect();
     table
         .latency("chat line round trip", &rtt)
         .vs("raw relay", &raw_rtt)

@@ -31,6 +31,11 @@ impl Figure {
         Figure { unit, values }
     }
 
+    /// Each repetition's value, in the order measured.
+    pub fn values(&self) -> &[f64] {
+        &self.values
+    }
+
     fn sorted(&self) -> Vec<f64> {
         let mut v = self.values.clone();
         v.sort_by(f64::total_cmp);

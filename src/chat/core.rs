@@ -62,7 +62,7 @@ const ACK_DELAY: Duration = Duration::from_millis(40);
 
 /// Received this much unacknowledged, the acknowledgement goes at once: the
 /// sender's buffer (and a piped script) is never held up by the delay.
-const ACK_AFTER_BYTES: usize = RESUME_BUFFER / 8;
+const ACK_AFTER_BYTES: usize = RESUME_BUFFER / 32;
 
 /// How often the caller tries to bring a broken link back.
 const REJOIN_EVERY: Duration = Duration::from_secs(1);
@@ -479,51 +479,65 @@ struct Chat {
     resume: Resume,
 }
 
-/// Lines kept in order in one buffer, oldest first: keeping one costs a
-/// copy, not an allocation, however many lines a fast script sends.
+/// Lines kept in order, oldest first, in a few buffers: a piped batch is
+/// kept whole (one copy of its buffer), a typed line joins the newest
+/// buffer while that is small, and a buffer is dropped once all its lines
+/// are: no allocation per line, and no line moved once kept.
 #[derive(Debug, Default)]
 struct KeptLines {
-    text: String,
-    /// Where the kept lines begin in `text` (those before are dropped).
-    start: usize,
-    lengths: VecDeque<usize>,
+    chunks: VecDeque<Lines>,
+    /// The lines of the oldest chunk before this one are dropped.
+    first: usize,
+    len: usize,
 }
+
+/// A chunk takes more typed lines up to this size, so that a chunk whose
+/// first lines were dropped holds little besides what is kept.
+const KEPT_CHUNK: usize = 64 * 1024;
 
 impl KeptLines {
     fn push_back(&mut self, line: &str) {
-        self.text.push_str(line);
-        self.lengths.push_back(line.len());
+        match self.chunks.back_mut() {
+            Some(chunk) if chunk.text_len() < KEPT_CHUNK => chunk.push(line),
+            _ => self.chunks.push_back([line].into_iter().collect()),
+        }
+        self.len += 1;
+    }
+
+    fn push_all(&mut self, lines: &Lines) {
+        if !lines.is_empty() {
+            self.chunks.push_back(lines.clone());
+            self.len += lines.len();
+        }
     }
 
     /// Drops the oldest line, giving its length.
     fn pop_front(&mut self) -> Option<usize> {
-        let len = self.lengths.pop_front()?;
-        self.start += len;
-        if self.lengths.is_empty() {
-            self.text.clear();
-            self.start = 0;
-        } else if self.start > self.text.len() / 2 {
-            // Moved at most once per half buffer: amortised, a copy a line.
-            self.text.drain(..self.start);
-            self.start = 0;
+        let chunk = self.chunks.front()?;
+        let len = chunk.get(self.first).map_or(0, str::len);
+        self.first += 1;
+        if self.first >= chunk.len() {
+            self.chunks.pop_front();
+            self.first = 0;
         }
+        self.len -= 1;
         Some(len)
     }
 
     fn len(&self) -> usize {
-        self.lengths.len()
+        self.len
     }
 
     fn is_empty(&self) -> bool {
-        self.lengths.is_empty()
+        self.len == 0
     }
 
     fn iter(&self) -> impl Iterator<Item = &str> {
-        self.lengths.iter().scan(self.start, |at, &len| {
-            let line = &self.text[*at..*at + len];
-            *at += len;
-            Some(line)
-        })
+        let first = self.first;
+        self.chunks
+            .iter()
+            .enumerate()
+            .flat_map(move |(i, chunk)| chunk.iter().skip(if i == 0 { first } else { 0 }))
     }
 }
 
@@ -639,6 +653,23 @@ impl Resume {
         self.unacked_bytes += line.len();
         self.unacked.push_back(line);
         true
+    }
+
+    /// [`Resume::keep`] for a batch that was checked to fit
+    /// ([`Resume::has_room`]): kept whole, in one copy.
+    fn keep_all(&mut self, lines: &Lines) {
+        self.sent += lines.len() as u64;
+        if !self.keeping() {
+            return;
+        }
+        if !self.active() && self.unacked_bytes + lines.text_len() >= RESUME_BUFFER / 2 {
+            // As in `keep`: the peer never said, so nothing is kept.
+            self.given_up = true;
+            self.forget_kept();
+            return;
+        }
+        self.unacked_bytes += lines.text_len();
+        self.unacked.push_all(lines);
     }
 
     /// The number of the first line not yet acknowledged.
@@ -1668,11 +1699,7 @@ impl Core {
         let Some(chat) = self.chat_mut() else {
             return;
         };
-        for line in lines.iter() {
-            // Room for all was checked: none is refused.
-            let kept = chat.resume.keep(line);
-            debug_assert!(kept);
-        }
+        chat.resume.keep_all(&lines);
         if let Some(link) = self.kept(now) {
             self.out(Output::PeerTexts { link, texts: lines });
         }

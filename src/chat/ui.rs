@@ -184,13 +184,15 @@ fn read_input<R: BufRead>(stdin: &mut R) -> Typed {
 pub struct TypedBatch {
     lines: Lines,
     items: Vec<Item>,
+    /// Lines and other input in all.
+    len: usize,
     /// The batch ends with [`Typed::Eof`].
     eof: bool,
 }
 
 enum Item {
-    /// A line: the next of `lines`.
-    Line,
+    /// Lines in a row: the next this many of `lines`.
+    Lines(usize),
     Other(Typed),
 }
 
@@ -203,55 +205,47 @@ impl TypedBatch {
 
     fn push_line(&mut self, line: &str) {
         self.lines.push(line);
-        self.items.push(Item::Line);
+        match self.items.last_mut() {
+            Some(Item::Lines(n)) => *n += 1,
+            _ => self.items.push(Item::Lines(1)),
+        }
+        self.len += 1;
     }
 
     fn push(&mut self, typed: Typed) {
         self.eof |= typed == Typed::Eof;
         match typed {
             Typed::Line(line) => self.push_line(&line),
-            other => self.items.push(Item::Other(other)),
+            other => {
+                self.items.push(Item::Other(other));
+                self.len += 1;
+            }
         }
     }
 
     fn len(&self) -> usize {
-        self.items.len()
+        self.len
     }
 
     fn is_empty(&self) -> bool {
-        self.items.is_empty()
+        self.len == 0
     }
 
     /// What was typed, in order, lines in a row together: a batch of
     /// nothing but lines (a piped burst) is handed on whole, uncopied.
     pub fn into_parts(self) -> Vec<TypedPart> {
         let TypedBatch { lines, items, .. } = self;
-        if items.iter().all(|item| matches!(item, Item::Line)) {
-            return if lines.is_empty() {
-                Vec::new()
-            } else {
-                vec![TypedPart::Lines(lines)]
-            };
+        if let [Item::Lines(_)] = items[..] {
+            return vec![TypedPart::Lines(lines)];
         }
-        let (mut parts, mut run, mut next) = (Vec::new(), Lines::default(), 0);
-        for item in items {
-            match item {
-                Item::Line => {
-                    run.push(lines.get(next).unwrap_or_default());
-                    next += 1;
-                }
-                Item::Other(typed) => {
-                    if !run.is_empty() {
-                        parts.push(TypedPart::Lines(std::mem::take(&mut run)));
-                    }
-                    parts.push(TypedPart::Other(typed));
-                }
-            }
-        }
-        if !run.is_empty() {
-            parts.push(TypedPart::Lines(run));
-        }
-        parts
+        let mut texts = lines.iter();
+        items
+            .into_iter()
+            .map(|item| match item {
+                Item::Lines(n) => TypedPart::Lines(texts.by_ref().take(n).collect()),
+                Item::Other(typed) => TypedPart::Other(typed),
+            })
+            .collect()
     }
 }
 

@@ -72,12 +72,15 @@ pub enum PeerMessage {
 pub struct PeerBatch {
     texts: Lines,
     items: Vec<BatchItem>,
+    /// Messages in all.
+    len: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum BatchItem {
-    /// A `MSG`: its text is the next of `texts`.
-    Msg,
+    /// `MSG`s in a row (a flood is one item): their texts are the next
+    /// this many of `texts`.
+    Msgs(usize),
     Other(PeerMessage),
 }
 
@@ -105,21 +108,28 @@ impl PeerBatch {
     pub fn push(&mut self, msg: PeerMessage) {
         match msg {
             PeerMessage::Msg(text) => self.push_text(&text),
-            other => self.items.push(BatchItem::Other(other)),
+            other => {
+                self.items.push(BatchItem::Other(other));
+                self.len += 1;
+            }
         }
     }
 
     fn push_text(&mut self, text: &str) {
         self.texts.push(text);
-        self.items.push(BatchItem::Msg);
+        match self.items.last_mut() {
+            Some(BatchItem::Msgs(n)) => *n += 1,
+            _ => self.items.push(BatchItem::Msgs(1)),
+        }
+        self.len += 1;
     }
 
     pub fn len(&self) -> usize {
-        self.items.len()
+        self.len
     }
 
     pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
+        self.len == 0
     }
 
     pub fn ends_with_bye(&self) -> bool {
@@ -128,10 +138,17 @@ impl PeerBatch {
 
     /// The messages, in order.
     pub fn iter(&self) -> impl Iterator<Item = PeerItem<'_>> {
-        let mut texts = self.texts.iter();
-        self.items.iter().map(move |item| match item {
-            BatchItem::Msg => PeerItem::Msg(texts.next().unwrap_or_default()),
-            BatchItem::Other(msg) => PeerItem::Other(msg),
+        let (mut texts, mut items) = (self.texts.iter(), self.items.iter());
+        let mut run = 0;
+        std::iter::from_fn(move || {
+            while run == 0 {
+                match items.next()? {
+                    BatchItem::Msgs(n) => run = *n,
+                    BatchItem::Other(msg) => return Some(PeerItem::Other(msg)),
+                }
+            }
+            run -= 1;
+            Some(PeerItem::Msg(texts.next().unwrap_or_default()))
         })
     }
 
@@ -148,7 +165,7 @@ impl PeerBatch {
     pub fn others_mut(&mut self) -> impl Iterator<Item = &mut PeerMessage> {
         self.items.iter_mut().filter_map(|item| match item {
             BatchItem::Other(msg) => Some(msg),
-            BatchItem::Msg => None,
+            BatchItem::Msgs(_) => None,
         })
     }
 }

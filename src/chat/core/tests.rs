@@ -1961,3 +1961,38 @@ fn acknowledgements_keep_a_busy_chat_going() {
     }
     assert_eq!(w.core.status(), "to bob> ");
 }
+
+#[test]
+fn kept_lines_come_back_in_order_across_batches_and_free_what_was_dropped() {
+    let mut kept = KeptLines::default();
+    kept.push_back("one");
+    kept.push_back("two");
+    kept.push_all(&["three", "four"].into_iter().collect());
+    kept.push_back("five");
+    kept.push_all(&Lines::default());
+    assert_eq!(kept.len(), 5);
+    assert!(kept.iter().eq(["one", "two", "three", "four", "five"]));
+    assert_eq!(
+        (kept.pop_front(), kept.pop_front(), kept.pop_front()),
+        (Some(3), Some(3), Some(5))
+    );
+    assert!(kept.iter().eq(["four", "five"]));
+    // The first chunk is gone; "five" had joined the batch's.
+    assert_eq!(kept.chunks.len(), 1);
+    assert_eq!(
+        (kept.pop_front(), kept.pop_front(), kept.pop_front()),
+        (Some(4), Some(4), None)
+    );
+    assert!(kept.is_empty() && kept.chunks.is_empty());
+    // Typed lines fill a chunk up to its size, then start another.
+    let line = "x".repeat(1000);
+    for _ in 0..100 {
+        kept.push_back(&line);
+    }
+    assert_eq!(kept.chunks.len(), 2);
+    assert!(
+        kept.chunks
+            .iter()
+            .all(|c| c.text_len() <= KEPT_CHUNK + line.len())
+    );
+}
