@@ -264,6 +264,11 @@ fn write_loop(
     read_done: Receiver<()>,
     write_deadline: Duration,
 ) {
+    // Whether the queue has been past the high-water mark since it was
+    // last below the low one: then the main loop may be holding typed
+    // lines back, and is told once the queue is low, however small the
+    // steps it drains in.
+    let mut behind = false;
     for command in batches {
         let batch = match command {
             ToWriter::Bytes(batch) => batch,
@@ -284,9 +289,9 @@ fn write_loop(
             return;
         }
         let before = queued.fetch_sub(batch.len(), Ordering::AcqRel);
-        let after = before - batch.len();
-        if before >= LINK_HIGH_WATER && after < LINK_LOW_WATER {
-            // The main loop may be holding typed lines back for us.
+        behind |= before >= LINK_HIGH_WATER;
+        if behind && before - batch.len() < LINK_LOW_WATER {
+            behind = false;
             let _ = events.send(Event::LinkDrained { link: id });
         }
     }
@@ -313,4 +318,50 @@ fn write_by(stream: &mut TcpStream, mut bytes: &[u8], deadline: Instant) -> io::
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+    use std::net::TcpListener;
+
+    #[test]
+    fn a_writer_that_fell_behind_says_when_it_caught_up_however_small_its_batches() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let ours = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (mut theirs, _) = listener.accept().unwrap();
+        let (events, inbox) = mpsc::sync_channel(64);
+        let conn = Handshaken {
+            stream: ours.try_clone().unwrap(),
+            reader: LineReader::new(ours),
+            route: Route::Direct,
+        };
+        let mut link = Link::start(1, conn, events, Duration::from_secs(10)).unwrap();
+        // Far more than the sockets' buffers hold, in batches much smaller
+        // than the gap between the marks, while the peer reads nothing.
+        let text = "x".repeat(16 * 1024);
+        for _ in 0..(LINK_HIGH_WATER * 24) / text.len() {
+            link.send(&PeerMessage::Msg(text.clone()));
+            link.flush().unwrap();
+        }
+        assert!(link.queued() >= LINK_HIGH_WATER, "{} queued", link.queued());
+        let reader = thread::spawn(move || {
+            let mut buf = vec![0; 1 << 20];
+            while theirs.read(&mut buf).is_ok_and(|n| n > 0) {}
+        });
+        // (The kernel's buffers may have let the queue fall and rise while
+        // it was filled: an early word is fine, a missing last one is not.)
+        let until = Instant::now() + Duration::from_secs(10);
+        loop {
+            let left = until.saturating_duration_since(Instant::now());
+            match inbox.recv_timeout(left) {
+                Ok(Event::LinkDrained { link: 1 }) if link.queued() < LINK_LOW_WATER => break,
+                Ok(_) => {}
+                Err(e) => panic!("never told the link caught up ({e})"),
+            }
+        }
+        drop(link);
+        reader.join().unwrap();
+    }
 }
