@@ -34,6 +34,15 @@ impl Lines {
         self.text.len()
     }
 
+    /// Where line `i` starts in [`Lines::text`] (the text's length for
+    /// the line after the last).
+    pub fn start_of(&self, i: usize) -> usize {
+        match i {
+            0 => 0,
+            i => self.ends.get(i - 1).copied().unwrap_or(self.text.len()),
+        }
+    }
+
     /// Line `i`, counting from 0.
     pub fn get(&self, i: usize) -> Option<&str> {
         let end = *self.ends.get(i)?;
@@ -73,6 +82,10 @@ mod tests {
         );
         assert!(!lines.is_empty());
         assert_eq!((lines.len(), lines.text_len()), (3, "onethree ✓".len()));
+        assert_eq!(
+            (lines.start_of(0), lines.start_of(2), lines.start_of(3)),
+            (0, 3, lines.text_len())
+        );
         assert!(Lines::default().is_empty());
     }
 }

@@ -62,7 +62,7 @@ const ACK_DELAY: Duration = Duration::from_millis(40);
 
 /// Received this much unacknowledged, the acknowledgement goes at once: the
 /// sender's buffer (and a piped script) is never held up by the delay.
-const ACK_AFTER_BYTES: usize = RESUME_BUFFER / 32;
+const ACK_AFTER_BYTES: usize = RESUME_BUFFER / 16;
 
 /// How often the caller tries to bring a broken link back.
 const REJOIN_EVERY: Duration = Duration::from_secs(1);
@@ -511,17 +511,25 @@ impl KeptLines {
         }
     }
 
-    /// Drops the oldest line, giving its length.
-    fn pop_front(&mut self) -> Option<usize> {
-        let chunk = self.chunks.front()?;
-        let len = chunk.get(self.first).map_or(0, str::len);
-        self.first += 1;
-        if self.first >= chunk.len() {
-            self.chunks.pop_front();
-            self.first = 0;
+    /// Drops the oldest `n` lines (or all there are), a chunk at a time,
+    /// giving their bytes.
+    fn drop_front(&mut self, mut n: usize) -> usize {
+        let mut bytes = 0;
+        while n > 0
+            && let Some(chunk) = self.chunks.front()
+        {
+            let (left, start) = (chunk.len() - self.first, chunk.start_of(self.first));
+            let dropped = n.min(left);
+            bytes += chunk.start_of(self.first + dropped) - start;
+            (n, self.len) = (n - dropped, self.len - dropped);
+            if dropped == left {
+                self.chunks.pop_front();
+                self.first = 0;
+            } else {
+                self.first += dropped;
+            }
         }
-        self.len -= 1;
-        Some(len)
+        bytes
     }
 
     fn len(&self) -> usize {
@@ -678,11 +686,8 @@ impl Resume {
     }
 
     fn acknowledge(&mut self, upto: u64) {
-        while self.acked() < upto.min(self.sent) {
-            if let Some(bytes) = self.unacked.pop_front() {
-                self.unacked_bytes -= bytes;
-            }
-        }
+        let newly = upto.min(self.sent).saturating_sub(self.acked());
+        self.unacked_bytes -= self.unacked.drop_front(newly as usize);
     }
 
     /// The lines the peer, which has `received`, has not got.

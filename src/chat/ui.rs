@@ -642,14 +642,14 @@ impl Ui {
             return texts.iter().for_each(|text| self.peer_line(at, name, text));
         }
         end_prompt_line(&mut self.out, prompt_open);
-        let name = shown(name);
         let at = at.map(|at| format!("{at} ")).unwrap_or_default();
-        let each = at.len() + name.len() + ": \n".len();
-        self.out.reserve(texts.text_len() + texts.len() * each);
+        let before = format!("{at}{}: ", shown(name));
+        self.out
+            .reserve(texts.text_len() + texts.len() * (before.len() + 1));
         for text in texts.iter() {
-            for piece in [&at, &*name, ": ", text, "\n"] {
-                self.out.extend_from_slice(piece.as_bytes());
-            }
+            self.out.extend_from_slice(before.as_bytes());
+            self.out.extend_from_slice(text.as_bytes());
+            self.out.push(b'\n');
         }
     }
 
