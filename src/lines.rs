@@ -2,63 +2,89 @@
 //! lines crosses threads and layers as one allocation, not one per line,
 //! which is what a flood of short lines costs most in.
 
-/// Lines in order, their text in one `String`.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+use std::ops::Range;
+
+/// Lines in order, in one buffer.
+#[derive(Debug, Default, Clone)]
 pub struct Lines {
-    text: String,
-    ends: Vec<usize>,
+    /// The lines' text. A block of lines taken whole ([`Lines::push_block`])
+    /// keeps its line breaks between them: no other byte is in here.
+    buffer: String,
+    /// Where each line is in `buffer`.
+    spans: Vec<(usize, usize)>,
+    /// The bytes of the lines themselves.
+    bytes: usize,
 }
 
 impl Lines {
     pub fn push(&mut self, line: &str) {
-        self.text.push_str(line);
-        self.ends.push(self.text.len());
+        let start = self.buffer.len();
+        self.buffer.push_str(line);
+        self.spans.push((start, self.buffer.len()));
+        self.bytes += line.len();
+    }
+
+    /// Takes `block`, whole lines and their line breaks, in one copy: its
+    /// lines are where `spans` (byte ranges of `block`, each a line
+    /// without its `\n` or `\r\n`) say.
+    pub fn push_block(&mut self, block: &str, spans: &[(usize, usize)]) {
+        let at = self.buffer.len();
+        self.buffer.push_str(block);
+        for &(start, end) in spans {
+            debug_assert!(matches!(block.as_bytes().get(end), Some(b'\n' | b'\r')));
+            self.spans.push((at + start, at + end));
+            self.bytes += end - start;
+        }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.ends.is_empty()
+        self.spans.is_empty()
     }
 
     /// How many lines.
     pub fn len(&self) -> usize {
-        self.ends.len()
+        self.spans.len()
     }
 
-    /// All the lines' text, one after the other, with nothing between.
-    pub fn text(&self) -> &str {
-        &self.text
+    /// The lines' text, with at most line breaks between them.
+    pub fn buffer(&self) -> &str {
+        &self.buffer
     }
 
     /// The bytes of all the lines' text.
     pub fn text_len(&self) -> usize {
-        self.text.len()
+        self.bytes
     }
 
-    /// Where line `i` starts in [`Lines::text`] (the text's length for
-    /// the line after the last).
-    pub fn start_of(&self, i: usize) -> usize {
-        match i {
-            0 => 0,
-            i => self.ends.get(i - 1).copied().unwrap_or(self.text.len()),
-        }
+    /// The bytes of the lines in `lines`.
+    pub fn bytes_of(&self, lines: Range<usize>) -> usize {
+        self.spans[lines]
+            .iter()
+            .map(|(start, end)| end - start)
+            .sum()
     }
 
     /// Line `i`, counting from 0.
     pub fn get(&self, i: usize) -> Option<&str> {
-        let end = *self.ends.get(i)?;
-        let start = if i == 0 { 0 } else { self.ends[i - 1] };
-        Some(&self.text[start..end])
+        let &(start, end) = self.spans.get(i)?;
+        Some(&self.buffer[start..end])
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &str> {
-        let mut start = 0;
-        self.ends.iter().map(move |&end| {
-            let line = &self.text[start..end];
-            start = end;
-            line
-        })
+        self.spans
+            .iter()
+            .map(|&(start, end)| &self.buffer[start..end])
     }
 }
+
+/// The same lines, however they are kept.
+impl PartialEq for Lines {
+    fn eq(&self, other: &Lines) -> bool {
+        self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for Lines {}
 
 impl<'a> FromIterator<&'a str> for Lines {
     fn from_iter<I: IntoIterator<Item = &'a str>>(lines: I) -> Lines {
@@ -82,10 +108,19 @@ mod tests {
         );
         assert!(!lines.is_empty());
         assert_eq!((lines.len(), lines.text_len()), (3, "onethree ✓".len()));
-        assert_eq!(
-            (lines.start_of(0), lines.start_of(2), lines.start_of(3)),
-            (0, 3, lines.text_len())
-        );
+        assert_eq!((lines.bytes_of(0..2), lines.bytes_of(1..3)), (3, 9));
         assert!(Lines::default().is_empty());
+    }
+
+    #[test]
+    fn a_block_is_taken_whole_and_is_the_same_lines() {
+        let mut lines: Lines = ["first"].into_iter().collect();
+        lines.push_block("a\r\n\nb ✓\n", &[(0, 1), (3, 3), (4, 9)]);
+        lines.push("last");
+        let same: Lines = ["first", "a", "", "b ✓", "last"].into_iter().collect();
+        assert_eq!(lines, same);
+        assert_eq!(lines.text_len(), same.text_len());
+        assert_eq!(lines.buffer(), "firsta\r\n\nb ✓\nlast");
+        assert_eq!(lines.bytes_of(1..4), "ab ✓".len());
     }
 }

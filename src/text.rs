@@ -53,13 +53,21 @@ pub fn is_printable_ascii(text: &str) -> bool {
     })
 }
 
+/// [`is_printable_ascii`] for a buffer of lines with line breaks (`\n`)
+/// between them, which no line holds ([`crate::lines::Lines::buffer`]).
+pub fn is_printable_ascii_lines(buffer: &str) -> bool {
+    !buffer.bytes().fold(false, |any, b| {
+        any | ((b < 0x20 && b != b'\t' && b != b'\n') | (b >= 0x7f))
+    })
+}
+
 fn needs_escape(c: char) -> bool {
     (c.is_control() && c != '\t') || (!c.is_ascii() && is_bidi_control_or_separator(c))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{is_printable_ascii, shown};
+    use super::{is_printable_ascii, is_printable_ascii_lines, shown};
 
     #[test]
     fn control_characters_are_shown_not_obeyed() {
@@ -86,6 +94,8 @@ mod tests {
         let text = "hello wörld ✓ 👍🏽";
         assert!(matches!(shown(text), std::borrow::Cow::Borrowed(t) if t == text));
         assert!(is_printable_ascii("plain\ttext ~"));
+        assert!(is_printable_ascii_lines("one\ntwo\n") && !is_printable_ascii("one\ntwo"));
+        assert!(!is_printable_ascii_lines("a\r\nb") && !is_printable_ascii_lines("\x1b[2J\n"));
         assert!(
             !is_printable_ascii(text) && !is_printable_ascii("a\x7f") && !is_printable_ascii("\n")
         );

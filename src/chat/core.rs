@@ -518,9 +518,9 @@ impl KeptLines {
         while n > 0
             && let Some(chunk) = self.chunks.front()
         {
-            let (left, start) = (chunk.len() - self.first, chunk.start_of(self.first));
+            let left = chunk.len() - self.first;
             let dropped = n.min(left);
-            bytes += chunk.start_of(self.first + dropped) - start;
+            bytes += chunk.bytes_of(self.first..self.first + dropped);
             (n, self.len) = (n - dropped, self.len - dropped);
             if dropped == left {
                 self.chunks.pop_front();

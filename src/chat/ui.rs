@@ -24,9 +24,9 @@ use super::core::{Kind, Typed};
 use super::editor::{Edit, Key, Keyboard, LineEditor, PASTE_GAP, without_escapes, wrap};
 use super::terminal::{self, BRACKETED_PASTE_OFF, RawMode};
 use super::{Event, Events};
-use crate::connection::take_whole_lines;
+use crate::connection::{take_whole_lines, whole_lines};
 use crate::lines::Lines;
-use crate::text::{is_printable_ascii, shown};
+use crate::text::{is_printable_ascii_lines, shown};
 use crate::unicode::width;
 
 /// Longest piece of typed text read at once; a longer line arrives as several
@@ -88,6 +88,7 @@ enum Escapes {
 
 fn read_lines(events: Events, escapes: Escapes, credits: mpsc::Receiver<()>) {
     let mut stdin = io::BufReader::with_capacity(64 * 1024, io::stdin());
+    let mut spans = Vec::new();
     loop {
         // Every line already read goes in one event, so pasted or piped
         // text costs the main loop one wake-up per batch.
@@ -96,13 +97,20 @@ fn read_lines(events: Events, escapes: Escapes, credits: mpsc::Receiver<()>) {
             // Lines already buffered first, copied straight into the
             // batch; it goes once they are used up, rather than wait with
             // them for more input.
-            let used = take_whole_lines(stdin.buffer(), MAX_INPUT as usize, |line| {
-                match escapes {
-                    Escapes::Drop => batch.push_line(&without_escapes(line)),
-                    Escapes::Keep => batch.push_line(line),
+            let used = match escapes {
+                // Piped input, the bulk: the lines' block copied whole.
+                Escapes::Keep => {
+                    spans.clear();
+                    let room = TYPED_PER_EVENT - batch.len();
+                    let block = whole_lines(stdin.buffer(), MAX_INPUT as usize, room, &mut spans);
+                    batch.push_block(block, &spans);
+                    block.len()
                 }
-                batch.len() < TYPED_PER_EVENT
-            });
+                Escapes::Drop => take_whole_lines(stdin.buffer(), MAX_INPUT as usize, |line| {
+                    batch.push_line(&without_escapes(line));
+                    batch.len() < TYPED_PER_EVENT
+                }),
+            };
             if used > 0 {
                 stdin.consume(used);
             } else if batch.is_empty() {
@@ -210,6 +218,20 @@ impl TypedBatch {
             _ => self.items.push(Item::Lines(1)),
         }
         self.len += 1;
+    }
+
+    /// Lines in a row, and the block they were read in, taken whole
+    /// ([`Lines::push_block`]).
+    fn push_block(&mut self, block: &str, spans: &[(usize, usize)]) {
+        if spans.is_empty() {
+            return;
+        }
+        self.lines.push_block(block, spans);
+        match self.items.last_mut() {
+            Some(Item::Lines(n)) => *n += spans.len(),
+            _ => self.items.push(Item::Lines(spans.len())),
+        }
+        self.len += spans.len();
     }
 
     fn push(&mut self, typed: Typed) {
@@ -638,7 +660,7 @@ impl Ui {
         let Mode::Plain { prompt_open, .. } = &mut self.mode else {
             return texts.iter().for_each(|text| self.peer_line(at, name, text));
         };
-        if !is_printable_ascii(texts.text()) {
+        if !is_printable_ascii_lines(texts.buffer()) {
             return texts.iter().for_each(|text| self.peer_line(at, name, text));
         }
         end_prompt_line(&mut self.out, prompt_open);
