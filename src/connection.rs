@@ -104,6 +104,9 @@ pub struct LineReader<R> {
     /// again: a system call per request saved, as a deadline that moves
     /// with every line wants about the same timeout each time.
     timeout_set: Option<Option<Duration>>,
+    /// Where the lines of a block are ([`LineReader::read_lines_with`]),
+    /// kept for the next block.
+    spans: Vec<(usize, usize)>,
 }
 
 /// How far past its deadline a read may wait because its timeout was not
@@ -246,6 +249,7 @@ impl<R: TimedRead> LineReader<R> {
             max,
             read_size: 1024,
             timeout_set: None,
+            spans: Vec::new(),
         }
     }
 
@@ -281,18 +285,28 @@ impl<R: TimedRead> LineReader<R> {
         self.read_with(deadline, str::to_owned)
     }
 
-    /// Reads the next line like [`LineReader::read_with`], then, while
-    /// `take` says go on (`true`), every other whole line already here,
-    /// checked as UTF-8 in one pass ([`take_whole_lines`]).
+    /// Reads the next line like [`LineReader::read_with`], then up to
+    /// `most - 1` more already here, checked as UTF-8 in one pass
+    /// ([`whole_lines`]). `take` gets them as blocks with where their lines
+    /// are (the first line as a block of its own, then the rest as one),
+    /// and says how many lines of each it took: those it did not stay for
+    /// the next call.
     pub fn read_lines_with(
         &mut self,
         deadline: Option<Instant>,
-        mut take: impl FnMut(&str) -> bool,
+        most: usize,
+        mut take: impl FnMut(&str, &[(usize, usize)]) -> usize,
     ) -> Result<(), ReadError> {
-        if !self.read_with(deadline, &mut take)? {
+        if self.read_with(deadline, |line| take(line, &[(0, line.len())]))? == 0 {
             return Ok(());
         }
-        let used = take_whole_lines(&self.buf[self.start..], self.max, take);
+        let mut spans = std::mem::take(&mut self.spans);
+        spans.clear();
+        let more = most.saturating_sub(1);
+        let block = whole_lines(&self.buf[self.start..], self.max, more, &mut spans);
+        let took = take(block, &spans);
+        let used = spans.get(took).map_or(block.len(), |&(start, _)| start);
+        self.spans = spans;
         if used > 0 {
             self.start += used;
             self.scanned = 0;
@@ -585,11 +599,14 @@ mod tests {
         let mut reader = LineReader::with_limit(input, max).with_read_size(4096);
         let mut out = Vec::new();
         loop {
-            let mut taken = 0;
-            let read = reader.read_lines_with(None, |line| {
-                out.push(Ok(line.to_string()));
-                taken += 1;
-                taken < per_call
+            let read = reader.read_lines_with(None, per_call, |block, spans| {
+                let took = spans.len().min(per_call);
+                out.extend(
+                    spans[..took]
+                        .iter()
+                        .map(|&(s, e)| Ok(block[s..e].to_string())),
+                );
+                took
             });
             match read {
                 Ok(()) => {}

@@ -7,8 +7,9 @@ use std::ops::Range;
 /// Lines in order, in one buffer.
 #[derive(Debug, Default, Clone)]
 pub struct Lines {
-    /// The lines' text. A block of lines taken whole ([`Lines::push_block`])
-    /// keeps its line breaks between them: no other byte is in here.
+    /// The lines' text. A block taken whole ([`Lines::push_block`]) keeps
+    /// what is between its lines (line breaks, a message's verb); no line
+    /// holds a `\n`.
     buffer: String,
     /// Where each line is in `buffer`.
     spans: Vec<(usize, usize)>,
@@ -24,14 +25,13 @@ impl Lines {
         self.bytes += line.len();
     }
 
-    /// Takes `block`, whole lines and their line breaks, in one copy: its
-    /// lines are where `spans` (byte ranges of `block`, each a line
-    /// without its `\n` or `\r\n`) say.
-    pub fn push_block(&mut self, block: &str, spans: &[(usize, usize)]) {
+    /// Takes `block`, read as it is, in one copy: its lines are where
+    /// `spans` (byte ranges of `block`, none holding a `\n`) say.
+    pub fn push_block(&mut self, block: &str, spans: impl IntoIterator<Item = (usize, usize)>) {
         let at = self.buffer.len();
         self.buffer.push_str(block);
-        for &(start, end) in spans {
-            debug_assert!(matches!(block.as_bytes().get(end), Some(b'\n' | b'\r')));
+        for (start, end) in spans {
+            debug_assert!(!block[start..end].contains('\n'));
             self.spans.push((at + start, at + end));
             self.bytes += end - start;
         }
@@ -46,7 +46,8 @@ impl Lines {
         self.spans.len()
     }
 
-    /// The lines' text, with at most line breaks between them.
+    /// The lines' text, with what was between them in the block they
+    /// came in, if any.
     pub fn buffer(&self) -> &str {
         &self.buffer
     }
@@ -115,7 +116,7 @@ mod tests {
     #[test]
     fn a_block_is_taken_whole_and_is_the_same_lines() {
         let mut lines: Lines = ["first"].into_iter().collect();
-        lines.push_block("a\r\n\nb ✓\n", &[(0, 1), (3, 3), (4, 9)]);
+        lines.push_block("a\r\n\nb ✓\n", [(0, 1), (3, 3), (4, 9)]);
         lines.push("last");
         let same: Lines = ["first", "a", "", "b ✓", "last"].into_iter().collect();
         assert_eq!(lines, same);

@@ -53,8 +53,9 @@ pub fn is_printable_ascii(text: &str) -> bool {
     })
 }
 
-/// [`is_printable_ascii`] for a buffer of lines with line breaks (`\n`)
-/// between them, which no line holds ([`crate::lines::Lines::buffer`]).
+/// [`is_printable_ascii`] for a buffer holding lines and what was between
+/// them ([`crate::lines::Lines::buffer`]): `\n` passes too, since no line
+/// holds one. True only if every line is printable ASCII.
 pub fn is_printable_ascii_lines(buffer: &str) -> bool {
     !buffer.bytes().fold(false, |any, b| {
         any | ((b < 0x20 && b != b'\t' && b != b'\n') | (b >= 0x7f))

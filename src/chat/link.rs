@@ -213,13 +213,18 @@ fn read_loop(id: LinkId, mut reader: LineReader<TcpStream>, events: Events, cred
         let mut msgs = PeerBatch::default();
         let mut end = None;
         loop {
-            // Parsed where it lies in the buffer: a MSG's text is copied
-            // once, into the batch.
-            let take = |line: &str| {
-                msgs.push_line(line);
-                msgs.len() < LINES_PER_EVENT && !msgs.ends_with_bye()
+            // Parsed where it lies in the buffer: the MSGs' texts are
+            // copied once, a block at a time, into the batch. Nothing
+            // after a BYE is taken.
+            let most = LINES_PER_EVENT - msgs.len();
+            let take = |block: &str, lines: &[(usize, usize)]| {
+                if msgs.ends_with_bye() {
+                    0
+                } else {
+                    msgs.push_block(block, lines)
+                }
             };
-            match reader.read_lines_with(None, take) {
+            match reader.read_lines_with(None, most, take) {
                 Ok(()) | Err(ReadError::InvalidUtf8) => {}
                 Err(_) => end = Some(LinkEnd::Closed),
             }

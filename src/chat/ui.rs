@@ -226,7 +226,7 @@ impl TypedBatch {
         if spans.is_empty() {
             return;
         }
-        self.lines.push_block(block, spans);
+        self.lines.push_block(block, spans.iter().copied());
         match self.items.last_mut() {
             Some(Item::Lines(n)) => *n += spans.len(),
             _ => self.items.push(Item::Lines(spans.len())),

@@ -105,6 +105,34 @@ impl PeerBatch {
         }
     }
 
+    /// Adds the lines of `block` where `spans` say, as [`PeerBatch::push_line`]
+    /// would one by one, up to and with a `BYE`; their `MSG`s' texts are
+    /// taken in one copy of the block. Says how many lines it took.
+    pub fn push_block(&mut self, block: &str, spans: &[(usize, usize)]) -> usize {
+        let mut took = spans.len();
+        for (i, &(start, end)) in spans.iter().enumerate() {
+            let line = &block[start..end];
+            if msg_text_at(line).is_some() {
+                self.count_text();
+                continue;
+            }
+            if let Ok(msg) = PeerMessage::parse(line) {
+                let bye = msg == PeerMessage::Bye;
+                self.items.push(BatchItem::Other(msg));
+                self.len += 1;
+                if bye {
+                    took = i + 1;
+                    break;
+                }
+            }
+        }
+        let texts = spans[..took].iter().filter_map(|&(start, end)| {
+            msg_text_at(&block[start..end]).map(|at| (start + at, end))
+        });
+        self.texts.push_block(block, texts);
+        took
+    }
+
     pub fn push(&mut self, msg: PeerMessage) {
         match msg {
             PeerMessage::Msg(text) => self.push_text(&text),
@@ -117,6 +145,11 @@ impl PeerBatch {
 
     fn push_text(&mut self, text: &str) {
         self.texts.push(text);
+        self.count_text();
+    }
+
+    /// One more `MSG` in the run of them at the end.
+    fn count_text(&mut self) {
         match self.items.last_mut() {
             Some(BatchItem::Msgs(n)) => *n += 1,
             _ => self.items.push(BatchItem::Msgs(1)),
@@ -167,6 +200,16 @@ impl PeerBatch {
             BatchItem::Other(msg) => Some(msg),
             BatchItem::Msgs(_) => None,
         })
+    }
+}
+
+/// Where the text of a `MSG` line starts in it, if it is one (`MSG` alone
+/// is the empty text).
+fn msg_text_at(line: &str) -> Option<usize> {
+    if line.starts_with("MSG ") {
+        Some(4)
+    } else {
+        (line == "MSG").then_some(3)
     }
 }
 
@@ -357,6 +400,36 @@ mod tests {
         };
         assert_eq!(texts(3), ["one", "", "two words"]);
         assert_eq!(texts(1), ["one"]);
+    }
+
+    #[test]
+    fn a_block_of_lines_is_the_batch_its_lines_make_one_by_one_up_to_a_bye() {
+        let block = "MSG one\nPING 3\nFROB\nMSG\nMSG two words\r\nACK 2\nBYE\nMSG after\n";
+        let lines = [
+            "MSG one",
+            "PING 3",
+            "FROB",
+            "MSG",
+            "MSG two words",
+            "ACK 2",
+            "BYE",
+        ];
+        let mut spans = Vec::new();
+        let mut at = 0;
+        for line in block.lines() {
+            spans.push((at, at + line.len()));
+            at += line.len() + 1 + usize::from(line == "MSG two words");
+        }
+        let mut one_by_one = PeerBatch::default();
+        one_by_one.push_line("MSG before");
+        lines.iter().for_each(|line| one_by_one.push_line(line));
+        let mut whole = PeerBatch::default();
+        whole.push_line("MSG before");
+        assert_eq!(whole.push_block(block, &spans), lines.len());
+        assert_eq!(whole, one_by_one);
+        assert!(whole.ends_with_bye());
+        let texts: Vec<&str> = whole.texts.iter().collect();
+        assert_eq!(texts, ["before", "one", "", "two words"]);
     }
 
     #[test]
