@@ -268,7 +268,7 @@ fn a_hundred_thousand_relayed_lines_then_q_all_arrive_in_order_once() {
 
 #[test]
 fn megabytes_piped_faster_than_the_peer_confirms_all_arrive() {
-    // Far past the 1 MiB kept for resending: the script is slowed down to
+    // Far past the 4 MiB kept for resending: the script is slowed down to
     // the peer's acknowledgements, never refused.
     let server = Server::start();
     let mut alice = login(&server, "alice");
@@ -276,7 +276,7 @@ fn megabytes_piped_faster_than_the_peer_confirms_all_arrive() {
     common::connect(&mut alice, &mut bob);
     common::settle(&mut alice, &mut bob);
     let pad = format!(" {}", "x".repeat(120));
-    lines_then_q_all_arrive_padded(&mut alice, &mut bob, 30_000, &pad);
+    lines_then_q_all_arrive_padded(&mut alice, &mut bob, 100_000, &pad);
     assert!(!alice.stdout().contains("Not sent"), "typing was refused");
 }
 

@@ -15,14 +15,15 @@ use std::time::{Duration, Instant};
 
 use super::clock::Clock;
 use super::core::{
-    Core, Dialed, Exit, FEATURE_RESUME, Input, Kind, LinkEnd, LinkId, Output, Settings,
+    Core, Dialed, Exit, FEATURE_RESUME, Input, Kind, LinkEnd, LinkId, Output, RESUME_BUFFER,
+    Settings,
 };
 use super::link::{Handshaken, LINK_HIGH_WATER, Link};
 use super::login::{self, ServerConn, ServerConnId, ServerEvent, ServerLoss};
 use super::p2pclient::{self, DialError};
 use super::p2pserver::{self, Greeting};
 use super::transcript::Transcript;
-use super::ui::{STDOUT_BACKLOG, StdinCredits, TypedPart, Ui};
+use super::ui::{MOST_TYPED_IN_FLIGHT, STDOUT_BACKLOG, StdinCredits, TypedPart, Ui};
 use super::{ChatError, Event, Events};
 use crate::connection::write_line;
 use crate::protocol::{PeerMessage, ServerLine};
@@ -30,6 +31,11 @@ use crate::token::random_token;
 
 /// Most events handled between two flushes of the output and the links.
 const EVENTS_PER_ROUND: usize = 4096;
+
+// Typing stops being taken once half the resend buffer waits for the
+// peer; what the stdin thread already read still comes, and must fit in
+// the other half, or piped lines would be refused rather than slowed.
+const _: () = assert!(RESUME_BUFFER / 2 + MOST_TYPED_IN_FLIGHT <= RESUME_BUFFER);
 
 /// Longest wait for an event: the terminal's width is checked this often.
 const IDLE_WAKE: Duration = Duration::from_millis(250);

@@ -27,7 +27,7 @@ use crate::lines::Lines;
 use crate::protocol::{MAX_PEER_LINE, PeerBatch, PeerMessage};
 
 /// Most lines handed to the main loop in one event.
-const LINES_PER_EVENT: usize = 1024;
+const LINES_PER_EVENT: usize = 4096;
 
 /// Batches a link's reader may have handed on and not yet had handled.
 pub const LINK_CREDITS: usize = 2;
@@ -90,7 +90,7 @@ impl Link {
         let queued = Arc::new(AtomicUsize::new(0));
         // Big reads: a burst of lines arrives in few system calls and goes
         // to the main loop in few events.
-        let mut reader = reader.with_read_size(64 * 1024);
+        let mut reader = reader.with_read_size(256 * 1024);
         // A peer announcing `long-lines` sends messages up to 64 KiB.
         reader.set_limit(MAX_PEER_LINE);
         let reader_events = events.clone();

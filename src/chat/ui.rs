@@ -34,7 +34,11 @@ use crate::unicode::width;
 const MAX_INPUT: u64 = 64 * 1024;
 
 /// Most typed lines handed to the main loop in one event.
-const TYPED_PER_EVENT: usize = 1024;
+const TYPED_PER_EVENT: usize = 2048;
+
+/// Bytes of stdin read at once: a batch of piped lines is what is here,
+/// at most this and one line more.
+const STDIN_BUFFER: usize = 128 * 1024;
 
 /// How long leaving waits for the last output to reach stdout.
 const LAST_OUTPUT_WAIT: Duration = Duration::from_secs(2);
@@ -43,6 +47,11 @@ const LAST_OUTPUT_WAIT: Duration = Duration::from_secs(2);
 /// had taken: a script piping faster than the peer reads waits here, so
 /// what it typed is never piled up in memory.
 const STDIN_CREDITS: usize = 2;
+
+/// Bytes of typed lines the stdin thread may have handed on at most, not
+/// yet taken: what the main loop may still get after it stopped giving
+/// credits back.
+pub const MOST_TYPED_IN_FLIGHT: usize = STDIN_CREDITS * (STDIN_BUFFER + MAX_INPUT as usize);
 
 /// The main loop's side of the stdin thread's credits: one given back per
 /// batch of lines taken.
@@ -87,7 +96,7 @@ enum Escapes {
 }
 
 fn read_lines(events: Events, escapes: Escapes, credits: mpsc::Receiver<()>) {
-    let mut stdin = io::BufReader::with_capacity(64 * 1024, io::stdin());
+    let mut stdin = io::BufReader::with_capacity(STDIN_BUFFER, io::stdin());
     let mut spans = Vec::new();
     loop {
         // Every line already read goes in one event, so pasted or piped

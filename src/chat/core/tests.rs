@@ -1705,11 +1705,12 @@ fn a_peer_without_resume_has_nothing_kept_and_a_flood_before_it_says_is_not_held
     w.peer(1, &["FEATURES ping-id"]);
     w.link_broke(1);
     w.expect_line("bob left the chat (connection lost).");
-    // A peer that says nothing while half a megabyte goes: the lines go,
-    // unkept, and typing is never held up waiting for it.
+    // A peer that says nothing while more than half the resend buffer
+    // goes: the lines go, unkept, and typing is never held up for it.
     let mut w = World::chatting("alice", "bob");
     let line = "x".repeat(4000);
-    for _ in 0..200 {
+    let lines = RESUME_BUFFER / 2 / line.len() + 10;
+    for _ in 0..lines {
         w.typed(&line);
         assert!(w.core.accepts_typing());
     }
@@ -1721,7 +1722,7 @@ fn a_peer_without_resume_has_nothing_kept_and_a_flood_before_it_says_is_not_held
                 ..
             }
         )),
-        200
+        lines
     );
     // bob is told the chat will not resume, and given no key to resume it:
     // he must neither keep his lines nor wait for acknowledgements.
