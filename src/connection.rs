@@ -88,12 +88,14 @@ impl TimedRead for &[u8] {
 /// `max` bytes each.
 pub struct LineReader<R> {
     inner: R,
-    /// Bytes read but not yet returned are `buf[start..]`.
+    /// Bytes read but not yet returned are `buf[start..end]`; the rest of
+    /// `buf` is room, zeroed once, for the next read.
     buf: Vec<u8>,
     start: usize,
-    /// How much of `buf[start..]` is known to hold no newline.
+    end: usize,
+    /// How much of `buf[start..end]` is known to hold no newline.
     scanned: usize,
-    /// Where in `buf[start..]` the next newline is, when already found.
+    /// Where in `buf[start..end]` the next newline is, when already found.
     found: Option<usize>,
     max: usize,
     /// Bytes asked for per read: small for the server's many idle clients,
@@ -243,6 +245,7 @@ impl<R: TimedRead> LineReader<R> {
         LineReader {
             inner,
             buf: Vec::new(),
+            end: 0,
             start: 0,
             scanned: 0,
             found: None,
@@ -269,7 +272,7 @@ impl<R: TimedRead> LineReader<R> {
     /// without waiting. Lets a reader hand on a batch of lines at once.
     pub fn has_line(&mut self) -> bool {
         if self.found.is_none() {
-            let pending = &self.buf[self.start..];
+            let pending = &self.buf[self.start..self.end];
             match find_newline(&pending[self.scanned..]) {
                 Some(pos) => self.found = Some(self.scanned + pos),
                 None => self.scanned = pending.len(),
@@ -303,7 +306,7 @@ impl<R: TimedRead> LineReader<R> {
         let mut spans = std::mem::take(&mut self.spans);
         spans.clear();
         let more = most.saturating_sub(1);
-        let block = whole_lines(&self.buf[self.start..], self.max, more, &mut spans);
+        let block = whole_lines(&self.buf[self.start..self.end], self.max, more, &mut spans);
         let took = take(block, &spans);
         let used = spans.get(took).map_or(block.len(), |&(start, _)| start);
         self.spans = spans;
@@ -324,7 +327,7 @@ impl<R: TimedRead> LineReader<R> {
         take: impl FnOnce(&str) -> T,
     ) -> Result<T, ReadError> {
         loop {
-            let pending = &self.buf[self.start..];
+            let pending = &self.buf[self.start..self.end];
             let found = self
                 .found
                 .take()
@@ -349,10 +352,11 @@ impl<R: TimedRead> LineReader<R> {
                 return Err(ReadError::TooLong);
             }
             // Move the partial line to the front before reading more.
-            self.buf.drain(..self.start);
-            self.start = 0;
-            if self.buf.capacity() > 2 * (self.max + self.read_size) {
-                self.buf.shrink_to(self.max + self.read_size);
+            self.buf.copy_within(self.start..self.end, 0);
+            (self.end, self.start) = (self.end - self.start, 0);
+            if self.buf.len() > 2 * (self.max + self.read_size) {
+                self.buf.truncate(self.end.max(self.max + self.read_size));
+                self.buf.shrink_to_fit();
             }
             let timeout = match deadline {
                 Some(deadline) => {
@@ -365,10 +369,14 @@ impl<R: TimedRead> LineReader<R> {
                 None => None,
             };
             self.set_timeout(timeout).map_err(ReadError::Io)?;
-            let old = self.buf.len();
-            self.buf.resize(old + self.read_size, 0);
-            let read = self.inner.read(&mut self.buf[old..]);
-            self.buf.truncate(old + *read.as_ref().unwrap_or(&0));
+            // Zeroed once as the buffer grows, not before every read.
+            if self.buf.len() < self.end + self.read_size {
+                self.buf.resize(self.end + self.read_size, 0);
+            }
+            let read = self
+                .inner
+                .read(&mut self.buf[self.end..self.end + self.read_size]);
+            self.end += *read.as_ref().unwrap_or(&0);
             match read {
                 Ok(0) => return Err(ReadError::Closed),
                 Ok(_) => {}

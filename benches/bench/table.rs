@@ -94,9 +94,11 @@ pub fn percentiles(mut samples: Vec<Duration>) -> (f64, f64) {
 /// What a row must show to meet its target.
 #[derive(Clone, Copy)]
 pub enum Goal {
-    /// The ratio to the baseline must be at most this.
+    /// The ratio to the baseline must be at most this (or, for a row of
+    /// ratios with no baseline, its median).
     AtMost(f64),
-    /// The ratio to the baseline must be at least this.
+    /// The ratio to the baseline must be at least this (or, for a row of
+    /// ratios, its median).
     AtLeast(f64),
     /// The value itself must be below this.
     Below(f64),
@@ -290,7 +292,7 @@ fn format_row(row: &Row) -> String {
 }
 
 /// Whether the row meets its goal, and the goal as text; `None` without a
-/// goal, or with a ratio goal and no baseline.
+/// goal.
 fn verdict(row: &Row) -> Option<(bool, String)> {
     let figure = row.figure.as_ref()?;
     let value = figure.median();
@@ -301,10 +303,11 @@ fn verdict(row: &Row) -> Option<(bool, String)> {
         (Goal::AtLeast(limit), Some((_, base))) => {
             Some((value / base >= limit, format!("≥ {limit}×")))
         }
+        (Goal::AtMost(limit), None) => Some((value <= limit, format!("≤ {limit}×"))),
+        (Goal::AtLeast(limit), None) => Some((value >= limit, format!("≥ {limit}×"))),
         (Goal::Below(limit), _) => {
             Some((value < limit, format!("< {} {}", num(limit), figure.unit)))
         }
-        _ => None,
     }
 }
 
