@@ -22,6 +22,7 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::commands::{self, Command};
@@ -30,7 +31,7 @@ use super::p2pclient::{DialError, Pace};
 pub use crate::lines::Lines;
 use crate::protocol::{
     CallId, ErrorCode, FEATURE_LONG_LINES, FEATURE_MISSED, FEATURE_PRESENCE, FEATURE_REJOIN,
-    FEATURE_RING, MAX_LONG_TEXT, MAX_TEXT, PeerBatch, PeerItem, PeerMessage, Presence,
+    FEATURE_RING, MAX_LONG_TEXT, MAX_TEXT, PeerBatch, PeerItem, PeerMessage, PeerRun, Presence,
     PresenceState, Request, ServerLine, Token, UserEntry, name_key, split_text, validate_name,
 };
 
@@ -305,8 +306,9 @@ pub enum Output {
     Server(Request),
     /// Send to a peer.
     Peer { link: LinkId, msg: PeerMessage },
-    /// Send each of `texts` to a peer as a [`PeerMessage::Msg`], in order.
-    PeerTexts { link: LinkId, texts: Lines },
+    /// Send each of `texts` to a peer as a [`PeerMessage::Msg`], in order
+    /// (shared with what the chat keeps to send again: not copied).
+    PeerTexts { link: LinkId, texts: Arc<Lines> },
     /// Start the held connection of a `HELLO` as a chat link.
     Open { link: LinkId },
     /// Answer a held `HELLO` with an error, then close it.
@@ -484,12 +486,13 @@ struct Chat {
 }
 
 /// Lines kept in order, oldest first, in a few buffers: a piped batch is
-/// kept whole (one copy of its buffer), a typed line joins the newest
-/// buffer while that is small, and a buffer is dropped once all its lines
-/// are: no allocation per line, and no line moved once kept.
+/// kept whole (the buffer it is sent from, shared), a typed line joins the
+/// newest buffer while that is small and ours alone, and a buffer is
+/// dropped once all its lines are: no allocation per line, and no line
+/// copied or moved once kept.
 #[derive(Debug, Default)]
 struct KeptLines {
-    chunks: VecDeque<Lines>,
+    chunks: VecDeque<Arc<Lines>>,
     /// The lines of the oldest chunk before this one are dropped.
     first: usize,
     len: usize,
@@ -501,16 +504,23 @@ const KEPT_CHUNK: usize = 64 * 1024;
 
 impl KeptLines {
     fn push_back(&mut self, line: &str) {
-        match self.chunks.back_mut() {
-            Some(chunk) if chunk.text_len() < KEPT_CHUNK => chunk.push(line),
-            _ => self.chunks.push_back([line].into_iter().collect()),
+        let newest = self
+            .chunks
+            .back_mut()
+            .filter(|chunk| chunk.text_len() < KEPT_CHUNK)
+            .and_then(Arc::get_mut);
+        match newest {
+            Some(chunk) => chunk.push(line),
+            None => self
+                .chunks
+                .push_back(Arc::new([line].into_iter().collect())),
         }
         self.len += 1;
     }
 
-    fn push_all(&mut self, lines: &Lines) {
+    fn push_all(&mut self, lines: &Arc<Lines>) {
         if !lines.is_empty() {
-            self.chunks.push_back(lines.clone());
+            self.chunks.push_back(Arc::clone(lines));
             self.len += lines.len();
         }
     }
@@ -668,8 +678,8 @@ impl Resume {
     }
 
     /// [`Resume::keep`] for a batch that was checked to fit
-    /// ([`Resume::has_room`]): kept whole, in one copy.
-    fn keep_all(&mut self, lines: &Lines) {
+    /// ([`Resume::has_room`]): kept whole, shared with what sends it.
+    fn keep_all(&mut self, lines: &Arc<Lines>) {
         self.sent += lines.len() as u64;
         if !self.keeping() {
             return;
@@ -1708,6 +1718,7 @@ impl Core {
         let Some(chat) = self.chat_mut() else {
             return;
         };
+        let lines = Arc::new(lines);
         chat.resume.keep_all(&lines);
         if let Some(link) = self.kept(now) {
             self.out(Output::PeerTexts { link, texts: lines });
@@ -3023,22 +3034,24 @@ impl Core {
         let mut answer_features = false;
         let (mut received, mut acked, mut resumable, mut resumes) = (0u64, None, None, None);
         let mut received_bytes = 0;
-        for msg in msgs.iter() {
+        // A run of MSGs is counted as a whole: their texts, which the
+        // reader's thread wrote, are not touched here, only shown.
+        for run in msgs.runs() {
             let state = if main {
                 &mut chat.link
             } else {
                 chat.echo.as_mut().expect("checked above")
             };
-            let msg = match msg {
-                PeerItem::Msg(text) => {
+            let msg = match run {
+                PeerRun::Msgs { lines, bytes } => {
                     if main {
-                        received += 1;
-                        received_bytes += text.len();
+                        received += lines as u64;
+                        received_bytes += bytes;
                     }
-                    shown += 1;
+                    shown += lines;
                     continue;
                 }
-                PeerItem::Other(msg) => msg,
+                PeerRun::Other(msg) => msg,
             };
             match *msg {
                 PeerMessage::Ack(upto) if main => acked = acked.max(Some(upto)),

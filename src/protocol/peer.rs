@@ -84,6 +84,13 @@ enum BatchItem {
     Other(PeerMessage),
 }
 
+/// Messages of a [`PeerBatch`]: `MSG`s in a row, or one other message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerRun<'a> {
+    Msgs { lines: usize, bytes: usize },
+    Other(&'a PeerMessage),
+}
+
 /// One message of a [`PeerBatch`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PeerItem<'a> {
@@ -182,6 +189,20 @@ impl PeerBatch {
             }
             run -= 1;
             Some(PeerItem::Msg(texts.next().unwrap_or_default()))
+        })
+    }
+
+    /// The messages in order, a run of `MSG`s as one: how many, and the
+    /// bytes of their texts, which are not looked at.
+    pub fn runs(&self) -> impl Iterator<Item = PeerRun<'_>> {
+        let mut first = 0;
+        self.items.iter().map(move |item| match item {
+            BatchItem::Msgs(n) => {
+                let bytes = self.texts.bytes_of(first..first + n);
+                first += n;
+                PeerRun::Msgs { lines: *n, bytes }
+            }
+            BatchItem::Other(msg) => PeerRun::Other(msg),
         })
     }
 
@@ -430,6 +451,17 @@ mod tests {
         assert!(whole.ends_with_bye());
         let texts: Vec<&str> = whole.texts.iter().collect();
         assert_eq!(texts, ["before", "one", "", "two words"]);
+        let runs: Vec<PeerRun> = whole.runs().collect();
+        assert_eq!(
+            runs,
+            [
+                PeerRun::Msgs { lines: 2, bytes: 9 },
+                PeerRun::Other(&PeerMessage::Ping(Some(3))),
+                PeerRun::Msgs { lines: 2, bytes: 9 },
+                PeerRun::Other(&PeerMessage::Ack(2)),
+                PeerRun::Other(&PeerMessage::Bye),
+            ]
+        );
     }
 
     #[test]

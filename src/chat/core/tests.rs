@@ -1968,9 +1968,9 @@ fn kept_lines_come_back_in_order_across_batches_and_free_what_was_dropped() {
     let mut kept = KeptLines::default();
     kept.push_back("one");
     kept.push_back("two");
-    kept.push_all(&["three", "four"].into_iter().collect());
+    kept.push_all(&Arc::new(["three", "four"].into_iter().collect()));
     kept.push_back("five");
-    kept.push_all(&Lines::default());
+    kept.push_all(&Arc::default());
     assert_eq!(kept.len(), 5);
     assert!(kept.iter().eq(["one", "two", "three", "four", "five"]));
     assert_eq!(kept.drop_front(3), "onetwothree".len());
