@@ -128,19 +128,20 @@ fn find_newline(bytes: &[u8]) -> Option<usize> {
 /// break (`\n` or `\r\n`), while `take` says go on (`true`); returns the
 /// bytes used. The lines are checked as UTF-8 in one pass for them all, so a
 /// burst of short lines costs one check, not one per line. Stops before a
-/// line longer than `max` or one that is not UTF-8, which the caller takes
-/// its own way.
+/// line longer than `max` (a `\r` before its `\n` counted) or one that is
+/// not UTF-8, which the caller takes its own way. For a taker that may stop
+/// early; [`whole_lines`] checks only what it takes.
 pub fn take_whole_lines(bytes: &[u8], max: usize, mut take: impl FnMut(&str) -> bool) -> usize {
     let block = valid_whole_lines(bytes);
     let mut used = 0;
     each_newline(block.as_bytes(), |end| {
         let text = &block[used..end];
-        let text = text.strip_suffix('\r').unwrap_or(text);
+        // A `\r` before the `\n` counts, as in the one-line paths.
         if text.len() > max {
             return false;
         }
         used = end + 1;
-        take(text)
+        take(text.strip_suffix('\r').unwrap_or(text))
     });
     used
 }
@@ -155,22 +156,39 @@ pub fn whole_lines<'a>(
     most: usize,
     spans: &mut Vec<(usize, usize)>,
 ) -> &'a str {
-    let block = valid_whole_lines(bytes);
-    let (mut used, mut taken) = (0, 0);
     if most == 0 {
         return "";
     }
-    each_newline(block.as_bytes(), |end| {
-        let text_end = end - usize::from(end > used && block.as_bytes()[end - 1] == b'\r');
-        if text_end - used > max {
+    let (first, mut used, mut taken) = (spans.len(), 0, 0);
+    each_newline(bytes, |end| {
+        if end - used > max {
             return false;
         }
+        let text_end = end - usize::from(end > used && bytes[end - 1] == b'\r');
         spans.push((used, text_end));
         used = end + 1;
         taken += 1;
         taken < most
     });
-    &block[..used]
+    // Checked as UTF-8 once, and only what is taken (a flood of lines the
+    // taker skips is not checked again at every call); the lines from the
+    // first bad byte on are left, for the caller to take its own way.
+    match std::str::from_utf8(&bytes[..used]) {
+        Ok(block) => block,
+        Err(e) => {
+            let good = &bytes[..e.valid_up_to()];
+            let cut = good
+                .iter()
+                .rposition(|&b| b == b'\n')
+                .map_or(0, |at| at + 1);
+            let whole = spans[first..]
+                .iter()
+                .take_while(|&&(start, _)| start < cut)
+                .count();
+            spans.truncate(first + whole);
+            std::str::from_utf8(&bytes[..cut]).unwrap_or_default()
+        }
+    }
 }
 
 /// The front of `bytes` up to its last `\n`, or up to the last before a
@@ -292,8 +310,9 @@ impl<R: TimedRead> LineReader<R> {
     /// `most - 1` more already here, checked as UTF-8 in one pass
     /// ([`whole_lines`]). `take` gets them as blocks with where their lines
     /// are (the first line as a block of its own, then the rest as one),
-    /// and says how many lines of each it took: those it did not stay for
-    /// the next call.
+    /// and says how many lines of each it took: those of the second it did
+    /// not take stay for the next call. The first is read, taken or not;
+    /// if `take` says 0 for it, the rest are not looked at.
     pub fn read_lines_with(
         &mut self,
         deadline: Option<Instant>,
@@ -352,9 +371,11 @@ impl<R: TimedRead> LineReader<R> {
                 return Err(ReadError::TooLong);
             }
             // Move the partial line to the front before reading more.
-            self.buf.copy_within(self.start..self.end, 0);
-            (self.end, self.start) = (self.end - self.start, 0);
-            if self.buf.len() > 2 * (self.max + self.read_size) {
+            if self.start > 0 {
+                self.buf.copy_within(self.start..self.end, 0);
+                (self.end, self.start) = (self.end - self.start, 0);
+            }
+            if self.buf.capacity() > 2 * (self.max + self.read_size) {
                 self.buf.truncate(self.end.max(self.max + self.read_size));
                 self.buf.shrink_to_fit();
             }
@@ -631,8 +652,10 @@ mod tests {
     #[test]
     fn lines_read_in_bursts_are_the_lines_read_one_by_one() {
         let long = format!("ok\n{}\nnever\n", "x".repeat(20));
-        let inputs: [&[u8]; 5] = [
+        let inputs: [&[u8]; 6] = [
             b"a\nbc\r\n\nlast-without-newline",
+            // At the limit with its \r: the one-line path takes it.
+            b"0123456789\r\nnext\n",
             b"ok\n\xff\xfe\nafter\nmore \xe2\x9c\x93\n",
             b"one\ntwo\nthree\xe2\x9c\n\xe2\x9c\x93\n",
             long.as_bytes(),

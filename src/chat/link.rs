@@ -297,7 +297,8 @@ fn write_loop(
         behind |= before >= LINK_HIGH_WATER;
         if behind && before - batch.len() < LINK_LOW_WATER {
             behind = false;
-            let _ = events.send(Event::LinkDrained { link: id });
+            // A full inbox means the loop is awake and will look.
+            let _ = events.try_send(Event::LinkDrained { link: id });
         }
     }
     // Closed: everything is written. End our side, let the peer read to the

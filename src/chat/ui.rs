@@ -51,7 +51,9 @@ const STDIN_CREDITS: usize = 2;
 /// Bytes of typed lines the stdin thread may have handed on at most, not
 /// yet taken: what the main loop may still get after it stopped giving
 /// credits back.
-pub const MOST_TYPED_IN_FLIGHT: usize = STDIN_CREDITS * (STDIN_BUFFER + MAX_INPUT as usize);
+/// (A batch is what the buffer holds and one line read on its own, which
+/// may triple when bytes that are not UTF-8 become U+FFFD.)
+pub const MOST_TYPED_IN_FLIGHT: usize = STDIN_CREDITS * (STDIN_BUFFER + 3 * MAX_INPUT as usize);
 
 /// The main loop's side of the stdin thread's credits: one given back per
 /// batch of lines taken.
