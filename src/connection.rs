@@ -124,32 +124,13 @@ fn find_newline(bytes: &[u8]) -> Option<usize> {
     (skipped > 0 && bytes[skipped - 1] == b'\n').then(|| skipped - 1)
 }
 
-/// Gives `take` each whole line at the front of `bytes`, without its line
-/// break (`\n` or `\r\n`), while `take` says go on (`true`); returns the
-/// bytes used. The lines are checked as UTF-8 in one pass for them all, so a
-/// burst of short lines costs one check, not one per line. Stops before a
-/// line longer than `max` (a `\r` before its `\n` counted) or one that is
-/// not UTF-8, which the caller takes its own way. For a taker that may stop
-/// early; [`whole_lines`] checks only what it takes.
-pub fn take_whole_lines(bytes: &[u8], max: usize, mut take: impl FnMut(&str) -> bool) -> usize {
-    let block = valid_whole_lines(bytes);
-    let mut used = 0;
-    each_newline(block.as_bytes(), |end| {
-        let text = &block[used..end];
-        // A `\r` before the `\n` counts, as in the one-line paths.
-        if text.len() > max {
-            return false;
-        }
-        used = end + 1;
-        take(text.strip_suffix('\r').unwrap_or(text))
-    });
-    used
-}
-
-/// The whole lines at the front of `bytes`, at most `most` of them, as
-/// [`take_whole_lines`] takes them: the block they fill, line breaks and
-/// all, with where each line is in it (without its line break) added to
-/// `spans`, for a caller that keeps the block whole.
+/// The whole lines at the front of `bytes`, at most `most` of them: the
+/// block they fill, line breaks and all, with where each line is in it
+/// (without its `\n` or `\r\n`) added to `spans`. The lines are checked as
+/// UTF-8 in one pass for them all, so a burst of short lines costs one
+/// check, not one per line. Stops before a line longer than `max` (a `\r`
+/// before its `\n` counted, as in the one-line paths) or one that is not
+/// UTF-8, which the caller takes its own way.
 pub fn whole_lines<'a>(
     bytes: &'a [u8],
     max: usize,
@@ -187,22 +168,6 @@ pub fn whole_lines<'a>(
                 .count();
             spans.truncate(first + whole);
             std::str::from_utf8(&bytes[..cut]).unwrap_or_default()
-        }
-    }
-}
-
-/// The front of `bytes` up to its last `\n`, or up to the last before a
-/// byte that is not UTF-8: the whole lines there are good, checked in one
-/// pass.
-fn valid_whole_lines(bytes: &[u8]) -> &str {
-    let Some(last) = bytes.iter().rposition(|&b| b == b'\n') else {
-        return "";
-    };
-    match std::str::from_utf8(&bytes[..=last]) {
-        Ok(block) => block,
-        Err(e) => {
-            let good = std::str::from_utf8(&bytes[..e.valid_up_to()]).unwrap_or_default();
-            good.rfind('\n').map_or("", |end| &good[..=end])
         }
     }
 }
@@ -669,27 +634,17 @@ mod tests {
                     one_by_one,
                     "{input:?}"
                 );
-                // A block taken whole holds the lines taken one by one.
-                let mut taken = Vec::new();
-                let used = take_whole_lines(input, 10, |line| {
-                    taken.push(line.to_string());
-                    taken.len() < per_call
-                });
-                let mut spans = Vec::new();
-                let block = whole_lines(input, 10, per_call, &mut spans);
-                let whole: Vec<String> = spans
-                    .iter()
-                    .map(|&(s, e)| block[s..e].to_string())
-                    .collect();
-                assert_eq!((block.len(), whole), (used, taken), "{input:?}");
             }
         }
-        let mut taken = Vec::new();
-        let used = take_whole_lines(b"a\r\nb\nc", 10, |line| {
-            taken.push(line.to_string());
-            true
-        });
-        assert_eq!((used, taken), (5, vec!["a".to_string(), "b".to_string()]));
+        let mut spans = Vec::new();
+        let block = whole_lines(b"a\r\nb\nc", 10, 100, &mut spans);
+        assert_eq!((block, &spans[..]), ("a\r\nb\n", &[(0, 1), (3, 4)][..]));
+        // At most `most`, and nothing past a line that is not UTF-8.
+        spans.clear();
+        assert_eq!(whole_lines(b"a\nb\nc\n", 10, 2, &mut spans), "a\nb\n");
+        spans.clear();
+        assert_eq!(whole_lines(b"a\nb\xff\nc\n", 10, 9, &mut spans), "a\n");
+        assert_eq!(spans, [(0, 1)]);
     }
 
     #[test]
@@ -726,7 +681,6 @@ mod tests {
             bytes[at] = b'\n';
         }
         let mut found = Vec::new();
-        found.clear();
         each_newline(&bytes, |at| {
             found.push(at);
             found.len() < 3

@@ -65,12 +65,6 @@ impl Lines {
             .sum()
     }
 
-    /// Line `i`, counting from 0.
-    pub fn get(&self, i: usize) -> Option<&str> {
-        let &(start, end) = self.spans.get(i)?;
-        Some(&self.buffer[start..end])
-    }
-
     pub fn iter(&self) -> impl Iterator<Item = &str> {
         self.spans
             .iter()
@@ -103,10 +97,6 @@ mod tests {
     fn lines_come_back_in_order_empty_ones_too() {
         let lines: Lines = ["one", "", "three ✓"].into_iter().collect();
         assert_eq!(lines.iter().collect::<Vec<_>>(), ["one", "", "three ✓"]);
-        assert_eq!(
-            (lines.get(1), lines.get(2), lines.get(3)),
-            (Some(""), Some("three ✓"), None)
-        );
         assert!(!lines.is_empty());
         assert_eq!((lines.len(), lines.text_len()), (3, "onethree ✓".len()));
         assert_eq!((lines.bytes_of(0..2), lines.bytes_of(1..3)), (3, 9));

@@ -24,7 +24,7 @@ use super::core::{Kind, Typed};
 use super::editor::{Edit, Key, Keyboard, LineEditor, PASTE_GAP, without_escapes, wrap};
 use super::terminal::{self, BRACKETED_PASTE_OFF, RawMode};
 use super::{Event, Events};
-use crate::connection::{take_whole_lines, whole_lines};
+use crate::connection::whole_lines;
 use crate::lines::Lines;
 use crate::text::{is_printable_ascii_lines, shown};
 use crate::unicode::width;
@@ -108,20 +108,17 @@ fn read_lines(events: Events, escapes: Escapes, credits: mpsc::Receiver<()>) {
             // Lines already buffered first, copied straight into the
             // batch; it goes once they are used up, rather than wait with
             // them for more input.
-            let used = match escapes {
+            spans.clear();
+            let room = TYPED_PER_EVENT - batch.len();
+            let block = whole_lines(stdin.buffer(), MAX_INPUT as usize, room, &mut spans);
+            match escapes {
                 // Piped input, the bulk: the lines' block copied whole.
-                Escapes::Keep => {
-                    spans.clear();
-                    let room = TYPED_PER_EVENT - batch.len();
-                    let block = whole_lines(stdin.buffer(), MAX_INPUT as usize, room, &mut spans);
-                    batch.push_block(block, &spans);
-                    block.len()
-                }
-                Escapes::Drop => take_whole_lines(stdin.buffer(), MAX_INPUT as usize, |line| {
-                    batch.push_line(&without_escapes(line));
-                    batch.len() < TYPED_PER_EVENT
-                }),
-            };
+                Escapes::Keep => batch.push_block(block, &spans),
+                Escapes::Drop => spans
+                    .iter()
+                    .for_each(|&(s, e)| batch.push_line(&without_escapes(&block[s..e]))),
+            }
+            let used = block.len();
             if used > 0 {
                 stdin.consume(used);
             } else if batch.is_empty() {

@@ -99,22 +99,15 @@ pub enum PeerItem<'a> {
 }
 
 impl PeerBatch {
-    /// Adds one line as it came; a line we do not understand, from a newer
-    /// or broken peer, is skipped, and the chat goes on.
+    /// Adds one line as it came ([`PeerBatch::push_block`]).
     pub fn push_line(&mut self, line: &str) {
-        match line.strip_prefix("MSG ") {
-            Some(text) => self.push_text(text),
-            None => {
-                if let Ok(msg) = PeerMessage::parse(line) {
-                    self.push(msg);
-                }
-            }
-        }
+        self.push_block(line, &[(0, line.len())]);
     }
 
-    /// Adds the lines of `block` where `spans` say, as [`PeerBatch::push_line`]
-    /// would one by one, up to and with a `BYE`; their `MSG`s' texts are
-    /// taken in one copy of the block. Says how many lines it took.
+    /// Adds the lines of `block` where `spans` say, up to and with a `BYE`;
+    /// their `MSG`s' texts are taken in one copy of the block. A line we do
+    /// not understand, from a newer or broken peer, is skipped, and the
+    /// chat goes on. Says how many lines it took.
     pub fn push_block(&mut self, block: &str, spans: &[(usize, usize)]) -> usize {
         let mut took = spans.len();
         for (i, &(start, end)) in spans.iter().enumerate() {
