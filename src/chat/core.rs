@@ -654,44 +654,46 @@ impl Resume {
     /// Counts a line about to be sent, and keeps it until acknowledged;
     /// `false` when the buffer is full and the line must not go.
     fn keep(&mut self, line: &str) -> bool {
-        if !self.keeping() {
-            self.sent += 1;
-            return true;
+        let admitted = self.admit(1, line.len());
+        if admitted == Some(true) {
+            self.unacked.push_back(line);
         }
-        if !self.active() && self.unacked_bytes + line.len() >= RESUME_BUFFER / 2 {
+        admitted.is_some()
+    }
+
+    /// [`Resume::keep`] for a batch, kept whole, shared with what sends it.
+    fn keep_all(&mut self, lines: &Arc<Lines>) -> bool {
+        let admitted = self.admit(lines.len(), lines.text_len());
+        if admitted == Some(true) {
+            self.unacked.push_all(lines);
+        }
+        admitted.is_some()
+    }
+
+    /// Counts `lines` lines of `bytes` about to be sent: whether to keep
+    /// them until acknowledged (`Some(true)`), to let them go unkept
+    /// (`Some(false)`), or not to send them, the buffer being full (`None`).
+    fn admit(&mut self, lines: usize, bytes: usize) -> Option<bool> {
+        if !self.keeping() {
+            self.sent += lines as u64;
+            return Some(false);
+        }
+        if !self.active() && self.unacked_bytes + bytes >= RESUME_BUFFER / 2 {
             // Half the buffer before the peer even said whether it can
             // resume (a flood into a peer that never says): let the lines
             // go, unkept, rather than hold them up, and end this chat as
             // chats without the feature end.
             self.given_up = true;
             self.forget_kept();
-            self.sent += 1;
-            return true;
+            self.sent += lines as u64;
+            return Some(false);
         }
-        if self.unacked_bytes + line.len() > RESUME_BUFFER {
-            return false;
+        if self.unacked_bytes + bytes > RESUME_BUFFER {
+            return None;
         }
-        self.sent += 1;
-        self.unacked_bytes += line.len();
-        self.unacked.push_back(line);
-        true
-    }
-
-    /// [`Resume::keep`] for a batch that was checked to fit
-    /// ([`Resume::has_room`]): kept whole, shared with what sends it.
-    fn keep_all(&mut self, lines: &Arc<Lines>) {
-        self.sent += lines.len() as u64;
-        if !self.keeping() {
-            return;
-        }
-        if !self.active() && self.unacked_bytes + lines.text_len() >= RESUME_BUFFER / 2 {
-            // As in `keep`: the peer never said, so nothing is kept.
-            self.given_up = true;
-            self.forget_kept();
-            return;
-        }
-        self.unacked_bytes += lines.text_len();
-        self.unacked.push_all(lines);
+        self.sent += lines as u64;
+        self.unacked_bytes += bytes;
+        Some(true)
     }
 
     /// The number of the first line not yet acknowledged.
@@ -1719,7 +1721,9 @@ impl Core {
             return;
         };
         let lines = Arc::new(lines);
-        chat.resume.keep_all(&lines);
+        // Room for them all was checked: none is refused.
+        let kept = chat.resume.keep_all(&lines);
+        debug_assert!(kept);
         if let Some(link) = self.kept(now) {
             self.out(Output::PeerTexts { link, texts: lines });
         }
