@@ -193,9 +193,9 @@ fn read_input<R: BufRead>(stdin: &mut R) -> Typed {
 }
 
 /// Typed input as the stdin thread hands it on: the lines of a batch in one
-/// buffer, made into a `String` each by the main loop, so that they are
-/// allocated on the thread that frees them (the allocator's fast path; a
-/// string made here and freed there costs several times as much).
+/// buffer, which the main loop sends on whole, or makes into a `String`
+/// each on its own thread, the one that frees them (the allocator's fast
+/// path; a string made here and freed there costs several times as much).
 #[derive(Default)]
 pub struct TypedBatch {
     lines: Lines,
@@ -221,11 +221,7 @@ impl TypedBatch {
 
     fn push_line(&mut self, line: &str) {
         self.lines.push(line);
-        match self.items.last_mut() {
-            Some(Item::Lines(n)) => *n += 1,
-            _ => self.items.push(Item::Lines(1)),
-        }
-        self.len += 1;
+        self.count_lines(1);
     }
 
     /// Lines in a row, and the block they were read in, taken whole
@@ -235,11 +231,16 @@ impl TypedBatch {
             return;
         }
         self.lines.push_block(block, spans.iter().copied());
+        self.count_lines(spans.len());
+    }
+
+    /// `n` more lines in the run of them at the end.
+    fn count_lines(&mut self, n: usize) {
         match self.items.last_mut() {
-            Some(Item::Lines(n)) => *n += spans.len(),
-            _ => self.items.push(Item::Lines(spans.len())),
+            Some(Item::Lines(run)) => *run += n,
+            _ => self.items.push(Item::Lines(n)),
         }
-        self.len += spans.len();
+        self.len += n;
     }
 
     fn push(&mut self, typed: Typed) {
@@ -665,12 +666,12 @@ impl Ui {
     /// A peer's lines, each as [`Ui::peer_line`] shows it. Piped output of
     /// plain text, the bulk, is checked in one pass for the batch.
     pub fn peer_lines(&mut self, at: Option<&str>, name: &str, texts: &Lines) {
-        let Mode::Plain { prompt_open, .. } = &mut self.mode else {
-            return texts.iter().for_each(|text| self.peer_line(at, name, text));
+        let prompt_open = match &mut self.mode {
+            Mode::Plain { prompt_open, .. } if is_printable_ascii_lines(texts.buffer()) => {
+                prompt_open
+            }
+            _ => return texts.iter().for_each(|text| self.peer_line(at, name, text)),
         };
-        if !is_printable_ascii_lines(texts.buffer()) {
-            return texts.iter().for_each(|text| self.peer_line(at, name, text));
-        }
         end_prompt_line(&mut self.out, prompt_open);
         let at = at.map(|at| format!("{at} ")).unwrap_or_default();
         let before = format!("{at}{}: ", shown(name));
