@@ -256,8 +256,6 @@ pub fn chat(table: &mut Table) {
         .row("raw relay, readers → one loop, lines/s")
         .value(&loop_lines)
         .vs("raw TCP", &raw_lines);
-    // Each round's two runs side by side: the ratio of a pair is steadier
-    // than the ratio of two medians on a loaded machine.
     // Each round's runs side by side: the ratio of a pair measured a few
     // hundred ms apart is steadier than the ratio of two medians on a
     // machine whose load drifts, so the goals are set on these.
