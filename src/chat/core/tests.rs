@@ -192,6 +192,17 @@ impl World {
         });
     }
 
+    /// bob's link 1 (call 7) broke; he is found at 127.0.0.3:5000 and the
+    /// redial reaches him there on link 9 with `key`, bob having
+    /// `received` of our lines.
+    fn redialed_bob(&mut self, key: Token, received: u64) {
+        self.link_broke(1);
+        self.expect_request("LOCATE bob");
+        self.server("OK LOCATED bob 127.0.0.3:5000");
+        self.take("a redial", |o| matches!(o, Output::Dial { .. }));
+        self.brought_back(7, 9, "127.0.0.3:5000", Route::Direct, key, received);
+    }
+
     fn hello(&mut self, link: LinkId, caller: &str, call: CallId, token_text: &str) {
         self.input(Input::Hello {
             link,
@@ -1620,11 +1631,7 @@ fn piped_lines_go_in_one_batch_numbered_kept_and_resent_like_typed_ones() {
     }
     assert_eq!(w.batches, 1);
     w.peer(1, &["ACK 1"]);
-    w.link_broke(1);
-    w.expect_request("LOCATE bob");
-    w.server("OK LOCATED bob 127.0.0.3:5000");
-    w.take("a redial", |o| matches!(o, Output::Dial { .. }));
-    w.brought_back(7, 9, "127.0.0.3:5000", Route::Direct, token(TOKEN), 2);
+    w.redialed_bob(token(TOKEN), 2);
     w.expect_to_peer(9, "MSG three");
     w.expect_line("back with bob (1 line resent)");
 }
@@ -1689,11 +1696,7 @@ fn lines_sent_before_the_peer_said_it_resumes_are_kept_and_sent_again() {
     w.typed("early");
     w.peer(1, &["FEATURES ping-id bye-ack resume"]);
     w.expect_to_peer(1, &format!("RESUMABLE {OTHER_TOKEN}"));
-    w.link_broke(1);
-    w.expect_request("LOCATE bob");
-    w.server("OK LOCATED bob 127.0.0.3:5000");
-    w.take("a redial", |o| matches!(o, Output::Dial { .. }));
-    w.brought_back(7, 9, "127.0.0.3:5000", Route::Direct, token(OTHER_TOKEN), 0);
+    w.redialed_bob(token(OTHER_TOKEN), 0);
     w.expect_to_peer(9, "MSG early");
     w.expect_line("back with bob (1 line resent)");
 }
