@@ -430,4 +430,23 @@ fn a_peer_cannot_drive_the_other_terminal_with_control_characters() {
     link.write_all(b"MSG \x1b]0;owned\x07\x1b[2Jhi\n").unwrap();
     bob.expect("carol: ^[]0;owned^G^[[2Jhi");
     assert!(!bob.stdout().contains('\x1b'));
+    // The same hidden in a burst of plain lines, read and shown as one
+    // batch: the gate still sees every line.
+    let mut burst = String::new();
+    for i in 0..2000 {
+        burst.push_str(&format!("MSG plain {i}\n"));
+        if i == 1000 {
+            burst.push_str("MSG mid\x1b[2J\rover\u{202e}flip\n");
+        }
+    }
+    burst.push_str("MSG end\r\n");
+    link.write_all(burst.as_bytes()).unwrap();
+    bob.expect("carol: end\n");
+    let out = bob.stdout();
+    assert!(
+        out.contains("carol: mid^[[2J^Mover\\u{202e}flip\n"),
+        "{out}"
+    );
+    assert!(out.contains("carol: plain 1999\n"));
+    assert!(!out.contains('\x1b') && !out.contains('\r') && !out.contains('\u{202e}'));
 }
