@@ -22,8 +22,8 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::protocol::{
-    CallId, FEATURE_MISSED, FEATURE_RING, Presence, PresenceState, Token, UserEntry, name_key,
-    validate_name,
+    CallId, FEATURE_MISSED, FEATURE_RING, FEATURE_SESSION, Presence, PresenceState, Token,
+    UserEntry, name_key, validate_name,
 };
 
 /// Calls `f` with `name`'s [`name_key`], made on the stack for a short
@@ -71,10 +71,23 @@ impl Default for CallLimits {
     }
 }
 
-/// A call set up at once (not rung) that ends sooner than this after it was
-/// claimed did not become a chat: the callee's chat waits 8 s for the
+/// A call set up at once (not rung) with a callee that sends no `LINKED`
+/// note (an older chat), and that ends sooner than this after it was
+/// claimed, did not become a chat: the callee's chat waits 8 s for the
 /// caller's connection before giving up on it.
 pub const CONNECT_WINDOW: Duration = Duration::from_secs(10);
+
+/// How long a registration whose connection closed cleanly may be taken
+/// back with its secret before its program counts as gone (`EVENT GONE`).
+pub const CLOSE_VERDICT: Duration = Duration::from_secs(2);
+
+/// How long the partner of a peer whose connection was lost is kept, so
+/// that a new program taking the name tells it the old one is gone.
+pub const LOST_MEMORY: Duration = Duration::from_secs(600);
+
+/// A caller that hangs up on this many rings to one callee within a
+/// minute waits the recall wait: ringing again and again is what it is for.
+pub const CANCELS_BEFORE_WAIT: usize = 3;
 
 struct State<O> {
     /// Keyed by [`name_key`], so names are unique regardless of case.
@@ -88,6 +101,26 @@ struct State<O> {
     /// When each caller (by [`name_key`]) started its calls of the last
     /// minute; kept across reconnections, like `recall_after`.
     recent_calls: HashMap<String, VecDeque<Instant>>,
+    /// When each caller hung up on its rings to each callee, in the last
+    /// minute.
+    cancels: HashMap<(String, String), VecDeque<Instant>>,
+    /// Registrations that ended while in a call with a peer that announced
+    /// `session`, by [`name_key`]: that peer is told when their program is
+    /// known to be gone.
+    departed: HashMap<String, Departed>,
+    /// The same, oldest first, to forget them in order.
+    departed_order: VecDeque<(Instant, String, u64)>,
+    next_departure: u64,
+}
+
+/// A registration that ended while in a call.
+struct Departed {
+    id: u64,
+    /// As listed.
+    name: String,
+    secret: Token,
+    /// The other party of the call, by [`name_key`].
+    partner: String,
 }
 
 struct Peer<O> {
@@ -98,6 +131,9 @@ struct Peer<O> {
     call: Option<CallId>,
     outbox: O,
     features: ClientFeatures,
+    /// Given in `WELCOME` (to a client that announced `session`): whoever
+    /// presents it in a `REGISTER` takes this registration over.
+    secret: Token,
 }
 
 /// What a client announced with `FEATURES` that changes how the server
@@ -108,6 +144,9 @@ pub struct ClientFeatures {
     pub ring: bool,
     /// `missed`: it is told of calls that found it busy.
     pub missed: bool,
+    /// `session`: it owns its registration by a secret, is told how a
+    /// vanished peer left, and notes when its caller's link is up.
+    pub session: bool,
 }
 
 impl ClientFeatures {
@@ -117,6 +156,7 @@ impl ClientFeatures {
         ClientFeatures {
             ring: has(FEATURE_RING),
             missed: has(FEATURE_MISSED),
+            session: has(FEATURE_SESSION),
         }
     }
 }
@@ -141,6 +181,11 @@ struct Call<O> {
     relays: Vec<O>,
     /// Whether the callee was rung (rather than the call set up at once).
     rang: bool,
+    /// The callee announced `session`: it says when the caller's link is up
+    /// (`LINKED`), so the call's length says nothing.
+    callee_notes: bool,
+    /// The callee said the caller's link is up: the call became a chat.
+    linked: bool,
     phase: Phase,
 }
 
@@ -239,10 +284,77 @@ pub struct Ended<O> {
     pub by: String,
     /// The other party's outbox; `None` when the call was with oneself.
     pub notify: Option<O>,
+    /// Whether the other party announced `session` (and so reads how a
+    /// vanished peer left, and `EVENT BUSY`).
+    pub notify_session: bool,
     pub duration: Duration,
     /// The call's relay connections, to be closed: a relay never outlives
     /// its call.
     pub relays: Vec<O>,
+}
+
+/// A registration's connection: what [`Registry::register_owned`] files
+/// under the name.
+pub struct Entry<O> {
+    pub conn: ConnId,
+    /// Where its chat listens, as it said.
+    pub advertised: SocketAddr,
+    /// Where the server saw it connect from.
+    pub seen: IpAddr,
+    pub outbox: O,
+    pub features: ClientFeatures,
+}
+
+/// How a registration ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Leaving {
+    /// `QUIT`: the program said it leaves.
+    Quit,
+    /// The connection closed cleanly (EOF): the program is gone, unless it
+    /// takes its registration back with its secret within
+    /// [`CLOSE_VERDICT`].
+    Closed,
+    /// A reset, an error, or missed heartbeats: its network went quiet.
+    Lost,
+}
+
+/// What a registration's end changes for others.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Removed<O> {
+    /// The call it ended, if it was in one.
+    pub ended: Option<Ended<O>>,
+    /// Its partner, to be told at once that its program is gone.
+    pub gone: Option<Gone<O>>,
+    /// Ask [`Registry::verdict`] with this after [`CLOSE_VERDICT`].
+    pub verdict: Option<Verdict>,
+}
+
+/// A pending verdict on a registration that closed cleanly.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Verdict {
+    key: String,
+    id: u64,
+}
+
+/// The program of `peer` is gone: tell its last partner (`EVENT GONE`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Gone<O> {
+    pub peer: String,
+    pub partner: O,
+}
+
+/// A registration made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registered<O> {
+    /// The secret that owns it (the one presented, when it took its own
+    /// registration back).
+    pub secret: Token,
+    /// It took its own registration over from another connection: that
+    /// connection's outbox, to be closed.
+    pub replaced: Option<O>,
+    /// A new program took the name of one that departed in a call: its
+    /// partner is to be told the old one is gone.
+    pub gone: Option<Gone<O>>,
 }
 
 /// A relay connection admitted for a call.
@@ -282,6 +394,10 @@ impl<O: Clone> Registry<O> {
                 presence: PresenceChanges::default(),
                 recall_after: HashMap::new(),
                 recent_calls: HashMap::new(),
+                cancels: HashMap::new(),
+                departed: HashMap::new(),
+                departed_order: VecDeque::new(),
+                next_departure: 1,
             }),
             limits,
         }
@@ -294,8 +410,8 @@ impl<O: Clone> Registry<O> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Adds `name` for connection `conn`. Fails if the name is invalid or
-    /// taken; an online peer can never be replaced.
+    /// Adds `name` for connection `conn`, without a secret. Fails if the
+    /// name is invalid or taken.
     pub fn register(
         &self,
         conn: ConnId,
@@ -305,11 +421,58 @@ impl<O: Clone> Registry<O> {
         outbox: O,
         features: ClientFeatures,
     ) -> Result<(), RegisterError> {
+        let entry = Entry {
+            conn,
+            advertised,
+            seen,
+            outbox,
+            features,
+        };
+        self.register_owned(name, entry, None, Token([0; 16]))
+            .map(|_| ())
+    }
+
+    /// Adds `name` for `entry`'s connection, owned by `fresh`. Fails if the
+    /// name is invalid or taken by another program. A registration that
+    /// presents the secret of the one online under the name (its own,
+    /// from an older connection) takes it over at once, call and all; one
+    /// that presents the secret of a registration that just ended takes its
+    /// place. Anyone else taking the name of a registration that ended in
+    /// a call is a new program: the old one's partner is to be told.
+    pub fn register_owned(
+        &self,
+        name: &str,
+        entry: Entry<O>,
+        presented: Option<Token>,
+        fresh: Token,
+    ) -> Result<Registered<O>, RegisterError> {
         validate_name(name).map_err(RegisterError::BadName)?;
         let key = name_key(name);
         let mut state = self.lock();
-        if let Some(existing) = state.peers.get(&key) {
-            return Err(RegisterError::Taken(existing.name.clone()));
+        let owns = |secret: &Token| presented.is_some_and(|p| p.matches(secret));
+        if let Some(existing) = state.peers.get_mut(&key) {
+            if !owns(&existing.secret) {
+                return Err(RegisterError::Taken(existing.name.clone()));
+            }
+            let replaced = std::mem::replace(&mut existing.outbox, entry.outbox);
+            existing.conn = entry.conn;
+            existing.advertised = entry.advertised;
+            existing.seen = entry.seen;
+            existing.features = entry.features;
+            return Ok(Registered {
+                secret: existing.secret,
+                replaced: Some(replaced),
+                gone: None,
+            });
+        }
+        let mut secret = fresh;
+        let mut gone = None;
+        if let Some(departed) = state.departed.remove(&key) {
+            if owns(&departed.secret) {
+                secret = departed.secret;
+            } else {
+                gone = state.gone_partner(&departed);
+            }
         }
         // Listed, and told to watchers, in one spelling: the display form.
         let shown = crate::protocol::display_name(name);
@@ -318,15 +481,20 @@ impl<O: Clone> Registry<O> {
             key,
             Peer {
                 name: shown,
-                conn,
-                advertised,
-                seen,
+                conn: entry.conn,
+                advertised: entry.advertised,
+                seen: entry.seen,
                 call: None,
-                outbox,
-                features,
+                outbox: entry.outbox,
+                features: entry.features,
+                secret,
             },
         );
-        Ok(())
+        Ok(Registered {
+            secret,
+            replaced: None,
+            gone,
+        })
     }
 
     /// Records what the peer `name` (registered by `conn`) announced.
@@ -530,6 +698,7 @@ impl<O: Clone> Registry<O> {
         };
         let callee_name = target.name.clone();
         let callee_outbox = target.outbox.clone();
+        let callee_notes = target.features.session;
         let call = state.next_call;
         state.next_call += 1;
         for key in [&caller_key, &callee_key] {
@@ -557,6 +726,8 @@ impl<O: Clone> Registry<O> {
                 relay_halves: 0,
                 relays: Vec::new(),
                 rang: phase == Phase::Ringing,
+                callee_notes,
+                linked: false,
                 phase,
             },
         );
@@ -605,7 +776,7 @@ impl<O: Clone> Registry<O> {
         if entry.phase != Phase::Ringing || entry.callee != key {
             return None;
         }
-        end_call(&mut state, call, &key, self.limits.recall_wait)
+        end_call(&mut state, call, End::Declined { by: key }, &self.limits)
     }
 
     /// Ends `call` if it is still ringing (its ring timeout passed); both
@@ -626,8 +797,8 @@ impl<O: Clone> Registry<O> {
             callee: callee.name.clone(),
             callee_outbox: callee.outbox.clone(),
         };
-        let caller_key = entry.caller.clone();
-        end_call(&mut state, call, &caller_key, self.limits.recall_wait);
+        let by = entry.caller.clone();
+        end_call(&mut state, call, End::RangOut { by }, &self.limits);
         Some(rang)
     }
 
@@ -640,27 +811,125 @@ impl<O: Clone> Registry<O> {
         if state.peers.get(&key)?.call != Some(call) {
             return None;
         }
-        end_call(&mut state, call, &key, self.limits.recall_wait)
+        end_call(&mut state, call, End::HungUp { by: key }, &self.limits)
     }
 
     /// Removes the peer `name` if connection `conn` registered it, ending its
     /// call if it had one. Called when a registration connection closes for
-    /// any reason.
-    pub fn remove(&self, conn: ConnId, name: &str) -> Option<Ended<O>> {
+    /// any reason, said by `how`. A partner that announced `session` is told
+    /// how (`EVENT HANGUP … closed|lost`), and later whether the program is
+    /// gone: at once after `QUIT`, after a [`Registry::verdict`] for a clean
+    /// close, or when a new program takes the name.
+    pub fn remove(&self, conn: ConnId, name: &str, how: Leaving) -> Removed<O> {
         let key = name_key(name);
         let mut state = self.lock();
-        let peer = state.peers.get(&key)?;
+        let mut removed = Removed {
+            ended: None,
+            gone: None,
+            verdict: None,
+        };
+        let Some(peer) = state.peers.get(&key) else {
+            return removed;
+        };
         if peer.conn != conn {
-            return None;
+            return removed;
         }
-        let wait = self.limits.recall_wait;
-        let ended = peer
-            .call
-            .and_then(|call| end_call(&mut state, call, &key, wait));
+        let (secret, shown, call) = (peer.secret, peer.name.clone(), peer.call);
+        let now = Instant::now();
+        state.forget_departed(now);
+        let partner = call.and_then(|call| {
+            let entry = state.calls.get(&call)?;
+            let other = if entry.caller == key {
+                &entry.callee
+            } else {
+                &entry.caller
+            };
+            let tells = other != &key && state.peers.get(other)?.features.session;
+            tells.then(|| other.clone())
+        });
+        removed.ended = call.and_then(|call| {
+            let end = End::Removed { by: key.clone() };
+            end_call(&mut state, call, end, &self.limits)
+        });
+        if let (Some(ended), Some(_)) = (&mut removed.ended, &partner) {
+            ended.notify_session = true;
+        }
         if let Some(peer) = state.peers.remove(&key) {
             state.presence.record(&peer.name, PresenceState::Left);
         }
-        ended
+        let Some(partner) = partner else {
+            return removed;
+        };
+        let id = state.next_departure;
+        state.next_departure += 1;
+        let departed = Departed {
+            id,
+            name: shown,
+            secret,
+            partner,
+        };
+        match how {
+            Leaving::Quit => removed.gone = state.gone_partner(&departed),
+            Leaving::Closed | Leaving::Lost => {
+                if how == Leaving::Closed {
+                    removed.verdict = Some(Verdict {
+                        key: key.clone(),
+                        id,
+                    });
+                }
+                state
+                    .departed_order
+                    .push_back((now + LOST_MEMORY, key.clone(), id));
+                state.departed.insert(key, departed);
+            }
+        }
+        removed
+    }
+
+    /// The verdict on a registration that closed cleanly, once
+    /// [`CLOSE_VERDICT`] has passed: unless its program took it back with
+    /// its secret (or a new program took the name, which told already),
+    /// its partner is to be told it is gone.
+    pub fn verdict(&self, verdict: &Verdict) -> Option<Gone<O>> {
+        let mut state = self.lock();
+        let departed = state.departed.get(&verdict.key)?;
+        if departed.id != verdict.id {
+            return None;
+        }
+        let departed = state.departed.remove(&verdict.key)?;
+        state.gone_partner(&departed)
+    }
+
+    /// The callee `name` notes that the caller's link of `call` is up: the
+    /// call became a chat. False if `call` is not a live call of `name`'s.
+    pub fn linked(&self, name: &str, call: CallId) -> bool {
+        let key = name_key(name);
+        let mut state = self.lock();
+        match state.calls.get_mut(&call) {
+            Some(entry) if entry.callee == key && entry.phase == Phase::Live => {
+                entry.linked = true;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The callee `name` is in a chat after all when `call` rings for it:
+    /// the call ends as if it had been listed busy, with no recall wait.
+    /// `None` if `call` is not ringing for `name`.
+    /// Gives the caller's name too, for the callee's missed call.
+    pub fn busy(&self, name: &str, call: CallId) -> Option<(Ended<O>, String)> {
+        let key = name_key(name);
+        let mut state = self.lock();
+        let entry = state.calls.get(&call)?;
+        if entry.phase != Phase::Ringing || entry.callee != key {
+            return None;
+        }
+        let caller = state.peers.get(&entry.caller)?;
+        let (caller_name, caller_session) = (caller.name.clone(), caller.features.session);
+        let mut ended = end_call(&mut state, call, End::Busy { by: key }, &self.limits)?;
+        ended.notify_session = caller_session;
+        Some((ended, caller_name))
     }
 
     /// Admits a relay connection, which writes through `outbox`: `token`
@@ -768,6 +1037,8 @@ impl<O: Clone> Registry<O> {
                         relay_halves: 2,
                         relays: Vec::new(),
                         rang: false,
+                        callee_notes: false,
+                        linked: false,
                         phase: if key != peer_key {
                             Phase::AwaitingResume
                         } else {
@@ -789,29 +1060,118 @@ impl<O: Clone> Registry<O> {
 
 const MINUTE: Duration = Duration::from_secs(60);
 
-/// Whether a call that is ending became a chat: a rung call once answered;
-/// one set up at once if it lasted past [`CONNECT_WINDOW`] or both halves of
-/// its relay joined. A call with oneself, or a resumed one, always counts.
-fn became_a_chat<O>(call: &Call<O>) -> bool {
-    if call.caller == call.callee || call.phase == Phase::AwaitingResume {
-        return true;
+/// Why a call ends, and by whom (a [`name_key`]).
+enum End {
+    /// The callee declined the ring.
+    Declined { by: String },
+    /// The callee was in a chat after all (`BUSY`).
+    Busy { by: String },
+    /// Nobody answered the ring in time (`by`: the caller).
+    RangOut { by: String },
+    /// A party hung up.
+    HungUp { by: String },
+    /// A party's registration ended.
+    Removed { by: String },
+}
+
+impl End {
+    fn by(&self) -> &str {
+        match self {
+            End::Declined { by }
+            | End::Busy { by }
+            | End::RangOut { by }
+            | End::HungUp { by }
+            | End::Removed { by, .. } => by,
+        }
     }
-    if call.rang {
-        call.phase == Phase::Live
-    } else {
-        call.started.elapsed() >= CONNECT_WINDOW || call.relay_halves >= 2
+}
+
+impl<O> State<O> {
+    /// The recall wait is for what a callee did, never for a chat that
+    /// happened: it follows a declined ring, one that rang out, the
+    /// callee hanging up on a caller that never connected, and a caller's
+    /// [`CANCELS_BEFORE_WAIT`]th cancelled ring to one callee in a minute.
+    fn recall_wait_due(&mut self, call: &Call<O>, end: &End, now: Instant) -> bool {
+        if call.caller == call.callee
+            || call.phase == Phase::AwaitingResume
+            || call.linked
+            || call.relay_halves >= 2
+        {
+            return false;
+        }
+        let by_callee = end.by() == call.callee;
+        match (end, call.phase) {
+            (End::Busy { .. }, _) => false,
+            (End::Declined { .. } | End::RangOut { .. }, _) => true,
+            (_, Phase::Ringing) if by_callee => matches!(end, End::HungUp { .. }),
+            (End::HungUp { .. }, Phase::Ringing) => {
+                let pair = (call.caller.clone(), call.callee.clone());
+                if self.cancels.len() >= 1024 && self.cancels.len().is_power_of_two() {
+                    self.cancels.retain(|_, times| {
+                        times
+                            .back()
+                            .is_some_and(|t| now.duration_since(*t) < MINUTE)
+                    });
+                }
+                let times = self.cancels.entry(pair).or_default();
+                while times
+                    .front()
+                    .is_some_and(|t| now.duration_since(*t) >= MINUTE)
+                {
+                    times.pop_front();
+                }
+                times.push_back(now);
+                times.len() >= CANCELS_BEFORE_WAIT
+            }
+            (_, Phase::Ringing) => false,
+            // Answered: the callee wanted it.
+            _ if call.rang => false,
+            // An older callee says nothing when the link is up: a call
+            // that lasted is taken to have become a chat.
+            _ if !call.callee_notes => call.started.elapsed() < CONNECT_WINDOW,
+            _ => by_callee,
+        }
+    }
+
+    /// The partner of `departed` (registered under `key`), if it is still
+    /// online and reads `EVENT GONE`, with the departed's name.
+    fn gone_partner(&self, departed: &Departed) -> Option<Gone<O>>
+    where
+        O: Clone,
+    {
+        let partner = self.peers.get(&departed.partner)?;
+        if !partner.features.session {
+            return None;
+        }
+        Some(Gone {
+            peer: departed.name.clone(),
+            partner: partner.outbox.clone(),
+        })
+    }
+
+    /// Forgets departures older than [`LOST_MEMORY`], oldest first.
+    fn forget_departed(&mut self, now: Instant) {
+        while let Some((until, key, id)) = self.departed_order.front() {
+            if *until > now {
+                break;
+            }
+            if self.departed.get(key).is_some_and(|d| d.id == *id) {
+                self.departed.remove(key);
+            }
+            self.departed_order.pop_front();
+        }
     }
 }
 
 fn end_call<O: Clone>(
     state: &mut State<O>,
     call: CallId,
-    by_key: &str,
-    recall_wait: Duration,
+    end: End,
+    limits: &CallLimits,
 ) -> Option<Ended<O>> {
     let mut entry = state.calls.remove(&call)?;
-    if !recall_wait.is_zero() && !became_a_chat(&entry) {
-        let now = Instant::now();
+    let now = Instant::now();
+    if !limits.recall_wait.is_zero() && state.recall_wait_due(&entry, &end, now) {
         // Expired waits are dropped now and then, so the map holds at most
         // the failed calls of one wait.
         if state.recall_after.len() >= 1024 && state.recall_after.len().is_power_of_two() {
@@ -819,9 +1179,10 @@ fn end_call<O: Clone>(
         }
         state.recall_after.insert(
             (entry.caller.clone(), entry.callee.clone()),
-            now + recall_wait,
+            now + limits.recall_wait,
         );
     }
+    let by_key = end.by();
     let relays = std::mem::take(&mut entry.relays);
     let other = if entry.caller == by_key {
         entry.callee
@@ -848,6 +1209,7 @@ fn end_call<O: Clone>(
         call,
         by,
         notify,
+        notify_session: false,
         duration: entry.started.elapsed(),
         relays,
     })
@@ -1040,9 +1402,13 @@ mod tests {
     fn removing_a_peer_frees_its_partner_and_needs_its_connection() {
         let reg = with(&["a", "b"]);
         let call = reg.claim_call("a", "b", T).unwrap().call;
-        assert_eq!(reg.remove(1, "a"), None, "wrong connection");
+        assert_eq!(
+            reg.remove(1, "a", Leaving::Closed).ended,
+            None,
+            "wrong connection"
+        );
         assert_eq!(reg.len(), 2);
-        let ended = reg.remove(0, "a").unwrap();
+        let ended = reg.remove(0, "a", Leaving::Closed).ended.unwrap();
         assert_eq!((ended.call, ended.by.as_str()), (call, "a"));
         assert_eq!(ended.notify, Some("box-b"));
         assert_eq!(
@@ -1052,7 +1418,7 @@ mod tests {
                 busy: false
             }]
         );
-        assert!(reg.remove(0, "a").is_none());
+        assert!(reg.remove(0, "a", Leaving::Closed).ended.is_none());
     }
 
     #[test]
@@ -1186,6 +1552,7 @@ mod tests {
         let rings = ClientFeatures {
             ring: true,
             missed: true,
+            session: false,
         };
         for (i, name) in names.iter().enumerate() {
             reg.set_features(i as ConnId, name, rings);
@@ -1221,6 +1588,7 @@ mod tests {
             ClientFeatures {
                 ring: true,
                 missed: true,
+                session: false,
             },
         );
         assert_eq!(reg.missed_call_outbox("c"), None);
@@ -1291,16 +1659,16 @@ mod tests {
         let seen = ip("10.0.0.9");
         reg.register(7, "c", addr("10.0.0.9:1"), seen, "box-c", none)
             .unwrap();
-        reg.remove(7, "c");
+        reg.remove(7, "c", Leaving::Closed);
         reg.claim_call("b", "a", T).unwrap();
-        reg.remove(0, "a");
+        reg.remove(0, "a", Leaving::Closed);
         assert_eq!(
             reg.take_presence(),
             [p("a", PresenceState::Left), p("b", PresenceState::Free)],
             "c joined and left in one batch: never seen"
         );
         assert_eq!(reg.take_presence(), []);
-        reg.remove(1, "b");
+        reg.remove(1, "b", Leaving::Closed);
         reg.register(8, "B", addr("10.0.0.9:1"), seen, "box-B", none)
             .unwrap();
         assert_eq!(
@@ -1319,5 +1687,209 @@ mod tests {
         })
         .join();
         assert_eq!(reg.len(), 1);
+    }
+    const SESSION: ClientFeatures = ClientFeatures {
+        ring: true,
+        missed: true,
+        session: true,
+    };
+
+    /// Peers that announced `ring` and `session`: today's chats.
+    fn sessions(names: &[&str]) -> Registry<&'static str> {
+        let reg = with(names);
+        for (i, name) in names.iter().enumerate() {
+            reg.set_features(i as ConnId, name, SESSION);
+        }
+        reg
+    }
+
+    fn waits(reg: &Registry<&'static str>, caller: &str, callee: &str) -> bool {
+        match reg.claim_call(caller, callee, T) {
+            Err(CallError::TooSoon { .. }) => true,
+            Ok(claim) => {
+                reg.hangup(caller, claim.call);
+                false
+            }
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+
+    #[test]
+    fn the_recall_wait_follows_only_what_the_callee_did() {
+        // Declined, rung out, or hung up on by the callee: the caller waits.
+        let reg = sessions(&["a", "b"]);
+        let call = reg.claim_call("a", "b", T).unwrap().call;
+        reg.decline("b", call).unwrap();
+        assert!(waits(&reg, "a", "b"), "after a decline");
+        let reg = sessions(&["a", "b"]);
+        let call = reg.claim_call("a", "b", T).unwrap().call;
+        reg.ring_out(call).unwrap();
+        assert!(waits(&reg, "a", "b"), "after a ring-out");
+        let reg = sessions(&["a", "b"]);
+        let call = reg.claim_call("a", "b", T).unwrap().call;
+        reg.hangup("b", call).unwrap();
+        assert!(
+            waits(&reg, "a", "b"),
+            "after the callee hung up on the ring"
+        );
+
+        // A chat that happened, however short: no wait, whoever ends it.
+        for ender in ["a", "b"] {
+            let reg = sessions(&["a", "b"]);
+            let call = reg.claim_call("a", "b", T).unwrap().call;
+            reg.answer("b", call).unwrap();
+            reg.hangup(ender, call).unwrap();
+            assert!(!waits(&reg, "a", "b"), "answered, ended by {ender}");
+        }
+        // Set up at once (auto-answer), linked: no wait.
+        let reg = with(&["a", "b"]);
+        reg.set_features(1, "b", SESSION);
+        let call = reg.claim_call("a", "b", T).unwrap().call;
+        assert!(reg.linked("b", call));
+        reg.hangup("b", call).unwrap();
+        assert!(!waits(&reg, "a", "b"), "a short direct chat");
+        // Set up at once, never linked, the callee hangs up: a wait.
+        let reg = with(&["a", "b"]);
+        reg.set_features(1, "b", SESSION);
+        let call = reg.claim_call("a", "b", T).unwrap().call;
+        reg.hangup("b", call).unwrap();
+        assert!(
+            waits(&reg, "a", "b"),
+            "the callee hung up on a caller that never came"
+        );
+        // ...the caller gives up: no wait.
+        let reg = with(&["a", "b"]);
+        reg.set_features(1, "b", SESSION);
+        let call = reg.claim_call("a", "b", T).unwrap().call;
+        reg.hangup("a", call).unwrap();
+        assert!(!waits(&reg, "a", "b"), "the caller's own cancel");
+        // Only the callee notes the link.
+        let reg = sessions(&["a", "b"]);
+        let call = reg.claim_call("a", "b", T).unwrap().call;
+        assert!(!reg.linked("a", call), "the caller");
+        assert!(!reg.linked("b", call), "still ringing");
+
+        // Busy: no wait.
+        let reg = sessions(&["a", "b"]);
+        let call = reg.claim_call("a", "b", T).unwrap().call;
+        let (ended, caller) = reg.busy("b", call).unwrap();
+        assert_eq!(
+            (caller.as_str(), ended.notify, ended.notify_session),
+            ("a", Some("box-a"), true)
+        );
+        assert!(!waits(&reg, "a", "b"), "busy");
+        assert!(reg.busy("b", call).is_none(), "once");
+    }
+
+    #[test]
+    fn a_callers_third_cancelled_ring_in_a_minute_starts_the_wait() {
+        let reg = sessions(&["a", "b"]);
+        // Each claim but the last succeeding is the check: no wait before.
+        for _ in 0..CANCELS_BEFORE_WAIT {
+            let call = reg.claim_call("a", "b", T).unwrap().call;
+            reg.hangup("a", call).unwrap();
+        }
+        assert!(matches!(
+            reg.claim_call("a", "b", T),
+            Err(CallError::TooSoon { .. })
+        ));
+    }
+
+    fn entry(conn: ConnId, outbox: &'static str) -> Entry<&'static str> {
+        Entry {
+            conn,
+            advertised: addr("10.0.0.1:5000"),
+            seen: ip("10.0.0.1"),
+            outbox,
+            features: SESSION,
+        }
+    }
+
+    const S1: Token = Token([1; 16]);
+    const S2: Token = Token([2; 16]);
+
+    #[test]
+    fn a_registration_is_taken_over_only_with_its_secret() {
+        let reg = Registry::new();
+        let first = reg
+            .register_owned("bob", entry(1, "old"), None, S1)
+            .unwrap();
+        assert_eq!((first.secret, first.replaced), (S1, None));
+        let err = reg.register_owned("BOB", entry(2, "new"), Some(S2), S2);
+        assert_eq!(err, Err(RegisterError::Taken("bob".into())));
+        let err = reg.register_owned("bob", entry(2, "new"), None, S2);
+        assert_eq!(err, Err(RegisterError::Taken("bob".into())));
+        reg.register_owned("al", entry(3, "box-al"), None, S2)
+            .unwrap();
+        let call = reg.claim_call("al", "bob", T).unwrap().call;
+        let again = reg
+            .register_owned("bob", entry(2, "new"), Some(S1), S2)
+            .unwrap();
+        assert_eq!((again.secret, again.replaced), (S1, Some("old")));
+        // The call goes on, on the new connection; the old one removes
+        // nothing when it ends.
+        assert_eq!(
+            reg.remove(1, "bob", Leaving::Closed),
+            Removed {
+                ended: None,
+                gone: None,
+                verdict: None
+            }
+        );
+        assert_eq!(reg.lookup("bob").map(|u| u.busy), Some(true));
+        assert!(reg.hangup("bob", call).is_some());
+    }
+
+    #[test]
+    fn a_closed_registration_is_gone_unless_its_secret_comes_back() {
+        let setup = || {
+            let reg = Registry::new();
+            reg.register_owned("bob", entry(1, "box-bob"), None, S1)
+                .unwrap();
+            reg.register_owned("al", entry(2, "box-al"), None, S2)
+                .unwrap();
+            reg.claim_call("al", "bob", T).unwrap();
+            reg
+        };
+        // Closed, not taken back: the verdict says gone.
+        let reg = setup();
+        let removed = reg.remove(1, "bob", Leaving::Closed);
+        let ended = removed.ended.unwrap();
+        assert_eq!((ended.notify, ended.notify_session), (Some("box-al"), true));
+        assert_eq!(removed.gone, None);
+        let verdict = removed.verdict.unwrap();
+        let gone = reg.verdict(&verdict).unwrap();
+        assert_eq!((gone.peer.as_str(), gone.partner), ("bob", "box-al"));
+        assert_eq!(reg.verdict(&verdict), None, "once");
+
+        // Taken back with the secret in time: no verdict.
+        let reg = setup();
+        let verdict = reg.remove(1, "bob", Leaving::Closed).verdict.unwrap();
+        let back = reg
+            .register_owned("bob", entry(3, "box-bob2"), Some(S1), S2)
+            .unwrap();
+        assert_eq!((back.secret, back.gone), (S1, None));
+        assert_eq!(reg.verdict(&verdict), None);
+
+        // A new program takes the name: gone at once, whatever the end.
+        for how in [Leaving::Closed, Leaving::Lost] {
+            let reg = setup();
+            let removed = reg.remove(1, "bob", how);
+            assert_eq!(removed.verdict.is_some(), how == Leaving::Closed);
+            let new = reg
+                .register_owned("bob", entry(3, "box-new"), None, S2)
+                .unwrap();
+            let gone = new.gone.unwrap();
+            assert_eq!((gone.peer.as_str(), gone.partner), ("bob", "box-al"));
+            if let Some(verdict) = removed.verdict {
+                assert_eq!(reg.verdict(&verdict), None, "told once");
+            }
+        }
+
+        // Quit: gone at once.
+        let reg = setup();
+        let removed = reg.remove(1, "bob", Leaving::Quit);
+        assert_eq!(removed.gone.map(|g| g.partner), Some("box-al"));
+        assert_eq!(removed.verdict, None);
     }
 }

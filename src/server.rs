@@ -7,8 +7,9 @@
 //! long as its connection: the thread's `Session` guard removes it however
 //! the thread ends (EOF, error, timeout, even a panic).
 //!
-//! Beside the client threads, one thread each: the ring timer
-//! (`ring_timer.rs`: ends calls nobody answered) and the presence task
+//! Beside the client threads, one thread each: the timer (`timer.rs`: ends
+//! calls nobody answered, and says when a program that closed its
+//! connection is gone) and the presence task
 //! (`presence.rs`: batches who joined, left, became busy or free for the
 //! watchers), and the unsent-bytes watch (`unsent.rs`: drops a client that
 //! leaves too much of what it asked for unread). `admission.rs` bounds the
@@ -16,7 +17,7 @@
 
 mod admission;
 mod presence;
-mod ring_timer;
+mod timer;
 mod unsent;
 
 use std::cell::RefCell;
@@ -32,18 +33,19 @@ use std::time::{Duration, Instant};
 use crate::connection::{LineReader, Outbox, ReadError, SharedStream, write_line};
 use crate::log;
 use crate::protocol::{
-    CallId, ErrorCode, FEATURE_LONG_LINES, FEATURE_MISSED, FEATURE_NO_RELAY_CODE, FEATURE_PRESENCE,
-    FEATURE_REJOIN, FEATURE_RELAY, FEATURE_RING, MAX_LINE, NameError, ProtocolError, Request,
-    ServerLine, Token, printable,
+    CallId, ConnEnd, ErrorCode, FEATURE_LONG_LINES, FEATURE_MISSED, FEATURE_NO_RELAY_CODE,
+    FEATURE_PRESENCE, FEATURE_REJOIN, FEATURE_RELAY, FEATURE_RING, FEATURE_SESSION, MAX_LINE,
+    NameError, ProtocolError, Request, ServerLine, Token, printable,
 };
 use crate::registry::{
-    CallError, CallLimits, ClientFeatures, ConnId, Ended, RegisterError, Registry, Setup,
+    CallError, CallLimits, ClientFeatures, ConnId, Ended, Entry, Leaving, RegisterError, Registry,
+    Setup,
 };
 use crate::relay::{self, RelayLimits, Relays};
 use crate::token::random_token;
 use admission::Unregistered;
 use presence::Watchers;
-use ring_timer::RingTimer;
+use timer::Timer;
 use unsent::UnsentWatch;
 
 /// The port the server listens on when `--listen` gives none.
@@ -332,7 +334,7 @@ struct Shared {
     config: Config,
     clients: AtomicUsize,
     next_conn: AtomicU64,
-    ring_timer: RingTimer,
+    timer: Timer,
     watchers: Arc<Watchers>,
     unregistered: Unregistered<Outbox>,
     /// Connections refused since the start: server full, or relays full.
@@ -398,7 +400,7 @@ pub fn serve_with(listener: TcpListener, mut config: Config, registry: Arc<Regis
     let watchers = Arc::new(Watchers::default());
     presence::start(registry.clone(), watchers.clone(), config.presence_interval);
     let shared = Arc::new(Shared {
-        ring_timer: RingTimer::start(registry.clone(), config.ring_timeout),
+        timer: Timer::start(registry.clone(), config.ring_timeout),
         unregistered: Unregistered::new(config.max_unregistered_per_ip),
         registry,
         watchers,
@@ -590,6 +592,9 @@ struct Session {
     /// What the client announced (before or after registering).
     features: ClientFeatures,
     leave_reason: String,
+    /// How the connection ended, as far as the server can tell: what the
+    /// partner of a call is told.
+    leaving: Leaving,
     /// How many of this connection's refusals were logged, so one client's
     /// flood of bad lines costs the log a few lines, not one each.
     bad_lines: RefCell<BadLines>,
@@ -675,9 +680,23 @@ impl Session {
             return;
         };
         self.shared().watchers.unwatch(self.conn);
-        let ended = self.shared().registry.remove(self.conn, &name);
-        if let Some(ended) = ended {
-            announce_end(&ended, &name);
+        let removed = self
+            .shared()
+            .registry
+            .remove(self.conn, &name, self.leaving);
+        if let Some(ended) = removed.ended {
+            let end = match self.leaving {
+                Leaving::Quit => None,
+                Leaving::Closed => Some(ConnEnd::Closed),
+                Leaving::Lost => Some(ConnEnd::Lost),
+            };
+            announce_end(&ended, &name, end);
+        }
+        if let Some(gone) = removed.gone {
+            timer::tell_gone(gone);
+        }
+        if let Some(verdict) = removed.verdict {
+            self.shared().timer.verdict(verdict);
         }
         log!("{name} left ({})", self.leave_reason);
     }
@@ -691,7 +710,9 @@ impl Drop for Session {
     }
 }
 
-fn announce_end(ended: &Ended<Outbox>, from: &str) {
+/// Tells the other party of an ended call; `end` says how a vanished
+/// party's connection ended, to a party that reads it.
+fn announce_end(ended: &Ended<Outbox>, from: &str, end: Option<ConnEnd>) {
     log!(
         "chat {} ended by {from} after {:.1}s",
         ended.call,
@@ -702,6 +723,7 @@ fn announce_end(ended: &Ended<Outbox>, from: &str) {
         let _ = outbox.send(&ServerLine::PeerHungUp {
             call: ended.call,
             peer: ended.by.clone(),
+            end: end.filter(|_| ended.notify_session),
         });
     }
 }
@@ -733,6 +755,7 @@ fn serve_client(
         name: None,
         features: ClientFeatures::default(),
         leave_reason: "connection closed".into(),
+        leaving: Leaving::Lost,
         bad_lines: RefCell::new(BadLines::new()),
     };
     let mut reader = LineReader::new(SharedStream(stream));
@@ -767,7 +790,10 @@ fn serve_client(
                 session.leave_reason = reason.into();
                 break;
             }
-            Err(ReadError::Closed) => break,
+            Err(ReadError::Closed) => {
+                session.leaving = Leaving::Closed;
+                break;
+            }
             Err(ReadError::Io(e)) => {
                 session.leave_reason = format!("connection error: {e}");
                 break;
@@ -849,7 +875,7 @@ fn handle_line(session: &mut Session, line: &str) -> io::Result<Flow> {
         Request::Call { name: callee } => start_call(session, &name, &callee, line)?,
         Request::Hangup { call } => match shared.registry.hangup(&name, call) {
             Some(ended) => {
-                announce_end(&ended, &name);
+                announce_end(&ended, &name, None);
                 session.reply(&ServerLine::HungUp { call })?;
             }
             None => session.refuse(Refusal::NotInCall(call), line)?,
@@ -862,6 +888,31 @@ fn handle_line(session: &mut Session, line: &str) -> io::Result<Flow> {
             session.features = announced;
         }
         Request::Answer { call } => answer_call(session, &name, call, line)?,
+        Request::Busy { call } => match shared.registry.busy(&name, call) {
+            Some((ended, caller)) => {
+                log!("chat {call}: {name} is in a chat; the ring ends as busy");
+                session.reply(&ServerLine::BusyDone { call })?;
+                if session.features.missed {
+                    session.reply(&ServerLine::Missed { caller })?;
+                }
+                if let Some(caller) = &ended.notify {
+                    let peer = name.to_string();
+                    let _ = caller.send(&if ended.notify_session {
+                        ServerLine::FoundBusy { call, peer }
+                    } else {
+                        ServerLine::Declined { call, peer }
+                    });
+                }
+            }
+            None => session.refuse(Refusal::NotRinging(call), line)?,
+        },
+        Request::Linked { call } => {
+            if shared.registry.linked(&name, call) {
+                session.reply(&ServerLine::Linked { call })?;
+            } else {
+                session.refuse(Refusal::NotInCall(call), line)?;
+            }
+        }
         Request::Decline { call } => match shared.registry.decline(&name, call) {
             Some(ended) => {
                 log!("chat {call} declined by {name}");
@@ -900,6 +951,7 @@ fn handle_line(session: &mut Session, line: &str) -> io::Result<Flow> {
             // Leave the table before answering, so that once the client
             // sees BYE nobody can see it listed.
             session.leave_reason = "quit".into();
+            session.leaving = Leaving::Quit;
             session.leave();
             session.reply(&ServerLine::Bye)?;
             return Ok(Flow::Close);
@@ -912,25 +964,40 @@ fn handle_line(session: &mut Session, line: &str) -> io::Result<Flow> {
 
 fn handle_unregistered(session: &mut Session, request: Request, line: &str) -> io::Result<Flow> {
     match request {
-        Request::Register { name, advertise } => {
+        Request::Register {
+            name,
+            advertise,
+            secret,
+        } => {
+            let Some(fresh) = call_token(session)? else {
+                return Ok(Flow::Continue);
+            };
             let shared = session.shared();
-            let registered = shared.registry.register(
-                session.conn,
-                &name,
-                advertise,
-                session.addr.ip(),
-                session.outbox.clone(),
-                session.features,
-            );
+            let entry = Entry {
+                conn: session.conn,
+                advertised: advertise,
+                seen: session.addr.ip(),
+                outbox: session.outbox.clone(),
+                features: session.features,
+            };
+            let registered = shared.registry.register_owned(&name, entry, secret, fresh);
             match registered {
-                Ok(()) => {
+                Ok(registered) => {
                     shared.unregistered.leave(session.addr.ip(), session.conn);
+                    if let Some(old) = registered.replaced {
+                        log!("{name} took its registration over from a new connection");
+                        old.close();
+                    }
+                    if let Some(gone) = registered.gone {
+                        timer::tell_gone(gone);
+                    }
                     log!("{name} joined from {} (chat at {advertise})", session.addr);
                     let heartbeat_secs = (shared.config.idle_timeout.as_secs() / 3).max(1);
                     session.name = Some(Rc::from(name.as_str()));
                     session.reply(&ServerLine::Welcome {
                         name,
                         heartbeat_secs,
+                        secret: session.features.session.then_some(registered.secret),
                     })?;
                     Ok(Flow::Registered)
                 }
@@ -970,6 +1037,8 @@ fn handle_unregistered(session: &mut Session, request: Request, line: &str) -> i
         | Request::Resume { .. }
         | Request::Answer { .. }
         | Request::Decline { .. }
+        | Request::Busy { .. }
+        | Request::Linked { .. }
         | Request::Watch(_) => {
             session.refuse(Refusal::NotRegistered, line)?;
             Ok(Flow::Continue)
@@ -993,6 +1062,7 @@ fn features(config: &Config) -> ServerLine {
             FEATURE_PRESENCE,
             FEATURE_MISSED,
             FEATURE_LONG_LINES,
+            FEATURE_SESSION,
         ]
         .map(String::from),
     );
@@ -1091,7 +1161,7 @@ fn start_call(session: &Session, name: &str, callee: &str, line: &str) -> io::Re
                 // tells us (EVENT HANGUP).
                 return Ok(());
             }
-            shared.ring_timer.ring(claim.call);
+            shared.timer.ring(claim.call);
             return Ok(());
         }
     };
@@ -1110,7 +1180,7 @@ fn start_call(session: &Session, name: &str, callee: &str, line: &str) -> io::Re
     });
     if pushed.is_err() {
         if let Some(ended) = registry.hangup(name, claim.call) {
-            announce_end(&ended, name);
+            announce_end(&ended, name, None);
         }
         return session.reply(&Refusal::CalleeSilent(claim.callee).into());
     }

@@ -64,7 +64,10 @@ fn a_chat_works_with_a_server_that_knows_no_features() {
     chat.send("q");
     assert!(chat.wait_exit().success());
     let lines: Vec<String> = lines.try_iter().collect();
-    assert_eq!(lines[0], "FEATURES ring presence missed", "{lines:?}");
+    assert_eq!(
+        lines[0], "FEATURES ring presence missed session",
+        "{lines:?}"
+    );
     assert!(lines[1].starts_with("REGISTER ann "), "{lines:?}");
 }
 

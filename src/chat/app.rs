@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 
 use super::clock::Clock;
 use super::core::{
-    Core, Dialed, Exit, FEATURE_RESUME, Input, Kind, LinkEnd, LinkId, Output, RESUME_BUFFER,
-    Settings,
+    Core, Dialed, Exit, FEATURE_RESUME, Input, Kind, LinkEnd, LinkId, OldConn, Output,
+    RESUME_BUFFER, Settings,
 };
 use super::link::{Handshaken, LINK_HIGH_WATER, Link};
 use super::login::{self, ServerConn, ServerConnId, ServerEvent, ServerLoss};
@@ -103,6 +103,9 @@ pub(super) struct Driver {
     ui: Ui,
     /// `None` while reconnecting.
     server: Option<ServerConn>,
+    /// The connection we reconnected from while in a chat, kept open until
+    /// the new one holds our registration (see [`OldConn`]).
+    retired: Option<ServerConn>,
     /// The connection whose events count; older ones are ignored.
     server_id: ServerConnId,
     server_name: String,
@@ -160,6 +163,7 @@ impl Driver {
             server_id: server.id,
             server_addr: server.server_addr,
             server: Some(server),
+            retired: None,
             server_name,
             events,
             links: BTreeMap::new(),
@@ -469,8 +473,11 @@ impl Driver {
             Output::JoinRelay { call, token } => {
                 p2pserver::join_relay(self.server_addr, call, token, self.events.clone())
             }
-            Output::Reconnect { after, retry } => {
-                self.server = None;
+            Output::Reconnect { after, retry, old } => {
+                let old_conn = self.server.take();
+                if old == OldConn::KeepUntilRegistered && old_conn.is_some() {
+                    self.retired = old_conn;
+                }
                 self.server_id += 1;
                 let started = login::reconnect(
                     self.server_name.clone(),
@@ -484,6 +491,7 @@ impl Driver {
                     self.ui.line(Kind::Notice, &text);
                 }
             }
+            Output::Registered => self.retired = None,
             Output::Line { kind, text } => {
                 if let (Some(transcript), Kind::Notice) = (&self.transcript, kind) {
                     transcript.line(&self.clock.stamp(), &text);
@@ -503,6 +511,7 @@ impl Driver {
             Output::Bell => self.ui.bell(),
             Output::SetAside => self.ui.set_aside(),
             Output::BringBack => self.ui.bring_back(),
+            Output::Shelve => self.ui.shelve(),
         }
     }
 

@@ -30,9 +30,10 @@ use super::login::ServerLoss;
 use super::p2pclient::{DialError, Pace};
 pub use crate::lines::Lines;
 use crate::protocol::{
-    CallId, ErrorCode, FEATURE_LONG_LINES, FEATURE_MISSED, FEATURE_PRESENCE, FEATURE_REJOIN,
-    FEATURE_RING, MAX_LONG_TEXT, MAX_TEXT, PeerBatch, PeerItem, PeerMessage, PeerRun, Presence,
-    PresenceState, Request, ServerLine, Token, UserEntry, name_key, split_text, validate_name,
+    CallId, ConnEnd, ErrorCode, FEATURE_LONG_LINES, FEATURE_MISSED, FEATURE_PRESENCE,
+    FEATURE_REJOIN, FEATURE_RING, FEATURE_SESSION, MAX_LONG_TEXT, MAX_TEXT, PeerBatch, PeerItem,
+    PeerMessage, PeerRun, Presence, PresenceState, Request, ServerLine, Token, UserEntry, name_key,
+    split_text, validate_name,
 };
 
 /// Tells links apart, so that a late event from a closed link is ignored.
@@ -75,7 +76,7 @@ const REJOIN_EVERY: Duration = Duration::from_secs(1);
 /// The features this chat announces to the server; `ring` only when calls
 /// are answered by the user.
 fn client_features(answering: Answering) -> Vec<String> {
-    let mut words = vec![FEATURE_PRESENCE, FEATURE_MISSED];
+    let mut words = vec![FEATURE_PRESENCE, FEATURE_MISSED, FEATURE_SESSION];
     if answering == Answering::Ask {
         words.insert(0, FEATURE_RING);
     }
@@ -145,6 +146,18 @@ impl Default for Timers {
             write: Duration::from_secs(10),
         }
     }
+}
+
+/// What becomes of the server connection the chat reconnects from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OldConn {
+    /// Closed now.
+    Close,
+    /// Kept open until the new connection holds our registration
+    /// ([`Output::Registered`]): while we have a chat, the server must never
+    /// see our connection close before the registration moved (it would
+    /// tell the peer our program is gone).
+    KeepUntilRegistered,
 }
 
 /// What the core needs to know from the command line.
@@ -335,8 +348,16 @@ pub enum Output {
     },
     /// Open our half of the server's relay for `call`.
     JoinRelay { call: CallId, token: Token },
-    /// Drop the server connection and connect again after `after`.
-    Reconnect { after: Duration, retry: Retry },
+    /// Connect to the server again after `after`; what becomes of the
+    /// old connection is `old`'s.
+    Reconnect {
+        after: Duration,
+        retry: Retry,
+        old: OldConn,
+    },
+    /// The server took our registration (`WELCOME`): an old connection
+    /// kept until now may close.
+    Registered,
     /// Print a line.
     Line { kind: Kind, text: String },
     /// Print a peer's lines as `name: text`.
@@ -348,6 +369,9 @@ pub enum Output {
     /// A call rings: set the half-typed line aside, so it is neither the
     /// answer nor sent to the caller.
     SetAside,
+    /// A chat ended that the user did not end: the line half typed for it
+    /// goes to the history, never to the list.
+    Shelve,
     /// Back at the list: the line set aside comes back.
     BringBack,
 }
@@ -809,6 +833,9 @@ impl LinkState {
 struct Ending {
     link_done: bool,
     server_done: bool,
+    /// The server said the peer's program is gone (`EVENT GONE`): the
+    /// link's end ends the chat, with no attempt to bring it back.
+    gone: bool,
     until: Instant,
     /// The PING sent to ask whether the peer is still there after the server
     /// said it hung up; only its PONG answers.
@@ -848,6 +875,10 @@ enum Pending {
     Hangup,
     /// `LOCATE`, to dial a broken chat's peer again.
     Locate,
+    /// `BUSY`: a ring that found us in a chat.
+    Busy,
+    /// `LINKED`: our caller's link is up.
+    Linked,
     /// `REJOIN`, to dial it through the relay too, after its direct
     /// addresses (`LOCATE`'s answer).
     Rejoin {
@@ -893,6 +924,9 @@ struct ServerSide {
     features: Vec<String>,
     /// `WATCH on` is in force.
     watching: bool,
+    /// The secret that owns our registration (from a server with
+    /// `session`), presented when registering again on a new connection.
+    secret: Option<Token>,
     last_sent: Instant,
     last_heard: Instant,
 }
@@ -944,6 +978,7 @@ impl Core {
                 heartbeat: None,
                 features: Vec::new(),
                 watching: false,
+                secret: None,
                 last_sent: now,
                 last_heard: now,
             },
@@ -1177,7 +1212,8 @@ impl Core {
         for (link, msg) in pings {
             self.out(Output::Peer { link, msg });
         }
-        let resumable = matches!(self.place(), Some(Place::Chatting(chat)) if chat.resume.active());
+        let resumable = matches!(self.place(), Some(Place::Chatting(chat))
+            if chat.resume.active() && !chat.ending.as_ref().is_some_and(|e| e.gone));
         if let Some(how) = gone {
             if resumable {
                 self.start_rejoining(now);
@@ -1188,7 +1224,8 @@ impl Core {
             let no_bye = matches!(
                 self.place(),
                 Some(Place::Chatting(chat))
-                    if chat.resume.active() && !chat.ending.as_ref().is_some_and(|e| e.link_done)
+                    if chat.resume.active()
+                        && !chat.ending.as_ref().is_some_and(|e| e.link_done || e.gone)
             );
             if no_bye {
                 // Gone from the server and silent on the link: it may come
@@ -1355,6 +1392,9 @@ impl Core {
     /// Feeds queued input to the place, as long as it can take it.
     fn take_typed(&mut self, now: Instant) {
         loop {
+            if self.command_while_waiting(now) {
+                continue;
+            }
             let ready = match &self.stage {
                 Stage::Naming => true,
                 Stage::Registered { place, .. } => match place {
@@ -1428,6 +1468,60 @@ impl Core {
                 Typed::TooLong(bytes) => self.too_long(bytes),
                 Typed::Pasted(_) => self.notice("Pasted text is not taken here: type the name."),
             }
+        }
+    }
+
+    /// Where a call is being set up (ours ringing, dialing, being
+    /// answered), typed lines wait for the chat; but `q` (and `/quit`,
+    /// Ctrl-D) cancels the call at once, and `/help` and `/who` answer at
+    /// once. Returns whether it took the first typed input.
+    fn command_while_waiting(&mut self, now: Instant) -> bool {
+        let waiting = matches!(
+            self.place(),
+            Some(
+                Place::Calling { .. }
+                    | Place::RingingOut { .. }
+                    | Place::Dialing { .. }
+                    | Place::Answering { .. }
+                    | Place::Connecting { .. }
+            )
+        );
+        if !waiting {
+            return false;
+        }
+        let (quit, help) = match self.typed.front() {
+            Some(Typed::Quit) => (true, false),
+            Some(Typed::Eof) => {
+                // Cancels the call; end of input then ends the program.
+                self.interrupt(now);
+                self.typed.push_back(Typed::Eof);
+                return true;
+            }
+            Some(Typed::Line(line)) => match commands::parse(line) {
+                Command::Quit => (true, false),
+                Command::Help => (false, true),
+                Command::Who => (false, false),
+                _ => return false,
+            },
+            _ => return false,
+        };
+        self.typed.pop_front();
+        if quit {
+            self.interrupt(now);
+        } else if help {
+            self.help();
+        } else {
+            self.who(now);
+        }
+        true
+    }
+
+    /// `/who`: who is online, shown where the user is.
+    fn who(&mut self, now: Instant) {
+        if self.online() {
+            self.send(now, Request::List, Pending::Who);
+        } else {
+            self.notice("The registration server is unreachable: no list for now.");
         }
     }
 
@@ -1529,10 +1623,13 @@ impl Core {
                 self.decline(now, caller, call);
             }
             Typed::Quit | Typed::Interrupt => self.decline(now, caller, call),
-            Typed::Line(line) if commands::parse(&line) == Command::Quit => {
-                self.decline(now, caller, call)
-            }
-            Typed::Line(_) | Typed::Pasted(_) | Typed::TooLong(_) => {
+            Typed::Line(line) => match commands::parse(&line) {
+                Command::Quit => self.decline(now, caller, call),
+                Command::Help => self.help(),
+                Command::Who => self.who(now),
+                _ => self.notice(format!("{caller} is calling: y to answer, n to decline.")),
+            },
+            Typed::Pasted(_) | Typed::TooLong(_) => {
                 self.notice(format!("{caller} is calling: y to answer, n to decline."))
             }
         }
@@ -1585,6 +1682,7 @@ impl Core {
         let request = Request::Register {
             name: name.clone(),
             advertise: self.settings.advertise,
+            secret: None,
         };
         self.send(now, request, Pending::Register);
         self.stage = Stage::Registering {
@@ -1940,6 +2038,7 @@ impl Core {
         let ending = chat.ending.get_or_insert(Ending {
             link_done: false,
             server_done: false,
+            gone: false,
             until: now + drain,
             probe: None,
         });
@@ -1973,6 +2072,9 @@ impl Core {
         if waiting == Waiting::ForBoth && !(ending.link_done && ending.server_done) {
             return;
         }
+        if ending.gone {
+            return self.chat_gone(now);
+        }
         let (peer, call) = (chat.peer.clone(), chat.call);
         let (link_done, server_done) = (ending.link_done, ending.server_done);
         if !link_done {
@@ -1984,15 +2086,7 @@ impl Core {
             self.send(now, Request::Hangup { call }, Pending::Hangup);
         }
         self.close_place_links();
-        self.back_to_list_after_failure(now);
-        // A chat the user did not end: lines typed before they can have
-        // seen the list were meant for the chat too. Until it is shown (or,
-        // with no server to show it, for a moment) they are not run.
-        self.typed_for_chat = Some(if self.online() {
-            TypedForChat::UntilList
-        } else {
-            TypedForChat::Until(now + self.settings.timers.drain)
-        });
+        self.chat_ended_for_us(now);
     }
 
     // ---- the server ----------------------------------------------------
@@ -2004,7 +2098,13 @@ impl Core {
                 call,
                 token,
             } => self.on_incoming(now, caller, call, token),
-            ServerLine::PeerHungUp { call, peer } => self.on_peer_hung_up(now, call, &peer),
+            ServerLine::PeerHungUp { call, peer, end } => {
+                self.on_peer_hung_up(now, call, &peer, end)
+            }
+            ServerLine::Gone { peer } => self.on_gone(now, &peer),
+            ServerLine::FoundBusy { call, peer } => {
+                self.on_unanswered(now, call, format!("{peer} is busy in another chat."))
+            }
             ServerLine::RelayRequested { call } => self.on_relay_requested(now, call),
             ServerLine::RejoinRequested {
                 caller,
@@ -2058,8 +2158,15 @@ impl Core {
                 Reply::Line(ServerLine::Welcome {
                     name,
                     heartbeat_secs,
+                    secret,
                 }),
-            ) => self.on_welcome(now, name, heartbeat_secs),
+            ) => {
+                if secret.is_some() {
+                    self.server.secret = secret;
+                }
+                self.out(Output::Registered);
+                self.on_welcome(now, name, heartbeat_secs)
+            }
             (Pending::Register, Reply::Line(ServerLine::Error { code, message })) => {
                 self.on_register_refused(now, code, &message)
             }
@@ -2144,6 +2251,14 @@ impl Core {
                 Pending::Decline,
                 Reply::Line(ServerLine::DeclineDone { .. } | ServerLine::Error { .. }),
             )
+            | (
+                Pending::Busy,
+                Reply::Line(ServerLine::BusyDone { .. } | ServerLine::Error { .. }),
+            )
+            | (
+                Pending::Linked,
+                Reply::Line(ServerLine::Linked { .. } | ServerLine::Error { .. }),
+            )
             | (Pending::Watch, Reply::Line(ServerLine::Watching(_) | ServerLine::Error { .. }))
             | (Pending::Quit, Reply::Line(ServerLine::Bye))
             | (Pending::Features, Reply::Line(ServerLine::Error { .. })) => {}
@@ -2209,6 +2324,11 @@ impl Core {
             // not a refusal of the name. Connect again and register there.
             *attempt = Attempt::Again;
             return self.connect_once_more();
+        }
+        if code == ErrorCode::BadRequest && self.server.secret.take().is_some() {
+            // A server that does not take secrets (an older one, after a
+            // restart): register again without.
+            return self.lost_server(Duration::ZERO, 0);
         }
         if let Registration::Reregistering { refusals } = self.server.registration
             && matches!(self.stage, Stage::Registered { .. })
@@ -2440,6 +2560,7 @@ impl Core {
             return self.send(now, Request::Decline { call }, Pending::Decline);
         }
         let to_self = self.is_me(&caller);
+        let says_busy = self.server_has(FEATURE_SESSION);
         match self.place_mut() {
             // Our own call to ourselves: answered at once.
             Some(Place::RingingOut { peer, .. })
@@ -2456,6 +2577,10 @@ impl Core {
                 self.out(Output::Bell);
                 self.out(Output::SetAside);
             }
+            // We are in a chat (or bringing one back) though the server
+            // thought us free: the call finds us busy, and the server tells
+            // us of it as a missed call. Only the user declines a call.
+            _ if says_busy => self.send(now, Request::Busy { call }, Pending::Busy),
             _ => self.send(now, Request::Decline { call }, Pending::Decline),
         }
     }
@@ -2635,7 +2760,7 @@ impl Core {
         }
     }
 
-    fn on_peer_hung_up(&mut self, now: Instant, call: CallId, peer: &str) {
+    fn on_peer_hung_up(&mut self, now: Instant, call: CallId, peer: &str, end: Option<ConnEnd>) {
         let drain = self.settings.timers.drain;
         let mut probe = None;
         match self.place_mut() {
@@ -2643,6 +2768,7 @@ impl Core {
                 let ending = chat.ending.get_or_insert(Ending {
                     link_done: false,
                     server_done: false,
+                    gone: false,
                     until: now + drain,
                     probe: None,
                 });
@@ -2656,9 +2782,17 @@ impl Core {
                 }
             }
             Some(Place::Rejoining { chat, .. }) if chat.call == call => {
-                // Gone from the server with its link (it may come back), or
-                // done with us: the server's list tells.
+                // Gone from the server with its link. We stay busy while we
+                // wait for it (a call to us now is refused as busy).
                 let name = chat.peer.clone();
+                self.send(now, Request::Resume { name: name.clone() }, Pending::Resume);
+                if end == Some(ConnEnd::Closed) {
+                    // Its program closed the connection: the server's
+                    // verdict (gone, or back) comes in a moment.
+                    return;
+                }
+                // Its network went quiet (it may come back), or it is done
+                // with us: the server's list tells.
                 return self.send(now, Request::Lookup { name }, Pending::Lookup);
             }
             Some(Place::Connecting { call: ringing, .. }) if *ringing == call => {
@@ -2687,6 +2821,79 @@ impl Core {
             self.send_peer(link, msg);
         }
         self.finish_chat(now, Waiting::ForBoth);
+    }
+
+    /// `EVENT GONE`: the program of `peer`, our last call's peer, is gone.
+    /// A chat with it waiting for its link to come back ends now; one whose
+    /// link is still up ends when the link does (every line the peer sent
+    /// before it went is shown), or after the drain wait.
+    fn on_gone(&mut self, now: Instant, peer: &str) {
+        let drain = self.settings.timers.drain;
+        match self.place_mut() {
+            Some(Place::Rejoining { chat, .. }) if name_key(&chat.peer) == name_key(peer) => {
+                self.chat_gone(now)
+            }
+            Some(Place::Chatting(chat)) if name_key(&chat.peer) == name_key(peer) => {
+                let ending = chat.ending.get_or_insert(Ending {
+                    link_done: false,
+                    server_done: true,
+                    gone: true,
+                    until: now + drain,
+                    probe: None,
+                });
+                ending.gone = true;
+                ending.server_done = true;
+                if ending.link_done {
+                    self.finish_chat(now, Waiting::Over);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The chat's peer is gone for good: the chat ends, saying so, and
+    /// listing what the peer never confirmed.
+    fn chat_gone(&mut self, now: Instant) {
+        if !matches!(
+            self.place(),
+            Some(Place::Chatting(_) | Place::Rejoining { .. })
+        ) {
+            return;
+        }
+        self.close_place_links();
+        let chat = match self.set_place(Place::AtList) {
+            Some(Place::Chatting(chat) | Place::Rejoining { chat, .. }) => chat,
+            _ => return,
+        };
+        let peer = &chat.peer;
+        self.notice(format!("{peer}'s chat closed; the chat ended."));
+        if let Some(text) = chat.resume.undelivered(peer) {
+            self.notice(text);
+        }
+        // We may be busy in a call we resumed while waiting for it.
+        let call = chat.call;
+        self.send(now, Request::Hangup { call }, Pending::Hangup);
+        self.chat_ended_for_us(now);
+    }
+
+    /// A chat ended that the user did not end: back to the list, and what
+    /// was typed for the chat is not run there.
+    fn chat_ended_for_us(&mut self, now: Instant) {
+        self.out(Output::Shelve);
+        self.back_to_list_after_failure(now);
+        // Lines typed before the user can have seen the list were meant for
+        // the chat too. Until it is shown (or, with no server to show it,
+        // for a moment) they are not run.
+        self.typed_for_chat = Some(if self.online() {
+            TypedForChat::UntilList
+        } else {
+            TypedForChat::Until(now + self.settings.timers.drain)
+        });
+    }
+
+    /// Whether the server announced `feature`.
+    fn server_has(&self, feature: &str) -> bool {
+        self.server.features.iter().any(|f| f == feature)
     }
 
     /// The caller could not reach us directly and asks the server to relay:
@@ -2780,6 +2987,7 @@ impl Core {
         self.out(Output::Reconnect {
             after: Duration::ZERO,
             retry: Retry::Once,
+            old: OldConn::Close,
         });
     }
 
@@ -2792,9 +3000,19 @@ impl Core {
         self.server.features.clear();
         self.server.watching = false;
         self.server.registration = Registration::Reconnecting { refusals };
+        let in_chat = matches!(
+            self.place(),
+            Some(Place::Chatting(_) | Place::Rejoining { .. } | Place::Leaving { .. })
+        );
+        let old = if in_chat && self.server.secret.is_some() {
+            OldConn::KeepUntilRegistered
+        } else {
+            OldConn::Close
+        };
         self.out(Output::Reconnect {
             after: pause,
             retry: Retry::UntilBack,
+            old,
         });
     }
 
@@ -2820,9 +3038,12 @@ impl Core {
             Stage::Registering { name, .. } => name.clone(),
             Stage::Naming | Stage::Done(_) => return,
         };
+        // Our own registration, if the server still has it (the old
+        // connection may linger), is taken back at once with its secret.
         let request = Request::Register {
             name,
             advertise: self.settings.advertise,
+            secret: self.server.secret,
         };
         self.send(now, request, Pending::Register);
     }
@@ -2894,6 +3115,12 @@ impl Core {
                 self.send_peer(link, PeerMessage::Welcome { name: me });
                 if let Some(text) = connected {
                     self.notice(text);
+                    if self.server_has(FEATURE_SESSION) {
+                        // The call became a chat: no recall wait follows
+                        // it, however short it is.
+                        let call = hello.call;
+                        self.send(now, Request::Linked { call }, Pending::Linked);
+                    }
                 }
             }
             None if self.announced.contains(&hello.call) => {
@@ -3205,12 +3432,7 @@ impl Core {
                 Command::Unknown(why) => return self.notice(format!("{why}; nothing was sent.")),
                 Command::NoSuch(verb) => return self.notice(Command::no_such_in_chat(verb)),
                 // Who is online is what one wants to know now.
-                Command::Who if self.online() => {
-                    return self.send(now, Request::List, Pending::Who);
-                }
-                Command::Who => {
-                    return self.notice("The registration server is unreachable: no list for now.");
-                }
+                Command::Who => return self.who(now),
                 Command::Help => return self.help(),
                 _ => return self.notice("Not now: the link is down; q ends the chat."),
             },
@@ -3356,14 +3578,10 @@ impl Core {
         }
         let call = chat.call;
         self.send(now, Request::Hangup { call }, Pending::Hangup);
-        self.back_to_list_after_failure(now);
-        if why != RejoinEnd::ByUser {
-            // Lines typed as it ended were meant for the chat.
-            self.typed_for_chat = Some(if self.online() {
-                TypedForChat::UntilList
-            } else {
-                TypedForChat::Until(now + self.settings.timers.drain)
-            });
+        if why == RejoinEnd::ByUser {
+            self.back_to_list_after_failure(now);
+        } else {
+            self.chat_ended_for_us(now);
         }
     }
 
@@ -3469,6 +3687,11 @@ impl Core {
             Some(Place::Leaving { link: leaving, .. }) if *leaving == link => self.left(now),
             // No BYE came: the link broke, whatever the server said meanwhile
             // (the peer may have lost both at once, as a laptop on the move).
+            Some(Place::Chatting(chat))
+                if chat.link.id == link && chat.ending.as_ref().is_some_and(|e| e.gone) =>
+            {
+                self.chat_gone(now)
+            }
             Some(Place::Chatting(chat))
                 if chat.link.id == link
                     && chat.resume.active()

@@ -621,6 +621,15 @@ impl LineEditor {
         std::mem::take(&mut self.text)
     }
 
+    /// Moves the half-typed line into the history, leaving the editor
+    /// empty: it was typed for a chat that ended, and must not be run where
+    /// the user is now; ↑ brings it back. Returns whether there was one.
+    pub fn shelve(&mut self) -> bool {
+        let text = self.set_aside();
+        self.remember(&text);
+        !text.is_empty()
+    }
+
     /// Puts a line set aside back, if nothing was typed since.
     pub fn bring_back(&mut self, text: &str) {
         if self.text.is_empty() {

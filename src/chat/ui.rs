@@ -793,6 +793,20 @@ impl Ui {
         }
     }
 
+    /// A chat ended that the user did not end: the line half typed for it
+    /// goes to the history, with one notice.
+    pub fn shelve(&mut self) {
+        if let Mode::Terminal(term) = &mut self.mode
+            && term.editor.shelve()
+        {
+            term.dirty = true;
+            self.line(
+                Kind::Notice,
+                "(what you were typing was not sent; ↑ brings it back)",
+            );
+        }
+    }
+
     /// Back at the list: the line set aside is typed again.
     pub fn bring_back(&mut self) {
         if let Mode::Terminal(term) = &mut self.mode

@@ -31,8 +31,9 @@ pub use names::{NameError, display_name, name_key, printable, validate_name};
 pub use peer::{PeerBatch, PeerItem, PeerMessage, PeerRun, split_text};
 pub use requests::Request;
 pub use server_lines::{
-    FEATURE_LONG_LINES, FEATURE_MISSED, FEATURE_NO_RELAY_CODE, FEATURE_PRESENCE, FEATURE_REJOIN,
-    FEATURE_RELAY, FEATURE_RING, PRESENCE_PREFIX, Presence, PresenceState, ServerLine, UserEntry,
+    ConnEnd, FEATURE_LONG_LINES, FEATURE_MISSED, FEATURE_NO_RELAY_CODE, FEATURE_PRESENCE,
+    FEATURE_REJOIN, FEATURE_RELAY, FEATURE_RING, FEATURE_SESSION, PRESENCE_PREFIX, Presence,
+    PresenceState, ServerLine, UserEntry,
 };
 
 /// Tokens live beside their generator; the grammars carry them.

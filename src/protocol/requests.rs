@@ -15,9 +15,16 @@ use super::{
 /// A request from a client to the registration server.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {
-    /// `REGISTER <name> <addr>`: join the list as `name`, reachable for chats
-    /// at `addr` (the address the client's p2pserver listens on).
-    Register { name: String, advertise: SocketAddr },
+    /// `REGISTER <name> <addr> [<secret>]`: join the list as `name`,
+    /// reachable for chats at `addr` (the address the client's p2pserver
+    /// listens on). A client that announced `session` may present the
+    /// secret its last `WELCOME` gave: it then takes its own registration
+    /// back at once, from a new connection.
+    Register {
+        name: String,
+        advertise: SocketAddr,
+        secret: Option<Token>,
+    },
     /// `LIST`: who is online.
     List,
     /// `LOOKUP <name>`: is `name` online, and free?
@@ -54,15 +61,22 @@ pub enum Request {
     /// `DECLINE <call-id>`: refuse the call ringing for us; the caller is
     /// told, and never learns our address.
     Decline { call: CallId },
+    /// `BUSY <call-id>` (feature `session`): the call ringing for us finds
+    /// us in a chat; it ends as if we had been listed busy (no recall wait),
+    /// and we are told of it as a missed call.
+    Busy { call: CallId },
+    /// `LINKED <call-id>` (feature `session`): the callee's note that the
+    /// caller's link is up: the call became a chat, however short.
+    Linked { call: CallId },
     /// `WATCH on|off`: whether the server pushes us `EVENT PRESENCE` lines
     /// (who joined, left, became busy or free).
     Watch(bool),
 }
 
 /// Every verb [`Request::parse`] knows.
-const VERBS: [&str; 15] = [
+const VERBS: [&str; 17] = [
     "REGISTER", "LIST", "LOOKUP", "LOCATE", "CALL", "HANGUP", "PING", "QUIT", "FEATURES", "RESUME",
-    "ANSWER", "DECLINE", "WATCH", "RELAY", "REJOIN",
+    "ANSWER", "DECLINE", "WATCH", "RELAY", "REJOIN", "BUSY", "LINKED",
 ];
 
 impl Request {
@@ -88,11 +102,17 @@ impl Request {
         };
         match verb_upper {
             "REGISTER" => {
-                expect(2, "REGISTER", "REGISTER NAME IP:PORT")?;
+                if !(2..=3).contains(&args.len()) {
+                    return Err(ProtocolError::BadArguments {
+                        verb: "REGISTER",
+                        usage: "REGISTER NAME IP:PORT [SECRET]",
+                    });
+                }
                 validate_name(args[0]).map_err(ProtocolError::BadName)?;
                 Ok(Request::Register {
                     name: args[0].to_string(),
                     advertise: parse_addr(args[1])?,
+                    secret: args.get(2).map(|s| parse_token(s)).transpose()?,
                 })
             }
             "LIST" => expect(0, "LIST", "LIST").map(|_| Request::List),
@@ -152,6 +172,18 @@ impl Request {
                     call: parse_call_id(args[0])?,
                 })
             }
+            "BUSY" => {
+                expect(1, "BUSY", "BUSY CALL-ID")?;
+                Ok(Request::Busy {
+                    call: parse_call_id(args[0])?,
+                })
+            }
+            "LINKED" => {
+                expect(1, "LINKED", "LINKED CALL-ID")?;
+                Ok(Request::Linked {
+                    call: parse_call_id(args[0])?,
+                })
+            }
             "WATCH" => {
                 const USAGE: &str = "WATCH on|off";
                 expect(1, "WATCH", USAGE)?;
@@ -179,7 +211,16 @@ impl Request {
 impl fmt::Display for Request {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Request::Register { name, advertise } => write!(f, "REGISTER {name} {advertise}"),
+            Request::Register {
+                name,
+                advertise,
+                secret: None,
+            } => write!(f, "REGISTER {name} {advertise}"),
+            Request::Register {
+                name,
+                advertise,
+                secret: Some(secret),
+            } => write!(f, "REGISTER {name} {advertise} {secret}"),
             Request::List => write!(f, "LIST"),
             Request::Lookup { name } => write!(f, "LOOKUP {name}"),
             Request::Locate { name } => write!(f, "LOCATE {name}"),
@@ -193,6 +234,8 @@ impl fmt::Display for Request {
             Request::Resume { name } => write!(f, "RESUME {name}"),
             Request::Answer { call } => write!(f, "ANSWER {call}"),
             Request::Decline { call } => write!(f, "DECLINE {call}"),
+            Request::Busy { call } => write!(f, "BUSY {call}"),
+            Request::Linked { call } => write!(f, "LINKED {call}"),
             Request::Watch(on) => write!(f, "WATCH {}", if *on { "on" } else { "off" }),
         }
     }
@@ -209,10 +252,12 @@ mod tests {
             Request::Register {
                 name: "Zoë".into(),
                 advertise: "127.0.0.1:4000".parse().unwrap(),
+                secret: None,
             },
             Request::Register {
                 name: "v6".into(),
                 advertise: "[::1]:4000".parse().unwrap(),
+                secret: Some(SAMPLE_TOKEN),
             },
             Request::List,
             Request::Lookup { name: "bob".into() },
@@ -231,6 +276,8 @@ mod tests {
             Request::Resume { name: "bob".into() },
             Request::Answer { call: 12 },
             Request::Decline { call: 13 },
+            Request::Busy { call: 14 },
+            Request::Linked { call: 15 },
             Request::Watch(true),
             Request::Watch(false),
         ];

@@ -39,6 +39,13 @@ pub const FEATURE_PRESENCE: &str = "presence";
 /// finds it busy.
 pub const FEATURE_MISSED: &str = "missed";
 
+/// Server and client feature: registrations are owned. `OK WELCOME` gives
+/// a secret, a `REGISTER` presenting it takes that registration back at once
+/// from a new connection, `EVENT HANGUP` says how a vanished peer's
+/// connection ended, `EVENT GONE` says its program is gone, and the client
+/// may send `BUSY` and `LINKED`.
+pub const FEATURE_SESSION: &str = "session";
+
 /// Server and peer feature: lines up to [`crate::protocol::MAX_PEER_LINE`]
 /// are relayed (server) or taken (peer) whole.
 pub const FEATURE_LONG_LINES: &str = "long-lines";
@@ -121,6 +128,37 @@ impl fmt::Display for Presence {
     }
 }
 
+/// How a vanished peer's registration connection ended, as the server saw
+/// it: the peer's program closed it (`closed`: a verdict, `EVENT GONE`, follows
+/// unless it takes its registration back within a moment), or it was lost
+/// (`lost`: a reset, an error or missed heartbeats: its network went quiet,
+/// and it may come back).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnEnd {
+    Closed,
+    Lost,
+}
+
+impl ConnEnd {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConnEnd::Closed => "closed",
+            ConnEnd::Lost => "lost",
+        }
+    }
+
+    fn parse(word: &str) -> Result<ConnEnd, ProtocolError> {
+        match word {
+            "closed" => Ok(ConnEnd::Closed),
+            "lost" => Ok(ConnEnd::Lost),
+            _ => Err(ProtocolError::BadField {
+                field: "connection end (closed or lost)",
+                value: word.to_string(),
+            }),
+        }
+    }
+}
+
 /// One row of the online list.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserEntry {
@@ -135,7 +173,12 @@ pub struct UserEntry {
 pub enum ServerLine {
     /// `OK WELCOME <name> <heartbeat-secs>`: registered; send a `PING` at
     /// least every `heartbeat_secs` seconds.
-    Welcome { name: String, heartbeat_secs: u64 },
+    /// With feature `session`: `OK WELCOME <name> <heartbeat-secs> <secret>`.
+    Welcome {
+        name: String,
+        heartbeat_secs: u64,
+        secret: Option<Token>,
+    },
     /// `OK USERS <n>`: exactly `n` `USER` lines follow.
     Users { count: usize },
     /// `USER <name> free|busy`.
@@ -173,8 +216,27 @@ pub enum ServerLine {
         call: CallId,
         token: Token,
     },
-    /// `EVENT HANGUP <call-id> <name>`: `name` ended call `call`, or vanished.
-    PeerHungUp { call: CallId, peer: String },
+    /// `EVENT HANGUP <call-id> <name> [closed|lost]`: `name` ended call
+    /// `call`, or vanished. To a client that announced `session`, a vanished
+    /// peer's end is said: see [`ConnEnd`].
+    PeerHungUp {
+        call: CallId,
+        peer: String,
+        end: Option<ConnEnd>,
+    },
+    /// `EVENT GONE <name>` (feature `session`): the program of `name`, the
+    /// peer of our last call, is gone: its connection closed cleanly and
+    /// was not taken back in time, or a new program took its name. A chat
+    /// with it that waits for its link to come back ends.
+    Gone { peer: String },
+    /// `EVENT BUSY <call-id> <callee>` (feature `session`): our ringing call
+    /// found the callee in a chat after all; both are free, and no recall
+    /// wait follows.
+    FoundBusy { call: CallId, peer: String },
+    /// `OK BUSY <call-id>`: the answer to `BUSY`.
+    BusyDone { call: CallId },
+    /// `OK LINKED <call-id>`: the answer to `LINKED`.
+    Linked { call: CallId },
     /// `EVENT RELAY <call-id>`: the caller could not reach us directly; open a
     /// relay connection for `call`.
     RelayRequested { call: CallId },
@@ -274,10 +336,13 @@ impl ServerLine {
                 let kind = words.next().unwrap_or_default();
                 let args: Vec<&str> = words.collect();
                 match (first, kind, args.as_slice()) {
-                    ("OK", "WELCOME", [name, secs]) => Ok(ServerLine::Welcome {
-                        name: name.to_string(),
-                        heartbeat_secs: parse_number(secs, "heartbeat")?,
-                    }),
+                    ("OK", "WELCOME", [name, secs, secret @ ..]) if secret.len() <= 1 => {
+                        Ok(ServerLine::Welcome {
+                            name: name.to_string(),
+                            heartbeat_secs: parse_number(secs, "heartbeat")?,
+                            secret: secret.first().map(|s| parse_token(s)).transpose()?,
+                        })
+                    }
                     ("OK", "USERS", [n]) => Ok(ServerLine::Users {
                         count: parse_number(n, "user count")?,
                     }),
@@ -320,9 +385,25 @@ impl ServerLine {
                         call: parse_call_id(call)?,
                         token: parse_token(token)?,
                     }),
-                    ("EVENT", "HANGUP", [call, peer]) => Ok(ServerLine::PeerHungUp {
+                    ("EVENT", "HANGUP", [call, peer, end @ ..]) if end.len() <= 1 => {
+                        Ok(ServerLine::PeerHungUp {
+                            call: parse_call_id(call)?,
+                            peer: peer.to_string(),
+                            end: end.first().map(|w| ConnEnd::parse(w)).transpose()?,
+                        })
+                    }
+                    ("EVENT", "GONE", [peer]) => Ok(ServerLine::Gone {
+                        peer: peer.to_string(),
+                    }),
+                    ("EVENT", "BUSY", [call, peer]) => Ok(ServerLine::FoundBusy {
                         call: parse_call_id(call)?,
                         peer: peer.to_string(),
+                    }),
+                    ("OK", "BUSY", [call]) => Ok(ServerLine::BusyDone {
+                        call: parse_call_id(call)?,
+                    }),
+                    ("OK", "LINKED", [call]) => Ok(ServerLine::Linked {
+                        call: parse_call_id(call)?,
                     }),
                     ("EVENT", "RELAY", [call]) => Ok(ServerLine::RelayRequested {
                         call: parse_call_id(call)?,
@@ -396,7 +477,14 @@ impl fmt::Display for ServerLine {
             ServerLine::Welcome {
                 name,
                 heartbeat_secs,
-            } => write!(f, "OK WELCOME {name} {heartbeat_secs}"),
+                secret,
+            } => {
+                write!(f, "OK WELCOME {name} {heartbeat_secs}")?;
+                match secret {
+                    Some(secret) => write!(f, " {secret}"),
+                    None => Ok(()),
+                }
+            }
             ServerLine::Users { count } => write!(f, "OK USERS {count}"),
             ServerLine::User(UserEntry { name, busy }) => {
                 write!(f, "USER {name} {}", state_word(*busy))
@@ -435,7 +523,17 @@ impl fmt::Display for ServerLine {
                 call,
                 token,
             } => write!(f, "EVENT INCOMING {caller} {call} {token}"),
-            ServerLine::PeerHungUp { call, peer } => write!(f, "EVENT HANGUP {call} {peer}"),
+            ServerLine::PeerHungUp { call, peer, end } => {
+                write!(f, "EVENT HANGUP {call} {peer}")?;
+                match end {
+                    Some(end) => write!(f, " {}", end.as_str()),
+                    None => Ok(()),
+                }
+            }
+            ServerLine::Gone { peer } => write!(f, "EVENT GONE {peer}"),
+            ServerLine::FoundBusy { call, peer } => write!(f, "EVENT BUSY {call} {peer}"),
+            ServerLine::BusyDone { call } => write!(f, "OK BUSY {call}"),
+            ServerLine::Linked { call } => write!(f, "OK LINKED {call}"),
             ServerLine::RelayRequested { call } => write!(f, "EVENT RELAY {call}"),
             ServerLine::RejoinReady { peer, call, token } => {
                 write!(f, "OK REJOIN {peer} {call} {token}")
@@ -518,6 +616,12 @@ mod tests {
             ServerLine::Welcome {
                 name: "bob".into(),
                 heartbeat_secs: 10,
+                secret: None,
+            },
+            ServerLine::Welcome {
+                name: "bob".into(),
+                heartbeat_secs: 10,
+                secret: Some(SAMPLE_TOKEN),
             },
             ServerLine::Users { count: 2 },
             ServerLine::User(UserEntry {
@@ -560,7 +664,25 @@ mod tests {
             ServerLine::PeerHungUp {
                 call: 3,
                 peer: "al".into(),
+                end: None,
             },
+            ServerLine::PeerHungUp {
+                call: 3,
+                peer: "al".into(),
+                end: Some(ConnEnd::Closed),
+            },
+            ServerLine::PeerHungUp {
+                call: 3,
+                peer: "al".into(),
+                end: Some(ConnEnd::Lost),
+            },
+            ServerLine::Gone { peer: "al".into() },
+            ServerLine::FoundBusy {
+                call: 6,
+                peer: "bob".into(),
+            },
+            ServerLine::BusyDone { call: 6 },
+            ServerLine::Linked { call: 6 },
             ServerLine::RelayRequested { call: 4 },
             ServerLine::RejoinReady {
                 peer: "bob".into(),

@@ -354,7 +354,7 @@ impl Core {
 fn the_numbered_flow_as_the_caller() {
     let mut w = World::new(None);
     w.expect_line("Connected to the registration server at 127.0.0.1:7700.");
-    w.expect_request("FEATURES ring presence missed");
+    w.expect_request("FEATURES ring presence missed session");
     w.expect(Output::Prompt("Enter your visible name: ".into()));
     assert_eq!(w.core.status(), "your name: ");
     // 1) the name.
@@ -521,10 +521,11 @@ fn a_name_typed_after_the_server_gave_up_connects_again_and_registers() {
     w.expect(Output::Reconnect {
         after: Duration::ZERO,
         retry: Retry::Once,
+        old: OldConn::Close,
     });
     assert_eq!(w.core.status(), "registering slowpoke… ");
     w.input(back_at("127.0.0.1:4000"));
-    w.expect_request("FEATURES ring presence missed");
+    w.expect_request("FEATURES ring presence missed session");
     w.expect_request("REGISTER slowpoke 127.0.0.1:4000");
     w.server("OK FEATURES");
     w.server("OK WELCOME slowpoke 10");
@@ -543,6 +544,7 @@ fn a_name_typed_just_as_the_server_gives_up_is_registered_on_a_new_connection() 
     w.expect(Output::Reconnect {
         after: Duration::ZERO,
         retry: Retry::Once,
+        old: OldConn::Close,
     });
     assert_eq!(w.count(|o| matches!(o, Output::Line { .. })), 0);
     w.input(back_at("127.0.0.1:4000"));
@@ -564,6 +566,7 @@ fn a_name_typed_as_the_connection_closes_gets_one_fresh_connection() {
     w.expect(Output::Reconnect {
         after: Duration::ZERO,
         retry: Retry::Once,
+        old: OldConn::Close,
     });
     assert!(w.core.exit().is_none());
     // And if that one fails too, the server is gone: say so, once.
@@ -893,12 +896,13 @@ fn the_server_lost_mid_chat_reconnects_registers_again_and_resumes() {
     w.expect(Output::Reconnect {
         after: Timers::default().reconnect,
         retry: Retry::UntilBack,
+        old: OldConn::Close,
     });
     // The chat goes on meanwhile.
     w.typed("still here");
     w.expect_to_peer(1, "MSG still here");
     w.input(back_at("127.0.0.1:4000"));
-    w.expect_request("FEATURES ring presence missed");
+    w.expect_request("FEATURES ring presence missed session");
     w.expect_request("REGISTER alice 127.0.0.1:4000");
     w.server("OK FEATURES");
     w.server("OK WELCOME alice 10");
@@ -1874,8 +1878,11 @@ fn a_peer_gone_from_the_server_is_waited_for_out_loud_and_who_still_works() {
     w.expect_request("LOCATE bob");
     // bob vanished from the server too (killed, or his network went).
     w.server("EVENT HANGUP 7 bob");
+    // Busy while it waits for bob, so nobody's call is declined unseen.
+    w.expect_request("RESUME bob");
     w.expect_request("LOOKUP bob");
     w.server("ERR not-in-call you are not in a call with bob");
+    w.server("OK RESUMED bob 8");
     w.server("ERR unknown-user no user named bob is online");
     w.expect_line(
         "bob is not online now; waiting up to 60 s for bob to come back (q ends the chat).",
@@ -1995,4 +2002,124 @@ fn kept_lines_come_back_in_order_across_batches_and_free_what_was_dropped() {
             .iter()
             .all(|c| c.text_len() <= KEPT_CHUNK + line.len())
     );
+}
+
+// ---- one system: what the server knows decides, not a clock ------------
+
+/// alice chats with bob (resumable) on a server with `session`.
+fn session_chat() -> World {
+    resumable_chat_on("relay rejoin session")
+}
+
+#[test]
+fn a_peer_whose_program_closed_ends_the_chat_on_the_servers_verdict() {
+    let mut w = session_chat();
+    w.typed("are you there?");
+    w.link_broke(1);
+    w.expect_line("link to bob lost; reconnecting…");
+    w.server("EVENT HANGUP 7 bob closed");
+    // Busy meanwhile; no "waiting up to 60 s": the verdict comes in a moment.
+    w.expect_request("RESUME bob");
+    assert_eq!(
+        w.count(|o| matches!(o, Output::Server(Request::Lookup { .. }))),
+        0
+    );
+    assert_eq!(
+        w.count(|o| matches!(o, Output::Line { text, .. } if text.contains("waiting up to"))),
+        0
+    );
+    w.server("EVENT GONE bob");
+    w.expect_line("bob's chat closed; the chat ended.");
+    w.expect_line("not confirmed");
+    w.expect_request("HANGUP 7");
+    w.expect_request("LIST");
+}
+
+#[test]
+fn a_peer_gone_while_its_link_is_up_ends_when_the_link_does_and_its_lines_are_shown() {
+    let mut w = session_chat();
+    // A new program took bob's name while his old one hangs (stopped).
+    w.server("EVENT GONE bob");
+    w.expect_quiet();
+    w.peer(1, &["MSG last words"]);
+    w.expect_peer_line("bob", "last words");
+    w.link_broke(1);
+    w.expect_line("bob's chat closed; the chat ended.");
+    assert_eq!(
+        w.count(|o| matches!(o, Output::Line { text, .. } if text.contains("reconnecting"))),
+        0
+    );
+    w.expect_request("LIST");
+
+    // A link that never ends: the drain wait ends it.
+    let mut w = session_chat();
+    w.server("EVENT GONE bob");
+    w.advance(Timers::default().drain * 2);
+    w.expect_line("bob's chat closed; the chat ended.");
+}
+
+#[test]
+fn gone_for_someone_else_changes_nothing() {
+    let mut w = session_chat();
+    w.server("EVENT GONE carol");
+    w.link_broke(1);
+    w.expect_line("link to bob lost; reconnecting…");
+    w.server("EVENT GONE carol");
+    assert!(matches!(w.core.place(), Some(Place::Rejoining { .. })));
+}
+
+#[test]
+fn a_ring_that_finds_us_in_a_chat_is_refused_as_busy_not_declined() {
+    let mut w = session_chat();
+    w.server("EVENT RING carol 12");
+    w.expect_request("BUSY 12");
+    assert_eq!(
+        w.count(|o| matches!(o, Output::Server(Request::Decline { .. }))),
+        0
+    );
+    // While bringing a link back, too.
+    w.link_broke(1);
+    w.server("EVENT RING carol 13");
+    w.expect_request("BUSY 13");
+    // A server without `session` is declined to, as before.
+    let mut w = resumable_chat();
+    w.server("EVENT RING carol 12");
+    w.expect_request("DECLINE 12");
+}
+
+#[test]
+fn the_callee_notes_the_link_so_a_short_chat_sets_off_no_recall_wait() {
+    let mut w = World::registered_on("bob", "relay session");
+    w.server(&format!("EVENT INCOMING alice 9 {TOKEN}"));
+    w.hello(3, "alice", 9, TOKEN);
+    w.expect_line("alice connected");
+    w.expect_request("LINKED 9");
+    w.server("OK LINKED 9");
+    // Not to a server that would not know the word.
+    let mut w = World::registered_on("bob", "relay");
+    w.server(&format!("EVENT INCOMING alice 9 {TOKEN}"));
+    w.hello(3, "alice", 9, TOKEN);
+    w.expect_line("alice connected");
+    assert_eq!(
+        w.count(|o| matches!(o, Output::Server(Request::Linked { .. }))),
+        0
+    );
+}
+
+#[test]
+fn a_registration_taken_again_presents_its_secret() {
+    let mut w = World::new(None);
+    w.server("OK FEATURES relay session");
+    w.typed("alice");
+    w.expect_request("REGISTER alice 127.0.0.1:4000");
+    w.server(&format!("OK WELCOME alice 10 {TOKEN}"));
+    w.skip_all();
+    w.input(Input::ServerLost(ServerLoss::Closed));
+    w.input(back_at("127.0.0.1:4000"));
+    w.expect_request(&format!("REGISTER alice 127.0.0.1:4000 {TOKEN}"));
+    // A server that does not take it: once more, without.
+    w.server("OK FEATURES relay");
+    w.server("ERR bad-request usage: REGISTER NAME IP:PORT");
+    w.input(back_at("127.0.0.1:4000"));
+    w.expect_request("REGISTER alice 127.0.0.1:4000");
 }
