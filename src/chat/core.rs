@@ -3404,8 +3404,14 @@ impl Core {
         let Some(Place::Chatting(mut chat)) = self.set_place(Place::AtList) else {
             return;
         };
-        // A wait for the server's word or a probe's answer is moot now.
-        chat.ending = None;
+        // A wait for the server's word or a probe's answer is moot now. If
+        // the server already ended the call, we stay busy while we wait
+        // (a call to us now is refused as busy, never declined unseen).
+        let server_done = chat.ending.take().is_some_and(|e| e.server_done);
+        if server_done && self.online() {
+            let name = chat.peer.clone();
+            self.send(now, Request::Resume { name }, Pending::Resume);
+        }
         self.out(Output::Close { link: chat.link.id });
         self.notice(format!("link to {} lost; reconnecting…", chat.peer));
         let until = now + self.settings.timers.grace;
