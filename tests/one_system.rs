@@ -167,8 +167,9 @@ fn someone_waiting_for_a_link_to_come_back_is_busy_to_a_third_caller() {
     let mut alice = chat(&server, "alice", &["--grace", "60"]);
     let mut carol = chat(&server, "carol", &["--grace", "60"]);
     let mut dave = chat(&server, "dave", &[]);
-    connect(&mut alice, &mut carol);
-    settle(&mut alice, &mut carol);
+    // alice is the callee: she waits for carol to dial her again.
+    connect(&mut carol, &mut alice);
+    settle(&mut carol, &mut alice);
     signal(&carol, "-STOP");
     alice.expect("link to carol lost; reconnecting…");
     // Give the RESUME that keeps alice busy a moment to reach the server:
