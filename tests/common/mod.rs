@@ -36,15 +36,19 @@ impl Output {
         thread::spawn(move || {
             let mut stream = stream;
             let mut buf = [0u8; 4096];
+            // Bytes of a character that the last read cut in two.
+            let mut tail = Vec::new();
             loop {
                 let n = stream.read(&mut buf).unwrap_or(0);
                 let mut text = sink.text.lock().unwrap();
                 if n == 0 {
+                    text.0.push_str(&String::from_utf8_lossy(&tail));
                     text.1 = true;
                     sink.changed.notify_all();
                     return;
                 }
-                text.0.push_str(&String::from_utf8_lossy(&buf[..n]));
+                tail.extend_from_slice(&buf[..n]);
+                decode_whole_characters(&mut tail, &mut text.0);
                 sink.changed.notify_all();
             }
         });
@@ -71,6 +75,36 @@ impl Output {
     fn snapshot(&self) -> String {
         self.text.lock().unwrap().0.clone()
     }
+}
+
+/// Moves what `bytes` holds of whole characters into `text`, invalid bytes
+/// as U+FFFD, and leaves in `bytes` only the start of a character whose
+/// rest has not been read yet: a read may end in the middle of one.
+fn decode_whole_characters(bytes: &mut Vec<u8>, text: &mut String) {
+    let mut done = 0;
+    loop {
+        match std::str::from_utf8(&bytes[done..]) {
+            Ok(valid) => {
+                text.push_str(valid);
+                done = bytes.len();
+                break;
+            }
+            Err(e) => {
+                let valid = &bytes[done..done + e.valid_up_to()];
+                text.push_str(std::str::from_utf8(valid).unwrap());
+                done += e.valid_up_to();
+                match e.error_len() {
+                    Some(bad) => {
+                        text.push(char::REPLACEMENT_CHARACTER);
+                        done += bad;
+                    }
+                    // The rest may still come.
+                    None => break,
+                }
+            }
+        }
+    }
+    bytes.drain(..done);
 }
 
 /// A running `server`, killed on drop (by its [`ChildGuard`]).
