@@ -566,6 +566,17 @@ pub struct Proxy {
 
 impl Proxy {
     pub fn to(target: SocketAddr) -> Proxy {
+        Proxy::start(target, None)
+    }
+
+    /// A proxy that forwards at most `bytes_per_second` each way on each
+    /// connection: a stream through it lasts long enough to be cut in the
+    /// middle.
+    pub fn throttled(target: SocketAddr, bytes_per_second: u64) -> Proxy {
+        Proxy::start(target, Some(bytes_per_second))
+    }
+
+    fn start(target: SocketAddr, rate: Option<u64>) -> Proxy {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let live: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
@@ -584,7 +595,10 @@ impl Proxy {
                 for (from, to) in [(&client, &server), (&server, &client)] {
                     let (mut from, mut to) = (from.try_clone().unwrap(), to.try_clone().unwrap());
                     thread::spawn(move || {
-                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = match rate {
+                            None => std::io::copy(&mut from, &mut to).map(drop),
+                            Some(rate) => copy_at_rate(&mut from, &mut to, rate),
+                        };
                         let _ = to.shutdown(std::net::Shutdown::Both);
                         let _ = from.shutdown(std::net::Shutdown::Both);
                     });
@@ -605,5 +619,24 @@ impl Proxy {
         for stream in self.live.lock().unwrap().drain(..) {
             let _ = stream.shutdown(std::net::Shutdown::Both);
         }
+    }
+}
+
+/// Copies `from` to `to` until EOF, no faster than `rate` bytes a second:
+/// small reads, each written once the ones before it had their time. A
+/// quiet spell earns no credit, so a burst after it is paced too.
+fn copy_at_rate(from: &mut TcpStream, to: &mut TcpStream, rate: u64) -> std::io::Result<()> {
+    let mut free_at = Instant::now();
+    let mut buf = [0u8; 512];
+    loop {
+        let n = from.read(&mut buf)?;
+        if n == 0 {
+            return Ok(());
+        }
+        let now = Instant::now();
+        free_at = free_at.max(now) + Duration::from_micros(n as u64 * 1_000_000 / rate);
+        // Pacing, not ordering: the time these bytes take at the rate.
+        thread::sleep(free_at - now);
+        to.write_all(&buf[..n])?;
     }
 }
