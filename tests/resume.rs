@@ -8,7 +8,7 @@ mod common;
 use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
 
-use common::{Chat, Proxy, Server, answer, received};
+use common::{Chat, Proxy, Server, answer, received, resent};
 
 /// bob's chat listens on a port only the proxy forwards to, and tells the
 /// server to send callers to the proxy.
@@ -70,18 +70,6 @@ fn connect_through(alice: &mut Chat, bob: &mut Chat) {
 
 fn numbered(prefix: &str, n: usize) -> String {
     (0..n).map(|i| format!("{prefix} {i}\n")).collect()
-}
-
-/// How many lines `chat` said it sent again when the link to `peer` came
-/// back (`back with bob (12 lines resent)`).
-fn resent(chat: &Chat, peer: &str) -> usize {
-    let out = chat.stdout();
-    let head = format!("back with {peer} (");
-    let start = out.find(&head).expect("a line saying the link is back") + head.len();
-    let count = out[start..].split(' ').next().unwrap();
-    count
-        .parse()
-        .unwrap_or_else(|_| panic!("not a count: {count:?}"))
 }
 
 #[test]

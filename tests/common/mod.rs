@@ -482,6 +482,18 @@ pub fn received(chat: &Chat, from: &str, prefix: &str) -> Vec<usize> {
         .collect()
 }
 
+/// How many lines `chat` said it sent again when the link to `peer` came
+/// back (`back with bob (12 lines resent)`).
+pub fn resent(chat: &Chat, peer: &str) -> usize {
+    let out = chat.stdout();
+    let head = format!("back with {peer} (");
+    let start = out.find(&head).expect("a line saying the link is back") + head.len();
+    let count = out[start..].split(' ').next().unwrap();
+    count
+        .parse()
+        .unwrap_or_else(|_| panic!("not a count: {count:?}"))
+}
+
 /// Whether `condition` holds within `timeout` (polled).
 pub fn within(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
