@@ -10,6 +10,7 @@
 
 mod common;
 
+use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::thread;
 use std::time::Duration;
@@ -154,16 +155,19 @@ fn register_with(server: SocketAddr, name: &str, features: &str) -> Raw {
     raw
 }
 
-/// The next line, if one comes within `wait`; `None` if the client stays
-/// quiet that long.
+/// The next line, if one comes within `wait`; `None` if the server stays
+/// quiet that long and keeps the connection. A connection it closed (or
+/// reset) is no silence: that panics.
 fn line_within(raw: &mut Raw, wait: Duration) -> Option<String> {
     raw.stream().set_read_timeout(Some(wait)).unwrap();
     let mut byte = [0u8; 1];
     let peeked = raw.stream().peek(&mut byte);
     raw.stream().set_read_timeout(Some(common::WAIT)).unwrap();
     match peeked {
-        Ok(n) if n > 0 => Some(raw.line()),
-        _ => None,
+        Ok(0) => panic!("the server closed the connection instead of staying quiet"),
+        Ok(_) => Some(raw.line()),
+        Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => None,
+        Err(e) => panic!("the connection failed instead of staying quiet: {e}"),
     }
 }
 
