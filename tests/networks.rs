@@ -317,10 +317,13 @@ fn reconnecting_survives_a_path_that_accepts_and_drops_while_the_server_is_down(
     let mut alice = Chat::spawn(proxy.addr, &["--name", "alice"]);
     alice.label = "alice".into();
     alice.expect("Enter a name to chat with");
+    let before = proxy.accepted();
     server.kill();
     alice.expect("reconnecting");
-    // Let a few of those doomed reconnects happen.
-    std::thread::sleep(std::time::Duration::from_secs(2));
+    // A few of those doomed reconnects happen (0.5 s, then 1 s apart).
+    eventually("alice has reconnected twice in vain", || {
+        proxy.accepted() >= before + 2
+    });
     let server = Server::start_on(&listen, &[]);
     alice.expect("Reconnected to the registration server.");
     alice.expect("Online users (1)");

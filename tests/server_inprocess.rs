@@ -12,7 +12,6 @@ mod common;
 
 use std::io::ErrorKind;
 use std::net::SocketAddr;
-use std::thread;
 use std::time::Duration;
 
 use common::{Raw, serve};
@@ -428,8 +427,21 @@ fn a_thousand_registrations_reach_each_watcher_as_a_few_lines() {
             w
         })
         .collect();
-    // Let the watchers' own joins go out first.
-    thread::sleep(Duration::from_millis(400));
+    // The watchers' own joins go out first: each hears of those after it
+    // (and perhaps of some before, in the same round), never of itself.
+    for (i, watcher) in watchers.iter_mut().enumerate() {
+        let mut later: std::collections::HashSet<String> =
+            (i + 1..5).map(|j| format!("joined:watcher{j}")).collect();
+        while !later.is_empty() {
+            let line = watcher.line();
+            let entries = line.strip_prefix("EVENT PRESENCE ").expect(&line);
+            for entry in entries.split(' ') {
+                let other = entry.strip_prefix("joined:watcher").expect(entry);
+                assert_ne!(other, i.to_string(), "told about itself");
+                later.remove(entry);
+            }
+        }
+    }
     let held: Vec<Raw> = (0..joiners)
         .map(|i| register(server, &format!("p{i}")))
         .collect();

@@ -574,6 +574,8 @@ pub struct Proxy {
     live: Arc<Mutex<Vec<TcpStream>>>,
     /// While false, new connections are closed at once: the path is down.
     open: Arc<std::sync::atomic::AtomicBool>,
+    /// Connections accepted so far, forwarded or not.
+    accepted: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Proxy {
@@ -595,8 +597,11 @@ impl Proxy {
         let sockets = live.clone();
         let open = Arc::new(std::sync::atomic::AtomicBool::new(true));
         let accepting = open.clone();
+        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = accepted.clone();
         thread::spawn(move || {
             for client in listener.incoming().flatten() {
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 if !accepting.load(std::sync::atomic::Ordering::SeqCst) {
                     continue;
                 }
@@ -618,7 +623,17 @@ impl Proxy {
                 list.extend([client, server]);
             }
         });
-        Proxy { addr, live, open }
+        Proxy {
+            addr,
+            live,
+            open,
+            accepted,
+        }
+    }
+
+    /// How many connections the proxy has accepted so far.
+    pub fn accepted(&self) -> usize {
+        self.accepted.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Takes the path down (new connections closed at once) or up again.
