@@ -174,8 +174,8 @@ fn an_unreachable_server_is_one_clear_line_and_a_failure() {
     // test can take it (a port freed by dropping a listener could be).
     let port: std::net::SocketAddr = "127.0.0.1:1".parse().unwrap();
     let mut chat = Chat::spawn(port, &["--name", "alice"]);
-    let status = chat.wait_exit();
-    assert!(!status.success());
+    // README: exit code 1 when the server cannot be reached at start.
+    assert_eq!(chat.wait_exit().code(), Some(1));
     chat.expect_stderr("\n");
     let err = chat.stderr();
     assert!(
@@ -302,4 +302,20 @@ fn a_pasted_paragraph_goes_as_one_message_and_a_line_past_64_kib_not_at_all() {
     alice.send("after");
     bob.expect("alice: after");
     assert!(!bob.stdout()[mark..].contains('y'), "half of it was sent");
+}
+
+#[test]
+fn a_long_line_of_multi_byte_characters_arrives_whole_across_reads() {
+    let server = Server::start();
+    let mut alice = login(&server, "alice");
+    let mut bob = login(&server, "bob");
+    connect(&mut alice, &mut bob);
+    common::settle(&mut alice, &mut bob);
+    // 30,000 bytes of three-byte characters: bob's output comes to the test
+    // in reads of 4 KiB, and 4,096 is not a multiple of 3, so most reads
+    // end inside a character. Not one may come out as U+FFFD.
+    let ticks = "✓".repeat(10_000);
+    alice.send(&ticks);
+    bob.expect(&format!("alice: {ticks}\n"));
+    assert!(!bob.stdout().contains('\u{fffd}'));
 }

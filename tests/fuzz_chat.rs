@@ -92,6 +92,46 @@ fn the_key_decoder_takes_any_bytes() {
     });
 }
 
+/// Up to `pieces` of [`PIECES`] and random bytes, run together.
+fn terminal_bytes(rng: &mut Rng, pieces: usize) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    for _ in 0..pieces {
+        if rng.below(4) == 0 {
+            bytes.push(rng.next() as u8);
+        } else {
+            bytes.extend_from_slice(PIECES[rng.below(PIECES.len())]);
+        }
+    }
+    bytes
+}
+
+#[test]
+fn the_key_decoder_gives_the_same_keys_however_the_bytes_are_split() {
+    // A terminal's bytes come in reads of any size: a sequence, a
+    // character or a paste marker may be cut anywhere, and the keys must
+    // not change.
+    run("key decoder splits", |rng| {
+        let pieces = rng.below(24);
+        let bytes = terminal_bytes(rng, pieces);
+        let whole = KeyDecoder::default().feed(&bytes);
+        let mut decoder = KeyDecoder::default();
+        let mut split = Vec::new();
+        let mut at = 0;
+        while at < bytes.len() {
+            // Often a byte at a time, else reads of a few bytes.
+            let read = if rng.below(3) == 0 {
+                1
+            } else {
+                1 + rng.below(8)
+            };
+            let end = (at + read).min(bytes.len());
+            split.extend(decoder.feed(&bytes[at..end]));
+            at = end;
+        }
+        assert_eq!(split, whole, "{bytes:?}");
+    });
+}
+
 fn random_key(rng: &mut Rng) -> Key {
     const TEXT: &[&str] = &[
         "a", "é", "e\u{301}", "👍🏽", "🇫🇷", "한", "\t", "\u{200d}", "\u{202e}", "x",

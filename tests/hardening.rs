@@ -131,8 +131,12 @@ fn silent_and_half_line_connections_are_closed_after_the_registration_timeout() 
 
 #[test]
 fn a_thousand_silent_connections_do_not_keep_peers_out() {
-    let server = Server::start();
     let silent = common::open_file_budget(1000);
+    // All of them come from 127.0.0.1: lift the per-address cap, or it
+    // would close all but 16 on arrival and the server would hold none.
+    let cap = (silent + 1).to_string();
+    let server =
+        Server::start_with(&["--max-unregistered-per-ip", &cap, "--summary-interval", "1"]);
     let idle: Vec<TcpStream> = (0..silent)
         .map(|_| TcpStream::connect(server.addr).expect("connect"))
         .collect();
@@ -141,6 +145,31 @@ fn a_thousand_silent_connections_do_not_keep_peers_out() {
     connect(&mut alice, &mut bob);
     alice.send("hi");
     bob.expect("alice: hi");
+    bob.send("hi alice");
+    alice.expect("bob: hi alice");
+    assert_eq!(list(&server), ["USER alice busy", "USER bob busy"]);
+    // The server holds every silent connection while the two chat...
+    server.expect_log(&format!(
+        "summary: 2 peers online, {} connections,",
+        silent + 2
+    ));
+    // ...and has neither closed one nor said a word on it.
+    for (i, stream) in idle.iter().enumerate() {
+        stream.set_nonblocking(true).unwrap();
+        let mut byte = [0u8; 1];
+        match (&*stream).read(&mut byte) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            other => panic!("silent connection {i} was disturbed: {other:?}"),
+        }
+    }
+    // And the two never heard of them: nothing but their chat.
+    let after = |chat: &Chat, mark: &str| {
+        let out = chat.stdout();
+        let start = out.find(mark).expect(mark);
+        out[start..].split_once('\n').unwrap().1.to_string()
+    };
+    assert_eq!(after(&alice, "Connected to bob"), "bob: hi alice\n");
+    assert_eq!(after(&bob, "alice connected"), "alice: hi\n");
     drop(idle);
 }
 

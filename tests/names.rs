@@ -12,44 +12,110 @@ fn register(server: &Server, name: &str) -> (Raw, String) {
     (raw, reply)
 }
 
+/// Why a look-alike is refused: its name is taken (it reads the same as
+/// one registered: the reply names that one), or it is no name at all
+/// (the reply says why).
+enum Refused {
+    Taken,
+    BadName(&'static str),
+}
+
 #[test]
 fn each_look_alike_pair_registers_once_and_calls_reach_only_the_first() {
+    use Refused::{BadName, Taken};
     let server = Server::start();
     let pairs = [
-        ("ΟΔΥΣΣΕΥΣ", "οδυσσευσ"),
-        ("alice", "alice\u{34f}"),
-        ("alice", "alice\u{fe0f}"),
-        ("alice", "alice\u{e0100}"),
-        ("alice", "alice\u{180b}"),
-        ("bob", "bob\u{2800}"),
-        ("café", "cafe\u{301}"),
-        ("alice", "\u{430}lice"),
-        ("ſam", "sam"),
-        ("ｎｎ", "nn"),
-        ("ß", "SS"),
+        ("ΟΔΥΣΣΕΥΣ", "οδυσσευσ", Taken),
+        (
+            "alice",
+            "alice\u{34f}",
+            BadName("invisible characters (U+034F)"),
+        ),
+        (
+            "alice",
+            "alice\u{fe0f}",
+            BadName("invisible characters (U+FE0F)"),
+        ),
+        (
+            "alice",
+            "alice\u{e0100}",
+            BadName("invisible characters (U+E0100)"),
+        ),
+        (
+            "alice",
+            "alice\u{180b}",
+            BadName("invisible characters (U+180B)"),
+        ),
+        ("bob", "bob\u{2800}", BadName("(Latn and Brai)")),
+        ("café", "cafe\u{301}", Taken),
+        ("alice", "\u{430}lice", BadName("(Cyrl and Latn)")),
+        ("ſam", "sam", Taken),
+        ("ｎｎ", "nn", Taken),
+        ("ß", "SS", Taken),
     ];
-    let mut first_ones = Vec::new();
-    for (first, second) in pairs {
-        if first_ones.iter().all(|(name, _)| name != &first) {
-            first_ones.push((first, registered(&server, first)));
+    // Each first one at a port of its own, so a call says whom it found.
+    let mut first_ones: Vec<(&str, Raw, String)> = Vec::new();
+    for (first, second, why) in pairs {
+        if first_ones.iter().all(|(name, ..)| name != &first) {
+            let at = format!("127.0.0.1:{}", 1000 + first_ones.len());
+            let mut raw = Raw::connect(server.addr);
+            let reply = raw.ask(&format!("REGISTER {first} {at}"));
+            assert!(
+                reply.starts_with(&format!("OK WELCOME {first} ")),
+                "{reply}"
+            );
+            first_ones.push((first, raw, at));
         }
         let (_raw, reply) = register(&server, second);
+        let expected = match why {
+            Taken => format!("ERR name-taken the name {first} is taken"),
+            BadName(_) => "ERR bad-name a name may not ".to_string(),
+        };
         assert!(
-            reply.starts_with("ERR name-taken") || reply.starts_with("ERR bad-name"),
+            reply.starts_with(&expected),
             "{second:?} after {first:?}: {reply}"
         );
+        if let BadName(reason) = why {
+            assert!(reply.contains(reason), "{second:?}: {reply}");
+        }
     }
     // aσ and aΣ: Latin and Greek are not one script, so neither registers.
     for mixed in ["aσ", "aΣ"] {
         let (_raw, reply) = register(&server, mixed);
-        assert!(reply.starts_with("ERR bad-name"), "{mixed}: {reply}");
+        assert!(
+            reply.starts_with("ERR bad-name") && reply.contains("(Latn and Grek)"),
+            "{mixed}: {reply}"
+        );
     }
-    // A call to the look-alike reaches the one registered name.
-    let (_, caller) = first_ones.iter_mut().find(|(n, _)| *n == "bob").unwrap();
-    let reply = caller.ask("LOOKUP BOB");
-    assert!(reply.starts_with("OK FOUND bob "), "{reply}");
-    let reply = caller.ask("LOOKUP CAFE\u{301}");
-    assert!(reply.starts_with("OK FOUND café "), "{reply}");
+    // A call to a look-alike of a registered name rings that one: the
+    // caller gets its address, and it (not another) hears the call.
+    let mut caller = registered(&server, "caller");
+    for (look_alike, first) in [
+        ("BOB", "bob"),
+        ("CAFE\u{301}", "café"),
+        ("SAM", "ſam"),
+        ("ss", "ß"),
+    ] {
+        let reply = caller.ask(&format!("CALL {look_alike}"));
+        let words: Vec<&str> = reply.split(' ').collect();
+        let (_, callee, at) = first_ones.iter_mut().find(|(n, ..)| *n == first).unwrap();
+        assert_eq!(words[..3], ["OK", "CALL", first], "{reply}");
+        assert_eq!(words[5], at.as_str(), "{reply}");
+        let (call, token) = (words[3], words[4]);
+        assert_eq!(
+            callee.line(),
+            format!("EVENT INCOMING caller {call} {token}")
+        );
+        assert_eq!(
+            caller.ask(&format!("HANGUP {call}")),
+            format!("OK HANGUP {call}")
+        );
+        assert_eq!(callee.line(), format!("EVENT HANGUP {call} caller"));
+    }
+    // Nobody else heard a thing.
+    for (name, raw, _) in &mut first_ones {
+        assert_eq!(raw.ask("PING"), "OK PONG", "{name} was told something");
+    }
 }
 
 #[test]

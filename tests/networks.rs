@@ -7,7 +7,7 @@ use std::net::TcpListener;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Chat, Raw, Server, connect, eventually, received, server_list as list};
+use common::{Chat, Raw, Server, connect, eventually, received, resent, server_list as list};
 
 fn login_with(server: &Server, name: &str, args: &[&str]) -> Chat {
     let mut args = args.to_vec();
@@ -317,10 +317,13 @@ fn reconnecting_survives_a_path_that_accepts_and_drops_while_the_server_is_down(
     let mut alice = Chat::spawn(proxy.addr, &["--name", "alice"]);
     alice.label = "alice".into();
     alice.expect("Enter a name to chat with");
+    let before = proxy.accepted();
     server.kill();
     alice.expect("reconnecting");
-    // Let a few of those doomed reconnects happen.
-    std::thread::sleep(std::time::Duration::from_secs(2));
+    // A few of those doomed reconnects happen (0.5 s, then 1 s apart).
+    eventually("alice has reconnected twice in vain", || {
+        proxy.accepted() >= before + 2
+    });
     let server = Server::start_on(&listen, &[]);
     alice.expect("Reconnected to the registration server.");
     alice.expect("Online users (1)");
@@ -379,9 +382,13 @@ fn a_peer_whose_address_changes_is_found_again_at_its_new_address() {
     };
     // Host S routes between alice's network and bob's, so they chat
     // directly; bob's address may move within his network.
+    // Each host sends at 64 kbit/s: the 22 KB of lines each way take about
+    // 3 s, and the move comes in their first tenth.
     ns.script(
         "ip netns exec $S sysctl -qw net.ipv4.ip_forward=1
-         ip netns exec $B sysctl -qw net.ipv4.conf.eth0.promote_secondaries=1",
+         ip netns exec $B sysctl -qw net.ipv4.conf.eth0.promote_secondaries=1
+         ip netns exec $A tc qdisc add dev eth0 root tbf rate 64kbit burst 4kb latency 10s
+         ip netns exec $B tc qdisc add dev eth0 root tbf rate 64kbit burst 4kb latency 10s",
     );
     let mut command = ns.exec(0, env!("CARGO_BIN_EXE_server"));
     command.args(["--listen", "0.0.0.0:0"]);
@@ -422,6 +429,15 @@ fn a_peer_whose_address_changes_is_found_again_at_its_new_address() {
          ip netns exec $A ss -K -t dst 10.231.2.2 >/dev/null
          ip netns exec $S ss -K -t dst 10.231.2.2 >/dev/null",
     );
+    // The move is mid-stream both ways.
+    let (to_bob, to_alice) = (
+        received(&bob, "alice", "a").len(),
+        received(&alice, "bob", "b").len(),
+    );
+    assert!(
+        to_bob < N / 2 && to_alice < N / 2,
+        "the move came late: {to_bob} and {to_alice} of {N} lines were across"
+    );
     alice.expect("link to bob lost; reconnecting…");
     // A line typed while the link is down goes once it is back.
     alice.send("typed while down");
@@ -448,6 +464,9 @@ fn a_peer_whose_address_changes_is_found_again_at_its_new_address() {
     );
     alice.expect_within("back with bob", Duration::from_secs(20));
     bob.expect_within("back with alice", Duration::from_secs(20));
+    // More than the line typed while down: the stream's lost tail too.
+    assert!(resent(&alice, "bob") > 1, "{}", alice.stdout());
+    assert!(resent(&bob, "alice") > 1, "{}", bob.stdout());
 
     // Every line exactly once, in order, on both sides.
     let all: Vec<usize> = (0..N).collect();

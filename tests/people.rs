@@ -3,6 +3,8 @@
 
 mod common;
 
+use std::process::Command;
+
 use common::{Chat, Server, connect, login};
 
 #[test]
@@ -138,10 +140,23 @@ fn presence_shows_joins_leaves_busy_and_free_at_the_list() {
     watcher.expect("bob is online.");
     let mut carol = login(&server, "carol");
     watcher.expect("carol is online.");
+    // Each by name, in whichever order the two changes come.
+    let both = |watcher: &Chat, from: usize, state: &str| {
+        let out = watcher.stdout();
+        let seen = &out[from..];
+        seen.contains(&format!("bob is {state}.\n"))
+            && seen.contains(&format!("carol is {state}.\n"))
+    };
+    let mark = watcher.stdout().len();
     connect(&mut bob, &mut carol);
-    watcher.expect("is busy.");
+    common::eventually("the watcher sees bob and carol busy", || {
+        both(&watcher, mark, "busy")
+    });
+    let mark = watcher.stdout().len();
     bob.send("q");
-    watcher.expect("is free.");
+    common::eventually("the watcher sees bob and carol free", || {
+        both(&watcher, mark, "free")
+    });
     carol.expect("bob left the chat.");
     carol.send("q");
     carol.expect("Enter a name to chat with");
@@ -196,8 +211,8 @@ fn a_transcript_and_timestamps_record_the_conversation() {
         .find(|l| l.ends_with("bob: hi ^[[2Jalice"))
         .unwrap();
     assert!(
-        line.len() > 6 && line.as_bytes()[2] == b':' && line.as_bytes()[5] == b' ',
-        "{line:?}"
+        shaped(line, "hh:mm ") && line[6..].starts_with("bob: "),
+        "not HH:MM then the line: {line:?}"
     );
     alice.send("q");
     alice.send("q");
@@ -214,11 +229,36 @@ fn a_transcript_and_timestamps_record_the_conversation() {
         assert!(text.contains(needle), "{needle:?} not in {text}");
     }
     assert!(!text.contains('\x1b'), "an escape reached the transcript");
-    // Every line is stamped: date, time, offset.
+    // Every line is stamped: date, time, and this machine's offset from
+    // UTC, as `date +%z` gives it, then two spaces.
+    let offset = Command::new("date").arg("+%z").output().expect("date");
+    let offset = String::from_utf8(offset.stdout).unwrap();
     for line in text.lines() {
         assert!(
-            line.as_bytes().get(4) == Some(&b'-') && line.contains(':'),
-            "{line:?}"
+            shaped(line, "YYYY-MM-DD hh:mm +zzzz  "),
+            "not stamped YYYY-MM-DD HH:MM +hhmm: {line:?}"
         );
+        assert_eq!(&line[17..22], offset.trim(), "{line:?}");
     }
+}
+
+/// Whether `text` starts as `pattern` says: `Y`, `M`, `D`, `h`, `m` and `z`
+/// a digit (each number in its range), `+` a sign, anything else itself.
+fn shaped(text: &str, pattern: &str) -> bool {
+    let (text, pattern) = (text.as_bytes(), pattern.as_bytes());
+    let fits = text.len() >= pattern.len()
+        && pattern.iter().zip(text).all(|(&p, &t)| match p {
+            b'Y' | b'M' | b'D' | b'h' | b'm' | b'z' => t.is_ascii_digit(),
+            b'+' => t == b'+' || t == b'-',
+            _ => t == p,
+        });
+    // The numbers: month 1–12, day 1–31, hour 0–23, minute 0–59.
+    let number = |letter: u8| -> Option<u32> {
+        let at = pattern.iter().position(|&p| p == letter)?;
+        let len = pattern.iter().filter(|&&p| p == letter).count();
+        std::str::from_utf8(&text[at..at + len]).ok()?.parse().ok()
+    };
+    fits && [(b'M', 1, 12), (b'D', 1, 31), (b'h', 0, 23), (b'm', 0, 59)]
+        .iter()
+        .all(|&(letter, low, high)| number(letter).is_none_or(|n| (low..=high).contains(&n)))
 }

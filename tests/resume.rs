@@ -8,17 +8,31 @@ mod common;
 use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
 
-use common::{Chat, Proxy, Server, answer, received};
+use common::{Chat, Proxy, Server, answer, received, resent};
 
 /// bob's chat listens on a port only the proxy forwards to, and tells the
 /// server to send callers to the proxy.
 fn bob_behind_a_proxy(server: &Server, grace: &str) -> (Chat, Proxy) {
+    bob_behind(Proxy::to, server, grace)
+}
+
+/// As [`bob_behind_a_proxy`], through a proxy that forwards `rate` bytes a
+/// second each way.
+fn bob_behind_a_slow_proxy(server: &Server, grace: &str, rate: u64) -> (Chat, Proxy) {
+    bob_behind(|target| Proxy::throttled(target, rate), server, grace)
+}
+
+fn bob_behind(
+    proxy_to: impl FnOnce(SocketAddr) -> Proxy,
+    server: &Server,
+    grace: &str,
+) -> (Chat, Proxy) {
     let port = {
         let probe = TcpListener::bind("127.0.0.1:0").unwrap();
         probe.local_addr().unwrap().port()
     };
     let target: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let proxy = Proxy::to(target);
+    let proxy = proxy_to(target);
     let mut bob = Chat::spawn(
         server.addr,
         &[
@@ -62,7 +76,9 @@ fn numbered(prefix: &str, n: usize) -> String {
 fn a_cut_mid_stream_both_ways_loses_and_doubles_nothing() {
     const N: usize = 10_000;
     let server = Server::start();
-    let (mut bob, proxy) = bob_behind_a_proxy(&server, "20");
+    // About 120 KB of `MSG a 1234` each way: at 40 KB/s the stream lasts
+    // 3 s, and the cut comes within its first tenth.
+    let (mut bob, proxy) = bob_behind_a_slow_proxy(&server, "20", 40_000);
     let mut alice = alice(&server, "20");
     connect_through(&mut alice, &mut bob);
     alice.send_bytes(numbered("a", N).as_bytes());
@@ -71,8 +87,19 @@ fn a_cut_mid_stream_both_ways_loses_and_doubles_nothing() {
         received(&bob, "alice", "a").len() > 200 || received(&alice, "bob", "b").len() > 200
     });
     proxy.cut();
+    // The cut is mid-stream both ways, and what it took goes again.
+    let (to_bob, to_alice) = (
+        received(&bob, "alice", "a").len(),
+        received(&alice, "bob", "b").len(),
+    );
+    assert!(
+        to_bob < N / 2 && to_alice < N / 2,
+        "the cut came late: {to_bob} and {to_alice} of {N} lines were across"
+    );
     alice.expect_within("back with bob", Duration::from_secs(20));
     bob.expect_within("back with alice", Duration::from_secs(20));
+    assert!(resent(&alice, "bob") > 0, "{}", alice.stdout());
+    assert!(resent(&bob, "alice") > 0, "{}", bob.stdout());
     // Counted over all the output: the last lines may have come before
     // "back with", past which `expect` looks.
     let all_across = common::within(Duration::from_secs(30), || {

@@ -10,8 +10,8 @@
 
 mod common;
 
+use std::io::ErrorKind;
 use std::net::SocketAddr;
-use std::thread;
 use std::time::Duration;
 
 use common::{Raw, serve};
@@ -154,16 +154,19 @@ fn register_with(server: SocketAddr, name: &str, features: &str) -> Raw {
     raw
 }
 
-/// The next line, if one comes within `wait`; `None` if the client stays
-/// quiet that long.
+/// The next line, if one comes within `wait`; `None` if the server stays
+/// quiet that long and keeps the connection. A connection it closed (or
+/// reset) is no silence: that panics.
 fn line_within(raw: &mut Raw, wait: Duration) -> Option<String> {
     raw.stream().set_read_timeout(Some(wait)).unwrap();
     let mut byte = [0u8; 1];
     let peeked = raw.stream().peek(&mut byte);
     raw.stream().set_read_timeout(Some(common::WAIT)).unwrap();
     match peeked {
-        Ok(n) if n > 0 => Some(raw.line()),
-        _ => None,
+        Ok(0) => panic!("the server closed the connection instead of staying quiet"),
+        Ok(_) => Some(raw.line()),
+        Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => None,
+        Err(e) => panic!("the connection failed instead of staying quiet: {e}"),
     }
 }
 
@@ -424,8 +427,21 @@ fn a_thousand_registrations_reach_each_watcher_as_a_few_lines() {
             w
         })
         .collect();
-    // Let the watchers' own joins go out first.
-    thread::sleep(Duration::from_millis(400));
+    // The watchers' own joins go out first: each hears of those after it
+    // (and perhaps of some before, in the same round), never of itself.
+    for (i, watcher) in watchers.iter_mut().enumerate() {
+        let mut later: std::collections::HashSet<String> =
+            (i + 1..5).map(|j| format!("joined:watcher{j}")).collect();
+        while !later.is_empty() {
+            let line = watcher.line();
+            let entries = line.strip_prefix("EVENT PRESENCE ").expect(&line);
+            for entry in entries.split(' ') {
+                let other = entry.strip_prefix("joined:watcher").expect(entry);
+                assert_ne!(other, i.to_string(), "told about itself");
+                later.remove(entry);
+            }
+        }
+    }
     let held: Vec<Raw> = (0..joiners)
         .map(|i| register(server, &format!("p{i}")))
         .collect();

@@ -255,8 +255,7 @@ fn ctrl_c_in_a_chat_ends_it_on_both_sides() {
     // Ctrl-C at the list ends the program, terminal restored.
     tmux.press(&["C-c"]);
     tmux.wait_for_shell();
-    tmux.shell("stty -a | tr ' ;' '\\n\\n' | grep -x -E -- '-?(icanon|echo)' | paste -sd,");
-    tmux.wait_for("icanon,echo");
+    tmux.expect_terminal_restored();
 }
 
 #[test]
@@ -266,13 +265,7 @@ fn q_at_the_list_leaves_the_terminal_as_it_was() {
     tmux.chat(&server, "alice");
     tmux.type_text("q");
     tmux.press(&["Enter"]);
-    tmux.wait_for_shell();
-    tmux.shell("stty -a | tr ' ;' '\\n\\n' | grep -x -E -- '-?(icanon|echo)' | paste -sd,");
-    let screen = tmux.wait_for("icanon,echo");
-    assert!(
-        !screen.contains("-icanon") && !screen.contains("-echo"),
-        "{screen}"
-    );
+    tmux.expect_terminal_restored();
 }
 
 #[test]
@@ -350,8 +343,7 @@ fn the_terminal_is_restored_when_the_chat_stops_on_an_error() {
     tmux.shell("alice");
     tmux.wait_for("chat: lost the connection to the registration server");
     tmux.wait_for_shell();
-    tmux.shell("stty -a | tr ' ;' '\\n\\n' | grep -x -E -- '-?(icanon|echo)' | paste -sd,");
-    tmux.wait_for("icanon,echo");
+    tmux.expect_terminal_restored();
 }
 
 #[test]
@@ -367,7 +359,9 @@ fn an_incoming_call_rings_the_bell_once_unless_quiet() {
         bob.send("q");
         tmux.wait_for("bob left the chat.");
         tmux.run(&["pipe-pane", "-t", "0"]);
-        let raw = std::fs::read(&log).unwrap_or_default();
+        // A capture that failed or is cut short must not pass for a
+        // quiet one: it holds what the screen showed last.
+        let raw = captured_through(&log, "bob left the chat.");
         let _ = std::fs::remove_file(&log);
         assert_eq!(
             raw.iter().filter(|&&b| b == 0x07).count(),
@@ -397,6 +391,25 @@ fn a_resized_terminal_gets_the_typed_line_redrawn_to_fit() {
         }
         assert!(Instant::now() < deadline, "not redrawn to fit:\n{screen}");
         thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// What `pipe-pane` wrote to `log`, once it holds `last` (the capture's
+/// `cat` may still be writing when `pipe-pane` is stopped); panics if it
+/// never does.
+fn captured_through(log: &std::path::Path, last: &str) -> Vec<u8> {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let raw = std::fs::read(log).unwrap_or_default();
+        if raw.windows(last.len()).any(|w| w == last.as_bytes()) {
+            return raw;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the pane's output was not captured through {last:?}: {:?}",
+            String::from_utf8_lossy(&raw)
+        );
+        thread::sleep(Duration::from_millis(25));
     }
 }
 
@@ -447,32 +460,53 @@ impl Tmux {
         }
     }
 
-    /// Asserts the shell's terminal is back in canonical mode with echo.
+    /// Asserts the shell's terminal is back in canonical mode with echo:
+    /// the two modes, each with a `-` when off, printed whole between
+    /// brackets, so `-icanon,echo` cannot pass for them. (The quotes split
+    /// the marker in the typed command, so only the output shows it.)
     fn expect_terminal_restored(&self) {
         self.wait_for_shell();
         self.shell(
-            "clear; stty -a | tr ' ;' '\\n\\n' | grep -x -E -- '-?(icanon|echo)' | paste -sd,",
+            "clear; echo \"mo\"\"des=[$(stty -a | tr ' ;' '\\n\\n' | grep -x -E -- '-?(icanon|echo)' | paste -sd,)]\"",
         );
-        let screen = self.wait_for("icanon,echo");
-        assert!(
-            !screen.contains("-icanon") && !screen.contains("-echo"),
-            "{screen}"
-        );
+        let deadline = Instant::now() + WAIT;
+        let modes = loop {
+            let screen = self.screen();
+            let printed = screen
+                .lines()
+                .find_map(|l| l.trim_end().strip_prefix("modes=[")?.strip_suffix(']'));
+            if let Some(modes) = printed {
+                break modes.to_string();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the modes were never shown:\n{screen}"
+            );
+            thread::sleep(Duration::from_millis(25));
+        };
+        assert_eq!(modes, "icanon,echo");
     }
 }
 
-/// CPU time (user + system) a process has used so far.
+/// CPU time (user + system) a process has used so far. Panics if it
+/// cannot be read: a zero would pass any bound.
 fn cpu_time(pid: u32) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name (which is in parentheses).
+    let path = format!("/proc/{pid}/stat");
+    let stat = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    // Fields after the command name (which is in parentheses): utime and
+    // stime are the 12th and 13th.
     let fields: Vec<&str> = stat
         .rsplit_once(')')
         .map_or("", |(_, rest)| rest)
         .split_whitespace()
         .collect();
-    let ticks: u64 = fields
-        .get(11..13)
-        .map_or(0, |f| f.iter().filter_map(|t| t.parse::<u64>().ok()).sum());
+    let ticks: u64 = fields[11..13]
+        .iter()
+        .map(|t| {
+            t.parse::<u64>()
+                .unwrap_or_else(|_| panic!("{path}: {stat}"))
+        })
+        .sum();
     // Linux reports CPU time in clock ticks of 1/100 s (USER_HZ).
     Duration::from_millis(ticks * 10)
 }
@@ -649,14 +683,11 @@ fn with_term_dumb_arrows_never_become_text_and_no_escape_is_written() {
     tmux.press(&["Enter"]);
     tmux.wait_for_shell();
     tmux.run(&["pipe-pane", "-t", "0"]);
-    let raw = std::fs::read(&log).unwrap_or_default();
+    let raw = captured_through(&log, "quit: q");
     let _ = std::fs::remove_file(&log);
     // The terminal's own echo shows the arrow as ^[[D; the chat wrote no
     // escape of its own before the shell took the terminal back.
-    let end = raw
-        .windows(7)
-        .position(|w| w == b"quit: q")
-        .expect("the chat's last prompt was captured");
+    let end = raw.windows(7).position(|w| w == b"quit: q").unwrap();
     let chat_part = &raw[..end];
     assert!(
         !chat_part.contains(&0x1b),

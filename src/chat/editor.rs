@@ -328,6 +328,10 @@ fn decode_one(bytes: &[u8]) -> Decoded {
     }
 }
 
+/// The longest escape sequence the decoder waits for; a longer one is
+/// not a key, and its first this many bytes are skipped.
+const MAX_SEQUENCE: usize = 17;
+
 fn decode_escape(bytes: &[u8]) -> Decoded {
     let Some(&kind) = bytes.get(1) else {
         return Decoded::Incomplete;
@@ -336,10 +340,14 @@ fn decode_escape(bytes: &[u8]) -> Decoded {
         // A lone Esc press followed by another key: drop the Esc.
         return Decoded::Nothing(1);
     }
-    // CSI / SS3: parameters, then one final byte in 0x40..=0x7e.
-    let Some(end) = bytes[2..].iter().position(|b| (0x40..=0x7e).contains(b)) else {
-        return if bytes.len() > 16 {
-            Decoded::Nothing(bytes.len())
+    // CSI / SS3: parameters, then one final byte in 0x40..=0x7e, all
+    // within MAX_SEQUENCE bytes. Only those are looked at, and only they are
+    // dropped when no final byte is among them: what follows is decoded
+    // the same however the reads cut the bytes.
+    let window = &bytes[2..bytes.len().min(MAX_SEQUENCE)];
+    let Some(end) = window.iter().position(|b| (0x40..=0x7e).contains(b)) else {
+        return if bytes.len() >= MAX_SEQUENCE {
+            Decoded::Nothing(MAX_SEQUENCE)
         } else {
             Decoded::Incomplete
         };

@@ -36,15 +36,19 @@ impl Output {
         thread::spawn(move || {
             let mut stream = stream;
             let mut buf = [0u8; 4096];
+            // Bytes of a character that the last read cut in two.
+            let mut tail = Vec::new();
             loop {
                 let n = stream.read(&mut buf).unwrap_or(0);
                 let mut text = sink.text.lock().unwrap();
                 if n == 0 {
+                    text.0.push_str(&String::from_utf8_lossy(&tail));
                     text.1 = true;
                     sink.changed.notify_all();
                     return;
                 }
-                text.0.push_str(&String::from_utf8_lossy(&buf[..n]));
+                tail.extend_from_slice(&buf[..n]);
+                decode_whole_characters(&mut tail, &mut text.0);
                 sink.changed.notify_all();
             }
         });
@@ -71,6 +75,36 @@ impl Output {
     fn snapshot(&self) -> String {
         self.text.lock().unwrap().0.clone()
     }
+}
+
+/// Moves what `bytes` holds of whole characters into `text`, invalid bytes
+/// as U+FFFD, and leaves in `bytes` only the start of a character whose
+/// rest has not been read yet: a read may end in the middle of one.
+fn decode_whole_characters(bytes: &mut Vec<u8>, text: &mut String) {
+    let mut done = 0;
+    loop {
+        match std::str::from_utf8(&bytes[done..]) {
+            Ok(valid) => {
+                text.push_str(valid);
+                done = bytes.len();
+                break;
+            }
+            Err(e) => {
+                let valid = &bytes[done..done + e.valid_up_to()];
+                text.push_str(std::str::from_utf8(valid).unwrap());
+                done += e.valid_up_to();
+                match e.error_len() {
+                    Some(bad) => {
+                        text.push(char::REPLACEMENT_CHARACTER);
+                        done += bad;
+                    }
+                    // The rest may still come.
+                    None => break,
+                }
+            }
+        }
+    }
+    bytes.drain(..done);
 }
 
 /// A running `server`, killed on drop (by its [`ChildGuard`]).
@@ -448,6 +482,18 @@ pub fn received(chat: &Chat, from: &str, prefix: &str) -> Vec<usize> {
         .collect()
 }
 
+/// How many lines `chat` said it sent again when the link to `peer` came
+/// back (`back with bob (12 lines resent)`).
+pub fn resent(chat: &Chat, peer: &str) -> usize {
+    let out = chat.stdout();
+    let head = format!("back with {peer} (");
+    let start = out.find(&head).expect("a line saying the link is back") + head.len();
+    let count = out[start..].split(' ').next().unwrap();
+    count
+        .parse()
+        .unwrap_or_else(|_| panic!("not a count: {count:?}"))
+}
+
 /// Whether `condition` holds within `timeout` (polled).
 pub fn within(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
@@ -528,18 +574,34 @@ pub struct Proxy {
     live: Arc<Mutex<Vec<TcpStream>>>,
     /// While false, new connections are closed at once: the path is down.
     open: Arc<std::sync::atomic::AtomicBool>,
+    /// Connections accepted so far, forwarded or not.
+    accepted: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Proxy {
     pub fn to(target: SocketAddr) -> Proxy {
+        Proxy::start(target, None)
+    }
+
+    /// A proxy that forwards at most `bytes_per_second` each way on each
+    /// connection: a stream through it lasts long enough to be cut in the
+    /// middle.
+    pub fn throttled(target: SocketAddr, bytes_per_second: u64) -> Proxy {
+        Proxy::start(target, Some(bytes_per_second))
+    }
+
+    fn start(target: SocketAddr, rate: Option<u64>) -> Proxy {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let live: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
         let sockets = live.clone();
         let open = Arc::new(std::sync::atomic::AtomicBool::new(true));
         let accepting = open.clone();
+        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = accepted.clone();
         thread::spawn(move || {
             for client in listener.incoming().flatten() {
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 if !accepting.load(std::sync::atomic::Ordering::SeqCst) {
                     continue;
                 }
@@ -550,7 +612,10 @@ impl Proxy {
                 for (from, to) in [(&client, &server), (&server, &client)] {
                     let (mut from, mut to) = (from.try_clone().unwrap(), to.try_clone().unwrap());
                     thread::spawn(move || {
-                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = match rate {
+                            None => std::io::copy(&mut from, &mut to).map(drop),
+                            Some(rate) => copy_at_rate(&mut from, &mut to, rate),
+                        };
                         let _ = to.shutdown(std::net::Shutdown::Both);
                         let _ = from.shutdown(std::net::Shutdown::Both);
                     });
@@ -558,7 +623,17 @@ impl Proxy {
                 list.extend([client, server]);
             }
         });
-        Proxy { addr, live, open }
+        Proxy {
+            addr,
+            live,
+            open,
+            accepted,
+        }
+    }
+
+    /// How many connections the proxy has accepted so far.
+    pub fn accepted(&self) -> usize {
+        self.accepted.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Takes the path down (new connections closed at once) or up again.
@@ -571,5 +646,24 @@ impl Proxy {
         for stream in self.live.lock().unwrap().drain(..) {
             let _ = stream.shutdown(std::net::Shutdown::Both);
         }
+    }
+}
+
+/// Copies `from` to `to` until EOF, no faster than `rate` bytes a second:
+/// small reads, each written once the ones before it had their time. A
+/// quiet spell earns no credit, so a burst after it is paced too.
+fn copy_at_rate(from: &mut TcpStream, to: &mut TcpStream, rate: u64) -> std::io::Result<()> {
+    let mut free_at = Instant::now();
+    let mut buf = [0u8; 512];
+    loop {
+        let n = from.read(&mut buf)?;
+        if n == 0 {
+            return Ok(());
+        }
+        let now = Instant::now();
+        free_at = free_at.max(now) + Duration::from_micros(n as u64 * 1_000_000 / rate);
+        // Pacing, not ordering: the time these bytes take at the rate.
+        thread::sleep(free_at - now);
+        to.write_all(&buf[..n])?;
     }
 }

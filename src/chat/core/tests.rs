@@ -1587,6 +1587,36 @@ fn acknowledgements_ride_on_our_lines_or_wait_a_moment_or_go_at_once_for_a_flood
 }
 
 #[test]
+fn past_4_mib_the_peer_has_not_confirmed_a_line_is_refused_until_it_does() {
+    // An integration test cannot get here: the chat stops reading stdin
+    // at half the buffer (accepts_typing), and a terminal sends one line
+    // at a time. Lines handed to the core directly can.
+    let mut w = resumable_chat();
+    let line = "x".repeat(4000);
+    let fit = RESUME_BUFFER / line.len();
+    for _ in 0..fit {
+        w.typed(&line);
+    }
+    let sent = |w: &World| {
+        w.count(|o| matches!(o, Output::Peer { msg: PeerMessage::Msg(t), .. } if *t == line))
+    };
+    assert_eq!(sent(&w), fit);
+    assert!(!w.core.accepts_typing(), "a pipe would wait from half on");
+    w.skip_all();
+    // One more would be past 4 MiB unconfirmed: refused, not sent.
+    w.typed(&line);
+    w.expect_line(
+        "Not sent: the peer has not confirmed the last 4 MiB yet; try again in a moment.",
+    );
+    assert_eq!(sent(&w), 0);
+    // Once bob confirms, the next line goes.
+    w.peer(1, &[&format!("ACK {fit}")]);
+    assert!(w.core.accepts_typing());
+    w.typed("after the ack");
+    w.expect_to_peer(1, "MSG after the ack");
+}
+
+#[test]
 fn a_broken_link_is_brought_back_and_what_was_missed_is_resent() {
     let mut w = resumable_chat();
     w.typed("one");
