@@ -1,10 +1,10 @@
 //! The whole system under churn (issue #20, point 6): a real `server` and
 //! 20–60 real `chat`s driven through their pipes by actions chosen from a
 //! printed seed — calls, answers and declines, `/ignore`, glare, quick and
-//! long chats, bursts of lines, `q`, `kill -9`, `SIGSTOP` then `SIGCONT`,
-//! restarts under the same name, a server restart on the same port, and
-//! relayed pairs (chats whose advertised address cannot be dialed) — while
-//! named invariants are checked throughout and at the end.
+//! long chats, bursts of lines, `q`, `kill -9` and `SIGHUP`, `SIGSTOP` then
+//! `SIGCONT`, restarts under the same name, a server restart on the same
+//! port, and relayed pairs (chats whose advertised address cannot be
+//! dialed) — while named invariants are checked throughout and at the end.
 //!
 //! The harness keeps a model of every peer (at the list, calling, ringing,
 //! chatting with whom, reconnecting, dead), driven only by what the peer's
@@ -636,6 +636,16 @@ enum Later {
     },
 }
 
+/// How the harness ends a chat's program.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Death {
+    Kill9,
+    /// `SIGHUP`, which std cannot catch: the chat dies as when its
+    /// terminal window is closed.
+    Hangup,
+    EndOfRun,
+}
+
 struct Violation {
     check: &'static str,
     at: f64,
@@ -655,6 +665,7 @@ struct Counts {
     lines_shown: u64,
     bursts: u64,
     kills: u64,
+    hangups: u64,
     stops: u64,
     restarts: u64,
     server_restarts: u64,
@@ -921,10 +932,15 @@ impl World {
         peer.touched = now;
     }
 
-    /// `kill -9` (or the end of a run that exited): its chat is spoiled,
+    /// `kill -9` or `SIGHUP` (or the end of the run): its chat is spoiled,
     /// and whoever dealt with it must be back at the list promptly.
-    fn kill(&mut self, slot: usize, why: &str) {
+    fn kill(&mut self, slot: usize, death: Death) {
         let now = Instant::now();
+        let why = match death {
+            Death::Kill9 => "kill -9",
+            Death::Hangup => "SIGHUP, as when its terminal window closes",
+            Death::EndOfRun => "the end of the run",
+        };
         let name = self.peers[slot].name.clone();
         for other in 0..self.peers.len() {
             let peer = &mut self.peers[other];
@@ -942,6 +958,13 @@ impl World {
         }
         let peer = &mut self.peers[slot];
         if let Some(mut proc) = peer.proc.take() {
+            if death == Death::Hangup {
+                proc.signal("-HUP");
+                let deadline = Instant::now() + Duration::from_secs(1);
+                while proc.exited().is_none() && Instant::now() < deadline {
+                    thread::sleep(Duration::from_millis(5));
+                }
+            }
             proc.child.kill();
             // What it printed before it died still counts.
             let rest: Vec<(Instant, String)> = proc.lines.try_iter().collect();
@@ -1871,7 +1894,13 @@ impl World {
         };
         self.counts.kills += 1;
         self.peers[slot].touched = now;
-        self.kill(slot, "kill -9");
+        let death = if self.rng.below(4) == 0 {
+            self.counts.hangups += 1;
+            Death::Hangup
+        } else {
+            Death::Kill9
+        };
+        self.kill(slot, death);
     }
 
     fn stop_one(&mut self, now: Instant) {
@@ -2152,7 +2181,7 @@ impl World {
         }
         for slot in 0..self.peers.len() {
             if self.peers[slot].proc.is_some() {
-                self.kill(slot, "the end of the run");
+                self.kill(slot, Death::EndOfRun);
             }
         }
         if let Some(mut observer) = self.observer.take() {
@@ -2226,8 +2255,15 @@ impl World {
             c.lines_shown
         );
         println!(
-            "churn: {} kills, {} stops, {} restarts ({} names refused at once), {} exits by q, {} ignores, {} server restarts",
-            c.kills, c.stops, c.restarts, c.name_refused, c.exits, c.ignores, c.server_restarts
+            "churn: {} kills ({} by SIGHUP), {} stops, {} restarts ({} names refused at once), {} exits by q, {} ignores, {} server restarts",
+            c.kills,
+            c.hangups,
+            c.stops,
+            c.restarts,
+            c.name_refused,
+            c.exits,
+            c.ignores,
+            c.server_restarts
         );
         let refusals: Vec<String> = c.refusals.iter().map(|(k, n)| format!("{k} {n}")).collect();
         println!(
