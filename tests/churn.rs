@@ -2303,6 +2303,17 @@ impl World {
                     text.push_str(&v.context);
                 }
             }
+            if list.len() > 12 {
+                // The rest by their shape, names and numbers left out.
+                let mut shapes: BTreeMap<String, usize> = BTreeMap::new();
+                for v in &list[12..] {
+                    *shapes.entry(shape(&v.text)).or_default() += 1;
+                }
+                text.push_str(&format!("  and {} more:\n", list.len() - 12));
+                for (shape, n) in shapes {
+                    text.push_str(&format!("    {n} x {shape}\n"));
+                }
+            }
         }
         text.push_str(&format!(
             "\n(seed {}; reproduce with: {})",
@@ -2317,4 +2328,25 @@ impl World {
 fn between<'a>(line: &'a str, before: &str, after: &str) -> Option<&'a str> {
     let name = line.strip_prefix(before)?.strip_suffix(after)?;
     (!name.is_empty() && !name.contains(' ')).then_some(name)
+}
+
+/// `text` with its names and numbers as `p·` and `#`, so that violations
+/// of one kind read alike.
+fn shape(text: &str) -> String {
+    let mut out = String::new();
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c.is_ascii_digit() {
+            while chars
+                .peek()
+                .is_some_and(|c| c.is_ascii_digit() || *c == '.')
+            {
+                chars.next();
+            }
+            out.push('#');
+        } else {
+            out.push(c);
+        }
+    }
+    out.replace("p#", "p·")
 }
