@@ -59,6 +59,11 @@ const GRACE_SECS: u64 = 20;
 /// How soon the survivor of a killed (or restarted) peer must be back at
 /// the list: the peer's program is gone, so nothing is worth waiting for.
 const SURVIVOR_BOUND: Duration = Duration::from_secs(5);
+
+/// The server's verdict on a clean close comes 2 s after it
+/// (`registry::CLOSE_VERDICT`); a server restart within this long after a
+/// kill loses it.
+const VERDICT_WITH_MARGIN: Duration = Duration::from_secs(3);
 /// How long a peer's state must hold before the server's list must agree.
 const SETTLE: Duration = Duration::from_millis(1500);
 /// How long after a server restart the chats may take to register again.
@@ -1065,6 +1070,15 @@ impl World {
             // Calls in flight are lost with the server; whatever the
             // chats print about it drives their model on.
             peer.call_overdue_reported = false;
+            // A peer killed just before the restart: the server's verdict
+            // on its clean close (due 2 s after it) was lost with the old
+            // server, which alone knew; README says its survivor then waits
+            // the grace, as for a network gone quiet.
+            if let Some(survivor) = &mut peer.survivor
+                && now < survivor.at + VERDICT_WITH_MARGIN
+            {
+                survivor.reported = true;
+            }
         }
     }
 

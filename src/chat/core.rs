@@ -457,6 +457,7 @@ enum Place {
         call: CallId,
         token: Token,
         until: Instant,
+        taken: Taken,
     },
     Chatting(Box<Chat>),
     /// The chat's link broke without a `BYE`: the chat is kept for the
@@ -478,6 +479,16 @@ enum Place {
         link: LinkId,
         until: Instant,
     },
+}
+
+/// How an incoming call came to be taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Taken {
+    /// The user answered its ring: what they type next is for the chat.
+    Answered,
+    /// At once, unasked (`--auto-answer`, or a caller that does not ring):
+    /// what the user types before the chat starts was meant for the list.
+    AtOnce,
 }
 
 /// The incoming end of a call to ourselves.
@@ -1501,8 +1512,9 @@ impl Core {
                 Command::Quit => (true, false),
                 Command::Help => (false, true),
                 Command::Who => (false, false),
-                _ => return false,
+                _ => return self.typed_as_a_call_came(),
             },
+            Some(Typed::Pasted(_)) => return self.typed_as_a_call_came(),
             _ => return false,
         };
         self.typed.pop_front();
@@ -1513,6 +1525,24 @@ impl Core {
         } else {
             self.who(now);
         }
+        true
+    }
+
+    /// A line typed while a call we did not answer is being set up was
+    /// meant for the list, never for the caller: it is not sent, and the
+    /// user is told. Returns whether it took the line.
+    fn typed_as_a_call_came(&mut self) -> bool {
+        let Some(Place::Connecting {
+            caller,
+            taken: Taken::AtOnce,
+            ..
+        }) = self.place()
+        else {
+            return false;
+        };
+        let text = format!("(not sent to {caller}: typed as the call came in)");
+        self.typed.pop_front();
+        self.notice(text);
         true
     }
 
@@ -2503,6 +2533,7 @@ impl Core {
                     call,
                     token,
                     until: ring_until,
+                    taken: Taken::AtOnce,
                 };
                 true
             }
@@ -2513,6 +2544,8 @@ impl Core {
             }
         };
         if rung {
+            // What was typed ahead was for the list, never for the caller.
+            self.drop_typed_for_the_chat();
             self.notice(format!("{caller} is calling you…"));
             self.out(Output::Bell);
         }
@@ -2595,6 +2628,7 @@ impl Core {
                     call,
                     token,
                     until,
+                    taken: Taken::Answered,
                 };
             }
             Some(Place::RingingOut { call: c, echo, .. }) if *c == call => {

@@ -781,9 +781,9 @@ fn the_caller_hanging_up_while_it_rings_brings_the_callee_back() {
     let mut w = World::registered("bob");
     w.server(&format!("EVENT INCOMING alice 9 {TOKEN}"));
     w.typed("typed while ringing");
+    w.expect_line("(not sent to alice: typed as the call came in)");
     w.server("EVENT HANGUP 9 alice");
     w.expect_line("alice hung up before the chat started.");
-    w.expect_line("1 line typed meanwhile was not sent.");
     w.expect_request("LIST");
 }
 
@@ -2152,4 +2152,33 @@ fn a_registration_taken_again_presents_its_secret() {
     w.server("ERR bad-request usage: REGISTER NAME IP:PORT");
     w.input(back_at("127.0.0.1:4000"));
     w.expect_request("REGISTER alice 127.0.0.1:4000");
+}
+
+#[test]
+fn a_line_typed_as_an_unanswered_call_comes_in_never_reaches_the_caller() {
+    let mut w = World::registered("bob");
+    w.server(&format!("EVENT INCOMING alice 9 {TOKEN}"));
+    // Typed for the list (a call to carol) a moment too late.
+    w.typed("carol");
+    w.expect_line("(not sent to alice: typed as the call came in)");
+    w.hello(3, "alice", 9, TOKEN);
+    w.expect_line("alice connected");
+    assert_eq!(
+        w.count(|o| matches!(
+            o,
+            Output::Peer {
+                msg: PeerMessage::Msg(_),
+                ..
+            }
+        )),
+        0
+    );
+    // A line typed after answering a ring is for the chat.
+    let mut w = World::registered("bob");
+    w.server("EVENT RING alice 9");
+    w.typed("y");
+    w.server(&format!("OK ANSWER alice 9 {TOKEN}"));
+    w.typed("hello alice");
+    w.hello(3, "alice", 9, TOKEN);
+    w.expect_to_peer(3, "MSG hello alice");
 }
