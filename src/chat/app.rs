@@ -15,12 +15,12 @@ use std::time::{Duration, Instant};
 
 use super::clock::Clock;
 use super::core::{
-    Core, Dialed, Exit, FEATURE_RESUME, Input, Kind, LinkEnd, LinkId, OldConn, Output,
-    RESUME_BUFFER, Settings,
+    Core, DialError, Dialed, Exit, FEATURE_RESUME, Input, Kind, LinkEnd, LinkId, OldConn, Output,
+    RESUME_BUFFER, ServerLoss, Settings,
 };
 use super::link::{Handshaken, LINK_HIGH_WATER, Link};
-use super::login::{self, ServerConn, ServerConnId, ServerEvent, ServerLoss};
-use super::p2pclient::{self, DialError};
+use super::login::{self, ServerConn, ServerConnId, ServerEvent};
+use super::p2pclient;
 use super::p2pserver::{self, Greeting};
 use super::transcript::Transcript;
 use super::ui::{MOST_TYPED_IN_FLIGHT, STDOUT_BACKLOG, StdinCredits, TypedPart, Ui};

@@ -15,7 +15,7 @@ use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::thread;
 use std::time::Duration;
 
-use super::core::Retry;
+use super::core::{Retry, ServerLoss};
 use super::{Event, Events};
 use crate::connection::{LineReader, ReadError, write_line};
 use crate::protocol::{MAX_LIST, Request, ServerLine, UserEntry};
@@ -43,35 +43,6 @@ pub enum ServerEvent {
     Users(Vec<UserEntry>),
     /// The connection ended.
     Lost(ServerLoss),
-}
-
-/// Why the connection to the server was lost.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ServerLoss {
-    /// The server closed it.
-    Closed,
-    /// Nothing came back for three heartbeat intervals.
-    NoHeartbeatAnswer,
-    /// The server stopped taking our requests.
-    StoppedReading,
-    /// A line we could not parse (its text is the server's: untrusted).
-    Unexpected(String),
-    /// The socket failed.
-    Io(String),
-}
-
-impl fmt::Display for ServerLoss {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ServerLoss::Closed => write!(f, "the server closed the connection"),
-            ServerLoss::NoHeartbeatAnswer => write!(f, "no answer to heartbeats"),
-            ServerLoss::StoppedReading => write!(f, "the server stopped reading"),
-            ServerLoss::Unexpected(why) => {
-                write!(f, "the server sent something unexpected ({why})")
-            }
-            ServerLoss::Io(why) => write!(f, "{why}"),
-        }
-    }
 }
 
 /// Why the server could not be reached.

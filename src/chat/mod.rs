@@ -5,7 +5,7 @@
 //! `p2pclient` dials one, `link` carries a chat, and `ui` reads stdin and
 //! writes stdout. Each reports to the main loop over one bounded `mpsc`
 //! channel of [`Event`]s. The main loop (`app.rs`) is a thin driver: it
-//! feeds what happened to the sans-I/O state machine in `core.rs`, which
+//! feeds what happened to the sans-I/O state machine in `core/`, which
 //! alone decides, and carries out what the core asks for, without ever
 //! blocking on a socket or the terminal. This file holds what they share:
 //! the configuration, the events, the errors, and [`run`], which starts the
@@ -31,9 +31,9 @@ use std::sync::mpsc;
 
 use crate::protocol::CallId;
 use app::{Advertise, Driver, Peering, Resumption};
+use core::DialError;
 use core::{LinkEnd, LinkId};
 use login::{ServerConn, ServerConnId, ServerEvent};
-use p2pclient::DialError;
 use p2pserver::Hello;
 use ui::Ui;
 

@@ -8,7 +8,6 @@
 //! [`DialError`] naming what went wrong with each way, goes to the main loop
 //! as [`Event::Dialed`].
 
-use std::fmt;
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, mpsc};
@@ -16,7 +15,7 @@ use std::sync::{Arc, Mutex, PoisonError, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::core::Route;
+use super::core::{DialError, Pace, Route, Way, WayError};
 use super::link::Handshaken;
 use super::{Event, Events};
 use crate::connection::{LineReader, write_line};
@@ -47,18 +46,6 @@ pub struct Dial {
     pub server: SocketAddr,
 }
 
-/// How a dial's ways are tried.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Pace {
-    /// Happy Eyeballs: each next way [`ATTEMPT_DELAY`] after the one
-    /// before; the call's token is single-use, so only one can be taken.
-    Race,
-    /// The next way only once the one before failed: a chat's key, which
-    /// brings it back, is not single-use, and two ways that both reached
-    /// the peer would each take the chat from the other.
-    OneAtATime,
-}
-
 /// A successful dial: the connection and the address that worked (the
 /// server's, when relayed).
 pub struct Dialed {
@@ -66,76 +53,6 @@ pub struct Dialed {
     pub addr: SocketAddr,
     /// The peer's answer: `WELCOME`, or `REWELCOME`.
     pub answer: PeerMessage,
-}
-
-/// One way of reaching the peer that was tried.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Way {
-    Direct(SocketAddr),
-    Relay,
-}
-
-/// Why one way failed. Texts that came from the peer or the server are
-/// theirs, untrusted: they reach the screen only through the one gate.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum WayError {
-    /// The TCP connection could not be made.
-    Connect(String),
-    /// Connected, but the answer did not come in time.
-    NoAnswer(String),
-    /// The peer refused the `HELLO` with this text.
-    Refused(String),
-    /// Something answered that does not speak our protocol.
-    NotAPeer,
-    /// The server does not relay chats (`ERR no-relay`).
-    NoRelay,
-    /// The server refused to relay, with this text.
-    RelayRefused(String),
-    /// The server answered the relay request with something else.
-    RelayUnexpected,
-}
-
-/// Why a call could not be dialed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DialError {
-    /// Every way was tried, in this order.
-    Unreachable(Vec<(Way, WayError)>),
-    /// No thread (or link) could be started for it.
-    Start(String),
-}
-
-impl fmt::Display for WayError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            WayError::Connect(why) => write!(f, "{why}"),
-            WayError::NoAnswer(why) => write!(f, "no answer ({why})"),
-            WayError::Refused(why) => write!(f, "refused: {why}"),
-            WayError::NotAPeer => write!(f, "not a p2pchat peer"),
-            WayError::NoRelay => write!(f, "the server does not relay chats"),
-            WayError::RelayRefused(why) => write!(f, "{why}"),
-            WayError::RelayUnexpected => write!(f, "the server sent something unexpected"),
-        }
-    }
-}
-
-impl fmt::Display for DialError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            DialError::Start(why) => write!(f, "cannot start the chat: {why}"),
-            DialError::Unreachable(failures) => {
-                for (i, (way, why)) in failures.iter().enumerate() {
-                    if i > 0 {
-                        write!(f, "; ")?;
-                    }
-                    match way {
-                        Way::Direct(addr) => write!(f, "{addr}: {why}")?,
-                        Way::Relay => write!(f, "relay: {why}")?,
-                    }
-                }
-                Ok(())
-            }
-        }
-    }
 }
 
 /// Starts dialing on a thread of its own.

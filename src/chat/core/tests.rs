@@ -708,7 +708,6 @@ fn a_peer_vanishing_while_dialed_ends_the_call_and_its_late_dial_is_closed() {
 
 #[test]
 fn a_failed_dial_names_each_way_tried_and_hangs_up() {
-    use super::super::p2pclient::{Way, WayError};
     let mut w = World::registered("alice");
     w.call("bob", 4);
     w.typed("meant for bob");

@@ -1,0 +1,610 @@
+//! Calling and ringing: our `CALL` and its answer, a ring (ours or for us)
+//! and its answer, the caller's `HELLO` and our dial, until the chat starts.
+//! Where "bob declined" is decided.
+
+use super::*;
+
+/// How an incoming call came to be taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Taken {
+    /// The user answered its ring: what they type next is for the chat.
+    Answered,
+    /// At once, unasked (`--auto-answer`, or a caller that does not ring):
+    /// what the user types before the chat starts was meant for the list.
+    AtOnce,
+}
+
+/// The incoming end of a call to ourselves.
+#[derive(Debug)]
+pub(super) enum Echo {
+    /// Not a call to ourselves, or not announced yet.
+    None,
+    /// The server announced it: our own `HELLO` will present `token`.
+    Expected { call: CallId, token: Token },
+    /// Connected: our lines come back on this link.
+    Attached(LinkState),
+}
+
+#[derive(Debug)]
+pub(super) struct EarlyHello {
+    pub(super) at: Instant,
+    pub(super) link: LinkId,
+    pub(super) caller: String,
+    pub(super) call: CallId,
+    pub(super) token: Token,
+    pub(super) route: Route,
+}
+
+/// Whom a `HELLO` that matched is from.
+pub(super) enum Accept {
+    /// The caller the ring was for.
+    Caller(String),
+    /// Ourselves, calling ourselves.
+    Echo,
+}
+
+impl Core {
+    /// Where a call is being set up (ours ringing, dialing, being
+    /// answered), typed lines wait for the chat; but `q` (and `/quit`,
+    /// Ctrl-D) cancels the call at once, and `/help` and `/who` answer at
+    /// once. Returns whether it took the first typed input.
+    pub(super) fn command_while_waiting(&mut self, now: Instant) -> bool {
+        let waiting = matches!(
+            self.place(),
+            Some(
+                Place::Calling { .. }
+                    | Place::RingingOut { .. }
+                    | Place::Dialing { .. }
+                    | Place::Answering { .. }
+                    | Place::Connecting { .. }
+            )
+        );
+        if !waiting {
+            return false;
+        }
+        let (quit, help) = match self.typed.front() {
+            Some(Typed::Quit) => (true, false),
+            Some(Typed::Eof) => {
+                // Cancels the call; end of input then ends the program.
+                self.interrupt(now);
+                self.typed.push_back(Typed::Eof);
+                return true;
+            }
+            Some(Typed::Line(line)) => match commands::parse(line) {
+                Command::Quit => (true, false),
+                Command::Help => (false, true),
+                Command::Who => (false, false),
+                _ => return self.typed_as_a_call_came(),
+            },
+            Some(Typed::Pasted(_)) => return self.typed_as_a_call_came(),
+            _ => return false,
+        };
+        self.typed.pop_front();
+        if quit {
+            self.interrupt(now);
+        } else if help {
+            self.help();
+        } else {
+            self.who(now);
+        }
+        true
+    }
+
+    /// A line typed while a call we did not answer is being set up was
+    /// meant for the list, never for the caller: it is not sent, and the
+    /// user is told. Returns whether it took the line.
+    pub(super) fn typed_as_a_call_came(&mut self) -> bool {
+        let Some(Place::Connecting {
+            caller,
+            taken: Taken::AtOnce,
+            ..
+        }) = self.place()
+        else {
+            return false;
+        };
+        let text = format!("(not sent to {caller}: typed as the call came in)");
+        self.typed.pop_front();
+        self.notice(text);
+        true
+    }
+
+    /// Whether a lone `y` or `n` typed at the list is waiting for a call to
+    /// answer (a script answering the call it expects).
+    pub(super) fn holds_answer(&self) -> bool {
+        matches!(self.typed.front(), Some(Typed::Line(line)) if matches!(line.trim(), "y" | "n"))
+    }
+
+    /// What the user typed while a call rings.
+    pub(super) fn answer_typed(&mut self, now: Instant, caller: &str, call: CallId, typed: Typed) {
+        match typed {
+            Typed::Line(line) if line.trim().eq_ignore_ascii_case("y") => {
+                self.send(now, Request::Answer { call }, Pending::Answer);
+                self.set_place(Place::Answering {
+                    caller: caller.to_string(),
+                    call,
+                });
+            }
+            Typed::Line(line) if line.trim().eq_ignore_ascii_case("n") => {
+                self.decline(now, caller, call)
+            }
+            Typed::Eof => {
+                // Nobody is there to chat: decline, and leave at the list.
+                self.typed.push_front(Typed::Eof);
+                self.decline(now, caller, call);
+            }
+            Typed::Quit | Typed::Interrupt => self.decline(now, caller, call),
+            Typed::Line(line) => match commands::parse(&line) {
+                Command::Quit => self.decline(now, caller, call),
+                Command::Help => self.help(),
+                Command::Who => self.who(now),
+                _ => self.notice(format!("{caller} is calling: y to answer, n to decline.")),
+            },
+            Typed::Pasted(_) | Typed::TooLong(_) => {
+                self.notice(format!("{caller} is calling: y to answer, n to decline."))
+            }
+        }
+    }
+
+    pub(super) fn decline(&mut self, now: Instant, caller: &str, call: CallId) {
+        self.notice(format!("You declined {caller}'s call."));
+        self.send(now, Request::Decline { call }, Pending::Decline);
+        self.show_list(now);
+    }
+
+    pub(super) fn on_call_ready(
+        &mut self,
+        now: Instant,
+        cancelled: bool,
+        peer: String,
+        call: CallId,
+        token: Token,
+        addrs: Vec<SocketAddr>,
+    ) {
+        let Some(echo) = self.leave_calling(now, cancelled, &peer, call) else {
+            return;
+        };
+        self.notice(format!("Connecting to {peer}…"));
+        let me = self.me().unwrap_or_default().to_string();
+        let hello = vec![
+            PeerMessage::Hello {
+                caller: me,
+                call,
+                token,
+            },
+            Core::features(),
+        ];
+        self.out(Output::Dial {
+            call,
+            token,
+            hello,
+            addrs,
+            relay: true,
+            pace: Pace::Race,
+        });
+        self.set_place(Place::Dialing { peer, call, echo });
+    }
+
+    pub(super) fn on_call_refused(
+        &mut self,
+        now: Instant,
+        cancelled: bool,
+        peer: &str,
+        code: ErrorCode,
+        message: &str,
+    ) {
+        let calling = matches!(self.place(), Some(Place::Calling { .. }));
+        if cancelled || !calling {
+            // The refusal of a call the user already cancelled, or one that
+            // a call to us overtook.
+            return;
+        }
+        let text = match code {
+            ErrorCode::Busy => format!("{peer} is busy in another chat."),
+            ErrorCode::UnknownUser => format!("No user named {peer} is online."),
+            // Someone called us just as we called: the server claimed us
+            // for their call, whose announcement is on its way.
+            ErrorCode::AlreadyInCall => return self.show_list(now),
+            _ => format!("Cannot call {peer}: {message}."),
+        };
+        self.notice(text);
+        self.back_to_list_after_failure(now);
+    }
+
+    pub(super) fn on_incoming(&mut self, now: Instant, caller: String, call: CallId, token: Token) {
+        if self.announced.len() == ANNOUNCED_MEMORY {
+            self.announced.pop_front();
+        }
+        self.announced.push_back(call);
+        if self.ignored.contains(&name_key(&caller)) {
+            return self.send(now, Request::Hangup { call }, Pending::Hangup);
+        }
+        let to_self = self.is_me(&caller);
+        let ring_until = now + self.settings.timers.ring;
+        let rung = match self.place_mut() {
+            Some(Place::Calling { peer, echo })
+                if to_self && name_key(peer) == name_key(&caller) =>
+            {
+                *echo = Echo::Expected { call, token };
+                false
+            }
+            Some(Place::Dialing {
+                call: dialing,
+                echo,
+                ..
+            }) if to_self && *dialing == call => {
+                *echo = Echo::Expected { call, token };
+                false
+            }
+            // At the list, or calling someone who is calling us: the
+            // server gave their call the two of us.
+            Some(place @ (Place::AtList | Place::Calling { .. })) if !to_self => {
+                *place = Place::Connecting {
+                    caller: caller.clone(),
+                    call,
+                    token,
+                    until: ring_until,
+                    taken: Taken::AtOnce,
+                };
+                true
+            }
+            _ => {
+                // The server thinks we are free but we are not (it lost our
+                // chat, or we are between states): refuse the call plainly.
+                return self.send(now, Request::Hangup { call }, Pending::Hangup);
+            }
+        };
+        if rung {
+            // What was typed ahead was for the list, never for the caller.
+            self.drop_typed_for_the_chat();
+            self.notice(format!("{caller} is calling you…"));
+            self.out(Output::Bell);
+        }
+        // A HELLO for this call may have come first.
+        self.retry_early(now, call);
+    }
+
+    /// The server took our `CALL` to `peer` as `call`: leaves `Calling`,
+    /// handing back its echo, or, if the user gave up on the call meanwhile,
+    /// frees it on the server and gives `None`.
+    pub(super) fn leave_calling(
+        &mut self,
+        now: Instant,
+        cancelled: bool,
+        peer: &str,
+        call: CallId,
+    ) -> Option<Echo> {
+        let calling = matches!(
+            self.place(),
+            Some(Place::Calling { peer: p, .. }) if name_key(p) == name_key(peer)
+        );
+        if cancelled || !calling {
+            self.send(now, Request::Hangup { call }, Pending::Hangup);
+            return None;
+        }
+        match self.set_place(Place::AtList) {
+            Some(Place::Calling { echo, .. }) => Some(echo),
+            _ => None,
+        }
+    }
+
+    /// `OK RINGING`: the server rings the peer; its answer will come as an
+    /// event.
+    pub(super) fn on_ringing_out(
+        &mut self,
+        now: Instant,
+        cancelled: bool,
+        peer: String,
+        call: CallId,
+    ) {
+        let Some(echo) = self.leave_calling(now, cancelled, &peer, call) else {
+            return;
+        };
+        self.notice(format!("Ringing {peer}… (Ctrl-C cancels)"));
+        self.set_place(Place::RingingOut { peer, call, echo });
+    }
+
+    /// `EVENT RING`: someone calls; the user answers.
+    pub(super) fn on_ring(&mut self, now: Instant, caller: String, call: CallId) {
+        if self.ignored.contains(&name_key(&caller)) {
+            return self.send(now, Request::Decline { call }, Pending::Decline);
+        }
+        let to_self = self.is_me(&caller);
+        let says_busy = self.server_has(FEATURE_SESSION);
+        match self.place_mut() {
+            // Our own call to ourselves: answered at once.
+            Some(Place::RingingOut { peer, .. })
+                if to_self && name_key(peer) == name_key(&caller) =>
+            {
+                self.send(now, Request::Answer { call }, Pending::Answer)
+            }
+            Some(place @ (Place::AtList | Place::Calling { .. })) if !to_self => {
+                *place = Place::Ringing {
+                    caller: caller.clone(),
+                    call,
+                };
+                self.notice(format!("{caller} is calling: y to answer, n to decline."));
+                self.out(Output::Bell);
+                self.out(Output::SetAside);
+            }
+            // We are in a chat (or bringing one back) though the server
+            // thought us free: the call finds us busy, and the server tells
+            // us of it as a missed call. Only the user declines a call.
+            _ if says_busy => self.send(now, Request::Busy { call }, Pending::Busy),
+            _ => self.send(now, Request::Decline { call }, Pending::Decline),
+        }
+    }
+
+    /// `OK ANSWER`: the caller will connect with `token`.
+    pub(super) fn on_answer_accepted(
+        &mut self,
+        now: Instant,
+        caller: String,
+        call: CallId,
+        token: Token,
+    ) {
+        let until = now + self.settings.timers.ring;
+        match self.place_mut() {
+            Some(Place::Answering { call: c, .. }) if *c == call => {
+                *self.place_mut().expect("registered") = Place::Connecting {
+                    caller,
+                    call,
+                    token,
+                    until,
+                    taken: Taken::Answered,
+                };
+            }
+            Some(Place::RingingOut { call: c, echo, .. }) if *c == call => {
+                *echo = Echo::Expected { call, token };
+            }
+            _ => {}
+        }
+        // A HELLO for this call may have come first.
+        self.retry_early(now, call);
+    }
+
+    /// `EVENT ANSWERED`: our ringing call was answered: dial, as after
+    /// `OK CALL`.
+    pub(super) fn on_answered(
+        &mut self,
+        now: Instant,
+        peer: String,
+        call: CallId,
+        token: Token,
+        addrs: Vec<SocketAddr>,
+    ) {
+        let ringing = matches!(self.place(), Some(Place::RingingOut { call: c, .. }) if *c == call);
+        if !ringing {
+            return self.send(now, Request::Hangup { call }, Pending::Hangup);
+        }
+        let Some(Place::RingingOut { echo, .. }) = self.set_place(Place::AtList) else {
+            return;
+        };
+        self.set_place(Place::Calling {
+            peer: peer.clone(),
+            echo,
+        });
+        self.on_call_ready(now, false, peer, call, token, addrs);
+    }
+
+    /// A ring that ended without a chat: declined, or not answered in time.
+    pub(super) fn on_unanswered(&mut self, now: Instant, call: CallId, text: String) {
+        let ours = match self.place() {
+            Some(
+                Place::RingingOut { call: c, .. }
+                | Place::Ringing { call: c, .. }
+                | Place::Answering { call: c, .. },
+            ) => *c == call,
+            _ => false,
+        };
+        if ours {
+            self.notice(text);
+            self.back_to_list_after_failure(now);
+        }
+    }
+
+    pub(super) fn retry_early(&mut self, now: Instant, call: CallId) {
+        let (ours, others) = std::mem::take(&mut self.early)
+            .into_iter()
+            .partition(|e| e.call == call);
+        self.early = others;
+        for hello in ours {
+            self.on_hello(now, hello);
+        }
+    }
+
+    /// The caller could not reach us directly and asks the server to relay:
+    /// open our half, if the call is the one we are expecting.
+    pub(super) fn on_relay_requested(&mut self, now: Instant, call: CallId) {
+        let ring = self.settings.timers.ring;
+        let token = match self.place_mut() {
+            Some(Place::Connecting {
+                call: ringing,
+                token,
+                until,
+                ..
+            }) if *ringing == call => {
+                *until = now + ring;
+                *token
+            }
+            Some(
+                Place::Calling {
+                    echo: Echo::Expected { call: c, token },
+                    ..
+                }
+                | Place::Dialing {
+                    echo: Echo::Expected { call: c, token },
+                    ..
+                },
+            ) if *c == call => *token,
+            _ => return,
+        };
+        self.out(Output::JoinRelay { call, token });
+    }
+
+    pub(super) fn on_hello(&mut self, now: Instant, hello: EarlyHello) {
+        let me = self.me().unwrap_or_default().to_string();
+        let caller_is_me = self.is_me(&hello.caller);
+        let expected =
+            |call: &CallId, token: &Token| *call == hello.call && token.matches(&hello.token);
+        let accept = match self.place() {
+            Some(Place::Connecting {
+                caller,
+                call,
+                token,
+                ..
+            }) if name_key(caller) == name_key(&hello.caller) && expected(call, token) => {
+                Some(Accept::Caller(caller.clone()))
+            }
+            Some(
+                Place::Calling {
+                    echo: Echo::Expected { call, token },
+                    ..
+                }
+                | Place::Dialing {
+                    echo: Echo::Expected { call, token },
+                    ..
+                },
+            ) if caller_is_me && expected(call, token) => Some(Accept::Echo),
+            _ => None,
+        };
+        let link = hello.link;
+        match accept {
+            Some(accept) => {
+                // The token is used up: a replay finds nothing expected.
+                let state = LinkState::new(link, now);
+                let mut connected = None;
+                match (accept, self.place_mut()) {
+                    (
+                        Accept::Echo,
+                        Some(Place::Calling { echo, .. } | Place::Dialing { echo, .. }),
+                    ) => *echo = Echo::Attached(state),
+                    (Accept::Caller(caller), Some(place)) => {
+                        let call = hello.call;
+                        *place = Place::Chatting(Box::new(Chat {
+                            peer: caller.clone(),
+                            call,
+                            link: state,
+                            route: hello.route,
+                            echo: None,
+                            ending: None,
+                            role: Role::Callee,
+                            resume: Resume::default(),
+                        }));
+                        let how = match hello.route {
+                            Route::Relayed => " (relayed through the server: no direct route)",
+                            Route::Direct => "",
+                        };
+                        connected = Some(format!(
+                            "{caller} connected{how}. Type a message and press ENTER; q + ENTER ends the chat."
+                        ));
+                    }
+                    _ => return,
+                }
+                self.out(Output::Open { link });
+                // Our FEATURES go only to a caller that sent its own: an
+                // older caller gets exactly the greeting it knows.
+                self.send_peer(link, PeerMessage::Welcome { name: me });
+                if let Some(text) = connected {
+                    self.notice(text);
+                    if self.server_has(FEATURE_SESSION) {
+                        // The call became a chat: no recall wait follows
+                        // it, however short it is.
+                        let call = hello.call;
+                        self.send(now, Request::Linked { call }, Pending::Linked);
+                    }
+                }
+            }
+            None if self.announced.contains(&hello.call) => {
+                // A call we know of, with a wrong, replayed or expired token.
+                self.refuse(link, "wrong or expired token for this call");
+            }
+            None if self.early.len() < MAX_EARLY => self.early.push(hello),
+            None => self.refuse(link, "no such call expected"),
+        }
+    }
+
+    pub(super) fn on_dialed(
+        &mut self,
+        now: Instant,
+        call: CallId,
+        result: Result<Dialed, DialError>,
+    ) {
+        if let Some(Place::Rejoining { chat, dialing, .. }) = self.place_mut()
+            && chat.call == call
+        {
+            *dialing = false;
+            match result {
+                Ok(Dialed {
+                    link,
+                    route,
+                    rejoined: Some(received),
+                    ..
+                }) => self.rejoined(now, link, route, received),
+                Ok(dialed) => self.out(Output::Close { link: dialed.link }),
+                // Not yet: the next try comes after REJOIN_EVERY.
+                Err(_) => {}
+            }
+            return;
+        }
+        let dialing = matches!(
+            self.place(),
+            Some(Place::Dialing { call: c, .. }) if *c == call
+        );
+        if !dialing {
+            if let Ok(dialed) = result {
+                self.out(Output::Close { link: dialed.link });
+            }
+            return;
+        }
+        let Some(Place::Dialing { peer, echo, .. }) = self.set_place(Place::AtList) else {
+            return;
+        };
+        let dialed = match result {
+            Ok(dialed) => dialed,
+            Err(why) => {
+                self.notice(format!("Could not reach {peer}: {why}."));
+                if let Echo::Attached(echo) = echo {
+                    self.out(Output::Close { link: echo.id });
+                }
+                self.send(now, Request::Hangup { call }, Pending::Hangup);
+                return self.back_to_list_after_failure(now);
+            }
+        };
+        let text = if self.is_me(&peer) {
+            "Chatting with yourself: every line you send comes back. q + ENTER ends the chat."
+                .to_string()
+        } else if dialed.route == Route::Relayed {
+            format!(
+                "Connected to {peer} (relayed through the server at {}: no direct route). Type a message and press ENTER; q + ENTER ends the chat.",
+                dialed.addr
+            )
+        } else {
+            format!(
+                "Connected to {peer} at {}. Type a message and press ENTER; q + ENTER ends the chat.",
+                dialed.addr
+            )
+        };
+        self.notice(text);
+        let echo = match echo {
+            Echo::Attached(echo) => Some(echo),
+            _ => None,
+        };
+        let mut link = LinkState::new(dialed.link, now);
+        link.announced = true;
+        // A chat with ourselves has no link to lose to the network.
+        let key = (!self.is_me(&peer)).then_some(dialed.key);
+        self.set_place(Place::Chatting(Box::new(Chat {
+            peer,
+            call,
+            link,
+            route: dialed.route,
+            echo,
+            ending: None,
+            role: Role::Caller,
+            resume: Resume {
+                key,
+                ..Resume::default()
+            },
+        })));
+    }
+}
