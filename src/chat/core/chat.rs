@@ -541,14 +541,7 @@ impl Core {
         let text = match commands::parse(&line) {
             Command::Quit => return self.quit_chat(now),
             Command::Help => return self.help(),
-            Command::Who => {
-                if self.online() {
-                    self.send(now, Request::List, Pending::Who);
-                } else {
-                    self.notice("The registration server is unreachable: no list for now.");
-                }
-                return;
-            }
+            Command::Who => return self.who(now),
             Command::Ignore(name) => return self.ignore(name),
             Command::Call(_) => return self.notice("One chat at a time: q ends this one first."),
             Command::Unknown(why) => return self.notice(format!("{why}; nothing was sent.")),

@@ -2181,3 +2181,128 @@ fn a_line_typed_as_an_unanswered_call_comes_in_never_reaches_the_caller() {
     w.hello(3, "alice", 9, TOKEN);
     w.expect_to_peer(3, "MSG hello alice");
 }
+
+/// A world in the place a column of README's commands table names.
+fn world_at(place: &str) -> World {
+    match place {
+        "name prompt" => World::new(None),
+        "at the list" => World::registered("alice"),
+        "your call rings" => {
+            let mut w = World::registered("alice");
+            w.typed("bob");
+            w.server("OK RINGING bob 7");
+            w.expect_line("Ringing bob");
+            w
+        }
+        "you are rung" => {
+            let mut w = World::registered("alice");
+            w.server("EVENT RING bob 7");
+            w
+        }
+        "in a chat" => World::chatting("alice", "bob"),
+        "reconnecting" => {
+            let mut w = resumable_chat();
+            w.link_broke(1);
+            w.expect_line("link to bob lost; reconnecting…");
+            w
+        }
+        other => panic!("README's commands table names a place the test does not know: {other}"),
+    }
+}
+
+/// README's "Where each works" table, as (typed, [(place, effects)]).
+fn commands_table() -> Vec<(String, Vec<(String, String)>)> {
+    let readme = include_str!("../../../README.md");
+    let start = readme
+        .find("| typed | name prompt |")
+        .expect("README has the commands-by-place table");
+    let mut rows = readme[start..].lines().take_while(|l| l.starts_with('|'));
+    let cells = |line: &str| -> Vec<String> {
+        line.trim_matches('|')
+            .split('|')
+            .map(|c| c.trim().to_string())
+            .collect()
+    };
+    let places = cells(rows.next().unwrap());
+    rows.next(); // |---|
+    rows.map(|row| {
+        let cells = cells(row);
+        let effects = places[1..]
+            .iter()
+            .cloned()
+            .zip(cells[1..].iter().cloned())
+            .collect();
+        (cells[0].clone(), effects)
+    })
+    .collect()
+}
+
+#[test]
+fn the_commands_table_holds_in_every_place() {
+    let table = commands_table();
+    assert_eq!(table.len(), 5, "{table:?}");
+    let mut checked = 0;
+    for (typed, effects) in &table {
+        let inputs: Vec<Typed> = match typed.as_str() {
+            "Ctrl-C" => vec![Typed::Interrupt],
+            "Ctrl-D" => vec![Typed::Eof],
+            words => words
+                .split(", ")
+                .map(|w| Typed::Line(w.trim_matches('`').to_string()))
+                .collect(),
+        };
+        for input in inputs {
+            for (place, effect) in effects {
+                let mut w = world_at(place);
+                w.skip_all();
+                let what = format!("{input:?} {place}: {effect}");
+                w.key(input.clone());
+                for effect in effect.split(", ") {
+                    match effect {
+                        "leave" => {
+                            // A list asked for on the way is answered first:
+                            // end of input waits for it, as typing does.
+                            for _ in 0..8 {
+                                match w.core.server.pending.front() {
+                                    Some(Pending::Hangup) => w.server("OK HANGUP 7"),
+                                    Some(Pending::Decline) => w.server("OK DECLINE 7"),
+                                    Some(Pending::List) => w.users(&["alice"]),
+                                    Some(_) => w.server("ERR internal not now"),
+                                    None => break,
+                                }
+                            }
+                            assert_eq!(w.core.exit(), Some(&Exit::Quit), "{what}");
+                        }
+                        "cancel" => {
+                            w.expect_line("Call to bob cancelled.");
+                            w.expect_request("LIST");
+                        }
+                        "decline" => {
+                            w.expect_line("You declined bob's call.");
+                            w.expect_request("DECLINE 7");
+                        }
+                        "end" => {
+                            w.expect_line("You left the chat with bob.");
+                            w.expect_request("LIST");
+                        }
+                        "list" => {
+                            w.expect_request("LIST");
+                            assert!(w.core.exit().is_none(), "{what}");
+                        }
+                        "help" => {
+                            w.expect_line("Commands:");
+                            assert!(w.core.exit().is_none(), "{what}");
+                        }
+                        "not yet" => {
+                            w.expect_line("enter your visible name first");
+                            assert!(w.core.exit().is_none(), "{what}");
+                        }
+                        other => panic!("an effect the test does not know: {other} ({what})"),
+                    }
+                }
+                checked += 1;
+            }
+        }
+    }
+    assert_eq!(checked, 7 * 6, "every cell of every row");
+}
