@@ -232,6 +232,10 @@ pub enum CallError {
     /// The caller started `limit` calls in the last minute; the next may
     /// start after `wait`.
     TooManyCalls { limit: usize, wait: Duration },
+    /// The callee asks before answering, and the caller cannot ring (an
+    /// older chat without `ring`): the callee's terms decide, so the call
+    /// is not set up, and the callee is to hear of it as a missed call.
+    RingsOnly(String),
 }
 
 /// What the server must tell the callee after a successful claim.
@@ -689,7 +693,11 @@ impl<O: Clone> Registry<O> {
             return Err(CallError::Busy(target.name.clone()));
         }
         // Ringing yourself would only ask you to answer your own call.
-        let setup = if caller_rings && target.features.ring && caller_key != callee_key {
+        let to_self = caller_key == callee_key;
+        if target.features.ring && !caller_rings && !to_self {
+            return Err(CallError::RingsOnly(target.name.clone()));
+        }
+        let setup = if caller_rings && target.features.ring && !to_self {
             Setup::Ring
         } else {
             Setup::Connect {
@@ -1694,6 +1702,31 @@ mod tests {
         session: true,
     };
 
+    /// A callee that notes its links but does not ring: calls to it are
+    /// set up at once.
+    const NOTES: ClientFeatures = ClientFeatures {
+        ring: false,
+        missed: true,
+        session: true,
+    };
+
+    #[test]
+    fn a_callee_that_rings_is_rung_whatever_the_caller_announced() {
+        let reg = sessions(&["a", "b"]);
+        reg.set_features(0, "a", ClientFeatures::default());
+        assert_eq!(
+            reg.claim_call("a", "b", T),
+            Err(CallError::RingsOnly("b".into()))
+        );
+        assert_eq!(reg.calls_open(), 0);
+        assert_eq!(busy(&reg), [("a".into(), false), ("b".into(), false)]);
+        // Calling oneself needs no ring.
+        assert!(matches!(
+            reg.claim_call("a", "A", T).unwrap().setup,
+            Setup::Connect { .. }
+        ));
+    }
+
     /// Peers that announced `ring` and `session`: today's chats.
     fn sessions(names: &[&str]) -> Registry<&'static str> {
         let reg = with(names);
@@ -1743,14 +1776,14 @@ mod tests {
         }
         // Set up at once (auto-answer), linked: no wait.
         let reg = with(&["a", "b"]);
-        reg.set_features(1, "b", SESSION);
+        reg.set_features(1, "b", NOTES);
         let call = reg.claim_call("a", "b", T).unwrap().call;
         assert!(reg.linked("b", call));
         reg.hangup("b", call).unwrap();
         assert!(!waits(&reg, "a", "b"), "a short direct chat");
         // Set up at once, never linked, the callee hangs up: a wait.
         let reg = with(&["a", "b"]);
-        reg.set_features(1, "b", SESSION);
+        reg.set_features(1, "b", NOTES);
         let call = reg.claim_call("a", "b", T).unwrap().call;
         reg.hangup("b", call).unwrap();
         assert!(
@@ -1759,7 +1792,7 @@ mod tests {
         );
         // ...the caller gives up: no wait.
         let reg = with(&["a", "b"]);
-        reg.set_features(1, "b", SESSION);
+        reg.set_features(1, "b", NOTES);
         let call = reg.claim_call("a", "b", T).unwrap().call;
         reg.hangup("a", call).unwrap();
         assert!(!waits(&reg, "a", "b"), "the caller's own cancel");

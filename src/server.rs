@@ -192,6 +192,8 @@ enum Refusal {
     NoRelay,
     /// The callee's registration connection failed while being told.
     CalleeSilent(String),
+    /// The callee answers only calls that ring, and the caller cannot.
+    RingsOnly(String),
     /// The OS random source failed.
     NoCallToken,
     /// The caller's last call to this callee did not become a chat.
@@ -275,6 +277,10 @@ impl From<Refusal> for ServerLine {
                 ErrorCode::Unreachable,
                 format!("{callee} did not answer the server"),
             ),
+            Refusal::RingsOnly(callee) => (
+                ErrorCode::Unreachable,
+                format!("{callee} answers only calls that ring; a newer chat can call"),
+            ),
             Refusal::NoCallToken => (
                 ErrorCode::Internal,
                 "the server cannot make a call token right now".into(),
@@ -323,6 +329,7 @@ impl From<CallError> for Refusal {
             CallError::NotRegistered => Refusal::NotRegistered,
             CallError::TooSoon { callee, wait } => Refusal::TooSoon { callee, wait },
             CallError::TooManyCalls { limit, wait } => Refusal::TooManyCalls { limit, wait },
+            CallError::RingsOnly(callee) => Refusal::RingsOnly(callee),
         }
     }
 }
@@ -1127,15 +1134,18 @@ fn start_call(session: &Session, name: &str, callee: &str, line: &str) -> io::Re
     let registry = &shared.registry;
     let claim = match registry.claim_call(name, callee, token) {
         Ok(claim) => claim,
-        Err(CallError::Busy(busy)) => {
-            if let Some(missed) = registry.missed_call_outbox(&busy) {
+        Err(e) => {
+            // A busy callee, or one that answers only calls that ring, was
+            // called and could not be reached on its terms: a missed call.
+            if let CallError::Busy(callee) | CallError::RingsOnly(callee) = &e
+                && let Some(missed) = registry.missed_call_outbox(callee)
+            {
                 let _ = missed.send(&ServerLine::Missed {
                     caller: name.to_string(),
                 });
             }
-            return session.refuse(CallError::Busy(busy), line);
+            return session.refuse(e, line);
         }
-        Err(e) => return session.refuse(e, line),
     };
     let addrs = match claim.setup {
         Setup::Connect { addrs } => addrs,

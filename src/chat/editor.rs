@@ -638,10 +638,13 @@ impl LineEditor {
         !text.is_empty()
     }
 
-    /// Puts a line set aside back, if nothing was typed since.
+    /// Puts a line set aside back, if nothing was typed since; else it
+    /// goes to the history, never lost.
     pub fn bring_back(&mut self, text: &str) {
         if self.text.is_empty() {
             self.insert_text(text);
+        } else {
+            self.remember(text);
         }
     }
 

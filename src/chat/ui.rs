@@ -807,7 +807,8 @@ impl Ui {
         }
     }
 
-    /// Back at the list: the line set aside is typed again.
+    /// Back at the list: the line set aside is typed again (or, if
+    /// something was typed since, kept in the history).
     pub fn bring_back(&mut self) {
         if let Mode::Terminal(term) = &mut self.mode
             && let Some(text) = term.aside.take()

@@ -219,6 +219,15 @@ impl Core {
             return self.send(now, Request::Hangup { call }, Pending::Hangup);
         }
         let to_self = self.is_me(&caller);
+        if !to_self && self.answering_asks() {
+            // A server that rings set this call up without ringing us (an
+            // older one, for a caller that cannot ring): we answer only
+            // what we were asked, so the caller never connects.
+            self.notice(format!(
+                "{caller} called from a chat that cannot ring; not taken (a newer chat can call you)."
+            ));
+            return self.send(now, Request::Hangup { call }, Pending::Hangup);
+        }
         let ring_until = now + self.settings.timers.ring;
         let rung = match self.place_mut() {
             Some(Place::Calling { peer, echo })
@@ -310,12 +319,25 @@ impl Core {
         }
         let to_self = self.is_me(&caller);
         let says_busy = self.server_has(FEATURE_SESSION);
+        let auto = self.settings.answering == Answering::Auto;
         match self.place_mut() {
             // Our own call to ourselves: answered at once.
             Some(Place::RingingOut { peer, .. })
                 if to_self && name_key(peer) == name_key(&caller) =>
             {
                 self.send(now, Request::Answer { call }, Pending::Answer)
+            }
+            Some(place @ (Place::AtList | Place::Calling { .. })) if !to_self && auto => {
+                // `--auto-answer`: answered at once, as a `y` would.
+                *place = Place::Answering {
+                    caller: caller.clone(),
+                    call,
+                };
+                self.send(now, Request::Answer { call }, Pending::Answer);
+                // What was typed ahead was for the list, never the caller.
+                self.drop_typed_for_the_chat();
+                self.notice(format!("{caller} is calling you…"));
+                self.out(Output::Bell);
             }
             Some(place @ (Place::AtList | Place::Calling { .. })) if !to_self => {
                 *place = Place::Ringing {
@@ -334,6 +356,12 @@ impl Core {
         }
     }
 
+    /// Whether calls to us wait for the user's answer: we ask, and the
+    /// server rings.
+    fn answering_asks(&self) -> bool {
+        self.settings.answering == Answering::Ask && self.server_has(FEATURE_RING)
+    }
+
     /// `OK ANSWER`: the caller will connect with `token`.
     pub(super) fn on_answer_accepted(
         &mut self,
@@ -343,6 +371,12 @@ impl Core {
         token: Token,
     ) {
         let until = now + self.settings.timers.ring;
+        // Answered by a key, what is typed next is for the chat; answered
+        // by `--auto-answer`, it was meant for the list.
+        let taken = match self.settings.answering {
+            Answering::Ask => Taken::Answered,
+            Answering::Auto => Taken::AtOnce,
+        };
         match self.place_mut() {
             Some(Place::Answering { call: c, .. }) if *c == call => {
                 *self.place_mut().expect("registered") = Place::Connecting {
@@ -350,7 +384,7 @@ impl Core {
                     call,
                     token,
                     until,
-                    taken: Taken::Answered,
+                    taken,
                 };
             }
             Some(Place::RingingOut { call: c, echo, .. }) if *c == call => {

@@ -796,7 +796,6 @@ impl Core {
     /// A chat ended that the user did not end: back to the list, and what
     /// was typed for the chat is not run there.
     pub(super) fn chat_ended_for_us(&mut self, now: Instant) {
-        self.out(Output::Shelve);
         self.back_to_list_after_failure(now);
         // Lines typed before the user can have seen the list were meant for
         // the chat too. Until it is shown (or, with no server to show it,

@@ -99,6 +99,9 @@ impl Core {
     /// list (where "q" would quit and "thanks" would call someone), so they
     /// are dropped, and the user told. A pending end of input stays.
     pub(super) fn back_to_list_after_failure(&mut self, now: Instant) {
+        // Half typed for what did not happen (a chat, an answer): kept in
+        // the history, never run at the list.
+        self.out(Output::Shelve);
         self.drop_typed_for_the_chat();
         self.show_list(now);
     }

@@ -360,7 +360,7 @@ impl Core {
         core.line(Kind::Info, text);
         // What the server can do; an older one answers `ERR
         // unknown-command`, and then has none of the newer features.
-        let ours = client_features(core.settings.answering);
+        let ours = client_features();
         core.send(now, Request::Features(ours), Pending::Features);
         match core.settings.name.clone() {
             Some(name) => core.register(name, now),

@@ -4,14 +4,18 @@
 
 use super::*;
 
-/// The features this chat announces to the server; `ring` only when calls
-/// are answered by the user.
-pub(super) fn client_features(answering: Answering) -> Vec<String> {
-    let mut words = vec![FEATURE_PRESENCE, FEATURE_MISSED, FEATURE_SESSION];
-    if answering == Answering::Ask {
-        words.insert(0, FEATURE_RING);
-    }
-    words.into_iter().map(str::to_string).collect()
+/// The features this chat announces to the server. `ring` always: a chat
+/// that answers by itself (`--auto-answer`) answers each ring at once, and
+/// its own calls ring others, who decide.
+pub(super) fn client_features() -> Vec<String> {
+    [
+        FEATURE_RING,
+        FEATURE_PRESENCE,
+        FEATURE_MISSED,
+        FEATURE_SESSION,
+    ]
+    .map(str::to_string)
+    .to_vec()
 }
 
 /// Which connection a registration is on.
@@ -309,7 +313,7 @@ impl Core {
         }
         self.server.registration = Registration::Reregistering { refusals };
         self.server.last_heard = now;
-        let ours = client_features(self.settings.answering);
+        let ours = client_features();
         self.send(now, Request::Features(ours), Pending::Features);
         let name = match &self.stage {
             Stage::Registered { me, .. } => me.clone(),

@@ -2306,3 +2306,41 @@ fn the_commands_table_holds_in_every_place() {
     }
     assert_eq!(checked, 7 * 6, "every cell of every row");
 }
+
+#[test]
+fn a_chat_that_asks_takes_no_call_set_up_without_a_ring() {
+    let mut w = World::registered_on("bob", "relay ring session");
+    w.server(&format!("EVENT INCOMING mallory 9 {TOKEN}"));
+    w.expect_line("mallory called from a chat that cannot ring; not taken");
+    w.expect_request("HANGUP 9");
+    // Her HELLO then finds no call expected.
+    w.hello(3, "mallory", 9, TOKEN);
+    w.take("the HELLO refused", |o| {
+        matches!(o, Output::Refuse { link: 3, message, .. } if message.contains("wrong or expired token"))
+    });
+    assert!(matches!(w.core.place(), Some(Place::AtList)));
+}
+
+#[test]
+fn an_auto_answering_chat_answers_a_ring_at_once_and_keeps_what_was_typed_from_the_caller() {
+    let mut w = World::registered_on("bob", "relay ring session");
+    w.core.settings.answering = Answering::Auto;
+    w.server("EVENT RING alice 9");
+    w.expect_request("ANSWER 9");
+    w.expect_line("alice is calling you…");
+    w.server(&format!("OK ANSWER alice 9 {TOKEN}"));
+    w.typed("carol");
+    w.expect_line("(not sent to alice: typed as the call came in)");
+    w.hello(3, "alice", 9, TOKEN);
+    w.expect_line("alice connected");
+    assert_eq!(
+        w.count(|o| matches!(
+            o,
+            Output::Peer {
+                msg: PeerMessage::Msg(_),
+                ..
+            }
+        )),
+        0
+    );
+}
