@@ -116,6 +116,14 @@ impl Tmux {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// Waits until the pane, scrolled-off rows included, has shown `needle`
+    /// at least `times` times; returns the pane.
+    fn wait_for_times(&self, needle: &str, times: usize) -> String {
+        self.wait_until(&format!("{needle:?} {times} times"), |pane| {
+            pane.matches(needle).count() >= times
+        })
+    }
+
     /// Waits until `done` holds of the whole pane (see [`Tmux::history`]),
     /// and returns the pane; `what` names the wait if it times out.
     fn wait_until(&self, what: &str, done: impl Fn(&str) -> bool) -> String {
@@ -859,4 +867,57 @@ fn a_line_half_typed_when_the_peer_quits_is_set_aside_and_calls_no_one() {
     assert_eq!(history.matches(SET_ASIDE).count(), 1, "{history}");
     tmux.press(&["Enter"]);
     alice.expect("bob is calling: y to answer, n to decline.");
+}
+
+#[test]
+fn q_quit_and_help_work_while_your_own_call_rings() {
+    let Some(tmux) = Tmux::start(&[]) else { return };
+    let server = Server::start();
+    let mut bob = Chat::spawn(server.addr, &["--name", "bob"]);
+    bob.label = "bob".into();
+    bob.expect("Enter a name to chat with");
+    tmux.chat(&server, "alice");
+    tmux.wait_for("Online users (2):");
+
+    tmux.shell("bob");
+    tmux.wait_for("Ringing bob… (Ctrl-C cancels)");
+    bob.expect("alice is calling: y to answer, n to decline.");
+    // /help answers at once, and the call rings on.
+    tmux.shell("/help");
+    tmux.wait_for("/help           this list");
+    tmux.wait_for_last_row("ringing bob…");
+    assert_eq!(
+        common::server_list(&server),
+        ["USER alice busy", "USER bob busy"]
+    );
+    assert!(!bob.stdout().contains("hung up"), "{}", bob.stdout());
+
+    let typed = Instant::now();
+    tmux.shell("q");
+    tmux.wait_for("Call to bob cancelled.");
+    let took = typed.elapsed();
+    assert!(took < Duration::from_secs(2), "q took {took:?}");
+    bob.expect("alice hung up before you answered.");
+    tmux.wait_for_times("Online users (2):", 2);
+    tmux.wait_for_last_row("connect to:");
+    // Still running, at the list.
+    tmux.shell("/who");
+    tmux.wait_for_times("Online users (2):", 3);
+
+    // /quit is q.
+    tmux.shell("bob");
+    bob.expect("alice is calling: y to answer, n to decline.");
+    tmux.wait_for_times("Ringing bob… (Ctrl-C cancels)", 2);
+    tmux.shell("/quit");
+    tmux.wait_for_times("Call to bob cancelled.", 2);
+    bob.expect("alice hung up before you answered.");
+    tmux.wait_for_times("Online users (2):", 4);
+    tmux.wait_for_last_row("connect to:");
+    assert_eq!(
+        common::server_list(&server),
+        ["USER alice free", "USER bob free"]
+    );
+    // And q at the list still leaves.
+    tmux.shell("q");
+    tmux.wait_for_shell();
 }
