@@ -921,3 +921,42 @@ fn q_quit_and_help_work_while_your_own_call_rings() {
     tmux.shell("q");
     tmux.wait_for_shell();
 }
+
+#[test]
+fn a_line_set_aside_by_a_ring_comes_back_after_a_hang_up_and_after_a_chat_the_peer_ended() {
+    let Some(tmux) = Tmux::start(&[]) else { return };
+    let server = Server::start();
+    let mut alice = common::login(&server, "alice");
+    tmux.chat(&server, "bob");
+    tmux.type_text("car");
+    tmux.wait_for_last_row("connect to: car");
+
+    // alice rings and gives up before bob answers.
+    alice.send("bob");
+    tmux.wait_for_last_row("alice is calling: y/n?");
+    alice.send("q");
+    alice.expect("Call to bob cancelled.");
+    tmux.wait_for("alice hung up before you answered.");
+    tmux.wait_for_last_row("connect to: car");
+
+    // alice rings again, bob answers; what he half types for her is his
+    // to recall when she leaves, and the line for the list comes back.
+    alice.send("bob");
+    tmux.wait_for_last_row("alice is calling: y/n?");
+    tmux.shell("y");
+    alice.expect("Connected to bob");
+    tmux.wait_for_last_row("to alice>");
+    tmux.type_text("ali");
+    tmux.wait_for_last_row("to alice> ali");
+    alice.send("q");
+    alice.expect("You left the chat with bob.");
+    tmux.wait_for("alice left the chat.");
+    tmux.wait_for(SET_ASIDE);
+    tmux.wait_for_last_row("connect to: car");
+    tmux.press(&["Up"]);
+    tmux.wait_for_last_row("connect to: ali");
+    tmux.press(&["Down"]);
+    tmux.wait_for_last_row("connect to: car");
+    let heard = alice.stdout();
+    assert!(!heard.contains("bob: ali"), "{heard}");
+}
