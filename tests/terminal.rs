@@ -105,6 +105,42 @@ impl Tmux {
         }
     }
 
+    /// The whole pane: what scrolled off the top, then the screen.
+    fn history(&self) -> String {
+        let out = self.run(&["capture-pane", "-p", "-S", "-", "-t", "0"]);
+        assert!(
+            out.status.success(),
+            "capture-pane: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Waits until the pane, scrolled-off rows included, has shown `needle`
+    /// at least `times` times; returns the pane.
+    fn wait_for_times(&self, needle: &str, times: usize) -> String {
+        self.wait_until(&format!("{needle:?} {times} times"), |pane| {
+            pane.matches(needle).count() >= times
+        })
+    }
+
+    /// Waits until `done` holds of the whole pane (see [`Tmux::history`]),
+    /// and returns the pane; `what` names the wait if it times out.
+    fn wait_until(&self, what: &str, done: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let history = self.history();
+            if done(&history) {
+                return history;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the pane never showed {what}; it shows:\n{history}"
+            );
+            thread::sleep(Duration::from_millis(25));
+        }
+    }
+
     /// Waits until the chat has exited and the shell has the terminal back,
     /// so that what is typed next goes to the shell.
     fn wait_for_shell(&self) {
@@ -178,16 +214,22 @@ impl Drop for Tmux {
 
 /// bob (piped) calls alice (in the terminal).
 fn bob_calls_alice(server: &Server, tmux: &Tmux) -> Chat {
-    let mut bob = Chat::spawn(server.addr, &["--name", "bob"]);
-    bob.label = "bob".into();
-    bob.expect("Enter a name to chat with");
-    bob.send("alice");
-    tmux.wait_for("bob is calling: y to answer, n to decline.");
+    piped_call(server, tmux, "bob", "alice")
+}
+
+/// `caller`, a piped chat, calls `callee`, the chat in the terminal, who
+/// answers; returns when both are chatting.
+fn piped_call(server: &Server, tmux: &Tmux, caller: &str, callee: &str) -> Chat {
+    let mut chat = Chat::spawn(server.addr, &["--name", caller]);
+    chat.label = caller.into();
+    chat.expect("Enter a name to chat with");
+    chat.send(callee);
+    tmux.wait_for(&format!("{caller} is calling: y to answer, n to decline."));
     tmux.shell("y");
-    bob.expect("Connected to alice");
-    tmux.wait_for("bob connected");
-    tmux.wait_for("to bob>");
-    bob
+    chat.expect(&format!("Connected to {callee}"));
+    tmux.wait_for(&format!("{caller} connected"));
+    tmux.wait_for(&format!("to {caller}>"));
+    chat
 }
 
 #[test]
@@ -776,4 +818,145 @@ fn a_ring_sets_the_half_typed_line_aside_and_declining_brings_it_back() {
     tmux.type_text("ol");
     tmux.press(&["Enter"]);
     tmux.wait_for("No user named carol is online.");
+}
+
+/// The notice for a line half typed for a chat the peer ended.
+const SET_ASIDE: &str = "(what you were typing was not sent; ↑ brings it back)";
+
+#[test]
+fn a_line_half_typed_when_the_peer_quits_is_set_aside_and_calls_no_one() {
+    let Some(tmux) = Tmux::start(&[]) else { return };
+    let server = Server::start();
+    let mut alice = common::login(&server, "alice");
+    tmux.chat(&server, "bob");
+    let mut carol = piped_call(&server, &tmux, "carol", "bob");
+    // Meant for carol, and the name of someone online.
+    tmux.type_text("alice");
+    tmux.wait_for_last_row("to carol> alice");
+    carol.send("q");
+    carol.expect("You left the chat with bob.");
+    tmux.wait_for("carol left the chat.");
+    tmux.wait_for(SET_ASIDE);
+    tmux.wait_for("Online users (3):");
+    tmux.wait_for_last_row("connect to:");
+
+    // ENTER on the empty line shows the list again; had the line still
+    // held `alice`, it would ring her instead.
+    tmux.press(&["Enter"]);
+    let history = tmux.wait_until("the list again, or a call", |pane| {
+        pane.matches("Online users (3):").count() >= 2 || pane.contains("Ringing alice")
+    });
+    for called in ["connect to: alice", "Ringing alice", "calling alice"] {
+        assert!(!history.contains(called), "{called:?}:\n{history}");
+    }
+    // A ring for alice would be on her connection before this answer.
+    alice.send("/who");
+    let listed = alice.out_wait("Online users (3):", WAIT);
+    let heard = alice.stdout();
+    assert!(!heard.contains("is calling"), "alice was rung:\n{heard}");
+    assert!(listed, "alice never listed three users:\n{heard}");
+    assert_eq!(
+        common::server_list(&server),
+        ["USER alice free", "USER bob free", "USER carol free"]
+    );
+
+    // Set aside, not lost: ↑ brings it back, and only then is it a call.
+    tmux.press(&["Up"]);
+    tmux.wait_for_last_row("connect to: alice");
+    let history = tmux.history();
+    assert_eq!(history.matches(SET_ASIDE).count(), 1, "{history}");
+    tmux.press(&["Enter"]);
+    alice.expect("bob is calling: y to answer, n to decline.");
+}
+
+#[test]
+fn q_quit_and_help_work_while_your_own_call_rings() {
+    let Some(tmux) = Tmux::start(&[]) else { return };
+    let server = Server::start();
+    let mut bob = Chat::spawn(server.addr, &["--name", "bob"]);
+    bob.label = "bob".into();
+    bob.expect("Enter a name to chat with");
+    tmux.chat(&server, "alice");
+    tmux.wait_for("Online users (2):");
+
+    tmux.shell("bob");
+    tmux.wait_for("Ringing bob… (Ctrl-C cancels)");
+    bob.expect("alice is calling: y to answer, n to decline.");
+    // /help answers at once, and the call rings on.
+    tmux.shell("/help");
+    tmux.wait_for("/help           this list");
+    tmux.wait_for_last_row("ringing bob…");
+    assert_eq!(
+        common::server_list(&server),
+        ["USER alice busy", "USER bob busy"]
+    );
+    assert!(!bob.stdout().contains("hung up"), "{}", bob.stdout());
+
+    let typed = Instant::now();
+    tmux.shell("q");
+    tmux.wait_for("Call to bob cancelled.");
+    let took = typed.elapsed();
+    assert!(took < Duration::from_secs(2), "q took {took:?}");
+    bob.expect("alice hung up before you answered.");
+    tmux.wait_for_times("Online users (2):", 2);
+    tmux.wait_for_last_row("connect to:");
+    // Still running, at the list.
+    tmux.shell("/who");
+    tmux.wait_for_times("Online users (2):", 3);
+
+    // /quit is q.
+    tmux.shell("bob");
+    bob.expect("alice is calling: y to answer, n to decline.");
+    tmux.wait_for_times("Ringing bob… (Ctrl-C cancels)", 2);
+    tmux.shell("/quit");
+    tmux.wait_for_times("Call to bob cancelled.", 2);
+    bob.expect("alice hung up before you answered.");
+    tmux.wait_for_times("Online users (2):", 4);
+    tmux.wait_for_last_row("connect to:");
+    assert_eq!(
+        common::server_list(&server),
+        ["USER alice free", "USER bob free"]
+    );
+    // And q at the list still leaves.
+    tmux.shell("q");
+    tmux.wait_for_shell();
+}
+
+#[test]
+fn a_line_set_aside_by_a_ring_comes_back_after_a_hang_up_and_after_a_chat_the_peer_ended() {
+    let Some(tmux) = Tmux::start(&[]) else { return };
+    let server = Server::start();
+    let mut alice = common::login(&server, "alice");
+    tmux.chat(&server, "bob");
+    tmux.type_text("car");
+    tmux.wait_for_last_row("connect to: car");
+
+    // alice rings and gives up before bob answers.
+    alice.send("bob");
+    tmux.wait_for_last_row("alice is calling: y/n?");
+    alice.send("q");
+    alice.expect("Call to bob cancelled.");
+    tmux.wait_for("alice hung up before you answered.");
+    tmux.wait_for_last_row("connect to: car");
+
+    // alice rings again, bob answers; what he half types for her is his
+    // to recall when she leaves, and the line for the list comes back.
+    alice.send("bob");
+    tmux.wait_for_last_row("alice is calling: y/n?");
+    tmux.shell("y");
+    alice.expect("Connected to bob");
+    tmux.wait_for_last_row("to alice>");
+    tmux.type_text("ali");
+    tmux.wait_for_last_row("to alice> ali");
+    alice.send("q");
+    alice.expect("You left the chat with bob.");
+    tmux.wait_for("alice left the chat.");
+    tmux.wait_for(SET_ASIDE);
+    tmux.wait_for_last_row("connect to: car");
+    tmux.press(&["Up"]);
+    tmux.wait_for_last_row("connect to: ali");
+    tmux.press(&["Down"]);
+    tmux.wait_for_last_row("connect to: car");
+    let heard = alice.stdout();
+    assert!(!heard.contains("bob: ali"), "{heard}");
 }
