@@ -480,6 +480,10 @@ struct Peer {
     seq: u64,
     /// The call typed and not yet answered, and when.
     call_typed: Option<(String, Instant)>,
+    /// The last call typed, and when, kept after it is answered.
+    call_typed_last: Option<(String, Instant)>,
+    /// When it last printed that the server took its registration.
+    registered_at: Option<Instant>,
     /// When a call typed was first overdue (reported once).
     call_overdue_reported: bool,
     /// The last ring seen, and the harness's answer to it, with times.
@@ -661,6 +665,8 @@ struct Violation {
 #[derive(Default)]
 struct Counts {
     calls: u64,
+    /// Calls the harness typed just after the peer's chat had started.
+    calls_typed_into_chats: u64,
     rings: u64,
     chats: u64,
     quick: u64,
@@ -774,6 +780,8 @@ impl World {
                 ignored: Vec::new(),
                 seq: 0,
                 call_typed: None,
+                call_typed_last: None,
+                registered_at: None,
                 call_overdue_reported: false,
                 rung: None,
                 answered: None,
@@ -947,12 +955,19 @@ impl World {
             Death::EndOfRun => "the end of the run",
         };
         let name = self.peers[slot].name.clone();
+        let registered_at = self.peers[slot].registered_at;
+        let restarted = self
+            .server_restarted
+            .is_some_and(|at| registered_at.is_none_or(|r| r < at));
         for other in 0..self.peers.len() {
             let peer = &mut self.peers[other];
             if other == slot || !peer.alive() || peer.survivor.is_some() {
                 continue;
             }
-            if peer.state.party() == Some(name.as_str()) {
+            // Killed before it registered again with a restarted server
+            // (as far as its output says): that server never saw it, and
+            // cannot say it is gone (README).
+            if peer.state.party() == Some(name.as_str()) && !restarted {
                 peer.survivor = Some(Survivor {
                     deadline: now + SURVIVOR_BOUND,
                     killed: format!("{name} ({why})"),
@@ -1125,6 +1140,7 @@ impl World {
         }
         if line.starts_with("Welcome, ") || line == "Reconnected to the registration server." {
             self.peers[slot].online = true;
+            self.peers[slot].registered_at = Some(now);
             return;
         }
         if line.starts_with("Lost the connection to the registration server") {
@@ -1572,11 +1588,49 @@ impl World {
     }
 
     /// `slot` showed `text` as a line from `from`.
+    /// Whether `sender` typed `text` as a call after its chat had already
+    /// printed that a chat started (its transcript's stamps against the
+    /// time the harness typed it): then it was typed into that chat.
+    fn typed_into_a_started_chat(&self, sender: &str, text: &str) -> bool {
+        let Some(slot) = self.slot_of(sender) else {
+            return false;
+        };
+        let peer = &self.peers[slot];
+        let Some((typed, at)) = &peer.call_typed_last else {
+            return false;
+        };
+        let Some(transcript) = peer.transcripts.last() else {
+            return false;
+        };
+        if typed != text {
+            return false;
+        }
+        let typed_at = secs_since_start(*at);
+        let transcript = transcript.lock().unwrap();
+        transcript.lines().any(|line| {
+            let started = line.contains(" connected") || line.contains("] Connected to ");
+            let stamp = line
+                .strip_prefix('[')
+                .and_then(|l| l.split(']').next())
+                .and_then(|s| s.trim().parse::<f64>().ok());
+            started
+                && stamp.is_some_and(|s| s <= typed_at)
+                && stamp.is_some_and(|s| typed_at - s < 5.0)
+        })
+    }
+
     fn shown(&mut self, slot: usize, from: &str, text: &str) {
         self.checked(ONLY_TO_RECEIVER);
         let me = self.peers[slot].name.clone();
         let run = self.peers[slot].run;
         let Some(tag) = self.tags.get_mut(text) else {
+            if self.typed_into_a_started_chat(from, text) {
+                // The harness typed a call just as the sender's chat started
+                // (it had not read that yet): a person typing then types
+                // into the chat, and the line is the sender's to send.
+                self.counts.calls_typed_into_chats += 1;
+                return;
+            }
             let text = format!("{me} showed {from}: {text:?}, which no chat sent as a line");
             return self.violation(ONLY_TO_RECEIVER, &[slot], text);
         };
@@ -1785,6 +1839,7 @@ impl World {
         let peer = &mut self.peers[slot];
         peer.type_line(name, now);
         peer.call_typed = Some((name.into(), now));
+        peer.call_typed_last = Some((name.into(), now));
         peer.call_overdue_reported = false;
         peer.set_state(State::Calling(name.into()), now);
     }
@@ -2281,9 +2336,10 @@ impl World {
         );
         let refusals: Vec<String> = c.refusals.iter().map(|(k, n)| format!("{k} {n}")).collect();
         println!(
-            "churn: outcomes told to callers: {}; {} chat lines typed as a chat ended were run at the list",
+            "churn: outcomes told to callers: {}; {} chat lines typed as a chat ended were run at the list; {} calls typed just after the chat had started went into it",
             refusals.join(", "),
-            c.lines_at_list
+            c.lines_at_list,
+            c.calls_typed_into_chats
         );
         let checked: Vec<String> = CHECKS
             .iter()

@@ -292,11 +292,8 @@ fn strangers_on_the_p2p_port_are_refused_without_disturbing_the_user() {
     assert_eq!(bob.stdout().len(), before, "{}", &bob.stdout()[before..]);
 
     // Record a real call's token with a raw caller, then let it be used.
-    let mut raw = registered(&server, "carol");
-    let reply = raw.ask("CALL bob");
-    let words: Vec<&str> = reply.split(' ').collect();
-    let (call, token) = (words[3].to_string(), words[4].to_string());
-    bob.expect("carol is calling you");
+    let mut raw = common::registered_ringing(&server, "carol");
+    let (call, token) = common::ring_answered(&mut raw, "carol", &mut bob);
     let hello = format!("HELLO carol {call} {token}");
     let answer = {
         let mut s = TcpStream::connect(bob_p2p).unwrap();
@@ -376,11 +373,9 @@ fn a_quiet_but_alive_peer_stays_listed() {
 fn a_call_whose_caller_never_connects_expires_and_its_token_dies() {
     let server = Server::start();
     let mut bob = login(&server, "bob");
-    let mut raw = registered(&server, "carol");
-    let reply = raw.ask("CALL bob");
-    let words: Vec<&str> = reply.split(' ').collect();
-    let hello = format!("HELLO carol {} {}", words[3], words[4]);
-    bob.expect("carol is calling you");
+    let mut raw = common::registered_ringing(&server, "carol");
+    let (call, token) = common::ring_answered(&mut raw, "carol", &mut bob);
+    let hello = format!("HELLO carol {call} {token}");
     bob.expect("carol's call did not come through.");
     bob.expect("Enter a name to chat with");
     // Bob's chat freed the call on the server…
@@ -450,11 +445,10 @@ fn resuming_a_chat_with_someone_cannot_free_them_from_theirs() {
 fn a_peer_cannot_drive_the_other_terminal_with_control_characters() {
     let server = Server::start();
     let mut bob = login(&server, "bob");
-    let mut carol = registered(&server, "carol");
-    let words: Vec<String> = carol.ask("CALL bob").split(' ').map(String::from).collect();
-    bob.expect("carol is calling you");
+    let mut carol = common::registered_ringing(&server, "carol");
+    let (call, token) = common::ring_answered(&mut carol, "carol", &mut bob);
     let mut link = TcpStream::connect(bob.p2p_addr()).unwrap();
-    link.write_all(format!("HELLO carol {} {}\n", words[3], words[4]).as_bytes())
+    link.write_all(format!("HELLO carol {call} {token}\n").as_bytes())
         .unwrap();
     link.write_all(b"MSG \x1b]0;owned\x07\x1b[2Jhi\n").unwrap();
     bob.expect("carol: ^[]0;owned^G^[[2Jhi");
@@ -478,4 +472,29 @@ fn a_peer_cannot_drive_the_other_terminal_with_control_characters() {
     );
     assert!(out.contains("carol: plain 1999\n"));
     assert!(!out.contains('\x1b') && !out.contains('\r') && !out.contains('\u{202e}'));
+}
+
+/// The callee's terms decide (#21, finding 1): a caller that leaves `ring`
+/// out of its features gets neither the address nor a token of a chat that
+/// asks before answering, and the chat hears of the missed call.
+#[test]
+fn a_caller_that_cannot_ring_never_reaches_a_chat_that_asks() {
+    let server = Server::start();
+    let mut bob = login(&server, "bob");
+    let mut mallory = registered(&server, "mallory");
+    let reply = mallory.ask("CALL bob");
+    assert_eq!(
+        reply,
+        "ERR unreachable bob answers only calls that ring; a newer chat can call"
+    );
+    assert!(!reply.contains("127.0.0.1"), "{reply}");
+    // Told as a missed call, never as a chat.
+    bob.send("/who");
+    bob.expect("mallory tried to call you at ");
+    assert!(
+        !bob.stdout().contains("mallory connected"),
+        "{}",
+        bob.stdout()
+    );
+    assert_eq!(list(&server), ["USER bob free", "USER mallory free"]);
 }

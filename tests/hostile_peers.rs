@@ -9,16 +9,13 @@ use std::net::TcpStream;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{Chat, Raw, Server, WAIT, login, registered};
+use common::{Chat, Raw, Server, WAIT, login};
 
 /// A raw caller: registered as `name`, calls `callee`, dials it and says
 /// HELLO; returns the socket once WELCOME came, with the server connection.
 fn raw_caller(server: &Server, name: &str, callee: &mut Chat) -> (TcpStream, Raw) {
-    let mut raw = registered(server, name);
-    let reply = raw.ask(&format!("CALL {}", callee.label));
-    let words: Vec<&str> = reply.split(' ').collect();
-    assert_eq!(words[0..2], ["OK", "CALL"], "{reply}");
-    let (call, token) = (words[3], words[4]);
+    let mut raw = common::registered_ringing(server, name);
+    let (call, token) = common::ring_answered(&mut raw, name, callee);
     let mut stream = TcpStream::connect(callee.p2p_addr()).expect("dial the callee");
     stream.set_read_timeout(Some(WAIT)).unwrap();
     stream

@@ -320,12 +320,19 @@ fn todays_flow(caller: &mut Raw, callee: &mut Raw, caller_name: &str, callee_nam
 }
 
 #[test]
-fn a_caller_or_callee_without_ring_gets_todays_flow() {
+fn a_callee_without_ring_gets_todays_flow_and_one_that_rings_is_always_rung() {
     let server = ringing_server();
     let mut old = register(server, "old");
     let mut new = register_with(server, "new", "ring missed");
-    todays_flow(&mut old, &mut new, "old", "new");
     todays_flow(&mut new, &mut old, "new", "old");
+    // The callee's terms decide: a caller that cannot ring is refused, the
+    // callee hears of the missed call, and nobody learns an address.
+    assert_eq!(
+        old.ask("CALL new"),
+        "ERR unreachable new answers only calls that ring; a newer chat can call"
+    );
+    assert_eq!(new.line(), "EVENT MISSED old");
+    assert_eq!(old.ask("LOOKUP new"), "OK FOUND new free");
     // Features announced after REGISTER count too.
     assert!(old.ask("FEATURES ring").starts_with("OK FEATURES"));
     ring(&mut old, &mut new, "old", "new");

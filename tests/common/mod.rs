@@ -417,6 +417,31 @@ pub fn registered(server: &Server, name: &str) -> Raw {
     raw
 }
 
+/// A raw caller registered as `name` that announced `ring`, as today's
+/// chats do: a chat that asks before answering is rung, whatever calls it.
+pub fn registered_ringing(server: &Server, name: &str) -> Raw {
+    let mut raw = Raw::connect(server.addr);
+    let features = raw.ask("FEATURES ring");
+    assert!(features.starts_with("OK FEATURES"), "{features}");
+    let reply = raw.ask(&format!("REGISTER {name} 127.0.0.1:9"));
+    assert!(reply.starts_with(&format!("OK WELCOME {name} ")), "{reply}");
+    raw
+}
+
+/// `raw`, registered as `caller` with `ring`, calls `callee`, whose user
+/// answers the ring; returns the call id and the token `EVENT ANSWERED`
+/// gave, to present in `HELLO`.
+pub fn ring_answered(raw: &mut Raw, caller: &str, callee: &mut Chat) -> (String, String) {
+    let name = callee.label.clone();
+    let reply = raw.ask(&format!("CALL {name}"));
+    assert!(reply.starts_with(&format!("OK RINGING {name} ")), "{reply}");
+    answer(callee, caller);
+    let event = raw.line();
+    let words: Vec<&str> = event.split(' ').collect();
+    assert_eq!(words[..3], ["EVENT", "ANSWERED", name.as_str()], "{event}");
+    (words[3].to_string(), words[4].to_string())
+}
+
 /// The list as the server has it (`USER name free|busy` rows), asked by a
 /// raw observer that is left out of the answer and gone when this returns.
 pub fn server_list(server: &Server) -> Vec<String> {
