@@ -60,6 +60,12 @@ const GRACE_SECS: u64 = 20;
 /// the list: the peer's program is gone, so nothing is worth waiting for.
 const SURVIVOR_BOUND: Duration = Duration::from_secs(5);
 
+/// A line written to a chat's stdin this long before the chat printed that
+/// a chat started may still be read after it started (the chat's stdin and
+/// its server and peer events race to its main loop): typed then, it is
+/// taken as typed into the chat. No person types inside this window.
+const READ_RACE: Duration = Duration::from_millis(100);
+
 /// The server's verdict on a clean close comes 2 s after it
 /// (`registry::CLOSE_VERDICT`); a server restart within this long after a
 /// kill loses it.
@@ -1590,7 +1596,9 @@ impl World {
     /// `slot` showed `text` as a line from `from`.
     /// Whether `sender` typed `text` as a call after its chat had already
     /// printed that a chat started (its transcript's stamps against the
-    /// time the harness typed it): then it was typed into that chat.
+    /// time the harness typed it), or so close before that the chat read it
+    /// only once the chat had started ([`READ_RACE`]): then it was typed
+    /// into that chat.
     fn typed_into_a_started_chat(&self, sender: &str, text: &str) -> bool {
         let Some(slot) = self.slot_of(sender) else {
             return false;
@@ -1614,8 +1622,8 @@ impl World {
                 .and_then(|l| l.split(']').next())
                 .and_then(|s| s.trim().parse::<f64>().ok());
             started
-                && stamp.is_some_and(|s| s <= typed_at)
-                && stamp.is_some_and(|s| typed_at - s < 5.0)
+                && stamp
+                    .is_some_and(|s| s <= typed_at + READ_RACE.as_secs_f64() && typed_at - s < 5.0)
         })
     }
 
