@@ -68,6 +68,9 @@ Options:
   --max-calls-per-minute N
                          most calls one client may start in a minute
                          [default: 30]
+  --hold SECS            how long the name of a chat whose connection was
+                         lost (not closed) stays held for it; 0 for none
+                         [default: 60]
   --max-relays N         most relayed chats at once [default: 256]
   --relay-rate BYTES_PER_SEC
                          most bytes a second each direction of a relayed
@@ -240,6 +243,10 @@ pub fn parse_server(
                 let value = args.value(&flag, inline)?;
                 let n = whole(&flag, &value, 0, 86_400, "seconds")?;
                 config.recall_wait = Duration::from_secs(n);
+            }
+            "--hold" => {
+                let value = args.value(&flag, inline)?;
+                config.hold = Duration::from_secs(whole(&flag, &value, 0, 86_400, "seconds")?);
             }
             "--max-calls-per-minute" => {
                 let value = args.value(&flag, inline)?;

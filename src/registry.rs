@@ -60,6 +60,10 @@ pub struct CallLimits {
     /// Zero: no wait.
     pub recall_wait: Duration,
     pub calls_per_minute: usize,
+    /// How long the name of a registration whose connection was lost (not
+    /// closed) stays held for its owner, who takes it back with its
+    /// secret; zero: not held.
+    pub hold: Duration,
 }
 
 impl Default for CallLimits {
@@ -67,6 +71,7 @@ impl Default for CallLimits {
         CallLimits {
             recall_wait: Duration::from_secs(60),
             calls_per_minute: 30,
+            hold: Duration::from_secs(60),
         }
     }
 }
@@ -113,14 +118,17 @@ struct State<O> {
     next_departure: u64,
 }
 
-/// A registration that ended while in a call.
+/// A registration that ended while in a call, or lost its connection.
 struct Departed {
     id: u64,
     /// As listed.
     name: String,
     secret: Token,
-    /// The other party of the call, by [`name_key`].
-    partner: String,
+    /// The other party of its call, by [`name_key`], if it was in one.
+    partner: Option<String>,
+    /// Until when nobody but its owner may take the name: its connection
+    /// was lost, not closed.
+    held_until: Option<Instant>,
 }
 
 struct Peer<O> {
@@ -212,6 +220,12 @@ pub enum RegisterError {
     BadName(crate::protocol::NameError),
     /// Someone online already has this name (in any case).
     Taken(String),
+    /// The name's owner lost its connection; the name is held for it for
+    /// `wait` more.
+    Held {
+        name: String,
+        wait: Duration,
+    },
 }
 
 /// Why a call could not be claimed.
@@ -471,6 +485,16 @@ impl<O: Clone> Registry<O> {
         }
         let mut secret = fresh;
         let mut gone = None;
+        let now = Instant::now();
+        if let Some(departed) = state.departed.get(&key) {
+            let held = departed.held_until.filter(|until| *until > now);
+            if let (Some(until), false) = (held, owns(&departed.secret)) {
+                return Err(RegisterError::Held {
+                    name: departed.name.clone(),
+                    wait: until - now,
+                });
+            }
+        }
         if let Some(departed) = state.departed.remove(&key) {
             if owns(&departed.secret) {
                 secret = departed.secret;
@@ -843,6 +867,7 @@ impl<O: Clone> Registry<O> {
             return removed;
         }
         let (secret, shown, call) = (peer.secret, peer.name.clone(), peer.call);
+        let owned = peer.features.session;
         let now = Instant::now();
         state.forget_departed(now);
         let partner = call.and_then(|call| {
@@ -865,9 +890,13 @@ impl<O: Clone> Registry<O> {
         if let Some(peer) = state.peers.remove(&key) {
             state.presence.record(&peer.name, PresenceState::Left);
         }
-        let Some(partner) = partner else {
+        // A lost connection's name is held for its owner, who has a secret
+        // to take it back with.
+        let hold = self.limits.hold;
+        let held_until = (how == Leaving::Lost && owned && !hold.is_zero()).then(|| now + hold);
+        if partner.is_none() && held_until.is_none() {
             return removed;
-        };
+        }
         let id = state.next_departure;
         state.next_departure += 1;
         let departed = Departed {
@@ -875,6 +904,7 @@ impl<O: Clone> Registry<O> {
             name: shown,
             secret,
             partner,
+            held_until,
         };
         match how {
             Leaving::Quit => removed.gone = state.gone_partner(&departed),
@@ -885,9 +915,8 @@ impl<O: Clone> Registry<O> {
                         id,
                     });
                 }
-                state
-                    .departed_order
-                    .push_back((now + LOST_MEMORY, key.clone(), id));
+                let forget = now + LOST_MEMORY.max(hold);
+                state.departed_order.push_back((forget, key.clone(), id));
                 state.departed.insert(key, departed);
             }
         }
@@ -1147,7 +1176,7 @@ impl<O> State<O> {
     where
         O: Clone,
     {
-        let partner = self.peers.get(&departed.partner)?;
+        let partner = self.peers.get(departed.partner.as_ref()?)?;
         if !partner.features.session {
             return None;
         }
@@ -1874,9 +1903,52 @@ mod tests {
     }
 
     #[test]
+    fn a_lost_registrations_name_is_held_for_its_owner_only() {
+        let reg = Registry::new();
+        reg.register_owned("bob", entry(1, "box-bob"), None, S1)
+            .unwrap();
+        let removed = reg.remove(1, "bob", Leaving::Lost);
+        assert_eq!(removed.verdict, None);
+        assert_eq!(reg.lookup("bob"), None, "not listed while held");
+        match reg.register_owned("BOB", entry(2, "box-mallory"), None, S2) {
+            Err(RegisterError::Held { name, wait }) => {
+                assert_eq!(name, "bob");
+                assert!(wait > Duration::from_secs(59), "{wait:?}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            reg.register_owned("bob", entry(2, "box-mallory"), Some(S2), S2),
+            Err(RegisterError::Held { .. })
+        ));
+        let back = reg
+            .register_owned("bob", entry(3, "box-bob"), Some(S1), S2)
+            .unwrap();
+        assert_eq!(back.secret, S1);
+        // A clean close, or a client that has no secret, holds nothing.
+        reg.remove(3, "bob", Leaving::Closed);
+        reg.register_owned("bob", entry(4, "box-new"), None, S2)
+            .unwrap();
+        let old = with(&["carol"]);
+        old.remove(0, "carol", Leaving::Lost);
+        old.register(
+            9,
+            "carol",
+            addr("10.0.0.1:1"),
+            ip("10.0.0.1"),
+            "x",
+            ClientFeatures::default(),
+        )
+        .unwrap();
+    }
+
+    #[test]
     fn a_closed_registration_is_gone_unless_its_secret_comes_back() {
-        let setup = || {
-            let reg = Registry::new();
+        let setup_holding = |hold| {
+            let reg = Registry::with_limits(CallLimits {
+                hold,
+                ..CallLimits::default()
+            });
             reg.register_owned("bob", entry(1, "box-bob"), None, S1)
                 .unwrap();
             reg.register_owned("al", entry(2, "box-al"), None, S2)
@@ -1884,6 +1956,7 @@ mod tests {
             reg.claim_call("al", "bob", T).unwrap();
             reg
         };
+        let setup = || setup_holding(CallLimits::default().hold);
         // Closed, not taken back: the verdict says gone.
         let reg = setup();
         let removed = reg.remove(1, "bob", Leaving::Closed);
@@ -1904,9 +1977,10 @@ mod tests {
         assert_eq!((back.secret, back.gone), (S1, None));
         assert_eq!(reg.verdict(&verdict), None);
 
-        // A new program takes the name: gone at once, whatever the end.
+        // A new program takes the name: gone at once, whatever the end (a
+        // lost one's name once it is no longer held).
         for how in [Leaving::Closed, Leaving::Lost] {
-            let reg = setup();
+            let reg = setup_holding(Duration::ZERO);
             let removed = reg.remove(1, "bob", how);
             assert_eq!(removed.verdict.is_some(), how == Leaving::Closed);
             let new = reg

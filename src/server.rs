@@ -84,6 +84,8 @@ pub struct Config {
     pub recall_wait: Duration,
     /// Most calls one client may start in a minute.
     pub max_calls_per_minute: usize,
+    /// How long a name whose connection was lost stays held for its owner.
+    pub hold: Duration,
     /// Most relayed chats at once.
     pub max_relays: usize,
     /// Bytes a second each direction of a relay may carry (0: no limit).
@@ -98,6 +100,7 @@ impl Config {
         CallLimits {
             recall_wait: self.recall_wait,
             calls_per_minute: self.max_calls_per_minute,
+            hold: self.hold,
         }
     }
 
@@ -122,6 +125,7 @@ impl Default for Config {
             presence_interval: Duration::from_millis(250),
             recall_wait: CallLimits::default().recall_wait,
             max_calls_per_minute: CallLimits::default().calls_per_minute,
+            hold: CallLimits::default().hold,
             max_relays: RelayLimits::default().max_relays,
             relay_rate: RelayLimits::default().rate,
             summary_interval: Duration::from_secs(60),
@@ -176,6 +180,11 @@ enum Refusal {
     NotRegistered,
     /// Another client holds this name, as they spell it.
     NameTaken(String),
+    /// The name is held for its owner, whose connection was lost.
+    NameHeld {
+        name: String,
+        wait: Duration,
+    },
     BadName(NameError),
     UnknownUser(String),
     /// The callee is in another chat (as the callee spells the name).
@@ -243,6 +252,13 @@ impl From<Refusal> for ServerLine {
             Refusal::NameTaken(holder) => (
                 ErrorCode::NameTaken,
                 format!("the name {holder} is taken; pick another"),
+            ),
+            Refusal::NameHeld { name, wait } => (
+                ErrorCode::NameTaken,
+                format!(
+                    "the name {name} is held for its owner, whose connection was lost, for {} s more",
+                    whole_secs(wait)
+                ),
             ),
             Refusal::BadName(e) => (ErrorCode::BadName, e.to_string()),
             Refusal::UnknownUser(who) => (
@@ -316,6 +332,7 @@ impl From<RegisterError> for Refusal {
         match e {
             RegisterError::BadName(e) => Refusal::BadName(e),
             RegisterError::Taken(holder) => Refusal::NameTaken(holder),
+            RegisterError::Held { name, wait } => Refusal::NameHeld { name, wait },
         }
     }
 }
@@ -368,7 +385,7 @@ pub fn run(config: Config) -> Result<(), ServerError> {
     log!(
         "server listening on {local} (max clients {}, idle timeout {}s, register timeout {}s, \
          ring timeout {}s, relay {}, max relays {}, relay rate {} bytes/s, recall wait {}s, \
-         max calls per minute {})",
+         max calls per minute {}, hold {}s)",
         config.max_clients,
         config.idle_timeout.as_secs_f32(),
         config.register_timeout.as_secs_f32(),
@@ -377,7 +394,8 @@ pub fn run(config: Config) -> Result<(), ServerError> {
         config.max_relays,
         config.relay_rate,
         config.recall_wait.as_secs(),
-        config.max_calls_per_minute
+        config.max_calls_per_minute,
+        config.hold.as_secs()
     );
     serve(listener, config);
     Ok(())

@@ -313,6 +313,7 @@ fn random_request_sequences_leave_the_server_consistent() {
         let registry: Arc<Registry<Outbox>> = Arc::new(Registry::with_limits(CallLimits {
             recall_wait: config.recall_wait,
             calls_per_minute: config.max_calls_per_minute,
+            hold: config.hold,
         }));
         let table = registry.clone();
         thread::spawn(move || server::serve_with(listener, config, registry));

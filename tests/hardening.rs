@@ -498,3 +498,34 @@ fn a_caller_that_cannot_ring_never_reaches_a_chat_that_asks() {
     );
     assert_eq!(list(&server), ["USER bob free", "USER mallory free"]);
 }
+
+/// Names are held for their owner (#21): a chat whose connection was lost
+/// (stopped, its network gone) keeps its name for `--hold`; nobody else
+/// can take it meanwhile, and the chat takes it back with its secret.
+#[test]
+fn a_lost_chats_name_is_held_for_it_and_taken_back_only_by_it() {
+    let server = Server::start_with(&["--idle-timeout", "2", "--hold", "30"]);
+    let mut bob = login(&server, "bob");
+    let stop = |sig: &str| {
+        let status = std::process::Command::new("kill")
+            .args([sig, &bob.pid().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success());
+    };
+    stop("-STOP");
+    server.expect_log("bob left (idle timeout)");
+    let mut mallory = Raw::connect(server.addr);
+    let reply = mallory.ask("REGISTER bob 127.0.0.1:9");
+    assert!(
+        reply.starts_with("ERR name-taken the name bob is held for its owner"),
+        "{reply}"
+    );
+    assert!(!list(&server).iter().any(|row| row.contains("bob")));
+    // A second program under the name is refused too, and says why.
+    let other = Chat::spawn(server.addr, &["--name", "bob"]);
+    other.expect_stderr("held for its owner");
+    stop("-CONT");
+    bob.expect("Reconnected to the registration server.");
+    assert_eq!(list(&server), ["USER bob free"]);
+}
