@@ -72,6 +72,8 @@ Options:
                          lost (not closed) stays held for it; 0 for none
                          [default: 60]
   --max-relays N         most relayed chats at once [default: 256]
+  --max-relays-per-ip N  most relayed chats at once opened from one address
+                         [default: 16]
   --relay-rate BYTES_PER_SEC
                          most bytes a second each direction of a relayed
                          chat carries; 0 for no limit [default: 1048576]
@@ -251,6 +253,10 @@ pub fn parse_server(
             "--max-calls-per-minute" => {
                 let value = args.value(&flag, inline)?;
                 config.max_calls_per_minute = whole(&flag, &value, 1, 1 << 20, "calls")? as usize;
+            }
+            "--max-relays-per-ip" => {
+                let value = args.value(&flag, inline)?;
+                config.max_relays_per_ip = whole(&flag, &value, 1, 1 << 20, "relays")? as usize;
             }
             "--max-relays" => {
                 let value = args.value(&flag, inline)?;

@@ -977,7 +977,10 @@ impl<O: Clone> Registry<O> {
     pub fn claim_relay(&self, call: CallId, token: &Token, outbox: O) -> Option<RelayTicket<O>> {
         let mut state = self.lock();
         let entry = state.calls.get_mut(&call)?;
-        if entry.relay_halves >= 2
+        // A call to oneself needs no relay: one's own chat is always
+        // reached directly.
+        if entry.caller == entry.callee
+            || entry.relay_halves >= 2
             || entry.phase != Phase::Live
             || !entry.token.matches(token)
             || entry.relay_since.elapsed() > RELAY_WINDOW

@@ -17,6 +17,7 @@
 //! At most `--max-relays` relays are open at once.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -52,6 +53,9 @@ struct Join {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RelayLimits {
     pub max_relays: usize,
+    /// Most relays whose first half comes from one source address: one
+    /// client cannot hold them all.
+    pub max_relays_per_ip: usize,
     /// Bytes a second per direction; 0 for no limit.
     pub rate: u64,
 }
@@ -60,6 +64,7 @@ impl Default for RelayLimits {
     fn default() -> Self {
         RelayLimits {
             max_relays: 256,
+            max_relays_per_ip: 16,
             rate: 1024 * 1024,
         }
     }
@@ -79,6 +84,8 @@ enum RelayRefusal {
     CallerGone,
     /// `--max-relays` relays are open.
     Full,
+    /// `--max-relays-per-ip` relays are open from this address.
+    FullForAddress,
 }
 
 impl From<RelayRefusal> for ServerLine {
@@ -103,6 +110,10 @@ impl From<RelayRefusal> for ServerLine {
                 ErrorCode::ServerFull,
                 "too many relayed chats at once; try again later",
             ),
+            RelayRefusal::FullForAddress => (
+                ErrorCode::ServerFull,
+                "too many relayed chats from your address at once; try again later",
+            ),
         };
         ServerLine::error(code, message)
     }
@@ -118,6 +129,8 @@ pub struct Relays {
     next_wait: AtomicU64,
     limits: RelayLimits,
     open: AtomicUsize,
+    /// Open relays by the source address of their first half.
+    per_ip: Mutex<HashMap<IpAddr, usize>>,
     bytes: AtomicU64,
     refused: AtomicU64,
 }
@@ -129,6 +142,7 @@ impl Relays {
             next_wait: AtomicU64::new(0),
             limits,
             open: AtomicUsize::new(0),
+            per_ip: Mutex::default(),
             bytes: AtomicU64::new(0),
             refused: AtomicU64::new(0),
         }
@@ -149,14 +163,22 @@ impl Relays {
         self.refused.load(Ordering::Relaxed)
     }
 
-    fn slot(&self) -> Option<Slot<'_>> {
+    /// A slot for a relay whose first half comes from `ip`, within both
+    /// caps, or why not.
+    fn slot(&self, ip: IpAddr) -> Result<Slot<'_>, RelayRefusal> {
+        let mut per_ip = self.per_ip.lock().unwrap_or_else(PoisonError::into_inner);
+        let mine = per_ip.get(&ip).copied().unwrap_or(0);
+        if mine >= self.limits.max_relays_per_ip {
+            return Err(RelayRefusal::FullForAddress);
+        }
         let max = self.limits.max_relays;
         self.open
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
                 (n < max).then_some(n + 1)
             })
-            .ok()
-            .map(|_| Slot(self))
+            .map_err(|_| RelayRefusal::Full)?;
+        per_ip.insert(ip, mine + 1);
+        Ok(Slot { relays: self, ip })
     }
 
     /// Files a first half as the one `call`'s second half joins; returns
@@ -186,12 +208,27 @@ impl Relays {
     }
 }
 
-/// One open relay, counted against `max_relays` while it lives.
-struct Slot<'a>(&'a Relays);
+/// One open relay, counted against `max_relays` and its address's cap
+/// while it lives.
+struct Slot<'a> {
+    relays: &'a Relays,
+    ip: IpAddr,
+}
 
 impl Drop for Slot<'_> {
     fn drop(&mut self) {
-        self.0.open.fetch_sub(1, Ordering::AcqRel);
+        self.relays.open.fetch_sub(1, Ordering::AcqRel);
+        let mut per_ip = self
+            .relays
+            .per_ip
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(mine) = per_ip.get_mut(&self.ip) {
+            *mine -= 1;
+            if *mine == 0 {
+                per_ip.remove(&self.ip);
+            }
+        }
     }
 }
 
@@ -218,6 +255,7 @@ pub fn serve(
     reader: LineReader<SharedStream>,
     call: CallId,
     token: Token,
+    from: IpAddr,
 ) {
     let refuse = |why: RelayRefusal| {
         let _ = own.send(&ServerLine::from(why));
@@ -230,10 +268,16 @@ pub fn serve(
             callee_outbox,
             rejoin,
         }) => {
-            let Some(_slot) = relays.slot() else {
-                relays.refused.fetch_add(1, Ordering::Relaxed);
-                log!("chat {call}: relay refused, {} open", relays.open());
-                return refuse(RelayRefusal::Full);
+            let _slot = match relays.slot(from) {
+                Ok(slot) => slot,
+                Err(why) => {
+                    relays.refused.fetch_add(1, Ordering::Relaxed);
+                    log!(
+                        "chat {call}: relay refused ({why:?}), {} open",
+                        relays.open()
+                    );
+                    return refuse(why);
+                }
             };
             let (first, joins) = mpsc::channel();
             let wait = relays.insert(call, first);

@@ -88,6 +88,8 @@ pub struct Config {
     pub hold: Duration,
     /// Most relayed chats at once.
     pub max_relays: usize,
+    /// Most relayed chats at once whose first half comes from one address.
+    pub max_relays_per_ip: usize,
     /// Bytes a second each direction of a relay may carry (0: no limit).
     pub relay_rate: u64,
     /// How often the server logs a summary of its load while anything is
@@ -107,6 +109,7 @@ impl Config {
     fn relay_limits(&self) -> RelayLimits {
         RelayLimits {
             max_relays: self.max_relays,
+            max_relays_per_ip: self.max_relays_per_ip,
             rate: self.relay_rate,
         }
     }
@@ -127,6 +130,7 @@ impl Default for Config {
             max_calls_per_minute: CallLimits::default().calls_per_minute,
             hold: CallLimits::default().hold,
             max_relays: RelayLimits::default().max_relays,
+            max_relays_per_ip: RelayLimits::default().max_relays_per_ip,
             relay_rate: RelayLimits::default().rate,
             summary_interval: Duration::from_secs(60),
         }
@@ -840,6 +844,7 @@ fn serve_client(
                     reader,
                     call,
                     token,
+                    addr.ip(),
                 );
                 break;
             }

@@ -529,3 +529,56 @@ fn a_lost_chats_name_is_held_for_it_and_taken_back_only_by_it() {
     bob.expect("Reconnected to the registration server.");
     assert_eq!(list(&server), ["USER bob free"]);
 }
+
+/// Relays that no one can hoard (#21, finding 5): a call to oneself opens
+/// no relay, and one address holds at most `--max-relays-per-ip` of them,
+/// so a client with many names cannot take every relay from the others.
+#[test]
+fn one_address_cannot_hold_every_relay_and_a_call_to_oneself_needs_none() {
+    let server = Server::start_with(&["--max-relays-per-ip", "3"]);
+    let fields = |reply: &str| {
+        let words: Vec<String> = reply.split(' ').map(String::from).collect();
+        assert_eq!(words[..2], ["OK", "CALL"], "{reply}");
+        (words[3].clone(), words[4].clone())
+    };
+    let mut solo = registered(&server, "solo");
+    // Told of its own call first, then answered.
+    assert!(solo.ask("CALL solo").starts_with("EVENT INCOMING solo"));
+    let (call, token) = fields(&solo.line());
+    let mut half = Raw::connect(server.addr);
+    let reply = half.ask(&format!("RELAY {call} {token}"));
+    assert!(reply.starts_with("ERR bad-token"), "{reply}");
+    assert!(solo.ask(&format!("HANGUP {call}")).starts_with("OK HANGUP"));
+
+    // A pair calls, and its caller's side opens the first half.
+    let pair = |i: usize| {
+        let mut a = registered(&server, &format!("a{i}"));
+        let mut b = registered(&server, &format!("b{i}"));
+        let (call, token) = fields(&a.ask(&format!("CALL b{i}")));
+        assert!(b.line().starts_with("EVENT INCOMING"));
+        (call, token, a, b, Raw::connect(server.addr))
+    };
+    // ...and the callee's side the second: both are relayed.
+    let relayed = |i: usize| {
+        let (call, token, a, mut b, mut first) = pair(i);
+        first.send(&format!("RELAY {call} {token}"));
+        assert_eq!(b.line(), format!("EVENT RELAY {call}"));
+        let mut second = Raw::connect(server.addr);
+        let reply = second.ask(&format!("RELAY {call} {token}"));
+        assert_eq!(reply, format!("OK RELAYED {call}"));
+        assert_eq!(first.line(), format!("OK RELAYED {call}"));
+        (call, a, b, first, second)
+    };
+    let mut held: Vec<_> = (0..3).map(relayed).collect();
+    let (call, token, _a, _b, mut first) = pair(3);
+    assert_eq!(
+        first.ask(&format!("RELAY {call} {token}")),
+        "ERR server-full too many relayed chats from your address at once; try again later"
+    );
+    // One relay ends: the address may open another.
+    let (call, mut a, _b, _first, _second) = held.remove(0);
+    let reply = a.ask(&format!("HANGUP {call}"));
+    assert_eq!(reply, format!("OK HANGUP {call}"));
+    server.expect_log(&format!("chat {call}: relay closed"));
+    relayed(4);
+}
