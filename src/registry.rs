@@ -1293,19 +1293,43 @@ impl PresenceChanges {
     }
 }
 
-/// The addresses to dial for a peer, best first. A caller behind the same
-/// public address as the callee (one LAN behind one NAT, or one machine) can
-/// reach the advertised, private address; anyone else is better served by
-/// the address the server saw, with the advertised port.
+/// The addresses to dial for a peer, best first. The address the server
+/// saw, with the advertised port, may always be dialed. The advertised
+/// address itself (a private one, or loopback) only by a caller seen from
+/// the same address: behind the same NAT, or on the same machine. Anyone
+/// else dialing it would reach whoever holds that address on their own
+/// network, or a port on their own machine.
 pub fn candidates(caller_seen: IpAddr, advertised: SocketAddr, seen: IpAddr) -> Vec<SocketAddr> {
     let seen_addr = SocketAddr::new(seen, advertised.port());
     let mut out = if caller_seen == seen {
         vec![advertised, seen_addr]
     } else {
-        vec![seen_addr, advertised]
+        vec![seen_addr]
     };
     out.dedup();
     out
+}
+
+/// Why an advertised address is refused, if it is: one no peer can dial
+/// (multicast, broadcast, unspecified), or loopback from a client that is
+/// not itself on loopback (it would send its callers to a port on their
+/// own machines).
+pub fn unfit_advertised(advertised: SocketAddr, seen: IpAddr) -> Option<&'static str> {
+    let ip = advertised.ip();
+    let broadcast = matches!(ip, IpAddr::V4(v4) if v4.is_broadcast());
+    if ip.is_multicast() {
+        Some("a multicast address is no place to dial")
+    } else if broadcast {
+        Some("a broadcast address is no place to dial")
+    } else if ip.is_unspecified() {
+        Some("an unspecified address (0.0.0.0 or ::) is no place to dial")
+    } else if advertised.port() == 0 {
+        Some("port 0 is no place to dial")
+    } else if ip.is_loopback() && !seen.is_loopback() {
+        Some("a loopback address is reachable only from the same machine as the server")
+    } else {
+        None
+    }
 }
 
 #[cfg(test)]
@@ -1570,15 +1594,43 @@ mod tests {
     }
 
     #[test]
+    fn only_addresses_a_peer_can_dial_are_advertised() {
+        let from = ip("203.0.113.9");
+        for bad in [
+            "224.0.0.1:5",
+            "255.255.255.255:5",
+            "0.0.0.0:5",
+            "[::]:5",
+            "[ff02::1]:5",
+        ] {
+            assert!(unfit_advertised(addr(bad), from).is_some(), "{bad}");
+        }
+        assert!(unfit_advertised(addr("127.0.0.1:5"), from).is_some());
+        assert!(unfit_advertised(addr("203.0.113.9:0"), from).is_some());
+        assert_eq!(unfit_advertised(addr("127.0.0.1:5"), ip("127.0.0.1")), None);
+        assert_eq!(unfit_advertised(addr("[::1]:5"), ip("::1")), None);
+        assert_eq!(unfit_advertised(addr("192.168.1.5:4000"), from), None);
+    }
+
+    #[test]
     fn candidates_prefer_the_lan_address_behind_one_nat() {
         let adv = addr("192.168.1.5:4000");
         assert_eq!(
             candidates(ip("203.0.113.9"), adv, ip("203.0.113.9")),
             vec![adv, addr("203.0.113.9:4000")]
         );
+        // From elsewhere, only the address the server saw.
         assert_eq!(
             candidates(ip("198.51.100.1"), adv, ip("203.0.113.9")),
-            vec![addr("203.0.113.9:4000"), adv]
+            vec![addr("203.0.113.9:4000")]
+        );
+        assert_eq!(
+            candidates(
+                ip("198.51.100.1"),
+                addr("127.0.0.1:7922"),
+                ip("203.0.113.9")
+            ),
+            vec![addr("203.0.113.9:7922")]
         );
         let local = addr("127.0.0.1:4000");
         assert_eq!(

@@ -38,8 +38,8 @@ use crate::protocol::{
     NameError, ProtocolError, Request, ServerLine, Token, printable,
 };
 use crate::registry::{
-    CallError, CallLimits, ClientFeatures, ConnId, Ended, Entry, Leaving, RegisterError, Registry,
-    Setup,
+    self, CallError, CallLimits, ClientFeatures, ConnId, Ended, Entry, Leaving, RegisterError,
+    Registry, Setup,
 };
 use crate::relay::{self, RelayLimits, Relays};
 use crate::token::random_token;
@@ -184,6 +184,11 @@ enum Refusal {
     NotRegistered,
     /// Another client holds this name, as they spell it.
     NameTaken(String),
+    /// `REGISTER` advertised an address no peer should dial.
+    Unfit {
+        advertise: SocketAddr,
+        why: &'static str,
+    },
     /// The name is held for its owner, whose connection was lost.
     NameHeld {
         name: String,
@@ -256,6 +261,10 @@ impl From<Refusal> for ServerLine {
             Refusal::NameTaken(holder) => (
                 ErrorCode::NameTaken,
                 format!("the name {holder} is taken; pick another"),
+            ),
+            Refusal::Unfit { advertise, why } => (
+                ErrorCode::BadRequest,
+                format!("cannot advertise {advertise}: {why}"),
             ),
             Refusal::NameHeld { name, wait } => (
                 ErrorCode::NameTaken,
@@ -999,6 +1008,10 @@ fn handle_unregistered(session: &mut Session, request: Request, line: &str) -> i
             advertise,
             secret,
         } => {
+            if let Some(why) = registry::unfit_advertised(advertise, session.addr.ip()) {
+                session.refuse(Refusal::Unfit { advertise, why }, line)?;
+                return Ok(Flow::Continue);
+            }
             let Some(fresh) = call_token(session)? else {
                 return Ok(Flow::Continue);
             };

@@ -214,3 +214,26 @@ fn locate_answers_only_for_the_peer_of_ones_own_call() {
     let refused = eve.ask("LOCATE bob");
     assert!(refused.starts_with("ERR not-in-call"), "{refused}");
 }
+
+/// #21, finding 10: an address no peer should dial is refused at
+/// `REGISTER`, with the reason; the connection may try again.
+#[test]
+fn register_refuses_addresses_no_peer_should_dial() {
+    let server = Server::start();
+    let mut raw = Raw::connect(server.addr);
+    for (addr, why) in [
+        ("224.0.0.1:5000", "multicast"),
+        ("255.255.255.255:5000", "broadcast"),
+        ("0.0.0.0:5000", "unspecified"),
+        ("[::]:5000", "unspecified"),
+        ("127.0.0.1:0", "port 0"),
+    ] {
+        let reply = raw.ask(&format!("REGISTER ann {addr}"));
+        assert!(
+            reply.starts_with(&format!("ERR bad-request cannot advertise {addr}: ")),
+            "{reply}"
+        );
+        assert!(reply.contains(why), "{reply}");
+    }
+    assert!(raw.ask("REGISTER ann 127.0.0.1:5000").starts_with("OK WELCOME ann "));
+}
