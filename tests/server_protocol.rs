@@ -235,5 +235,8 @@ fn register_refuses_addresses_no_peer_should_dial() {
         );
         assert!(reply.contains(why), "{reply}");
     }
-    assert!(raw.ask("REGISTER ann 127.0.0.1:5000").starts_with("OK WELCOME ann "));
+    assert!(
+        raw.ask("REGISTER ann 127.0.0.1:5000")
+            .starts_with("OK WELCOME ann ")
+    );
 }

@@ -13,9 +13,11 @@ use crate::unicode::{
     NameClass, ScriptCheck, graphemes, name_class, nfc, nfkc_casefold, script_check,
 };
 
-/// Most bytes a name takes in UTF-8 (NFC): 32 characters of up to four
-/// code points each, so a cluster of a hundred marks is not one character.
-pub const MAX_NAME_BYTES: usize = 4 * 4 * MAX_NAME_CHARS;
+/// Most bytes a name takes in UTF-8 (NFC): 32 CJK characters (3 bytes
+/// each) fit, and a name costs every list that shows it at most this, so
+/// one client's thousands of names cannot make an honest reader's lists
+/// too big to read (a cluster of a hundred marks is not one character).
+pub const MAX_NAME_BYTES: usize = 128;
 
 /// Why a visible name is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,7 +48,10 @@ impl fmt::Display for NameError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             NameError::Empty => write!(f, "a name needs at least one character"),
-            NameError::TooLong => write!(f, "a name has at most {MAX_NAME_CHARS} characters"),
+            NameError::TooLong => write!(
+                f,
+                "a name has at most {MAX_NAME_CHARS} characters and {MAX_NAME_BYTES} bytes"
+            ),
             NameError::Unprintable => write!(
                 f,
                 "a name may not contain spaces, tabs or control characters"
@@ -205,6 +210,18 @@ mod tests {
                 "{name:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_name_is_at_most_128_bytes_and_32_cjk_characters_fit() {
+        let cjk = "漢".repeat(MAX_NAME_CHARS);
+        assert_eq!(cjk.len(), 96);
+        assert_eq!(validate_name(&cjk), Ok(()));
+        // 17 characters, but 8 bytes each: too many bytes for any list.
+        let toned = "👍🏽".repeat(17);
+        assert!(toned.len() > MAX_NAME_BYTES);
+        assert_eq!(validate_name(&format!("a{toned}")), Err(NameError::TooLong));
+        assert_eq!(validate_name(&format!("a{}", "👍🏽".repeat(15))), Ok(()));
     }
 
     #[test]
