@@ -68,6 +68,9 @@ Options:
   --max-calls-per-minute N
                          most calls one client may start in a minute
                          [default: 30]
+  --max-stranger-rings N most rings a minute one chat gets from names it has
+                         not chatted with since it registered; the rest are
+                         refused (too-soon) [default: 6]
   --hold SECS            how long the name of a chat whose connection was
                          lost (not closed) stays held for it; 0 for none
                          [default: 60]
@@ -245,6 +248,10 @@ pub fn parse_server(
                 let value = args.value(&flag, inline)?;
                 let n = whole(&flag, &value, 0, 86_400, "seconds")?;
                 config.recall_wait = Duration::from_secs(n);
+            }
+            "--max-stranger-rings" => {
+                let value = args.value(&flag, inline)?;
+                config.max_stranger_rings = whole(&flag, &value, 1, 1 << 20, "rings")? as usize;
             }
             "--hold" => {
                 let value = args.value(&flag, inline)?;

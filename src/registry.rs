@@ -16,7 +16,7 @@
 //! The table is generic over the outbox type so that it can be unit-tested
 //! without sockets.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -64,6 +64,10 @@ pub struct CallLimits {
     /// closed) stays held for its owner, who takes it back with its
     /// secret; zero: not held.
     pub hold: Duration,
+    /// Most rings a minute one callee gets from callers it has not chatted
+    /// with since it registered; the rest are refused: a flood of fresh
+    /// names cannot keep asking someone to answer.
+    pub stranger_rings: usize,
 }
 
 impl Default for CallLimits {
@@ -72,6 +76,7 @@ impl Default for CallLimits {
             recall_wait: Duration::from_secs(60),
             calls_per_minute: 30,
             hold: Duration::from_secs(60),
+            stranger_rings: 6,
         }
     }
 }
@@ -142,6 +147,11 @@ struct Peer<O> {
     /// Given in `WELCOME` (to a client that announced `session`): whoever
     /// presents it in a `REGISTER` takes this registration over.
     secret: Token,
+    /// Who it has chatted with since it registered (by [`name_key`]):
+    /// their rings are never held back.
+    chatted: HashSet<String>,
+    /// When callers it has not chatted with rang it, in the last minute.
+    stranger_rings: VecDeque<Instant>,
 }
 
 /// What a client announced with `FEATURES` that changes how the server
@@ -250,6 +260,9 @@ pub enum CallError {
     /// older chat without `ring`): the callee's terms decide, so the call
     /// is not set up, and the callee is to hear of it as a missed call.
     RingsOnly(String),
+    /// The callee was rung by its limit of callers it has not chatted with
+    /// in the last minute; the next may ring after `wait`.
+    NotTakingCalls { callee: String, wait: Duration },
 }
 
 /// What the server must tell the callee after a successful claim.
@@ -516,6 +529,8 @@ impl<O: Clone> Registry<O> {
                 outbox: entry.outbox,
                 features: entry.features,
                 secret,
+                chatted: HashSet::new(),
+                stranger_rings: VecDeque::new(),
             },
         );
         Ok(Registered {
@@ -721,7 +736,33 @@ impl<O: Clone> Registry<O> {
         if target.features.ring && !caller_rings && !to_self {
             return Err(CallError::RingsOnly(target.name.clone()));
         }
-        let setup = if caller_rings && target.features.ring && !to_self {
+        let rings = caller_rings && target.features.ring && !to_self;
+        if rings
+            && !target.chatted.contains(&caller_key)
+            && let Some(target) = state.peers.get_mut(&callee_key)
+        {
+            let limit = self.limits.stranger_rings;
+            let recent = &mut target.stranger_rings;
+            while recent
+                .front()
+                .is_some_and(|t| now.duration_since(*t) >= MINUTE)
+            {
+                recent.pop_front();
+            }
+            if recent.len() >= limit {
+                let wait = recent
+                    .front()
+                    .map_or(MINUTE, |t| MINUTE.saturating_sub(now.duration_since(*t)));
+                let callee = target.name.clone();
+                return Err(CallError::NotTakingCalls { callee, wait });
+            }
+            recent.push_back(now);
+        }
+        let target = state
+            .peers
+            .get(&callee_key)
+            .ok_or_else(|| CallError::UnknownUser(callee.to_string()))?;
+        let setup = if rings {
             Setup::Ring
         } else {
             Setup::Connect {
@@ -796,6 +837,7 @@ impl<O: Clone> Registry<O> {
             entry.phase = Phase::Live;
             entry.started = Instant::now();
         }
+        state.chatted(&key, call);
         Some(answered)
     }
 
@@ -945,6 +987,7 @@ impl<O: Clone> Registry<O> {
         match state.calls.get_mut(&call) {
             Some(entry) if entry.callee == key && entry.phase == Phase::Live => {
                 entry.linked = true;
+                state.chatted(&key, call);
                 true
             }
             _ => false,
@@ -1127,6 +1170,21 @@ impl End {
 }
 
 impl<O> State<O> {
+    /// The two parties of `call` (one of them `key`) have chatted: each
+    /// one's rings reach the other from now on.
+    fn chatted(&mut self, key: &str, call: CallId) {
+        let Some(entry) = self.calls.get(&call) else {
+            return;
+        };
+        let (a, b) = (entry.caller.clone(), entry.callee.clone());
+        debug_assert!(key == a || key == b);
+        for (me, other) in [(&a, &b), (&b, &a)] {
+            if let Some(peer) = self.peers.get_mut(me) {
+                peer.chatted.insert(other.clone());
+            }
+        }
+    }
+
     /// The recall wait is for what a callee did, never for a chat that
     /// happened: it follows a declined ring, one that rang out, the
     /// callee hanging up on a caller that never connected, and a caller's
@@ -1896,6 +1954,32 @@ mod tests {
         );
         assert!(!waits(&reg, "a", "b"), "busy");
         assert!(reg.busy("b", call).is_none(), "once");
+    }
+
+    #[test]
+    fn a_callee_is_rung_by_at_most_six_strangers_a_minute_but_always_by_friends() {
+        let names = ["s0", "s1", "s2", "s3", "s4", "s5", "friend", "b"];
+        let reg = sessions(&names);
+        // friend chatted with b before the flood (its first ring was one
+        // of a stranger's: one of the six).
+        let call = reg.claim_call("friend", "b", T).unwrap().call;
+        reg.answer("b", call).unwrap();
+        reg.hangup("friend", call).unwrap();
+        for stranger in &names[..5] {
+            let call = reg.claim_call(stranger, "b", T).unwrap().call;
+            reg.hangup(stranger, call).unwrap();
+        }
+        match reg.claim_call("s5", "b", T) {
+            Err(CallError::NotTakingCalls { callee, wait }) => {
+                assert_eq!(callee, "b");
+                assert!(wait <= MINUTE, "{wait:?}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            reg.claim_call("friend", "b", T).unwrap().setup,
+            Setup::Ring
+        ));
     }
 
     #[test]

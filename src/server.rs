@@ -86,6 +86,9 @@ pub struct Config {
     pub max_calls_per_minute: usize,
     /// How long a name whose connection was lost stays held for its owner.
     pub hold: Duration,
+    /// Most rings a minute one callee gets from callers it has not chatted
+    /// with.
+    pub max_stranger_rings: usize,
     /// Most relayed chats at once.
     pub max_relays: usize,
     /// Most relayed chats at once whose first half comes from one address.
@@ -103,6 +106,7 @@ impl Config {
             recall_wait: self.recall_wait,
             calls_per_minute: self.max_calls_per_minute,
             hold: self.hold,
+            stranger_rings: self.max_stranger_rings,
         }
     }
 
@@ -129,6 +133,7 @@ impl Default for Config {
             recall_wait: CallLimits::default().recall_wait,
             max_calls_per_minute: CallLimits::default().calls_per_minute,
             hold: CallLimits::default().hold,
+            max_stranger_rings: CallLimits::default().stranger_rings,
             max_relays: RelayLimits::default().max_relays,
             max_relays_per_ip: RelayLimits::default().max_relays_per_ip,
             relay_rate: RelayLimits::default().rate,
@@ -212,6 +217,11 @@ enum Refusal {
     CalleeSilent(String),
     /// The callee answers only calls that ring, and the caller cannot.
     RingsOnly(String),
+    /// The callee was rung by enough strangers this minute.
+    NotTakingCalls {
+        callee: String,
+        wait: Duration,
+    },
     /// The OS random source failed.
     NoCallToken,
     /// The caller's last call to this callee did not become a chat.
@@ -306,6 +316,13 @@ impl From<Refusal> for ServerLine {
                 ErrorCode::Unreachable,
                 format!("{callee} did not answer the server"),
             ),
+            Refusal::NotTakingCalls { callee, wait } => (
+                ErrorCode::TooSoon,
+                format!(
+                    "{callee} is not taking calls from new names now; try again in {} s",
+                    whole_secs(wait)
+                ),
+            ),
             Refusal::RingsOnly(callee) => (
                 ErrorCode::Unreachable,
                 format!("{callee} answers only calls that ring; a newer chat can call"),
@@ -360,6 +377,7 @@ impl From<CallError> for Refusal {
             CallError::TooSoon { callee, wait } => Refusal::TooSoon { callee, wait },
             CallError::TooManyCalls { limit, wait } => Refusal::TooManyCalls { limit, wait },
             CallError::RingsOnly(callee) => Refusal::RingsOnly(callee),
+            CallError::NotTakingCalls { callee, wait } => Refusal::NotTakingCalls { callee, wait },
         }
     }
 }

@@ -736,8 +736,11 @@ fn server_args() -> Vec<String> {
         &REGISTER_TIMEOUT_SECS.to_string(),
         "--presence-interval",
         &PRESENCE_INTERVAL_MS.to_string(),
-        // Only the recall wait is under test, not the per-minute limit.
+        // Only the recall wait is under test, not the per-minute limits
+        // (the ring-flood bound has its own test in hardening.rs).
         "--max-calls-per-minute",
+        "100000",
+        "--max-stranger-rings",
         "100000",
     ]
     .iter()

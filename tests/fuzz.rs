@@ -304,6 +304,7 @@ fn random_request_sequences_leave_the_server_consistent() {
             register_timeout: Duration::from_secs(5),
             recall_wait: Duration::from_secs(1),
             max_calls_per_minute: 1_000_000,
+            max_stranger_rings: 1_000_000,
             relay_rate: 0,
             // The clients' relay connections are unregistered ones, all
             // from 127.0.0.1.
@@ -314,6 +315,7 @@ fn random_request_sequences_leave_the_server_consistent() {
             recall_wait: config.recall_wait,
             calls_per_minute: config.max_calls_per_minute,
             hold: config.hold,
+            stranger_rings: config.max_stranger_rings,
         }));
         let table = registry.clone();
         thread::spawn(move || server::serve_with(listener, config, registry));

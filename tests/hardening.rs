@@ -582,3 +582,34 @@ fn one_address_cannot_hold_every_relay_and_a_call_to_oneself_needs_none() {
     server.expect_log(&format!("chat {call}: relay closed"));
     relayed(4);
 }
+
+/// A ring flood is bounded (#21, finding 11): fresh names ring one chat at
+/// most six times a minute; the rest are refused, and the user is asked
+/// only those six times.
+#[test]
+fn a_ring_flood_from_fresh_names_asks_the_user_at_most_six_times_a_minute() {
+    let server = Server::start();
+    let mut bob = login(&server, "bob");
+    let mut refused = 0;
+    for i in 0..10 {
+        let name = format!("m{i}");
+        let mut raw = common::registered_ringing(&server, &name);
+        let reply = raw.ask("CALL bob");
+        if reply.starts_with("OK RINGING bob ") {
+            bob.expect(&format!("{name} is calling: y to answer, n to decline."));
+            let call = reply.rsplit(' ').next().unwrap().to_string();
+            assert!(raw.ask(&format!("HANGUP {call}")).starts_with("OK HANGUP"));
+            bob.expect(&format!("{name} hung up before you answered."));
+        } else {
+            assert!(
+                reply.starts_with(
+                    "ERR too-soon bob is not taking calls from new names now; try again in "
+                ),
+                "{reply}"
+            );
+            refused += 1;
+        }
+    }
+    assert_eq!(refused, 4);
+    assert_eq!(bob.stdout().matches("is calling: y to answer").count(), 6);
+}
