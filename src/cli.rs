@@ -106,8 +106,11 @@ Options:
   --advertise ADDR       the IP:PORT peers should dial to reach you
                          [default: your end of the connection to the server,
                          following it when that moves to another network]
-  --auto-answer          connect incoming calls at once, without asking
+  --auto-answer          answer every ring at once, without asking
   --log FILE             append a transcript of the session to FILE
+  --log-max SIZE         the most the transcript file grows to, in bytes or
+                         with K, M or G; there it says so and stops
+                         [default: 100M]
   --timestamps           show the time (HH:MM) before each chat line
   --grace SECS           keep a chat whose link broke this long, reconnecting
                          [default: 60]
@@ -195,6 +198,24 @@ fn no_value(flag: &str, inline: Option<String>) -> Result<(), UsageError> {
         Some(_) => Err(UsageError(format!("{flag} takes no value"))),
         None => Ok(()),
     }
+}
+
+/// A size in bytes, or with a K, M or G suffix (powers of 1024); at least
+/// 1 KiB, so the log has room to say it stopped.
+fn size(flag: &str, value: &str) -> Result<u64, UsageError> {
+    let (digits, unit) = match value.char_indices().last() {
+        Some((i, 'K' | 'k')) => (&value[..i], 1 << 10),
+        Some((i, 'M' | 'm')) => (&value[..i], 1 << 20),
+        Some((i, 'G' | 'g')) => (&value[..i], 1 << 30),
+        _ => (value, 1),
+    };
+    let n = whole(flag, digits, 1, 1 << 40, "")? * unit;
+    if n < 1024 {
+        return Err(UsageError(format!(
+            "{flag} must be at least 1K (1024 bytes), not {value}"
+        )));
+    }
+    Ok(n)
 }
 
 /// A timeout in whole seconds, 1 to 86400 (a day).
@@ -294,6 +315,7 @@ pub fn parse_chat(
     };
     let mut config = chat::Config {
         server,
+        log_max: chat::DEFAULT_LOG_MAX,
         ..chat::Config::default()
     };
     let mut args = Args {
@@ -345,6 +367,7 @@ pub fn parse_chat(
             "--write-timeout" => {
                 config.write_timeout = Some(secs(&flag, &args.value(&flag, inline)?)?)
             }
+            "--log-max" => config.log_max = size(&flag, &args.value(&flag, inline)?)?,
             "--log" => {
                 let file = args.value(&flag, inline)?;
                 if file.is_empty() {
@@ -637,6 +660,9 @@ mod messages {
             ("--advertise localhost:9", "--advertise expects IP:PORT"),
             ("--log", "--log needs a value"),
             ("--log=", "--log needs a file name"),
+            ("--log-max 100", "--log-max must be at least 1K"),
+            ("--log-max big", "--log-max expects a number"),
+            ("--log-max 5T", "--log-max expects a number"),
             ("--auto-answer=yes", "--auto-answer takes no value"),
             ("--timestamps=1", "--timestamps takes no value"),
         ] {
@@ -679,6 +705,21 @@ mod messages {
         assert_eq!(server("").register_timeout, Duration::from_secs(60));
         assert_eq!(parse_server(args("--version")), Ok(Parsed::Version));
         assert_eq!(parse_chat(args("--version"), None), Ok(Parsed::Version));
+        for (value, bytes) in [
+            ("1K", 1024),
+            ("2M", 2 << 20),
+            ("1g", 1 << 30),
+            ("4096", 4096),
+        ] {
+            let Ok(Parsed::Run(c)) = parse_chat(args(&format!("--log-max {value}")), None) else {
+                panic!("--log-max {value}");
+            };
+            assert_eq!(c.log_max, bytes, "{value}");
+        }
+        let Ok(Parsed::Run(c)) = parse_chat(args(""), None) else {
+            panic!("no options");
+        };
+        assert_eq!(c.log_max, chat::DEFAULT_LOG_MAX);
         let Ok(Parsed::Run(c)) = parse_chat(args("--auto-answer --log t.log --timestamps"), None)
         else {
             panic!("refused");

@@ -613,3 +613,134 @@ fn a_ring_flood_from_fresh_names_asks_the_user_at_most_six_times_a_minute() {
     assert_eq!(refused, 4);
     assert_eq!(bob.stdout().matches("is calling: y to answer").count(), 6);
 }
+
+/// A raw caller that rang `callee`, was answered and said `HELLO`: its
+/// link, once `WELCOME` came.
+fn raw_peer(server: &Server, name: &str, callee: &mut Chat) -> (TcpStream, Raw) {
+    let mut raw = common::registered_ringing(server, name);
+    let (call, token) = common::ring_answered(&mut raw, name, callee);
+    let mut link = TcpStream::connect(callee.p2p_addr()).unwrap();
+    link.set_read_timeout(Some(WAIT)).unwrap();
+    link.write_all(format!("HELLO {name} {call} {token}\n").as_bytes())
+        .unwrap();
+    let mut welcome = [0u8; 64];
+    let n = link.read(&mut welcome).unwrap();
+    assert!(welcome[..n].starts_with(b"WELCOME "));
+    callee.expect(&format!("{name} connected"));
+    (link, raw)
+}
+
+/// A transcript no peer can blow up (#21, finding 7): the file stops at
+/// `--log-max`, saying so, while the screen shows every line.
+#[test]
+fn the_transcript_stops_at_log_max_and_says_so() {
+    let server = Server::start();
+    let dir = std::env::temp_dir().join(format!("p2pchat-logmax-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let log = dir.join("t.log");
+    let mut bob = Chat::spawn(
+        server.addr,
+        &[
+            "--name",
+            "bob",
+            "--log",
+            log.to_str().unwrap(),
+            "--log-max",
+            "8K",
+        ],
+    );
+    bob.label = "bob".into();
+    bob.expect("Enter a name to chat with");
+    let (mut link, _mallory) = raw_peer(&server, "mallory", &mut bob);
+    let burst: String = (0..5000).map(|i| format!("MSG line {i}\n")).collect();
+    link.write_all(burst.as_bytes()).unwrap();
+    bob.expect("mallory: line 4999");
+    bob.send("q");
+    bob.expect("You left the chat with mallory.");
+    bob.send("q");
+    bob.wait_exit();
+    let text = std::fs::read_to_string(&log).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(text.len() <= 8 * 1024, "{} bytes", text.len());
+    assert!(
+        text.trim_end()
+            .ends_with("[the transcript stops here: it reached --log-max (8192 bytes)]"),
+        "{}",
+        &text[text.len().saturating_sub(300)..]
+    );
+    assert!(text.contains("mallory: line 0\n"));
+}
+
+/// A log that cannot keep up holds the peer's lines back, as a slow
+/// screen does: the chat does not queue without bound, and once the log
+/// drains every line shown is in it.
+#[test]
+fn a_stalled_transcript_holds_the_peer_back_and_loses_nothing() {
+    let server = Server::start();
+    let dir = std::env::temp_dir().join(format!("p2pchat-logfifo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let fifo = dir.join("t.fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    // The log's reader opens it and reads nothing until told.
+    let (go, wait) = std::sync::mpsc::channel::<()>();
+    let path = fifo.clone();
+    let reader = std::thread::spawn(move || {
+        let mut file = std::fs::File::open(&path).unwrap();
+        wait.recv().unwrap();
+        let mut text = String::new();
+        file.read_to_string(&mut text).unwrap();
+        text
+    });
+    let mut bob = Chat::spawn(
+        server.addr,
+        &["--name", "bob", "--log", fifo.to_str().unwrap()],
+    );
+    bob.label = "bob".into();
+    bob.expect("Enter a name to chat with");
+    let (link, _mallory) = raw_peer(&server, "mallory", &mut bob);
+    // Flood until bob stops reading: the writes block.
+    let mut flood = link.try_clone().unwrap();
+    flood
+        .set_write_timeout(Some(std::time::Duration::from_millis(500)))
+        .unwrap();
+    let line = format!("MSG {}\n", "x".repeat(1000));
+    let mut sent = 0usize;
+    let mut lines = 0usize;
+    while sent < 256 << 20 {
+        match flood.write(line.as_bytes()) {
+            Ok(n) if n == line.len() => {
+                sent += n;
+                lines += 1;
+            }
+            _ => break,
+        }
+    }
+    assert!(
+        sent < 64 << 20,
+        "bob kept reading: {sent} bytes with the log stalled"
+    );
+    // The log drains: every line the screen shows reaches it.
+    go.send(()).unwrap();
+    bob.expect(&format!("mallory: {}", "x".repeat(1000)));
+    drop(flood);
+    drop(link);
+    bob.expect("mallory left the chat");
+    bob.expect("Enter a name to chat with");
+    bob.send("q");
+    bob.wait_exit();
+    let text = reader.join().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let shown = bob
+        .stdout()
+        .matches(&format!("mallory: {}", "x".repeat(1000)))
+        .count();
+    let logged = text
+        .matches(&format!("mallory: {}", "x".repeat(1000)))
+        .count();
+    assert!(shown >= lines - 1, "shown {shown} of {lines} sent");
+    assert_eq!(logged, shown, "every line shown is in the log");
+}

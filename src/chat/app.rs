@@ -22,7 +22,7 @@ use super::link::{Handshaken, LINK_HIGH_WATER, Link};
 use super::login::{self, ServerConn, ServerConnId, ServerEvent};
 use super::p2pclient;
 use super::p2pserver::{self, Greeting};
-use super::transcript::Transcript;
+use super::transcript::{LOG_BACKLOG, Transcript};
 use super::ui::{MOST_TYPED_IN_FLIGHT, STDOUT_BACKLOG, StdinCredits, TypedPart, Ui};
 use super::{ChatError, Event, Events};
 use crate::connection::write_line;
@@ -255,7 +255,7 @@ impl Driver {
                 self.stdin_owed += 1;
             }
             // Nothing to do but wake up: `flush` gives the credits back.
-            Event::LinkDrained { .. } | Event::StdoutDrained => {}
+            Event::LinkDrained { .. } | Event::StdoutDrained | Event::LogDrained => {}
             Event::Keys(keys) => {
                 for key in keys {
                     for typed in self.ui.key(key) {
@@ -551,14 +551,19 @@ impl Driver {
             .retain(|written| written.try_recv() == Err(TryRecvError::Empty));
         self.ui.status(&self.core.status());
         self.ui.flush();
+        let log_behind = self
+            .transcript
+            .as_ref()
+            .is_some_and(|t| t.backlog() >= LOG_BACKLOG);
         let behind = self.links.values().any(|l| l.queued() >= LINK_HIGH_WATER)
-            || !self.core.accepts_typing();
+            || !self.core.accepts_typing()
+            || log_behind;
         if !behind {
             for _ in 0..std::mem::take(&mut self.stdin_owed) {
                 self.stdin.give();
             }
         }
-        if self.ui.backlog() < STDOUT_BACKLOG {
+        if self.ui.backlog() < STDOUT_BACKLOG && !log_behind {
             for link in self.owed.drain(..) {
                 if let Some(running) = self.links.get(&link) {
                     running.credit();

@@ -38,6 +38,7 @@ use p2pserver::Hello;
 use ui::Ui;
 
 pub use keeper::{Kept, keep_terminal};
+pub use transcript::DEFAULT_LOG_MAX;
 
 /// How the chat runs; built from the command line by `bin/chat.rs`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -53,11 +54,12 @@ pub struct Config {
     pub advertise: Option<SocketAddr>,
     /// No bell on an incoming call.
     pub quiet: bool,
-    /// Connect an incoming call at once, without asking (the behaviour
-    /// before calls rang): the chat does not announce `ring`.
+    /// Answer each ring at once, without asking.
     pub auto_answer: bool,
     /// Append a transcript of what is shown to this file.
     pub log: Option<std::path::PathBuf>,
+    /// The most bytes the transcript file grows to.
+    pub log_max: u64,
     /// Show the time (HH:MM) before each chat line.
     pub timestamps: bool,
     /// `--grace`: how long a chat whose link broke is kept; `None` is the
@@ -110,6 +112,8 @@ pub enum Event {
     LinkDrained { link: LinkId },
     /// The stdout writer caught up after falling behind.
     StdoutDrained,
+    /// The transcript's writer caught up after falling behind.
+    LogDrained,
 }
 
 /// Why the chat stopped with an error; the binary prints it in one line.
@@ -177,14 +181,14 @@ pub fn run(config: Config) -> Result<(), ChatError> {
     };
     let listener = TcpListener::bind((unspecified, config.p2p_port)).map_err(listen_error)?;
     let transcript = match &config.log {
-        Some(path) => {
-            Some(
-                transcript::Transcript::open(path).map_err(|source| ChatError::Log {
+        Some(path) => Some(
+            transcript::Transcript::open(path, config.log_max, events.clone()).map_err(
+                |source| ChatError::Log {
                     path: path.clone(),
                     source,
-                })?,
-            )
-        }
+                },
+            )?,
+        ),
         None => None,
     };
     let listening = listener.local_addr().map_err(listen_error)?;
