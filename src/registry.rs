@@ -912,15 +912,27 @@ impl<O: Clone> Registry<O> {
         let owned = peer.features.session;
         let now = Instant::now();
         state.forget_departed(now);
-        let partner = call.and_then(|call| {
-            let entry = state.calls.get(&call)?;
-            let other = if entry.caller == key {
-                &entry.callee
-            } else {
-                &entry.caller
-            };
-            let tells = other != &key && state.peers.get(other)?.features.session;
-            tells.then(|| other.clone())
+        // Its partner: the other party of its call, or, before it resumed
+        // a chat after a server restart, the party waiting for it to.
+        let waiting_for_it = || {
+            state
+                .calls
+                .values()
+                .find(|c| c.phase == Phase::AwaitingResume && c.callee == key)
+                .map(|c| c.caller.clone())
+        };
+        let partner = match call {
+            Some(call) => state.calls.get(&call).map(|entry| {
+                if entry.caller == key {
+                    entry.callee.clone()
+                } else {
+                    entry.caller.clone()
+                }
+            }),
+            None => waiting_for_it(),
+        }
+        .filter(|other| {
+            *other != key && state.peers.get(other).is_some_and(|p| p.features.session)
         });
         removed.ended = call.and_then(|call| {
             let end = End::Removed { by: key.clone() };
@@ -2039,6 +2051,22 @@ mod tests {
         );
         assert_eq!(reg.lookup("bob").map(|u| u.busy), Some(true));
         assert!(reg.hangup("bob", call).is_some());
+    }
+
+    #[test]
+    fn a_peer_gone_before_it_resumed_is_told_to_the_one_waiting_for_it() {
+        // After a server restart al resumed its chat with bob; bob came
+        // back but its program ended before it resumed too.
+        let reg = Registry::new();
+        reg.register_owned("al", entry(1, "box-al"), None, S1)
+            .unwrap();
+        reg.register_owned("bob", entry(2, "box-bob"), None, S2)
+            .unwrap();
+        reg.resume("al", "bob", T).unwrap();
+        let removed = reg.remove(2, "bob", Leaving::Closed);
+        assert_eq!(removed.ended, None, "bob was in no call");
+        let gone = reg.verdict(&removed.verdict.expect("a verdict")).unwrap();
+        assert_eq!((gone.peer.as_str(), gone.partner), ("bob", "box-al"));
     }
 
     #[test]
