@@ -744,3 +744,24 @@ fn a_stalled_transcript_holds_the_peer_back_and_loses_nothing() {
     assert!(shown >= lines - 1, "shown {shown} of {lines} sent");
     assert_eq!(logged, shown, "every line shown is in the log");
 }
+
+/// No peer forges a row of the program's own with blanks (#21, finding 8):
+/// tabs and the other blanks reach the screen as spaces the chat counts,
+/// never as a tab the terminal would move by up to 8 columns.
+#[test]
+fn a_peers_tabs_and_odd_blanks_are_shown_as_counted_spaces() {
+    let server = Server::start();
+    let mut bob = login(&server, "bob");
+    let (mut link, _mallory) = raw_peer(&server, "mallory", &mut bob);
+    let forged = format!(
+        "MSG {}mallory left the chat.\u{a0}\u{3000}x\n",
+        "\t".repeat(40)
+    );
+    link.write_all(forged.as_bytes()).unwrap();
+    bob.expect(&format!(
+        "mallory: {}mallory left the chat.   x",
+        " ".repeat(160)
+    ));
+    assert!(!bob.stdout().contains('\t'));
+    assert!(!bob.stdout().contains('\u{a0}'));
+}
