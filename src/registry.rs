@@ -700,19 +700,9 @@ impl<O: Clone> Registry<O> {
             });
         }
         let recent = state.recent_calls.entry(caller_key.clone()).or_default();
-        while recent
-            .front()
-            .is_some_and(|t| now.duration_since(*t) >= MINUTE)
-        {
-            recent.pop_front();
-        }
-        if recent.len() >= limit {
-            let wait = recent
-                .front()
-                .map_or(MINUTE, |t| MINUTE.saturating_sub(now.duration_since(*t)));
+        if let Err(wait) = take_from_minute(recent, now, limit) {
             return Err(CallError::TooManyCalls { limit, wait });
         }
-        recent.push_back(now);
         let pair = (caller_key.clone(), callee_key.clone());
         if let Some(&after) = state.recall_after.get(&pair) {
             if after > now {
@@ -742,21 +732,10 @@ impl<O: Clone> Registry<O> {
             && let Some(target) = state.peers.get_mut(&callee_key)
         {
             let limit = self.limits.stranger_rings;
-            let recent = &mut target.stranger_rings;
-            while recent
-                .front()
-                .is_some_and(|t| now.duration_since(*t) >= MINUTE)
-            {
-                recent.pop_front();
-            }
-            if recent.len() >= limit {
-                let wait = recent
-                    .front()
-                    .map_or(MINUTE, |t| MINUTE.saturating_sub(now.duration_since(*t)));
+            if let Err(wait) = take_from_minute(&mut target.stranger_rings, now, limit) {
                 let callee = target.name.clone();
                 return Err(CallError::NotTakingCalls { callee, wait });
             }
-            recent.push_back(now);
         }
         let target = state
             .peers
@@ -1154,6 +1133,30 @@ impl<O: Clone> Registry<O> {
 }
 
 const MINUTE: Duration = Duration::from_secs(60);
+
+/// One of at most `limit` events a minute: `times` holds the last minute's,
+/// oldest first. Records `now`, or, with `limit` already in the minute,
+/// says how long until the oldest of them leaves it.
+fn take_from_minute(
+    times: &mut VecDeque<Instant>,
+    now: Instant,
+    limit: usize,
+) -> Result<(), Duration> {
+    while times
+        .front()
+        .is_some_and(|t| now.duration_since(*t) >= MINUTE)
+    {
+        times.pop_front();
+    }
+    if times.len() >= limit {
+        let wait = times
+            .front()
+            .map_or(MINUTE, |t| MINUTE.saturating_sub(now.duration_since(*t)));
+        return Err(wait);
+    }
+    times.push_back(now);
+    Ok(())
+}
 
 /// Why a call ends, and by whom (a [`name_key`]).
 enum End {

@@ -316,6 +316,26 @@ impl World {
     fn check_invariants(&self) {
         self.core.check_invariants();
     }
+
+    /// A line typed as alice's call 9 (token [`TOKEN`]), not answered by
+    /// a key, is being set up: it is not sent, and alice, once connected,
+    /// gets no line.
+    fn typed_as_alices_call_comes_in(&mut self) {
+        self.typed("carol");
+        self.expect_line("(not sent to alice: typed as the call came in)");
+        self.hello(3, "alice", 9, TOKEN);
+        self.expect_line("alice connected");
+        let sent = self.count(|o| {
+            matches!(
+                o,
+                Output::Peer {
+                    msg: PeerMessage::Msg(_),
+                    ..
+                }
+            )
+        });
+        assert_eq!(sent, 0);
+    }
 }
 
 impl Core {
@@ -2158,20 +2178,7 @@ fn a_line_typed_as_an_unanswered_call_comes_in_never_reaches_the_caller() {
     let mut w = World::registered("bob");
     w.server(&format!("EVENT INCOMING alice 9 {TOKEN}"));
     // Typed for the list (a call to carol) a moment too late.
-    w.typed("carol");
-    w.expect_line("(not sent to alice: typed as the call came in)");
-    w.hello(3, "alice", 9, TOKEN);
-    w.expect_line("alice connected");
-    assert_eq!(
-        w.count(|o| matches!(
-            o,
-            Output::Peer {
-                msg: PeerMessage::Msg(_),
-                ..
-            }
-        )),
-        0
-    );
+    w.typed_as_alices_call_comes_in();
     // A line typed after answering a ring is for the chat.
     let mut w = World::registered("bob");
     w.server("EVENT RING alice 9");
@@ -2329,18 +2336,5 @@ fn an_auto_answering_chat_answers_a_ring_at_once_and_keeps_what_was_typed_from_t
     w.expect_request("ANSWER 9");
     w.expect_line("alice is calling you…");
     w.server(&format!("OK ANSWER alice 9 {TOKEN}"));
-    w.typed("carol");
-    w.expect_line("(not sent to alice: typed as the call came in)");
-    w.hello(3, "alice", 9, TOKEN);
-    w.expect_line("alice connected");
-    assert_eq!(
-        w.count(|o| matches!(
-            o,
-            Output::Peer {
-                msg: PeerMessage::Msg(_),
-                ..
-            }
-        )),
-        0
-    );
+    w.typed_as_alices_call_comes_in();
 }
