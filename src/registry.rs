@@ -798,10 +798,7 @@ impl<O: Clone> Registry<O> {
     pub fn answer(&self, name: &str, call: CallId) -> Option<Answered<O>> {
         let key = name_key(name);
         let mut state = self.lock();
-        let entry = state.calls.get(&call)?;
-        if entry.phase != Phase::Ringing || entry.callee != key {
-            return None;
-        }
+        let entry = state.ringing_for(call, &key)?;
         let caller = state.peers.get(&entry.caller)?;
         let callee = state.peers.get(&key)?;
         let answered = Answered {
@@ -825,10 +822,7 @@ impl<O: Clone> Registry<O> {
     pub fn decline(&self, name: &str, call: CallId) -> Option<Ended<O>> {
         let key = name_key(name);
         let mut state = self.lock();
-        let entry = state.calls.get(&call)?;
-        if entry.phase != Phase::Ringing || entry.callee != key {
-            return None;
-        }
+        state.ringing_for(call, &key)?;
         end_call(&mut state, call, End::Declined { by: key }, &self.limits)
     }
 
@@ -992,10 +986,7 @@ impl<O: Clone> Registry<O> {
     pub fn busy(&self, name: &str, call: CallId) -> Option<(Ended<O>, String)> {
         let key = name_key(name);
         let mut state = self.lock();
-        let entry = state.calls.get(&call)?;
-        if entry.phase != Phase::Ringing || entry.callee != key {
-            return None;
-        }
+        let entry = state.ringing_for(call, &key)?;
         let caller = state.peers.get(&entry.caller)?;
         let (caller_name, caller_session) = (caller.name.clone(), caller.features.session);
         let mut ended = end_call(&mut state, call, End::Busy { by: key }, &self.limits)?;
@@ -1185,6 +1176,13 @@ impl End {
 }
 
 impl<O> State<O> {
+    /// `call`, if it is ringing for the callee `key`.
+    fn ringing_for(&self, call: CallId, key: &str) -> Option<&Call<O>> {
+        self.calls
+            .get(&call)
+            .filter(|entry| entry.phase == Phase::Ringing && entry.callee == key)
+    }
+
     /// The two parties of `call` (one of them `key`) have chatted: each
     /// one's rings reach the other from now on.
     fn chatted(&mut self, key: &str, call: CallId) {
