@@ -22,8 +22,8 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::protocol::{
-    CallId, FEATURE_MISSED, FEATURE_RING, FEATURE_SESSION, Presence, PresenceState, Token,
-    UserEntry, name_key, validate_name,
+    CallId, FEATURE_MISSED, FEATURE_PROOF, FEATURE_RING, FEATURE_SESSION, Keys, Presence,
+    PresenceState, Token, UserEntry, name_key, validate_name,
 };
 
 /// Calls `f` with `name`'s [`name_key`], made on the stack for a short
@@ -165,6 +165,9 @@ pub struct ClientFeatures {
     /// `session`: it owns its registration by a secret, is told how a
     /// vanished peer left, and notes when its caller's link is up.
     pub session: bool,
+    /// `proof`: it takes values of its own for each call (and shows its
+    /// own first when dialed), when its peer does too.
+    pub proof: bool,
 }
 
 impl ClientFeatures {
@@ -175,6 +178,7 @@ impl ClientFeatures {
             ring: has(FEATURE_RING),
             missed: has(FEATURE_MISSED),
             session: has(FEATURE_SESSION),
+            proof: has(FEATURE_PROOF),
         }
     }
 }
@@ -184,7 +188,11 @@ impl ClientFeatures {
 struct Call<O> {
     caller: String,
     callee: String,
+    /// The one value both parties share, when either is an older client
+    /// (without `proof`).
     token: Token,
+    /// The values of each party's own, when both announced `proof`.
+    own: Option<OwnValues>,
     started: Instant,
     /// Since when the token opens the relay (the start, or the last
     /// `REJOIN`).
@@ -205,6 +213,57 @@ struct Call<O> {
     /// The callee said the caller's link is up: the call became a chat.
     linked: bool,
     phase: Phase,
+}
+
+/// Fresh random values for a call, `LOCATE` or `REJOIN`, drawn before the
+/// registry's lock is taken: the registry decides which are used.
+#[derive(Debug, Clone, Copy)]
+pub struct Fresh {
+    /// Shared by both parties, when either is an older client.
+    pub token: Token,
+    /// Each party's own (caller, callee): one to show the other, one for
+    /// its relay half.
+    pub show: [Token; 2],
+    pub relay: [Token; 2],
+}
+
+/// A call's values when both parties announced `proof`, by party: 0 is
+/// the call's caller, 1 its callee. Each shows its `show` to the other;
+/// each opens its own half of the relay with its `relay`, once.
+#[derive(Debug, Clone, Copy)]
+struct OwnValues {
+    show: [Token; 2],
+    relay: [Token; 2],
+    joined: [bool; 2],
+}
+
+impl OwnValues {
+    fn new(fresh: &Fresh) -> OwnValues {
+        OwnValues {
+            show: fresh.show,
+            relay: fresh.relay,
+            joined: [false; 2],
+        }
+    }
+
+    /// What party `i` holds.
+    fn keys(&self, i: usize) -> Keys {
+        Keys::Own {
+            show: self.show[i],
+            expect: self.show[1 - i],
+            relay: self.relay[i],
+        }
+    }
+}
+
+impl<O> Call<O> {
+    /// What party `i` (0: caller, 1: callee) is given.
+    fn keys(&self, i: usize) -> Keys {
+        match &self.own {
+            Some(own) => own.keys(i),
+            None => Keys::Shared(self.token),
+        }
+    }
 }
 
 /// Where a claimed call is. Both parties are busy in every phase.
@@ -271,6 +330,8 @@ pub struct Claim<O> {
     pub call: CallId,
     pub caller: String,
     pub callee: String,
+    /// What each party holds for the call (caller, callee).
+    pub keys: [Keys; 2],
     pub callee_outbox: O,
     pub setup: Setup,
 }
@@ -291,7 +352,8 @@ pub struct Answered<O> {
     pub call: CallId,
     pub caller: String,
     pub callee: String,
-    pub token: Token,
+    /// What each party holds for the call (caller, callee).
+    pub keys: [Keys; 2],
     /// The callee's addresses, best first, for the caller to dial.
     pub addrs: Vec<SocketAddr>,
     pub caller_outbox: O,
@@ -388,6 +450,26 @@ pub struct Registered<O> {
     pub gone: Option<Gone<O>>,
 }
 
+/// A `LOCATE` answered: where the peer of one's call is now.
+pub struct Located<O> {
+    pub peer: String,
+    pub call: CallId,
+    pub addrs: Vec<SocketAddr>,
+    /// When both announced `proof`: the asker's values for this attempt,
+    /// the peer's, and the peer's outbox to tell it (`EVENT RETURNING`).
+    pub keys: Option<(Keys, Keys, O)>,
+}
+
+/// A `REJOIN` answered: the relay is open again for the call.
+pub struct Rejoined<O> {
+    pub peer: String,
+    pub call: CallId,
+    /// What the asker holds now.
+    pub keys: Keys,
+    /// The relay's old connections, to be closed.
+    pub relays: Vec<O>,
+}
+
 /// A relay connection admitted for a call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RelayTicket<O> {
@@ -398,8 +480,8 @@ pub enum RelayTicket<O> {
         callee: String,
         callee_outbox: O,
         /// Set when the relay opens for a `REJOIN`: the other party is
-        /// given the token (`EVENT REJOIN`), which it has not seen.
-        rejoin: Option<Token>,
+        /// given its keys (`EVENT REJOIN`), which it has not seen.
+        rejoin: Option<Keys>,
     },
     /// The second half: join it to the first.
     Second,
@@ -586,15 +668,30 @@ impl<O: Clone> Registry<O> {
 
     /// Where `asker` can dial `name` now: only when the two are in the same
     /// call, so that nobody learns an address they were not given by a call.
-    pub fn locate(&self, asker: &str, name: &str) -> Option<(String, Vec<SocketAddr>)> {
-        let state = self.lock();
-        let me = state.peers.get(&name_key(asker))?;
+    pub fn locate(&self, asker: &str, name: &str, fresh: Fresh) -> Option<Located<O>> {
+        let asker_key = name_key(asker);
+        let mut state = self.lock();
+        let me = state.peers.get(&asker_key)?;
         let peer = state.peers.get(&name_key(name))?;
-        if me.call.is_none() || me.call != peer.call {
-            return None;
-        }
+        let call = me.call.filter(|_| me.call == peer.call)?;
         let addrs = candidates(me.seen, peer.advertised, peer.seen);
-        Some((peer.name.clone(), addrs))
+        let both_prove = me.features.proof && peer.features.proof;
+        let (peer_name, peer_outbox) = (peer.name.clone(), peer.outbox.clone());
+        let entry = state.calls.get_mut(&call)?;
+        // Fresh values to show for this attempt, for both; the relay's stay.
+        let keys = both_prove.then(|| {
+            let mut own = entry.own.unwrap_or_else(|| OwnValues::new(&fresh));
+            own.show = fresh.show;
+            entry.own = Some(own);
+            let me = usize::from(entry.callee == asker_key && entry.caller != asker_key);
+            (own.keys(me), own.keys(1 - me), peer_outbox)
+        });
+        Some(Located {
+            peer: peer_name,
+            call,
+            addrs,
+            keys,
+        })
     }
 
     /// One peer's row, if online.
@@ -668,14 +765,14 @@ impl<O: Clone> Registry<O> {
 
     /// Claims the caller (registered as `caller_name`) and the peer named
     /// `callee` for one call, in one step: of two callers racing for one
-    /// peer, exactly one gets it. `token` is the secret the caller will
-    /// present to the callee. The call rings ([`Setup::Ring`]) when both
+    /// peer, exactly one gets it. `fresh` gives the call's values: each
+    /// party's own when both announced `proof`, else one shared token. The call rings ([`Setup::Ring`]) when both
     /// announced `ring` and they are two; otherwise it connects at once.
     pub fn claim_call(
         &self,
         caller_name: &str,
         callee: &str,
-        token: Token,
+        fresh: Fresh,
     ) -> Result<Claim<O>, CallError> {
         let caller_key = name_key(caller_name);
         let callee_key = name_key(callee);
@@ -690,6 +787,7 @@ impl<O: Clone> Registry<O> {
         let caller_seen = caller.seen;
         let caller_name = caller.name.clone();
         let caller_rings = caller.features.ring;
+        let caller_proves = caller.features.proof;
         let now = Instant::now();
         let limit = self.limits.calls_per_minute;
         if state.recent_calls.len() >= 1024 && state.recent_calls.len().is_power_of_two() {
@@ -751,6 +849,7 @@ impl<O: Clone> Registry<O> {
         let callee_name = target.name.clone();
         let callee_outbox = target.outbox.clone();
         let callee_notes = target.features.session;
+        let own = (caller_proves && target.features.proof).then(|| OwnValues::new(&fresh));
         let call = state.next_call;
         state.next_call += 1;
         for key in [&caller_key, &callee_key] {
@@ -771,7 +870,8 @@ impl<O: Clone> Registry<O> {
             Call {
                 caller: caller_key,
                 callee: callee_key,
-                token,
+                token: fresh.token,
+                own,
                 started: now,
                 relay_since: now,
                 rejoiner: None,
@@ -783,8 +883,13 @@ impl<O: Clone> Registry<O> {
                 phase,
             },
         );
+        let keys = match own {
+            Some(own) => [own.keys(0), own.keys(1)],
+            None => [Keys::Shared(fresh.token); 2],
+        };
         Ok(Claim {
             call,
+            keys,
             caller: caller_name,
             callee: callee_name,
             callee_outbox,
@@ -805,7 +910,7 @@ impl<O: Clone> Registry<O> {
             call,
             caller: caller.name.clone(),
             callee: callee.name.clone(),
-            token: entry.token,
+            keys: [entry.keys(0), entry.keys(1)],
             addrs: candidates(caller.seen, callee.advertised, callee.seen),
             caller_outbox: caller.outbox.clone(),
         };
@@ -995,9 +1100,11 @@ impl<O: Clone> Registry<O> {
     }
 
     /// Admits a relay connection, which writes through `outbox`: `token`
-    /// must be the token of live call `call`, claimed less than
-    /// [`RELAY_WINDOW`] ago. Each call admits two relay connections, no
-    /// more, so a token cannot be replayed. The outbox is handed back in
+    /// must open live call `call`'s relay, which opened less than
+    /// [`RELAY_WINDOW`] ago: a party's own relay value, each once, when
+    /// both announced `proof`; else the call's shared token, for two
+    /// connections. So no value can be replayed, and no value shown on the
+    /// direct path opens the relay. The outbox is handed back in
     /// [`Ended::relays`] when the call ends.
     pub fn claim_relay(&self, call: CallId, token: &Token, outbox: O) -> Option<RelayTicket<O>> {
         let mut state = self.lock();
@@ -1007,23 +1114,36 @@ impl<O: Clone> Registry<O> {
         if entry.caller == entry.callee
             || entry.relay_halves >= 2
             || entry.phase != Phase::Live
-            || !entry.token.matches(token)
             || entry.relay_since.elapsed() > RELAY_WINDOW
         {
             return None;
         }
+        // Which party this half is, when each has its own value.
+        let party = match &mut entry.own {
+            Some(own) => {
+                let i = (0..2).find(|&i| !own.joined[i] && own.relay[i].matches(token))?;
+                own.joined[i] = true;
+                Some(i)
+            }
+            None if entry.token.matches(token) => None,
+            None => return None,
+        };
         entry.relay_halves += 1;
         entry.relays.push(outbox);
         if entry.relay_halves == 2 {
             entry.rejoiner = None;
             return Some(RelayTicket::Second);
         }
-        let (caller, callee) = match &entry.rejoiner {
+        let (first, other) = match (party, &entry.rejoiner) {
+            // The half's own value says whose it is; the other is told.
+            (Some(i), _) => (i, 1 - i),
             // Whoever asked opens first; the other is told.
-            Some(asker) if *asker == entry.callee => (entry.callee.clone(), entry.caller.clone()),
-            _ => (entry.caller.clone(), entry.callee.clone()),
+            (None, Some(asker)) if *asker == entry.callee => (1, 0),
+            (None, _) => (0, 1),
         };
-        let rejoin = entry.rejoiner.is_some().then_some(entry.token);
+        let rejoin = entry.rejoiner.is_some().then(|| entry.keys(other));
+        let parties = [&entry.caller, &entry.callee];
+        let (caller, callee) = (parties[first].clone(), parties[other].clone());
         let caller = state.peers.get(&caller)?.name.clone();
         let callee = state.peers.get(&callee)?;
         Some(RelayTicket::First {
@@ -1040,27 +1160,37 @@ impl<O: Clone> Registry<O> {
     /// for [`RELAY_WINDOW`], for two new halves; the connections of the
     /// relay it had are handed back, to be closed. Returns the peer's name
     /// as registered and the call.
-    pub fn rejoin(
-        &self,
-        asker: &str,
-        name: &str,
-        token: Token,
-    ) -> Option<(String, CallId, Vec<O>)> {
+    pub fn rejoin(&self, asker: &str, name: &str, fresh: Fresh) -> Option<Rejoined<O>> {
         let asker_key = name_key(asker);
         let mut state = self.lock();
         let me = state.peers.get(&asker_key)?;
         let peer = state.peers.get(&name_key(name))?;
         let call = me.call.filter(|_| me.call == peer.call)?;
+        let both_prove = me.features.proof && peer.features.proof;
         let peer_name = peer.name.clone();
         let entry = state.calls.get_mut(&call)?;
         if entry.phase != Phase::Live {
             return None;
         }
-        entry.token = token;
+        entry.token = fresh.token;
+        // New relay values; the values to show stay those of the last
+        // `LOCATE`, which the peer may be showing right now.
+        if both_prove {
+            let mut own = entry.own.unwrap_or_else(|| OwnValues::new(&fresh));
+            own.relay = fresh.relay;
+            own.joined = [false; 2];
+            entry.own = Some(own);
+        }
         entry.relay_since = Instant::now();
         entry.relay_halves = 0;
+        let me = usize::from(entry.callee == asker_key && entry.caller != asker_key);
         entry.rejoiner = Some(asker_key);
-        Some((peer_name, call, std::mem::take(&mut entry.relays)))
+        Some(Rejoined {
+            peer: peer_name,
+            call,
+            keys: entry.keys(me),
+            relays: std::mem::take(&mut entry.relays),
+        })
     }
 
     /// Marks `name` busy again in a chat with `peer` that outlived a server
@@ -1096,6 +1226,7 @@ impl<O: Clone> Registry<O> {
                         caller: key.clone(),
                         callee: peer_key.clone(),
                         token,
+                        own: None,
                         started: Instant::now(),
                         relay_since: Instant::now(),
                         rejoiner: None,
@@ -1409,6 +1540,16 @@ mod tests {
     use crate::protocol::NameError;
 
     const T: Token = Token([7; 16]);
+    const F: Fresh = fresh(T);
+
+    /// Fresh values whose shared token is `token`.
+    const fn fresh(token: Token) -> Fresh {
+        Fresh {
+            token,
+            show: [Token([0x51; 16]), Token([0x52; 16])],
+            relay: [Token([0x61; 16]), Token([0x62; 16])],
+        }
+    }
 
     fn addr(s: &str) -> SocketAddr {
         s.parse().unwrap()
@@ -1471,7 +1612,7 @@ mod tests {
     #[test]
     fn list_is_sorted_and_shows_busy() {
         let reg = with(&["carol", "Bob", "alice"]);
-        reg.claim_call("alice", "carol", T).unwrap();
+        reg.claim_call("alice", "carol", F).unwrap();
         let list = reg.list();
         let names: Vec<_> = list.iter().map(|e| (e.name.as_str(), e.busy)).collect();
         assert_eq!(names, [("alice", true), ("Bob", false), ("carol", true)]);
@@ -1488,20 +1629,20 @@ mod tests {
     #[test]
     fn a_claim_takes_both_and_refuses_third_parties() {
         let reg = with(&["a", "b", "c"]);
-        let claim = reg.claim_call("a", "B", T).unwrap();
+        let claim = reg.claim_call("a", "B", F).unwrap();
         assert_eq!(claim.callee, "b");
         assert_eq!(claim.callee_outbox, "box-b");
         assert_eq!(
-            reg.claim_call("c", "b", T),
+            reg.claim_call("c", "b", F),
             Err(CallError::Busy("b".into()))
         );
         assert_eq!(
-            reg.claim_call("c", "a", T),
+            reg.claim_call("c", "a", F),
             Err(CallError::Busy("a".into()))
         );
-        assert_eq!(reg.claim_call("b", "c", T), Err(CallError::AlreadyInCall));
+        assert_eq!(reg.claim_call("b", "c", F), Err(CallError::AlreadyInCall));
         assert_eq!(
-            reg.claim_call("c", "zed", T),
+            reg.claim_call("c", "zed", F),
             Err(CallError::UnknownUser("zed".into()))
         );
     }
@@ -1509,7 +1650,7 @@ mod tests {
     #[test]
     fn only_a_party_can_hang_up_and_only_the_current_call() {
         let reg = with(&["a", "b", "c"]);
-        let call = reg.claim_call("a", "b", T).unwrap().call;
+        let call = reg.claim_call("a", "b", F).unwrap().call;
         assert_eq!(reg.hangup("c", call), None);
         assert_eq!(reg.hangup("a", call + 1), None);
         let ended = reg.hangup("b", call).unwrap();
@@ -1517,7 +1658,7 @@ mod tests {
         assert_eq!(ended.notify, Some("box-a"));
         assert!(reg.list().iter().all(|e| !e.busy));
         // A second hangup of the same call changes nothing.
-        let next = reg.claim_call("c", "a", T).unwrap().call;
+        let next = reg.claim_call("c", "a", F).unwrap().call;
         assert_eq!(reg.hangup("a", call), None);
         assert!(reg.list().iter().find(|e| e.name == "a").unwrap().busy);
         assert!(reg.hangup("a", next).is_some());
@@ -1526,7 +1667,7 @@ mod tests {
     #[test]
     fn calling_yourself_claims_once_and_notifies_nobody() {
         let reg = with(&["a"]);
-        let claim = reg.claim_call("a", "A", T).unwrap();
+        let claim = reg.claim_call("a", "A", F).unwrap();
         assert!(reg.list()[0].busy);
         let ended = reg.hangup("a", claim.call).unwrap();
         assert_eq!(ended.notify, None);
@@ -1536,7 +1677,7 @@ mod tests {
     #[test]
     fn removing_a_peer_frees_its_partner_and_needs_its_connection() {
         let reg = with(&["a", "b"]);
-        let call = reg.claim_call("a", "b", T).unwrap().call;
+        let call = reg.claim_call("a", "b", F).unwrap().call;
         assert_eq!(
             reg.remove(1, "a", Leaving::Closed).ended,
             None,
@@ -1559,7 +1700,7 @@ mod tests {
     #[test]
     fn relay_needs_the_right_token_once() {
         let reg = with(&["a", "b"]);
-        let call = reg.claim_call("a", "b", T).unwrap().call;
+        let call = reg.claim_call("a", "b", F).unwrap().call;
         assert!(reg.claim_relay(call, &Token([8; 16]), "relay").is_none());
         assert!(reg.claim_relay(call + 1, &T, "relay").is_none());
         let Some(RelayTicket::First { caller, callee, .. }) = reg.claim_relay(call, &T, "relay")
@@ -1580,14 +1721,16 @@ mod tests {
     fn rejoin_reopens_the_relay_for_the_parties_of_a_call_only_asker_first() {
         const NEW: Token = Token([9; 16]);
         let reg = with(&["a", "b", "c"]);
-        let call = reg.claim_call("a", "b", T).unwrap().call;
+        let call = reg.claim_call("a", "b", F).unwrap().call;
         assert!(reg.claim_relay(call, &T, "old-a").is_some());
         assert!(reg.claim_relay(call, &T, "old-b").is_some());
-        assert!(reg.rejoin("c", "b", NEW).is_none(), "not c's call");
-        assert!(reg.rejoin("a", "c", NEW).is_none(), "c is not in it");
+        assert!(reg.rejoin("c", "b", fresh(NEW)).is_none(), "not c's call");
+        assert!(reg.rejoin("a", "c", fresh(NEW)).is_none(), "c is not in it");
         // The callee asks: its half first, the caller is told.
-        let (peer, rejoined, old) = reg.rejoin("B", "a", NEW).unwrap();
-        assert_eq!((peer.as_str(), rejoined), ("a", call));
+        let rejoined = reg.rejoin("B", "a", fresh(NEW)).unwrap();
+        assert_eq!((rejoined.peer.as_str(), rejoined.call), ("a", call));
+        assert_eq!(rejoined.keys, Keys::Shared(NEW), "neither announced proof");
+        let old = rejoined.relays;
         assert_eq!(old, ["old-a", "old-b"], "the old relay is handed back");
         assert!(
             reg.claim_relay(call, &T, "x").is_none(),
@@ -1603,7 +1746,7 @@ mod tests {
             panic!("first half refused");
         };
         assert_eq!((caller.as_str(), callee.as_str()), ("b", "a"));
-        assert_eq!((callee_outbox, rejoin), ("box-a", Some(NEW)));
+        assert_eq!((callee_outbox, rejoin), ("box-a", Some(Keys::Shared(NEW))));
         assert_eq!(
             reg.claim_relay(call, &NEW, "new-a"),
             Some(RelayTicket::Second)
@@ -1623,7 +1766,7 @@ mod tests {
         assert_eq!(reg.resume("b", "a", T), Ok(call));
         assert_eq!(reg.resume("b", "a", T), Err(CallError::AlreadyInCall));
         assert_eq!(
-            reg.claim_call("c", "a", T),
+            reg.claim_call("c", "a", F),
             Err(CallError::Busy("a".into()))
         );
         assert!(
@@ -1648,7 +1791,7 @@ mod tests {
     #[test]
     fn resuming_a_chat_with_someone_cannot_touch_their_other_call() {
         let reg = with(&["mallory", "bob", "carol"]);
-        let real = reg.claim_call("carol", "bob", T).unwrap().call;
+        let real = reg.claim_call("carol", "bob", F).unwrap().call;
         let fake = reg.resume("mallory", "bob", T).unwrap();
         let ended = reg.hangup("mallory", fake).unwrap();
         assert_eq!(ended.notify, None, "bob is not told of a call he is not in");
@@ -1716,6 +1859,7 @@ mod tests {
             ring: true,
             missed: true,
             session: false,
+            proof: false,
         };
         for (i, name) in names.iter().enumerate() {
             reg.set_features(i as ConnId, name, rings);
@@ -1730,18 +1874,18 @@ mod tests {
     #[test]
     fn a_call_rings_only_when_both_announced_ring() {
         let reg = ringing(&["a", "b"]);
-        let claim = reg.claim_call("a", "b", T).unwrap();
+        let claim = reg.claim_call("a", "b", F).unwrap();
         assert_eq!(claim.setup, Setup::Ring);
         assert_eq!(busy(&reg), [("a".into(), true), ("b".into(), true)]);
 
         let reg = ringing(&["a", "b", "c"]);
         reg.set_features(2, "c", ClientFeatures::default());
         assert!(matches!(
-            reg.claim_call("a", "c", T).unwrap().setup,
+            reg.claim_call("a", "c", F).unwrap().setup,
             Setup::Connect { .. }
         ));
         assert!(matches!(
-            reg.claim_call("b", "B", T).unwrap().setup,
+            reg.claim_call("b", "B", F).unwrap().setup,
             Setup::Connect { .. }
         ));
         // Features are changed only through the peer's own connection.
@@ -1752,6 +1896,7 @@ mod tests {
                 ring: true,
                 missed: true,
                 session: false,
+                proof: false,
             },
         );
         assert_eq!(reg.missed_call_outbox("c"), None);
@@ -1761,7 +1906,7 @@ mod tests {
     #[test]
     fn only_the_callee_answers_a_ringing_call_once_and_then_it_is_live() {
         let reg = ringing(&["a", "b", "c"]);
-        let call = reg.claim_call("a", "b", T).unwrap().call;
+        let call = reg.claim_call("a", "b", F).unwrap().call;
         assert!(
             reg.claim_relay(call, &T, "relay").is_none(),
             "no relay while ringing"
@@ -1774,7 +1919,7 @@ mod tests {
             (answered.caller.as_str(), answered.callee.as_str()),
             ("a", "b")
         );
-        assert_eq!(answered.token, T);
+        assert_eq!(answered.keys, [Keys::Shared(T); 2]);
         assert_eq!(answered.addrs, vec![addr("10.0.0.1:5000")]);
         assert_eq!(answered.caller_outbox, "box-a");
         assert_eq!(reg.answer("b", call), None, "answered already");
@@ -1791,12 +1936,12 @@ mod tests {
     #[test]
     fn declining_or_ringing_out_frees_both() {
         let reg = ringing(&["a", "b"]);
-        let call = reg.claim_call("a", "b", T).unwrap().call;
+        let call = reg.claim_call("a", "b", F).unwrap().call;
         let ended = reg.decline("b", call).unwrap();
         assert_eq!((ended.by.as_str(), ended.notify), ("b", Some("box-a")));
         assert_eq!(busy(&reg), [("a".into(), false), ("b".into(), false)]);
 
-        let call = reg.claim_call("b", "a", T).unwrap().call;
+        let call = reg.claim_call("b", "a", F).unwrap().call;
         let rang = reg.ring_out(call).unwrap();
         assert_eq!((rang.caller.as_str(), rang.caller_outbox), ("b", "box-b"));
         assert_eq!((rang.callee.as_str(), rang.callee_outbox), ("a", "box-a"));
@@ -1816,14 +1961,14 @@ mod tests {
             reg.take_presence(),
             [p("a", PresenceState::Joined), p("b", PresenceState::Joined)]
         );
-        let call = reg.claim_call("a", "b", T).unwrap().call;
+        let call = reg.claim_call("a", "b", F).unwrap().call;
         reg.hangup("b", call);
         let none = ClientFeatures::default();
         let seen = ip("10.0.0.9");
         reg.register(7, "c", addr("10.0.0.9:1"), seen, "box-c", none)
             .unwrap();
         reg.remove(7, "c", Leaving::Closed);
-        reg.claim_call("b", "a", T).unwrap();
+        reg.claim_call("b", "a", F).unwrap();
         reg.remove(0, "a", Leaving::Closed);
         assert_eq!(
             reg.take_presence(),
@@ -1855,6 +2000,7 @@ mod tests {
         ring: true,
         missed: true,
         session: true,
+        proof: false,
     };
 
     /// A callee that notes its links but does not ring: calls to it are
@@ -1863,6 +2009,7 @@ mod tests {
         ring: false,
         missed: true,
         session: true,
+        proof: false,
     };
 
     #[test]
@@ -1870,14 +2017,14 @@ mod tests {
         let reg = sessions(&["a", "b"]);
         reg.set_features(0, "a", ClientFeatures::default());
         assert_eq!(
-            reg.claim_call("a", "b", T),
+            reg.claim_call("a", "b", F),
             Err(CallError::RingsOnly("b".into()))
         );
         assert_eq!(reg.calls_open(), 0);
         assert_eq!(busy(&reg), [("a".into(), false), ("b".into(), false)]);
         // Calling oneself needs no ring.
         assert!(matches!(
-            reg.claim_call("a", "A", T).unwrap().setup,
+            reg.claim_call("a", "A", F).unwrap().setup,
             Setup::Connect { .. }
         ));
     }
@@ -1892,7 +2039,7 @@ mod tests {
     }
 
     fn waits(reg: &Registry<&'static str>, caller: &str, callee: &str) -> bool {
-        match reg.claim_call(caller, callee, T) {
+        match reg.claim_call(caller, callee, F) {
             Err(CallError::TooSoon { .. }) => true,
             Ok(claim) => {
                 reg.hangup(caller, claim.call);
@@ -1906,15 +2053,15 @@ mod tests {
     fn the_recall_wait_follows_only_what_the_callee_did() {
         // Declined, rung out, or hung up on by the callee: the caller waits.
         let reg = sessions(&["a", "b"]);
-        let call = reg.claim_call("a", "b", T).unwrap().call;
+        let call = reg.claim_call("a", "b", F).unwrap().call;
         reg.decline("b", call).unwrap();
         assert!(waits(&reg, "a", "b"), "after a decline");
         let reg = sessions(&["a", "b"]);
-        let call = reg.claim_call("a", "b", T).unwrap().call;
+        let call = reg.claim_call("a", "b", F).unwrap().call;
         reg.ring_out(call).unwrap();
         assert!(waits(&reg, "a", "b"), "after a ring-out");
         let reg = sessions(&["a", "b"]);
-        let call = reg.claim_call("a", "b", T).unwrap().call;
+        let call = reg.claim_call("a", "b", F).unwrap().call;
         reg.hangup("b", call).unwrap();
         assert!(
             waits(&reg, "a", "b"),
@@ -1924,7 +2071,7 @@ mod tests {
         // A chat that happened, however short: no wait, whoever ends it.
         for ender in ["a", "b"] {
             let reg = sessions(&["a", "b"]);
-            let call = reg.claim_call("a", "b", T).unwrap().call;
+            let call = reg.claim_call("a", "b", F).unwrap().call;
             reg.answer("b", call).unwrap();
             reg.hangup(ender, call).unwrap();
             assert!(!waits(&reg, "a", "b"), "answered, ended by {ender}");
@@ -1932,14 +2079,14 @@ mod tests {
         // Set up at once (auto-answer), linked: no wait.
         let reg = with(&["a", "b"]);
         reg.set_features(1, "b", NOTES);
-        let call = reg.claim_call("a", "b", T).unwrap().call;
+        let call = reg.claim_call("a", "b", F).unwrap().call;
         assert!(reg.linked("b", call));
         reg.hangup("b", call).unwrap();
         assert!(!waits(&reg, "a", "b"), "a short direct chat");
         // Set up at once, never linked, the callee hangs up: a wait.
         let reg = with(&["a", "b"]);
         reg.set_features(1, "b", NOTES);
-        let call = reg.claim_call("a", "b", T).unwrap().call;
+        let call = reg.claim_call("a", "b", F).unwrap().call;
         reg.hangup("b", call).unwrap();
         assert!(
             waits(&reg, "a", "b"),
@@ -1948,18 +2095,18 @@ mod tests {
         // ...the caller gives up: no wait.
         let reg = with(&["a", "b"]);
         reg.set_features(1, "b", NOTES);
-        let call = reg.claim_call("a", "b", T).unwrap().call;
+        let call = reg.claim_call("a", "b", F).unwrap().call;
         reg.hangup("a", call).unwrap();
         assert!(!waits(&reg, "a", "b"), "the caller's own cancel");
         // Only the callee notes the link.
         let reg = sessions(&["a", "b"]);
-        let call = reg.claim_call("a", "b", T).unwrap().call;
+        let call = reg.claim_call("a", "b", F).unwrap().call;
         assert!(!reg.linked("a", call), "the caller");
         assert!(!reg.linked("b", call), "still ringing");
 
         // Busy: no wait.
         let reg = sessions(&["a", "b"]);
-        let call = reg.claim_call("a", "b", T).unwrap().call;
+        let call = reg.claim_call("a", "b", F).unwrap().call;
         let (ended, caller) = reg.busy("b", call).unwrap();
         assert_eq!(
             (caller.as_str(), ended.notify, ended.notify_session),
@@ -1975,14 +2122,14 @@ mod tests {
         let reg = sessions(&names);
         // friend chatted with b before the flood (its first ring was one
         // of a stranger's: one of the six).
-        let call = reg.claim_call("friend", "b", T).unwrap().call;
+        let call = reg.claim_call("friend", "b", F).unwrap().call;
         reg.answer("b", call).unwrap();
         reg.hangup("friend", call).unwrap();
         for stranger in &names[..5] {
-            let call = reg.claim_call(stranger, "b", T).unwrap().call;
+            let call = reg.claim_call(stranger, "b", F).unwrap().call;
             reg.hangup(stranger, call).unwrap();
         }
-        match reg.claim_call("s5", "b", T) {
+        match reg.claim_call("s5", "b", F) {
             Err(CallError::NotTakingCalls { callee, wait }) => {
                 assert_eq!(callee, "b");
                 assert!(wait <= MINUTE, "{wait:?}");
@@ -1990,7 +2137,7 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(matches!(
-            reg.claim_call("friend", "b", T).unwrap().setup,
+            reg.claim_call("friend", "b", F).unwrap().setup,
             Setup::Ring
         ));
     }
@@ -2000,11 +2147,11 @@ mod tests {
         let reg = sessions(&["a", "b"]);
         // Each claim but the last succeeding is the check: no wait before.
         for _ in 0..CANCELS_BEFORE_WAIT {
-            let call = reg.claim_call("a", "b", T).unwrap().call;
+            let call = reg.claim_call("a", "b", F).unwrap().call;
             reg.hangup("a", call).unwrap();
         }
         assert!(matches!(
-            reg.claim_call("a", "b", T),
+            reg.claim_call("a", "b", F),
             Err(CallError::TooSoon { .. })
         ));
     }
@@ -2035,7 +2182,7 @@ mod tests {
         assert_eq!(err, Err(RegisterError::Taken("bob".into())));
         reg.register_owned("al", entry(3, "box-al"), None, S2)
             .unwrap();
-        let call = reg.claim_call("al", "bob", T).unwrap().call;
+        let call = reg.claim_call("al", "bob", F).unwrap().call;
         let again = reg
             .register_owned("bob", entry(2, "new"), Some(S1), S2)
             .unwrap();
@@ -2121,7 +2268,7 @@ mod tests {
                 .unwrap();
             reg.register_owned("al", entry(2, "box-al"), None, S2)
                 .unwrap();
-            reg.claim_call("al", "bob", T).unwrap();
+            reg.claim_call("al", "bob", F).unwrap();
             reg
         };
         let setup = || setup_holding(CallLimits::default().hold);

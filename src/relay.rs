@@ -282,10 +282,10 @@ pub fn serve(
             let (first, joins) = mpsc::channel();
             let wait = relays.insert(call, first);
             let ask = match rejoin {
-                Some(token) => ServerLine::RejoinRequested {
+                Some(keys) => ServerLine::RejoinRequested {
                     caller: caller.clone(),
                     call,
-                    token,
+                    keys,
                 },
                 None => ServerLine::RelayRequested { call },
             };

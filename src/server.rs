@@ -34,12 +34,12 @@ use crate::connection::{LineReader, Outbox, ReadError, SharedStream, write_line}
 use crate::log;
 use crate::protocol::{
     CallId, ConnEnd, ErrorCode, FEATURE_LONG_LINES, FEATURE_MISSED, FEATURE_NO_RELAY_CODE,
-    FEATURE_PRESENCE, FEATURE_REJOIN, FEATURE_RELAY, FEATURE_RING, FEATURE_SESSION, MAX_LINE,
-    NameError, ProtocolError, Request, ServerLine, Token, printable,
+    FEATURE_PRESENCE, FEATURE_PROOF, FEATURE_REJOIN, FEATURE_RELAY, FEATURE_RING, FEATURE_SESSION,
+    MAX_LINE, NameError, ProtocolError, Request, ServerLine, Token, printable,
 };
 use crate::registry::{
-    self, CallError, CallLimits, ClientFeatures, ConnId, Ended, Entry, Leaving, RegisterError,
-    Registry, Setup,
+    self, CallError, CallLimits, ClientFeatures, ConnId, Ended, Entry, Fresh, Leaving,
+    RegisterError, Registry, Setup,
 };
 use crate::relay::{self, RelayLimits, Relays};
 use crate::token::random_token;
@@ -924,10 +924,7 @@ fn handle_line(session: &mut Session, line: &str) -> io::Result<Flow> {
             Some(user) => session.reply(&ServerLine::Found(user))?,
             None => session.refuse(Refusal::UnknownUser(wanted), line)?,
         },
-        Request::Locate { name: wanted } => match shared.registry.locate(&name, &wanted) {
-            Some((peer, addrs)) => session.reply(&ServerLine::Located { peer, addrs })?,
-            None => session.refuse(Refusal::NotInCallWith(wanted), line)?,
-        },
+        Request::Locate { name: wanted } => locate(session, &name, &wanted, line)?,
         Request::Rejoin { name: wanted } => rejoin_call(session, &name, &wanted, line)?,
         Request::Call { name: callee } => start_call(session, &name, &callee, line)?,
         Request::Hangup { call } => match shared.registry.hangup(&name, call) {
@@ -1124,6 +1121,7 @@ fn features(config: &Config) -> ServerLine {
             FEATURE_MISSED,
             FEATURE_LONG_LINES,
             FEATURE_SESSION,
+            FEATURE_PROOF,
         ]
         .map(String::from),
     );
@@ -1137,17 +1135,65 @@ fn rejoin_call(session: &mut Session, name: &str, wanted: &str, line: &str) -> i
     if !shared.config.relay {
         return session.refuse(Refusal::NoRelay, line);
     }
-    let Some(token) = call_token(session)? else {
+    let Some(fresh) = fresh_values(session)? else {
         return Ok(());
     };
-    match shared.registry.rejoin(name, wanted, token) {
-        Some((peer, call, old)) => {
-            relay::close_after_drain(old);
+    match shared.registry.rejoin(name, wanted, fresh) {
+        Some(rejoined) => {
+            relay::close_after_drain(rejoined.relays);
+            let (peer, call) = (rejoined.peer, rejoined.call);
             log!("chat {call}: {name} brings {peer} back through the relay");
-            session.reply(&ServerLine::RejoinReady { peer, call, token })
+            session.reply(&ServerLine::RejoinReady {
+                peer,
+                call,
+                keys: rejoined.keys,
+            })
         }
         None => session.refuse(Refusal::NotInCallWith(wanted.to_string()), line),
     }
+}
+
+/// `LOCATE`: where the peer of `name`'s call is now. When both announced
+/// `proof`, each gets fresh values for this attempt: the peer first
+/// (`EVENT RETURNING`), so it can show its own when the asker knocks.
+fn locate(session: &Session, name: &str, wanted: &str, line: &str) -> io::Result<()> {
+    let Some(fresh) = fresh_values(session)? else {
+        return Ok(());
+    };
+    let Some(located) = session.shared().registry.locate(name, wanted, fresh) else {
+        return session.refuse(Refusal::NotInCallWith(wanted.to_string()), line);
+    };
+    let keys = located.keys.map(|(mine, theirs, outbox)| {
+        let _ = outbox.send(&ServerLine::Returning {
+            caller: name.to_string(),
+            call: located.call,
+            keys: theirs,
+        });
+        mine
+    });
+    session.reply(&ServerLine::Located {
+        peer: located.peer,
+        keys,
+        addrs: located.addrs,
+    })
+}
+
+/// Fresh values for a call, `LOCATE` or `REJOIN`, or `None` after telling
+/// the client the server cannot make them (the OS random source failed).
+fn fresh_values(session: &Session) -> io::Result<Option<Fresh>> {
+    let mut tokens = [Token([0; 16]); 5];
+    for token in &mut tokens {
+        let Some(fresh) = call_token(session)? else {
+            return Ok(None);
+        };
+        *token = fresh;
+    }
+    let [token, a, b, ra, rb] = tokens;
+    Ok(Some(Fresh {
+        token,
+        show: [a, b],
+        relay: [ra, rb],
+    }))
 }
 
 /// A fresh call token, or `None` after telling the client the server
@@ -1181,12 +1227,12 @@ fn resume_call(session: &Session, name: &str, peer: &str, line: &str) -> io::Res
 }
 
 fn start_call(session: &Session, name: &str, callee: &str, line: &str) -> io::Result<()> {
-    let Some(token) = call_token(session)? else {
+    let Some(fresh) = fresh_values(session)? else {
         return Ok(());
     };
     let shared = session.shared();
     let registry = &shared.registry;
-    let claim = match registry.claim_call(name, callee, token) {
+    let claim = match registry.claim_call(name, callee, fresh) {
         Ok(claim) => claim,
         Err(e) => {
             // A busy callee, or one that answers only calls that ring, was
@@ -1240,7 +1286,7 @@ fn start_call(session: &Session, name: &str, callee: &str, line: &str) -> io::Re
     let pushed = claim.callee_outbox.send(&ServerLine::Incoming {
         caller: claim.caller.clone(),
         call: claim.call,
-        token,
+        keys: claim.keys[1],
     });
     if pushed.is_err() {
         if let Some(ended) = registry.hangup(name, claim.call) {
@@ -1251,7 +1297,7 @@ fn start_call(session: &Session, name: &str, callee: &str, line: &str) -> io::Re
     session.reply(&ServerLine::CallReady {
         peer: claim.callee,
         call: claim.call,
-        token,
+        keys: claim.keys[0],
         addrs,
     })
 }
@@ -1273,12 +1319,12 @@ fn answer_call(session: &Session, name: &str, call: CallId, line: &str) -> io::R
     session.reply(&ServerLine::Answer {
         caller: answered.caller.clone(),
         call,
-        token: answered.token,
+        keys: answered.keys[1],
     })?;
     let _ = answered.caller_outbox.send(&ServerLine::Answered {
         peer: answered.callee,
         call,
-        token: answered.token,
+        keys: answered.keys[0],
         addrs: answered.addrs,
     });
     Ok(())

@@ -85,6 +85,105 @@ impl fmt::Debug for Token {
     }
 }
 
+/// What one party of a call holds to prove itself and to check its peer.
+///
+/// With a peer (and server) that announced `proof`, the server hands each
+/// party values of its own ([`Keys::Own`]): `show` goes to the peer, but only
+/// after the peer showed `expect` (the dialed party shows first, and a
+/// shown value is spent); `relay` opens this party's half of the relay and
+/// is never shown to the peer, so nothing seen on the direct path opens the
+/// relay. Older parties share one token for all three ([`Keys::Shared`]):
+/// the caller presents it to the callee, and both to the relay.
+///
+/// On the wire: `Own` is the three tokens joined by dots
+/// (`<show>.<expect>.<relay>`), `Shared` the token alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keys {
+    Shared(Token),
+    Own {
+        show: Token,
+        expect: Token,
+        relay: Token,
+    },
+}
+
+impl Keys {
+    /// What this party presents in its `HELLO` / `REHELLO`.
+    pub fn show(&self) -> Token {
+        match *self {
+            Keys::Shared(t) => t,
+            Keys::Own { show, .. } => show,
+        }
+    }
+
+    /// What this party's relay half presents to the server.
+    pub fn relay(&self) -> Token {
+        match *self {
+            Keys::Shared(t) => t,
+            Keys::Own { relay, .. } => relay,
+        }
+    }
+
+    /// Whether `value`, shown by the peer, is the one this party expects.
+    pub fn accepts(&self, value: &Token) -> bool {
+        match self {
+            Keys::Shared(t) => t.matches(value),
+            Keys::Own { expect, .. } => expect.matches(value),
+        }
+    }
+
+    /// Whether the dialed party shows its value first (`KNOCK` / `PROOF`):
+    /// only with values of one's own; an older callee expects `HELLO` first.
+    pub fn knocks(&self) -> bool {
+        matches!(self, Keys::Own { .. })
+    }
+
+    /// The other party's keys, for the same call: what one shows, the other
+    /// expects. (`relay` is the other party's own, given apart.)
+    pub fn mirrored(&self, relay: Token) -> Keys {
+        match *self {
+            Keys::Shared(t) => Keys::Shared(t),
+            Keys::Own { show, expect, .. } => Keys::Own {
+                show: expect,
+                expect: show,
+                relay,
+            },
+        }
+    }
+
+    /// Reads `<token>` or `<token>.<token>.<token>`.
+    pub fn parse(text: &str) -> Result<Keys, NotAToken> {
+        let mut parts = text.split('.');
+        let first = Token::parse(parts.next().unwrap_or_default())?;
+        let Some(expect) = parts.next() else {
+            return Ok(Keys::Shared(first));
+        };
+        let expect = Token::parse(expect)?;
+        let relay = Token::parse(parts.next().ok_or(NotAToken)?)?;
+        if parts.next().is_some() {
+            return Err(NotAToken);
+        }
+        Ok(Keys::Own {
+            show: first,
+            expect,
+            relay,
+        })
+    }
+}
+
+impl fmt::Display for Keys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Keys::Shared(t) => write!(f, "{t}"),
+            Keys::Own {
+                show,
+                expect,
+                relay,
+            } => write!(f, "{show}.{expect}.{relay}"),
+        }
+    }
+}
+
 /// A fresh, unpredictable [`Token`].
 pub fn random_token() -> io::Result<Token> {
     let mut bytes = [0u8; 16];
@@ -97,6 +196,33 @@ mod tests {
     use super::*;
 
     const SAMPLE: Token = Token([0xab; 16]);
+
+    #[test]
+    fn keys_are_one_token_or_three_and_mirror_each_other() {
+        let (a, b, r) = (Token([1; 16]), Token([2; 16]), Token([3; 16]));
+        let own = Keys::Own {
+            show: a,
+            expect: b,
+            relay: r,
+        };
+        assert_eq!(Keys::parse(&own.to_string()), Ok(own));
+        assert_eq!(Keys::parse(&SAMPLE.to_string()), Ok(Keys::Shared(SAMPLE)));
+        let peer = own.mirrored(SAMPLE);
+        assert!(peer.accepts(&own.show()) && own.accepts(&peer.show()));
+        assert!(
+            !own.accepts(&own.show()),
+            "one's own value is not the peer's"
+        );
+        assert!(own.knocks() && !Keys::Shared(a).knocks());
+        for bad in [
+            format!("{a}."),
+            format!("{a}.{b}"),
+            format!("{a}.{b}.{r}.{r}"),
+            format!(".{a}.{b}"),
+        ] {
+            assert_eq!(Keys::parse(&bad), Err(NotAToken), "{bad}");
+        }
+    }
 
     #[test]
     fn tokens_differ() {

@@ -308,6 +308,12 @@ impl Driver {
                         token,
                         route,
                     },
+                    Greeting::Knock { call } => Input::Knock {
+                        link,
+                        caller: hello.caller,
+                        call,
+                        route,
+                    },
                     Greeting::Rejoin { key, received } => Input::Rehello {
                         link,
                         caller: hello.caller,
@@ -339,6 +345,7 @@ impl Driver {
                         route,
                         key,
                         rejoined,
+                        strangers: dialed.strangers,
                     })
                 });
                 self.feed(Input::Dialed { call, result });
@@ -451,9 +458,16 @@ impl Driver {
                 }
                 self.owed.retain(|l| *l != link);
             }
+            Output::Prove { link, value } => {
+                if let Some(conn) = self.held.remove(&link) {
+                    // Its HELLO comes back as a new greeting.
+                    p2pserver::prove(conn, value, self.events.clone());
+                }
+            }
             Output::Dial {
                 call,
-                token,
+                keys,
+                caller,
                 hello,
                 addrs,
                 relay,
@@ -461,7 +475,8 @@ impl Driver {
             } => p2pclient::spawn(
                 p2pclient::Dial {
                     call,
-                    token,
+                    keys,
+                    caller,
                     hello,
                     addrs,
                     relay,

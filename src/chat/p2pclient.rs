@@ -2,7 +2,10 @@
 //!
 //! It tries the peer's candidate addresses in order, each with a short
 //! connect timeout, says `HELLO` (and `FEATURES`) with the call's token, and
-//! waits (bounded) for `WELCOME`. If no address works, it asks the
+//! waits (bounded) for `WELCOME`. With values of our own (`proof`), a direct
+//! connection first says `KNOCK` and goes on only if the answer is the
+//! value the server told us to expect: whoever else answers at an address
+//! is shown nothing. If no address works, it asks the
 //! registration server to relay the chat ([`open_relay`]) and greets the
 //! peer through that instead. The outcome, a handshaken connection or a
 //! [`DialError`] naming what went wrong with each way, goes to the main loop
@@ -19,7 +22,7 @@ use super::core::{DialError, Pace, Route, Way, WayError};
 use super::link::Handshaken;
 use super::{Event, Events};
 use crate::connection::{LineReader, write_line};
-use crate::protocol::{CallId, ErrorCode, PeerMessage, Request, ServerLine, Token};
+use crate::protocol::{CallId, ErrorCode, Keys, PeerMessage, Request, ServerLine, Token};
 
 /// How long one of the peer's addresses may take to accept the connection.
 pub const PEER_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -34,7 +37,11 @@ const RELAY_TIMEOUT: Duration = Duration::from_secs(12);
 /// A call to dial: where, and what to say first.
 pub struct Dial {
     pub call: CallId,
-    pub token: Token,
+    /// Ours for the call: the value to expect from a knocked peer, and
+    /// the relay's.
+    pub keys: Keys,
+    /// Our name, for `KNOCK`.
+    pub caller: String,
     /// `HELLO`, then `FEATURES` (or `REHELLO`).
     pub hello: Vec<PeerMessage>,
     pub addrs: Vec<SocketAddr>,
@@ -53,6 +60,8 @@ pub struct Dialed {
     pub addr: SocketAddr,
     /// The peer's answer: `WELCOME`, or `REWELCOME`.
     pub answer: PeerMessage,
+    /// Addresses where someone else answered our `KNOCK`.
+    pub strangers: Vec<SocketAddr>,
 }
 
 /// Starts dialing on a thread of its own.
@@ -137,11 +146,22 @@ fn run(dial: &Dial) -> Result<Dialed, DialError> {
             let (attempt, way) = (started, ways[started].clone());
             started += 1;
             let (race, results, hello) = (race.clone(), results.clone(), dial.hello.clone());
-            let (server, call, token) = (dial.server, dial.call, dial.token);
+            let knock = dial.keys.knocks().then(|| Knock {
+                message: PeerMessage::Knock {
+                    caller: dial.caller.clone(),
+                    call: dial.call,
+                },
+                keys: dial.keys,
+            });
+            let (server, call, token) = (dial.server, dial.call, dial.keys.relay());
             let spawned = thread::Builder::new()
                 .name("p2pclient-try".into())
                 .spawn(move || {
-                    let result = try_way(&way, server, call, token, &hello, &race, attempt);
+                    let greeting = Greeting {
+                        knock,
+                        hello: &hello,
+                    };
+                    let result = try_way(&way, server, call, token, greeting, &race, attempt);
                     let _ = results.send((attempt, result));
                 });
             match spawned {
@@ -179,7 +199,20 @@ fn run(dial: &Dial) -> Result<Dialed, DialError> {
                     Way::Direct(addr) => addr,
                     Way::Relay => dial.server,
                 };
-                return Ok(Dialed { conn, addr, answer });
+                let strangers = ways
+                    .iter()
+                    .zip(&failures)
+                    .filter_map(|(way, why)| match (way, why) {
+                        (Way::Direct(addr), Some(WayError::Stranger)) => Some(*addr),
+                        _ => None,
+                    })
+                    .collect();
+                return Ok(Dialed {
+                    conn,
+                    addr,
+                    answer,
+                    strangers,
+                });
             }
             Ok((attempt, Err(why))) => {
                 failures[attempt] = Some(why);
@@ -203,29 +236,67 @@ fn run(dial: &Dial) -> Result<Dialed, DialError> {
     }
 }
 
-/// One attempt: a direct connection to `way`'s address, or the relay; then
-/// the handshake.
+/// `KNOCK`, said first on a direct connection, and the keys that say
+/// which `PROOF` is the peer's.
+struct Knock {
+    message: PeerMessage,
+    keys: Keys,
+}
+
+/// What a way says first: the knock (direct ways only), then `hello`.
+struct Greeting<'a> {
+    knock: Option<Knock>,
+    hello: &'a [PeerMessage],
+}
+
+/// One attempt: a direct connection to `way`'s address, or the relay
+/// (opened with `token`); then the handshake.
 fn try_way(
     way: &Way,
     server: SocketAddr,
     call: CallId,
     token: Token,
-    hello: &[PeerMessage],
+    greeting: Greeting,
     race: &Race,
     attempt: usize,
 ) -> Result<(Handshaken, PeerMessage), WayError> {
     let (stream, reader, route) = match way {
         Way::Direct(addr) => {
-            let (stream, reader) = connect(*addr, PEER_CONNECT_TIMEOUT)?;
+            let (mut stream, mut reader) = connect(*addr, PEER_CONNECT_TIMEOUT)?;
             race.register(attempt, &stream);
+            if let Some(knock) = &greeting.knock {
+                knock_first(&mut stream, &mut reader, knock)?;
+            }
             (stream, reader, Route::Direct)
         }
+        // The server joins only our half and the peer's: nothing to prove.
         Way::Relay => {
             let (stream, reader) = open_relay_raced(server, call, token, race, attempt)?;
             (stream, reader, Route::Relayed)
         }
     };
-    greet(stream, reader, hello, route)
+    greet(stream, reader, greeting.hello, route)
+}
+
+/// Says `KNOCK` and reads the answer: the peer's `PROOF`, which must be
+/// the value the server told us to expect, before we show anything.
+fn knock_first(
+    stream: &mut TcpStream,
+    reader: &mut LineReader<TcpStream>,
+    knock: &Knock,
+) -> Result<(), WayError> {
+    write_line(stream, &knock.message).map_err(|e| WayError::Connect(e.to_string()))?;
+    let line = reader
+        .read_line_by(Some(Instant::now() + ANSWER_TIMEOUT))
+        .map_err(|e| WayError::NoAnswer(e.to_string()))?;
+    match PeerMessage::parse(&line) {
+        Ok(PeerMessage::Proof(value)) if knock.keys.accepts(&value) => Ok(()),
+        // A peer that knows nothing of the call, or another value: not
+        // the one the server paired us with.
+        Ok(PeerMessage::Proof(_)) => Err(WayError::Stranger),
+        Ok(PeerMessage::Error { message, .. }) => Err(WayError::Refused(message)),
+        _ => Err(WayError::NotAPeer),
+    }
 }
 
 fn connect(

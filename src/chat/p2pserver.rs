@@ -42,6 +42,8 @@ pub struct Hello {
 pub enum Greeting {
     /// A new chat, for the call the server announced.
     Call { call: CallId, token: Token },
+    /// `KNOCK`: show our value for `call` first ([`prove`]).
+    Knock { call: CallId },
     /// Bringing back the chat whose link broke.
     Rejoin { key: Token, received: u64 },
 }
@@ -176,8 +178,39 @@ pub fn join_relay(server: std::net::SocketAddr, call: CallId, token: Token, even
         });
 }
 
+/// Answers a `KNOCK` the core let through: shows our value (`PROOF`), then
+/// waits, on a thread of its own, for the caller's `HELLO` or `REHELLO`,
+/// which goes to the main loop like any other greeting.
+pub fn prove(conn: Handshaken, value: Token, events: Events) {
+    let _ = thread::Builder::new()
+        .name("p2p-proof".into())
+        .stack_size(64 * 1024)
+        .spawn(move || {
+            let Handshaken {
+                mut stream,
+                reader,
+                route,
+            } = conn;
+            if write_line(&mut stream, &PeerMessage::Proof(value)).is_err() {
+                return;
+            }
+            match read_hello(stream, reader, route) {
+                // One knock per connection.
+                Some(Hello {
+                    greeting: Greeting::Knock { .. },
+                    ..
+                })
+                | None => {}
+                Some(hello) => {
+                    let _ = events.send(Event::Hello(hello));
+                }
+            }
+        });
+}
+
 /// Reads the first line of an incoming chat connection, which must be
-/// `HELLO`; anything else is answered with an error and closed.
+/// `HELLO`, `REHELLO` or `KNOCK`; anything else is answered with an error
+/// and closed.
 fn read_hello(stream: TcpStream, mut reader: LineReader<TcpStream>, route: Route) -> Option<Hello> {
     let _ = stream.set_write_timeout(Some(HELLO_TIMEOUT));
     let refuse = |mut stream: &TcpStream, message: &str| {
@@ -204,6 +237,15 @@ fn read_hello(stream: TcpStream, mut reader: LineReader<TcpStream>, route: Route
         }) => Some(Hello {
             caller,
             greeting: Greeting::Call { call, token },
+            conn: Handshaken {
+                stream,
+                reader,
+                route,
+            },
+        }),
+        Ok(PeerMessage::Knock { caller, call }) => Some(Hello {
+            caller,
+            greeting: Greeting::Knock { call },
             conn: Handshaken {
                 stream,
                 reader,

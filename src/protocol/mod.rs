@@ -32,12 +32,12 @@ pub use peer::{PeerBatch, PeerItem, PeerMessage, PeerRun, split_text};
 pub use requests::Request;
 pub use server_lines::{
     ConnEnd, FEATURE_LONG_LINES, FEATURE_MISSED, FEATURE_NO_RELAY_CODE, FEATURE_PRESENCE,
-    FEATURE_REJOIN, FEATURE_RELAY, FEATURE_RING, FEATURE_SESSION, PRESENCE_PREFIX, Presence,
-    PresenceState, ServerLine, UserEntry,
+    FEATURE_PROOF, FEATURE_REJOIN, FEATURE_RELAY, FEATURE_RING, FEATURE_SESSION, PRESENCE_PREFIX,
+    Presence, PresenceState, ServerLine, UserEntry,
 };
 
 /// Tokens live beside their generator; the grammars carry them.
-pub use crate::token::Token;
+pub use crate::token::{Keys, Token};
 
 /// Longest line (in bytes, without the newline) anyone may send us. Longer
 /// lines are refused and the connection is closed, so no peer can make us
@@ -225,6 +225,13 @@ impl fmt::Display for ErrorCode {
 fn parse_addr(text: &str) -> Result<SocketAddr, ProtocolError> {
     text.parse().map_err(|_| ProtocolError::BadField {
         field: "address (IP:PORT or [IPv6]:PORT)",
+        value: text.to_string(),
+    })
+}
+
+fn parse_keys(text: &str) -> Result<Keys, ProtocolError> {
+    Keys::parse(text).map_err(|_| ProtocolError::BadField {
+        field: "keys (32 hex digits, or three such joined by dots)",
         value: text.to_string(),
     })
 }

@@ -28,6 +28,14 @@ pub enum PeerMessage {
         call: CallId,
         token: Token,
     },
+    /// `KNOCK <caller> <call-id>` (feature `proof`): the caller's first
+    /// line on a direct connection, asking the dialed party to show its
+    /// value first; it says no secret.
+    Knock { caller: String, call: CallId },
+    /// `PROOF <value>`: the dialed party's answer to `KNOCK`: its own value
+    /// for the call, shown once. The caller goes on (`HELLO`, `REHELLO`)
+    /// only if it is the value the server told it to expect.
+    Proof(Token),
     /// `WELCOME <name>`: the callee accepted.
     Welcome { name: String },
     /// `MSG <text>`: one chat line; text may hold any character but newline.
@@ -271,6 +279,17 @@ impl PeerMessage {
                 })
             }
             "RESUMABLE" => Ok(PeerMessage::Resumable(parse_token(rest)?)),
+            "PROOF" => Ok(PeerMessage::Proof(parse_token(rest)?)),
+            "KNOCK" => {
+                let (caller, call) = rest
+                    .split_once(' ')
+                    .ok_or_else(|| bad("KNOCK", "KNOCK NAME CALL-ID"))?;
+                validate_name(caller).map_err(ProtocolError::BadName)?;
+                Ok(PeerMessage::Knock {
+                    caller: caller.to_string(),
+                    call: parse_call_id(call)?,
+                })
+            }
             "ACK" => Ok(PeerMessage::Ack(parse_number(rest, "line count")?)),
             "REHELLO" => {
                 let args: Vec<&str> = rest.split(' ').collect();
@@ -325,6 +344,8 @@ impl fmt::Display for PeerMessage {
             PeerMessage::Features(words) => write_features(f, words),
             PeerMessage::Error { code, message } => write!(f, "ERR {code} {message}"),
             PeerMessage::Resumable(key) => write!(f, "RESUMABLE {key}"),
+            PeerMessage::Proof(value) => write!(f, "PROOF {value}"),
+            PeerMessage::Knock { caller, call } => write!(f, "KNOCK {caller} {call}"),
             PeerMessage::Ack(n) => write!(f, "ACK {n}"),
             PeerMessage::Rehello {
                 caller,
@@ -481,6 +502,11 @@ mod tests {
                 message: "no call expected".into(),
             },
             PeerMessage::Resumable(SAMPLE_TOKEN),
+            PeerMessage::Proof(SAMPLE_TOKEN),
+            PeerMessage::Knock {
+                caller: "alice".into(),
+                call: 7,
+            },
             PeerMessage::Ack(0),
             PeerMessage::Ack(123_456),
             PeerMessage::Rehello {

@@ -8,8 +8,8 @@ use std::fmt;
 use std::net::SocketAddr;
 
 use super::{
-    CallId, ErrorCode, ProtocolError, Token, parse_addr, parse_call_id, parse_features,
-    parse_number, parse_token, write_features,
+    CallId, ErrorCode, Keys, ProtocolError, Token, parse_addr, parse_call_id, parse_features,
+    parse_keys, parse_number, parse_token, write_features,
 };
 
 /// The `OK FEATURES` word for "relays chats" (not started with
@@ -45,6 +45,13 @@ pub const FEATURE_MISSED: &str = "missed";
 /// connection ended, `EVENT GONE` says its program is gone, and the client
 /// may send `BUSY` and `LINKED`.
 pub const FEATURE_SESSION: &str = "session";
+
+/// Server and client feature: each party of a call gets values of its own
+/// ([`Keys::Own`]) when both it and its peer announced it: the dialed party
+/// shows its value first (`KNOCK`, `PROOF`), nothing shown on the direct
+/// path opens the relay, and a chat is brought back with fresh values from
+/// `LOCATE` (`EVENT RETURNING`), never with a key the peers keep.
+pub const FEATURE_PROOF: &str = "proof";
 
 /// Server and peer feature: lines up to [`crate::protocol::MAX_PEER_LINE`]
 /// are relayed (server) or taken (peer) whole.
@@ -185,12 +192,12 @@ pub enum ServerLine {
     User(UserEntry),
     /// `OK FOUND <name> free|busy`: the answer to `LOOKUP`.
     Found(UserEntry),
-    /// `OK CALL <name> <call-id> <token> <addr>…`: both peers are claimed;
-    /// dial `addrs` in order and present `token`.
+    /// `OK CALL <name> <call-id> <keys> <addr>…`: both peers are claimed;
+    /// dial `addrs` in order and present its `keys` (see [`Keys`]).
     CallReady {
         peer: String,
         call: CallId,
-        token: Token,
+        keys: Keys,
         addrs: Vec<SocketAddr>,
     },
     /// `OK HANGUP <call-id>`.
@@ -209,12 +216,12 @@ pub enum ServerLine {
     Resumed { peer: String, call: CallId },
     /// `ERR <code> <text>`.
     Error { code: ErrorCode, message: String },
-    /// `EVENT INCOMING <caller> <call-id> <token>`: `caller` claimed us for a
-    /// call and will connect presenting `token`.
+    /// `EVENT INCOMING <caller> <call-id> <keys>`: `caller` claimed us for a
+    /// call and will connect presenting its `keys` (see [`Keys`]).
     Incoming {
         caller: String,
         call: CallId,
-        token: Token,
+        keys: Keys,
     },
     /// `EVENT HANGUP <call-id> <name> [closed|lost]`: `name` ended call
     /// `call`, or vanished. To a client that announced `session`, a vanished
@@ -243,12 +250,12 @@ pub enum ServerLine {
     /// `OK RINGING <callee> <call-id>`: the answer to `CALL` when both sides
     /// ring: both are claimed (busy), and the callee is being asked.
     Ringing { peer: String, call: CallId },
-    /// `OK ANSWER <caller> <call-id> <token>`: the answer to `ANSWER`; expect
-    /// `caller` to connect presenting `token`.
+    /// `OK ANSWER <caller> <call-id> <keys>`: the answer to `ANSWER`; expect
+    /// `caller` to connect presenting its `keys` (see [`Keys`]).
     Answer {
         caller: String,
         call: CallId,
-        token: Token,
+        keys: Keys,
     },
     /// `OK DECLINE <call-id>`: the answer to `DECLINE`; both are free.
     DeclineDone { call: CallId },
@@ -257,13 +264,13 @@ pub enum ServerLine {
     /// `EVENT RING <caller> <call-id>`: `caller` is calling us; `ANSWER` or
     /// `DECLINE` it before the ring timeout.
     Ring { caller: String, call: CallId },
-    /// `EVENT ANSWERED <callee> <call-id> <token> <addr>…`: our ringing call
-    /// was answered; dial `addrs` in order and present `token`, as after
+    /// `EVENT ANSWERED <callee> <call-id> <keys> <addr>…`: our ringing call
+    /// was answered; dial `addrs` in order and present its `keys` (see [`Keys`]), as after
     /// `OK CALL`.
     Answered {
         peer: String,
         call: CallId,
-        token: Token,
+        keys: Keys,
         addrs: Vec<SocketAddr>,
     },
     /// `EVENT DECLINED <call-id> <callee>`: the callee declined our ringing
@@ -276,21 +283,33 @@ pub enum ServerLine {
     /// order, to reach the peer of our call now.
     Located {
         peer: String,
+        /// With `proof`: fresh values for this attempt (the peer is sent
+        /// its own, `EVENT RETURNING`); written before the addresses.
+        keys: Option<Keys>,
         addrs: Vec<SocketAddr>,
     },
-    /// `OK REJOIN <name> <call-id> <token>`: the answer to `REJOIN`: open
-    /// our half of the relay for `call` with `token`.
+    /// `EVENT RETURNING <caller> <call-id> <keys>` (feature `proof`):
+    /// `caller` is bringing back our chat whose link broke, and was given
+    /// the mirror of `keys` for it: show ours when it knocks, and take its
+    /// `REHELLO` only with the value we expect.
+    Returning {
+        caller: String,
+        call: CallId,
+        keys: Keys,
+    },
+    /// `OK REJOIN <name> <call-id> <keys>`: the answer to `REJOIN`: open
+    /// our half of the relay for `call` with its `keys` (see [`Keys`]).
     RejoinReady {
         peer: String,
         call: CallId,
-        token: Token,
+        keys: Keys,
     },
-    /// `EVENT REJOIN <caller> <call-id> <token>`: `caller` brings our chat
-    /// back through the relay: open our half for `call` with `token`.
+    /// `EVENT REJOIN <caller> <call-id> <keys>`: `caller` brings our chat
+    /// back through the relay: open our half for `call` with its `keys` (see [`Keys`]).
     RejoinRequested {
         caller: String,
         call: CallId,
-        token: Token,
+        keys: Keys,
     },
     /// `EVENT MISSED <caller>`: `caller` called while we were busy.
     Missed { caller: String },
@@ -354,7 +373,7 @@ impl ServerLine {
                         Ok(ServerLine::CallReady {
                             peer: peer.to_string(),
                             call: parse_call_id(call)?,
-                            token: parse_token(token)?,
+                            keys: parse_keys(token)?,
                             addrs: parse_addrs(addrs)?,
                         })
                     }
@@ -367,9 +386,17 @@ impl ServerLine {
                     ("OK", "RELAYED", [call]) => Ok(ServerLine::Relayed {
                         call: parse_call_id(call)?,
                     }),
-                    ("OK", "LOCATED", [peer, addrs @ ..]) if !addrs.is_empty() => {
+                    ("OK", "LOCATED", [peer, rest @ ..]) if !rest.is_empty() => {
+                        // The keys, if any, are the one word without a port.
+                        let (keys, addrs) = match rest {
+                            [keys, addrs @ ..] if !keys.contains(':') && !addrs.is_empty() => {
+                                (Some(parse_keys(keys)?), addrs)
+                            }
+                            addrs => (None, addrs),
+                        };
                         Ok(ServerLine::Located {
                             peer: peer.to_string(),
+                            keys,
                             addrs: addrs
                                 .iter()
                                 .map(|a| parse_addr(a))
@@ -380,10 +407,15 @@ impl ServerLine {
                         peer: peer.to_string(),
                         call: parse_call_id(call)?,
                     }),
+                    ("EVENT", "RETURNING", [caller, call, keys]) => Ok(ServerLine::Returning {
+                        caller: caller.to_string(),
+                        call: parse_call_id(call)?,
+                        keys: parse_keys(keys)?,
+                    }),
                     ("EVENT", "INCOMING", [caller, call, token]) => Ok(ServerLine::Incoming {
                         caller: caller.to_string(),
                         call: parse_call_id(call)?,
-                        token: parse_token(token)?,
+                        keys: parse_keys(token)?,
                     }),
                     ("EVENT", "HANGUP", [call, peer, end @ ..]) if end.len() <= 1 => {
                         Ok(ServerLine::PeerHungUp {
@@ -411,12 +443,12 @@ impl ServerLine {
                     ("OK", "REJOIN", [peer, call, token]) => Ok(ServerLine::RejoinReady {
                         peer: peer.to_string(),
                         call: parse_call_id(call)?,
-                        token: parse_token(token)?,
+                        keys: parse_keys(token)?,
                     }),
                     ("EVENT", "REJOIN", [caller, call, token]) => Ok(ServerLine::RejoinRequested {
                         caller: caller.to_string(),
                         call: parse_call_id(call)?,
-                        token: parse_token(token)?,
+                        keys: parse_keys(token)?,
                     }),
                     ("OK", "RINGING", [peer, call]) => Ok(ServerLine::Ringing {
                         peer: peer.to_string(),
@@ -425,7 +457,7 @@ impl ServerLine {
                     ("OK", "ANSWER", [caller, call, token]) => Ok(ServerLine::Answer {
                         caller: caller.to_string(),
                         call: parse_call_id(call)?,
-                        token: parse_token(token)?,
+                        keys: parse_keys(token)?,
                     }),
                     ("OK", "DECLINE", [call]) => Ok(ServerLine::DeclineDone {
                         call: parse_call_id(call)?,
@@ -443,7 +475,7 @@ impl ServerLine {
                         Ok(ServerLine::Answered {
                             peer: peer.to_string(),
                             call: parse_call_id(call)?,
-                            token: parse_token(token)?,
+                            keys: parse_keys(token)?,
                             addrs: parse_addrs(addrs)?,
                         })
                     }
@@ -495,7 +527,7 @@ impl fmt::Display for ServerLine {
             ServerLine::CallReady {
                 peer,
                 call,
-                token,
+                keys: token,
                 addrs,
             } => {
                 write!(f, "OK CALL {peer} {call} {token}")?;
@@ -510,8 +542,14 @@ impl fmt::Display for ServerLine {
             }
             ServerLine::Relayed { call } => write!(f, "OK RELAYED {call}"),
             ServerLine::Resumed { peer, call } => write!(f, "OK RESUMED {peer} {call}"),
-            ServerLine::Located { peer, addrs } => {
+            ServerLine::Returning { caller, call, keys } => {
+                write!(f, "EVENT RETURNING {caller} {call} {keys}")
+            }
+            ServerLine::Located { peer, keys, addrs } => {
                 write!(f, "OK LOCATED {peer}")?;
+                if let Some(keys) = keys {
+                    write!(f, " {keys}")?;
+                }
                 for addr in addrs {
                     write!(f, " {addr}")?;
                 }
@@ -521,7 +559,7 @@ impl fmt::Display for ServerLine {
             ServerLine::Incoming {
                 caller,
                 call,
-                token,
+                keys: token,
             } => write!(f, "EVENT INCOMING {caller} {call} {token}"),
             ServerLine::PeerHungUp { call, peer, end } => {
                 write!(f, "EVENT HANGUP {call} {peer}")?;
@@ -535,19 +573,23 @@ impl fmt::Display for ServerLine {
             ServerLine::BusyDone { call } => write!(f, "OK BUSY {call}"),
             ServerLine::Linked { call } => write!(f, "OK LINKED {call}"),
             ServerLine::RelayRequested { call } => write!(f, "EVENT RELAY {call}"),
-            ServerLine::RejoinReady { peer, call, token } => {
+            ServerLine::RejoinReady {
+                peer,
+                call,
+                keys: token,
+            } => {
                 write!(f, "OK REJOIN {peer} {call} {token}")
             }
             ServerLine::RejoinRequested {
                 caller,
                 call,
-                token,
+                keys: token,
             } => write!(f, "EVENT REJOIN {caller} {call} {token}"),
             ServerLine::Ringing { peer, call } => write!(f, "OK RINGING {peer} {call}"),
             ServerLine::Answer {
                 caller,
                 call,
-                token,
+                keys: token,
             } => write!(f, "OK ANSWER {caller} {call} {token}"),
             ServerLine::DeclineDone { call } => write!(f, "OK DECLINE {call}"),
             ServerLine::Watching(on) => write!(f, "OK WATCH {}", if *on { "on" } else { "off" }),
@@ -555,7 +597,7 @@ impl fmt::Display for ServerLine {
             ServerLine::Answered {
                 peer,
                 call,
-                token,
+                keys: token,
                 addrs,
             } => {
                 write!(f, "EVENT ANSWERED {peer} {call} {token}")?;
@@ -635,7 +677,7 @@ mod tests {
             ServerLine::CallReady {
                 peer: "bob".into(),
                 call: 3,
-                token: SAMPLE_TOKEN,
+                keys: Keys::Shared(SAMPLE_TOKEN),
                 addrs: vec![
                     "10.0.0.2:5000".parse().unwrap(),
                     "[2001:db8::1]:5000".parse().unwrap(),
@@ -659,7 +701,7 @@ mod tests {
             ServerLine::Incoming {
                 caller: "al".into(),
                 call: 3,
-                token: SAMPLE_TOKEN,
+                keys: Keys::Shared(SAMPLE_TOKEN),
             },
             ServerLine::PeerHungUp {
                 call: 3,
@@ -687,12 +729,12 @@ mod tests {
             ServerLine::RejoinReady {
                 peer: "bob".into(),
                 call: 4,
-                token: SAMPLE_TOKEN,
+                keys: Keys::Shared(SAMPLE_TOKEN),
             },
             ServerLine::RejoinRequested {
                 caller: "al".into(),
                 call: 4,
-                token: SAMPLE_TOKEN,
+                keys: Keys::Shared(SAMPLE_TOKEN),
             },
             ServerLine::Ringing {
                 peer: "bob".into(),
@@ -701,7 +743,7 @@ mod tests {
             ServerLine::Answer {
                 caller: "al".into(),
                 call: 5,
-                token: SAMPLE_TOKEN,
+                keys: Keys::Shared(SAMPLE_TOKEN),
             },
             ServerLine::DeclineDone { call: 5 },
             ServerLine::Watching(true),
@@ -713,7 +755,7 @@ mod tests {
             ServerLine::Answered {
                 peer: "bob".into(),
                 call: 5,
-                token: SAMPLE_TOKEN,
+                keys: Keys::Shared(SAMPLE_TOKEN),
                 addrs: vec![
                     "203.0.113.9:4000".parse().unwrap(),
                     "192.168.1.5:4000".parse().unwrap(),

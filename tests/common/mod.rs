@@ -601,11 +601,24 @@ pub struct Proxy {
     open: Arc<std::sync::atomic::AtomicBool>,
     /// Connections accepted so far, forwarded or not.
     accepted: Arc<std::sync::atomic::AtomicUsize>,
+    /// Every byte forwarded, either way (a [`Proxy::recording`] only): what
+    /// an attacker on this path would have seen.
+    heard: Arc<Mutex<Vec<u8>>>,
 }
 
 impl Proxy {
     pub fn to(target: SocketAddr) -> Proxy {
         Proxy::start(target, None)
+    }
+
+    /// A proxy that keeps a copy of everything it forwards ([`Proxy::heard`]).
+    pub fn recording(target: SocketAddr) -> Proxy {
+        Proxy::start(target, Some(u64::MAX))
+    }
+
+    /// What the proxy forwarded so far, both ways, as text.
+    pub fn heard(&self) -> String {
+        String::from_utf8_lossy(&self.heard.lock().unwrap()).into_owned()
     }
 
     /// A proxy that forwards at most `bytes_per_second` each way on each
@@ -624,6 +637,8 @@ impl Proxy {
         let accepting = open.clone();
         let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let counted = accepted.clone();
+        let heard: Arc<Mutex<Vec<u8>>> = Arc::default();
+        let record = heard.clone();
         thread::spawn(move || {
             for client in listener.incoming().flatten() {
                 counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
@@ -636,9 +651,11 @@ impl Proxy {
                 let mut list = sockets.lock().unwrap();
                 for (from, to) in [(&client, &server), (&server, &client)] {
                     let (mut from, mut to) = (from.try_clone().unwrap(), to.try_clone().unwrap());
+                    let record = record.clone();
                     thread::spawn(move || {
                         let _ = match rate {
                             None => std::io::copy(&mut from, &mut to).map(drop),
+                            Some(u64::MAX) => copy_recording(&mut from, &mut to, &record),
                             Some(rate) => copy_at_rate(&mut from, &mut to, rate),
                         };
                         let _ = to.shutdown(std::net::Shutdown::Both);
@@ -653,6 +670,7 @@ impl Proxy {
             live,
             open,
             accepted,
+            heard,
         }
     }
 
@@ -671,6 +689,23 @@ impl Proxy {
         for stream in self.live.lock().unwrap().drain(..) {
             let _ = stream.shutdown(std::net::Shutdown::Both);
         }
+    }
+}
+
+/// Copies `from` to `to` until EOF, keeping a copy in `record`.
+fn copy_recording(
+    from: &mut TcpStream,
+    to: &mut TcpStream,
+    record: &Mutex<Vec<u8>>,
+) -> std::io::Result<()> {
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = from.read(&mut buf)?;
+        if n == 0 {
+            return Ok(());
+        }
+        record.lock().unwrap().extend_from_slice(&buf[..n]);
+        to.write_all(&buf[..n])?;
     }
 }
 

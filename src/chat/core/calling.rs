@@ -19,8 +19,13 @@ pub(super) enum Taken {
 pub(super) enum Echo {
     /// Not a call to ourselves, or not announced yet.
     None,
-    /// The server announced it: our own `HELLO` will present `token`.
-    Expected { call: CallId, token: Token },
+    /// The server announced it: our own `HELLO` will present the value
+    /// `keys` expects (and our own `KNOCK` is shown ours, once).
+    Expected {
+        call: CallId,
+        keys: Keys,
+        shown: bool,
+    },
     /// Connected: our lines come back on this link.
     Attached(LinkState),
 }
@@ -31,14 +36,35 @@ pub(super) struct EarlyHello {
     pub(super) link: LinkId,
     pub(super) caller: String,
     pub(super) call: CallId,
-    pub(super) token: Token,
+    /// The value a `HELLO` presented; `None` for a `KNOCK`, which shows
+    /// nothing and asks for ours.
+    pub(super) token: Option<Token>,
     pub(super) route: Route,
+}
+
+/// Our values for one return of a chat whose link broke, as its dialed
+/// party (`EVENT RETURNING`, `EVENT REJOIN`).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Held {
+    pub(super) call: CallId,
+    pub(super) keys: Keys,
+    pub(super) shown: bool,
+}
+
+/// Our value, to a `KNOCK`: once, and only when we have one of our own.
+fn show_once(keys: &Keys, shown: &mut bool) -> Option<Token> {
+    if !keys.knocks() || *shown {
+        return None;
+    }
+    *shown = true;
+    Some(keys.show())
 }
 
 /// Whom a `HELLO` that matched is from.
 pub(super) enum Accept {
-    /// The caller the ring was for.
-    Caller(String),
+    /// The caller the ring was for; `proof`: each of us has values of its
+    /// own.
+    Caller(String, bool),
     /// Ourselves, calling ourselves.
     Echo,
 }
@@ -157,7 +183,7 @@ impl Core {
         cancelled: bool,
         peer: String,
         call: CallId,
-        token: Token,
+        keys: Keys,
         addrs: Vec<SocketAddr>,
     ) {
         let Some(echo) = self.leave_calling(now, cancelled, &peer, call) else {
@@ -167,21 +193,28 @@ impl Core {
         let me = self.me().unwrap_or_default().to_string();
         let hello = vec![
             PeerMessage::Hello {
-                caller: me,
+                caller: me.clone(),
                 call,
-                token,
+                token: keys.show(),
             },
             Core::features(),
         ];
         self.out(Output::Dial {
             call,
-            token,
+            keys,
+            caller: me,
             hello,
             addrs,
             relay: true,
             pace: Pace::Race,
         });
-        self.set_place(Place::Dialing { peer, call, echo });
+        let proof = keys.knocks();
+        self.set_place(Place::Dialing {
+            peer,
+            call,
+            echo,
+            proof,
+        });
     }
 
     pub(super) fn on_call_refused(
@@ -210,7 +243,7 @@ impl Core {
         self.back_to_list_after_failure(now);
     }
 
-    pub(super) fn on_incoming(&mut self, now: Instant, caller: String, call: CallId, token: Token) {
+    pub(super) fn on_incoming(&mut self, now: Instant, caller: String, call: CallId, keys: Keys) {
         if self.announced.len() == ANNOUNCED_MEMORY {
             self.announced.pop_front();
         }
@@ -233,7 +266,11 @@ impl Core {
             Some(Place::Calling { peer, echo })
                 if to_self && name_key(peer) == name_key(&caller) =>
             {
-                *echo = Echo::Expected { call, token };
+                *echo = Echo::Expected {
+                    call,
+                    keys,
+                    shown: false,
+                };
                 false
             }
             Some(Place::Dialing {
@@ -241,7 +278,11 @@ impl Core {
                 echo,
                 ..
             }) if to_self && *dialing == call => {
-                *echo = Echo::Expected { call, token };
+                *echo = Echo::Expected {
+                    call,
+                    keys,
+                    shown: false,
+                };
                 false
             }
             // At the list, or calling someone who is calling us: the
@@ -250,7 +291,8 @@ impl Core {
                 *place = Place::Connecting {
                     caller: caller.clone(),
                     call,
-                    token,
+                    keys,
+                    shown: false,
                     until: ring_until,
                     taken: Taken::AtOnce,
                 };
@@ -362,13 +404,13 @@ impl Core {
         self.settings.answering == Answering::Ask && self.server_has(FEATURE_RING)
     }
 
-    /// `OK ANSWER`: the caller will connect with `token`.
+    /// `OK ANSWER`: the caller will connect with the value `keys` expects.
     pub(super) fn on_answer_accepted(
         &mut self,
         now: Instant,
         caller: String,
         call: CallId,
-        token: Token,
+        keys: Keys,
     ) {
         let until = now + self.settings.timers.ring;
         // Answered by a key, what is typed next is for the chat; answered
@@ -382,13 +424,18 @@ impl Core {
                 *self.place_mut().expect("registered") = Place::Connecting {
                     caller,
                     call,
-                    token,
+                    keys,
+                    shown: false,
                     until,
                     taken,
                 };
             }
             Some(Place::RingingOut { call: c, echo, .. }) if *c == call => {
-                *echo = Echo::Expected { call, token };
+                *echo = Echo::Expected {
+                    call,
+                    keys,
+                    shown: false,
+                };
             }
             _ => {}
         }
@@ -403,7 +450,7 @@ impl Core {
         now: Instant,
         peer: String,
         call: CallId,
-        token: Token,
+        keys: Keys,
         addrs: Vec<SocketAddr>,
     ) {
         let ringing = matches!(self.place(), Some(Place::RingingOut { call: c, .. }) if *c == call);
@@ -417,7 +464,7 @@ impl Core {
             peer: peer.clone(),
             echo,
         });
-        self.on_call_ready(now, false, peer, call, token, addrs);
+        self.on_call_ready(now, false, peer, call, keys, addrs);
     }
 
     /// A ring that ended without a chat: declined, or not answered in time.
@@ -453,52 +500,97 @@ impl Core {
         let token = match self.place_mut() {
             Some(Place::Connecting {
                 call: ringing,
-                token,
+                keys,
                 until,
                 ..
             }) if *ringing == call => {
                 *until = now + ring;
-                *token
+                keys.relay()
             }
             Some(
                 Place::Calling {
-                    echo: Echo::Expected { call: c, token },
+                    echo: Echo::Expected { call: c, keys, .. },
                     ..
                 }
                 | Place::Dialing {
-                    echo: Echo::Expected { call: c, token },
+                    echo: Echo::Expected { call: c, keys, .. },
                     ..
                 },
-            ) if *c == call => *token,
+            ) if *c == call => keys.relay(),
             _ => return,
         };
         self.out(Output::JoinRelay { call, token });
     }
 
-    pub(super) fn on_hello(&mut self, now: Instant, hello: EarlyHello) {
-        let me = self.me().unwrap_or_default().to_string();
-        let caller_is_me = self.is_me(&hello.caller);
-        let expected =
-            |call: &CallId, token: &Token| *call == hello.call && token.matches(&hello.token);
-        let accept = match self.place() {
+    /// `KNOCK`: a caller asks us to show our value first. We show it
+    /// once per call (or per return of a chat), and only to the name and
+    /// call it is for; a knock that came before the server's word waits
+    /// for it, like an early `HELLO`.
+    fn on_knock(&mut self, knock: EarlyHello) {
+        let caller_is_me = self.is_me(&knock.caller);
+        let (link, asked) = (knock.link, knock.call);
+        let for_caller = |name: &str| name_key(name) == name_key(&knock.caller);
+        let shown = match self.place_mut() {
             Some(Place::Connecting {
                 caller,
                 call,
-                token,
+                keys,
+                shown,
                 ..
-            }) if name_key(caller) == name_key(&hello.caller) && expected(call, token) => {
-                Some(Accept::Caller(caller.clone()))
-            }
+            }) if for_caller(caller) && *call == asked => Some(show_once(keys, shown)),
             Some(
                 Place::Calling {
-                    echo: Echo::Expected { call, token },
+                    echo: Echo::Expected { call, keys, shown },
                     ..
                 }
                 | Place::Dialing {
-                    echo: Echo::Expected { call, token },
+                    echo: Echo::Expected { call, keys, shown },
                     ..
                 },
-            ) if caller_is_me && expected(call, token) => Some(Accept::Echo),
+            ) if caller_is_me && *call == asked => Some(show_once(keys, shown)),
+            Some(Place::Rejoining { chat, .. } | Place::Chatting(chat))
+                if for_caller(&chat.peer) =>
+            {
+                match &mut chat.returning {
+                    Some(held) if held.call == asked => {
+                        Some(show_once(&held.keys, &mut held.shown))
+                    }
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
+        match shown {
+            Some(Some(value)) => self.out(Output::Prove { link, value }),
+            Some(None) => self.refuse(link, "this call's value was already shown"),
+            None if self.early.len() < MAX_EARLY => self.early.push(knock),
+            None => self.refuse(link, "no such call expected"),
+        }
+    }
+
+    pub(super) fn on_hello(&mut self, now: Instant, hello: EarlyHello) {
+        let Some(value) = hello.token else {
+            return self.on_knock(hello);
+        };
+        let me = self.me().unwrap_or_default().to_string();
+        let caller_is_me = self.is_me(&hello.caller);
+        let expected = |call: &CallId, keys: &Keys| *call == hello.call && keys.accepts(&value);
+        let accept = match self.place() {
+            Some(Place::Connecting {
+                caller, call, keys, ..
+            }) if name_key(caller) == name_key(&hello.caller) && expected(call, keys) => {
+                Some(Accept::Caller(caller.clone(), keys.knocks()))
+            }
+            Some(
+                Place::Calling {
+                    echo: Echo::Expected { call, keys, .. },
+                    ..
+                }
+                | Place::Dialing {
+                    echo: Echo::Expected { call, keys, .. },
+                    ..
+                },
+            ) if caller_is_me && expected(call, keys) => Some(Accept::Echo),
             _ => None,
         };
         let link = hello.link;
@@ -512,7 +604,7 @@ impl Core {
                         Accept::Echo,
                         Some(Place::Calling { echo, .. } | Place::Dialing { echo, .. }),
                     ) => *echo = Echo::Attached(state),
-                    (Accept::Caller(caller), Some(place)) => {
+                    (Accept::Caller(caller, proof), Some(place)) => {
                         let call = hello.call;
                         *place = Place::Chatting(Box::new(Chat {
                             peer: caller.clone(),
@@ -522,7 +614,11 @@ impl Core {
                             echo: None,
                             ending: None,
                             role: Role::Callee,
-                            resume: Resume::default(),
+                            resume: Resume {
+                                by_server: proof,
+                                ..Resume::default()
+                            },
+                            returning: None,
                         }));
                         let how = match hello.route {
                             Route::Relayed => " (relayed through the server: no direct route)",
@@ -557,6 +653,27 @@ impl Core {
         }
     }
 
+    /// Where someone else answered our `KNOCK`: it was shown nothing, and
+    /// the other ways (the relay last) were tried.
+    fn tell_strangers(&mut self, result: &Result<Dialed, DialError>) {
+        let strangers: Vec<SocketAddr> = match result {
+            Ok(dialed) => dialed.strangers.clone(),
+            Err(DialError::Unreachable(ways)) => ways
+                .iter()
+                .filter_map(|(way, why)| match (way, why) {
+                    (Way::Direct(addr), WayError::Stranger) => Some(*addr),
+                    _ => None,
+                })
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        for addr in strangers {
+            self.notice(format!(
+                "Someone else answered at {addr}; it was shown nothing. Trying the other ways and the relay."
+            ));
+        }
+    }
+
     pub(super) fn on_dialed(
         &mut self,
         now: Instant,
@@ -567,6 +684,7 @@ impl Core {
             && chat.call == call
         {
             *dialing = false;
+            self.tell_strangers(&result);
             match result {
                 Ok(Dialed {
                     link,
@@ -590,9 +708,13 @@ impl Core {
             }
             return;
         }
-        let Some(Place::Dialing { peer, echo, .. }) = self.set_place(Place::AtList) else {
+        let Some(Place::Dialing {
+            peer, echo, proof, ..
+        }) = self.set_place(Place::AtList)
+        else {
             return;
         };
+        self.tell_strangers(&result);
         let dialed = match result {
             Ok(dialed) => dialed,
             Err(why) => {
@@ -625,8 +747,11 @@ impl Core {
         };
         let mut link = LinkState::new(dialed.link, now);
         link.announced = true;
-        // A chat with ourselves has no link to lose to the network.
-        let key = (!self.is_me(&peer)).then_some(dialed.key);
+        // A chat with ourselves has no link to lose to the network. With
+        // values of our own, the server gives fresh ones to bring it back:
+        // no key of ours goes to the peer.
+        let resumable = !self.is_me(&peer);
+        let key = (resumable && !proof).then_some(dialed.key);
         self.set_place(Place::Chatting(Box::new(Chat {
             peer,
             call,
@@ -637,8 +762,10 @@ impl Core {
             role: Role::Caller,
             resume: Resume {
                 key,
+                by_server: resumable && proof,
                 ..Resume::default()
             },
+            returning: None,
         })));
     }
 }

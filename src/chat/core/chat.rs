@@ -20,6 +20,9 @@ pub(super) struct Chat {
     /// What a broken link needs to be brought back; `None` until both
     /// sides have said they can.
     pub(super) resume: Resume,
+    /// The callee's values for the caller's current attempt to bring the
+    /// link back, from the server (`EVENT RETURNING`, `EVENT REJOIN`).
+    pub(super) returning: Option<Held>,
 }
 
 /// Lines kept in order, oldest first, in a few buffers: a piped batch is
@@ -108,8 +111,13 @@ pub(super) enum Role {
 /// has, and what it has not acknowledged is kept to send again.
 #[derive(Debug, Default)]
 pub(super) struct Resume {
-    /// The chat's secret, given by the caller in `RESUMABLE`.
+    /// The chat's secret, given by the caller in `RESUMABLE` (an older
+    /// peer, or server, without `proof`).
     pub(super) key: Option<Token>,
+    /// Both have values of their own (`proof`): the link is brought back
+    /// with fresh values from the server for each attempt, and no key
+    /// crosses the wire.
+    pub(super) by_server: bool,
     /// The peer announced `resume`, and whether it announced its features
     /// at all yet: until it has, our lines are kept in case it does.
     pub(super) peer_resumes: bool,
@@ -154,7 +162,7 @@ impl Resume {
     }
 
     pub(super) fn active(&self) -> bool {
-        self.key.is_some() && self.peer_resumes && !self.given_up
+        (self.key.is_some() || self.by_server) && self.peer_resumes && !self.given_up
     }
 
     /// Whether lines are kept: once both resume, and from the first line
@@ -926,8 +934,9 @@ impl Core {
                 }
                 resume.peer_announced(resumes);
             }
-            // Only the callee takes a key: the caller made its own.
-            if chat.role == Role::Callee && resumable.is_some() {
+            // Only the callee takes a key: the caller made its own. A chat
+            // brought back by the server's values takes none.
+            if chat.role == Role::Callee && resumable.is_some() && !resume.by_server {
                 resume.key = resumable;
             }
             resume.received += received;

@@ -69,6 +69,8 @@ pub struct Dialed {
     pub key: Token,
     /// The peer's `REWELCOME` count, when the dial brought a chat back.
     pub rejoined: Option<u64>,
+    /// Addresses where someone else answered our `KNOCK`.
+    pub strangers: Vec<SocketAddr>,
 }
 
 /// Everything the core hears about.
@@ -104,6 +106,15 @@ pub enum Input {
         caller: String,
         call: CallId,
         token: Token,
+        route: Route,
+    },
+    /// A peer connected and said `KNOCK`: it asks us to show our value for
+    /// `call` first; its connection waits for [`Output::Prove`] or
+    /// [`Output::Refuse`].
+    Knock {
+        link: LinkId,
+        caller: String,
+        call: CallId,
         route: Route,
     },
     /// A peer connected and said `REHELLO`: it brings back the chat whose
@@ -174,9 +185,13 @@ pub enum Output {
     /// reader goes on until the peer ends its own.
     EndSending { link: LinkId },
     /// Dial a peer: each address, then the relay, saying `hello` first.
+    /// With values of our own (`keys.knocks()`), a direct way first says
+    /// `KNOCK <caller> <call>` and goes on only if the `PROOF` is the value
+    /// `keys` expects; the relay half presents `keys.relay()`.
     Dial {
         call: CallId,
-        token: Token,
+        keys: Keys,
+        caller: String,
         hello: Vec<PeerMessage>,
         addrs: Vec<SocketAddr>,
         /// Whether the relay is the last way to try.
@@ -184,6 +199,9 @@ pub enum Output {
         /// A call's ways race; a chat brought back tries one at a time.
         pace: Pace,
     },
+    /// Show our value on a held connection that knocked (`PROOF`), and
+    /// wait there for its `HELLO` or `REHELLO`.
+    Prove { link: LinkId, value: Token },
     /// Open our half of the server's relay for `call`.
     JoinRelay { call: CallId, token: Token },
     /// Connect to the server again after `after`; what becomes of the
@@ -301,6 +319,9 @@ pub enum WayError {
     RelayRefused(String),
     /// The server answered the relay request with something else.
     RelayUnexpected,
+    /// Someone who is not the peer answered our `KNOCK` at this address:
+    /// it was shown nothing, and the other ways go on.
+    Stranger,
 }
 
 /// Why a call could not be dialed.
@@ -322,6 +343,7 @@ impl fmt::Display for WayError {
             WayError::NoRelay => write!(f, "the server does not relay chats"),
             WayError::RelayRefused(why) => write!(f, "{why}"),
             WayError::RelayUnexpected => write!(f, "the server sent something unexpected"),
+            WayError::Stranger => write!(f, "someone else answered"),
         }
     }
 }

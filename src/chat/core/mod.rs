@@ -51,9 +51,9 @@ use rejoining::*;
 
 use crate::protocol::{
     CallId, ConnEnd, ErrorCode, FEATURE_LONG_LINES, FEATURE_MISSED, FEATURE_PRESENCE,
-    FEATURE_REJOIN, FEATURE_RING, FEATURE_SESSION, MAX_LONG_TEXT, MAX_TEXT, PeerBatch, PeerItem,
-    PeerMessage, PeerRun, Presence, PresenceState, Request, ServerLine, Token, UserEntry, name_key,
-    split_text, validate_name,
+    FEATURE_PROOF, FEATURE_REJOIN, FEATURE_RING, FEATURE_SESSION, Keys, MAX_LONG_TEXT, MAX_TEXT,
+    PeerBatch, PeerItem, PeerMessage, PeerRun, Presence, PresenceState, Request, ServerLine, Token,
+    UserEntry, name_key, split_text, validate_name,
 };
 
 /// The features this chat announces to peers, on a `FEATURES` line after
@@ -87,6 +87,9 @@ const ACK_AFTER_BYTES: usize = RESUME_BUFFER / 16;
 
 /// How often the caller tries to bring a broken link back.
 const REJOIN_EVERY: Duration = Duration::from_secs(1);
+
+/// How long after a broken chat's peer was seen free it is asked again.
+const FREE_RECHECK: Duration = Duration::from_secs(1);
 
 /// `BYE` is answered with `BYE` once every line before it was read, and the
 /// one who said it first closes only then.
@@ -213,11 +216,14 @@ enum Place {
         call: CallId,
         echo: Echo,
     },
-    /// The server set the call up; p2pclient is dialing.
+    /// The server set the call up; p2pclient is dialing. `proof`: each
+    /// of us has values of its own, so the chat is brought back with the
+    /// server's fresh values, and no key of ours goes to the peer.
     Dialing {
         peer: String,
         call: CallId,
         echo: Echo,
+        proof: bool,
     },
     /// Someone is calling us (`EVENT RING`): `y` answers, `n` declines.
     Ringing {
@@ -230,11 +236,13 @@ enum Place {
         call: CallId,
     },
     /// We answered (or the call came without a ring): waiting for the
-    /// caller to connect with `token`.
+    /// caller to connect with the value `keys` expects; to its `KNOCK`, we
+    /// show ours once (`shown`).
     Connecting {
         caller: String,
         call: CallId,
-        token: Token,
+        keys: Keys,
+        shown: bool,
         until: Instant,
         taken: Taken,
     },
@@ -248,6 +256,11 @@ enum Place {
         dialing: bool,
         /// Lines typed since the link broke, pending.
         pending: u64,
+        /// When the peer was seen online and free (not with us), and when
+        /// to ask again: a peer back from a lost network is free between
+        /// its `REGISTER` and its `RESUME`.
+        free_since: Option<Instant>,
+        recheck: Option<Instant>,
     },
     /// We said `BYE` to a peer that acknowledges it: waiting (bounded) for
     /// its `BYE` or the link's end, so that it has read every line before
@@ -288,6 +301,8 @@ enum Pending {
     /// `REJOIN`, to dial it through the relay too, after its direct
     /// addresses (`LOCATE`'s answer).
     Rejoin {
+        /// `LOCATE`'s values for this attempt, if the server gave any.
+        keys: Option<Keys>,
         addrs: Vec<SocketAddr>,
     },
     /// `LOOKUP` of a broken chat's peer the server said hung up: gone for
@@ -425,7 +440,23 @@ impl Core {
                     link,
                     caller,
                     call,
-                    token,
+                    token: Some(token),
+                    route,
+                },
+            ),
+            Input::Knock {
+                link,
+                caller,
+                call,
+                route,
+            } => self.on_hello(
+                now,
+                EarlyHello {
+                    at: now,
+                    link,
+                    caller,
+                    call,
+                    token: None,
                     route,
                 },
             ),
@@ -478,9 +509,13 @@ impl Core {
                 until,
                 next_try,
                 dialing,
+                recheck,
                 ..
             }) => {
                 at(*until);
+                if let Some(recheck) = recheck {
+                    at(*recheck);
+                }
                 if chat.role == Role::Caller && !dialing {
                     at(*next_try);
                 }
@@ -891,11 +926,12 @@ impl Core {
 
     fn on_server(&mut self, now: Instant, line: ServerLine) {
         match line {
-            ServerLine::Incoming {
-                caller,
-                call,
-                token,
-            } => self.on_incoming(now, caller, call, token),
+            ServerLine::Incoming { caller, call, keys } => {
+                self.on_incoming(now, caller, call, keys)
+            }
+            ServerLine::Returning { caller, call, keys } => {
+                self.on_returning(now, &caller, call, keys)
+            }
             ServerLine::PeerHungUp { call, peer, end } => {
                 self.on_peer_hung_up(now, call, &peer, end)
             }
@@ -904,18 +940,16 @@ impl Core {
                 self.on_unanswered(now, call, format!("{peer} is busy in another chat."))
             }
             ServerLine::RelayRequested { call } => self.on_relay_requested(now, call),
-            ServerLine::RejoinRequested {
-                caller,
-                call,
-                token,
-            } => self.on_rejoin_requested(&caller, call, token),
+            ServerLine::RejoinRequested { caller, call, keys } => {
+                self.on_rejoin_requested(&caller, call, keys)
+            }
             ServerLine::Ring { caller, call } => self.on_ring(now, caller, call),
             ServerLine::Answered {
                 peer,
                 call,
-                token,
+                keys,
                 addrs,
-            } => self.on_answered(now, peer, call, token, addrs),
+            } => self.on_answered(now, peer, call, keys, addrs),
             ServerLine::Declined { call, peer } => {
                 self.on_unanswered(now, call, format!("{peer} declined."))
             }
@@ -975,10 +1009,10 @@ impl Core {
                 Reply::Line(ServerLine::CallReady {
                     peer,
                     call,
-                    token,
+                    keys,
                     addrs,
                 }),
-            ) => self.on_call_ready(now, cancelled, peer, call, token, addrs),
+            ) => self.on_call_ready(now, cancelled, peer, call, keys, addrs),
             (
                 Pending::Call { peer, cancelled },
                 Reply::Line(ServerLine::Error { code, message }),
@@ -986,14 +1020,9 @@ impl Core {
             (Pending::Call { cancelled, .. }, Reply::Line(ServerLine::Ringing { peer, call })) => {
                 self.on_ringing_out(now, cancelled, peer, call)
             }
-            (
-                Pending::Answer,
-                Reply::Line(ServerLine::Answer {
-                    caller,
-                    call,
-                    token,
-                }),
-            ) => self.on_answer_accepted(now, caller, call, token),
+            (Pending::Answer, Reply::Line(ServerLine::Answer { caller, call, keys })) => {
+                self.on_answer_accepted(now, caller, call, keys)
+            }
             (Pending::Answer, Reply::Line(ServerLine::Error { .. })) => {
                 // The call ended before our answer: its end is told by the
                 // event that ended it.
@@ -1001,18 +1030,21 @@ impl Core {
                     self.show_list(now);
                 }
             }
-            (Pending::Locate, Reply::Line(ServerLine::Located { addrs, .. })) => {
-                self.on_located(now, addrs)
+            (Pending::Locate, Reply::Line(ServerLine::Located { keys, addrs, .. })) => {
+                self.on_located(now, keys, addrs)
             }
             (
-                Pending::Rejoin { addrs },
-                Reply::Line(ServerLine::RejoinReady { call, token, .. }),
-            ) => self.on_rejoin_ready(call, token, addrs),
+                Pending::Rejoin {
+                    keys: located,
+                    addrs,
+                },
+                Reply::Line(ServerLine::RejoinReady { call, keys, .. }),
+            ) => self.on_rejoin_ready(call, located, keys, addrs),
             // No relay this time: the direct ways only.
-            (Pending::Rejoin { addrs }, Reply::Line(ServerLine::Error { .. })) => {
+            (Pending::Rejoin { keys, addrs }, Reply::Line(ServerLine::Error { .. })) => {
                 if let Some(Place::Rejoining { chat, .. }) = self.place() {
                     let call = chat.call;
-                    self.redial(call, addrs, None);
+                    self.redial(call, addrs, keys, None);
                 }
             }
             (Pending::Locate, Reply::Line(ServerLine::Error { .. })) => {
@@ -1026,12 +1058,20 @@ impl Core {
                 }
             }
             (Pending::Lookup, Reply::Line(ServerLine::Found(user))) if !user.busy => {
-                // Online, free, and not with us: the peer ended the chat.
-                self.end_rejoining(now, RejoinEnd::ByPeer)
+                self.peer_free(now)
             }
             // Busy: back with us through RESUME, or in a chat of its own;
             // either way the grace decides.
-            (Pending::Lookup, Reply::Line(ServerLine::Found(_))) => {}
+            (Pending::Lookup, Reply::Line(ServerLine::Found(_))) => {
+                if let Some(Place::Rejoining {
+                    free_since,
+                    recheck,
+                    ..
+                }) = self.place_mut()
+                {
+                    (*free_since, *recheck) = (None, None);
+                }
+            }
             // Not online: gone with its network, or killed; it may come
             // back, for as long as the grace lasts. Said, so nobody waits
             // without knowing why.

@@ -13,6 +13,7 @@ pub(super) fn client_features() -> Vec<String> {
         FEATURE_PRESENCE,
         FEATURE_MISSED,
         FEATURE_SESSION,
+        FEATURE_PROOF,
     ]
     .map(str::to_string)
     .to_vec()

@@ -1,6 +1,9 @@
 //! Bringing a link back: a chat whose link broke without `BYE` is kept for
-//! the grace, the caller dials again with the chat's key, and what the other
-//! side has not got is sent again.
+//! the grace, the caller dials again, and what the other side has not got is
+//! sent again. With `proof`, each attempt uses fresh values the server gives
+//! both (`LOCATE`, `EVENT RETURNING`), and the dialed callee shows its own
+//! first; with an older peer or server, the key the caller gave
+//! (`RESUMABLE`).
 
 use super::*;
 
@@ -61,6 +64,8 @@ impl Core {
             next_try: now,
             dialing: false,
             pending: 0,
+            free_since: None,
+            recheck: None,
         });
         // The caller starts at once.
         self.rejoining_timeout(now);
@@ -165,13 +170,18 @@ impl Core {
         route: Route,
     ) {
         let me = self.me().unwrap_or_default().to_string();
+        // The server's value for this attempt (spent once taken), or the
+        // key the caller gave.
         let ours = |chat: &Chat| {
             name_key(&chat.peer) == name_key(caller)
-                && chat.resume.key.is_some_and(|k| k.matches(&key))
+                && (chat.resume.key.is_some_and(|k| k.matches(&key))
+                    || chat.returning.is_some_and(|held| held.keys.accepts(&key)))
         };
-        let mine = match self.place() {
-            Some(Place::Rejoining { chat, .. }) => ours(chat).then_some(chat.resume.received),
-            Some(Place::Chatting(chat)) if ours(chat) => Some(chat.resume.received),
+        let mine = match self.place_mut() {
+            Some(Place::Rejoining { chat, .. } | Place::Chatting(chat)) if ours(chat) => {
+                chat.returning = None;
+                Some(chat.resume.received)
+            }
             _ => None,
         };
         let Some(my_received) = mine else {
@@ -190,6 +200,27 @@ impl Core {
             },
         );
         self.rejoined(now, link, route, received);
+    }
+
+    /// The broken chat's peer is online and free, not with us: it ended the
+    /// chat, or it is back from a lost network and has not said `RESUME`
+    /// yet. Seen free a second time, a moment later, it ended the chat.
+    pub(super) fn peer_free(&mut self, now: Instant) {
+        let Some(Place::Rejoining {
+            free_since,
+            recheck,
+            ..
+        }) = self.place_mut()
+        else {
+            return;
+        };
+        match free_since {
+            Some(since) if now >= *since + FREE_RECHECK => {
+                self.end_rejoining(now, RejoinEnd::ByPeer)
+            }
+            Some(_) => {}
+            None => (*free_since, *recheck) = (Some(now), Some(now + FREE_RECHECK)),
+        }
     }
 
     /// The broken chat's peer is not online: say how long we wait for it.
@@ -238,8 +269,7 @@ impl Core {
         let Some(Place::Rejoining {
             chat,
             until,
-            next_try,
-            dialing,
+            recheck,
             ..
         }) = self.place_mut()
         else {
@@ -248,6 +278,21 @@ impl Core {
         if now >= *until {
             return self.end_rejoining(now, RejoinEnd::GraceOver);
         }
+        if online && recheck.is_some_and(|at| at <= now) {
+            *recheck = None;
+            let name = chat.peer.clone();
+            self.send(now, Request::Lookup { name }, Pending::Lookup);
+        }
+        let Some(Place::Rejoining {
+            chat,
+            until: _,
+            next_try,
+            dialing,
+            ..
+        }) = self.place_mut()
+        else {
+            return;
+        };
         if chat.role != Role::Caller || *dialing || now < *next_try || !online {
             return;
         }
@@ -257,73 +302,123 @@ impl Core {
         self.send(now, Request::Locate { name }, Pending::Locate);
     }
 
-    /// `OK LOCATED`: dial the peer with the chat's key; where the server
-    /// relays, ask it to open the relay again first, as the last way.
-    pub(super) fn on_located(&mut self, now: Instant, addrs: Vec<SocketAddr>) {
+    /// `OK LOCATED`: dial the peer (with `keys`, the server's values for
+    /// this attempt, if it gave any); where the server relays, ask it to
+    /// open the relay again first, as the last way.
+    pub(super) fn on_located(&mut self, now: Instant, keys: Option<Keys>, addrs: Vec<SocketAddr>) {
         let Some(Place::Rejoining { chat, .. }) = self.place() else {
             return;
         };
         if self.server.features.iter().any(|f| f == FEATURE_REJOIN) {
             let name = chat.peer.clone();
-            return self.send(now, Request::Rejoin { name }, Pending::Rejoin { addrs });
+            return self.send(
+                now,
+                Request::Rejoin { name },
+                Pending::Rejoin { keys, addrs },
+            );
         }
         let call = chat.call;
-        self.redial(call, addrs, None);
+        self.redial(call, addrs, keys, None);
     }
 
     /// `OK REJOIN`: the relay is open again for our half.
-    pub(super) fn on_rejoin_ready(&mut self, call: CallId, token: Token, addrs: Vec<SocketAddr>) {
+    pub(super) fn on_rejoin_ready(
+        &mut self,
+        call: CallId,
+        located: Option<Keys>,
+        relay: Keys,
+        addrs: Vec<SocketAddr>,
+    ) {
         let Some(Place::Rejoining { chat, .. }) = self.place_mut() else {
             return;
         };
         // The server's number for our pair now (it may have restarted).
         chat.call = call;
-        self.redial(call, addrs, Some(token));
+        self.redial(call, addrs, located, Some(relay));
     }
 
-    /// `EVENT REJOIN`: the caller brings our chat back through the relay;
-    /// we open our half, and the caller's `REHELLO` comes through it.
-    pub(super) fn on_rejoin_requested(&mut self, caller: &str, call: CallId, token: Token) {
+    /// The broken chat's values for the caller's attempt to bring it back
+    /// (`EVENT RETURNING` after its `LOCATE`, or `EVENT REJOIN`): kept to
+    /// show ours to its `KNOCK`, once, and to take its `REHELLO`. Returns
+    /// whether they were ours to keep.
+    fn hold_returning(&mut self, caller: &str, call: CallId, keys: Keys) -> bool {
         // Still chatting: the link broke on the caller's side first, and
         // its REHELLO will say so.
         let chat = match self.place_mut() {
             Some(Place::Rejoining { chat, .. }) => chat,
             Some(Place::Chatting(chat)) if chat.resume.active() => chat,
-            _ => return,
+            _ => return false,
         };
-        if chat.role == Role::Callee && name_key(&chat.peer) == name_key(caller) {
-            chat.call = call;
+        if chat.role != Role::Callee || name_key(&chat.peer) != name_key(caller) {
+            return false;
+        }
+        chat.call = call;
+        // `REJOIN` keeps the values to show: one already shown stays spent.
+        let shown = chat
+            .returning
+            .is_some_and(|held| held.shown && held.keys.show() == keys.show());
+        if keys.knocks() {
+            chat.returning = Some(Held { call, keys, shown });
+        }
+        true
+    }
+
+    /// `EVENT RETURNING`: the caller asked the server where we are; a
+    /// `KNOCK` from it may already wait.
+    pub(super) fn on_returning(&mut self, now: Instant, caller: &str, call: CallId, keys: Keys) {
+        if self.hold_returning(caller, call, keys) {
+            self.retry_early(now, call);
+        }
+    }
+
+    /// `EVENT REJOIN`: the caller brings our chat back through the relay;
+    /// we open our half, and the caller's `REHELLO` comes through it.
+    pub(super) fn on_rejoin_requested(&mut self, caller: &str, call: CallId, keys: Keys) {
+        if self.hold_returning(caller, call, keys) {
+            let token = keys.relay();
             self.out(Output::JoinRelay { call, token });
         }
     }
 
-    /// Dials the broken chat's peer with its key: `addrs` directly, then
-    /// the relay if it opened for us (`relay_token`).
+    /// Dials the broken chat's peer: `addrs` directly, then the relay if it
+    /// opened for us (`relay`, `REJOIN`'s values). With values of our own
+    /// from the server (`located`, or the relay's), the dialed peer must
+    /// show its value first; else the chat's key goes in `REHELLO`.
     pub(super) fn redial(
         &mut self,
         call: CallId,
         addrs: Vec<SocketAddr>,
-        relay_token: Option<Token>,
+        located: Option<Keys>,
+        relay: Option<Keys>,
     ) {
         let me = self.me().unwrap_or_default().to_string();
         let Some(Place::Rejoining { chat, dialing, .. }) = self.place_mut() else {
             return;
         };
-        let Some(key) = chat.resume.key else {
-            *dialing = false;
-            return;
+        let own = relay
+            .filter(Keys::knocks)
+            .or_else(|| located.filter(Keys::knocks));
+        let value = match (own, chat.resume.key) {
+            (Some(keys), _) => keys.show(),
+            (None, Some(key)) => key,
+            (None, None) => {
+                *dialing = false;
+                return;
+            }
         };
+        let keys = own.or(relay).unwrap_or(Keys::Shared(value));
         let hello = vec![PeerMessage::Rehello {
-            caller: me,
-            key,
+            caller: me.clone(),
+            key: value,
             received: chat.resume.received,
         }];
         self.out(Output::Dial {
             call,
-            token: relay_token.unwrap_or(key),
+            keys,
+            caller: me,
             hello,
             addrs,
-            relay: relay_token.is_some(),
+            relay: relay.is_some(),
             pace: Pace::OneAtATime,
         });
     }

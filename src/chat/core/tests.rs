@@ -87,6 +87,7 @@ impl World {
                 route: Route::Direct,
                 key: token(OTHER_TOKEN),
                 rejoined: None,
+                strangers: Vec::new(),
             }),
         });
         world.expect_line(&format!("Connected to {peer} at 127.0.0.1:5000"));
@@ -188,6 +189,7 @@ impl World {
                 route,
                 key,
                 rejoined: Some(received),
+                strangers: Vec::new(),
             }),
         });
     }
@@ -374,7 +376,7 @@ impl Core {
 fn the_numbered_flow_as_the_caller() {
     let mut w = World::new(None);
     w.expect_line("Connected to the registration server at 127.0.0.1:7700.");
-    w.expect_request("FEATURES ring presence missed session");
+    w.expect_request("FEATURES ring presence missed session proof");
     w.expect(Output::Prompt("Enter your visible name: ".into()));
     assert_eq!(w.core.status(), "your name: ");
     // 1) the name.
@@ -411,6 +413,7 @@ fn the_numbered_flow_as_the_caller() {
             route: Route::Direct,
             key: token(OTHER_TOKEN),
             rejoined: None,
+            strangers: Vec::new(),
         }),
     });
     w.expect_line("Connected to bob at 127.0.0.1:5000.");
@@ -511,6 +514,7 @@ fn typed_ahead_lines_wait_for_the_place_that_takes_them() {
             route: Route::Relayed,
             key: token(OTHER_TOKEN),
             rejoined: None,
+            strangers: Vec::new(),
         }),
     });
     w.expect_line("relayed through the server");
@@ -545,7 +549,7 @@ fn a_name_typed_after_the_server_gave_up_connects_again_and_registers() {
     });
     assert_eq!(w.core.status(), "registering slowpoke… ");
     w.input(back_at("127.0.0.1:4000"));
-    w.expect_request("FEATURES ring presence missed session");
+    w.expect_request("FEATURES ring presence missed session proof");
     w.expect_request("REGISTER slowpoke 127.0.0.1:4000");
     w.server("OK FEATURES");
     w.server("OK WELCOME slowpoke 10");
@@ -720,6 +724,7 @@ fn a_peer_vanishing_while_dialed_ends_the_call_and_its_late_dial_is_closed() {
             route: Route::Direct,
             key: token(OTHER_TOKEN),
             rejoined: None,
+            strangers: Vec::new(),
         }),
     });
     w.expect(Output::Close { link: 2 });
@@ -891,6 +896,7 @@ fn a_chat_with_yourself_echoes_every_line() {
             route: Route::Direct,
             key: token(OTHER_TOKEN),
             rejoined: None,
+            strangers: Vec::new(),
         }),
     });
     w.expect_line("Chatting with yourself");
@@ -921,7 +927,7 @@ fn the_server_lost_mid_chat_reconnects_registers_again_and_resumes() {
     w.typed("still here");
     w.expect_to_peer(1, "MSG still here");
     w.input(back_at("127.0.0.1:4000"));
-    w.expect_request("FEATURES ring presence missed session");
+    w.expect_request("FEATURES ring presence missed session proof");
     w.expect_request("REGISTER alice 127.0.0.1:4000");
     w.server("OK FEATURES");
     w.server("OK WELCOME alice 10");
@@ -1238,6 +1244,7 @@ fn every_input() -> Vec<Input> {
                 route: Route::Direct,
                 key: token(OTHER_TOKEN),
                 rejoined: None,
+                strangers: Vec::new(),
             }),
         });
         inputs.push(Input::Dialed {
@@ -1835,7 +1842,8 @@ fn a_broken_link_comes_back_through_the_relay_when_the_server_reopens_it() {
     let dial = w.take("a redial", |o| matches!(o, Output::Dial { .. }));
     let Output::Dial {
         call,
-        token: relay_token,
+        keys,
+        caller: _,
         hello,
         addrs,
         relay,
@@ -1847,7 +1855,8 @@ fn a_broken_link_comes_back_through_the_relay_when_the_server_reopens_it() {
     // One way at a time: two that both reached bob would take the chat
     // from each other.
     assert!(relay && pace == Pace::OneAtATime);
-    assert_eq!((call, relay_token), (12, token(TOKEN)));
+    assert_eq!((call, keys.relay()), (12, token(TOKEN)));
+    assert!(!keys.knocks(), "an older server: nothing to prove");
     assert_eq!(addrs, ["127.0.0.1:1".parse().unwrap()]);
     // The chat's own key, not the relay's token, proves it is ours.
     assert_eq!(
@@ -2337,4 +2346,40 @@ fn an_auto_answering_chat_answers_a_ring_at_once_and_keeps_what_was_typed_from_t
     w.expect_line("alice is calling you…");
     w.server(&format!("OK ANSWER alice 9 {TOKEN}"));
     w.typed_as_alices_call_comes_in();
+}
+
+#[test]
+fn a_peer_back_from_a_lost_network_is_free_a_moment_before_it_resumes() {
+    for resumes in [true, false] {
+        let mut w = resumable_chat();
+        w.link_broke(1);
+        w.expect_line("link to bob lost; reconnecting…");
+        w.expect_request("LOCATE bob");
+        w.server("EVENT HANGUP 7 bob lost");
+        w.expect_request("RESUME bob");
+        w.expect_request("LOOKUP bob");
+        w.server("ERR not-in-call you are not in a call with bob");
+        w.server("OK RESUMED bob 8");
+        w.skip_all();
+        // bob registered again and has not said RESUME yet: free, for now.
+        w.server("OK FOUND bob free");
+        w.expect_quiet();
+        w.advance(Duration::from_secs(1));
+        // Asked again a moment later (and, as the caller, where it is).
+        w.expect_request("LOOKUP bob");
+        w.expect_request("LOCATE bob");
+        // The RESUME sent after the LOCATE that found no call, answered.
+        w.server("ERR already-in-call you are in a call");
+        if resumes {
+            w.server("OK FOUND bob busy");
+            w.server("OK LOCATED bob 127.0.0.1:1");
+            let ended =
+                |o: &Output| matches!(o, Output::Line { text, .. } if text.contains("ended"));
+            assert_eq!(w.count(ended), 0, "{:#?}", w.fresh());
+        } else {
+            // Free, and free again a moment later: bob ended the chat.
+            w.server("OK FOUND bob free");
+            w.expect_line("bob ended the chat.");
+        }
+    }
 }
