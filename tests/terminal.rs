@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 use common::{Chat, Server, WAIT};
 use p2pchat::chat::editor::PASTE_GAP;
 
-/// A private tmux server running one shell in one 100×30 pane.
+/// A private tmux server running one shell in one pane, 100×30 unless
+/// started otherwise.
 struct Tmux {
     socket: String,
 }
@@ -22,6 +23,11 @@ impl Tmux {
     /// Starts tmux with `env` set for the shell, or `None` (test skipped,
     /// see [`common::skip`]) where tmux is missing.
     fn start(env: &[(&str, &str)]) -> Option<Tmux> {
+        Tmux::start_sized(env, 100)
+    }
+
+    /// The same, with a pane `columns` wide.
+    fn start_sized(env: &[(&str, &str)], columns: usize) -> Option<Tmux> {
         if Command::new("tmux").arg("-V").output().is_err() {
             common::skip("tmux is not installed");
             return None;
@@ -33,7 +39,8 @@ impl Tmux {
             NEXT.fetch_add(1, Ordering::Relaxed)
         );
         let tmux = Tmux { socket };
-        let mut args = vec!["new-session", "-d", "-x", "100", "-y", "30"];
+        let columns = columns.to_string();
+        let mut args = vec!["new-session", "-d", "-x", &columns, "-y", "30"];
         let pairs: Vec<String> = env
             .iter()
             .chain(&[("PS1", "$ "), ("TERM", "xterm-256color")])
@@ -107,7 +114,19 @@ impl Tmux {
 
     /// The whole pane: what scrolled off the top, then the screen.
     fn history(&self) -> String {
-        let out = self.run(&["capture-pane", "-p", "-S", "-", "-t", "0"]);
+        self.capture(&["-S", "-"])
+    }
+
+    /// The whole pane with the rows the terminal wrapped joined again, as
+    /// a reader's copy would have them (`capture-pane -J`).
+    fn history_joined(&self) -> String {
+        self.capture(&["-J", "-S", "-"])
+    }
+
+    fn capture(&self, options: &[&str]) -> String {
+        let mut args = vec!["capture-pane", "-p", "-t", "0"];
+        args.extend(options);
+        let out = self.run(&args);
         assert!(
             out.status.success(),
             "capture-pane: {}",
@@ -527,6 +546,13 @@ impl Tmux {
             thread::sleep(Duration::from_millis(25));
         };
         assert_eq!(modes, "icanon,echo");
+        // The chat writes its lines with autowrap off; it is on again.
+        let wrap = self.run(&["display-message", "-p", "-t", "0", "#{wrap_flag}"]);
+        assert_eq!(
+            String::from_utf8_lossy(&wrap.stdout).trim(),
+            "1",
+            "autowrap left off"
+        );
     }
 }
 
@@ -959,4 +985,116 @@ fn a_line_set_aside_by_a_ring_comes_back_after_a_hang_up_and_after_a_chat_the_pe
     tmux.wait_for_last_row("connect to: car");
     let heard = alice.stdout();
     assert!(!heard.contains("bob: ali"), "{heard}");
+}
+
+/// The rows of the one line in `pane` whose first row starts with `first`,
+/// through the row holding `last`.
+fn rows_of<'a>(pane: &'a str, first: &str, last: &str) -> Vec<&'a str> {
+    let rows: Vec<&str> = pane.lines().map(str::trim_end).collect();
+    let start = rows
+        .iter()
+        .position(|row| row.starts_with(first))
+        .unwrap_or_else(|| panic!("no row starts with {first:?}:\n{pane}"));
+    let end = start
+        + rows[start..]
+            .iter()
+            .position(|row| row.contains(last))
+            .unwrap_or_else(|| panic!("no row after {first:?} holds {last:?}:\n{pane}"));
+    rows[start..=end].to_vec()
+}
+
+#[test]
+fn a_long_line_wraps_at_spaces_under_its_text_and_a_300_character_url_copies_whole() {
+    let Some(tmux) = Tmux::start_sized(&[], 60) else {
+        return;
+    };
+    let server = Server::start();
+    tmux.chat(&server, "alice");
+    let mut bob = bob_calls_alice(&server, &tmux);
+    let path: String = (0..280)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect();
+    let url = format!("https://example.com/{path}");
+    assert_eq!(url.len(), 300);
+    let text = format!(
+        "a long line from bob whose words wrap at spaces and never inside \
+         a word, 日本語の 文も 同じ, see {url} and then more words after the \
+         address, which go on under the text, done"
+    );
+    bob.send(&text);
+    let pane = tmux.wait_until("the whole line", |pane| pane.contains("text, done"));
+
+    // As drawn: the URL is the one thing the terminal wrapped.
+    let drawn = rows_of(&pane, "bob: a long line", "text, done");
+    for row in &drawn[1..] {
+        let is_url = row
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || ":/.".contains(c));
+        assert!(
+            row.starts_with("     ") || is_url,
+            "a row neither indented nor the URL wrapped:\n{}",
+            drawn.join("\n")
+        );
+    }
+
+    // As copied: every row but the first is indented under the text, no
+    // word is cut, and the URL comes back whole on a row of its own.
+    let joined = tmux.history_joined();
+    let copied = rows_of(&joined, "bob: a long line", "text, done");
+    for row in &copied[1..] {
+        assert!(
+            row.starts_with("     ") && !row.starts_with("      "),
+            "not indented under the text:\n{}",
+            copied.join("\n")
+        );
+    }
+    let words: Vec<&str> = copied
+        .iter()
+        .flat_map(|row| row.split_whitespace())
+        .skip(1)
+        .collect();
+    assert_eq!(words, text.split_whitespace().collect::<Vec<_>>());
+    assert!(copied.iter().any(|row| row.trim() == url), "{joined}");
+}
+
+#[test]
+fn a_peer_cannot_put_a_row_of_its_own_at_the_first_column() {
+    let Some(tmux) = Tmux::start_sized(&[], 60) else {
+        return;
+    };
+    let server = Server::start();
+    tmux.chat(&server, "alice");
+    let mut bob = bob_calls_alice(&server, &tmux);
+    // Each would start a row of its own at column 0 of a 60-column pane,
+    // after `bob: ` (5 columns): words filling the first row, one long
+    // word whose end the terminal wraps, the same with a blank that is
+    // not a space (U+2800, braille blank), and emoji with a skin tone,
+    // which the chat counts 2 columns wide and tmux 3.3 draws 4 wide
+    // (13 of them and `ab` are 54 columns there).
+    let fill = format!("{} {}", "x".repeat(26), "y".repeat(27));
+    let thumbs = format!("{}ab", "👍🏽".repeat(13));
+    let forgeries = [
+        format!("{fill} Online users (9):"),
+        format!("{}Online users (9):", "x".repeat(55)),
+        format!("{}Online\u{2800}users\u{2800}(9):", "x".repeat(55)),
+        format!("{fill} mallory left the chat."),
+        format!("{thumbs} Online users (9):"),
+    ];
+    for forgery in &forgeries {
+        bob.send(forgery);
+    }
+    bob.send("end of forgeries");
+    let pane = tmux.wait_until("the last line", |pane| {
+        pane.contains("bob: end of forgeries")
+    });
+    for row in pane.lines() {
+        assert!(
+            !row.starts_with("Online users (9):")
+                && !row.starts_with("Online\u{2800}users")
+                && !row.starts_with("mallory left the chat."),
+            "a peer forged a row:\n{pane}"
+        );
+    }
+    // Only the over-long word's own end may reach column 0.
+    assert!(pane.lines().any(|row| row.trim_end() == "Online"), "{pane}");
 }

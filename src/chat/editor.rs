@@ -789,30 +789,6 @@ fn fit_prompt(prompt: &str, most: usize) -> Cow<'_, str> {
     Cow::Owned(fitted)
 }
 
-/// `text` cut into rows of at most `columns` columns, by cluster, the first
-/// row starting at column `first_column`: how a line printed above the
-/// prompt is wrapped, so a cluster is never split between two rows.
-pub fn wrap(text: &str, first_column: usize, columns: usize) -> Vec<&str> {
-    let columns = columns.max(1);
-    let mut rows = Vec::new();
-    let mut used = first_column % columns;
-    let mut row_start = 0;
-    let mut at = 0;
-    while at < text.len() {
-        let end = next_boundary(text, at);
-        let w = cluster_width(&text[at..end]);
-        if used + w > columns && at > row_start {
-            rows.push(&text[row_start..at]);
-            row_start = at;
-            used = 0;
-        }
-        used += w;
-        at = end;
-    }
-    rows.push(&text[row_start..]);
-    rows
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1239,14 +1215,6 @@ mod tests {
         assert!(width(&r.text) <= 11, "{}", r.text);
         assert!(r.text.starts_with("to> "), "{}", r.text);
         assert!(r.text.ends_with('>'), "{}", r.text);
-    }
-
-    #[test]
-    fn incoming_lines_wrap_by_cluster_width() {
-        assert_eq!(wrap("abcdef", 0, 4), ["abcd", "ef"]);
-        assert_eq!(wrap("日本語", 0, 5), ["日本", "語"]);
-        assert_eq!(wrap("👍🏽👍🏽", 3, 4), ["👍🏽", "👍🏽"]);
-        assert_eq!(wrap("", 0, 10), [""]);
     }
 
     #[test]

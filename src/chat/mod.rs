@@ -24,6 +24,7 @@ mod p2pserver;
 mod terminal;
 mod transcript;
 mod ui;
+mod wrap;
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};

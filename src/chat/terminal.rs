@@ -70,10 +70,11 @@ pub fn saved_settings() -> io::Result<String> {
 
 /// Puts the terminal back after a chat that could not do it itself (it was
 /// killed, or it must stop at once): the `saved` settings, bracketed paste
-/// off, attributes reset, and one line on a cleared row saying `why`.
+/// off, autowrap on, attributes reset, and one line on a cleared row saying
+/// `why`.
 pub fn repair(saved: &str, why: &str) {
     let mut out = io::stdout();
-    let _ = write!(out, "{BRACKETED_PASTE_OFF}\x1b[0m\r\x1b[K");
+    let _ = write!(out, "{BRACKETED_PASTE_OFF}{AUTOWRAP_ON}\x1b[0m\r\x1b[K");
     let _ = out.flush();
     let _ = stty(&[saved]);
     eprintln!("chat: {why}; the terminal is restored.");
@@ -90,6 +91,13 @@ pub fn abandon(why: &str) {
 
 /// Turns off bracketed paste; the chat's UI turns it on.
 pub const BRACKETED_PASTE_OFF: &str = "\x1b[?2004l";
+
+/// Turn the terminal's autowrap (DECAWM) off and on: the chat wraps the
+/// lines it prints itself, with autowrap off around them, so a row a
+/// terminal draws wider than counted is cut at the edge rather than
+/// spilled onto column 0 of the next (see `wrap.rs`).
+pub const AUTOWRAP_OFF: &str = "\x1b[?7l";
+pub const AUTOWRAP_ON: &str = "\x1b[?7h";
 
 /// The terminal in raw mode: keys arrive one by one and unechoed, Ctrl-C and
 /// Ctrl-D arrive as keys. Output processing stays on, so `\n` still starts a

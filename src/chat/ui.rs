@@ -21,8 +21,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use super::core::{Kind, Typed};
-use super::editor::{Edit, Key, Keyboard, LineEditor, PASTE_GAP, without_escapes, wrap};
-use super::terminal::{self, BRACKETED_PASTE_OFF, RawMode};
+use super::editor::{Edit, Key, Keyboard, LineEditor, PASTE_GAP, without_escapes};
+use super::terminal::{self, AUTOWRAP_OFF, AUTOWRAP_ON, BRACKETED_PASTE_OFF, RawMode};
+use super::wrap::{Layout, Row};
 use super::{Event, Events};
 use crate::connection::whole_lines;
 use crate::lines::Lines;
@@ -630,9 +631,9 @@ impl Ui {
                     (Kind::Notice, true) => (NOTICE, RESET),
                     _ => ("", ""),
                 };
-                let _ = write!(self.out, "\r\x1b[K{on}");
-                term.write_wrapped(&mut self.out, &text, 0);
-                let _ = write!(self.out, "{off}\r\n");
+                let _ = write!(self.out, "\r\x1b[K{AUTOWRAP_OFF}{on}");
+                term.write_rows(&mut self.out, &text, Layout::notice(term.columns));
+                let _ = write!(self.out, "{off}{AUTOWRAP_ON}\r\n");
                 term.dirty = true;
             }
         }
@@ -655,9 +656,10 @@ impl Ui {
             }
             Mode::Terminal(term) => {
                 let (on, off) = if term.colour { (PEER, RESET) } else { ("", "") };
-                let _ = write!(self.out, "\r\x1b[K{at}{on}{name}{off}: ");
-                term.write_wrapped(&mut self.out, &text, width(&at) + width(&name) + 2);
-                let _ = write!(self.out, "\r\n");
+                let _ = write!(self.out, "\r\x1b[K{AUTOWRAP_OFF}{at}{on}{name}{off}: ");
+                let prefix = width(&at) + width(&name) + 2;
+                term.write_rows(&mut self.out, &text, Layout::under(prefix, term.columns));
+                let _ = write!(self.out, "{AUTOWRAP_ON}\r\n");
                 term.dirty = true;
             }
         }
@@ -875,30 +877,40 @@ impl Term {
         self.cursor_column = rendered.cursor_column;
     }
 
-    /// Writes `text`, which starts at column `first_column`, wrapped by
-    /// cluster width to the terminal: each row ends with a line break of
-    /// our own, so no cluster is split between rows and the rows stay as
-    /// drawn whatever the terminal does on a resize.
-    fn write_wrapped(&self, out: &mut impl Write, text: &str, first_column: usize) {
-        for (i, row) in wrap(text, first_column, self.columns)
-            .into_iter()
-            .enumerate()
-        {
+    /// Writes `text` in the rows `layout` cuts it into (see `wrap.rs`),
+    /// the terminal's autowrap being off: each row but the first after a
+    /// line break of our own and the indent, so no word is split and no
+    /// row the text reaches starts at column 0. Only an over-long word
+    /// (a URL) is left to the terminal to wrap, so that it copies whole.
+    fn write_rows(&self, out: &mut impl Write, text: &str, layout: Layout) {
+        for (i, row) in layout.rows(text).into_iter().enumerate() {
             if i > 0 {
-                let _ = write!(out, "\r\n\x1b[K");
+                let _ = write!(out, "\r\n\x1b[K{:1$}", "", layout.indent);
             }
-            let _ = write!(out, "{row}");
+            let _ = match row {
+                Row::Fits(row) => write!(out, "{row}"),
+                Row::Overlong(word) => write!(out, "{AUTOWRAP_ON}{word}{AUTOWRAP_OFF}"),
+            };
         }
     }
 
     /// Turns the last row into a permanent, dimmed record of `text` as it
     /// was typed at the current prompt; the prompt is drawn again below.
+    /// The text goes on under itself, after a prompt that takes half the
+    /// row at most; a longer prompt is wrapped with it, as a notice is.
     fn echo(&mut self, out: &mut impl Write, text: &str, suffix: &str) {
         let (on, off) = if self.colour { (DIM, RESET) } else { ("", "") };
-        let _ = write!(out, "\r\x1b[K{on}");
-        let echoed = format!("{}{text}{suffix}", self.prompt);
-        self.write_wrapped(out, &echoed, 0);
-        let _ = write!(out, "{off}\r\n");
+        let _ = write!(out, "\r\x1b[K{AUTOWRAP_OFF}{on}");
+        let prompt = width(&self.prompt);
+        if prompt <= self.columns / 2 {
+            let _ = write!(out, "{}", self.prompt);
+            let layout = Layout::under(prompt, self.columns);
+            self.write_rows(out, &format!("{text}{suffix}"), layout);
+        } else {
+            let echoed = format!("{}{text}{suffix}", self.prompt);
+            self.write_rows(out, &echoed, Layout::notice(self.columns));
+        }
+        let _ = write!(out, "{off}{AUTOWRAP_ON}\r\n");
         self.dirty = true;
     }
 }
