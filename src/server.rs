@@ -500,8 +500,7 @@ pub fn serve_with(listener: TcpListener, mut config: Config, registry: Arc<Regis
         threads: Threads::new(thread_limit),
     });
     start_summary(shared.clone());
-    let registry = shared.registry.clone();
-    shared.unsent.start(move || registry.len());
+    shared.unsent.start();
     loop {
         match listener.accept() {
             Ok((stream, addr)) => admit(&shared, stream, addr),
@@ -743,8 +742,9 @@ impl Session {
         &self.slot.shared
     }
 
+    /// Answers a request: what the client asked for.
     fn reply(&self, line: &ServerLine) -> io::Result<()> {
-        self.outbox.send(line)
+        self.outbox.reply(line)
     }
 
     /// Logs (the first few of each window) and answers a request we refuse.
@@ -953,7 +953,7 @@ fn handle_line(session: &mut Session, line: &str) -> io::Result<Flow> {
             let rows = users.into_iter().map(ServerLine::User);
             session
                 .outbox
-                .send_lines(std::iter::once(count).chain(rows))?;
+                .reply_lines(std::iter::once(count).chain(rows))?;
         }
         Request::Lookup { name: wanted } => match shared.registry.lookup(&wanted) {
             Some(user) => session.reply(&ServerLine::Found(user))?,
