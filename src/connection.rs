@@ -8,7 +8,10 @@
 //! The server's writes go through an [`Outbox`]: one lock per connection, so
 //! lines from several threads never interleave, and a deadline on each whole
 //! write, so a client that stops reading cannot hold the lock for ever. The
-//! server and its relay both write through it; neither knows the other.
+//! server and its relay both write through it; neither knows the other. An
+//! outbox tells a reply the client asked for from an event pushed to it, and
+//! remembers the largest reply it may not have read yet, for the server's
+//! watch on unsent bytes.
 
 use std::fmt;
 use std::io::{self, Read, Write};
@@ -422,6 +425,50 @@ struct OutboxInner {
     deadline: Duration,
     /// Bytes written so far, for the server's watch on unsent bytes.
     written: AtomicU64,
+    /// What the client asked for that it may not have read yet, for the
+    /// same watch. Locked only briefly, never across a write: the watch
+    /// reads it while a writer may be blocked holding `stream`.
+    asked: Mutex<Asked>,
+}
+
+/// Whether the client asked for what is written, or it is pushed to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    /// A reply to one of its requests, or presence it asked for with
+    /// `WATCH on`.
+    Asked,
+    /// An event it did not ask for (a ring, a hang-up), or relayed bytes.
+    Pushed,
+}
+
+/// The replies a client asked for that it may not have read yet, as much as
+/// the server's watch on unsent bytes needs to know of them: the largest of
+/// those written since it last had received all it asked for, and where in
+/// the stream the last of them ends. Two numbers, however many replies.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Asked {
+    largest: u64,
+    end: u64,
+}
+
+impl Asked {
+    /// A reply of `len` bytes was written, ending at byte `end` of the
+    /// stream.
+    fn wrote(&mut self, len: u64, end: u64) {
+        self.largest = self.largest.max(len);
+        self.end = end;
+    }
+
+    /// The largest reply that may still be unread, once the client's side
+    /// has acknowledged the stream's first `received` bytes: none once it
+    /// has all it asked for. Generous to the client in between: the largest
+    /// stays until the last reply is received, even if that is smaller.
+    fn unread(&mut self, received: u64) -> u64 {
+        if received >= self.end {
+            self.largest = 0;
+        }
+        self.largest
+    }
 }
 
 impl Outbox {
@@ -431,6 +478,7 @@ impl Outbox {
             stream: Mutex::new(stream),
             deadline,
             written: AtomicU64::new(0),
+            asked: Mutex::default(),
         }))
     }
 
@@ -440,9 +488,27 @@ impl Outbox {
         self.0.written.load(Ordering::Relaxed)
     }
 
-    /// Sends one line. On failure the connection is shut down, which ends
-    /// its owner's read loop and so removes the peer.
+    /// The largest reply the client asked for that may still be unread, once
+    /// its side has acknowledged the first `received` bytes written (0 when
+    /// that is not known).
+    pub fn largest_asked_unread(&self, received: u64) -> u64 {
+        let mut asked = self.0.asked.lock().unwrap_or_else(PoisonError::into_inner);
+        asked.unread(received)
+    }
+
+    /// Sends one line the client did not ask for: an event. On failure the
+    /// connection is shut down, which ends its owner's read loop and so
+    /// removes the peer.
     pub fn send(&self, line: &impl fmt::Display) -> io::Result<()> {
+        self.send_line(line, Origin::Pushed)
+    }
+
+    /// Sends one line the client asked for: a reply to its request.
+    pub fn reply(&self, line: &impl fmt::Display) -> io::Result<()> {
+        self.send_line(line, Origin::Asked)
+    }
+
+    fn send_line(&self, line: &impl fmt::Display, origin: Origin) -> io::Result<()> {
         // Formatted into this thread's buffer, kept between sends: a reply
         // costs no allocation.
         thread_local! {
@@ -453,20 +519,20 @@ impl Outbox {
                 use std::fmt::Write as _;
                 text.clear();
                 let _ = writeln!(text, "{line}");
-                let sent = self.send_text(&text);
+                let sent = self.send_text(&text, origin);
                 if text.capacity() > 4 * MAX_LINE {
                     *text = String::new();
                 }
                 sent
             }
             // A line whose formatting sends (none does): its own buffer.
-            Err(_) => self.send_text(&format!("{line}\n")),
+            Err(_) => self.send_text(&format!("{line}\n"), origin),
         })
     }
 
-    /// Sends several lines in one write, so no other thread's line lands
-    /// between them (a list reply and its rows).
-    pub fn send_lines<L: fmt::Display>(
+    /// Sends several lines the client asked for in one write, so no other
+    /// thread's line lands between them (a list reply and its rows).
+    pub fn reply_lines<L: fmt::Display>(
         &self,
         lines: impl IntoIterator<Item = L>,
     ) -> io::Result<()> {
@@ -474,12 +540,13 @@ impl Outbox {
         for line in lines {
             text.push_str(&format!("{line}\n"));
         }
-        self.send_text(&text)
+        self.send_text(&text, Origin::Asked)
     }
 
     /// Writes `text`, whole lines each ending in `\n`, unless `cancelled`
     /// says no when asked under the write lock: a line written by another
-    /// thread after the answer can never be overtaken by this one.
+    /// thread after the answer can never be overtaken by this one. For
+    /// presence, which the client asked for with `WATCH on`.
     pub fn send_whole_lines_unless(
         &self,
         text: &str,
@@ -489,7 +556,7 @@ impl Outbox {
         if cancelled() {
             return Ok(());
         }
-        self.write_locked(&stream, text)
+        self.write_locked(&stream, text, Origin::Asked)
     }
 
     /// Shuts the connection down, which ends its owner's read loop.
@@ -511,7 +578,7 @@ impl Outbox {
     /// to its end when the other fails.
     pub fn send_keeping_reads(&self, text: &str) -> io::Result<()> {
         let stream = self.lock();
-        self.write_within_deadline(&stream, text, std::net::Shutdown::Write)
+        self.write_within_deadline(&stream, text, Origin::Pushed, std::net::Shutdown::Write)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Arc<TcpStream>> {
@@ -521,21 +588,23 @@ impl Outbox {
     /// Writes all of `text` within the deadline in total (the socket's own
     /// timeout bounds each `write` only, and a client reading a byte at a
     /// time could otherwise hold this lock for ever).
-    fn send_text(&self, text: &str) -> io::Result<()> {
+    fn send_text(&self, text: &str, origin: Origin) -> io::Result<()> {
         let stream = self.lock();
-        self.write_locked(&stream, text)
+        self.write_locked(&stream, text, origin)
     }
 
-    fn write_locked(&self, stream: &TcpStream, text: &str) -> io::Result<()> {
-        self.write_within_deadline(stream, text, std::net::Shutdown::Both)
+    fn write_locked(&self, stream: &TcpStream, text: &str, origin: Origin) -> io::Result<()> {
+        self.write_within_deadline(stream, text, origin, std::net::Shutdown::Both)
     }
 
-    /// Writes all of `text` within the deadline; on failure shuts down
-    /// `on_failure`.
+    /// Writes all of `text` within the deadline, and notes it if the client
+    /// asked for it; on failure shuts down `on_failure`. The caller holds
+    /// the write lock, so the bytes written now end where this write does.
     fn write_within_deadline(
         &self,
         stream: &TcpStream,
         text: &str,
+        origin: Origin,
         on_failure: std::net::Shutdown,
     ) -> io::Result<()> {
         let deadline = Instant::now() + self.0.deadline;
@@ -560,8 +629,16 @@ impl Outbox {
                 Err(e) => break Err(e),
             }
         };
-        if result.is_err() {
-            let _ = stream.shutdown(on_failure);
+        match &result {
+            Ok(()) if origin == Origin::Asked => {
+                let end = self.0.written.load(Ordering::Relaxed);
+                let mut asked = self.0.asked.lock().unwrap_or_else(PoisonError::into_inner);
+                asked.wrote(text.len() as u64, end);
+            }
+            Ok(()) => {}
+            Err(_) => {
+                let _ = stream.shutdown(on_failure);
+            }
         }
         result
     }
@@ -760,7 +837,7 @@ mod tests {
         let (server_side, _) = listener.accept().unwrap();
         let outbox = Outbox::new(Arc::new(server_side), Duration::from_secs(5));
         outbox.send(&"OK PONG").unwrap();
-        outbox.send_lines(["OK USERS 1", "USER ann free"]).unwrap();
+        outbox.reply_lines(["OK USERS 1", "USER ann free"]).unwrap();
         outbox.close();
         let mut reader = LineReader::new(client);
         let deadline = Some(Instant::now() + Duration::from_secs(5));
@@ -771,5 +848,38 @@ mod tests {
             reader.read_line_by(deadline),
             Err(ReadError::Closed)
         ));
+    }
+
+    #[test]
+    fn the_largest_reply_asked_for_stays_unread_until_the_last_one_asked_is_received() {
+        let mut asked = Asked::default();
+        assert_eq!(asked.unread(0), 0, "nothing asked");
+        asked.wrote(300, 1_000);
+        asked.wrote(10, 1_200);
+        assert_eq!(asked.unread(0), 300);
+        assert_eq!(
+            asked.unread(1_000),
+            300,
+            "the small one is not received yet"
+        );
+        assert_eq!(asked.unread(1_200), 0, "all received");
+        asked.wrote(50, 2_000);
+        assert_eq!(asked.unread(1_200), 50, "a new reply");
+    }
+
+    #[test]
+    fn an_outbox_notes_replies_asked_for_and_not_events() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let _client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server_side, _) = listener.accept().unwrap();
+        let outbox = Outbox::new(Arc::new(server_side), Duration::from_secs(5));
+        outbox.send(&"EVENT RING ann 1").unwrap();
+        assert_eq!(outbox.largest_asked_unread(0), 0, "an event");
+        outbox.reply_lines(["OK USERS 1", "USER ann free"]).unwrap();
+        outbox.reply(&"OK PONG").unwrap();
+        assert_eq!(outbox.largest_asked_unread(0), 25, "the list");
+        let all = outbox.bytes_written();
+        assert_eq!(outbox.largest_asked_unread(all - 1), 25);
+        assert_eq!(outbox.largest_asked_unread(all), 0, "all received");
     }
 }

@@ -13,7 +13,8 @@
 //! (`presence.rs`: batches who joined, left, became busy or free for the
 //! watchers), and the unsent-bytes watch (`unsent.rs`: drops a client that
 //! leaves too much of what it asked for unread). `admission.rs` bounds the
-//! unregistered connections of each source address.
+//! unregistered connections of each source address, and the threads
+//! clients have the server run.
 
 mod admission;
 mod presence;
@@ -43,8 +44,8 @@ use crate::registry::{
 };
 use crate::relay::{self, RelayLimits, Relays};
 use crate::token::random_token;
-use admission::Unregistered;
-use presence::Watchers;
+use admission::{ThreadTicket, Threads, Unregistered, threads_the_maps_allow};
+use presence::{NoWriter, Watchers};
 use timer::Timer;
 use unsent::UnsentWatch;
 
@@ -98,6 +99,11 @@ pub struct Config {
     /// How often the server logs a summary of its load while anything is
     /// happening.
     pub summary_interval: Duration,
+    /// Most threads clients may have the server run at once: each
+    /// connection's own, and one more for each that watches presence.
+    /// `None`: as many as `vm.max_map_count` leaves room for (fewer if
+    /// given, never more).
+    pub max_threads: Option<usize>,
 }
 
 impl Config {
@@ -138,6 +144,7 @@ impl Default for Config {
             max_relays_per_ip: RelayLimits::default().max_relays_per_ip,
             relay_rate: RelayLimits::default().rate,
             summary_interval: Duration::from_secs(60),
+            max_threads: None,
         }
     }
 }
@@ -224,6 +231,10 @@ enum Refusal {
     },
     /// The OS random source failed.
     NoCallToken,
+    /// `WATCH on` when the budget of threads, this many, is spent.
+    NoThreadForPresence(usize),
+    /// `WATCH on` when the system refused a thread.
+    NoPresence,
     /// The caller's last call to this callee did not become a chat.
     TooSoon {
         callee: String,
@@ -331,6 +342,17 @@ impl From<Refusal> for ServerLine {
                 ErrorCode::Internal,
                 "the server cannot make a call token right now".into(),
             ),
+            Refusal::NoThreadForPresence(limit) => (
+                ErrorCode::ServerFull,
+                format!(
+                    "no presence for now: the server runs all the threads it can ({limit}); \
+                     LIST still answers"
+                ),
+            ),
+            Refusal::NoPresence => (
+                ErrorCode::Internal,
+                "the server cannot send presence right now".into(),
+            ),
             Refusal::TooSoon { callee, wait } => (
                 ErrorCode::TooSoon,
                 format!(
@@ -396,6 +418,8 @@ struct Shared {
     refused: AtomicU64,
     /// Drops clients that leave too much unread.
     unsent: Arc<UnsentWatch>,
+    /// Counts every thread a client starts.
+    threads: Arc<Threads>,
 }
 
 /// Binds `config.listen`, prints `listening on ADDR` as the first line of
@@ -442,17 +466,24 @@ pub fn serve(listener: TcpListener, config: Config) {
 /// [`serve`] over a table the caller keeps a handle to (tests check its
 /// invariants while clients do their worst).
 pub fn serve_with(listener: TcpListener, mut config: Config, registry: Arc<Registry<Outbox>>) {
-    if let Some(allowed) = clients_the_maps_allow()
+    let maps_allow = threads_the_maps_allow();
+    if let Some(allowed) = maps_allow
         && allowed < config.max_clients
     {
         log!(
             "max clients lowered from {} to {allowed}: each client's thread takes \
-             {MAPS_PER_CLIENT} memory maps and vm.max_map_count allows that many \
+             {} memory maps and vm.max_map_count allows that many \
              (raise it with sysctl vm.max_map_count)",
-            config.max_clients
+            config.max_clients,
+            admission::MAPS_PER_THREAD
         );
         config.max_clients = allowed;
     }
+    let thread_limit = [config.max_threads, maps_allow]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(usize::MAX);
     let watchers = Arc::new(Watchers::default());
     presence::start(registry.clone(), watchers.clone(), config.presence_interval);
     let shared = Arc::new(Shared {
@@ -466,10 +497,10 @@ pub fn serve_with(listener: TcpListener, mut config: Config, registry: Arc<Regis
         next_conn: AtomicU64::new(1),
         refused: AtomicU64::new(0),
         unsent: Arc::default(),
+        threads: Threads::new(thread_limit),
     });
     start_summary(shared.clone());
-    let registry = shared.registry.clone();
-    shared.unsent.start(move || registry.len());
+    shared.unsent.start();
     loop {
         match listener.accept() {
             Ok((stream, addr)) => admit(&shared, stream, addr),
@@ -490,41 +521,30 @@ pub fn serve_with(listener: TcpListener, mut config: Config, registry: Arc<Regis
     }
 }
 
-/// Memory maps each client's thread costs: its stack and guard page, and
-/// the alternate signal stack and guard page std gives every thread.
-/// Measured: 4 more in `/proc/PID/maps` per client.
-const MAPS_PER_CLIENT: usize = 4;
-/// Maps kept for the rest: the heap's arenas, libraries, the other threads.
-const MAPS_SPARE: usize = 1000;
-
-/// How many clients `vm.max_map_count` leaves room for. Past it, a new
-/// thread fails, and worse, so does any allocation that needs a fresh map,
-/// which aborts the process: measured at 16,362 peers under the default
-/// 65,530 maps. `None` where it cannot be read.
-fn clients_the_maps_allow() -> Option<usize> {
-    let max_maps: usize = std::fs::read_to_string("/proc/sys/vm/max_map_count")
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
-    Some(max_maps.saturating_sub(MAPS_SPARE) / MAPS_PER_CLIENT)
-}
-
 fn admit(shared: &Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
     // An IPv4 peer on a dual-stack socket shows up as ::ffff:a.b.c.d; log
     // and record the address it really has.
     let addr = SocketAddr::new(addr.ip().to_canonical(), addr.port());
     let _ = stream.set_nodelay(true);
     let _ = stream.set_write_timeout(Some(CLIENT_WRITE_DEADLINE));
-    let slot = ClientSlot::take(shared);
-    let Some(slot) = slot else {
-        shared.refused.fetch_add(1, Ordering::Relaxed);
-        log!(
-            "refused {addr}: server full ({} clients)",
-            shared.config.max_clients
-        );
-        let _ = write_line(&mut &stream, &ServerLine::from(Refusal::ServerFull));
-        return;
+    let slot = match ClientSlot::take(shared) {
+        Ok(slot) => slot,
+        Err(full) => {
+            shared.refused.fetch_add(1, Ordering::Relaxed);
+            match full {
+                Full::Clients => log!(
+                    "refused {addr}: server full ({} clients)",
+                    shared.config.max_clients
+                ),
+                Full::Threads => log!(
+                    "refused {addr}: server full ({} threads for clients, \
+                     watchers' included)",
+                    shared.threads.limit()
+                ),
+            }
+            let _ = write_line(&mut &stream, &ServerLine::from(Refusal::ServerFull));
+            return;
+        }
     };
     let conn = shared.next_conn.fetch_add(1, Ordering::Relaxed);
     let stream = Arc::new(stream);
@@ -614,25 +634,39 @@ impl Summary {
     }
 }
 
-/// Counts a client against `max_clients` for as long as it lives.
-struct ClientSlot(Arc<Shared>);
+/// Counts a client against `max_clients`, and its thread against the
+/// budget of threads, for as long as it lives.
+struct ClientSlot {
+    shared: Arc<Shared>,
+    _thread: ThreadTicket,
+}
+
+/// What a connection found full.
+enum Full {
+    Clients,
+    Threads,
+}
 
 impl ClientSlot {
-    fn take(shared: &Arc<Shared>) -> Option<ClientSlot> {
+    fn take(shared: &Arc<Shared>) -> Result<ClientSlot, Full> {
+        let ticket = shared.threads.take().ok_or(Full::Threads)?;
         let max = shared.config.max_clients;
         shared
             .clients
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
                 (n < max).then_some(n + 1)
             })
-            .ok()
-            .map(|_| ClientSlot(shared.clone()))
+            .map_err(|_| Full::Clients)?;
+        Ok(ClientSlot {
+            shared: shared.clone(),
+            _thread: ticket,
+        })
     }
 }
 
 impl Drop for ClientSlot {
     fn drop(&mut self) {
-        self.0.clients.fetch_sub(1, Ordering::AcqRel);
+        self.shared.clients.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -705,11 +739,12 @@ impl BadLines {
 
 impl Session {
     fn shared(&self) -> &Shared {
-        &self.slot.0
+        &self.slot.shared
     }
 
+    /// Answers a request: what the client asked for.
     fn reply(&self, line: &ServerLine) -> io::Result<()> {
-        self.outbox.send(line)
+        self.outbox.reply(line)
     }
 
     /// Logs (the first few of each window) and answers a request we refuse.
@@ -918,7 +953,7 @@ fn handle_line(session: &mut Session, line: &str) -> io::Result<Flow> {
             let rows = users.into_iter().map(ServerLine::User);
             session
                 .outbox
-                .send_lines(std::iter::once(count).chain(rows))?;
+                .reply_lines(std::iter::once(count).chain(rows))?;
         }
         Request::Lookup { name: wanted } => match shared.registry.lookup(&wanted) {
             Some(user) => session.reply(&ServerLine::Found(user))?,
@@ -987,14 +1022,22 @@ fn handle_line(session: &mut Session, line: &str) -> io::Result<Flow> {
                 // spelling, not by the one it typed.
                 let kept = shared.registry.lookup(&name).map(|user| user.name);
                 let shown = kept.as_deref().unwrap_or(&name);
-                if let Err(e) = shared.watchers.watch(session.conn, shown, &session.outbox) {
-                    log!("cannot start presence for {name}: {e}");
-                    return session
-                        .reply(&ServerLine::error(
-                            ErrorCode::Internal,
-                            "the server cannot send presence right now",
-                        ))
-                        .map(|()| Flow::Continue);
+                let watching =
+                    shared
+                        .watchers
+                        .watch(session.conn, shown, &session.outbox, &shared.threads);
+                let refusal = match watching {
+                    Ok(()) => None,
+                    Err(NoWriter::Budget) => {
+                        Some(Refusal::NoThreadForPresence(shared.threads.limit()))
+                    }
+                    Err(NoWriter::Spawn(e)) => {
+                        log!("cannot start presence for {name}: {e}");
+                        Some(Refusal::NoPresence)
+                    }
+                };
+                if let Some(refusal) = refusal {
+                    return session.refuse(refusal, line).map(|()| Flow::Continue);
                 }
             } else {
                 shared.watchers.unwatch(session.conn);

@@ -573,3 +573,32 @@ fn a_watcher_registered_in_another_spelling_is_not_told_about_itself() {
     let told_eve = until_busy(&mut eve);
     assert!(told_eve.contains("busy:Jos\u{e9}"), "{told_eve}");
 }
+
+#[test]
+fn a_watch_takes_a_thread_from_the_budget_and_past_it_is_refused_while_everyone_is_served() {
+    // Three threads: ann's connection, ann's presence writer, ben's
+    // connection.
+    let server = serve(Config {
+        max_threads: Some(3),
+        ..Config::default()
+    });
+    let mut ann = register(server, "ann");
+    assert_eq!(ann.ask("WATCH on"), "OK WATCH on");
+    let mut ben = register(server, "ben");
+    assert_eq!(
+        ben.ask("WATCH on"),
+        "ERR server-full no presence for now: the server runs all the threads it can (3); \
+         LIST still answers"
+    );
+    assert_eq!(ben.ask("LIST"), "OK USERS 2");
+    assert_eq!(ben.line(), "USER ann free");
+    assert_eq!(ben.line(), "USER ben free");
+    let mut cat = Raw::connect(server);
+    assert!(cat.line().starts_with("ERR server-full"));
+    assert!(cat.is_closed());
+    assert_eq!(ann.ask("WATCH on"), "OK WATCH on", "watching already");
+    assert_eq!(ann.ask("WATCH off"), "OK WATCH off");
+    // Its writer ends a moment later and gives its thread back.
+    common::eventually("ben may watch", || ben.ask("WATCH on") == "OK WATCH on");
+    assert_eq!(ann.ask("PING"), "OK PONG");
+}

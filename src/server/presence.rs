@@ -10,7 +10,9 @@
 //!
 //! Each watcher has its own writer thread behind a bounded queue, so a
 //! watcher that does not read delays nobody: the task only queues, never
-//! writes. A watcher whose queue is full (it has not read for
+//! writes. That thread is the client's second, so it takes a ticket from
+//! the server's budget of threads (`admission.rs`) for as long as it runs;
+//! with none left, `WATCH on` is refused. A watcher whose queue is full (it has not read for
 //! [`QUEUED_BATCHES`] intervals while its socket buffer was full) is
 //! dropped: its connection is closed, as for any client that stops reading.
 
@@ -28,6 +30,8 @@ use crate::connection::Outbox;
 use crate::log;
 use crate::protocol::{MAX_LINE, PRESENCE_PREFIX, Presence};
 use crate::registry::{ConnId, Registry};
+
+use super::admission::Threads;
 
 /// Batches a watcher's writer may have waiting before the watcher is
 /// dropped for not reading.
@@ -124,6 +128,15 @@ struct Watcher {
     on: Arc<AtomicBool>,
 }
 
+/// Why a watcher's writer could not be started.
+#[derive(Debug)]
+pub enum NoWriter {
+    /// The server's budget of threads is spent.
+    Budget,
+    /// The system refused the thread.
+    Spawn(std::io::Error),
+}
+
 /// Every watcher, by connection.
 #[derive(Default)]
 pub struct Watchers {
@@ -135,13 +148,21 @@ impl Watchers {
         self.by_conn.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Starts pushing presence to connection `conn`, registered as `name`
-    /// (again `WATCH on` changes nothing).
-    pub fn watch(&self, conn: ConnId, name: &str, outbox: &Outbox) -> std::io::Result<()> {
+    /// Starts pushing presence to connection `conn`, registered as `name`,
+    /// on a writer thread counted in `threads` (again `WATCH on` changes
+    /// nothing).
+    pub fn watch(
+        &self,
+        conn: ConnId,
+        name: &str,
+        outbox: &Outbox,
+        threads: &Arc<Threads>,
+    ) -> Result<(), NoWriter> {
         let mut watchers = self.lock();
         if watchers.contains_key(&conn) {
             return Ok(());
         }
+        let ticket = threads.take().ok_or(NoWriter::Budget)?;
         let (queue, batches) = mpsc::sync_channel(QUEUED_BATCHES);
         let on = Arc::new(AtomicBool::new(true));
         let writer = Writer {
@@ -152,7 +173,11 @@ impl Watchers {
         thread::Builder::new()
             .name(format!("watcher-{conn}"))
             .stack_size(WRITER_STACK)
-            .spawn(move || writer.run(&batches))?;
+            .spawn(move || {
+                let _counted = ticket;
+                writer.run(&batches)
+            })
+            .map_err(NoWriter::Spawn)?;
         watchers.insert(
             conn,
             Watcher {

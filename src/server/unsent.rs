@@ -11,9 +11,30 @@
 //! above the bound for [`STRIKES`] scans in a row is logged once and shut
 //! down; its thread then ends and closes it, and as the client's requests
 //! lie unread in it, the kernel resets the connection and frees its queue.
-//! The bound is [`UNSENT_BOUND`] plus [`UNSENT_PER_PEER`] for each peer
-//! online, so a `LIST` of everyone never counts against an honest client
-//! that reads it.
+//!
+//! The bound follows what the client asked for. An honest client reads what
+//! it asks for, however slowly, but it may ask again before the last answer
+//! has come: a chat at the list asks for the list again each time ENTER is
+//! pressed, and presence it watches comes meanwhile. So a client may leave
+//! unsent
+//! - [`UNSENT_BOUND`], for events it did not ask for (a ring, a hang-up)
+//!   and small replies, and
+//! - [`ASKED_UNREAD`] times the largest reply it asked for (a `LIST`, a
+//!   presence batch) that it may not have read yet: the largest written
+//!   since the client last had received all it asked for (the outbox keeps
+//!   it; a scan knows what was received as what was written minus what is
+//!   unsent).
+//!
+//! A client that keeps asking and does not read passes that within a
+//! moment, whatever it asks for, and is closed; one that asks and stops
+//! reading holds at most that much. So a client's unsent bytes are bounded
+//! by 256 KiB and four of the largest replies there are (a `LIST` of
+//! everyone online, at most 139 bytes a peer: 1.4 MB with 2,000 peers of
+//! 128-byte names), and never more than the kernel's own cap on a socket's
+//! send buffer, past which the write deadline closes it. A bound that grew
+//! by a fixed 64 bytes a peer instead closed, within a second, an honest
+//! reader on a 4 Mbit/s link that asked for the list of 2,000 long names
+//! three times at once.
 //!
 //! Reading that table is not cheap (about 50 ms of kernel time with 20,000
 //! sockets on the machine), so it is read only when it could find
@@ -38,11 +59,19 @@ pub const SCAN_EVERY: Duration = Duration::from_millis(250);
 /// Unsent bytes a client may leave above the bound for this many scans in
 /// a row (a moment: up to `STRIKES * SCAN_EVERY`).
 pub const STRIKES: u32 = 2;
-/// Unsent bytes any client may leave, beyond which it is not reading.
+/// Unsent bytes any client may leave besides what it asked for: events
+/// pushed to it, and small replies.
 pub const UNSENT_BOUND: u64 = 256 * 1024;
-/// More allowed for each peer online: a list of everyone is a few dozen
-/// bytes a peer.
-pub const UNSENT_PER_PEER: u64 = 64;
+/// How many replies as large as the largest it asked for and may not have
+/// read yet a client may leave unsent on top: the one on its way and a few
+/// more asked for meanwhile.
+pub const ASKED_UNREAD: u64 = 4;
+
+/// The unsent bytes a client may leave whose largest reply asked for and
+/// perhaps unread is `largest_asked_unread` bytes.
+pub fn unsent_bound(largest_asked_unread: u64) -> u64 {
+    UNSENT_BOUND + ASKED_UNREAD * largest_asked_unread
+}
 
 /// The client sockets being watched, by inode.
 #[derive(Default)]
@@ -64,9 +93,16 @@ struct Watched {
 }
 
 impl Watched {
-    /// Whether its unsent bytes could be above `bound` now.
-    fn suspect(&self, bound: u64) -> bool {
-        self.strikes > 0 || self.outbox.bytes_written() - self.written_when_clear >= bound / 2
+    /// Its bound now, once its side has acknowledged the first `received`
+    /// bytes written (0 if not known).
+    fn bound(&self, received: u64) -> u64 {
+        unsent_bound(self.outbox.largest_asked_unread(received))
+    }
+
+    /// Whether its unsent bytes could be above its bound now.
+    fn suspect(&self) -> bool {
+        self.strikes > 0
+            || self.outbox.bytes_written() - self.written_when_clear >= self.bound(0) / 2
     }
 }
 
@@ -116,17 +152,15 @@ impl UnsentWatch {
         }
     }
 
-    /// Starts the thread that scans every [`SCAN_EVERY`]; `peers` says how
-    /// many are online, for the bound.
-    pub fn start(self: &Arc<Self>, peers: impl Fn() -> usize + Send + 'static) {
+    /// Starts the thread that scans every [`SCAN_EVERY`].
+    pub fn start(self: &Arc<Self>) {
         let watch = self.clone();
         let task = move || {
             loop {
                 thread::sleep(SCAN_EVERY);
-                let bound = UNSENT_BOUND + UNSENT_PER_PEER * peers() as u64;
                 let written: HashMap<u64, u64> = {
                     let sockets = watch.lock();
-                    if !sockets.values().any(|w| w.suspect(bound)) {
+                    if !sockets.values().any(Watched::suspect) {
                         continue;
                     }
                     sockets
@@ -140,7 +174,7 @@ impl UnsentWatch {
                     );
                     return;
                 };
-                watch.judge(&table, bound, &written);
+                watch.judge(&table, &written);
             }
         };
         let started = thread::Builder::new()
@@ -152,11 +186,12 @@ impl UnsentWatch {
         }
     }
 
-    /// One scan's verdicts: strikes counted, connections over the limit
+    /// One scan's verdicts: strikes counted, connections over their bound
     /// shut down (once: a socket shut down leaves the table with its
     /// thread, and is never struck again). `written` is each socket's
-    /// outbox count, read before the table was.
-    fn judge(&self, table: &str, bound: u64, written: &HashMap<u64, u64>) {
+    /// outbox count, read before the table was, so that count minus the
+    /// unsent bytes is at most what its side has received.
+    fn judge(&self, table: &str, written: &HashMap<u64, u64>) {
         let mut sockets = self.lock();
         let unsent: HashMap<u64, u64> = unsent_by_inode(table)
             .filter(|(inode, _)| sockets.contains_key(inode))
@@ -166,8 +201,11 @@ impl UnsentWatch {
                 continue;
             }
             let queued = unsent.get(inode).copied().unwrap_or(0);
+            let before = written.get(inode).copied();
+            let received = before.map_or(0, |before| before.saturating_sub(queued));
+            let bound = watched.bound(received);
             if queued <= bound / 2
-                && let Some(&before) = written.get(inode)
+                && let Some(before) = before
             {
                 watched.written_when_clear = before;
             }
@@ -180,7 +218,8 @@ impl UnsentWatch {
             if watched.strikes == STRIKES {
                 log!(
                     "closed {}: it does not read what it asked for ({unsent} bytes unsent, \
-                     bound {bound})",
+                     bound {bound}: {UNSENT_BOUND} and {ASKED_UNREAD} times its largest \
+                     unread reply)",
                     watched.addr
                 );
                 let _ = watched.stream.shutdown(std::net::Shutdown::Both);
@@ -244,6 +283,50 @@ garbage
         guard.inode.expect("this test needs /proc/self/fd")
     }
 
+    /// A kernel table holding one socket, `inode`, with `unsent` bytes.
+    fn table_of(inode: u64, unsent: u64) -> String {
+        format!(
+            "   1: 0100007F:1E14 0100007F:D6F2 01 {unsent:08X}:00000000 01:00000014 00000000     0        0 {inode} 2\n"
+        )
+    }
+
+    #[test]
+    fn a_client_may_leave_four_of_its_largest_reply_unsent_until_it_has_received_all_it_asked_for()
+    {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server_side, addr) = listener.accept().unwrap();
+        thread::spawn(move || std::io::copy(&mut client, &mut std::io::sink()));
+        let stream = Arc::new(server_side);
+        let outbox = Outbox::new(stream.clone(), Duration::from_secs(5));
+        let watch = Arc::new(UnsentWatch::default());
+        let guard = watch.watch(&stream, &outbox, addr);
+        let inode = inode_of(&guard);
+        let strikes = || watch.lock()[&inode].strikes;
+
+        outbox.reply(&"x".repeat(500_000)).unwrap();
+        outbox.reply(&"OK PONG").unwrap();
+        let written = HashMap::from([(inode, outbox.bytes_written())]);
+        assert_eq!(unsent_bound(500_001), UNSENT_BOUND + 2_000_004);
+        for _ in 0..3 {
+            watch.judge(&table_of(inode, 2_000_000), &written);
+        }
+        assert_eq!(strikes(), 0, "within four of the list it asked for");
+        watch.judge(&table_of(inode, 2_300_000), &written);
+        assert_eq!(strikes(), 1, "past them");
+
+        watch.judge(&table_of(inode, 0), &written);
+        outbox.send(&"x".repeat(299_999)).unwrap();
+        let written = HashMap::from([(inode, outbox.bytes_written())]);
+        watch.judge(&table_of(inode, 300_000), &written);
+        watch.judge(&table_of(inode, 300_000), &written);
+        assert_eq!(
+            strikes(),
+            STRIKES,
+            "it had received all it asked for; then an event it did not ask for"
+        );
+    }
+
     #[test]
     fn a_socket_is_shut_down_after_staying_above_the_bound_and_only_then() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -253,29 +336,24 @@ garbage
         let outbox = Outbox::new(stream.clone(), Duration::from_secs(5));
         let watch = Arc::new(UnsentWatch::default());
         let guard = watch.watch(&stream, &outbox, addr);
-        let bound = 1_000_000;
         assert!(
-            !watch.lock()[&inode_of(&guard)].suspect(bound),
+            !watch.lock()[&inode_of(&guard)].suspect(),
             "nothing written yet"
         );
-        outbox.send(&"x".repeat(600_000)).unwrap();
+        outbox.send(&"x".repeat(200_000)).unwrap();
         assert!(
-            watch.lock()[&inode_of(&guard)].suspect(bound),
+            watch.lock()[&inode_of(&guard)].suspect(),
             "half the bound written"
         );
         let written = HashMap::from([(inode_of(&guard), outbox.bytes_written())]);
-        let mut sent = vec![0u8; 600_001];
+        let mut sent = vec![0u8; 200_001];
         std::io::Read::read_exact(&mut &client, &mut sent).unwrap();
-        let inode = guard.inode.expect("this test needs /proc/self/fd");
-        let table = |unsent: u64| {
-            format!(
-                "   1: 0100007F:1E14 0100007F:D6F2 01 {unsent:08X}:00000000 01:00000014 00000000     0        0 {inode} 2\n"
-            )
-        };
-        watch.judge(&table(2_000_000), bound, &written);
-        watch.judge(&table(10), bound, &written);
-        assert!(!watch.lock()[&inode].suspect(bound), "cleared by a scan");
-        watch.judge(&table(2_000_000), bound, &written);
+        let inode = inode_of(&guard);
+        let table = |unsent: u64| table_of(inode, unsent);
+        watch.judge(&table(2_000_000), &written);
+        watch.judge(&table(10), &written);
+        assert!(!watch.lock()[&inode].suspect(), "cleared by a scan");
+        watch.judge(&table(2_000_000), &written);
         let mut probe = [0u8; 1];
         client
             .set_read_timeout(Some(Duration::from_millis(100)))
@@ -284,7 +362,7 @@ garbage
             std::io::Read::read(&mut &client, &mut probe).is_err(),
             "shut down after one strike at a time"
         );
-        watch.judge(&table(2_000_000), bound, &written);
+        watch.judge(&table(2_000_000), &written);
         assert_eq!(
             std::io::Read::read(&mut &client, &mut probe).unwrap(),
             0,
