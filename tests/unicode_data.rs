@@ -1,8 +1,9 @@
 //! Unicode's own test files, run against `p2pchat::unicode`: every line of
 //! GraphemeBreakTest.txt and NormalizationTest.txt (UCD 15.0.0, vendored in
-//! `tests/data/` with the Unicode licence).
+//! `tests/data/` with the Unicode licence), and of UTS #39's confusables.txt
+//! when it is put there (it is not vendored).
 
-use p2pchat::unicode::{UNICODE_VERSION, graphemes, nfc, nfd, nfkc_casefold};
+use p2pchat::unicode::{UNICODE_VERSION, graphemes, nfc, nfd, nfkc_casefold, skeleton};
 
 fn data(name: &str) -> String {
     let path = format!("{}/tests/data/{name}", env!("CARGO_MANIFEST_DIR"));
@@ -92,4 +93,41 @@ fn every_line_of_normalization_test_passes_for_nfc_nfd_and_the_name_key() {
         tested += 1;
     }
     assert!(tested > 19_000, "only {tested} lines");
+}
+
+/// Every line of UTS #39's `confusables.txt`: the skeleton of each source
+/// is the NFD of its prototype. The skeleton maps the NFD form, so a source
+/// that decomposes (`ȧ`) is mapped through its decomposition instead, and
+/// it maps once: a few prototypes (U+321D's) have a skeleton of their own
+/// that differs. The
+/// file is Unicode's security data, which Debian's `unicode-data` lacks,
+/// and is not vendored: put the one of the tables' version in `tests/data/`
+/// (see `tools/unicode/gen.py`) and run `cargo test -- --ignored`.
+#[test]
+#[ignore = "needs tests/data/confusables.txt (UTS #39, the tables' version), not vendored"]
+fn every_line_of_confusables_maps_its_source_to_its_prototype() {
+    let path = format!("{}/tests/data/confusables.txt", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let (major, minor, update) = UNICODE_VERSION;
+    let stamp = format!("# Version: {major}.{minor}.{update}");
+    assert!(
+        text.lines().any(|l| l == stamp),
+        "{path} is not of the tables' version ({stamp})"
+    );
+    let mut tested = 0;
+    for (number, line) in text.lines().enumerate() {
+        let data = line.split('#').next().unwrap().trim();
+        if data.is_empty() {
+            continue;
+        }
+        let fields: Vec<&str> = data.split(';').collect();
+        let (source, prototype) = (code_points(fields[0]), code_points(fields[1]));
+        if nfd(&source) != source {
+            continue;
+        }
+        let at = || format!("line {}: {line}", number + 1);
+        assert_eq!(skeleton(&source), nfd(&prototype), "{}", at());
+        tested += 1;
+    }
+    assert!(tested > 5_000, "only {tested} lines");
 }
