@@ -23,7 +23,7 @@ UCD = sys.argv[1] if len(sys.argv) > 1 else "/usr/share/unicode"
 CONFUSABLES = (
     sys.argv[2]
     if len(sys.argv) > 2
-    else os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests", "data", "confusables.txt")
+    else os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests", "data", "confusables.txt"))
 )
 
 
