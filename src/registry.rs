@@ -9,6 +9,10 @@
 //! [`Registry`]'s `O` values (each peer's outbox) for the caller to write to
 //! *after* the lock is released.
 //!
+//! Names are unique as typed ([`name_key`]) and as seen ([`look_alike_key`]):
+//! the table keeps the look-alike key of every name online or held, so a
+//! registration is checked against all of them with one map lookup.
+//!
 //! The table also keeps the presence changes (who joined, left, became
 //! busy or free) since they were last taken, coalesced, in the order the
 //! table saw them: the server's presence task takes them in batches.
@@ -23,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use crate::protocol::{
     CallId, FEATURE_MISSED, FEATURE_PROOF, FEATURE_RING, FEATURE_SESSION, Keys, Presence,
-    PresenceState, Token, UserEntry, name_key, validate_name,
+    PresenceState, Token, UserEntry, display_name, look_alike_key, name_key, validate_name,
 };
 
 /// Calls `f` with `name`'s [`name_key`], made on the stack for a short
@@ -102,6 +106,11 @@ pub const CANCELS_BEFORE_WAIT: usize = 3;
 struct State<O> {
     /// Keyed by [`name_key`], so names are unique regardless of case.
     peers: HashMap<String, Peer<O>>,
+    /// The [`name_key`] of the name online or held under each
+    /// [`look_alike_key`], so that names are unique as seen too. An entry
+    /// whose name is neither (its hold ran out) is stale, and is replaced
+    /// by the next name with that look.
+    look_alikes: HashMap<String, String>,
     calls: HashMap<CallId, Call<O>>,
     next_call: CallId,
     presence: PresenceChanges,
@@ -128,6 +137,8 @@ struct Departed {
     id: u64,
     /// As listed.
     name: String,
+    /// Its [`look_alike_key`].
+    look_alike: String,
     secret: Token,
     /// The other party of its call, by [`name_key`], if it was in one.
     partner: Option<String>,
@@ -138,6 +149,8 @@ struct Departed {
 
 struct Peer<O> {
     name: String,
+    /// Its [`look_alike_key`].
+    look_alike: String,
     conn: ConnId,
     advertised: SocketAddr,
     seen: IpAddr,
@@ -289,6 +302,13 @@ pub enum RegisterError {
     BadName(crate::protocol::NameError),
     /// Someone online already has this name (in any case).
     Taken(String),
+    /// The name (as it would be listed) looks like one online, or held for
+    /// its owner for `held` more: they have one [`look_alike_key`].
+    LooksLike {
+        name: String,
+        like: String,
+        held: Option<Duration>,
+    },
     /// The name's owner lost its connection; the name is held for it for
     /// `wait` more.
     Held {
@@ -502,6 +522,7 @@ impl<O: Clone> Registry<O> {
         Registry {
             state: Mutex::new(State {
                 peers: HashMap::new(),
+                look_alikes: HashMap::new(),
                 calls: HashMap::new(),
                 next_call: 1,
                 presence: PresenceChanges::default(),
@@ -546,7 +567,8 @@ impl<O: Clone> Registry<O> {
     }
 
     /// Adds `name` for `entry`'s connection, owned by `fresh`. Fails if the
-    /// name is invalid or taken by another program. A registration that
+    /// name is invalid, taken by another program, or looks like a name
+    /// online or held (see [`look_alike_key`]). A registration that
     /// presents the secret of the one online under the name (its own,
     /// from an older connection) takes it over at once, call and all; one
     /// that presents the secret of a registration that just ended takes its
@@ -561,6 +583,9 @@ impl<O: Clone> Registry<O> {
     ) -> Result<Registered<O>, RegisterError> {
         validate_name(name).map_err(RegisterError::BadName)?;
         let key = name_key(name);
+        let look_alike = look_alike_key(name);
+        // Listed, and told to watchers, in one spelling: the display form.
+        let shown = display_name(name);
         let mut state = self.lock();
         let owns = |secret: &Token| presented.is_some_and(|p| p.matches(secret));
         if let Some(existing) = state.peers.get_mut(&key) {
@@ -590,20 +615,28 @@ impl<O: Clone> Registry<O> {
                 });
             }
         }
+        if let Some(like) = state.looked_like(&look_alike, &key, now) {
+            return Err(RegisterError::LooksLike {
+                name: shown,
+                like: like.0,
+                held: like.1,
+            });
+        }
         if let Some(departed) = state.departed.remove(&key) {
+            state.unindex_look_alike(&departed.look_alike, &key);
             if owns(&departed.secret) {
                 secret = departed.secret;
             } else {
                 gone = state.gone_partner(&departed);
             }
         }
-        // Listed, and told to watchers, in one spelling: the display form.
-        let shown = crate::protocol::display_name(name);
         state.presence.record(&shown, PresenceState::Joined);
+        state.look_alikes.insert(look_alike.clone(), key.clone());
         state.peers.insert(
             key,
             Peer {
                 name: shown,
+                look_alike,
                 conn: entry.conn,
                 advertised: entry.advertised,
                 seen: entry.seen,
@@ -721,6 +754,9 @@ impl<O: Clone> Registry<O> {
             if name_key(&peer.name) != *key {
                 return Err(format!("{} filed under {key}", peer.name));
             }
+            if state.look_alikes.get(&peer.look_alike) != Some(key) {
+                return Err(format!("{} missing from the look-alikes", peer.name));
+            }
             if let Some(call) = peer.call {
                 let entry = state
                     .calls
@@ -730,6 +766,14 @@ impl<O: Clone> Registry<O> {
                     return Err(format!("{} busy in call {call}, not a party", peer.name));
                 }
             }
+        }
+        if state.look_alikes.len() > state.peers.len() + state.departed.len() {
+            return Err(format!(
+                "{} look-alikes for {} names online and {} departed",
+                state.look_alikes.len(),
+                state.peers.len(),
+                state.departed.len()
+            ));
         }
         for (call, entry) in &state.calls {
             if entry.relays.len() > 2 {
@@ -987,6 +1031,7 @@ impl<O: Clone> Registry<O> {
             return removed;
         }
         let (secret, shown, call) = (peer.secret, peer.name.clone(), peer.call);
+        let look_alike = peer.look_alike.clone();
         let owned = peer.features.session;
         let now = Instant::now();
         state.forget_departed(now);
@@ -1026,6 +1071,9 @@ impl<O: Clone> Registry<O> {
         // to take it back with.
         let hold = self.limits.hold;
         let held_until = (how == Leaving::Lost && owned && !hold.is_zero()).then(|| now + hold);
+        if held_until.is_none() {
+            state.unindex_look_alike(&look_alike, &key);
+        }
         if partner.is_none() && held_until.is_none() {
             return removed;
         }
@@ -1034,6 +1082,7 @@ impl<O: Clone> Registry<O> {
         let departed = Departed {
             id,
             name: shown,
+            look_alike,
             secret,
             partner,
             held_until,
@@ -1391,14 +1440,46 @@ impl<O> State<O> {
         })
     }
 
+    /// The name (as listed) that one with `look_alike` would look like, if
+    /// it is online or held and is not `key`'s own; with how long it is
+    /// held for, if it is.
+    fn looked_like(
+        &self,
+        look_alike: &str,
+        key: &str,
+        now: Instant,
+    ) -> Option<(String, Option<Duration>)> {
+        let other = self
+            .look_alikes
+            .get(look_alike)
+            .filter(|other| *other != key)?;
+        if let Some(peer) = self.peers.get(other) {
+            return Some((peer.name.clone(), None));
+        }
+        let departed = self.departed.get(other)?;
+        let until = departed.held_until.filter(|until| *until > now)?;
+        Some((departed.name.clone(), Some(until - now)))
+    }
+
+    /// Forgets that `key`'s name has `look_alike`, unless another name with
+    /// that look has taken the entry since.
+    fn unindex_look_alike(&mut self, look_alike: &str, key: &str) {
+        if self.look_alikes.get(look_alike).is_some_and(|k| k == key) {
+            self.look_alikes.remove(look_alike);
+        }
+    }
+
     /// Forgets departures older than [`LOST_MEMORY`], oldest first.
     fn forget_departed(&mut self, now: Instant) {
         while let Some((until, key, id)) = self.departed_order.front() {
             if *until > now {
                 break;
             }
-            if self.departed.get(key).is_some_and(|d| d.id == *id) {
-                self.departed.remove(key);
+            if self.departed.get(key).is_some_and(|d| d.id == *id)
+                && let Some(departed) = self.departed.remove(key)
+            {
+                let key = key.clone();
+                self.unindex_look_alike(&departed.look_alike, &key);
             }
             self.departed_order.pop_front();
         }
@@ -1607,6 +1688,89 @@ mod tests {
             Err(RegisterError::BadName(NameError::Unprintable))
         );
         assert_eq!(reg.len(), 1);
+    }
+
+    #[test]
+    fn a_name_that_looks_like_one_online_is_refused_naming_it() {
+        let reg = with(&["alice", "Paypal"]);
+        let none = ClientFeatures::default();
+        let register = |conn, name: &str| {
+            reg.register(conn, name, addr("1.1.1.1:1"), ip("1.1.1.1"), "x", none)
+        };
+        let looks_like = |name: &str, like: &str| {
+            Err(RegisterError::LooksLike {
+                name: name.into(),
+                like: like.into(),
+                held: None,
+            })
+        };
+        for look_alike in ["\u{251}lice", "a\u{1c0}ice", "al\u{131}\u{307}ce", "aIice"] {
+            assert_eq!(register(9, look_alike), looks_like(look_alike, "alice"));
+        }
+        // Listed as typed, refused as seen in any case, and the same name
+        // in another case is refused as taken, as before.
+        assert_eq!(
+            register(9, "PAYP\u{251}L"),
+            looks_like("PAYP\u{251}L", "Paypal")
+        );
+        assert_eq!(
+            register(9, "PAYPAL"),
+            Err(RegisterError::Taken("Paypal".into()))
+        );
+        assert_eq!(reg.len(), 2);
+        // Gone, its look is free.
+        reg.remove(0, "alice", Leaving::Quit);
+        register(9, "\u{251}lice").unwrap();
+        assert_eq!(register(10, "alice"), looks_like("alice", "\u{251}lice"));
+        reg.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn a_name_held_for_its_owner_holds_its_look_too_until_the_hold_ends() {
+        let hold = Duration::from_millis(20);
+        let reg = Registry::with_limits(CallLimits {
+            hold,
+            ..CallLimits::default()
+        });
+        reg.register_owned("bob", entry(1, "box-bob"), None, S1)
+            .unwrap();
+        reg.remove(1, "bob", Leaving::Lost);
+        match reg.register_owned("b0b", entry(2, "box-mallory"), None, S2) {
+            Err(RegisterError::LooksLike { name, like, held }) => {
+                assert_eq!((name.as_str(), like.as_str()), ("b0b", "bob"));
+                assert!(held.is_some_and(|wait| wait <= hold), "{held:?}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // Its owner's secret takes back its own name, not a look-alike.
+        assert!(matches!(
+            reg.register_owned("b0b", entry(3, "box-bob"), Some(S1), S2),
+            Err(RegisterError::LooksLike { .. })
+        ));
+        std::thread::sleep(hold + Duration::from_millis(5));
+        reg.register_owned("b0b", entry(2, "box-mallory"), None, S2)
+            .unwrap();
+        reg.check_invariants().unwrap();
+        // The owner, back too late, finds its look taken.
+        assert!(matches!(
+            reg.register_owned("bob", entry(3, "box-bob"), Some(S1), S2),
+            Err(RegisterError::LooksLike { held: None, .. })
+        ));
+    }
+
+    #[test]
+    fn the_look_alike_index_holds_only_names_online_or_held() {
+        let reg = Registry::new();
+        for i in 0..200u64 {
+            let name = format!("user{i}");
+            reg.register_owned(&name, entry(i, "box"), None, S1)
+                .unwrap();
+            let how = [Leaving::Quit, Leaving::Closed, Leaving::Lost][i as usize % 3];
+            reg.remove(i, &name, how);
+            reg.check_invariants().unwrap();
+        }
+        // The lost ones are held; nothing else is kept.
+        assert_eq!(reg.lock().look_alikes.len(), 200 / 3);
     }
 
     #[test]

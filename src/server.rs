@@ -196,6 +196,12 @@ enum Refusal {
     NotRegistered,
     /// Another client holds this name, as they spell it.
     NameTaken(String),
+    /// The name (as listed) looks like `like`, online or held for `held`.
+    LooksLike {
+        name: String,
+        like: String,
+        held: Option<Duration>,
+    },
     /// `REGISTER` advertised an address no peer should dial.
     Unfit {
         advertise: SocketAddr,
@@ -282,6 +288,18 @@ impl From<Refusal> for ServerLine {
             Refusal::NameTaken(holder) => (
                 ErrorCode::NameTaken,
                 format!("the name {holder} is taken; pick another"),
+            ),
+            Refusal::LooksLike { name, like, held } => (
+                ErrorCode::NameTaken,
+                match held {
+                    None => {
+                        format!("\"{name}\" looks like \"{like}\", who is online; pick another")
+                    }
+                    Some(wait) => format!(
+                        "\"{name}\" looks like \"{like}\", held for its owner for {} s more; pick another",
+                        whole_secs(wait)
+                    ),
+                },
             ),
             Refusal::Unfit { advertise, why } => (
                 ErrorCode::BadRequest,
@@ -384,6 +402,9 @@ impl From<RegisterError> for Refusal {
         match e {
             RegisterError::BadName(e) => Refusal::BadName(e),
             RegisterError::Taken(holder) => Refusal::NameTaken(holder),
+            RegisterError::LooksLike { name, like, held } => {
+                Refusal::LooksLike { name, like, held }
+            }
             RegisterError::Held { name, wait } => Refusal::NameHeld { name, wait },
         }
     }

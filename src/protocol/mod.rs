@@ -27,7 +27,7 @@ mod peer;
 mod requests;
 mod server_lines;
 
-pub use names::{NameError, display_name, name_key, printable, validate_name};
+pub use names::{NameError, display_name, look_alike_key, name_key, printable, validate_name};
 pub use peer::{PeerBatch, PeerItem, PeerMessage, PeerRun, split_text};
 pub use requests::Request;
 pub use server_lines::{

@@ -1,5 +1,6 @@
 //! The naming rules: which visible names the server accepts, how names
-//! are compared, and how untrusted text is made safe to echo.
+//! are compared (as typed, and as seen), and how untrusted text is made
+//! safe to echo.
 //!
 //! Every grammar that carries a name (`REGISTER`, `CALL`, `HELLO`,
 //! `WELCOME`…) checks it here, so a name refused in one place is refused in
@@ -10,7 +11,8 @@ use std::fmt;
 use super::MAX_NAME_CHARS;
 use crate::text::shown;
 use crate::unicode::{
-    NameClass, ScriptCheck, graphemes, name_class, nfc, nfkc_casefold, script_check,
+    NameClass, ScriptCheck, graphemes, name_class, nfc, nfkc_casefold, script_check, skeleton,
+    without_extra_dots,
 };
 
 /// Most bytes a name takes in UTF-8 (NFC): 32 CJK characters (3 bytes
@@ -155,6 +157,24 @@ pub fn display_name(name: &str) -> String {
 /// `ß`/`SS`, composed or not) are one name.
 pub fn name_key(name: &str) -> String {
     nfkc_casefold(name)
+}
+
+/// The key a name is told apart by eye under: two names with one look
+/// alike, such as `ɑlice` and `alice`, `aǀice` and `alice`, `alı̇ce` (`ı` and
+/// U+0307) and `alice`, Cyrillic `асе` and Latin `ace`, and are one name
+/// (README, "Names"). [`name_key`] is what a caller types; this is what a
+/// reader sees.
+///
+/// It is the UTS #39 skeleton, case-folded, and the skeleton of that, less
+/// each dot above a letter that shows its own ([`without_extra_dots`]).
+/// Folding after the skeleton makes look-alikes in some case one name:
+/// `AIice` (a capital `I`) and `Alice` have one skeleton, and `Alice` is
+/// `alice`. The skeleton again maps what folding made (`m` from `M`). Names
+/// with one [`name_key`] may have different keys here (`ALICE` has a capital
+/// `I`), and need not: they are one name already.
+pub fn look_alike_key(name: &str) -> String {
+    let folded = nfkc_casefold(&skeleton(name));
+    without_extra_dots(&skeleton(&folded))
 }
 
 /// Makes untrusted text safe to echo into a log or an error reply: it
@@ -330,11 +350,47 @@ mod tests {
             validate_name("\u{430}lice"),
             Err(NameError::MixedScripts("Cyrl", "Latn"))
         );
-        // Whole-script look-alikes remain possible: Cyrillic асе, Latin ace.
+        // A whole-script look-alike is a valid name, but one name with its
+        // original (the registry refuses it beside it): Cyrillic асе, Latin ace.
         assert_eq!(validate_name("\u{430}\u{441}\u{435}"), Ok(()));
         assert_ne!(name_key("\u{430}\u{441}\u{435}"), name_key("ace"));
+        assert_eq!(
+            look_alike_key("\u{430}\u{441}\u{435}"),
+            look_alike_key("ace")
+        );
         for fine in ["李雷", "田中さん", "김민준", "Οδυσσεύς", "x1", "７"] {
             assert_eq!(validate_name(fine), Ok(()), "{fine}");
+        }
+    }
+
+    /// Issue #21's look-alikes, each a valid name that is one name with its
+    /// original; and names that only share letters are not.
+    #[test]
+    fn look_alikes_have_one_key_whatever_their_case() {
+        for (original, look_alike) in [
+            ("alice", "al\u{131}\u{307}ce"),
+            ("alice", "ali\u{307}ce"),
+            ("alice", "a\u{1c0}ice"),
+            ("alice", "\u{251}lice"),
+            ("paypal", "payp\u{251}l"),
+            ("greg", "\u{261}reg"),
+            ("ace", "\u{430}\u{441}\u{435}"),
+            ("Alice", "AIice"),
+            ("Alice", "\u{251}lice"),
+            ("alice", "aIice"),
+            ("bill", "BiII"),
+            ("ΑΒ", "AB"),
+            ("burn", "bum"),
+        ] {
+            assert_eq!(validate_name(look_alike), Ok(()), "{look_alike:?}");
+            assert_eq!(
+                look_alike_key(original),
+                look_alike_key(look_alike),
+                "{original:?} {look_alike:?}"
+            );
+        }
+        for (one, other) in [("alice", "alicia"), ("bob", "rob"), ("ace", "acé")] {
+            assert_ne!(look_alike_key(one), look_alike_key(other), "{one} {other}");
         }
     }
 }

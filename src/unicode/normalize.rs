@@ -24,7 +24,7 @@ const HANGUL_T_COUNT: u32 = 28;
 const HANGUL_N: u32 = HANGUL_V_COUNT * HANGUL_T_COUNT;
 const HANGUL_COUNT: u32 = 19 * HANGUL_N;
 
-fn combining_class(c: char) -> u8 {
+pub(super) fn combining_class(c: char) -> u8 {
     lookup(COMBINING_CLASS, c as u32).unwrap_or(0)
 }
 
@@ -67,7 +67,8 @@ fn reorder(chars: &mut [char]) {
     }
 }
 
-fn decomposed(text: impl Iterator<Item = char>) -> Vec<char> {
+/// The canonical decomposition of `text`, in canonical order (NFD).
+pub(super) fn decomposed(text: impl Iterator<Item = char>) -> Vec<char> {
     let mut out = Vec::new();
     for c in text {
         decompose_into(c, &mut out);
