@@ -485,3 +485,105 @@ fn a_peer_whose_address_changes_is_found_again_at_its_new_address() {
     bob.send("q");
     alice.expect("bob left the chat.");
 }
+
+/// Where this test's binary plays mallory, when it is run again inside a
+/// namespace by [`an_impostor_at_the_address_a_caller_dials_is_shown_nothing`].
+const IMPOSTOR_ENV: &str = "P2PCHAT_TEST_IMPOSTOR_AT";
+
+/// mallory: listens at `addr` and, to each connection (a few, for a
+/// bounded time), answers `KNOCK` with a value of her own making and
+/// `HELLO`/`REHELLO` with `WELCOME bob`, printing every line she is sent.
+fn play_impostor(addr: &str) {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = TcpListener::bind(addr).expect("bind the impostor's address");
+    println!("listening at {addr}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    listener.set_nonblocking(true).unwrap();
+    while std::time::Instant::now() < deadline {
+        let Ok((stream, _)) = listener.accept() else {
+            std::thread::sleep(Duration::from_millis(20));
+            continue;
+        };
+        stream.set_nonblocking(false).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut writer = stream.try_clone().unwrap();
+        for line in BufReader::new(stream).lines().take(100) {
+            let Ok(line) = line else { break };
+            println!("heard: {line}");
+            let answer = if line.starts_with("KNOCK ") {
+                format!("PROOF {}", "7".repeat(32))
+            } else if line.starts_with("HELLO ") || line.starts_with("REHELLO ") {
+                "WELCOME bob".to_string()
+            } else {
+                continue;
+            };
+            let _ = writer.write_all(format!("{answer}\n").as_bytes());
+        }
+    }
+}
+
+#[test]
+fn an_impostor_at_the_address_a_caller_dials_is_shown_nothing() {
+    if let Ok(addr) = std::env::var(IMPOSTOR_ENV) {
+        return play_impostor(&addr);
+    }
+    let Some(ns) = Namespaces::create_or_skip() else {
+        return;
+    };
+    // alice's network (a café) uses the addresses of bob's: mallory holds
+    // 10.231.2.2 there, which is bob's address on his own network.
+    ns.script("ip -n $A addr add 10.231.2.2/32 dev lo");
+    let mut command = ns.exec(0, env!("CARGO_BIN_EXE_server"));
+    command.args(["--listen", "0.0.0.0:0"]);
+    let server = Server::from_command(command);
+    let port = server.addr.port();
+    let chat_in = |which: usize, server_ip: &str, name: &str| {
+        let mut command = ns.exec(which, env!("CARGO_BIN_EXE_chat"));
+        command.args(["--server", &format!("{server_ip}:{port}"), "--name", name]);
+        let mut chat = Chat::from_command(command, name);
+        chat.expect("Enter a name to chat with");
+        chat
+    };
+    let mut alice = chat_in(1, "10.231.1.1", "alice");
+    let mut bob = chat_in(2, "10.231.2.1", "bob");
+    let bob_addr = bob.p2p_addr();
+    assert_eq!(bob_addr.ip().to_string(), "10.231.2.2");
+    // This very test, run again in alice's network as mallory.
+    let mut command = ns.exec(1, std::env::current_exe().unwrap().to_str().unwrap());
+    command
+        .args([
+            "--exact",
+            "an_impostor_at_the_address_a_caller_dials_is_shown_nothing",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(IMPOSTOR_ENV, bob_addr.to_string());
+    let mut mallory = Chat::from_command(command, "mallory");
+    mallory.expect(&format!("listening at {bob_addr}"));
+
+    alice.send("bob");
+    common::answer(&mut bob, "alice");
+    alice.expect(&format!("Someone else answered at {bob_addr}"));
+    alice.expect("Connected to bob (relayed through the server");
+    bob.expect("alice connected (relayed");
+    alice.send("for bob only");
+    bob.expect("alice: for bob only");
+    let heard: Vec<String> = mallory
+        .stdout()
+        .lines()
+        .filter_map(|l| l.strip_prefix("heard: "))
+        .map(str::to_string)
+        .collect();
+    assert!(
+        heard.iter().any(|l| l.starts_with("KNOCK alice ")),
+        "mallory was dialed: {heard:?}"
+    );
+    assert!(
+        heard.iter().all(|l| l.starts_with("KNOCK ")),
+        "mallory heard more than a knock: {heard:?}"
+    );
+    bob.send("q");
+    alice.expect("bob left the chat.");
+}
