@@ -85,6 +85,9 @@ Options:
                          happens [default: 60]
   --no-relay             never relay chats between peers that cannot reach
                          each other directly
+  --no-proof             give both parties of a call one shared token, as
+                         older clients get, instead of values of their own
+                         (to measure or test; weaker against impostors)
   -h, --help             print this help
   --version              print the version
 ";
@@ -264,6 +267,10 @@ pub fn parse_server(
             "--no-relay" => {
                 no_value(&flag, inline)?;
                 config.relay = false;
+            }
+            "--no-proof" => {
+                no_value(&flag, inline)?;
+                config.proof = false;
             }
             "--recall-wait" => {
                 let value = args.value(&flag, inline)?;

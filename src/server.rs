@@ -73,6 +73,9 @@ pub struct Config {
     pub register_timeout: Duration,
     /// Whether to relay chats between peers that cannot reach each other.
     pub relay: bool,
+    /// Whether to give each party of a call values of its own (`proof`);
+    /// off only to measure or test what older clients get.
+    pub proof: bool,
     /// How long a call between two clients that ring waits to be answered.
     pub ring_timeout: Duration,
     /// Most connections one source address may have open without having
@@ -133,6 +136,7 @@ impl Default for Config {
             idle_timeout: Duration::from_secs(30),
             register_timeout: Duration::from_secs(60),
             relay: true,
+            proof: true,
             ring_timeout: Duration::from_secs(30),
             max_unregistered_per_ip: 16,
             presence_interval: Duration::from_millis(250),
@@ -992,7 +996,7 @@ fn handle_line(session: &mut Session, line: &str) -> io::Result<Flow> {
         },
         Request::Ping => session.reply(&ServerLine::Pong)?,
         Request::Features(words) => {
-            let announced = ClientFeatures::from_words(&words);
+            let announced = client_features(&shared.config, &words);
             shared.registry.set_features(session.conn, &name, announced);
             session.reply(&features(&shared.config))?;
             session.features = announced;
@@ -1138,7 +1142,7 @@ fn handle_unregistered(session: &mut Session, request: Request, line: &str) -> i
             Ok(Flow::Continue)
         }
         Request::Features(words) => {
-            session.features = ClientFeatures::from_words(&words);
+            session.features = client_features(&session.shared().config, &words);
             session.reply(&features(&session.shared().config))?;
             Ok(Flow::Continue)
         }
@@ -1185,11 +1189,21 @@ fn features(config: &Config) -> ServerLine {
             FEATURE_MISSED,
             FEATURE_LONG_LINES,
             FEATURE_SESSION,
-            FEATURE_PROOF,
         ]
         .map(String::from),
     );
+    if config.proof {
+        words.push(FEATURE_PROOF.to_string());
+    }
     ServerLine::Features(words)
+}
+
+/// What a client's `FEATURES` words change here: all they say, but
+/// `proof` only where the server gives values of one's own.
+fn client_features(config: &Config, words: &[String]) -> ClientFeatures {
+    let mut announced = ClientFeatures::from_words(words);
+    announced.proof &= config.proof;
+    announced
 }
 
 /// `REJOIN`: opens the relay again for `name`'s chat with `wanted`, whose

@@ -268,14 +268,19 @@ pub fn chat(table: &mut Table) {
         .vs("raw relay", &raw_rtt);
     table
         .row("  chat / raw relay round trip p50, per round")
-        .value(&per_round(&rtt.p50, &raw_rtt.p50))
-        .goal(Goal::AtMost(1.2));
+        .value(&per_round(&rtt.p50, &raw_rtt.p50));
     table
         .row("  chat / raw relay round trip p99, per round")
         .value(&per_round(&rtt.p99, &raw_rtt.p99));
     table
         .latency("  chat round trip over the loop floor", &rtt)
         .vs("loop", &loop_rtt);
+    // The chat is judged against the design's floor (reader threads handing
+    // lines to one loop), not the bare relay: within 2× of it.
+    table
+        .row("  chat / loop floor round trip p50, per round")
+        .value(&per_round(&rtt.p50, &loop_rtt.p50))
+        .goal(Goal::AtMost(2.0));
     table
         .row("chat piped lines/s (100,000)")
         .value(&lines)
@@ -405,7 +410,13 @@ fn q_latency(addr: SocketAddr, flood: bool) -> f64 {
     let (bob_name, mallory) = (format!("bob{run}"), format!("mallory{run}"));
     let mut bob = {
         let mut command = Command::new(CHAT);
-        command.args(["--server", &addr.to_string(), "--name", &bob_name]);
+        command.args([
+            "--server",
+            &addr.to_string(),
+            "--name",
+            &bob_name,
+            "--auto-answer",
+        ]);
         Driven::spawn(command)
     };
     let welcome = bob.wait_for("Peers can reach you at ");
@@ -428,9 +439,15 @@ fn q_latency(addr: SocketAddr, flood: bool) -> f64 {
         replies.read_line(&mut reply).unwrap();
         reply
     };
+    // A chat that asks is rung: mallory rings (bob answers at once) and
+    // gets the one shared token of a client without `proof`.
+    ask("FEATURES ring");
     ask(&format!("REGISTER {mallory} 127.0.0.1:9"));
-    let reply = ask(&format!("CALL {bob_name}"));
-    let words: Vec<&str> = reply.split(' ').collect();
+    ask(&format!("CALL {bob_name}"));
+    let mut answered = String::new();
+    replies.read_line(&mut answered).unwrap();
+    assert!(answered.starts_with("EVENT ANSWERED"), "{answered}");
+    let words: Vec<&str> = answered.split(' ').collect();
     let mut peer = TcpStream::connect(p2p).unwrap();
     writeln!(peer, "HELLO {mallory} {} {}", words[3], words[4]).unwrap();
     bob.wait_for(&format!("{mallory} connected"));
@@ -540,4 +557,30 @@ pub fn call_setup(table: &mut Table) {
         .row("call set-up, direct blackholed → relay")
         .value(&blackholed)
         .goal(Goal::Below(500.0));
+}
+
+/// Call set-up with each party's own values (`proof`: the caller knocks,
+/// the callee shows its value, then `HELLO`) against the one shared token
+/// older clients get (`server --no-proof`), each pair a few hundred ms
+/// apart: the knock costs one round trip on the direct path.
+pub fn call_setup_proofs(table: &mut Table) {
+    println!("\n[7] call set-up with values of one's own vs a shared token");
+    let (_with, with_addr) = start_server(&[]);
+    let (_without, without_addr) = start_server(&["--no-proof"]);
+    let mut with = Vec::new();
+    let mut without = Vec::new();
+    for _ in 0..REPS {
+        with.push(setup_ms(with_addr, None));
+        without.push(setup_ms(without_addr, None));
+    }
+    let ratios = with.iter().zip(&without).map(|(a, b)| a / b).collect();
+    let (with, without) = (Figure::new("ms", with), Figure::new("ms", without));
+    table
+        .row("call set-up, direct, with proofs")
+        .value(&with)
+        .vs("shared token", &without);
+    table
+        .row("  with proofs / shared token, per pair")
+        .value(&Figure::new("×", ratios))
+        .goal(Goal::AtMost(1.5));
 }

@@ -90,6 +90,7 @@ fn main() {
         chat::resumption(&mut table);
         chat::keys_under_flood(&mut table);
         chat::call_setup(&mut table);
+        chat::call_setup_proofs(&mut table);
     }
     if wanted("editor") {
         editor::editor(&mut table);
