@@ -1,0 +1,42 @@
+//! The documents keep their word: every test `docs/security.md` names next
+//! to a promise exists, in the file it names.
+
+use std::collections::BTreeSet;
+
+/// `(file, test)` for each test named in a row of the promises table: a
+/// cell lists `file.rs`: `test`, `test`; `other.rs`: …
+fn named_tests(doc: &str) -> Vec<(String, String)> {
+    let mut named = Vec::new();
+    for row in doc.lines().filter(|l| l.starts_with("| **")) {
+        let cell = row.trim_end_matches('|').rsplit('|').next().unwrap_or("");
+        let mut file = None;
+        for (i, piece) in cell.split('`').enumerate() {
+            if i % 2 == 0 {
+                continue;
+            }
+            if piece.ends_with(".rs") {
+                file = Some(piece.to_string());
+            } else if let Some(file) = &file {
+                named.push((file.clone(), piece.to_string()));
+            }
+        }
+    }
+    named
+}
+
+#[test]
+fn every_test_named_in_the_security_document_exists() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let doc = std::fs::read_to_string(format!("{root}/docs/security.md")).unwrap();
+    let named = named_tests(&doc);
+    assert!(named.len() > 20, "the table names only {} tests", named.len());
+    let mut missing = BTreeSet::new();
+    for (file, test) in &named {
+        let source = std::fs::read_to_string(format!("{root}/tests/{file}"))
+            .unwrap_or_else(|e| panic!("tests/{file}: {e}"));
+        if !source.contains(&format!("fn {test}(")) {
+            missing.insert(format!("{file}: {test}"));
+        }
+    }
+    assert!(missing.is_empty(), "named but not found: {missing:#?}");
+}
