@@ -14,7 +14,10 @@
 //! table saw them: the server's presence task takes them in batches.
 //!
 //! The table is generic over the outbox type so that it can be unit-tested
-//! without sockets.
+//! without sockets. Its tables that forget by time (who called in the last
+//! minute, who waits to call whom) are in `expiry.rs`.
+
+mod expiry;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
@@ -25,6 +28,7 @@ use crate::protocol::{
     CallId, FEATURE_MISSED, FEATURE_RING, FEATURE_SESSION, Presence, PresenceState, Token,
     UserEntry, name_key, validate_name,
 };
+use expiry::{Deadlines, MinuteWindows, take_from_minute};
 
 /// Calls `f` with `name`'s [`name_key`], made on the stack for a short
 /// ASCII name (its lowercase), so a lookup by name allocates nothing.
@@ -107,13 +111,13 @@ struct State<O> {
     presence: PresenceChanges,
     /// Until when a caller may not call a callee again, by their
     /// [`name_key`]s: set when a call between them did not become a chat.
-    recall_after: HashMap<(String, String), Instant>,
+    recall_after: Deadlines<(String, String)>,
     /// When each caller (by [`name_key`]) started its calls of the last
     /// minute; kept across reconnections, like `recall_after`.
-    recent_calls: HashMap<String, VecDeque<Instant>>,
+    recent_calls: MinuteWindows<String>,
     /// When each caller hung up on its rings to each callee, in the last
     /// minute.
-    cancels: HashMap<(String, String), VecDeque<Instant>>,
+    cancels: MinuteWindows<(String, String)>,
     /// Registrations that ended while in a call with a peer that announced
     /// `session`, by [`name_key`]: that peer is told when their program is
     /// known to be gone.
@@ -423,9 +427,9 @@ impl<O: Clone> Registry<O> {
                 calls: HashMap::new(),
                 next_call: 1,
                 presence: PresenceChanges::default(),
-                recall_after: HashMap::new(),
-                recent_calls: HashMap::new(),
-                cancels: HashMap::new(),
+                recall_after: Deadlines::default(),
+                recent_calls: MinuteWindows::default(),
+                cancels: MinuteWindows::default(),
                 departed: HashMap::new(),
                 departed_order: VecDeque::new(),
                 next_departure: 1,
@@ -677,6 +681,19 @@ impl<O: Clone> Registry<O> {
         callee: &str,
         token: Token,
     ) -> Result<Claim<O>, CallError> {
+        self.claim_call_at(caller_name, callee, token, Instant::now())
+    }
+
+    /// [`Registry::claim_call`] at `now`. The caller's calls-per-minute
+    /// limit is applied first: a caller over it costs the table nothing
+    /// more.
+    pub fn claim_call_at(
+        &self,
+        caller_name: &str,
+        callee: &str,
+        token: Token,
+        now: Instant,
+    ) -> Result<Claim<O>, CallError> {
         let caller_key = name_key(caller_name);
         let callee_key = name_key(callee);
         let mut state = self.lock();
@@ -690,29 +707,18 @@ impl<O: Clone> Registry<O> {
         let caller_seen = caller.seen;
         let caller_name = caller.name.clone();
         let caller_rings = caller.features.ring;
-        let now = Instant::now();
         let limit = self.limits.calls_per_minute;
-        if state.recent_calls.len() >= 1024 && state.recent_calls.len().is_power_of_two() {
-            state.recent_calls.retain(|_, times| {
-                times
-                    .back()
-                    .is_some_and(|t| now.duration_since(*t) < MINUTE)
-            });
-        }
-        let recent = state.recent_calls.entry(caller_key.clone()).or_default();
-        if let Err(wait) = take_from_minute(recent, now, limit) {
+        if let Err(wait) = state.recent_calls.take(&caller_key, now, limit) {
             return Err(CallError::TooManyCalls { limit, wait });
         }
+        state.forget_expired_calls(now);
         let pair = (caller_key.clone(), callee_key.clone());
-        if let Some(&after) = state.recall_after.get(&pair) {
-            if after > now {
-                let callee = state.peers.get(&callee_key).map_or(callee, |p| &p.name);
-                return Err(CallError::TooSoon {
-                    callee: callee.to_string(),
-                    wait: after - now,
-                });
-            }
-            state.recall_after.remove(&pair);
+        if let Some(wait) = state.recall_after.wait(&pair, now) {
+            let callee = state.peers.get(&callee_key).map_or(callee, |p| &p.name);
+            return Err(CallError::TooSoon {
+                callee: callee.to_string(),
+                wait,
+            });
         }
         let target = state
             .peers
@@ -1123,32 +1129,6 @@ impl<O: Clone> Registry<O> {
     }
 }
 
-const MINUTE: Duration = Duration::from_secs(60);
-
-/// One of at most `limit` events a minute: `times` holds the last minute's,
-/// oldest first. Records `now`, or, with `limit` already in the minute,
-/// says how long until the oldest of them leaves it.
-fn take_from_minute(
-    times: &mut VecDeque<Instant>,
-    now: Instant,
-    limit: usize,
-) -> Result<(), Duration> {
-    while times
-        .front()
-        .is_some_and(|t| now.duration_since(*t) >= MINUTE)
-    {
-        times.pop_front();
-    }
-    if times.len() >= limit {
-        let wait = times
-            .front()
-            .map_or(MINUTE, |t| MINUTE.saturating_sub(now.duration_since(*t)));
-        return Err(wait);
-    }
-    times.push_back(now);
-    Ok(())
-}
-
 /// Why a call ends, and by whom (a [`name_key`]).
 enum End {
     /// The callee declined the ring.
@@ -1217,22 +1197,7 @@ impl<O> State<O> {
             (_, Phase::Ringing) if by_callee => matches!(end, End::HungUp { .. }),
             (End::HungUp { .. }, Phase::Ringing) => {
                 let pair = (call.caller.clone(), call.callee.clone());
-                if self.cancels.len() >= 1024 && self.cancels.len().is_power_of_two() {
-                    self.cancels.retain(|_, times| {
-                        times
-                            .back()
-                            .is_some_and(|t| now.duration_since(*t) < MINUTE)
-                    });
-                }
-                let times = self.cancels.entry(pair).or_default();
-                while times
-                    .front()
-                    .is_some_and(|t| now.duration_since(*t) >= MINUTE)
-                {
-                    times.pop_front();
-                }
-                times.push_back(now);
-                times.len() >= CANCELS_BEFORE_WAIT
+                self.cancels.record(&pair, now) >= CANCELS_BEFORE_WAIT
             }
             (_, Phase::Ringing) => false,
             // Answered: the callee wanted it.
@@ -1260,6 +1225,14 @@ impl<O> State<O> {
         })
     }
 
+    /// Forgets a few of the calls, recall waits and cancelled rings whose
+    /// time has passed, oldest first: a few each call, never a walk.
+    fn forget_expired_calls(&mut self, now: Instant) {
+        self.recent_calls.expire(now);
+        self.recall_after.expire(now);
+        self.cancels.expire(now);
+    }
+
     /// Forgets departures older than [`LOST_MEMORY`], oldest first.
     fn forget_departed(&mut self, now: Instant) {
         while let Some((until, key, id)) = self.departed_order.front() {
@@ -1283,12 +1256,7 @@ fn end_call<O: Clone>(
     let mut entry = state.calls.remove(&call)?;
     let now = Instant::now();
     if !limits.recall_wait.is_zero() && state.recall_wait_due(&entry, &end, now) {
-        // Expired waits are dropped now and then, so the map holds at most
-        // the failed calls of one wait.
-        if state.recall_after.len() >= 1024 && state.recall_after.len().is_power_of_two() {
-            state.recall_after.retain(|_, after| *after > now);
-        }
-        state.recall_after.insert(
+        state.recall_after.set(
             (entry.caller.clone(), entry.callee.clone()),
             now + limits.recall_wait,
         );
@@ -1405,6 +1373,7 @@ pub fn unfit_advertised(advertised: SocketAddr, seen: IpAddr) -> Option<&'static
 
 #[cfg(test)]
 mod tests {
+    use super::expiry::MINUTE;
     use super::*;
     use crate::protocol::NameError;
 
@@ -2007,6 +1976,51 @@ mod tests {
             reg.claim_call("a", "b", T),
             Err(CallError::TooSoon { .. })
         ));
+    }
+
+    /// (callers with calls in the last minute, recall waits, callers with
+    /// cancelled rings) as the table holds them.
+    fn call_tables(reg: &Registry<&'static str>) -> [usize; 3] {
+        let state = reg.lock();
+        [
+            state.recent_calls.len(),
+            state.recall_after.len(),
+            state.cancels.len(),
+        ]
+    }
+
+    #[test]
+    fn the_call_tables_forget_by_time_and_a_caller_over_its_limit_costs_nothing() {
+        let reg = Registry::with_limits(CallLimits {
+            calls_per_minute: 1,
+            ..CallLimits::default()
+        });
+        for (i, name) in ["a", "b", "c"].into_iter().enumerate() {
+            let entry = entry(i as ConnId, "box");
+            reg.register_owned(name, entry, None, S1).unwrap();
+        }
+        let t0 = Instant::now();
+        let at = |secs| t0 + Duration::from_secs(secs);
+        let call = reg.claim_call_at("a", "b", T, at(0)).unwrap().call;
+        reg.decline("b", call).unwrap();
+        let call = reg.claim_call_at("c", "b", T, at(30)).unwrap().call;
+        reg.hangup("c", call).unwrap();
+        assert_eq!(call_tables(&reg), [2, 1, 1]);
+        // c is over its limit: refused before anything else, even a name
+        // nobody has, and nothing is looked at, not even what expired.
+        assert!(matches!(
+            reg.claim_call_at("c", "nobody", T, at(70)),
+            Err(CallError::TooManyCalls { limit: 1, .. })
+        ));
+        assert_eq!(call_tables(&reg), [2, 1, 1]);
+        // a's wait is over: its call rings, and what passed is forgotten.
+        let call = reg.claim_call_at("a", "b", T, at(70)).unwrap().call;
+        assert_eq!(call_tables(&reg), [2, 0, 0], "a again, and c of 30 s");
+        // (Calls end at the clock's time: a's cancel is recorded now.)
+        reg.hangup("a", call).unwrap();
+        assert_eq!(call_tables(&reg), [2, 0, 1]);
+        reg.claim_call_at("b", "a", T, at(100)).unwrap();
+        assert_eq!(call_tables(&reg), [2, 0, 0], "a and b; the rest is past");
     }
 
     fn entry(conn: ConnId, outbox: &'static str) -> Entry<&'static str> {
