@@ -58,7 +58,9 @@ pub struct Registry<O> {
 
 /// What keeps one client from keeping a peer busy: a caller whose call
 /// did not become a chat waits `recall_wait` before calling that peer again,
-/// and nobody starts more than `calls_per_minute` calls a minute.
+/// nobody starts more than `calls_per_minute` calls a minute, and one
+/// address makes at most `registrations_per_ip` registrations a minute,
+/// so fresh names to ring with do not come for free.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CallLimits {
     /// Zero: no wait.
@@ -72,7 +74,15 @@ pub struct CallLimits {
     /// with since it registered; the rest are refused: a flood of fresh
     /// names cannot keep asking someone to answer.
     pub stranger_rings: usize,
+    /// Most registrations a minute from one source address.
+    pub registrations_per_ip: usize,
 }
+
+/// The default bound on registrations a minute from one address: an office
+/// of 60 behind one NAT starting their chats at once, and each of them
+/// registering once more within the minute (a Wi-Fi or NAT hiccup, or the
+/// server restarted, sends every chat back to register).
+pub const REGISTRATIONS_PER_IP: usize = 120;
 
 impl Default for CallLimits {
     fn default() -> Self {
@@ -81,6 +91,7 @@ impl Default for CallLimits {
             calls_per_minute: 30,
             hold: Duration::from_secs(60),
             stranger_rings: 6,
+            registrations_per_ip: REGISTRATIONS_PER_IP,
         }
     }
 }
@@ -118,6 +129,8 @@ struct State<O> {
     /// When each caller hung up on its rings to each callee, in the last
     /// minute.
     cancels: MinuteWindows<(String, String)>,
+    /// When each source address registered, in the last minute.
+    registrations: MinuteWindows<IpAddr>,
     /// Registrations that ended while in a call with a peer that announced
     /// `session`, by [`name_key`]: that peer is told when their program is
     /// known to be gone.
@@ -234,6 +247,12 @@ pub enum RegisterError {
     BadName(crate::protocol::NameError),
     /// Someone online already has this name (in any case).
     Taken(String),
+    /// The address registered `limit` times in the last minute; the next
+    /// may come after `wait`.
+    TooMany {
+        limit: usize,
+        wait: Duration,
+    },
     /// The name's owner lost its connection; the name is held for it for
     /// `wait` more.
     Held {
@@ -430,6 +449,7 @@ impl<O: Clone> Registry<O> {
                 recall_after: Deadlines::default(),
                 recent_calls: MinuteWindows::default(),
                 cancels: MinuteWindows::default(),
+                registrations: MinuteWindows::default(),
                 departed: HashMap::new(),
                 departed_order: VecDeque::new(),
                 next_departure: 1,
@@ -474,6 +494,9 @@ impl<O: Clone> Registry<O> {
     /// that presents the secret of a registration that just ended takes its
     /// place. Anyone else taking the name of a registration that ended in
     /// a call is a new program: the old one's partner is to be told.
+    ///
+    /// Each registration made counts against its address's
+    /// [`CallLimits::registrations_per_ip`], checked before anything else.
     pub fn register_owned(
         &self,
         name: &str,
@@ -484,6 +507,12 @@ impl<O: Clone> Registry<O> {
         validate_name(name).map_err(RegisterError::BadName)?;
         let key = name_key(name);
         let mut state = self.lock();
+        let now = Instant::now();
+        let limit = self.limits.registrations_per_ip;
+        if let Err(wait) = state.registrations.room(&entry.seen, now, limit) {
+            return Err(RegisterError::TooMany { limit, wait });
+        }
+        state.registrations.expire(now);
         let owns = |secret: &Token| presented.is_some_and(|p| p.matches(secret));
         if let Some(existing) = state.peers.get_mut(&key) {
             if !owns(&existing.secret) {
@@ -494,15 +523,16 @@ impl<O: Clone> Registry<O> {
             existing.advertised = entry.advertised;
             existing.seen = entry.seen;
             existing.features = entry.features;
+            let secret = existing.secret;
+            state.registrations.record(&entry.seen, now);
             return Ok(Registered {
-                secret: existing.secret,
+                secret,
                 replaced: Some(replaced),
                 gone: None,
             });
         }
         let mut secret = fresh;
         let mut gone = None;
-        let now = Instant::now();
         if let Some(departed) = state.departed.get(&key) {
             let held = departed.held_until.filter(|until| *until > now);
             if let (Some(until), false) = (held, owns(&departed.secret)) {
@@ -521,6 +551,7 @@ impl<O: Clone> Registry<O> {
         }
         // Listed, and told to watchers, in one spelling: the display form.
         let shown = crate::protocol::display_name(name);
+        state.registrations.record(&entry.seen, now);
         state.presence.record(&shown, PresenceState::Joined);
         state.peers.insert(
             key,
@@ -2021,6 +2052,38 @@ mod tests {
         assert_eq!(call_tables(&reg), [2, 0, 1]);
         reg.claim_call_at("b", "a", T, at(100)).unwrap();
         assert_eq!(call_tables(&reg), [2, 0, 0], "a and b; the rest is past");
+    }
+
+    #[test]
+    fn an_address_makes_at_most_its_registrations_a_minute() {
+        let reg = Registry::with_limits(CallLimits {
+            registrations_per_ip: 3,
+            ..CallLimits::default()
+        });
+        let from = |conn: ConnId, ip: &str| Entry {
+            seen: super::tests::ip(ip),
+            ..entry(conn, "box")
+        };
+        reg.register_owned("a1", from(1, "10.0.0.1"), None, S1)
+            .unwrap();
+        // A name refused is no registration.
+        for _ in 0..5 {
+            let taken = reg.register_owned("A1", from(2, "10.0.0.1"), None, S1);
+            assert_eq!(taken.err(), Some(RegisterError::Taken("a1".into())));
+        }
+        for name in ["a2", "a3"] {
+            reg.register_owned(name, from(3, "10.0.0.1"), None, S1)
+                .unwrap();
+        }
+        match reg.register_owned("a4", from(4, "10.0.0.1"), None, S1) {
+            Err(RegisterError::TooMany { limit: 3, wait }) => {
+                assert!(wait <= MINUTE && wait > MINUTE - Duration::from_secs(5));
+            }
+            other => panic!("{:?}", other.map(|r| r.secret)),
+        }
+        reg.register_owned("b1", from(5, "10.0.0.2"), None, S1)
+            .unwrap();
+        assert_eq!(reg.len(), 4);
     }
 
     fn entry(conn: ConnId, outbox: &'static str) -> Entry<&'static str> {

@@ -1,6 +1,6 @@
 //! The registry's tables that forget by time: who called in the last
-//! minute, who hung up on whose rings, and until when a caller may not
-//! call a callee again.
+//! minute, who hung up on whose rings, which addresses registered, and
+//! until when a caller may not call a callee again.
 //!
 //! Each keeps, beside its map, its keys in the order their times were set.
 //! Forgetting what is past takes entries from the front of that queue, at
@@ -57,8 +57,8 @@ fn room_in_minute(
     Ok(())
 }
 
-/// The events of the last minute of each key (a caller, a pair), oldest
-/// first.
+/// The events of the last minute of each key (a caller, a pair, a source
+/// address), oldest first.
 pub(super) struct MinuteWindows<K> {
     times: HashMap<K, VecDeque<Instant>>,
     /// Each event's key, with when it leaves the minute, in the order the
