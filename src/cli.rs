@@ -71,6 +71,9 @@ Options:
   --max-stranger-rings N most rings a minute one chat gets from names it has
                          not chatted with since it registered; the rest are
                          refused (too-soon) [default: 6]
+  --max-registrations-per-ip N
+                         most names one address may register in a minute;
+                         the rest are refused (too-soon) [default: 120]
   --hold SECS            how long the name of a chat whose connection was
                          lost (not closed) stays held for it; 0 for none
                          [default: 60]
@@ -280,6 +283,11 @@ pub fn parse_server(
             "--max-stranger-rings" => {
                 let value = args.value(&flag, inline)?;
                 config.max_stranger_rings = whole(&flag, &value, 1, 1 << 20, "rings")? as usize;
+            }
+            "--max-registrations-per-ip" => {
+                let value = args.value(&flag, inline)?;
+                let n = whole(&flag, &value, 1, 1 << 30, "registrations")?;
+                config.max_registrations_per_ip = n as usize;
             }
             "--hold" => {
                 let value = args.value(&flag, inline)?;
@@ -630,6 +638,10 @@ mod messages {
                 "--max-unregistered-per-ip must be at least 1 connection, not 0",
             ),
             (
+                "--max-registrations-per-ip 0",
+                "--max-registrations-per-ip must be at least 1 registration, not 0",
+            ),
+            (
                 "--presence-interval 0",
                 "--presence-interval must be at least 1 millisecond, not 0",
             ),
@@ -707,6 +719,11 @@ mod messages {
         assert_eq!(limits.summary_interval, Duration::from_secs(1));
         let c = server("--ring-timeout 2 --max-unregistered-per-ip 3 --presence-interval 50");
         assert_eq!(c.ring_timeout, Duration::from_secs(2));
+        assert_eq!(c.max_registrations_per_ip, 120);
+        assert_eq!(
+            server("--max-registrations-per-ip 5").max_registrations_per_ip,
+            5
+        );
         assert_eq!(c.max_unregistered_per_ip, 3);
         assert_eq!(c.presence_interval, Duration::from_millis(50));
         assert_eq!(server("").register_timeout, Duration::from_secs(60));

@@ -18,7 +18,10 @@
 //! table saw them: the server's presence task takes them in batches.
 //!
 //! The table is generic over the outbox type so that it can be unit-tested
-//! without sockets.
+//! without sockets. Its tables that forget by time (who called in the last
+//! minute, who waits to call whom) are in `expiry.rs`.
+
+mod expiry;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
@@ -29,6 +32,7 @@ use crate::protocol::{
     CallId, FEATURE_MISSED, FEATURE_PROOF, FEATURE_RING, FEATURE_SESSION, Keys, Presence,
     PresenceState, Token, UserEntry, display_name, look_alike_key, name_key, validate_name,
 };
+use expiry::{Deadlines, MinuteWindows, take_from_minute};
 
 /// Calls `f` with `name`'s [`name_key`], made on the stack for a short
 /// ASCII name (its lowercase), so a lookup by name allocates nothing.
@@ -58,7 +62,9 @@ pub struct Registry<O> {
 
 /// What keeps one client from keeping a peer busy: a caller whose call
 /// did not become a chat waits `recall_wait` before calling that peer again,
-/// and nobody starts more than `calls_per_minute` calls a minute.
+/// nobody starts more than `calls_per_minute` calls a minute, and one
+/// address makes at most `registrations_per_ip` registrations a minute,
+/// so fresh names to ring with do not come for free.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CallLimits {
     /// Zero: no wait.
@@ -72,7 +78,15 @@ pub struct CallLimits {
     /// with since it registered; the rest are refused: a flood of fresh
     /// names cannot keep asking someone to answer.
     pub stranger_rings: usize,
+    /// Most registrations a minute from one source address.
+    pub registrations_per_ip: usize,
 }
+
+/// The default bound on registrations a minute from one address: an office
+/// of 60 behind one NAT starting their chats at once, and each of them
+/// registering once more within the minute (a Wi-Fi or NAT hiccup, or the
+/// server restarted, sends every chat back to register).
+pub const REGISTRATIONS_PER_IP: usize = 120;
 
 impl Default for CallLimits {
     fn default() -> Self {
@@ -81,6 +95,7 @@ impl Default for CallLimits {
             calls_per_minute: 30,
             hold: Duration::from_secs(60),
             stranger_rings: 6,
+            registrations_per_ip: REGISTRATIONS_PER_IP,
         }
     }
 }
@@ -116,13 +131,15 @@ struct State<O> {
     presence: PresenceChanges,
     /// Until when a caller may not call a callee again, by their
     /// [`name_key`]s: set when a call between them did not become a chat.
-    recall_after: HashMap<(String, String), Instant>,
+    recall_after: Deadlines<(String, String)>,
     /// When each caller (by [`name_key`]) started its calls of the last
     /// minute; kept across reconnections, like `recall_after`.
-    recent_calls: HashMap<String, VecDeque<Instant>>,
+    recent_calls: MinuteWindows<String>,
     /// When each caller hung up on its rings to each callee, in the last
     /// minute.
-    cancels: HashMap<(String, String), VecDeque<Instant>>,
+    cancels: MinuteWindows<(String, String)>,
+    /// When each source address registered, in the last minute.
+    registrations: MinuteWindows<IpAddr>,
     /// Registrations that ended while in a call with a peer that announced
     /// `session`, by [`name_key`]: that peer is told when their program is
     /// known to be gone.
@@ -308,6 +325,12 @@ pub enum RegisterError {
         name: String,
         like: String,
         held: Option<Duration>,
+    },
+    /// The address registered `limit` times in the last minute; the next
+    /// may come after `wait`.
+    TooMany {
+        limit: usize,
+        wait: Duration,
     },
     /// The name's owner lost its connection; the name is held for it for
     /// `wait` more.
@@ -526,9 +549,10 @@ impl<O: Clone> Registry<O> {
                 calls: HashMap::new(),
                 next_call: 1,
                 presence: PresenceChanges::default(),
-                recall_after: HashMap::new(),
-                recent_calls: HashMap::new(),
-                cancels: HashMap::new(),
+                recall_after: Deadlines::default(),
+                recent_calls: MinuteWindows::default(),
+                cancels: MinuteWindows::default(),
+                registrations: MinuteWindows::default(),
                 departed: HashMap::new(),
                 departed_order: VecDeque::new(),
                 next_departure: 1,
@@ -574,6 +598,9 @@ impl<O: Clone> Registry<O> {
     /// that presents the secret of a registration that just ended takes its
     /// place. Anyone else taking the name of a registration that ended in
     /// a call is a new program: the old one's partner is to be told.
+    ///
+    /// Each registration made counts against its address's
+    /// [`CallLimits::registrations_per_ip`], checked before anything else.
     pub fn register_owned(
         &self,
         name: &str,
@@ -587,6 +614,12 @@ impl<O: Clone> Registry<O> {
         // Listed, and told to watchers, in one spelling: the display form.
         let shown = display_name(name);
         let mut state = self.lock();
+        let now = Instant::now();
+        let limit = self.limits.registrations_per_ip;
+        if let Err(wait) = state.registrations.room(&entry.seen, now, limit) {
+            return Err(RegisterError::TooMany { limit, wait });
+        }
+        state.registrations.expire(now);
         let owns = |secret: &Token| presented.is_some_and(|p| p.matches(secret));
         if let Some(existing) = state.peers.get_mut(&key) {
             if !owns(&existing.secret) {
@@ -597,15 +630,16 @@ impl<O: Clone> Registry<O> {
             existing.advertised = entry.advertised;
             existing.seen = entry.seen;
             existing.features = entry.features;
+            let secret = existing.secret;
+            state.registrations.record(&entry.seen, now);
             return Ok(Registered {
-                secret: existing.secret,
+                secret,
                 replaced: Some(replaced),
                 gone: None,
             });
         }
         let mut secret = fresh;
         let mut gone = None;
-        let now = Instant::now();
         if let Some(departed) = state.departed.get(&key) {
             let held = departed.held_until.filter(|until| *until > now);
             if let (Some(until), false) = (held, owns(&departed.secret)) {
@@ -630,6 +664,7 @@ impl<O: Clone> Registry<O> {
                 gone = state.gone_partner(&departed);
             }
         }
+        state.registrations.record(&entry.seen, now);
         state.presence.record(&shown, PresenceState::Joined);
         state.look_alikes.insert(look_alike.clone(), key.clone());
         state.peers.insert(
@@ -810,13 +845,27 @@ impl<O: Clone> Registry<O> {
     /// Claims the caller (registered as `caller_name`) and the peer named
     /// `callee` for one call, in one step: of two callers racing for one
     /// peer, exactly one gets it. `fresh` gives the call's values: each
-    /// party's own when both announced `proof`, else one shared token. The call rings ([`Setup::Ring`]) when both
-    /// announced `ring` and they are two; otherwise it connects at once.
+    /// party's own when both announced `proof`, else one shared token. The
+    /// call rings ([`Setup::Ring`]) when both announced `ring` and they are
+    /// two; otherwise it connects at once.
     pub fn claim_call(
         &self,
         caller_name: &str,
         callee: &str,
         fresh: Fresh,
+    ) -> Result<Claim<O>, CallError> {
+        self.claim_call_at(caller_name, callee, fresh, Instant::now())
+    }
+
+    /// [`Registry::claim_call`] at `now`. The caller's calls-per-minute
+    /// limit is applied first: a caller over it costs the table nothing
+    /// more.
+    pub fn claim_call_at(
+        &self,
+        caller_name: &str,
+        callee: &str,
+        fresh: Fresh,
+        now: Instant,
     ) -> Result<Claim<O>, CallError> {
         let caller_key = name_key(caller_name);
         let callee_key = name_key(callee);
@@ -832,29 +881,18 @@ impl<O: Clone> Registry<O> {
         let caller_name = caller.name.clone();
         let caller_rings = caller.features.ring;
         let caller_proves = caller.features.proof;
-        let now = Instant::now();
         let limit = self.limits.calls_per_minute;
-        if state.recent_calls.len() >= 1024 && state.recent_calls.len().is_power_of_two() {
-            state.recent_calls.retain(|_, times| {
-                times
-                    .back()
-                    .is_some_and(|t| now.duration_since(*t) < MINUTE)
-            });
-        }
-        let recent = state.recent_calls.entry(caller_key.clone()).or_default();
-        if let Err(wait) = take_from_minute(recent, now, limit) {
+        if let Err(wait) = state.recent_calls.take(&caller_key, now, limit) {
             return Err(CallError::TooManyCalls { limit, wait });
         }
+        state.forget_expired_calls(now);
         let pair = (caller_key.clone(), callee_key.clone());
-        if let Some(&after) = state.recall_after.get(&pair) {
-            if after > now {
-                let callee = state.peers.get(&callee_key).map_or(callee, |p| &p.name);
-                return Err(CallError::TooSoon {
-                    callee: callee.to_string(),
-                    wait: after - now,
-                });
-            }
-            state.recall_after.remove(&pair);
+        if let Some(wait) = state.recall_after.wait(&pair, now) {
+            let callee = state.peers.get(&callee_key).map_or(callee, |p| &p.name);
+            return Err(CallError::TooSoon {
+                callee: callee.to_string(),
+                wait,
+            });
         }
         let target = state
             .peers
@@ -1303,32 +1341,6 @@ impl<O: Clone> Registry<O> {
     }
 }
 
-const MINUTE: Duration = Duration::from_secs(60);
-
-/// One of at most `limit` events a minute: `times` holds the last minute's,
-/// oldest first. Records `now`, or, with `limit` already in the minute,
-/// says how long until the oldest of them leaves it.
-fn take_from_minute(
-    times: &mut VecDeque<Instant>,
-    now: Instant,
-    limit: usize,
-) -> Result<(), Duration> {
-    while times
-        .front()
-        .is_some_and(|t| now.duration_since(*t) >= MINUTE)
-    {
-        times.pop_front();
-    }
-    if times.len() >= limit {
-        let wait = times
-            .front()
-            .map_or(MINUTE, |t| MINUTE.saturating_sub(now.duration_since(*t)));
-        return Err(wait);
-    }
-    times.push_back(now);
-    Ok(())
-}
-
 /// Why a call ends, and by whom (a [`name_key`]).
 enum End {
     /// The callee declined the ring.
@@ -1397,22 +1409,7 @@ impl<O> State<O> {
             (_, Phase::Ringing) if by_callee => matches!(end, End::HungUp { .. }),
             (End::HungUp { .. }, Phase::Ringing) => {
                 let pair = (call.caller.clone(), call.callee.clone());
-                if self.cancels.len() >= 1024 && self.cancels.len().is_power_of_two() {
-                    self.cancels.retain(|_, times| {
-                        times
-                            .back()
-                            .is_some_and(|t| now.duration_since(*t) < MINUTE)
-                    });
-                }
-                let times = self.cancels.entry(pair).or_default();
-                while times
-                    .front()
-                    .is_some_and(|t| now.duration_since(*t) >= MINUTE)
-                {
-                    times.pop_front();
-                }
-                times.push_back(now);
-                times.len() >= CANCELS_BEFORE_WAIT
+                self.cancels.record(&pair, now) >= CANCELS_BEFORE_WAIT
             }
             (_, Phase::Ringing) => false,
             // Answered: the callee wanted it.
@@ -1469,6 +1466,14 @@ impl<O> State<O> {
         }
     }
 
+    /// Forgets a few of the calls, recall waits and cancelled rings whose
+    /// time has passed, oldest first: a few each call, never a walk.
+    fn forget_expired_calls(&mut self, now: Instant) {
+        self.recent_calls.expire(now);
+        self.recall_after.expire(now);
+        self.cancels.expire(now);
+    }
+
     /// Forgets departures older than [`LOST_MEMORY`], oldest first.
     fn forget_departed(&mut self, now: Instant) {
         while let Some((until, key, id)) = self.departed_order.front() {
@@ -1495,12 +1500,7 @@ fn end_call<O: Clone>(
     let mut entry = state.calls.remove(&call)?;
     let now = Instant::now();
     if !limits.recall_wait.is_zero() && state.recall_wait_due(&entry, &end, now) {
-        // Expired waits are dropped now and then, so the map holds at most
-        // the failed calls of one wait.
-        if state.recall_after.len() >= 1024 && state.recall_after.len().is_power_of_two() {
-            state.recall_after.retain(|_, after| *after > now);
-        }
-        state.recall_after.insert(
+        state.recall_after.set(
             (entry.caller.clone(), entry.callee.clone()),
             now + limits.recall_wait,
         );
@@ -1617,6 +1617,7 @@ pub fn unfit_advertised(advertised: SocketAddr, seen: IpAddr) -> Option<&'static
 
 #[cfg(test)]
 mod tests {
+    use super::expiry::MINUTE;
     use super::*;
     use crate::protocol::NameError;
 
@@ -1761,7 +1762,8 @@ mod tests {
     #[test]
     fn the_look_alike_index_holds_only_names_online_or_held() {
         let reg = Registry::new();
-        for i in 0..200u64 {
+        // Fewer than the registrations one address may make in a minute.
+        for i in 0..100u64 {
             let name = format!("user{i}");
             reg.register_owned(&name, entry(i, "box"), None, S1)
                 .unwrap();
@@ -1770,7 +1772,7 @@ mod tests {
             reg.check_invariants().unwrap();
         }
         // The lost ones are held; nothing else is kept.
-        assert_eq!(reg.lock().look_alikes.len(), 200 / 3);
+        assert_eq!(reg.lock().look_alikes.len(), 100 / 3);
     }
 
     #[test]
@@ -2318,6 +2320,83 @@ mod tests {
             reg.claim_call("a", "b", F),
             Err(CallError::TooSoon { .. })
         ));
+    }
+
+    /// (callers with calls in the last minute, recall waits, callers with
+    /// cancelled rings) as the table holds them.
+    fn call_tables(reg: &Registry<&'static str>) -> [usize; 3] {
+        let state = reg.lock();
+        [
+            state.recent_calls.len(),
+            state.recall_after.len(),
+            state.cancels.len(),
+        ]
+    }
+
+    #[test]
+    fn the_call_tables_forget_by_time_and_a_caller_over_its_limit_costs_nothing() {
+        let reg = Registry::with_limits(CallLimits {
+            calls_per_minute: 1,
+            ..CallLimits::default()
+        });
+        for (i, name) in ["a", "b", "c"].into_iter().enumerate() {
+            let entry = entry(i as ConnId, "box");
+            reg.register_owned(name, entry, None, S1).unwrap();
+        }
+        let t0 = Instant::now();
+        let at = |secs| t0 + Duration::from_secs(secs);
+        let call = reg.claim_call_at("a", "b", F, at(0)).unwrap().call;
+        reg.decline("b", call).unwrap();
+        let call = reg.claim_call_at("c", "b", F, at(30)).unwrap().call;
+        reg.hangup("c", call).unwrap();
+        assert_eq!(call_tables(&reg), [2, 1, 1]);
+        // c is over its limit: refused before anything else, even a name
+        // nobody has, and nothing is looked at, not even what expired.
+        assert!(matches!(
+            reg.claim_call_at("c", "nobody", F, at(70)),
+            Err(CallError::TooManyCalls { limit: 1, .. })
+        ));
+        assert_eq!(call_tables(&reg), [2, 1, 1]);
+        // a's wait is over: its call rings, and what passed is forgotten.
+        let call = reg.claim_call_at("a", "b", F, at(70)).unwrap().call;
+        assert_eq!(call_tables(&reg), [2, 0, 0], "a again, and c of 30 s");
+        // (Calls end at the clock's time: a's cancel is recorded now.)
+        reg.hangup("a", call).unwrap();
+        assert_eq!(call_tables(&reg), [2, 0, 1]);
+        reg.claim_call_at("b", "a", F, at(100)).unwrap();
+        assert_eq!(call_tables(&reg), [2, 0, 0], "a and b; the rest is past");
+    }
+
+    #[test]
+    fn an_address_makes_at_most_its_registrations_a_minute() {
+        let reg = Registry::with_limits(CallLimits {
+            registrations_per_ip: 3,
+            ..CallLimits::default()
+        });
+        let from = |conn: ConnId, ip: &str| Entry {
+            seen: super::tests::ip(ip),
+            ..entry(conn, "box")
+        };
+        reg.register_owned("a1", from(1, "10.0.0.1"), None, S1)
+            .unwrap();
+        // A name refused is no registration.
+        for _ in 0..5 {
+            let taken = reg.register_owned("A1", from(2, "10.0.0.1"), None, S1);
+            assert_eq!(taken.err(), Some(RegisterError::Taken("a1".into())));
+        }
+        for name in ["a2", "a3"] {
+            reg.register_owned(name, from(3, "10.0.0.1"), None, S1)
+                .unwrap();
+        }
+        match reg.register_owned("a4", from(4, "10.0.0.1"), None, S1) {
+            Err(RegisterError::TooMany { limit: 3, wait }) => {
+                assert!(wait <= MINUTE && wait > MINUTE - Duration::from_secs(5));
+            }
+            other => panic!("{:?}", other.map(|r| r.secret)),
+        }
+        reg.register_owned("b1", from(5, "10.0.0.2"), None, S1)
+            .unwrap();
+        assert_eq!(reg.len(), 4);
     }
 
     fn entry(conn: ConnId, outbox: &'static str) -> Entry<&'static str> {

@@ -93,6 +93,8 @@ pub struct Config {
     /// Most rings a minute one callee gets from callers it has not chatted
     /// with.
     pub max_stranger_rings: usize,
+    /// Most registrations a minute from one source address.
+    pub max_registrations_per_ip: usize,
     /// Most relayed chats at once.
     pub max_relays: usize,
     /// Most relayed chats at once whose first half comes from one address.
@@ -116,6 +118,7 @@ impl Config {
             calls_per_minute: self.max_calls_per_minute,
             hold: self.hold,
             stranger_rings: self.max_stranger_rings,
+            registrations_per_ip: self.max_registrations_per_ip,
         }
     }
 
@@ -144,6 +147,7 @@ impl Default for Config {
             max_calls_per_minute: CallLimits::default().calls_per_minute,
             hold: CallLimits::default().hold,
             max_stranger_rings: CallLimits::default().stranger_rings,
+            max_registrations_per_ip: CallLimits::default().registrations_per_ip,
             max_relays: RelayLimits::default().max_relays,
             max_relays_per_ip: RelayLimits::default().max_relays_per_ip,
             relay_rate: RelayLimits::default().rate,
@@ -214,6 +218,11 @@ enum Refusal {
     /// The name is held for its owner, whose connection was lost.
     NameHeld {
         name: String,
+        wait: Duration,
+    },
+    /// The client's address registered its limit of names this minute.
+    TooManyRegistrations {
+        limit: usize,
         wait: Duration,
     },
     BadName(NameError),
@@ -316,6 +325,14 @@ impl From<Refusal> for ServerLine {
                     whole_secs(wait)
                 ),
             ),
+            Refusal::TooManyRegistrations { limit, wait } => (
+                ErrorCode::TooSoon,
+                format!(
+                    "your address made {limit} registrations in the last minute, the most \
+                     it may; try again in {} s",
+                    whole_secs(wait)
+                ),
+            ),
             Refusal::BadName(e) => (ErrorCode::BadName, e.to_string()),
             Refusal::UnknownUser(who) => (
                 ErrorCode::UnknownUser,
@@ -410,6 +427,7 @@ impl From<RegisterError> for Refusal {
                 Refusal::LooksLike { name, like, held }
             }
             RegisterError::Held { name, wait } => Refusal::NameHeld { name, wait },
+            RegisterError::TooMany { limit, wait } => Refusal::TooManyRegistrations { limit, wait },
         }
     }
 }
@@ -465,7 +483,7 @@ pub fn run(config: Config) -> Result<(), ServerError> {
     log!(
         "server listening on {local} (max clients {}, idle timeout {}s, register timeout {}s, \
          ring timeout {}s, relay {}, max relays {}, relay rate {} bytes/s, recall wait {}s, \
-         max calls per minute {}, hold {}s)",
+         max calls per minute {}, hold {}s, max registrations per ip {} a minute)",
         config.max_clients,
         config.idle_timeout.as_secs_f32(),
         config.register_timeout.as_secs_f32(),
@@ -475,7 +493,8 @@ pub fn run(config: Config) -> Result<(), ServerError> {
         config.relay_rate,
         config.recall_wait.as_secs(),
         config.max_calls_per_minute,
-        config.hold.as_secs()
+        config.hold.as_secs(),
+        config.max_registrations_per_ip
     );
     serve(listener, config);
     Ok(())

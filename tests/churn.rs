@@ -3,8 +3,9 @@
 //! printed seed — calls, answers and declines, `/ignore`, glare, quick and
 //! long chats, bursts of lines, `q`, `kill -9` and `SIGHUP`, `SIGSTOP` then
 //! `SIGCONT`, restarts under the same name, a server restart on the same
-//! port, and relayed pairs (chats whose advertised address cannot be
-//! dialed) — while named invariants are checked throughout and at the end.
+//! port, relayed pairs (chats whose advertised address cannot be dialed),
+//! and ring floods from fresh names (#21) — while named invariants are
+//! checked throughout and at the end.
 //!
 //! The harness keeps a model of every peer (at the list, calling, ringing,
 //! chatting with whom, reconnecting, dead), driven only by what the peer's
@@ -70,12 +71,28 @@ const READ_RACE: Duration = Duration::from_millis(100);
 /// (`registry::CLOSE_VERDICT`); a server restart within this long after a
 /// kill loses it.
 const VERDICT_WITH_MARGIN: Duration = Duration::from_secs(3);
+/// A minute: the stranger-ring bound's window.
+const MINUTE: Duration = Duration::from_secs(60);
 /// How long a peer's state must hold before the server's list must agree.
 const SETTLE: Duration = Duration::from_millis(1500);
 /// How long after a server restart the chats may take to register again.
 const AFTER_SERVER_RESTART: Duration = Duration::from_secs(6);
 /// The longest `SIGSTOP`.
 const LONGEST_STOP_MS: u64 = 1200;
+
+/// `server --max-stranger-rings`. The churn's calls are random, so a chat
+/// is rung by names it has not chatted with all the time: about 15 calls a
+/// minute come to each chat, whatever the number of peers (6 calls a
+/// second for 24 peers). The bound is set far above that, and a flood of
+/// fresh names, an attacker's raw clients, rings one chat past it: the
+/// flood meets the real mechanism under churn (server restarts, chats
+/// killed and restarted meanwhile), while the churn's own calls never do.
+/// The value 6 itself is tested in hardening.rs.
+const STRANGER_RINGS: usize = 40;
+/// Fresh names in one ring flood: past the bound, so it bites.
+const FLOOD_NAMES: usize = STRANGER_RINGS + 10;
+/// How a flood's names start (`fl3x17`): no peer's name does.
+const FLOOD_PREFIX: &str = "fl";
 
 // ---- the invariants, each a named check ---------------------------------
 
@@ -88,8 +105,9 @@ const Q_WORKS: &str = "q_works_where_readme_says";
 const CALLS_END: &str = "every_call_comes_to_an_outcome";
 const NO_PANIC: &str = "no_panic_and_no_crash";
 const BASELINE: &str = "server_threads_and_fds_return_to_baseline";
+const FLOOD: &str = "a_ring_flood_rings_a_chat_at_most_the_stranger_bound_and_friends_get_through";
 
-const CHECKS: [&str; 9] = [
+const CHECKS: [&str; 10] = [
     EXACTLY_ONCE,
     ONLY_TO_RECEIVER,
     LIST_AGREES,
@@ -99,6 +117,7 @@ const CHECKS: [&str; 9] = [
     CALLS_END,
     NO_PANIC,
     BASELINE,
+    FLOOD,
 ];
 
 /// When the run started: every transcript line and violation is stamped
@@ -294,6 +313,11 @@ struct Observer {
 
 impl Observer {
     fn connect(addr: SocketAddr) -> std::io::Result<Observer> {
+        Observer::register(addr, OBSERVER, None)
+    }
+
+    /// A raw client registered as `name`, having announced `features`.
+    fn register(addr: SocketAddr, name: &str, features: Option<&str>) -> std::io::Result<Observer> {
         let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(1))?;
         stream.set_read_timeout(Some(Duration::from_secs(2)))?;
         stream.set_write_timeout(Some(Duration::from_secs(2)))?;
@@ -301,7 +325,10 @@ impl Observer {
             reader: BufReader::new(stream.try_clone()?),
             stream,
         };
-        let reply = observer.ask(&format!("REGISTER {OBSERVER} 127.0.0.1:9"))?;
+        if let Some(features) = features {
+            observer.ask(&format!("FEATURES {features}"))?;
+        }
+        let reply = observer.ask(&format!("REGISTER {name} 127.0.0.1:9"))?;
         if !reply.starts_with("OK WELCOME") {
             return Err(std::io::Error::other(reply));
         }
@@ -345,6 +372,41 @@ impl Observer {
         }
         Ok(users)
     }
+}
+
+/// What the server told one of a flood's fresh names that called.
+#[derive(Debug, PartialEq)]
+enum FloodReply {
+    /// `OK RINGING`: the chat is being asked.
+    Rang,
+    /// `ERR too-soon … not taking calls from new names`: the bound.
+    NotTaking,
+    /// Anything else (busy in a call, gone), word for word.
+    Other(String),
+}
+
+/// One fresh name's ring at `target`, as an attacker's raw client makes it:
+/// it registers announcing `ring`, calls, hangs up at once if it rang (the
+/// next name rings), and quits.
+fn flood_call(addr: SocketAddr, caller: &str, target: &str) -> std::io::Result<FloodReply> {
+    let mut raw = Observer::register(addr, caller, Some("ring"))?;
+    let reply = raw.ask(&format!("CALL {target}"))?;
+    let rang = reply.starts_with(&format!("OK RINGING {target} "));
+    if (rang || reply.starts_with("OK CALL "))
+        && let Some(call) = reply.split(' ').nth(3)
+    {
+        raw.ask(&format!("HANGUP {call}"))?;
+    }
+    raw.ask("QUIT")?;
+    Ok(if rang {
+        FloodReply::Rang
+    } else if reply.starts_with("ERR too-soon ")
+        && reply.contains(" is not taking calls from new names now")
+    {
+        FloodReply::NotTaking
+    } else {
+        FloodReply::Other(reply)
+    })
 }
 
 /// The server's thread count and open descriptors, from `/proc`.
@@ -649,6 +711,12 @@ enum Later {
     Restart {
         slot: usize,
     },
+    /// After a flood at `target`: one it has chatted with calls it, once
+    /// one is free to, until `until`.
+    FriendCalls {
+        target: usize,
+        until: Instant,
+    },
 }
 
 /// How the harness ends a chat's program.
@@ -659,6 +727,18 @@ enum Death {
     /// terminal window is closed.
     Hangup,
     EndOfRun,
+}
+
+/// One ring flood: at whom, when, and what the server let through.
+struct Flood {
+    target: usize,
+    at: Instant,
+    /// Which run of the server, and which registration of the target: the
+    /// bound is per registration, and a restarted server starts afresh.
+    server_run: u64,
+    registered_at: Option<Instant>,
+    /// When each name the server let ring was told so.
+    rang: Vec<Instant>,
 }
 
 struct Violation {
@@ -692,6 +772,11 @@ struct Counts {
     glares: u64,
     let_ring: u64,
     name_refused: u64,
+    floods: u64,
+    flood_rang: u64,
+    flood_refused: u64,
+    flood_other: u64,
+    flood_friend_calls: u64,
     lines_at_list: u64,
     refusals: BTreeMap<&'static str, u64>,
 }
@@ -715,9 +800,14 @@ struct World {
     /// nobody has are not kept).
     last_call: HashMap<(usize, usize), (Outcome, Instant)>,
     later: Vec<(Instant, Later)>,
+    floods: Vec<Flood>,
+    /// The flood names the server let ring: only they may be shown.
+    flood_rang: std::collections::HashSet<String>,
     churning: bool,
     next_list: Instant,
     next_server_restart: Instant,
+    /// When the next ring flood comes (once a chat is free to flood).
+    next_flood: Instant,
     last_tick: Instant,
     violations: Vec<Violation>,
     checked: BTreeMap<&'static str, u64>,
@@ -736,12 +826,11 @@ fn server_args() -> Vec<String> {
         &REGISTER_TIMEOUT_SECS.to_string(),
         "--presence-interval",
         &PRESENCE_INTERVAL_MS.to_string(),
-        // Only the recall wait is under test, not the per-minute limits
-        // (the ring-flood bound has its own test in hardening.rs).
+        // The recall wait is under test, not the calls-per-minute limit.
         "--max-calls-per-minute",
         "100000",
         "--max-stranger-rings",
-        "100000",
+        &STRANGER_RINGS.to_string(),
     ]
     .iter()
     .map(|s| s.to_string())
@@ -806,6 +895,7 @@ impl World {
             })
             .collect();
         let first_restart = plan.secs.clamp(10, 25) / 2 + rng.below(5) as u64;
+        let first_flood = 4 + rng.below(8) as u64;
         let mut world = World {
             rng,
             server,
@@ -821,9 +911,12 @@ impl World {
             tags: HashMap::new(),
             last_call: HashMap::new(),
             later: Vec::new(),
+            floods: Vec::new(),
+            flood_rang: std::collections::HashSet::new(),
             churning: true,
             next_list: now + Duration::from_secs(1),
             next_server_restart: now + Duration::from_secs(first_restart),
+            next_flood: now + Duration::from_secs(first_flood),
             last_tick: now,
             violations: Vec::new(),
             checked: BTreeMap::new(),
@@ -1276,6 +1369,8 @@ impl World {
         {
             let kind = if rest.contains("did not become a chat") {
                 "too soon"
+            } else if rest.contains("is not taking calls from new names") {
+                "not taking calls"
             } else if rest.contains("until the registration server is back") {
                 "server down"
             } else {
@@ -1361,7 +1456,21 @@ impl World {
         peer.call_typed = None;
         peer.set_state(State::Ringing(caller.into()), now);
         peer.rung = Some((caller.into(), now));
+        if caller.starts_with(FLOOD_PREFIX) {
+            // The attacker hangs up at once: nothing to decide. The user
+            // is asked only for rings the server let through.
+            self.checked(FLOOD);
+            if !self.flood_rang.contains(caller) {
+                let text = format!(
+                    "{} was asked to answer {caller}, whose call the server refused",
+                    self.peers[slot].name
+                );
+                self.violation(FLOOD, &[slot], text);
+            }
+            return;
+        }
         self.counts.rings += 1;
+        let peer = &mut self.peers[slot];
         let run = peer.run;
         let decision = match self.rng.below(100) {
             0..70 => Decision::Answer,
@@ -1527,6 +1636,14 @@ impl World {
             return;
         }
         self.checked(REFUSALS);
+        // After a flood, a friend's call is what the bound must let by.
+        let flooded = self.floods.iter().any(|f| {
+            f.target == target && now.duration_since(f.at) < MINUTE + Duration::from_secs(2)
+        });
+        let friend = self.friends_of(target).contains(&slot);
+        if flooded && friend {
+            self.checked(FLOOD);
+        }
         let t = &self.peers[target];
         let recently = |at: Option<Instant>, within: Duration| {
             at.is_some_and(|at| now.saturating_duration_since(at) < within)
@@ -1588,6 +1705,16 @@ impl World {
                 })
             }
             "server down" => None,
+            "not taking calls" if friend => {
+                let text = format!(
+                    "{me} was told {line:?}, but {me} chatted with {callee} since it registered"
+                );
+                self.violation(FLOOD, &[slot, target], text);
+                None
+            }
+            "not taking calls" => (!flooded).then(|| {
+                format!("no flood rang {callee} in the last minute; the churn's own calls do not reach the bound")
+            }),
             _ => (!unsettled).then(|| format!("{callee} is up, in state {:?}", t.state)),
         };
         if let Some(why) = why {
@@ -1800,6 +1927,20 @@ impl World {
                     self.spawn(slot);
                 }
             }
+            Later::FriendCalls { target, until } => {
+                if !self.churning || now > until || !self.peers[target].alive() {
+                    return;
+                }
+                let friends = self.friends_of(target);
+                match self.pick(|p| p.idle(now) && friends.contains(&p.slot)) {
+                    Some(friend) => {
+                        self.counts.flood_friend_calls += 1;
+                        let name = self.peers[target].name.clone();
+                        self.type_call(friend, &name, now);
+                    }
+                    None => self.postpone(later, now),
+                }
+            }
         }
     }
 
@@ -1831,6 +1972,9 @@ impl World {
         }
         if chance(0.3, &mut self.rng) {
             self.stop_one(now);
+        }
+        if now >= self.next_flood && self.flood(now) {
+            self.next_flood = now + Duration::from_secs(8 + self.rng.below(8) as u64);
         }
         if now >= self.next_server_restart {
             self.restart_server();
@@ -1960,6 +2104,121 @@ impl World {
         peer.type_line("q", now);
         peer.set_state(State::Exiting, now);
         peer.exit_by = Some(now + Duration::from_secs(3));
+    }
+
+    /// An attacker's fresh names ring one chat at the list, one after
+    /// another, each hanging up at once: the server lets at most
+    /// [`STRANGER_RINGS`] a minute ring it, and the rest are refused. Then
+    /// a peer the chat has chatted with calls it, as soon as one is free
+    /// within 20 s, and must get through (judged with the refusals).
+    /// Whether there was a chat to flood.
+    fn flood(&mut self, now: Instant) -> bool {
+        // A chat with friends, when there is one free: so that they call.
+        let with_friends: Vec<usize> = (0..self.peers.len())
+            .filter(|&s| {
+                let p = &self.peers[s];
+                p.idle(now) && !p.auto_answer && !self.friends_of(s).is_empty()
+            })
+            .collect();
+        let target = match with_friends.is_empty() {
+            false => Some(*self.rng.pick(&with_friends)),
+            true => self.pick(|p| p.idle(now) && !p.auto_answer),
+        };
+        let Some(target) = target else {
+            return false;
+        };
+        let name = self.peers[target].name.clone();
+        let id = self.counts.floods;
+        self.counts.floods += 1;
+        let mut rang = Vec::new();
+        for i in 0..FLOOD_NAMES {
+            let caller = format!("{FLOOD_PREFIX}{id}x{i}");
+            match flood_call(self.server.addr, &caller, &name) {
+                Ok(FloodReply::Rang) => {
+                    rang.push(Instant::now());
+                    self.flood_rang.insert(caller);
+                }
+                Ok(FloodReply::NotTaking) => self.counts.flood_refused += 1,
+                Ok(FloodReply::Other(_)) => self.counts.flood_other += 1,
+                // The server is being restarted or is in trouble: what
+                // that means is judged elsewhere.
+                Err(_) => break,
+            }
+        }
+        self.counts.flood_rang += rang.len() as u64;
+        let done = Instant::now();
+        // Rung and hung up on, again and again: its state is unsettled.
+        self.peers[target].touched = done;
+        let flood = Flood {
+            target,
+            at: done,
+            server_run: self.counts.server_restarts,
+            registered_at: self.peers[target].registered_at,
+            rang,
+        };
+        // The rings at this registration of the target, by this server: in
+        // no minute more than the bound (a second less than a minute, for
+        // the time a reply takes to come back).
+        let rings: Vec<Instant> = self
+            .floods
+            .iter()
+            .chain(std::iter::once(&flood))
+            .filter(|f| {
+                f.target == target
+                    && f.server_run == flood.server_run
+                    && f.registered_at == flood.registered_at
+            })
+            .flat_map(|f| f.rang.iter().copied())
+            .collect();
+        let most = flood
+            .rang
+            .iter()
+            .map(|&t| {
+                let window = MINUTE - Duration::from_secs(1);
+                rings
+                    .iter()
+                    .filter(|&&r| r <= t && t.duration_since(r) < window)
+                    .count()
+            })
+            .max()
+            .unwrap_or(0);
+        self.floods.push(flood);
+        self.checked(FLOOD);
+        if most > STRANGER_RINGS {
+            let text = format!(
+                "fresh names rang {name} {most} times within a minute; the bound is {STRANGER_RINGS}"
+            );
+            self.violation(FLOOD, &[target], text);
+        }
+        let until = done + Duration::from_secs(20);
+        self.later
+            .push((done, Later::FriendCalls { target, until }));
+        true
+    }
+
+    /// The peers `target` has chatted with since its current registration,
+    /// as far as the model can be sure: the server lets their rings
+    /// through whatever the flood. A chat counts when it started well
+    /// after the registration and after any server restart (the server
+    /// learned of it when it was answered, a moment before).
+    fn friends_of(&self, target: usize) -> Vec<usize> {
+        const MARGIN: Duration = Duration::from_secs(5);
+        let peer = &self.peers[target];
+        let Some(registered) = peer.registered_at else {
+            return Vec::new();
+        };
+        let since = match self.server_restarted {
+            Some(restart) => registered.max(restart + AFTER_SERVER_RESTART),
+            None => registered,
+        } + MARGIN;
+        self.chats
+            .iter()
+            .filter(|c| c.created > since && c.sides.iter().all(|s| s.joined))
+            .filter_map(|c| {
+                let me = c.sides.iter().position(|s| s.slot == target)?;
+                (c.sides[me].run == peer.run).then_some(c.sides[1 - me].slot)
+            })
+            .collect()
     }
 
     fn kill_one(&mut self, now: Instant) {
@@ -2344,6 +2603,10 @@ impl World {
             c.exits,
             c.ignores,
             c.server_restarts
+        );
+        println!(
+            "churn: {} ring floods of {FLOOD_NAMES} fresh names: {} rang, {} refused by the bound ({STRANGER_RINGS} a minute), {} otherwise (busy, gone); {} calls from friends after a flood",
+            c.floods, c.flood_rang, c.flood_refused, c.flood_other, c.flood_friend_calls
         );
         let refusals: Vec<String> = c.refusals.iter().map(|(k, n)| format!("{k} {n}")).collect();
         println!(

@@ -29,7 +29,11 @@ fn every_test_named_in_the_security_document_exists() {
     let root = env!("CARGO_MANIFEST_DIR");
     let doc = std::fs::read_to_string(format!("{root}/docs/security.md")).unwrap();
     let named = named_tests(&doc);
-    assert!(named.len() > 20, "the table names only {} tests", named.len());
+    assert!(
+        named.len() > 20,
+        "the table names only {} tests",
+        named.len()
+    );
     let mut missing = BTreeSet::new();
     for (file, test) in &named {
         let source = std::fs::read_to_string(format!("{root}/tests/{file}"))

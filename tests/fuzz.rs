@@ -305,6 +305,8 @@ fn random_request_sequences_leave_the_server_consistent() {
             recall_wait: Duration::from_secs(1),
             max_calls_per_minute: 1_000_000,
             max_stranger_rings: 1_000_000,
+            // Every client registers from 127.0.0.1.
+            max_registrations_per_ip: 1_000_000,
             relay_rate: 0,
             // The clients' relay connections are unregistered ones, all
             // from 127.0.0.1.
@@ -316,6 +318,7 @@ fn random_request_sequences_leave_the_server_consistent() {
             calls_per_minute: config.max_calls_per_minute,
             hold: config.hold,
             stranger_rings: config.max_stranger_rings,
+            registrations_per_ip: config.max_registrations_per_ip,
         }));
         let table = registry.clone();
         thread::spawn(move || server::serve_with(listener, config, registry));

@@ -614,6 +614,46 @@ fn a_ring_flood_from_fresh_names_asks_the_user_at_most_six_times_a_minute() {
     assert_eq!(bob.stdout().matches("is calling: y to answer").count(), 6);
 }
 
+/// Registrations per source address are bounded (#21, finding 10), so
+/// fresh names to ring with do not come for free: with
+/// `--max-registrations-per-ip 5` the sixth name registered from 127.0.0.1
+/// within a minute is refused in one line that says when to try again,
+/// and the five go on being served.
+#[test]
+fn the_sixth_registration_from_one_address_in_a_minute_is_refused_with_the_wait() {
+    let server = Server::start_with(&["--max-registrations-per-ip", "5"]);
+    let mut alice = login(&server, "alice");
+    let mut bob = login(&server, "bob");
+    let mut held: Vec<Raw> = (3..=5)
+        .map(|i| registered(&server, &format!("r{i}")))
+        .collect();
+    let mut sixth = Raw::connect(server.addr);
+    let reply = sixth.ask("REGISTER r6 127.0.0.1:9");
+    let wait = reply
+        .strip_prefix(
+            "ERR too-soon your address made 5 registrations in the last minute, the most it \
+             may; try again in ",
+        )
+        .and_then(|rest| rest.strip_suffix(" s"))
+        .and_then(|secs| secs.parse::<u64>().ok())
+        .unwrap_or_else(|| panic!("not the refusal: {reply}"));
+    assert!((1..=60).contains(&wait), "{reply}");
+    // The connection stays, and may try again once the minute is up.
+    assert_eq!(sixth.ask("PING"), "OK PONG");
+    let mut late = Chat::spawn(server.addr, &["--name", "late"]);
+    assert_eq!(late.wait_exit().code(), Some(2));
+    late.expect_stderr(
+        "the server refused the name late: your address made 5 registrations in the last minute",
+    );
+    // Those registered are served: listed, and chatting.
+    assert_eq!(held[0].ask("LIST"), "OK USERS 5");
+    let rows: Vec<String> = (0..5).map(|_| held[0].line()).collect();
+    assert_eq!(rows[..2], ["USER alice free", "USER bob free"]);
+    connect(&mut alice, &mut bob);
+    alice.send("still here");
+    bob.expect("alice: still here");
+}
+
 /// A raw caller that rang `callee`, was answered and said `HELLO`: its
 /// link, once `WELCOME` came.
 fn raw_peer(server: &Server, name: &str, callee: &mut Chat) -> (TcpStream, Raw) {

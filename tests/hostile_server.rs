@@ -39,6 +39,7 @@ fn server_with_unread_stderr(args: &[&str]) -> (ChildGuard, SocketAddr) {
     let mut child = ChildGuard::spawn(
         Command::new(env!("CARGO_BIN_EXE_server"))
             .args(["--listen", "127.0.0.1:0"])
+            .args(["--max-registrations-per-ip", common::LIFTED_REGISTRATIONS])
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

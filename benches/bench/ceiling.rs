@@ -103,6 +103,7 @@ pub fn ceiling() {
             .args(["--listen", "0.0.0.0:0", "--max-clients", "1000000"])
             .args(["--idle-timeout", "86400", "--register-timeout", "86400"])
             .args(["--max-unregistered-per-ip", "100000"])
+            .args(["--max-registrations-per-ip", "1000000000"])
             .stdout(Stdio::piped())
             .stderr(log),
     )

@@ -12,8 +12,8 @@
 //! line editor on long lines), `client` (the timing TCP client), `table`
 //! (figures, rows and the printed table), `redis` (Redis as an anchor).
 //!
-//! `cargo bench -- raw registry capacity chat editor` picks sections (all
-//! by default).
+//! `cargo bench -- raw registry capacity chat editor presence callers`
+//! picks sections (all by default).
 
 #[path = "../../tests/common/child.rs"]
 mod child;
@@ -97,6 +97,9 @@ fn main() {
     }
     if wanted("presence") {
         presence::presence(&mut table);
+    }
+    if wanted("callers") {
+        server::recent_callers(&mut table);
     }
     table.print();
     println!("total time {:.0} s", started.elapsed().as_secs_f64());

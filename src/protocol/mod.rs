@@ -153,7 +153,9 @@ pub enum ErrorCode {
     /// refused; a client can say so instead of quoting the server's text.
     NoRelay,
     /// A call refused for now: the caller's last call to this peer did not
-    /// become a chat, or it calls too often. The text says how long to wait.
+    /// become a chat, or it calls too often; or a registration, from an
+    /// address that registered too many names this minute. The text says
+    /// how long to wait.
     TooSoon,
     Internal,
 }

@@ -107,6 +107,10 @@ fn decode_whole_characters(bytes: &mut Vec<u8>, text: &mut String) {
     bytes.drain(..done);
 }
 
+/// `--max-registrations-per-ip` for tests that register many names from
+/// loopback: more than any test registers.
+pub const LIFTED_REGISTRATIONS: &str = "1000000";
+
 /// A running `server`, killed on drop (by its [`ChildGuard`]).
 pub struct Server {
     child: ChildGuard,
@@ -140,9 +144,15 @@ impl Server {
         panic!("no free port found for the server");
     }
 
+    /// Starts the server on `listen` with extra `args`. Every test
+    /// registers from 127.0.0.1, some thousands of names a minute: the
+    /// bound on registrations per address is lifted unless `args` sets it.
     pub fn start_on(listen: &str, args: &[&str]) -> Server {
         let mut command = Command::new(env!("CARGO_BIN_EXE_server"));
-        command.args(["--listen", listen]).args(args);
+        command
+            .args(["--listen", listen])
+            .args(["--max-registrations-per-ip", LIFTED_REGISTRATIONS])
+            .args(args);
         Server::from_command(command)
     }
 
@@ -154,7 +164,8 @@ impl Server {
             // Every connection of the test comes from 127.0.0.1: let them
             // all stay unregistered, so the descriptors really run out.
             &format!(
-                "ulimit -n {nofile} && exec \"$0\" --listen 127.0.0.1:0 --max-unregistered-per-ip 100000"
+                "ulimit -n {nofile} && exec \"$0\" --listen 127.0.0.1:0 --max-unregistered-per-ip 100000 \
+                 --max-registrations-per-ip {LIFTED_REGISTRATIONS}"
             ),
             env!("CARGO_BIN_EXE_server"),
         ]);
