@@ -1132,7 +1132,12 @@ impl Reply {
         match self {
             Reply::Line(line) => {
                 let mut text = line.to_string();
-                text.truncate(text.floor_char_boundary(80));
+                // By hand: `floor_char_boundary` needs Rust 1.91.
+                let mut end = text.len().min(80);
+                while !text.is_char_boundary(end) {
+                    end -= 1;
+                }
+                text.truncate(end);
                 text
             }
             Reply::Users(users) => format!("a list of {} users", users.len()),
