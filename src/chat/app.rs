@@ -199,6 +199,10 @@ impl Driver {
                     Exit::ServerLost(why) => {
                         Err(ChatError::ServerLost(crate::text::shown(why).into_owned()))
                     }
+                    Exit::NotAServer(answered) => Err(ChatError::NotAServer {
+                        server: self.server_name.clone(),
+                        answered: crate::text::shown(answered).into_owned(),
+                    }),
                 };
             }
             let now = Instant::now();

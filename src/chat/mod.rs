@@ -127,6 +127,12 @@ pub enum ChatError {
     },
     Name(String),
     ServerLost(String),
+    /// What answered at `server` is not a p2pchat server: it said
+    /// `answered` (already through the gate for untrusted text).
+    NotAServer {
+        server: String,
+        answered: String,
+    },
     /// A thread could not be started (the system is out of resources).
     Start(std::io::Error),
     /// `--log FILE` cannot be opened for appending.
@@ -147,6 +153,12 @@ impl fmt::Display for ChatError {
             ChatError::Start(e) => write!(f, "cannot start the chat: {e}"),
             ChatError::Log { path, source } => {
                 write!(f, "cannot open the log file {}: {source}", path.display())
+            }
+            ChatError::NotAServer { server, answered } => {
+                write!(
+                    f,
+                    "{server} is not a p2pchat server (it answered {answered:?})"
+                )
             }
             ChatError::ServerLost(why) => {
                 write!(f, "lost the connection to the registration server ({why})")

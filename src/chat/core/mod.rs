@@ -425,6 +425,13 @@ impl Core {
                 self.server.last_heard = now;
                 self.on_missed(caller, at);
             }
+            Input::ServerLost(ServerLoss::NotAServer(answered))
+                if matches!(self.stage, Stage::Naming | Stage::Registering { .. }) =>
+            {
+                // Nothing to retry, and nobody to say QUIT to: the address
+                // is wrong, and the user is told so at once.
+                self.stage = Stage::Done(Exit::NotAServer(answered));
+            }
             Input::ServerLost(why) => self.on_server_lost(now, why.to_string()),
             Input::ServerBack { advertise } => self.on_server_back(now, advertise),
             Input::Hello {

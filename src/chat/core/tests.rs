@@ -6,6 +6,8 @@
 use super::*;
 use crate::protocol::ServerLine;
 
+mod not_a_server;
+
 const TOKEN: &str = "0123456789abcdef0123456789abcdef";
 const OTHER_TOKEN: &str = "ffffffffffffffffffffffffffffffff";
 
