@@ -935,7 +935,7 @@ impl World {
         if peer.auto_answer {
             command.arg("--auto-answer");
         }
-        let proc = Proc::spawn(&mut command);
+        let proc = Proc::spawn(common::without_config(&mut command));
         peer.transcripts.push(proc.transcript.clone());
         peer.stderrs.push(proc.stderr.clone());
         peer.proc = Some(proc);

@@ -41,11 +41,13 @@ impl Tmux {
         let tmux = Tmux { socket };
         let columns = columns.to_string();
         let mut args = vec!["new-session", "-d", "-x", &columns, "-y", "30"];
-        let pairs: Vec<String> = env
-            .iter()
-            .chain(&[("PS1", "$ "), ("TERM", "xterm-256color")])
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect();
+        let mut env = env.to_vec();
+        env.extend([("PS1", "$ "), ("TERM", "xterm-256color")]);
+        // No config file of the machine's, unless the test brings its own.
+        if !env.iter().any(|(k, _)| *k == "XDG_CONFIG_HOME") {
+            env.push(("XDG_CONFIG_HOME", common::NO_CONFIG));
+        }
+        let pairs: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
         for pair in &pairs {
             args.extend(["-e", pair]);
         }
