@@ -125,6 +125,8 @@ Options:
   --write-timeout SECS   a peer that reads none of your lines this long is
                          taken for gone [default: 10]
   --quiet                no bell on an incoming call
+  --no-typing            neither show that the peer is typing nor tell it
+                         that you are
   --no-resume            offer peers no resumption (lines not numbered nor
                          acknowledged; a broken link ends the chat): for
                          measuring what it costs
@@ -574,6 +576,10 @@ fn chat_option(
         "no-resume" => {
             given.none(flag)?;
             config.no_resume = true;
+        }
+        "no-typing" => {
+            given.none(flag)?;
+            config.no_typing = true;
         }
         "grace" => config.grace = Some(secs(flag, &given.value(flag)?)?),
         "write-timeout" => config.write_timeout = Some(secs(flag, &given.value(flag)?)?),
@@ -1072,6 +1078,11 @@ mod bare_ports_and_the_config_file {
         assert!(c.timestamps && c.quiet);
         assert_eq!(c.log_max, 2 << 20);
         assert_eq!(c.log, Some("/tmp/my chat.log".into()));
+        assert!(!c.no_typing);
+        assert!(chat("", file("no-typing")).unwrap().no_typing);
+        assert!(chat("--no-typing", ChatEnv::default()).unwrap().no_typing);
+        let err = chat("--no-typing=1", ChatEnv::default()).unwrap_err();
+        assert!(err.contains("--no-typing takes no value"), "{err}");
         assert_eq!(
             chat("", file("")).unwrap(),
             chat("", ChatEnv::default()).unwrap()

@@ -266,6 +266,10 @@ impl Driver {
                         self.feed(Input::Typed(typed));
                     }
                 }
+                // Whether we are typing is the core's to tell the peer.
+                if let Some(draft) = self.ui.draft_changed() {
+                    self.feed(Input::Draft(draft));
+                }
             }
             Event::Server { conn, event } if conn == self.server_id => {
                 let input = match event {
@@ -569,6 +573,7 @@ impl Driver {
         self.closing
             .retain(|written| written.try_recv() == Err(TryRecvError::Empty));
         self.ui.status(&self.core.status());
+        self.ui.peer_typing(self.core.peer_typing().as_deref());
         self.ui.flush();
         let log_behind = self
             .transcript

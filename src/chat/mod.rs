@@ -71,6 +71,8 @@ pub struct Config {
     /// `--no-resume` (for measurement): chats are not numbered nor
     /// acknowledged, and a broken link ends them, as with an older peer.
     pub no_resume: bool,
+    /// `--no-typing`: neither show `bob is typing…` nor tell the peer.
+    pub no_typing: bool,
 }
 
 /// How the threads reach the main loop. Bounded, so that a peer flooding
@@ -234,6 +236,13 @@ pub fn run(config: Config) -> Result<(), ChatError> {
                 .write_timeout
                 .unwrap_or(core::Timers::default().write),
             ..core::Timers::default()
+        },
+        // Only a terminal has a line being typed to tell of, and a row to
+        // show the peer's on.
+        typing: if config.no_typing || !ui.reads_keys() {
+            core::TypingNotices::Off
+        } else {
+            core::TypingNotices::On
         },
     };
     let record = app::Record {

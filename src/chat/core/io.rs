@@ -141,6 +141,9 @@ pub enum Input {
         link: LinkId,
         end: LinkEnd,
     },
+    /// The line being typed in a terminal changed to this (never sent:
+    /// the core tells the peer only whether it is typing).
+    Draft(String),
 }
 
 /// What a printed line is, so a terminal can colour it.
