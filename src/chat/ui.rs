@@ -575,7 +575,8 @@ struct Term {
     aside: Option<String>,
     /// The line being typed as last handed on ([`Ui::draft_changed`]).
     draft_seen: String,
-    /// `bob is typing…`, shown at the right of the last row.
+    /// `bob is typing…`, shown at the right of the last row (through the
+    /// gate for untrusted text when drawn).
     typing_note: Option<String>,
     /// Restores the terminal when the `Ui` is dropped.
     _raw: RawMode,
@@ -735,7 +736,7 @@ impl Ui {
         if let Mode::Terminal(term) = &mut self.mode
             && term.typing_note.as_deref() != note
         {
-            term.typing_note = note.map(|note| shown(note).into_owned());
+            term.typing_note = note.map(str::to_string);
             term.dirty = true;
         }
     }
@@ -906,17 +907,17 @@ impl Term {
     fn draw(&mut self, out: &mut impl Write) {
         // The peer's typing note takes the right of the row, a blank column
         // apart, where the row is wide enough to leave the line room.
-        let note = self
-            .typing_note
-            .as_deref()
-            .filter(|note| self.columns >= width(note) + 1 + MIN_LINE_ROOM);
-        let columns = note.map_or(self.columns, |note| self.columns - width(note) - 1);
+        let note = self.typing_note.as_deref().map(shown);
+        let note = note.filter(|note| self.columns >= width(note) + 1 + MIN_LINE_ROOM);
+        let columns = note
+            .as_ref()
+            .map_or(self.columns, |note| self.columns - width(note) - 1);
         let rendered = self.editor.render(&self.prompt, columns);
         let _ = write!(out, "\r{}\x1b[K", rendered.text);
         if let Some(note) = note {
             let (on, off) = if self.colour { (DIM, RESET) } else { ("", "") };
             // Ends a column short of the edge, as the line does.
-            let at = self.columns - width(note);
+            let at = self.columns - width(&note);
             let _ = write!(out, "\x1b[{at}G{on}{note}{off}");
         }
         let _ = write!(out, "\r");
