@@ -5,6 +5,9 @@
 //! `SIGCONT`, restarts under the same name, a server restart on the same
 //! port, and relayed pairs (chats whose advertised address cannot be
 //! dialed) — while named invariants are checked throughout and at the end.
+//! Typing notices (`bob is typing…`) are not among the actions: only a
+//! chat in a terminal sends or shows them, and these are piped; the core's
+//! scripted tests and a tmux test drive them.
 //!
 //! The harness keeps a model of every peer (at the list, calling, ringing,
 //! chatting with whom, reconnecting, dead), driven only by what the peer's
