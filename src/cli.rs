@@ -6,8 +6,11 @@
 //! Every value is checked here, so a bad one is a usage error (exit code 2)
 //! naming the option, never a failure later on.
 
+use std::ffi::OsString;
 use std::fmt;
+use std::io::Read;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::chat;
@@ -48,7 +51,8 @@ Usage: server [OPTIONS]
 
 Options:
   --listen ADDR          address to listen on [default: 0.0.0.0:7700];
-                         port 0 picks a free port; [::]:PORT for IPv6
+                         PORT or :PORT alone is on 0.0.0.0; port 0 picks
+                         a free port; [::]:PORT for IPv6
   --max-clients N        most connections at once [default: 4096]
   --idle-timeout SECS    drop a peer not heard from for this long [default: 30]
   --register-timeout SECS
@@ -92,7 +96,9 @@ Options:
                          older clients get, instead of values of their own
                          (to measure or test; weaker against impostors)
   -h, --help             print this help
-  --version              print the version
+  -V, --version          print the version
+
+The server reads no config file (the chat's config file is the chat's).
 ";
 
 pub const CHAT_HELP: &str = "\
@@ -104,8 +110,10 @@ a time, directly (peer to peer).
 Usage: chat [OPTIONS]
 
 Options:
-  --server ADDR          the registration server, HOST or HOST:PORT
-                         [default: $P2PCHAT_SERVER, else 127.0.0.1:7700]
+  --server ADDR          the registration server, HOST or HOST:PORT, or
+                         PORT or :PORT alone on 127.0.0.1 [default:
+                         $P2PCHAT_SERVER, else the config file's, else
+                         127.0.0.1:7700]
   --name NAME            your visible name (skips the prompt)
   --p2p-port PORT        port your chat listens on for peers, 0-65535
                          [default: 0, any free port]
@@ -123,11 +131,13 @@ Options:
   --write-timeout SECS   a peer that reads none of your lines this long is
                          taken for gone [default: 10]
   --quiet                no bell on an incoming call
+  --no-typing            neither show that the peer is typing nor tell it
+                         that you are
   --no-resume            offer peers no resumption (lines not numbered nor
                          acknowledged; a broken link ends the chat): for
                          measuring what it costs
   -h, --help             print this help
-  --version              print the version
+  -V, --version          print the version
 
 Once running: type a name and ENTER to chat; type lines and ENTER to send;
 q + ENTER ends the chat, q + ENTER at the list exits.
@@ -240,13 +250,13 @@ pub fn parse_server(
     while let Some((flag, inline)) = args.next_flag() {
         match flag.as_str() {
             "-h" | "--help" => return Ok(Parsed::Help),
-            "--version" => {
+            "-V" | "--version" => {
                 no_value(&flag, inline)?;
                 return Ok(Parsed::Version);
             }
             "--listen" => {
                 let value = args.value(&flag, inline)?;
-                config.listen = host_port(&flag, &value, Port::ZeroPicksOne)?;
+                config.listen = host_port(&flag, &value, AddrUse::Listen)?;
             }
             "--max-clients" => {
                 let n = whole(&flag, &args.value(&flag, inline)?, 1, 1 << 20, "clients")?;
@@ -318,102 +328,328 @@ pub fn parse_server(
     Ok(Parsed::Run(config))
 }
 
-/// Parses the chat's arguments (without the program name); `env_server` is
-/// the value of `P2PCHAT_SERVER`, if set.
+/// What the chat's command line is read with besides the arguments: the
+/// value of `P2PCHAT_SERVER`, and the config file, if there is one (or why
+/// it could not be read: that matters only past `--help`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChatEnv {
+    pub server: Option<String>,
+    pub config: Result<Option<ConfigFile>, UsageError>,
+}
+
+impl Default for ChatEnv {
+    fn default() -> ChatEnv {
+        ChatEnv {
+            server: None,
+            config: Ok(None),
+        }
+    }
+}
+
+/// The chat's config file, as read: where it is (for messages) and its text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigFile {
+    pub path: PathBuf,
+    pub text: String,
+}
+
+/// The most a config file may hold: a few dozen lines are all it can mean.
+pub const MAX_CONFIG_BYTES: u64 = 64 * 1024;
+
+/// Where the chat's config file is: `$XDG_CONFIG_HOME/p2pchat/config`, or
+/// `~/.config/p2pchat/config` when that is unset (or, as the XDG spec says,
+/// not an absolute path); `None` with neither.
+pub fn config_path(xdg_config_home: Option<OsString>, home: Option<OsString>) -> Option<PathBuf> {
+    let xdg = xdg_config_home
+        .map(PathBuf::from)
+        .filter(|dir| dir.is_absolute());
+    let base = match xdg {
+        Some(dir) => dir,
+        None => PathBuf::from(home.filter(|h| !h.is_empty())?).join(".config"),
+    };
+    Some(base.join("p2pchat").join("config"))
+}
+
+/// Reads the config file at `path`: `None` where there is none; a file
+/// that is there but cannot be read, is too big or is not UTF-8 is a usage
+/// error naming it.
+pub fn read_config(path: Option<&Path>) -> Result<Option<ConfigFile>, UsageError> {
+    let Some(path) = path else {
+        return Ok(None);
+    };
+    let cannot = |why: String| UsageError(format!("cannot read {}: {why}", path.display()));
+    let file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(cannot(e.to_string())),
+    };
+    let mut bytes = Vec::new();
+    file.take(MAX_CONFIG_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| cannot(e.to_string()))?;
+    if bytes.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(cannot(format!(
+            "it is larger than {} KiB",
+            MAX_CONFIG_BYTES / 1024
+        )));
+    }
+    let text = String::from_utf8(bytes).map_err(|_| cannot("it is not UTF-8 text".into()))?;
+    Ok(Some(ConfigFile {
+        path: path.to_path_buf(),
+        text,
+    }))
+}
+
+/// The chat's `--help`: [`CHAT_HELP`] and where the config file is read
+/// from, here.
+pub fn chat_help(config: Option<&Path>) -> String {
+    let here = match config {
+        Some(path) => path.display().to_string(),
+        None => "none here: neither XDG_CONFIG_HOME nor HOME is set".into(),
+    };
+    format!(
+        "{CHAT_HELP}
+Config file, read if it is there:
+  {here}
+($XDG_CONFIG_HOME/p2pchat/config, else ~/.config/p2pchat/config). One option
+a line, as on the command line without -- (server 203.0.113.7, name alice,
+timestamps); # starts a comment. P2PCHAT_SERVER and the command line win
+over it.
+"
+    )
+}
+
+/// Parses the chat's arguments (without the program name), over what
+/// `env` says: the config file first, then `P2PCHAT_SERVER`, then the
+/// arguments, each winning over the one before.
 pub fn parse_chat(
     args: impl IntoIterator<Item = String>,
-    env_server: Option<String>,
+    env: ChatEnv,
 ) -> Result<Parsed<chat::Config>, UsageError> {
-    let server = match env_server.filter(|s| !s.trim().is_empty()) {
-        Some(value) => host_port("P2PCHAT_SERVER", value.trim(), Port::MustDial)?,
-        None => format!("127.0.0.1:{DEFAULT_PORT}"),
-    };
-    let mut config = chat::Config {
-        server,
+    let args: Vec<String> = args.into_iter().collect();
+    let defaults = chat::Config {
+        server: format!("127.0.0.1:{DEFAULT_PORT}"),
         log_max: chat::DEFAULT_LOG_MAX,
         ..chat::Config::default()
     };
-    let mut args = Args {
-        args: args.into_iter(),
-    };
-    while let Some((flag, inline)) = args.next_flag() {
-        match flag.as_str() {
-            "-h" | "--help" => return Ok(Parsed::Help),
-            "--version" => {
-                no_value(&flag, inline)?;
-                return Ok(Parsed::Version);
-            }
-            "--server" => {
-                config.server = host_port(&flag, &args.value(&flag, inline)?, Port::MustDial)?
-            }
-            "--name" => {
-                let name = args.value(&flag, inline)?;
-                crate::protocol::validate_name(&name)
-                    .map_err(|e| UsageError(format!("--name {name:?}: {e}")))?;
-                config.name = Some(name);
-            }
-            "--p2p-port" => config.p2p_port = port(&flag, &args.value(&flag, inline)?)?,
-            "--advertise" => {
-                let value = args.value(&flag, inline)?;
-                let addr: SocketAddr = value.parse().map_err(|_| {
-                    UsageError(format!(
-                        "--advertise expects IP:PORT (or [IPv6]:PORT), not {value:?}"
-                    ))
-                })?;
-                config.advertise = Some(addr);
-            }
-            "--quiet" => {
-                no_value(&flag, inline)?;
-                config.quiet = true;
-            }
-            "--auto-answer" => {
-                no_value(&flag, inline)?;
-                config.auto_answer = true;
-            }
-            "--timestamps" => {
-                no_value(&flag, inline)?;
-                config.timestamps = true;
-            }
-            "--no-resume" => {
-                no_value(&flag, inline)?;
-                config.no_resume = true;
-            }
-            "--grace" => config.grace = Some(secs(&flag, &args.value(&flag, inline)?)?),
-            "--write-timeout" => {
-                config.write_timeout = Some(secs(&flag, &args.value(&flag, inline)?)?)
-            }
-            "--log-max" => config.log_max = size(&flag, &args.value(&flag, inline)?)?,
-            "--log" => {
-                let file = args.value(&flag, inline)?;
-                if file.is_empty() {
-                    return Err(UsageError("--log needs a file name".into()));
-                }
-                config.log = Some(file.into());
-            }
-            other => return Err(UsageError(format!("unknown option {other:?}"))),
-        }
+    // The arguments alone first: `--help` and `--version` answer whatever
+    // the file says, and a mistake on the command line is named first.
+    if let Some(asked) = chat_args(&mut defaults.clone(), &args)? {
+        return Ok(asked);
     }
+    let mut config = defaults;
+    if let Some(file) = &env.config? {
+        config_lines(&mut config, file)?;
+    }
+    if let Some(value) = env.server.filter(|s| !s.trim().is_empty()) {
+        config.server = host_port("P2PCHAT_SERVER", value.trim(), AddrUse::Dial)?;
+    }
+    chat_args(&mut config, &args)?;
     Ok(Parsed::Run(config))
 }
 
-/// Whether port 0 makes sense for an address.
+/// Applies the arguments to `config`; `--help` or `--version` stops there.
+fn chat_args(
+    config: &mut chat::Config,
+    args: &[String],
+) -> Result<Option<Parsed<chat::Config>>, UsageError> {
+    let mut args = Args {
+        args: args.iter().cloned(),
+    };
+    while let Some((flag, inline)) = args.next_flag() {
+        match flag.as_str() {
+            "-h" | "--help" => return Ok(Some(Parsed::Help)),
+            "-V" | "--version" => {
+                no_value(&flag, inline)?;
+                return Ok(Some(Parsed::Version));
+            }
+            _ => {}
+        }
+        let Some(key) = flag.strip_prefix("--") else {
+            return Err(UsageError(format!("unknown option {flag:?}")));
+        };
+        let given = Given {
+            inline,
+            more: Some(&mut args.args),
+        };
+        if !chat_option(config, key, &flag, given)? {
+            return Err(UsageError(format!("unknown option {flag:?}")));
+        }
+    }
+    Ok(None)
+}
+
+/// Applies the config file's lines: `KEY` or `KEY VALUE` (or `KEY=VALUE`),
+/// the keys being the chat's options without `--`; `#` at the start of a
+/// line or after a blank starts a comment. A mistake names the file and
+/// the line.
+fn config_lines(config: &mut chat::Config, file: &ConfigFile) -> Result<(), UsageError> {
+    for (i, line) in file.text.lines().enumerate() {
+        let at = |why: String| UsageError(format!("{} line {}: {why}", file.path.display(), i + 1));
+        let line = without_comment(line).trim();
+        if line.is_empty() {
+            continue;
+        }
+        let (key, value) = match line.find(|c: char| c.is_whitespace() || c == '=') {
+            Some(end) => {
+                let value = line[end..].trim_start();
+                let value = value.strip_prefix('=').unwrap_or(value).trim_start();
+                (&line[..end], (!value.is_empty()).then(|| value.to_string()))
+            }
+            None => (line, None),
+        };
+        if key.starts_with('-') {
+            return Err(at(format!(
+                "{key:?}: write the option without its dashes, as {:?}",
+                key.trim_start_matches('-')
+            )));
+        }
+        let given = Given {
+            inline: value,
+            more: None,
+        };
+        match chat_option(config, key, key, given) {
+            Ok(true) => {}
+            Ok(false) => return Err(at(format!("unknown option {key:?}"))),
+            Err(UsageError(why)) => return Err(at(why)),
+        }
+    }
+    Ok(())
+}
+
+/// A config line without its comment: from a `#` that starts the line or
+/// follows a blank (so `name bob#2` keeps its `#`).
+fn without_comment(line: &str) -> &str {
+    let mut before = ' ';
+    for (i, c) in line.char_indices() {
+        if c == '#' && before.is_whitespace() {
+            return &line[..i];
+        }
+        before = c;
+    }
+    line
+}
+
+/// An option's value where it was given: written with it (`--key=value`,
+/// or the rest of a config line), or the next argument.
+struct Given<'a> {
+    inline: Option<String>,
+    more: Option<&'a mut dyn Iterator<Item = String>>,
+}
+
+impl Given<'_> {
+    fn value(self, flag: &str) -> Result<String, UsageError> {
+        let Given { inline, more } = self;
+        inline
+            .or_else(|| more.and_then(|more| more.next()))
+            .ok_or_else(|| UsageError(format!("{flag} needs a value")))
+    }
+
+    fn none(self, flag: &str) -> Result<(), UsageError> {
+        no_value(flag, self.inline)
+    }
+}
+
+/// Applies one chat option, `key` (without `--`), written `flag` as the
+/// messages name it; `false` when there is no such option.
+fn chat_option(
+    config: &mut chat::Config,
+    key: &str,
+    flag: &str,
+    given: Given,
+) -> Result<bool, UsageError> {
+    match key {
+        "server" => config.server = host_port(flag, &given.value(flag)?, AddrUse::Dial)?,
+        "name" => {
+            let name = given.value(flag)?;
+            crate::protocol::validate_name(&name)
+                .map_err(|e| UsageError(format!("{flag} {name:?}: {e}")))?;
+            config.name = Some(name);
+        }
+        "p2p-port" => config.p2p_port = port(flag, &given.value(flag)?)?,
+        "advertise" => {
+            let value = given.value(flag)?;
+            let addr: SocketAddr = value.parse().map_err(|_| {
+                UsageError(format!(
+                    "{flag} expects IP:PORT (or [IPv6]:PORT), not {value:?}"
+                ))
+            })?;
+            config.advertise = Some(addr);
+        }
+        "quiet" => {
+            given.none(flag)?;
+            config.quiet = true;
+        }
+        "auto-answer" => {
+            given.none(flag)?;
+            config.auto_answer = true;
+        }
+        "timestamps" => {
+            given.none(flag)?;
+            config.timestamps = true;
+        }
+        "no-resume" => {
+            given.none(flag)?;
+            config.no_resume = true;
+        }
+        "no-typing" => {
+            given.none(flag)?;
+            config.no_typing = true;
+        }
+        "grace" => config.grace = Some(secs(flag, &given.value(flag)?)?),
+        "write-timeout" => config.write_timeout = Some(secs(flag, &given.value(flag)?)?),
+        "log-max" => config.log_max = size(flag, &given.value(flag)?)?,
+        "log" => {
+            let file = given.value(flag)?;
+            if file.is_empty() {
+                return Err(UsageError(format!("{flag} needs a file name")));
+            }
+            config.log = Some(file.into());
+        }
+        _ => return Ok(false),
+    }
+    Ok(true)
+}
+
+/// What an address is for, which decides what a bare port means and
+/// whether port 0 does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Port {
-    /// A listening address: port 0 asks the OS for a free one.
-    ZeroPicksOne,
-    /// An address to connect to: port 0 cannot be dialled.
-    MustDial,
+enum AddrUse {
+    /// Listening: a bare port is on every IPv4 address, and port 0 asks
+    /// the OS for a free one.
+    Listen,
+    /// Connecting: a bare port is on this machine, and port 0 cannot be
+    /// dialled.
+    Dial,
+}
+
+impl AddrUse {
+    fn default_host(self) -> &'static str {
+        match self {
+            AddrUse::Listen => "0.0.0.0",
+            AddrUse::Dial => "127.0.0.1",
+        }
+    }
 }
 
 /// Checks `value` (of option or variable `what`) as `HOST`, `HOST:PORT`,
-/// `IP`, `IP:PORT`, `[IPv6]` or `[IPv6]:PORT` (or a bare IPv6 address),
-/// and returns it with the default port added where none is given.
-fn host_port(what: &str, value: &str, zero: Port) -> Result<String, UsageError> {
+/// `IP`, `IP:PORT`, `[IPv6]` or `[IPv6]:PORT` (or a bare IPv6 address), or
+/// a bare `PORT` or `:PORT` on the default host for `use_`; returns it with
+/// the default host or port added where none is given. No host name is
+/// all digits, so digits alone are a port.
+fn host_port(what: &str, value: &str, use_: AddrUse) -> Result<String, UsageError> {
     let bad = |why: String| Err(UsageError(format!("{what} {value:?}: {why}")));
     if value.parse::<std::net::Ipv6Addr>().is_ok() {
         return Ok(format!("[{value}]:{DEFAULT_PORT}"));
     }
-    let (host, port_text) = if let Some(rest) = value.strip_prefix('[') {
+    let bare_port = value.strip_prefix(':').filter(|rest| !rest.contains(':'));
+    let bare_port = bare_port.or_else(|| {
+        let digits = !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit());
+        digits.then_some(value)
+    });
+    let (host, port_text) = if let Some(port) = bare_port {
+        (use_.default_host(), Some(port))
+    } else if let Some(rest) = value.strip_prefix('[') {
         let Some((ip, after)) = rest.split_once(']') else {
             return bad("an IPv6 address in brackets needs its closing ]".into());
         };
@@ -459,10 +695,18 @@ fn host_port(what: &str, value: &str, zero: Port) -> Result<String, UsageError> 
     if number > u64::from(u16::MAX) {
         return bad(format!("the port must be from 0 to 65535, not {number}"));
     }
-    if number == 0 && zero == Port::MustDial {
+    if number == 0 && use_ == AddrUse::Dial {
         return bad("port 0 cannot be connected to; the port must be from 1 to 65535".into());
     }
     Ok(format!("{host}:{number}"))
+}
+
+#[cfg(test)]
+fn env_server(env: Option<&str>) -> ChatEnv {
+    ChatEnv {
+        server: env.map(String::from),
+        ..ChatEnv::default()
+    }
 }
 
 #[cfg(test)]
@@ -481,7 +725,7 @@ mod tests {
     }
 
     fn chat(s: &str, env: Option<&str>) -> Result<chat::Config, UsageError> {
-        match parse_chat(args(s), env.map(String::from))? {
+        match parse_chat(args(s), env_server(env))? {
             Parsed::Run(c) => Ok(c),
             other => Err(UsageError(format!("{other:?}"))),
         }
@@ -581,7 +825,7 @@ mod messages {
     }
 
     fn chat_err(line: &str, env: Option<&str>) -> String {
-        match parse_chat(args(line), env.map(String::from)) {
+        match parse_chat(args(line), env_server(env)) {
             Err(e) => e.to_string(),
             Ok(other) => panic!("{line}: accepted as {other:?}"),
         }
@@ -603,7 +847,12 @@ mod messages {
             ("--listen [nope]:1", "\"nope\" is not an IPv6 address"),
             ("--listen [::1]x", "after [IPv6] comes :PORT or nothing"),
             ("--listen [::1]:70000", "the port must be from 0 to 65535"),
-            ("--listen :7700", "\"\" is not a host name or IP address"),
+            ("--listen :", "the port \"\" is not a number"),
+            ("--listen :http", "the port \"http\" is not a number"),
+            (
+                "--listen 70000",
+                "--listen \"70000\": the port must be from 0 to 65535",
+            ),
             ("--listen a/b", "\"a/b\" is not a host name or IP address"),
             (
                 "--idle-timeout 0",
@@ -728,31 +977,243 @@ mod messages {
         assert_eq!(c.presence_interval, Duration::from_millis(50));
         assert_eq!(server("").register_timeout, Duration::from_secs(60));
         assert_eq!(parse_server(args("--version")), Ok(Parsed::Version));
-        assert_eq!(parse_chat(args("--version"), None), Ok(Parsed::Version));
+        assert_eq!(
+            parse_chat(args("--version"), ChatEnv::default()),
+            Ok(Parsed::Version)
+        );
         for (value, bytes) in [
             ("1K", 1024),
             ("2M", 2 << 20),
             ("1g", 1 << 30),
             ("4096", 4096),
         ] {
-            let Ok(Parsed::Run(c)) = parse_chat(args(&format!("--log-max {value}")), None) else {
+            let Ok(Parsed::Run(c)) =
+                parse_chat(args(&format!("--log-max {value}")), ChatEnv::default())
+            else {
                 panic!("--log-max {value}");
             };
             assert_eq!(c.log_max, bytes, "{value}");
         }
-        let Ok(Parsed::Run(c)) = parse_chat(args(""), None) else {
+        let Ok(Parsed::Run(c)) = parse_chat(args(""), ChatEnv::default()) else {
             panic!("no options");
         };
         assert_eq!(c.log_max, chat::DEFAULT_LOG_MAX);
-        let Ok(Parsed::Run(c)) = parse_chat(args("--auto-answer --log t.log --timestamps"), None)
-        else {
+        let Ok(Parsed::Run(c)) = parse_chat(
+            args("--auto-answer --log t.log --timestamps"),
+            ChatEnv::default(),
+        ) else {
             panic!("refused");
         };
         assert!(c.auto_answer && c.timestamps);
         assert_eq!(c.log, Some("t.log".into()));
-        let Ok(Parsed::Run(c)) = parse_chat(args("--p2p-port 0"), None) else {
+        let Ok(Parsed::Run(c)) = parse_chat(args("--p2p-port 0"), ChatEnv::default()) else {
             panic!("refused");
         };
         assert_eq!(c.p2p_port, 0);
+    }
+}
+
+#[cfg(test)]
+mod bare_ports_and_the_config_file {
+    //! A bare port, `-V`, and the config file under the environment and
+    //! the command line.
+    use super::*;
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(String::from).collect()
+    }
+
+    fn file(text: &str) -> ChatEnv {
+        ChatEnv {
+            server: None,
+            config: Ok(Some(ConfigFile {
+                path: "/home/al/.config/p2pchat/config".into(),
+                text: text.into(),
+            })),
+        }
+    }
+
+    fn chat(line: &str, env: ChatEnv) -> Result<chat::Config, String> {
+        match parse_chat(args(line), env) {
+            Ok(Parsed::Run(config)) => Ok(config),
+            Ok(other) => Err(format!("{other:?}")),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    fn listen(line: &str) -> String {
+        match parse_server(args(line)) {
+            Ok(Parsed::Run(config)) => config.listen,
+            other => panic!("{line}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_bare_port_is_that_port_on_the_default_host_for_both_programs() {
+        assert_eq!(listen("--listen 7811"), "0.0.0.0:7811");
+        assert_eq!(listen("--listen :7811"), "0.0.0.0:7811");
+        assert_eq!(listen("--listen 0"), "0.0.0.0:0");
+        assert_eq!(listen("--listen=:0"), "0.0.0.0:0");
+        let server = |line: &str, env: Option<&str>| chat(line, env_server(env)).unwrap().server;
+        assert_eq!(server("--server :7811", None), "127.0.0.1:7811");
+        assert_eq!(server("--server 7811", None), "127.0.0.1:7811");
+        assert_eq!(server("", Some(":7811")), "127.0.0.1:7811");
+        assert_eq!(server("", Some("7811")), "127.0.0.1:7811");
+        // A host is still a host, and an IPv6 address still an address.
+        assert_eq!(server("--server h7811", None), "h7811:7700");
+        assert_eq!(server("--server ::", None), "[::]:7700");
+        for (line, text) in [
+            ("--server :0", "port 0 cannot be connected to"),
+            ("--server 0", "port 0 cannot be connected to"),
+            (
+                "--server 99999",
+                "--server \"99999\": the port must be from 0 to 65535",
+            ),
+            ("--server :x", "the port \"x\" is not a number"),
+            ("--server ::1:99999", "goes in brackets"),
+        ] {
+            let err = chat(line, ChatEnv::default()).unwrap_err();
+            assert!(err.contains(text), "{line}: {err}");
+        }
+    }
+
+    #[test]
+    fn dash_capital_v_is_version_for_both() {
+        assert_eq!(parse_server(args("-V")), Ok(Parsed::Version));
+        assert_eq!(
+            parse_chat(args("-V"), ChatEnv::default()),
+            Ok(Parsed::Version)
+        );
+        assert!(parse_server(args("-v")).is_err());
+    }
+
+    #[test]
+    fn the_config_file_sets_defaults_one_option_a_line_with_comments() {
+        let c = chat(
+            "",
+            file(
+                "# my chat\n\n  server 203.0.113.7   # the VM\nname bob#2\n\
+                 timestamps\nlog-max=2M\nlog /tmp/my chat.log\r\nquiet # no bell\n",
+            ),
+        )
+        .unwrap();
+        assert_eq!(c.server, "203.0.113.7:7700");
+        assert_eq!(c.name.as_deref(), Some("bob#2"));
+        assert!(c.timestamps && c.quiet);
+        assert_eq!(c.log_max, 2 << 20);
+        assert_eq!(c.log, Some("/tmp/my chat.log".into()));
+        assert!(!c.no_typing);
+        assert!(chat("", file("no-typing")).unwrap().no_typing);
+        assert!(chat("--no-typing", ChatEnv::default()).unwrap().no_typing);
+        let err = chat("--no-typing=1", ChatEnv::default()).unwrap_err();
+        assert!(err.contains("--no-typing takes no value"), "{err}");
+        assert_eq!(
+            chat("", file("")).unwrap(),
+            chat("", ChatEnv::default()).unwrap()
+        );
+    }
+
+    #[test]
+    fn the_environment_wins_over_the_file_and_the_command_line_over_both() {
+        let env = |server: Option<&str>| ChatEnv {
+            server: server.map(String::from),
+            ..file("server 203.0.113.7:9\nname alice\ngrace 5\n")
+        };
+        let c = chat("", env(None)).unwrap();
+        assert_eq!(
+            (c.server.as_str(), c.name.as_deref()),
+            ("203.0.113.7:9", Some("alice"))
+        );
+        assert_eq!(c.grace, Some(Duration::from_secs(5)));
+        assert_eq!(
+            chat("", env(Some(":7811"))).unwrap().server,
+            "127.0.0.1:7811"
+        );
+        let c = chat("--server :7812 --name bob --grace 9", env(Some(":7811"))).unwrap();
+        assert_eq!(
+            (c.server.as_str(), c.name.as_deref()),
+            ("127.0.0.1:7812", Some("bob"))
+        );
+        assert_eq!(c.grace, Some(Duration::from_secs(9)));
+    }
+
+    #[test]
+    fn a_mistake_in_the_file_names_the_file_and_the_line() {
+        for (text, said) in [
+            (
+                "name al\nfrob 1\n",
+                "config line 2: unknown option \"frob\"",
+            ),
+            (
+                "# c\n--server x\n",
+                "config line 2: \"--server\": write the option without its dashes, as \"server\"",
+            ),
+            (
+                "p2p-port 99999",
+                "config line 1: p2p-port must be a port number from 0 to 65535, not 99999",
+            ),
+            ("server", "config line 1: server needs a value"),
+            ("timestamps yes", "config line 1: timestamps takes no value"),
+            ("help", "config line 1: unknown option \"help\""),
+            ("version", "config line 1: unknown option \"version\""),
+            ("name q", "config line 1: name \"q\""),
+        ] {
+            let err = chat("", file(text)).unwrap_err();
+            assert!(
+                err.starts_with("/home/al/.config/p2pchat/config line"),
+                "{text:?}: {err}"
+            );
+            assert!(err.contains(said), "{text:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn help_and_version_answer_whatever_the_file_says() {
+        let broken = ChatEnv {
+            server: Some("nonsense:99999".into()),
+            config: Err(UsageError(
+                "cannot read /x/config: Permission denied".into(),
+            )),
+        };
+        assert_eq!(parse_chat(args("--help"), broken.clone()), Ok(Parsed::Help));
+        assert_eq!(parse_chat(args("-V"), broken.clone()), Ok(Parsed::Version));
+        let err = parse_chat(args(""), broken).unwrap_err().to_string();
+        assert!(
+            err.contains("cannot read /x/config: Permission denied"),
+            "{err}"
+        );
+        // The command line's own mistake is named before the file's.
+        let err = chat("--p2p-port x", file("frob")).unwrap_err();
+        assert!(err.contains("--p2p-port expects a port number"), "{err}");
+    }
+
+    #[test]
+    fn the_file_is_found_where_xdg_says() {
+        let path = |xdg: Option<&str>, home: Option<&str>| {
+            config_path(xdg.map(OsString::from), home.map(OsString::from))
+        };
+        assert_eq!(
+            path(Some("/x/conf"), Some("/home/al")),
+            Some(PathBuf::from("/x/conf/p2pchat/config"))
+        );
+        assert_eq!(
+            path(None, Some("/home/al")),
+            Some(PathBuf::from("/home/al/.config/p2pchat/config"))
+        );
+        // A relative XDG_CONFIG_HOME is ignored, as the spec says.
+        assert_eq!(
+            path(Some("conf"), Some("/home/al")),
+            Some(PathBuf::from("/home/al/.config/p2pchat/config"))
+        );
+        assert_eq!(path(None, None), None);
+        assert_eq!(path(Some(""), Some("")), None);
+        assert_eq!(read_config(None), Ok(None));
+        assert_eq!(
+            read_config(Some(Path::new("/nonexistent/p2pchat/config"))),
+            Ok(None)
+        );
+        let help = chat_help(Some(Path::new("/x/conf/p2pchat/config")));
+        assert!(help.contains("$XDG_CONFIG_HOME/p2pchat/config"), "{help}");
+        assert!(help.contains("\n  /x/conf/p2pchat/config\n"), "{help}");
     }
 }

@@ -215,7 +215,7 @@ fn help_lists_every_option() {
 fn the_server_address_can_come_from_the_environment() {
     let server = Server::start();
     let _chat = common::ChildGuard::spawn(
-        std::process::Command::new(env!("CARGO_BIN_EXE_chat"))
+        common::without_config(&mut std::process::Command::new(env!("CARGO_BIN_EXE_chat")))
             .args(["--name", "envy"])
             .env("P2PCHAT_SERVER", server.addr.to_string())
             .stdin(std::process::Stdio::piped())

@@ -5,7 +5,10 @@
 //! `SIGCONT`, restarts under the same name, a server restart on the same
 //! port, relayed pairs (chats whose advertised address cannot be dialed),
 //! and ring floods from fresh names (#21) — while named invariants are
-//! checked throughout and at the end.
+//! checked throughout and at the end. Typing notices (`bob is typing…`)
+//! are not among the actions: only a chat in a terminal sends or shows
+//! them, and these are piped; the core's scripted tests and a tmux test
+//! drive them.
 //!
 //! The harness keeps a model of every peer (at the list, calling, ringing,
 //! chatting with whom, reconnecting, dead), driven only by what the peer's
@@ -1028,7 +1031,7 @@ impl World {
         if peer.auto_answer {
             command.arg("--auto-answer");
         }
-        let proc = Proc::spawn(&mut command);
+        let proc = Proc::spawn(common::without_config(&mut command));
         peer.transcripts.push(proc.transcript.clone());
         peer.stderrs.push(proc.stderr.clone());
         peer.proc = Some(proc);

@@ -226,6 +226,7 @@ fn readmes_scripted_example_works_as_printed() {
         .args(["-c", &format!("set -e\n{script}\nwait")])
         .current_dir(&dir)
         .env("P2PCHAT_SERVER", server.addr.to_string())
+        .env("XDG_CONFIG_HOME", common::NO_CONFIG)
         .stdin(std::process::Stdio::null());
     let mut child = common::ChildGuard::spawn(&mut shell).expect("run the script");
     let deadline = Instant::now() + Duration::from_secs(60);

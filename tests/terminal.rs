@@ -41,11 +41,13 @@ impl Tmux {
         let tmux = Tmux { socket };
         let columns = columns.to_string();
         let mut args = vec!["new-session", "-d", "-x", &columns, "-y", "30"];
-        let pairs: Vec<String> = env
-            .iter()
-            .chain(&[("PS1", "$ "), ("TERM", "xterm-256color")])
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect();
+        let mut env = env.to_vec();
+        env.extend([("PS1", "$ "), ("TERM", "xterm-256color")]);
+        // No config file of the machine's, unless the test brings its own.
+        if !env.iter().any(|(k, _)| *k == "XDG_CONFIG_HOME") {
+            env.push(("XDG_CONFIG_HOME", common::NO_CONFIG));
+        }
+        let pairs: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
         for pair in &pairs {
             args.extend(["-e", pair]);
         }
@@ -1097,4 +1099,72 @@ fn a_peer_cannot_put_a_row_of_its_own_at_the_first_column() {
     }
     // Only the over-long word's own end may reach column 0.
     assert!(pane.lines().any(|row| row.trim_end() == "Online"), "{pane}");
+}
+
+/// alice and bob, each in a terminal of their own; bob calls, alice
+/// answers. `bob_options` go on bob's command line.
+fn two_terminals(server: &Server, bob_options: &str) -> Option<(Tmux, Tmux)> {
+    let alice = Tmux::start(&[])?;
+    let bob = Tmux::start(&[])?;
+    alice.chat(server, "alice");
+    bob.chat_with(server, "bob", bob_options);
+    bob.type_text("alice");
+    bob.press(&["Enter"]);
+    alice.wait_for("bob is calling: y to answer, n to decline.");
+    alice.shell("y");
+    alice.wait_for_last_row("to bob>");
+    bob.wait_for_last_row("to alice>");
+    Some((alice, bob))
+}
+
+#[test]
+fn alice_sees_bob_is_typing_while_he_types_and_not_once_he_sent_it() {
+    let server = Server::start();
+    let Some((alice, bob)) = two_terminals(&server, "") else {
+        return;
+    };
+    bob.type_text("a secret half");
+    let screen = alice.wait_for("bob is typing…");
+    // On the prompt row, beside the prompt; none of the text.
+    let row = alice.last_row();
+    assert!(row.starts_with("to bob>"), "{row:?}");
+    assert!(row.ends_with("bob is typing…"), "{row:?}");
+    assert!(!screen.contains("secret"), "{screen}");
+    // alice's own half-typed line stays where it is.
+    alice.type_text("mine");
+    alice.wait_until("alice's line beside the notice", |_| {
+        let row = alice.last_row();
+        row.starts_with("to bob> mine") && row.ends_with("bob is typing…")
+    });
+    bob.type_text(" made whole");
+    bob.press(&["Enter"]);
+    alice.wait_for("bob: a secret half made whole");
+    alice.wait_for_last_row("to bob> mine");
+    // And the other way round: bob sees alice's, until she clears it.
+    bob.wait_for("alice is typing…");
+    alice.press(&["C-u"]);
+    bob.wait_for_last_row("to alice>");
+}
+
+#[test]
+fn with_no_typing_neither_side_hears_of_it() {
+    let server = Server::start();
+    let Some((alice, bob)) = two_terminals(&server, "--no-typing") else {
+        return;
+    };
+    for (typist, watcher) in [(&alice, &bob), (&bob, &alice)] {
+        typist.type_text("half typed");
+        typist.wait_until("the typed text", |_| {
+            typist.last_row().ends_with("half typed")
+        });
+        // No event marks a notice that never comes: the watcher's row is
+        // watched a while, far longer than loopback takes.
+        let until = Instant::now() + Duration::from_millis(500);
+        while Instant::now() < until {
+            let row = watcher.last_row();
+            assert!(!row.contains("is typing"), "{row:?}");
+            thread::sleep(Duration::from_millis(25));
+        }
+        typist.press(&["C-u"]);
+    }
 }

@@ -1,18 +1,25 @@
-//! `chat`: the peer. Parses arguments and runs [`p2pchat::chat::run`]; every
-//! failure is one line on stderr and a non-zero exit code. On a terminal
-//! this process first becomes the terminal keeper ([`keep_terminal`]),
-//! which runs the chat as its child.
+//! `chat`: the peer. Reads the config file and parses arguments, then runs
+//! [`p2pchat::chat::run`]; every failure is one line on stderr and a
+//! non-zero exit code. On a terminal this process first becomes the
+//! terminal keeper ([`keep_terminal`]), which runs the chat as its child.
 
 use std::process::ExitCode;
 
 use p2pchat::chat::{Kept, keep_terminal};
-use p2pchat::cli::{self, Parsed};
+use p2pchat::cli::{self, ChatEnv, Parsed};
 
 fn main() -> ExitCode {
-    let env_server = std::env::var("P2PCHAT_SERVER").ok();
-    match cli::parse_chat(std::env::args().skip(1), env_server) {
+    let config_path = cli::config_path(
+        std::env::var_os("XDG_CONFIG_HOME"),
+        std::env::var_os("HOME"),
+    );
+    let env = ChatEnv {
+        server: std::env::var("P2PCHAT_SERVER").ok(),
+        config: cli::read_config(config_path.as_deref()),
+    };
+    match cli::parse_chat(std::env::args().skip(1), env) {
         Ok(Parsed::Help) => {
-            print!("{}", cli::CHAT_HELP);
+            print!("{}", cli::chat_help(config_path.as_deref()));
             ExitCode::SUCCESS
         }
         Ok(Parsed::Version) => {

@@ -199,6 +199,10 @@ impl Driver {
                     Exit::ServerLost(why) => {
                         Err(ChatError::ServerLost(crate::text::shown(why).into_owned()))
                     }
+                    Exit::NotAServer(answered) => Err(ChatError::NotAServer {
+                        server: self.server_name.clone(),
+                        answered: crate::text::shown(answered).into_owned(),
+                    }),
                 };
             }
             let now = Instant::now();
@@ -261,6 +265,10 @@ impl Driver {
                     for typed in self.ui.key(key) {
                         self.feed(Input::Typed(typed));
                     }
+                }
+                // Whether we are typing is the core's to tell the peer.
+                if let Some(draft) = self.ui.draft_changed() {
+                    self.feed(Input::Draft(draft));
                 }
             }
             Event::Server { conn, event } if conn == self.server_id => {
@@ -565,6 +573,7 @@ impl Driver {
         self.closing
             .retain(|written| written.try_recv() == Err(TryRecvError::Empty));
         self.ui.status(&self.core.status());
+        self.ui.peer_typing(self.core.peer_typing().as_deref());
         self.ui.flush();
         let log_behind = self
             .transcript

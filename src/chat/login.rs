@@ -235,6 +235,7 @@ fn write_loop(mut stream: TcpStream, inbox: Receiver<Request>) {
 
 fn read_loop(stream: TcpStream, conn: ServerConnId, events: Events) {
     let mut reader = LineReader::new(stream);
+    let mut first = true;
     let loss = loop {
         // No deadline here: the core notices a silent server by its
         // heartbeats and drops the connection, which ends this read.
@@ -249,14 +250,31 @@ fn read_loop(stream: TcpStream, conn: ServerConnId, events: Events) {
                 Err(why) => break ServerLoss::Unexpected(why),
             },
             Ok(line) => ServerEvent::Line(line),
+            // A first line none of ours: some other server answered (a web
+            // server's `HTTP/1.1 400`, an SSH banner).
+            Err(_) if first => break ServerLoss::NotAServer(first_words(&line)),
             Err(e) => break ServerLoss::Unexpected(e.to_string()),
         };
+        first = false;
         if events.send(Event::Server { conn, event }).is_err() {
             return;
         }
     };
     let event = ServerEvent::Lost(loss);
     let _ = events.send(Event::Server { conn, event });
+}
+
+/// The start of a line some other server sent: its first two words, at
+/// most 32 characters, with `…` where more was left out. Enough to tell a
+/// web server (`HTTP/1.1 400…`) from an SSH one; the rest is noise.
+fn first_words(line: &str) -> String {
+    const MOST: usize = 32;
+    let words: Vec<&str> = line.split_whitespace().take(2).collect();
+    let mut start: String = words.join(" ").chars().take(MOST).collect();
+    if start.len() < line.trim().len() {
+        start.push('…');
+    }
+    start
 }
 
 fn read_users(reader: &mut LineReader<TcpStream>, count: usize) -> Result<Vec<UserEntry>, String> {
@@ -272,4 +290,21 @@ fn read_users(reader: &mut LineReader<TcpStream>, count: usize) -> Result<Vec<Us
         }
     }
     Ok(users)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::first_words;
+
+    #[test]
+    fn another_servers_answer_is_told_by_its_first_two_words() {
+        assert_eq!(first_words("HTTP/1.1 400 Bad Request"), "HTTP/1.1 400…");
+        assert_eq!(
+            first_words("SSH-2.0-OpenSSH_9.2p1"),
+            "SSH-2.0-OpenSSH_9.2p1"
+        );
+        assert_eq!(first_words("  <html>  "), "<html>");
+        assert_eq!(first_words(&"x".repeat(40)), format!("{}…", "x".repeat(32)));
+        assert_eq!(first_words(""), "");
+    }
 }

@@ -71,6 +71,8 @@ pub struct Config {
     /// `--no-resume` (for measurement): chats are not numbered nor
     /// acknowledged, and a broken link ends them, as with an older peer.
     pub no_resume: bool,
+    /// `--no-typing`: neither show `bob is typing…` nor tell the peer.
+    pub no_typing: bool,
 }
 
 /// How the threads reach the main loop. Bounded, so that a peer flooding
@@ -127,6 +129,12 @@ pub enum ChatError {
     },
     Name(String),
     ServerLost(String),
+    /// What answered at `server` is not a p2pchat server: it said
+    /// `answered` (already through the gate for untrusted text).
+    NotAServer {
+        server: String,
+        answered: String,
+    },
     /// A thread could not be started (the system is out of resources).
     Start(std::io::Error),
     /// `--log FILE` cannot be opened for appending.
@@ -147,6 +155,12 @@ impl fmt::Display for ChatError {
             ChatError::Start(e) => write!(f, "cannot start the chat: {e}"),
             ChatError::Log { path, source } => {
                 write!(f, "cannot open the log file {}: {source}", path.display())
+            }
+            ChatError::NotAServer { server, answered } => {
+                write!(
+                    f,
+                    "{server} is not a p2pchat server (it answered {answered:?})"
+                )
             }
             ChatError::ServerLost(why) => {
                 write!(f, "lost the connection to the registration server ({why})")
@@ -222,6 +236,13 @@ pub fn run(config: Config) -> Result<(), ChatError> {
                 .write_timeout
                 .unwrap_or(core::Timers::default().write),
             ..core::Timers::default()
+        },
+        // Only a terminal has a line being typed to tell of, and a row to
+        // show the peer's on.
+        typing: if config.no_typing || !ui.reads_keys() {
+            core::TypingNotices::Off
+        } else {
+            core::TypingNotices::On
         },
     };
     let record = app::Record {

@@ -381,6 +381,10 @@ fn decode_keys(events: &Events, reads: &mpsc::Receiver<Chunk>) {
     }
 }
 
+/// Columns the prompt and the line keep at least beside the peer's typing
+/// note; a narrower row shows no note.
+const MIN_LINE_ROOM: usize = 24;
+
 /// How often a terminal's width is asked for again.
 const WIDTH_CHECK: Duration = Duration::from_secs(2);
 
@@ -569,6 +573,11 @@ struct Term {
     dirty: bool,
     /// The half-typed line set aside while a call rings.
     aside: Option<String>,
+    /// The line being typed as last handed on ([`Ui::draft_changed`]).
+    draft_seen: String,
+    /// `bob is typing…`, shown at the right of the last row (through the
+    /// gate for untrusted text when drawn).
+    typing_note: Option<String>,
     /// Restores the terminal when the `Ui` is dropped.
     _raw: RawMode,
 }
@@ -581,6 +590,8 @@ impl Ui {
             Some(Ok(raw)) => Mode::Terminal(Box::new(Term {
                 editor: LineEditor::default(),
                 aside: None,
+                draft_seen: String::new(),
+                typing_note: None,
                 prompt: String::new(),
                 colour: terminal::colour_wanted(),
                 bell: !quiet,
@@ -701,6 +712,31 @@ impl Ui {
             && term.prompt != prompt
         {
             term.prompt = shown(prompt).into_owned();
+            term.dirty = true;
+        }
+    }
+
+    /// The line being typed, when it changed since this was last asked: the
+    /// core tells the peer whether we are typing. Always `None` in plain
+    /// mode, so a piped chat never says it types.
+    pub fn draft_changed(&mut self) -> Option<String> {
+        let Mode::Terminal(term) = &mut self.mode else {
+            return None;
+        };
+        if term.editor.line() == term.draft_seen {
+            return None;
+        }
+        term.draft_seen = term.editor.line().to_string();
+        Some(term.draft_seen.clone())
+    }
+
+    /// Shows `note` (`bob is typing…`) at the right of the prompt row, or
+    /// takes it down (`None`).
+    pub fn peer_typing(&mut self, note: Option<&str>) {
+        if let Mode::Terminal(term) = &mut self.mode
+            && term.typing_note.as_deref() != note
+        {
+            term.typing_note = note.map(str::to_string);
             term.dirty = true;
         }
     }
@@ -869,8 +905,22 @@ impl Term {
     /// where it belongs. The row is never as wide as the terminal, so it
     /// never wraps, and a resize leaves no stale rows of it.
     fn draw(&mut self, out: &mut impl Write) {
-        let rendered = self.editor.render(&self.prompt, self.columns);
-        let _ = write!(out, "\r{}\x1b[K\r", rendered.text);
+        // The peer's typing note takes the right of the row, a blank column
+        // apart, where the row is wide enough to leave the line room.
+        let note = self.typing_note.as_deref().map(shown);
+        let note = note.filter(|note| self.columns >= width(note) + 1 + MIN_LINE_ROOM);
+        let columns = note
+            .as_ref()
+            .map_or(self.columns, |note| self.columns - width(note) - 1);
+        let rendered = self.editor.render(&self.prompt, columns);
+        let _ = write!(out, "\r{}\x1b[K", rendered.text);
+        if let Some(note) = note {
+            let (on, off) = if self.colour { (DIM, RESET) } else { ("", "") };
+            // Ends a column short of the edge, as the line does.
+            let at = self.columns - width(&note);
+            let _ = write!(out, "\x1b[{at}G{on}{note}{off}");
+        }
+        let _ = write!(out, "\r");
         if rendered.cursor_column > 0 {
             let _ = write!(out, "\x1b[{}C", rendered.cursor_column);
         }

@@ -28,7 +28,7 @@ mod requests;
 mod server_lines;
 
 pub use names::{NameError, display_name, look_alike_key, name_key, printable, validate_name};
-pub use peer::{PeerBatch, PeerItem, PeerMessage, PeerRun, split_text};
+pub use peer::{FEATURE_TYPING, PeerBatch, PeerItem, PeerMessage, PeerRun, Typing, split_text};
 pub use requests::Request;
 pub use server_lines::{
     ConnEnd, FEATURE_LONG_LINES, FEATURE_MISSED, FEATURE_NO_RELAY_CODE, FEATURE_PRESENCE,

@@ -4,7 +4,8 @@
 //!
 //! Peers skip a line they do not understand, so a newer peer may add lines
 //! (`FEATURES`) and numbers (`PING 17`) an older one ignores; the bare forms
-//! stay valid for talking to older peers.
+//! stay valid for talking to older peers. `TYPING on|off` goes only to a
+//! peer that announced [`FEATURE_TYPING`].
 //!
 //! [`split_text`] is here too: it keeps a typed line within what one `MSG`
 //! may carry.
@@ -17,6 +18,22 @@ use super::{
     CallId, ErrorCode, MAX_TEXT, ProtocolError, Token, parse_call_id, parse_features, parse_number,
     parse_token, validate_name, write_features,
 };
+
+/// Peer feature: the sender shows `bob is typing…` for `TYPING on`, so it
+/// may be sent `TYPING on|off` (at most one a second, none of the text).
+/// A chat that would not show it (piped, or `--no-typing`) leaves it out.
+pub const FEATURE_TYPING: &str = "typing";
+
+/// Whether the sender has a half-typed line for its peer, in `TYPING`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Typing {
+    /// `TYPING on`: a line is being typed (said again every few seconds
+    /// while it is, so a peer may let an old one lapse).
+    On,
+    /// `TYPING off`: the line was cleared, or left idle. A `MSG` ends it
+    /// too, without a word.
+    Off,
+}
 
 /// A line between two peers in a chat, whether the bytes go directly or
 /// through the server's relay.
@@ -71,6 +88,9 @@ pub enum PeerMessage {
     /// `REWELCOME <name> <received>`: the callee took the chat back, and
     /// says how many of the caller's lines it has.
     Rewelcome { name: String, received: u64 },
+    /// `TYPING on` / `TYPING off` (feature `typing`): whether the sender
+    /// has a half-typed line for us.
+    Typing(Typing),
 }
 
 /// A batch of a peer's messages, as a chat link's reader hands them on:
@@ -291,6 +311,11 @@ impl PeerMessage {
                 })
             }
             "ACK" => Ok(PeerMessage::Ack(parse_number(rest, "line count")?)),
+            "TYPING" => match rest {
+                "on" => Ok(PeerMessage::Typing(Typing::On)),
+                "off" => Ok(PeerMessage::Typing(Typing::Off)),
+                _ => Err(bad("TYPING", "TYPING on|off")),
+            },
             "REHELLO" => {
                 let args: Vec<&str> = rest.split(' ').collect();
                 let [caller, key, received] = args.as_slice() else {
@@ -353,6 +378,8 @@ impl fmt::Display for PeerMessage {
                 received,
             } => write!(f, "REHELLO {caller} {key} {received}"),
             PeerMessage::Rewelcome { name, received } => write!(f, "REWELCOME {name} {received}"),
+            PeerMessage::Typing(Typing::On) => write!(f, "TYPING on"),
+            PeerMessage::Typing(Typing::Off) => write!(f, "TYPING off"),
         }
     }
 }
@@ -518,6 +545,8 @@ mod tests {
                 name: "bob".into(),
                 received: 7,
             },
+            PeerMessage::Typing(Typing::On),
+            PeerMessage::Typing(Typing::Off),
         ];
         for message in messages {
             let text = message.to_string();
@@ -526,6 +555,9 @@ mod tests {
         assert!(PeerMessage::parse("HELLO al 1").is_err());
         assert!(PeerMessage::parse("GET / HTTP/1.1").is_err());
         assert!(PeerMessage::parse("BYE now").is_err());
+        for bad in ["TYPING", "TYPING ON", "TYPING on hello", "TYPING maybe"] {
+            assert!(PeerMessage::parse(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

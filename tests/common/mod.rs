@@ -22,6 +22,20 @@ use std::time::{Duration, Instant};
 /// How long any single expected event may take before a test fails.
 pub const WAIT: Duration = Duration::from_secs(10);
 
+/// An `XDG_CONFIG_HOME` with no p2pchat config in it (the folder is never
+/// made). Every chat a test starts gets it unless the test sets its own,
+/// so a real `~/.config/p2pchat/config` on the machine changes no test.
+pub const NO_CONFIG: &str = concat!(env!("CARGO_TARGET_TMPDIR"), "/no-config");
+
+/// Gives `command` [`NO_CONFIG`] unless it sets `XDG_CONFIG_HOME` itself.
+pub fn without_config(command: &mut Command) -> &mut Command {
+    let own = command.get_envs().any(|(key, _)| key == "XDG_CONFIG_HOME");
+    if !own {
+        command.env("XDG_CONFIG_HOME", NO_CONFIG);
+    }
+    command
+}
+
 /// Output collected from a child's stream by a background thread.
 #[derive(Default)]
 struct Output {
@@ -277,7 +291,7 @@ impl Chat {
     /// stdin and stdout.
     pub fn from_command(mut command: Command, label: &str) -> Chat {
         let mut child = ChildGuard::spawn(
-            command
+            without_config(&mut command)
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped()),

@@ -197,7 +197,7 @@ impl Core {
                 call,
                 token: keys.show(),
             },
-            Core::features(),
+            self.features(),
         ];
         self.out(Output::Dial {
             call,
@@ -619,6 +619,7 @@ impl Core {
                                 ..Resume::default()
                             },
                             returning: None,
+                            typing: TypingState::default(),
                         }));
                         let how = match hello.route {
                             Route::Relayed => " (relayed through the server: no direct route)",
@@ -766,6 +767,7 @@ impl Core {
                 ..Resume::default()
             },
             returning: None,
+            typing: TypingState::default(),
         })));
     }
 }

@@ -23,6 +23,8 @@ pub(super) struct Chat {
     /// The callee's values for the caller's current attempt to bring the
     /// link back, from the server (`EVENT RETURNING`, `EVENT REJOIN`).
     pub(super) returning: Option<Held>,
+    /// Typing notices, both ways, on this link.
+    pub(super) typing: TypingState,
 }
 
 /// Lines kept in order, oldest first, in a few buffers: a piped batch is
@@ -297,6 +299,8 @@ pub(super) struct LinkState {
     pub(super) acks_bye: bool,
     /// The peer takes messages up to [`MAX_LONG_TEXT`] whole.
     pub(super) long_lines: bool,
+    /// The peer shows typing notices (`typing`): ours may go to it.
+    pub(super) typing: bool,
     /// Our `FEATURES` went out on this link (with `HELLO`, or in answer to
     /// the caller's).
     pub(super) announced: bool,
@@ -315,6 +319,7 @@ impl LinkState {
             numbered: false,
             acks_bye: false,
             long_lines: false,
+            typing: false,
             announced: false,
             pings: 0,
             pongs: 0,
@@ -454,11 +459,12 @@ impl Core {
         let chat = self.chat_mut()?;
         chat.resume.note_waiting(now);
         chat.link.last_sent = now;
+        chat.typing.line_sent();
         let link = chat.link.id;
         if chat.resume.given_up && !std::mem::replace(&mut chat.resume.withdrawn, true) {
             // The peer must not keep, or wait, for a resumption we cannot
             // make good: our features again, without `resume`.
-            self.send_peer(link, Core::features_but(Some(FEATURE_RESUME)));
+            self.send_peer(link, self.features_but(Some(FEATURE_RESUME)));
         }
         self.acknowledge_now();
         Some(link)
@@ -531,6 +537,7 @@ impl Core {
             return self.buffer_full();
         }
         chat.link.last_sent = now;
+        chat.typing.line_sent();
         let link = chat.link.id;
         let pieces: Vec<String> = split_text(text).map(str::to_string).collect();
         for piece in pieces {
@@ -845,6 +852,7 @@ impl Core {
             }
             return;
         }
+        let shows_typing = self.settings.typing == TypingNotices::On;
         let Some(chat) = self.chat_mut() else {
             return;
         };
@@ -881,6 +889,8 @@ impl Core {
                     if main {
                         received += lines as u64;
                         received_bytes += bytes;
+                        // Its line came: it is no longer typing it.
+                        chat.typing.peer_said(now, Typing::Off);
                     }
                     shown += lines;
                     continue;
@@ -899,11 +909,15 @@ impl Core {
                     state.numbered = words.iter().any(|w| w == FEATURE_PING_ID);
                     state.acks_bye = words.iter().any(|w| w == FEATURE_BYE_ACK);
                     state.long_lines = words.iter().any(|w| w == FEATURE_LONG_LINES);
+                    state.typing = words.iter().any(|w| w == FEATURE_TYPING);
                     answer_features |= !std::mem::replace(&mut state.announced, true);
                 }
                 PeerMessage::Bye if main => {
                     bye = true;
                     break;
+                }
+                PeerMessage::Typing(typing) if main && shows_typing => {
+                    chat.typing.peer_said(now, typing)
                 }
                 _ => {}
             }
@@ -920,7 +934,7 @@ impl Core {
         if answer_features {
             // Without `resume` once this chat gave it up.
             let given_up = self.chat().is_some_and(|c| c.resume.given_up);
-            let features = Core::features_but(given_up.then_some(FEATURE_RESUME));
+            let features = self.features_but(given_up.then_some(FEATURE_RESUME));
             self.send_peer(link, features);
         }
         if main && let Some(chat) = self.chat_mut() {

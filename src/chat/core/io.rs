@@ -141,6 +141,9 @@ pub enum Input {
         link: LinkId,
         end: LinkEnd,
     },
+    /// The line being typed in a terminal changed to this (never sent:
+    /// the core tells the peer only whether it is typing).
+    Draft(String),
 }
 
 /// What a printed line is, so a terminal can colour it.
@@ -241,6 +244,9 @@ pub enum Exit {
     NameRefused(String),
     /// The server went away before we were ever registered.
     ServerLost(String),
+    /// What answered at the server's address, before we were ever
+    /// registered, is not a p2pchat server; it answered this (untrusted).
+    NotAServer(String),
 }
 
 impl fmt::Display for Exit {
@@ -249,6 +255,9 @@ impl fmt::Display for Exit {
             Exit::Quit => write!(f, "quit"),
             Exit::NameRefused(why) => write!(f, "the server refused the name {why}"),
             Exit::ServerLost(why) => write!(f, "{why}"),
+            Exit::NotAServer(answered) => {
+                write!(f, "not a p2pchat server (it answered {answered:?})")
+            }
         }
     }
 }
@@ -264,6 +273,9 @@ pub enum ServerLoss {
     StoppedReading,
     /// A line we could not parse (its text is the server's: untrusted).
     Unexpected(String),
+    /// The connection's first line was none of ours: what answered is not
+    /// a p2pchat server. The text is the start of that line (untrusted).
+    NotAServer(String),
     /// The socket failed.
     Io(String),
 }
@@ -278,6 +290,9 @@ impl fmt::Display for ServerLoss {
                 write!(f, "the server sent something unexpected ({why})")
             }
             ServerLoss::Io(why) => write!(f, "{why}"),
+            ServerLoss::NotAServer(answered) => {
+                write!(f, "what answered is not a p2pchat server: {answered:?}")
+            }
         }
     }
 }

@@ -25,7 +25,8 @@
 //! - `calling.rs`: calls out and in, rings and their answers (where "bob
 //!   declined" is decided), `HELLO` and the dial;
 //! - `chat.rs`: lines both ways, acknowledgements, and how a chat ends;
-//! - `rejoining.rs`: bringing a broken link back within the grace.
+//! - `rejoining.rs`: bringing a broken link back within the grace;
+//! - `typing.rs`: `bob is typing…`, both ways.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -42,22 +43,25 @@ mod io;
 mod list;
 mod naming;
 mod rejoining;
+mod typing;
 
 use calling::*;
 use chat::*;
 pub use io::*;
 use naming::*;
 use rejoining::*;
+pub use typing::TypingNotices;
+use typing::*;
 
 use crate::protocol::{
     CallId, ConnEnd, ErrorCode, FEATURE_LONG_LINES, FEATURE_MISSED, FEATURE_PRESENCE,
-    FEATURE_PROOF, FEATURE_REJOIN, FEATURE_RING, FEATURE_SESSION, Keys, MAX_LONG_TEXT, MAX_TEXT,
-    PeerBatch, PeerItem, PeerMessage, PeerRun, Presence, PresenceState, Request, ServerLine, Token,
-    UserEntry, name_key, split_text, validate_name,
+    FEATURE_PROOF, FEATURE_REJOIN, FEATURE_RING, FEATURE_SESSION, FEATURE_TYPING, Keys,
+    MAX_LONG_TEXT, MAX_TEXT, PeerBatch, PeerItem, PeerMessage, PeerRun, Presence, PresenceState,
+    Request, ServerLine, Token, Typing, UserEntry, name_key, split_text, validate_name,
 };
 
 /// The features this chat announces to peers, on a `FEATURES` line after
-/// `HELLO` or `WELCOME`.
+/// `HELLO` or `WELCOME` (and `typing`, when it shows typing notices).
 pub const PEER_FEATURES: &[&str] = &[
     FEATURE_PING_ID,
     FEATURE_BYE_ACK,
@@ -169,6 +173,9 @@ pub struct Settings {
     /// Whether incoming calls ring and wait for `y`, or connect at once.
     pub answering: Answering,
     pub timers: Timers,
+    /// Whether `bob is typing…` is shown, and ours told (a terminal
+    /// without `--no-typing`).
+    pub typing: TypingNotices,
 }
 
 /// How incoming calls are taken.
@@ -425,6 +432,13 @@ impl Core {
                 self.server.last_heard = now;
                 self.on_missed(caller, at);
             }
+            Input::ServerLost(ServerLoss::NotAServer(answered))
+                if matches!(self.stage, Stage::Naming | Stage::Registering { .. }) =>
+            {
+                // Nothing to retry, and nobody to say QUIT to: the address
+                // is wrong, and the user is told so at once.
+                self.stage = Stage::Done(Exit::NotAServer(answered));
+            }
             Input::ServerLost(why) => self.on_server_lost(now, why.to_string()),
             Input::ServerBack { advertise } => self.on_server_back(now, advertise),
             Input::Hello {
@@ -470,6 +484,7 @@ impl Core {
             } => self.on_rehello(now, link, &caller, key, received, route),
             Input::Peer { link, msgs } => self.on_peer(now, link, msgs),
             Input::LinkEnded { link, end } => self.on_link_ended(now, link, end),
+            Input::Draft(draft) => self.on_draft(now, &draft),
         }
         self.take_typed(now);
         self.sync_watch(now);
@@ -536,6 +551,12 @@ impl Core {
                 }
                 if let Some(ending) = &chat.ending {
                     at(ending.until);
+                }
+                if let Some(lapse) = chat.typing.lapses_at() {
+                    at(lapse);
+                }
+                if chat.link.typing && chat.ending.is_none() {
+                    chat.typing.next_due().into_iter().for_each(&mut at);
                 }
             }
             _ => {}
@@ -634,6 +655,7 @@ impl Core {
         if leave_over {
             self.left(now);
         }
+        self.tell_typing(now);
         self.rejoining_timeout(now);
         if let Some((caller, call)) = unanswered {
             self.line(
@@ -766,17 +788,20 @@ impl Core {
         });
     }
 
-    fn features() -> PeerMessage {
-        Core::features_but(None)
+    fn features(&self) -> PeerMessage {
+        self.features_but(None)
     }
 
     /// Our features, without `left_out`.
-    fn features_but(left_out: Option<&str>) -> PeerMessage {
+    fn features_but(&self, left_out: Option<&str>) -> PeerMessage {
+        let typing = (self.settings.typing == TypingNotices::On).then_some(FEATURE_TYPING);
         PeerMessage::Features(
             PEER_FEATURES
                 .iter()
-                .filter(|&&f| Some(f) != left_out)
-                .map(|f| f.to_string())
+                .copied()
+                .chain(typing)
+                .filter(|&f| Some(f) != left_out)
+                .map(str::to_string)
                 .collect(),
         )
     }
@@ -1132,7 +1157,12 @@ impl Reply {
         match self {
             Reply::Line(line) => {
                 let mut text = line.to_string();
-                text.truncate(text.floor_char_boundary(80));
+                // By hand: `floor_char_boundary` needs Rust 1.91.
+                let mut end = text.len().min(80);
+                while !text.is_char_boundary(end) {
+                    end -= 1;
+                }
+                text.truncate(end);
                 text
             }
             Reply::Users(users) => format!("a list of {} users", users.len()),

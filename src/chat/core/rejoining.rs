@@ -56,6 +56,8 @@ impl Core {
             self.send(now, Request::Resume { name }, Pending::Resume);
         }
         self.out(Output::Close { link: chat.link.id });
+        // Neither side's notice outlives the link.
+        chat.typing = TypingState::default();
         self.notice(format!("link to {} lost; reconnecting…", chat.peer));
         let until = now + self.settings.timers.grace;
         self.set_place(Place::Rejoining {
@@ -142,6 +144,7 @@ impl Core {
         state.numbered = chat.link.numbered;
         state.acks_bye = chat.link.acks_bye;
         state.long_lines = chat.link.long_lines;
+        state.typing = chat.link.typing;
         state.announced = true;
         chat.link = state;
         chat.route = route;

@@ -6,6 +6,9 @@
 use super::*;
 use crate::protocol::ServerLine;
 
+mod not_a_server;
+mod typing;
+
 const TOKEN: &str = "0123456789abcdef0123456789abcdef";
 const OTHER_TOKEN: &str = "ffffffffffffffffffffffffffffffff";
 
@@ -41,6 +44,7 @@ impl World {
             name: name.map(str::to_string),
             answering: Answering::Ask,
             timers: Timers::default(),
+            typing: TypingNotices::Off,
         };
         let mut world = World {
             core: Core::new(settings, now),
