@@ -150,6 +150,7 @@ struct State<O> {
 }
 
 /// A registration that ended while in a call, or lost its connection.
+#[derive(Clone)]
 struct Departed {
     id: u64,
     /// As listed.
@@ -450,8 +451,13 @@ pub enum Leaving {
     /// takes its registration back with its secret within
     /// [`CLOSE_VERDICT`].
     Closed,
-    /// A reset, an error, or missed heartbeats: its network went quiet.
+    /// An error, or missed heartbeats: its network went quiet.
     Lost,
+    /// Reset by the peer's system: most often its program ended (killed)
+    /// with bytes unread, sometimes a box on the way dropped it. The name
+    /// is held for its owner, as after a loss, and a verdict follows, as
+    /// after a clean close: unless it is taken back, the program is gone.
+    Reset,
 }
 
 /// What a registration's end changes for others.
@@ -1108,7 +1114,8 @@ impl<O: Clone> Registry<O> {
         // A lost connection's name is held for its owner, who has a secret
         // to take it back with.
         let hold = self.limits.hold;
-        let held_until = (how == Leaving::Lost && owned && !hold.is_zero()).then(|| now + hold);
+        let lost = matches!(how, Leaving::Lost | Leaving::Reset);
+        let held_until = (lost && owned && !hold.is_zero()).then(|| now + hold);
         if held_until.is_none() {
             state.unindex_look_alike(&look_alike, &key);
         }
@@ -1127,8 +1134,8 @@ impl<O: Clone> Registry<O> {
         };
         match how {
             Leaving::Quit => removed.gone = state.gone_partner(&departed),
-            Leaving::Closed | Leaving::Lost => {
-                if how == Leaving::Closed {
+            Leaving::Closed | Leaving::Lost | Leaving::Reset => {
+                if how != Leaving::Lost {
                     removed.verdict = Some(Verdict {
                         key: key.clone(),
                         id,
@@ -1148,12 +1155,22 @@ impl<O: Clone> Registry<O> {
     /// its partner is to be told it is gone.
     pub fn verdict(&self, verdict: &Verdict) -> Option<Gone<O>> {
         let mut state = self.lock();
-        let departed = state.departed.get(&verdict.key)?;
+        let departed = state.departed.get_mut(&verdict.key)?;
         if departed.id != verdict.id {
             return None;
         }
-        let departed = state.departed.remove(&verdict.key)?;
-        state.gone_partner(&departed)
+        // A name still held for its owner (a reset) stays held; its
+        // partner is told once.
+        let told = departed.clone();
+        if departed
+            .held_until
+            .is_some_and(|until| until > Instant::now())
+        {
+            departed.partner = None;
+        } else {
+            state.departed.remove(&verdict.key);
+        }
+        state.gone_partner(&told)
     }
 
     /// The callee `name` notes that the caller's link of `call` is up: the
@@ -2458,6 +2475,38 @@ mod tests {
         assert_eq!(removed.ended, None, "bob was in no call");
         let gone = reg.verdict(&removed.verdict.expect("a verdict")).unwrap();
         assert_eq!((gone.peer.as_str(), gone.partner), ("bob", "box-al"));
+    }
+
+    #[test]
+    fn a_reset_registration_is_held_for_its_owner_and_judged_like_a_close() {
+        let reg = Registry::new();
+        reg.register_owned("al", entry(1, "box-al"), None, S1)
+            .unwrap();
+        reg.register_owned("bob", entry(2, "box-bob"), None, S2)
+            .unwrap();
+        reg.set_features(1, "al", SESSION);
+        reg.set_features(2, "bob", SESSION);
+        let call = reg.claim_call("al", "bob", F).unwrap().call;
+        reg.answer("bob", call).unwrap();
+        // bob's program was killed with bytes unread: its socket reset.
+        let removed = reg.remove(2, "bob", Leaving::Reset);
+        assert!(removed.ended.is_some());
+        assert!(matches!(
+            reg.register_owned("bob", entry(3, "box-mallory"), None, S1),
+            Err(RegisterError::Held { .. })
+        ));
+        // Not taken back in time: al is told bob's program is gone.
+        let gone = reg.verdict(&removed.verdict.expect("a verdict")).unwrap();
+        assert_eq!((gone.peer.as_str(), gone.partner), ("bob", "box-al"));
+        // Taken back in time (a box on the way reset it): nobody is told.
+        reg.register_owned("bob", entry(4, "box-bob"), Some(S2), S1)
+            .unwrap();
+        let call = reg.claim_call("al", "bob", F).unwrap().call;
+        reg.answer("bob", call).unwrap();
+        let removed = reg.remove(4, "bob", Leaving::Reset);
+        reg.register_owned("bob", entry(5, "box-bob"), Some(S2), S1)
+            .unwrap();
+        assert_eq!(reg.verdict(&removed.verdict.expect("a verdict")), None);
     }
 
     #[test]

@@ -822,7 +822,8 @@ impl Session {
         if let Some(ended) = removed.ended {
             let end = match self.leaving {
                 Leaving::Quit => None,
-                Leaving::Closed => Some(ConnEnd::Closed),
+                // A verdict follows either: the partner waits for it.
+                Leaving::Closed | Leaving::Reset => Some(ConnEnd::Closed),
                 Leaving::Lost => Some(ConnEnd::Lost),
             };
             announce_end(&ended, &name, end);
@@ -930,6 +931,9 @@ fn serve_client(
                 break;
             }
             Err(ReadError::Io(e)) => {
+                if e.kind() == io::ErrorKind::ConnectionReset {
+                    session.leaving = Leaving::Reset;
+                }
                 session.leave_reason = format!("connection error: {e}");
                 break;
             }
