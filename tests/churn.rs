@@ -4,7 +4,8 @@
 //! long chats, bursts of lines, `q`, `kill -9` and `SIGHUP`, `SIGSTOP` then
 //! `SIGCONT`, restarts under the same name, a server restart on the same
 //! port, relayed pairs (chats whose advertised address cannot be dialed),
-//! and ring floods from fresh names (#21) — while named invariants are
+//! ring floods from fresh names, and intruders on the chats' ports and the
+//! relay with made-up and replayed values (#21) — while named invariants are
 //! checked throughout and at the end. Typing notices (`bob is typing…`)
 //! are not among the actions: only a chat in a terminal sends or shows
 //! them, and these are piped; the core's scripted tests and a tmux test
@@ -109,8 +110,9 @@ const CALLS_END: &str = "every_call_comes_to_an_outcome";
 const NO_PANIC: &str = "no_panic_and_no_crash";
 const BASELINE: &str = "server_threads_and_fds_return_to_baseline";
 const FLOOD: &str = "a_ring_flood_rings_a_chat_at_most_the_stranger_bound_and_friends_get_through";
+const INTRUDERS: &str = "an_intruder_is_let_in_nowhere_and_shown_to_nobody";
 
-const CHECKS: [&str; 10] = [
+const CHECKS: [&str; 11] = [
     EXACTLY_ONCE,
     ONLY_TO_RECEIVER,
     LIST_AGREES,
@@ -121,6 +123,7 @@ const CHECKS: [&str; 10] = [
     NO_PANIC,
     BASELINE,
     FLOOD,
+    INTRUDERS,
 ];
 
 /// When the run started: every transcript line and violation is stamped
@@ -412,6 +415,35 @@ fn flood_call(addr: SocketAddr, caller: &str, target: &str) -> std::io::Result<F
     })
 }
 
+/// What an intruder tries: a chat's port (or the relay) with made-up
+/// values, as someone off the path can.
+#[derive(Clone, Copy, Debug)]
+enum Intrusion {
+    /// `KNOCK <a real name> <a call number>`: a `PROOF` may come back (a
+    /// call being set up with that number), which opens nothing.
+    Knock,
+    /// `HELLO` with a made-up value, then a line.
+    Hello,
+    /// `REHELLO` with a made-up value, then a line.
+    Rehello,
+    /// `RELAY` to the server with a made-up value.
+    Relay,
+    /// Bytes that are no line of ours.
+    Garbage,
+}
+
+/// One intruder's try at `addr`: what it sent, and the first line it got
+/// back (empty if none came within a moment).
+fn intrude(addr: SocketAddr, sent: &[u8]) -> std::io::Result<String> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(1))?;
+    stream.set_read_timeout(Some(Duration::from_millis(1500)))?;
+    stream.set_write_timeout(Some(Duration::from_secs(1)))?;
+    stream.write_all(sent)?;
+    let mut line = String::new();
+    let _ = BufReader::new(&stream).read_line(&mut line);
+    Ok(line.trim_end().to_string())
+}
+
 /// The server's thread count and open descriptors, from `/proc`.
 fn threads_and_fds(pid: u32) -> (usize, usize) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
@@ -525,6 +557,8 @@ impl Outcome {
 struct Peer {
     name: String,
     slot: usize,
+    /// Where its chat says peers reach it, this run.
+    p2p: Option<SocketAddr>,
     /// Which run of this name: a restart is the next.
     run: u32,
     /// Advertises an address nobody listens on, so calls to it are relayed.
@@ -775,6 +809,9 @@ struct Counts {
     glares: u64,
     let_ring: u64,
     name_refused: u64,
+    intrusions: u64,
+    /// Knocks with a real name and call number that were shown a value.
+    intruder_proofs: u64,
     floods: u64,
     flood_rang: u64,
     flood_refused: u64,
@@ -866,6 +903,7 @@ impl World {
             .map(|slot| Peer {
                 name: format!("p{slot:02}"),
                 slot,
+                p2p: None,
                 run: 0,
                 relayed: rng.below(5) == 0,
                 auto_answer: rng.below(5) == 0,
@@ -1036,6 +1074,7 @@ impl World {
         peer.stderrs.push(proc.stderr.clone());
         peer.proc = Some(proc);
         peer.run += 1;
+        peer.p2p = None;
         peer.seq = 0;
         peer.ignored.clear();
         peer.online = false;
@@ -1242,6 +1281,12 @@ impl World {
         }
         if line.starts_with("No list: the registration server is unreachable") {
             return self.at_list(slot, at, now, false);
+        }
+        if let Some(addr) = line
+            .split_once("an reach you at ")
+            .and_then(|(_, rest)| rest.trim_end_matches('.').parse().ok())
+        {
+            self.peers[slot].p2p = Some(addr);
         }
         if line.starts_with("Welcome, ") || line == "Reconnected to the registration server." {
             self.peers[slot].online = true;
@@ -1976,6 +2021,9 @@ impl World {
         if chance(0.3, &mut self.rng) {
             self.stop_one(now);
         }
+        if chance(1.0, &mut self.rng) {
+            self.intrude(now);
+        }
         if now >= self.next_flood && self.flood(now) {
             self.next_flood = now + Duration::from_secs(8 + self.rng.below(8) as u64);
         }
@@ -2115,6 +2163,72 @@ impl World {
     /// a peer the chat has chatted with calls it, as soon as one is free
     /// within 20 s, and must get through (judged with the refusals).
     /// Whether there was a chat to flood.
+    /// An intruder tries a live chat's port, or the relay, with made-up
+    /// values: it must be let in nowhere, and what it says shown to nobody
+    /// (the final checks look for its lines in every transcript).
+    fn intrude(&mut self, now: Instant) {
+        let Some(target) = self.pick(|p| p.alive() && p.p2p.is_some()) else {
+            return;
+        };
+        let kind = [
+            Intrusion::Knock,
+            Intrusion::Hello,
+            Intrusion::Rehello,
+            Intrusion::Relay,
+            Intrusion::Garbage,
+        ][self.rng.below(5)];
+        let id = self.counts.intrusions;
+        self.counts.intrusions += 1;
+        let name = self.peers[self.rng.below(self.peers.len())].name.clone();
+        // Call numbers are small and counted up: near the latest ones.
+        let call = 1 + self.rng.below(self.counts.calls as usize + 8);
+        let value: String = (0..32)
+            .map(|_| char::from(b"0123456789abcdef"[self.rng.below(16)]))
+            .collect();
+        let line = format!("MSG intruder-{id}\n");
+        let (addr, sent) = match kind {
+            Intrusion::Knock => (self.peers[target].p2p, format!("KNOCK {name} {call}\n")),
+            Intrusion::Hello => (
+                self.peers[target].p2p,
+                format!("HELLO {name} {call} {value}\n{line}"),
+            ),
+            Intrusion::Rehello => (
+                self.peers[target].p2p,
+                format!("REHELLO {name} {value} 0\n{line}"),
+            ),
+            Intrusion::Relay => (
+                Some(self.server.addr),
+                format!("RELAY {call} {value}\n{line}"),
+            ),
+            Intrusion::Garbage => (
+                self.peers[target].p2p,
+                format!("\u{1b}[2J\0{value}\n{line}"),
+            ),
+        };
+        let Some(addr) = addr else { return };
+        // Refused, reset or silent: all fine. What must never come back is
+        // a welcome, or the relay joined.
+        let Ok(reply) = intrude(addr, sent.as_bytes()) else {
+            return;
+        };
+        if reply.starts_with("PROOF ") {
+            self.counts.intruder_proofs += 1;
+        }
+        self.checked(INTRUDERS);
+        let let_in = ["WELCOME", "REWELCOME", "OK RELAYED"]
+            .iter()
+            .any(|w| reply.starts_with(w));
+        if let_in {
+            let text = format!(
+                "an intruder ({kind:?} as {name}, call {call}) at {} ({addr}) was answered {reply:?}",
+                self.peers[target].name
+            );
+            self.violation(INTRUDERS, &[target], text);
+        }
+        // Probed: its state may be unsettled for a moment.
+        self.peers[target].touched = now;
+    }
+
     fn flood(&mut self, now: Instant) -> bool {
         // A chat with friends, when there is one free: so that they call.
         let with_friends: Vec<usize> = (0..self.peers.len())
@@ -2470,6 +2584,28 @@ impl World {
     }
 
     fn final_checks(&mut self) {
+        // No intruder's line reached anyone's screen.
+        for slot in 0..self.peers.len() {
+            let shown: Vec<String> = self.peers[slot]
+                .transcripts
+                .iter()
+                .flat_map(|t| {
+                    let t = t.lock().unwrap();
+                    t.lines()
+                        .filter(|l| l.contains("intruder-"))
+                        .map(str::to_string)
+                        .collect::<Vec<_>>()
+                })
+                .collect();
+            self.checked(INTRUDERS);
+            if let Some(first) = shown.first() {
+                let text = format!(
+                    "{} showed an intruder's line: {first:?}",
+                    self.peers[slot].name
+                );
+                self.violation(INTRUDERS, &[slot], text);
+            }
+        }
         // Every line of a chat ended by q, shown once.
         for chat in 0..self.chats.len() {
             let c = &self.chats[chat];
@@ -2606,6 +2742,10 @@ impl World {
             c.exits,
             c.ignores,
             c.server_restarts
+        );
+        println!(
+            "churn: {} intrusions on the chats' ports and the relay, {} knocks shown a value",
+            c.intrusions, c.intruder_proofs
         );
         println!(
             "churn: {} ring floods of {FLOOD_NAMES} fresh names: {} rang, {} refused by the bound ({STRANGER_RINGS} a minute), {} otherwise (busy, gone); {} calls from friends after a flood",
