@@ -177,3 +177,17 @@ fn values_seen_on_the_direct_path_open_no_relay_and_bring_no_chat_back() {
     bob.send("q");
     alice.expect("bob left the chat.");
 }
+
+#[test]
+fn a_stranger_on_a_chats_port_is_told_what_a_chat_expects_not_the_servers_verbs() {
+    let server = Server::start();
+    let bob = login(&server, "bob", &[]);
+    for junk in ["GET / HTTP/1.1", "LIST", "\u{1b}[2J"] {
+        let answer = say_once(bob.p2p_addr(), junk);
+        assert!(
+            answer.starts_with("ERR ") && answer.contains("expected KNOCK"),
+            "{junk:?}: {answer}"
+        );
+        assert!(!answer.contains("REGISTER"), "{answer}");
+    }
+}

@@ -18,7 +18,7 @@ use super::core::Route;
 use super::link::Handshaken;
 use super::{Event, Events, p2pclient};
 use crate::connection::{LineReader, write_line};
-use crate::protocol::{CallId, ErrorCode, PeerMessage, Token};
+use crate::protocol::{CallId, ErrorCode, PeerMessage, ProtocolError, Token};
 
 /// How long a connecting peer has to send its `HELLO`.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
@@ -265,8 +265,9 @@ fn read_hello(stream: TcpStream, mut reader: LineReader<TcpStream>, route: Route
                 route,
             },
         }),
-        Ok(_) => {
-            refuse(&stream, "expected HELLO NAME CALL-ID TOKEN first");
+        // The server's list of its verbs means nothing on a chat's port.
+        Ok(_) | Err(ProtocolError::UnknownCommand(_) | ProtocolError::Empty) => {
+            refuse(&stream, "expected KNOCK NAME CALL-ID, HELLO or REHELLO first");
             None
         }
         Err(e) => {
