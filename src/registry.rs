@@ -1685,7 +1685,7 @@ mod tests {
         assert_eq!(err, Err(RegisterError::Taken("Alice".into())));
         assert_eq!(
             reg.register(9, "a b", addr("1.1.1.1:1"), ip("1.1.1.1"), "x", none),
-            Err(RegisterError::BadName(NameError::Unprintable))
+            Err(RegisterError::BadName(NameError::Unprintable(' ')))
         );
         assert_eq!(reg.len(), 1);
     }
