@@ -117,6 +117,8 @@ Options:
   --write-timeout SECS   a peer that reads none of your lines this long is
                          taken for gone [default: 10]
   --quiet                no bell on an incoming call
+  --ring SECS            how long a ring is counted down when the server does
+                         not say (an older server) [default: 30]
   --no-resume            offer peers no resumption (lines not numbered nor
                          acknowledged; a broken link ends the chat): for
                          measuring what it costs
@@ -364,6 +366,7 @@ pub fn parse_chat(
                 config.no_resume = true;
             }
             "--grace" => config.grace = Some(secs(&flag, &args.value(&flag, inline)?)?),
+            "--ring" => config.ring = Some(secs(&flag, &args.value(&flag, inline)?)?),
             "--write-timeout" => {
                 config.write_timeout = Some(secs(&flag, &args.value(&flag, inline)?)?)
             }
@@ -531,10 +534,11 @@ mod tests {
         assert_eq!(c.advertise, Some("10.0.0.2:4000".parse().unwrap()));
         assert!(c.quiet);
         assert!(!c.no_resume);
-        let c = chat("--write-timeout 2 --grace 5 --no-resume", None).unwrap();
+        let c = chat("--write-timeout 2 --grace 5 --no-resume --ring 45", None).unwrap();
         assert!(c.no_resume);
         assert_eq!(c.write_timeout, Some(Duration::from_secs(2)));
         assert_eq!(c.grace, Some(Duration::from_secs(5)));
+        assert_eq!(c.ring, Some(Duration::from_secs(45)));
         for (line, text) in [
             ("--write-timeout 0", "at least 1 second"),
             ("--name", "needs a value"),
