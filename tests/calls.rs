@@ -128,7 +128,7 @@ fn an_away_chat_is_not_rung_hears_of_the_call_later_and_sets_off_no_recall_wait(
         ["USER alice free", "USER bob free", "USER watcher free"]
     );
     alice.send("bob");
-    alice.expect("bob is away: at lunch.");
+    alice.expect("bob is away: at lunch; bob will be told you called.");
     let mut older = registered(&server, "older");
     assert_eq!(
         older.ask("CALL bob"),

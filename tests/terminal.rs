@@ -1167,7 +1167,10 @@ fn a_ring_counts_down_yes_answers_and_commands_work_in_any_case() {
     tmux.wait_for_last_row("connect to (away):");
     let away = common::within(WAIT, || {
         bob.send("alice");
-        bob.out_wait("alice is away: lunch.", Duration::from_millis(500))
+        bob.out_wait(
+            "alice is away: lunch; alice will be told you called.",
+            Duration::from_millis(500),
+        )
     });
     assert!(away, "{}", bob.stdout());
     let rung = tmux

@@ -285,8 +285,9 @@ impl Core {
         let text = match code {
             ErrorCode::Busy => format!("{peer} is busy in another chat."),
             ErrorCode::UnknownUser => format!("No user named {peer} is online."),
-            // The server's words: "bob is away: at lunch".
-            ErrorCode::Away => format!("{message}."),
+            // The server's words, "bob is away: at lunch", and what
+            // becomes of the call (not "bob is away.", which presence says).
+            ErrorCode::Away => format!("{message}; {peer} will be told you called."),
             // Someone called us just as we called: the server claimed us
             // for their call, whose announcement is on its way.
             ErrorCode::AlreadyInCall => return self.show_list(now),
