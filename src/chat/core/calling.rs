@@ -87,19 +87,20 @@ impl Countdown {
     }
 
     /// Brings the countdown to `now`; whether the bell rings. It rings
-    /// while the ring has a bell's interval left, not as it runs out.
+    /// while the ring lasts, never as or after it runs out, and once
+    /// however late the tick.
     pub(super) fn tick(&mut self, now: Instant) -> bool {
         let left = self.until.saturating_duration_since(now);
         self.shown = left.as_secs() + u64::from(left.subsec_nanos() > 0);
-        let Some(bell) = self.bell else {
+        let Some(bell) = self.bell.filter(|bell| now >= *bell) else {
             return false;
         };
-        if now < bell {
-            return false;
+        let mut next = bell + self.bell_every;
+        while next <= now && !self.bell_every.is_zero() {
+            next += self.bell_every;
         }
-        let next = bell + self.bell_every;
         self.bell = (next < self.until && !self.bell_every.is_zero()).then_some(next);
-        true
+        bell < self.until
     }
 }
 

@@ -2454,6 +2454,13 @@ fn a_ring_for_us_counts_down_and_rings_the_bell_again_until_answered() {
     w.advance(Duration::from_secs(5));
     assert_eq!(w.core.status(), "alice is calling (0 s): y/n? ");
     assert_eq!(w.count(|o| *o == Output::Bell), 0);
+    // A ring the server says is over rings no bell.
+    let mut w = World::registered("bob");
+    w.server("EVENT RING alice 9 0");
+    w.skip_all();
+    w.advance(Duration::from_secs(12));
+    assert_eq!(w.count(|o| *o == Output::Bell), 0);
+    assert_eq!(w.core.status(), "alice is calling (0 s): y/n? ");
     // Answered: the bell stops.
     let mut w = World::registered("bob");
     w.server("EVENT RING alice 9 24");
