@@ -133,6 +133,8 @@ Options:
   --quiet                no bell on an incoming call
   --no-typing            neither show that the peer is typing nor tell it
                          that you are
+  --ring SECS            how long a ring is counted down when the server does
+                         not say (an older server) [default: 30]
   --no-resume            offer peers no resumption (lines not numbered nor
                          acknowledged; a broken link ends the chat): for
                          measuring what it costs
@@ -597,6 +599,7 @@ fn chat_option(
             config.no_typing = true;
         }
         "grace" => config.grace = Some(secs(flag, &given.value(flag)?)?),
+        "ring" => config.ring = Some(secs(flag, &given.value(flag)?)?),
         "write-timeout" => config.write_timeout = Some(secs(flag, &given.value(flag)?)?),
         "log-max" => config.log_max = size(flag, &given.value(flag)?)?,
         "log" => {
@@ -790,10 +793,11 @@ mod tests {
         assert_eq!(c.advertise, Some("10.0.0.2:4000".parse().unwrap()));
         assert!(c.quiet);
         assert!(!c.no_resume);
-        let c = chat("--write-timeout 2 --grace 5 --no-resume", None).unwrap();
+        let c = chat("--write-timeout 2 --grace 5 --no-resume --ring 45", None).unwrap();
         assert!(c.no_resume);
         assert_eq!(c.write_timeout, Some(Duration::from_secs(2)));
         assert_eq!(c.grace, Some(Duration::from_secs(5)));
+        assert_eq!(c.ring, Some(Duration::from_secs(45)));
         for (line, text) in [
             ("--write-timeout 0", "at least 1 second"),
             ("--name", "needs a value"),

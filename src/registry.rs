@@ -29,8 +29,9 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::protocol::{
-    CallId, FEATURE_MISSED, FEATURE_PROOF, FEATURE_RING, FEATURE_SESSION, Keys, Presence,
-    PresenceState, Token, UserEntry, display_name, look_alike_key, name_key, validate_name,
+    CallId, FEATURE_AWAY, FEATURE_MISSED, FEATURE_PROOF, FEATURE_RING, FEATURE_RING_TIME,
+    FEATURE_SESSION, Keys, Presence, PresenceState, Token, UserEntry, display_name, look_alike_key,
+    name_key, validate_name,
 };
 use expiry::{Deadlines, MinuteWindows, take_from_minute};
 
@@ -183,6 +184,28 @@ struct Peer<O> {
     chatted: HashSet<String>,
     /// When callers it has not chatted with rang it, in the last minute.
     stranger_rings: VecDeque<Instant>,
+    /// Said `AWAY`, with this message: calls to it are refused.
+    away: Option<String>,
+}
+
+impl<O> Peer<O> {
+    /// Its row in the list: busy in a call, else away or free.
+    fn entry(&self) -> UserEntry {
+        UserEntry {
+            name: self.name.clone(),
+            busy: self.call.is_some(),
+            away: self.call.is_none() && self.away.is_some(),
+        }
+    }
+
+    /// What watchers are told it is once it is in no call.
+    fn free_state(&self) -> PresenceState {
+        if self.away.is_some() {
+            PresenceState::Away
+        } else {
+            PresenceState::Free
+        }
+    }
 }
 
 /// What a client announced with `FEATURES` that changes how the server
@@ -199,6 +222,10 @@ pub struct ClientFeatures {
     /// `proof`: it takes values of its own for each call (and shows its
     /// own first when dialed), when its peer does too.
     pub proof: bool,
+    /// `ring-time`: it is told how long a ring has left.
+    pub ring_time: bool,
+    /// `away`: it reads the state `away` and the code `away`.
+    pub away: bool,
 }
 
 impl ClientFeatures {
@@ -210,6 +237,8 @@ impl ClientFeatures {
             missed: has(FEATURE_MISSED),
             session: has(FEATURE_SESSION),
             proof: has(FEATURE_PROOF),
+            ring_time: has(FEATURE_RING_TIME),
+            away: has(FEATURE_AWAY),
         }
     }
 }
@@ -366,6 +395,9 @@ pub enum CallError {
     /// The callee was rung by its limit of callers it has not chatted with
     /// in the last minute; the next may ring after `wait`.
     NotTakingCalls { callee: String, wait: Duration },
+    /// The callee said it is away, with `message`: nothing is claimed, no
+    /// wait follows, and the callee is to hear of it as a missed call.
+    Away { callee: String, message: String },
 }
 
 /// What the server must tell the callee after a successful claim.
@@ -377,6 +409,8 @@ pub struct Claim<O> {
     /// What each party holds for the call (caller, callee).
     pub keys: [Keys; 2],
     pub callee_outbox: O,
+    /// What the callee announced: what it is told, and how.
+    pub callee_features: ClientFeatures,
     pub setup: Setup,
 }
 
@@ -687,6 +721,7 @@ impl<O: Clone> Registry<O> {
                 secret,
                 chatted: HashSet::new(),
                 stranger_rings: VecDeque::new(),
+                away: None,
             },
         );
         Ok(Registered {
@@ -704,6 +739,26 @@ impl<O: Clone> Registry<O> {
         {
             peer.features = features;
         }
+    }
+
+    /// Marks the peer `name` (registered by `conn`) away, with `message`,
+    /// or back (`None`): while away, calls to it are refused
+    /// ([`CallError::Away`]), and watchers are told it is away whenever it
+    /// is in no call. False if `conn` holds no registration of `name`.
+    pub fn set_away(&self, conn: ConnId, name: &str, away: Option<String>) -> bool {
+        let mut state = self.lock();
+        let Some(peer) = state.peers.get_mut(&name_key(name)) else {
+            return false;
+        };
+        if peer.conn != conn {
+            return false;
+        }
+        peer.away = away;
+        if peer.call.is_none() {
+            let (name, now) = (peer.name.clone(), peer.free_state());
+            state.presence.record(&name, now);
+        }
+        true
     }
 
     /// The outbox of `callee`, if it is online and asked to hear of calls
@@ -726,15 +781,7 @@ impl<O: Clone> Registry<O> {
         let mut entries: Vec<(&String, UserEntry)> = state
             .peers
             .iter()
-            .map(|(key, p)| {
-                (
-                    key,
-                    UserEntry {
-                        name: p.name.clone(),
-                        busy: p.call.is_some(),
-                    },
-                )
-            })
+            .map(|(key, p)| (key, p.entry()))
             .collect();
         entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
         entries.into_iter().map(|(_, e)| e).collect()
@@ -772,11 +819,7 @@ impl<O: Clone> Registry<O> {
     pub fn lookup(&self, name: &str) -> Option<UserEntry> {
         with_name_key(name, |key| {
             let state = self.lock();
-            let peer = state.peers.get(key)?;
-            Some(UserEntry {
-                name: peer.name.clone(),
-                busy: peer.call.is_some(),
-            })
+            Some(state.peers.get(key)?.entry())
         })
     }
 
@@ -904,11 +947,17 @@ impl<O: Clone> Registry<O> {
             .peers
             .get(&callee_key)
             .ok_or_else(|| CallError::UnknownUser(callee.to_string()))?;
+        // Ringing yourself would only ask you to answer your own call.
+        let to_self = caller_key == callee_key;
+        if let (Some(message), false) = (&target.away, to_self) {
+            return Err(CallError::Away {
+                callee: target.name.clone(),
+                message: message.clone(),
+            });
+        }
         if target.call.is_some() {
             return Err(CallError::Busy(target.name.clone()));
         }
-        // Ringing yourself would only ask you to answer your own call.
-        let to_self = caller_key == callee_key;
         if target.features.ring && !caller_rings && !to_self {
             return Err(CallError::RingsOnly(target.name.clone()));
         }
@@ -936,6 +985,7 @@ impl<O: Clone> Registry<O> {
         };
         let callee_name = target.name.clone();
         let callee_outbox = target.outbox.clone();
+        let callee_features = target.features;
         let callee_notes = target.features.session;
         let own = (caller_proves && target.features.proof).then(|| OwnValues::new(&fresh));
         let call = state.next_call;
@@ -981,6 +1031,7 @@ impl<O: Clone> Registry<O> {
             caller: caller_name,
             callee: callee_name,
             callee_outbox,
+            callee_features,
             setup,
         })
     }
@@ -1540,8 +1591,8 @@ fn end_call<O: Clone>(
             if key != by_key {
                 notify = Some(peer.outbox.clone());
             }
-            let name = peer.name.clone();
-            state.presence.record(&name, PresenceState::Free);
+            let (name, now) = (peer.name.clone(), peer.free_state());
+            state.presence.record(&name, now);
         }
     }
     let by = state.peers.get(by_key).map(|p| p.name.clone())?;
@@ -1703,7 +1754,7 @@ mod tests {
         assert_eq!(err, Err(RegisterError::Taken("Alice".into())));
         assert_eq!(
             reg.register(9, "a b", addr("1.1.1.1:1"), ip("1.1.1.1"), "x", none),
-            Err(RegisterError::BadName(NameError::Unprintable))
+            Err(RegisterError::BadName(NameError::Unprintable(' ')))
         );
         assert_eq!(reg.len(), 1);
     }
@@ -1803,7 +1854,8 @@ mod tests {
             reg.lookup("BOB"),
             Some(UserEntry {
                 name: "Bob".into(),
-                busy: false
+                busy: false,
+                away: false
             })
         );
         assert_eq!(reg.lookup("dave"), None);
@@ -1874,7 +1926,8 @@ mod tests {
             reg.list(),
             vec![UserEntry {
                 name: "b".into(),
-                busy: false
+                busy: false,
+                away: false
             }]
         );
         assert!(reg.remove(0, "a", Leaving::Closed).ended.is_none());
@@ -2043,6 +2096,7 @@ mod tests {
             missed: true,
             session: false,
             proof: false,
+            ..ClientFeatures::default()
         };
         for (i, name) in names.iter().enumerate() {
             reg.set_features(i as ConnId, name, rings);
@@ -2080,6 +2134,7 @@ mod tests {
                 missed: true,
                 session: false,
                 proof: false,
+                ..ClientFeatures::default()
             },
         );
         assert_eq!(reg.missed_call_outbox("c"), None);
@@ -2134,6 +2189,59 @@ mod tests {
     }
 
     #[test]
+    fn an_away_callee_is_claimed_by_nobody_and_leaves_no_wait() {
+        let reg = ringing(&["a", "b"]);
+        reg.take_presence();
+        // Only its own connection says it is away.
+        assert!(!reg.set_away(0, "b", Some("x".into())));
+        assert!(reg.set_away(1, "b", Some("at lunch".into())));
+        assert_eq!(
+            reg.claim_call("a", "b", F),
+            Err(CallError::Away {
+                callee: "b".into(),
+                message: "at lunch".into()
+            })
+        );
+        assert_eq!(reg.calls_open(), 0);
+        let b = reg.lookup("b").unwrap();
+        assert!(b.away && !b.busy, "{b:?}");
+        // It may call out; in a call it is busy, and away again after.
+        let call = reg.claim_call("b", "a", F).unwrap().call;
+        let b = reg.lookup("b").unwrap();
+        assert!(b.busy && !b.away, "{b:?}");
+        reg.hangup("b", call).unwrap();
+        assert!(reg.lookup("b").unwrap().away);
+        assert!(reg.set_away(1, "b", None));
+        // Back: the refused caller rings at once, with no recall wait.
+        assert_eq!(reg.claim_call("a", "b", F).unwrap().setup, Setup::Ring);
+        let states: Vec<_> = reg
+            .take_presence()
+            .into_iter()
+            .map(|p| (p.name, p.state))
+            .collect();
+        assert_eq!(
+            states,
+            [
+                ("b".to_string(), PresenceState::Busy),
+                ("a".to_string(), PresenceState::Busy)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_claim_says_whether_the_callee_asked_for_the_ring_time() {
+        let reg = ringing(&["a", "b"]);
+        let timed = ClientFeatures {
+            ring: true,
+            ring_time: true,
+            ..ClientFeatures::default()
+        };
+        reg.set_features(1, "b", timed);
+        let claim = reg.claim_call("a", "b", F).unwrap();
+        assert!(claim.callee_features.ring_time);
+    }
+
+    #[test]
     fn presence_changes_are_coalesced_per_name_in_order() {
         let reg = with(&["a", "b"]);
         let p = |name: &str, state| Presence {
@@ -2184,6 +2292,8 @@ mod tests {
         missed: true,
         session: true,
         proof: false,
+        ring_time: false,
+        away: false,
     };
 
     /// A callee that notes its links but does not ring: calls to it are
@@ -2193,6 +2303,8 @@ mod tests {
         missed: true,
         session: true,
         proof: false,
+        ring_time: false,
+        away: false,
     };
 
     #[test]

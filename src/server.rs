@@ -34,9 +34,10 @@ use std::time::{Duration, Instant};
 use crate::connection::{LineReader, Outbox, ReadError, SharedStream, write_line};
 use crate::log;
 use crate::protocol::{
-    CallId, ConnEnd, ErrorCode, FEATURE_LONG_LINES, FEATURE_MISSED, FEATURE_NO_RELAY_CODE,
-    FEATURE_PRESENCE, FEATURE_PROOF, FEATURE_REJOIN, FEATURE_RELAY, FEATURE_RING, FEATURE_SESSION,
-    MAX_LINE, NameError, ProtocolError, Request, ServerLine, Token, printable,
+    CallId, ConnEnd, ErrorCode, FEATURE_AWAY, FEATURE_LONG_LINES, FEATURE_MISSED,
+    FEATURE_NO_RELAY_CODE, FEATURE_PRESENCE, FEATURE_PROOF, FEATURE_REJOIN, FEATURE_RELAY,
+    FEATURE_RING, FEATURE_RING_TIME, FEATURE_SESSION, MAX_LINE, NameError, ProtocolError, Request,
+    ServerLine, Token, UserEntry, printable,
 };
 use crate::registry::{
     self, CallError, CallLimits, ClientFeatures, ConnId, Ended, Entry, Fresh, Leaving,
@@ -248,6 +249,17 @@ enum Refusal {
         callee: String,
         wait: Duration,
     },
+    /// The callee is away, with its message (escaped when it was set), to
+    /// a caller that reads the code `away`.
+    Away {
+        callee: String,
+        message: String,
+    },
+    /// The same, to an older caller: under a code it knows.
+    AwayToOlder {
+        callee: String,
+        message: String,
+    },
     /// The OS random source failed.
     NoCallToken,
     /// `WATCH on` when the budget of threads, this many, is spent.
@@ -377,6 +389,10 @@ impl From<Refusal> for ServerLine {
                 ErrorCode::Unreachable,
                 format!("{callee} answers only calls that ring; a newer chat can call"),
             ),
+            Refusal::Away { callee, message } => (ErrorCode::Away, away_text(&callee, &message)),
+            Refusal::AwayToOlder { callee, message } => {
+                (ErrorCode::Unreachable, away_text(&callee, &message))
+            }
             Refusal::NoCallToken => (
                 ErrorCode::Internal,
                 "the server cannot make a call token right now".into(),
@@ -412,6 +428,15 @@ impl From<Refusal> for ServerLine {
     }
 }
 
+/// "bob is away: at lunch", or "bob is away" with no message.
+fn away_text(callee: &str, message: &str) -> String {
+    if message.is_empty() {
+        format!("{callee} is away")
+    } else {
+        format!("{callee} is away: {message}")
+    }
+}
+
 impl From<ProtocolError> for Refusal {
     fn from(e: ProtocolError) -> Refusal {
         Refusal::Malformed(e)
@@ -443,6 +468,7 @@ impl From<CallError> for Refusal {
             CallError::TooManyCalls { limit, wait } => Refusal::TooManyCalls { limit, wait },
             CallError::RingsOnly(callee) => Refusal::RingsOnly(callee),
             CallError::NotTakingCalls { callee, wait } => Refusal::NotTakingCalls { callee, wait },
+            CallError::Away { callee, message } => Refusal::Away { callee, message },
         }
     }
 }
@@ -998,15 +1024,33 @@ fn handle_line(session: &mut Session, line: &str) -> io::Result<Flow> {
         Request::List => {
             let users = shared.registry.list();
             let count = ServerLine::Users { count: users.len() };
-            let rows = users.into_iter().map(ServerLine::User);
+            let knows_away = session.features.away;
+            let rows = users
+                .into_iter()
+                .map(|user| ServerLine::User(told(user, knows_away)));
             session
                 .outbox
                 .reply_lines(std::iter::once(count).chain(rows))?;
         }
         Request::Lookup { name: wanted } => match shared.registry.lookup(&wanted) {
-            Some(user) => session.reply(&ServerLine::Found(user))?,
+            Some(user) => session.reply(&ServerLine::Found(told(user, session.features.away)))?,
             None => session.refuse(Refusal::UnknownUser(wanted), line)?,
         },
+        Request::Away { message } => {
+            // Kept as every reader would show it: no control character
+            // reaches a caller, an older one included, or the log.
+            let message = crate::text::shown(&message).into_owned();
+            if shared.registry.set_away(session.conn, &name, Some(message)) {
+                log!("{name} is away");
+            }
+            session.reply(&ServerLine::AwayDone)?;
+        }
+        Request::Back => {
+            if shared.registry.set_away(session.conn, &name, None) {
+                log!("{name} is back");
+            }
+            session.reply(&ServerLine::BackDone)?;
+        }
         Request::Locate { name: wanted } => locate(session, &name, &wanted, line)?,
         Request::Rejoin { name: wanted } => rejoin_call(session, &name, &wanted, line)?,
         Request::Call { name: callee } => start_call(session, &name, &callee, line)?,
@@ -1070,10 +1114,13 @@ fn handle_line(session: &mut Session, line: &str) -> io::Result<Flow> {
                 // spelling, not by the one it typed.
                 let kept = shared.registry.lookup(&name).map(|user| user.name);
                 let shown = kept.as_deref().unwrap_or(&name);
-                let watching =
-                    shared
-                        .watchers
-                        .watch(session.conn, shown, &session.outbox, &shared.threads);
+                let watching = shared.watchers.watch(
+                    session.conn,
+                    shown,
+                    session.features.away,
+                    &session.outbox,
+                    &shared.threads,
+                );
                 let refusal = match watching {
                     Ok(()) => None,
                     Err(NoWriter::Budget) => {
@@ -1188,10 +1235,21 @@ fn handle_unregistered(session: &mut Session, request: Request, line: &str) -> i
         | Request::Decline { .. }
         | Request::Busy { .. }
         | Request::Linked { .. }
-        | Request::Watch(_) => {
+        | Request::Watch(_)
+        | Request::Away { .. }
+        | Request::Back => {
             session.refuse(Refusal::NotRegistered, line)?;
             Ok(Flow::Continue)
         }
+    }
+}
+
+/// A row as `session`'s client reads it: `away` only to one that knows it.
+fn told(user: UserEntry, knows_away: bool) -> UserEntry {
+    if knows_away {
+        user
+    } else {
+        user.without_away()
     }
 }
 
@@ -1218,6 +1276,7 @@ fn features(config: &Config) -> ServerLine {
     if config.proof {
         words.push(FEATURE_PROOF.to_string());
     }
+    words.extend([FEATURE_RING_TIME, FEATURE_AWAY].map(String::from));
     ServerLine::Features(words)
 }
 
@@ -1336,16 +1395,24 @@ fn start_call(session: &Session, name: &str, callee: &str, line: &str) -> io::Re
     let claim = match registry.claim_call(name, callee, fresh) {
         Ok(claim) => claim,
         Err(e) => {
-            // A busy callee, or one that answers only calls that ring, was
-            // called and could not be reached on its terms: a missed call.
-            if let CallError::Busy(callee) | CallError::RingsOnly(callee) = &e
+            // A busy or away callee, or one that answers only calls that
+            // ring, was called and could not be reached on its terms: a
+            // missed call.
+            if let CallError::Busy(callee)
+            | CallError::RingsOnly(callee)
+            | CallError::Away { callee, .. } = &e
                 && let Some(missed) = registry.missed_call_outbox(callee)
             {
                 let _ = missed.send(&ServerLine::Missed {
                     caller: name.to_string(),
                 });
             }
-            return session.refuse(e, line);
+            return match e {
+                CallError::Away { callee, message } if !session.features.away => {
+                    session.refuse(Refusal::AwayToOlder { callee, message }, line)
+                }
+                e => session.refuse(e, line),
+            };
         }
     };
     let addrs = match claim.setup {
@@ -1358,14 +1425,18 @@ fn start_call(session: &Session, name: &str, callee: &str, line: &str) -> io::Re
                 claim.callee
             );
             // The caller hears first, so it knows the call before anything
-            // about it can come back from the callee.
+            // about it can come back from the callee. Each is told how long
+            // it rings, if it asked.
+            let secs = whole_secs(shared.config.ring_timeout);
             session.reply(&ServerLine::Ringing {
                 peer: claim.callee.clone(),
                 call: claim.call,
+                secs: session.features.ring_time.then_some(secs),
             })?;
             let pushed = claim.callee_outbox.send(&ServerLine::Ring {
                 caller: claim.caller,
                 call: claim.call,
+                secs: claim.callee_features.ring_time.then_some(secs),
             });
             if pushed.is_err() {
                 // Its connection is closing: its session ends the call and

@@ -1,7 +1,8 @@
 //! The whole system under churn (issue #20, point 6): a real `server` and
 //! 20–60 real `chat`s driven through their pipes by actions chosen from a
-//! printed seed — calls, answers and declines, `/ignore`, glare, quick and
-//! long chats, bursts of lines, `q`, `kill -9` and `SIGHUP`, `SIGSTOP` then
+//! printed seed — calls, answers (`y`, `Yes`, `NO`…) and declines,
+//! `/ignore`, `/away` and `/back`, glare, quick and long chats, bursts of
+//! lines and `/me` actions, `q`, `kill -9` and `SIGHUP`, `SIGSTOP` then
 //! `SIGCONT`, restarts under the same name, a server restart on the same
 //! port, relayed pairs (chats whose advertised address cannot be dialed),
 //! ring floods from fresh names, and intruders on the chats' ports and the
@@ -83,6 +84,11 @@ const SETTLE: Duration = Duration::from_millis(1500);
 const AFTER_SERVER_RESTART: Duration = Duration::from_secs(6);
 /// The longest `SIGSTOP`.
 const LONGEST_STOP_MS: u64 = 1200;
+/// How long after `/away` (or `/back`) was typed the chat may not have
+/// read it yet.
+const AWAY_SETTLE: Duration = Duration::from_millis(300);
+/// How soon after `/back` the calls refused meanwhile must have been told.
+const MISSED_TOLD_BOUND: Duration = Duration::from_secs(2);
 
 /// `server --max-stranger-rings`. The churn's calls are random, so a chat
 /// is rung by names it has not chatted with all the time: about 15 calls a
@@ -111,8 +117,9 @@ const NO_PANIC: &str = "no_panic_and_no_crash";
 const BASELINE: &str = "server_threads_and_fds_return_to_baseline";
 const FLOOD: &str = "a_ring_flood_rings_a_chat_at_most_the_stranger_bound_and_friends_get_through";
 const INTRUDERS: &str = "an_intruder_is_let_in_nowhere_and_shown_to_nobody";
+const AWAY: &str = "a_call_to_an_away_chat_never_rings_it_sets_no_wait_and_is_told_once_back";
 
-const CHECKS: [&str; 11] = [
+const CHECKS: [&str; 12] = [
     EXACTLY_ONCE,
     ONLY_TO_RECEIVER,
     LIST_AGREES,
@@ -124,6 +131,7 @@ const CHECKS: [&str; 11] = [
     BASELINE,
     FLOOD,
     INTRUDERS,
+    AWAY,
 ];
 
 /// When the run started: every transcript line and violation is stamped
@@ -581,6 +589,15 @@ struct Peer {
     online: bool,
     /// `/ignore`d names, this run.
     ignored: Vec<String>,
+    /// When `/away` was typed, this run, until `/back`.
+    away: Option<Instant>,
+    /// When `/back` was typed last, this run.
+    back_at: Option<Instant>,
+    /// Callers told this peer is away, this run, not yet told to it as
+    /// missed calls; and since when the chat must have told them (its
+    /// `/back`).
+    refused_away: Vec<String>,
+    missed_due: Option<Instant>,
     /// The next line's number, this run.
     seq: u64,
     /// The call typed and not yet answered, and when.
@@ -754,6 +771,11 @@ enum Later {
         target: usize,
         until: Instant,
     },
+    /// `/back` after an `/away`.
+    Back {
+        slot: usize,
+        run: u32,
+    },
 }
 
 /// How the harness ends a chat's program.
@@ -818,6 +840,9 @@ struct Counts {
     flood_other: u64,
     flood_friend_calls: u64,
     lines_at_list: u64,
+    aways: u64,
+    refused_away: u64,
+    actions: u64,
     refusals: BTreeMap<&'static str, u64>,
 }
 
@@ -839,6 +864,9 @@ struct World {
     /// How each caller's last call to each callee ended (by slot; names
     /// nobody has are not kept).
     last_call: HashMap<(usize, usize), (Outcome, Instant)>,
+    /// When each caller was last told a callee is away (by slot): no
+    /// recall wait may follow.
+    away_refusals: HashMap<(usize, usize), Instant>,
     later: Vec<(Instant, Later)>,
     floods: Vec<Flood>,
     /// The flood names the server let ring: only they may be shown.
@@ -917,6 +945,10 @@ impl World {
                 last_stop: None,
                 online: false,
                 ignored: Vec::new(),
+                away: None,
+                back_at: None,
+                refused_away: Vec::new(),
+                missed_due: None,
                 seq: 0,
                 call_typed: None,
                 call_typed_last: None,
@@ -951,6 +983,7 @@ impl World {
             chats: Vec::new(),
             tags: HashMap::new(),
             last_call: HashMap::new(),
+            away_refusals: HashMap::new(),
             later: Vec::new(),
             floods: Vec::new(),
             flood_rang: std::collections::HashSet::new(),
@@ -1077,6 +1110,10 @@ impl World {
         peer.p2p = None;
         peer.seq = 0;
         peer.ignored.clear();
+        peer.away = None;
+        peer.back_at = None;
+        peer.refused_away.clear();
+        peer.missed_due = None;
         peer.online = false;
         peer.call_typed = None;
         peer.rung = None;
@@ -1276,6 +1313,19 @@ impl World {
         {
             return self.shown(slot, from, text);
         }
+        // An action line (`/me`): `* p03 L-p03-1-5`.
+        if let Some((from, text)) = line.strip_prefix("* ").and_then(|l| l.split_once(' '))
+            && self.slot_of(from).is_some()
+        {
+            return self.shown(slot, from, text);
+        }
+        if let Some(caller) = between(line, "", " tried to call you at ")
+            .or_else(|| line.split_once(" tried to call you at ").map(|(c, _)| c))
+        {
+            let peer = &mut self.peers[slot];
+            peer.refused_away.retain(|c| c != caller);
+            return;
+        }
         if line.starts_with("Online users (") {
             return self.at_list(slot, at, now, true);
         }
@@ -1307,9 +1357,11 @@ impl World {
             return self.peers[slot].set_state(State::Dialing(peer.into()), now);
         }
         if let Some(caller) = line.strip_suffix(" is calling: y to answer, n to decline.") {
+            self.rung_while_away(slot, caller, at);
             return self.rung(slot, caller, now);
         }
         if let Some(caller) = line.strip_suffix(" is calling you…") {
+            self.rung_while_away(slot, caller, at);
             self.peers[slot].call_typed = None;
             return self.peers[slot].set_state(State::Answering(caller.into()), now);
         }
@@ -1412,6 +1464,12 @@ impl World {
                 return self.call_outcome(slot, peer, kind, line, now);
             }
         }
+        if let Some((peer, _)) = line.split_once(" is away")
+            && line.ends_with(" will be told you called.")
+            && self.slot_of(peer).is_some()
+        {
+            return self.call_outcome(slot, peer, "away", line, now);
+        }
         if let Some(rest) = line.strip_prefix("Cannot call ")
             && let Some((peer, _)) = rest.split_once(": ")
         {
@@ -1445,6 +1503,27 @@ impl World {
                 return self.call_over(slot, None, now);
             }
         }
+    }
+
+    /// `slot` showed a ring from `caller` (read at `at`): never while it
+    /// is away, once the chat has had time to read its `/away` (and was
+    /// not stopped meanwhile, with the ring already waiting).
+    fn rung_while_away(&mut self, slot: usize, caller: &str, at: Instant) {
+        let peer = &self.peers[slot];
+        let Some(away) = peer.away else {
+            return;
+        };
+        let stopped_since = peer.stopped() || peer.last_stop.is_some_and(|s| s >= away);
+        if at < away + AWAY_SETTLE || stopped_since {
+            return;
+        }
+        let text = format!(
+            "{} was rung by {caller} {:.1} s after it typed /away",
+            peer.name,
+            at.duration_since(away).as_secs_f64()
+        );
+        self.checked(AWAY);
+        self.violation(AWAY, &[slot], text);
     }
 
     fn at_list(&mut self, slot: usize, at: Instant, now: Instant, online: bool) {
@@ -1692,6 +1771,21 @@ impl World {
         if flooded && friend {
             self.checked(FLOOD);
         }
+        // Away, or back only just now: the refusal is told to it as a
+        // missed call once it is back.
+        let t = &mut self.peers[target];
+        let away_now = t.away.is_some()
+            || t.back_at
+                .is_some_and(|b| now.saturating_duration_since(b) < AWAY_SETTLE * 4);
+        if kind == "away" {
+            self.away_refusals.insert((slot, target), now);
+            if t.away.is_some() && t.alive() {
+                let me = self.peers[slot].name.clone();
+                self.peers[target].refused_away.push(me);
+                self.counts.refused_away += 1;
+                self.checked(AWAY);
+            }
+        }
         let t = &self.peers[target];
         let recently = |at: Option<Instant>, within: Duration| {
             at.is_some_and(|at| now.saturating_duration_since(at) < within)
@@ -1763,8 +1857,23 @@ impl World {
             "not taking calls" => (!flooded).then(|| {
                 format!("no flood rang {callee} in the last minute; the churn's own calls do not reach the bound")
             }),
+            "away" => (!away_now && !unsettled)
+                .then(|| format!("{callee} is not away (its state: {:?})", t.state)),
             _ => (!unsettled).then(|| format!("{callee} is up, in state {:?}", t.state)),
         };
+        let after_away = self
+            .away_refusals
+            .get(&(slot, target))
+            .is_some_and(|at| now.duration_since(*at) < Duration::from_secs(RECALL_WAIT_SECS + 2));
+        if kind == "too soon" && after_away {
+            // No wait follows a call an away chat refused.
+            self.checked(AWAY);
+            if let Some(why) = &why {
+                let text = format!("{me} was told {line:?} after {callee} was away, but {why}");
+                self.violation(AWAY, &[slot, target], text);
+                return;
+            }
+        }
         if let Some(why) = why {
             let text = format!("{me} was told {line:?}, but {why}");
             self.violation(REFUSALS, &[slot, target], text);
@@ -1877,6 +1986,8 @@ impl World {
                 ref caller,
                 decision,
             } => {
+                // Answers in any spelling README gives.
+                let spelling = self.rng.below(5);
                 let peer = &mut self.peers[slot];
                 if peer.run != run || peer.state != State::Ringing(caller.clone()) {
                     return;
@@ -1886,12 +1997,14 @@ impl World {
                 }
                 match decision {
                     Decision::Answer => {
-                        peer.type_line("Y", now);
+                        let yes = ["y", "Y", "yes", "Yes", "YES"][spelling];
+                        peer.type_line(yes, now);
                         peer.answered = Some((caller.clone(), now));
                         peer.set_state(State::Answering(caller.clone()), now);
                     }
                     Decision::Decline | Decision::Quit => {
-                        peer.type_line(if decision == Decision::Quit { "q" } else { "N" }, now);
+                        let no = ["n", "N", "no", "No", "NO"][spelling];
+                        peer.type_line(if decision == Decision::Quit { "q" } else { no }, now);
                         peer.declined.push((caller.clone(), now));
                         self.counts.declines += 1;
                     }
@@ -1989,6 +2102,20 @@ impl World {
                     None => self.postpone(later, now),
                 }
             }
+            Later::Back { slot, run } => {
+                let peer = &mut self.peers[slot];
+                if peer.run != run || peer.away.is_none() || !peer.alive() {
+                    return;
+                }
+                // At the list, where the calls missed are told at once.
+                if !peer.idle(now) {
+                    return self.postpone(later, now);
+                }
+                peer.type_line("/back", now);
+                peer.away = None;
+                peer.back_at = Some(now);
+                peer.missed_due = Some(now + MISSED_TOLD_BOUND);
+            }
         }
     }
 
@@ -2011,6 +2138,9 @@ impl World {
         }
         if chance(0.2, &mut self.rng) {
             self.ignore(now);
+        }
+        if chance(0.6, &mut self.rng) {
+            self.go_away(now);
         }
         if chance(0.15, &mut self.rng) {
             self.exit(now);
@@ -2102,9 +2232,15 @@ impl World {
         let (to_slot, to_run) = (other.slot, other.run);
         let mut text = String::new();
         for _ in 0..n {
+            // Now and then an action: shown as `* p03 L-p03-1-5`.
+            let action = self.rng.below(8) == 0;
             let peer = &mut self.peers[slot];
             peer.seq += 1;
             let tag = format!("L-{}-{}-{}", peer.name, peer.run, peer.seq);
+            if action {
+                text.push_str("/me ");
+                self.counts.actions += 1;
+            }
             text.push_str(&tag);
             text.push('\n');
             let sent = &mut self.chats[chat].sides[side].sent;
@@ -2144,6 +2280,28 @@ impl World {
         let peer = &mut self.peers[slot];
         peer.type_line(&format!("/ignore {name}"), now);
         peer.ignored.push(name);
+    }
+
+    /// `/away` (with a message or not), and `/back` a few seconds later.
+    fn go_away(&mut self, now: Instant) {
+        let Some(slot) = self.pick(|p| p.idle(now) && p.away.is_none()) else {
+            return;
+        };
+        self.counts.aways += 1;
+        let line = *self
+            .rng
+            .pick(&["/away", "/away at lunch", "/AWAY back soon"]);
+        let after = 1000 + self.rng.below(3000) as u64;
+        let peer = &mut self.peers[slot];
+        peer.type_line(line, now);
+        peer.away = Some(now);
+        peer.refused_away.clear();
+        peer.missed_due = None;
+        let run = peer.run;
+        self.later.push((
+            now + Duration::from_millis(after),
+            Later::Back { slot, run },
+        ));
     }
 
     /// `q` at the list: the program exits.
@@ -2384,6 +2542,34 @@ impl World {
 
     fn check_deadlines(&mut self, now: Instant) {
         for slot in 0..self.peers.len() {
+            let peer = &mut self.peers[slot];
+            if let Some(due) = peer.missed_due
+                && now > due
+            {
+                peer.missed_due = None;
+                let ignored = peer.ignored.clone();
+                let untold: Vec<String> = std::mem::take(&mut peer.refused_away)
+                    .into_iter()
+                    .filter(|caller| !ignored.contains(caller))
+                    .collect();
+                // Stopped or restarted meanwhile: its say comes later, or
+                // went with its run.
+                let unsettled = peer.stopped()
+                    || peer.last_stop.is_some_and(|s| s + MISSED_TOLD_BOUND > due)
+                    || !peer.alive();
+                if !unsettled && !untold.is_empty() {
+                    let text = format!(
+                        "{} was not told, {:.0} s after /back, of the calls refused while it was away: {}",
+                        peer.name,
+                        MISSED_TOLD_BOUND.as_secs_f64(),
+                        untold.join(", ")
+                    );
+                    self.checked(AWAY);
+                    self.violation(AWAY, &[slot], text);
+                } else if !unsettled {
+                    self.checked(AWAY);
+                }
+            }
             let peer = &mut self.peers[slot];
             if let Some(survivor) = &mut peer.survivor
                 && !survivor.reported
@@ -2750,6 +2936,10 @@ impl World {
         println!(
             "churn: {} ring floods of {FLOOD_NAMES} fresh names: {} rang, {} refused by the bound ({STRANGER_RINGS} a minute), {} otherwise (busy, gone); {} calls from friends after a flood",
             c.floods, c.flood_rang, c.flood_refused, c.flood_other, c.flood_friend_calls
+        );
+        println!(
+            "churn: {} /away ({} calls refused as away, each told on /back), {} /me actions",
+            c.aways, c.refused_away, c.actions
         );
         let refusals: Vec<String> = c.refusals.iter().map(|(k, n)| format!("{k} {n}")).collect();
         println!(

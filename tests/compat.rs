@@ -65,7 +65,7 @@ fn a_chat_works_with_a_server_that_knows_no_features() {
     assert!(chat.wait_exit().success());
     let lines: Vec<String> = lines.try_iter().collect();
     assert_eq!(
-        lines[0], "FEATURES ring presence missed session proof",
+        lines[0], "FEATURES ring presence missed session proof ring-time away",
         "{lines:?}"
     );
     assert!(lines[1].starts_with("REGISTER ann "), "{lines:?}");
@@ -122,6 +122,13 @@ fn a_chat_calls_an_older_peer_and_sends_it_only_what_it_knows() {
     // The one line an older peer skips: it learns nothing newer from it.
     assert_eq!(received[1], "FEATURES ping-id bye-ack resume long-lines");
     assert_eq!(received[2], "MSG hi");
+    // An action is a line an older peer shows as it is.
+    alice.send("/me waves");
+    let next_msg = (0..10)
+        .filter_map(|_| lines.recv_timeout(WAIT).ok())
+        .find(|line| line.starts_with("MSG "));
+    assert_eq!(next_msg.as_deref(), Some("MSG * alice waves"));
+    alice.expect("oldbob: echo: * alice waves");
     alice.send("q");
     alice.expect("You left the chat with oldbob.");
     assert_eq!(lines.recv_timeout(WAIT).unwrap(), "BYE");
@@ -154,4 +161,7 @@ fn an_older_caller_gets_exactly_the_greeting_it_knows_and_bare_pongs() {
     assert!(reader.read_line(&mut line).is_err(), "unexpected {line:?}");
     writeln!(stream, "MSG from the past").unwrap();
     bob.expect("carol: from the past");
+    // Its IRC-style action reads as one.
+    writeln!(stream, "MSG * carol waves").unwrap();
+    bob.expect("\n* carol waves\n");
 }

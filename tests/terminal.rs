@@ -200,6 +200,29 @@ impl Tmux {
         }
     }
 
+    /// Waits until the last row is a ring's prompt, `before (N s)after`,
+    /// whatever the seconds left; returns them.
+    fn wait_for_countdown(&self, before: &str, after: &str) -> u64 {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let row = self.last_row();
+            let secs = row
+                .strip_prefix(before)
+                .and_then(|r| r.strip_prefix(" ("))
+                .and_then(|r| r.strip_suffix(after))
+                .and_then(|r| r.strip_suffix(" s)"))
+                .and_then(|n| n.parse().ok());
+            if let Some(secs) = secs {
+                return secs;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the last row never read {before} (N s){after}; it reads {row:?}"
+            );
+            thread::sleep(Duration::from_millis(25));
+        }
+    }
+
     /// The last non-empty row: where the prompt and typed text are.
     fn last_row(&self) -> String {
         self.screen()
@@ -838,7 +861,7 @@ fn a_ring_sets_the_half_typed_line_aside_and_declining_brings_it_back() {
     bob.send("alice");
     tmux.wait_for("bob is calling: y to answer, n to decline.");
     // The ring's own prompt, empty: "car" is neither the answer nor sent.
-    tmux.wait_for_last_row("bob is calling: y/n?");
+    tmux.wait_for_countdown("bob is calling", ": y/n?");
     tmux.shell("n");
     bob.expect("alice declined.");
     tmux.wait_for_last_row("connect to: car");
@@ -913,7 +936,7 @@ fn q_quit_and_help_work_while_your_own_call_rings() {
     // /help answers at once, and the call rings on.
     tmux.shell("/help");
     tmux.wait_for("/help           this list");
-    tmux.wait_for_last_row("ringing bob…");
+    tmux.wait_for_countdown("ringing bob", "…");
     assert_eq!(
         common::server_list(&server),
         ["USER alice busy", "USER bob busy"]
@@ -961,7 +984,7 @@ fn a_line_set_aside_by_a_ring_comes_back_after_a_hang_up_and_after_a_chat_the_pe
 
     // alice rings and gives up before bob answers.
     alice.send("bob");
-    tmux.wait_for_last_row("alice is calling: y/n?");
+    tmux.wait_for_countdown("alice is calling", ": y/n?");
     alice.send("q");
     alice.expect("Call to bob cancelled.");
     tmux.wait_for("alice hung up before you answered.");
@@ -970,7 +993,7 @@ fn a_line_set_aside_by_a_ring_comes_back_after_a_hang_up_and_after_a_chat_the_pe
     // alice rings again, bob answers; what he half types for her is his
     // to recall when she leaves, and the line for the list comes back.
     alice.send("bob");
-    tmux.wait_for_last_row("alice is calling: y/n?");
+    tmux.wait_for_countdown("alice is calling", ": y/n?");
     tmux.shell("y");
     alice.expect("Connected to bob");
     tmux.wait_for_last_row("to alice>");
@@ -1167,4 +1190,77 @@ fn with_no_typing_neither_side_hears_of_it() {
         }
         typist.press(&["C-u"]);
     }
+}
+
+#[test]
+fn a_ring_counts_down_yes_answers_and_commands_work_in_any_case() {
+    let Some(tmux) = Tmux::start(&[]) else { return };
+    let server = Server::start();
+    tmux.chat(&server, "alice");
+    let mut bob = Chat::spawn(server.addr, &["--name", "bob"]);
+    bob.label = "bob".into();
+    bob.expect("Enter a name to chat with");
+
+    // The ring counts down on the callee's prompt, and `Yes` answers it.
+    bob.send("alice");
+    let first = tmux.wait_for_countdown("bob is calling", ": y/n?");
+    assert!((25..=30).contains(&first), "{first} s");
+    let deadline = Instant::now() + WAIT;
+    while tmux.wait_for_countdown("bob is calling", ": y/n?") >= first {
+        assert!(Instant::now() < deadline, "the countdown never moved");
+        thread::sleep(Duration::from_millis(100));
+    }
+    tmux.shell("Yes");
+    bob.expect("Connected to alice");
+    tmux.wait_for_last_row("to bob>");
+
+    // Commands in any case, a blank line not sent, an action both ways.
+    tmux.shell("/WHO");
+    tmux.wait_for("Online users (2):");
+    tmux.shell("   ");
+    // A person's pause: keys within PASTE_GAP of a line break are a paste.
+    thread::sleep(PASTE_GAP * 5);
+    tmux.shell("/me waves");
+    bob.expect("\n* alice waves\n");
+    bob.send("/me nods");
+    tmux.wait_for("* bob nods");
+    tmux.shell("after");
+    bob.expect("alice: after");
+    assert!(!bob.stdout().contains("alice:  "), "{}", bob.stdout());
+    bob.send("q");
+    tmux.wait_for("bob left the chat.");
+    tmux.wait_for_last_row("connect to:");
+
+    // Away: bob is told, and alice hears of his call once back.
+    tmux.shell("/Away lunch");
+    tmux.wait_for("You are away (lunch)");
+    tmux.wait_for_last_row("connect to (away):");
+    let away = common::within(WAIT, || {
+        bob.send("alice");
+        bob.out_wait(
+            "alice is away: lunch; alice will be told you called.",
+            Duration::from_millis(500),
+        )
+    });
+    assert!(away, "{}", bob.stdout());
+    let rung = tmux
+        .history()
+        .matches("bob is calling: y to answer")
+        .count();
+    assert_eq!(rung, 1, "rung while away:\n{}", tmux.history());
+    tmux.shell("/back");
+    tmux.wait_for("You are back.");
+    tmux.wait_for("bob tried to call you at ");
+    tmux.shell("/ignore bob");
+    tmux.wait_for("Calls from bob are declined unseen");
+    tmux.shell("/UNIGNORE bob");
+    tmux.wait_for("Calls from bob ring again.");
+
+    // The caller's prompt counts down too.
+    tmux.shell("bob");
+    bob.expect("alice is calling: y to answer, n to decline.");
+    let left = tmux.wait_for_countdown("ringing bob", "…");
+    assert!((25..=30).contains(&left), "{left} s");
+    bob.send("no");
+    tmux.wait_for("bob declined.");
 }

@@ -26,7 +26,7 @@ use super::transcript::{LOG_BACKLOG, Transcript};
 use super::ui::{MOST_TYPED_IN_FLIGHT, STDOUT_BACKLOG, StdinCredits, TypedPart, Ui};
 use super::{ChatError, Event, Events};
 use crate::connection::write_line;
-use crate::protocol::{PeerMessage, ServerLine};
+use crate::protocol::{PeerMessage, ServerLine, action_of};
 use crate::token::random_token;
 
 /// Most events handled between two flushes of the output and the links.
@@ -524,7 +524,11 @@ impl Driver {
             Output::PeerLines { name, texts } => {
                 if let Some(transcript) = &self.transcript {
                     for text in texts.iter() {
-                        transcript.line(&self.clock.stamp(), &format!("{name}: {text}"));
+                        let line = match action_of(&name, text) {
+                            Some(action) => format!("* {name} {action}"),
+                            None => format!("{name}: {text}"),
+                        };
+                        transcript.line(&self.clock.stamp(), &line);
                     }
                 }
                 let at = self.timestamps.then(|| self.clock.hhmm());

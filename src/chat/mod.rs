@@ -27,6 +27,7 @@ mod ui;
 mod wrap;
 
 use std::fmt;
+use std::io::IsTerminal;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
 use std::sync::mpsc;
 
@@ -68,6 +69,9 @@ pub struct Config {
     pub grace: Option<std::time::Duration>,
     /// `--write-timeout`: how long a peer may read none of our lines.
     pub write_timeout: Option<std::time::Duration>,
+    /// `--ring`: how long a ring is counted down when the server does not
+    /// say; `None` is the default.
+    pub ring: Option<std::time::Duration>,
     /// `--no-resume` (for measurement): chats are not numbered nor
     /// acknowledged, and a broken link ends them, as with an older peer.
     pub no_resume: bool,
@@ -230,8 +234,14 @@ pub fn run(config: Config) -> Result<(), ChatError> {
         } else {
             core::Answering::Ask
         },
+        typed_from: if std::io::stdin().is_terminal() {
+            core::TypedFrom::Terminal
+        } else {
+            core::TypedFrom::Pipe
+        },
         timers: core::Timers {
             grace: config.grace.unwrap_or(core::Timers::default().grace),
+            ringing: config.ring.unwrap_or(core::Timers::default().ringing),
             write: config
                 .write_timeout
                 .unwrap_or(core::Timers::default().write),

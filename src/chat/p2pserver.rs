@@ -267,7 +267,10 @@ fn read_hello(stream: TcpStream, mut reader: LineReader<TcpStream>, route: Route
         }),
         // The server's list of its verbs means nothing on a chat's port.
         Ok(_) | Err(ProtocolError::UnknownCommand(_) | ProtocolError::Empty) => {
-            refuse(&stream, "expected KNOCK NAME CALL-ID, HELLO or REHELLO first");
+            refuse(
+                &stream,
+                "expected KNOCK NAME CALL-ID, HELLO or REHELLO first",
+            );
             None
         }
         Err(e) => {

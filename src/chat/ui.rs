@@ -27,6 +27,7 @@ use super::wrap::{Layout, Row};
 use super::{Event, Events};
 use crate::connection::whole_lines;
 use crate::lines::Lines;
+use crate::protocol::action_of;
 use crate::text::{is_printable_ascii_lines, shown};
 use crate::unicode::width;
 
@@ -654,21 +655,31 @@ impl Ui {
     /// the text are shown, not obeyed: a peer must not be able to move the
     /// cursor, retitle the window or ring bells on our terminal.
     /// `at` is the time (`HH:MM`) to show before it, with `--timestamps`.
+    /// A peer's line as `name: text`, or, for an action (`/me waves`), as
+    /// `* name waves`.
     fn peer_line(&mut self, at: Option<&str>, name: &str, text: &str) {
+        let (lead, text) = match action_of(name, text) {
+            Some(action) => ("* ", action),
+            None => ("", text),
+        };
         let (name, text) = (shown(name), shown(text));
+        let after = if lead.is_empty() { ": " } else { " " };
         let at = at.map(|at| format!("{at} ")).unwrap_or_default();
         match &mut self.mode {
             Mode::Plain { prompt_open, .. } => {
                 end_prompt_line(&mut self.out, prompt_open);
                 // Piped output is the bulk: pieces copied, no formatting.
-                for piece in [&at, &*name, ": ", &*text, "\n"] {
+                for piece in [&at, lead, &*name, after, &*text, "\n"] {
                     self.out.extend_from_slice(piece.as_bytes());
                 }
             }
             Mode::Terminal(term) => {
                 let (on, off) = if term.colour { (PEER, RESET) } else { ("", "") };
-                let _ = write!(self.out, "\r\x1b[K{AUTOWRAP_OFF}{at}{on}{name}{off}: ");
-                let prefix = width(&at) + width(&name) + 2;
+                let _ = write!(
+                    self.out,
+                    "\r\x1b[K{AUTOWRAP_OFF}{at}{lead}{on}{name}{off}{after}"
+                );
+                let prefix = width(&at) + lead.len() + width(&name) + after.len();
                 term.write_rows(&mut self.out, &text, Layout::under(prefix, term.columns));
                 let _ = write!(self.out, "{AUTOWRAP_ON}\r\n");
                 term.dirty = true;
@@ -687,10 +698,17 @@ impl Ui {
         };
         end_prompt_line(&mut self.out, prompt_open);
         let at = at.map(|at| format!("{at} ")).unwrap_or_default();
-        let before = format!("{at}{}: ", shown(name));
+        let name = shown(name);
+        let before = format!("{at}{name}: ");
         self.out
             .reserve(texts.text_len() + texts.len() * (before.len() + 1));
         for text in texts.iter() {
+            if let Some(action) = action_of(&name, text) {
+                for piece in [&at, "* ", &*name, " ", action, "\n"] {
+                    self.out.extend_from_slice(piece.as_bytes());
+                }
+                continue;
+            }
             self.out.extend_from_slice(before.as_bytes());
             self.out.extend_from_slice(text.as_bytes());
             self.out.push(b'\n');

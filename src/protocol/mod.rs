@@ -28,12 +28,16 @@ mod requests;
 mod server_lines;
 
 pub use names::{NameError, display_name, look_alike_key, name_key, printable, validate_name};
-pub use peer::{FEATURE_TYPING, PeerBatch, PeerItem, PeerMessage, PeerRun, Typing, split_text};
-pub use requests::Request;
+pub use peer::{
+    FEATURE_TYPING, PeerBatch, PeerItem, PeerMessage, PeerRun, Typing, action_of, action_text,
+    split_text,
+};
+pub use requests::{MAX_AWAY_MESSAGE, Request};
 pub use server_lines::{
-    ConnEnd, FEATURE_LONG_LINES, FEATURE_MISSED, FEATURE_NO_RELAY_CODE, FEATURE_PRESENCE,
-    FEATURE_PROOF, FEATURE_REJOIN, FEATURE_RELAY, FEATURE_RING, FEATURE_SESSION, PRESENCE_PREFIX,
-    Presence, PresenceState, ServerLine, UserEntry,
+    ConnEnd, FEATURE_AWAY, FEATURE_LONG_LINES, FEATURE_MISSED, FEATURE_NO_RELAY_CODE,
+    FEATURE_PRESENCE, FEATURE_PROOF, FEATURE_REJOIN, FEATURE_RELAY, FEATURE_RING,
+    FEATURE_RING_TIME, FEATURE_SESSION, PRESENCE_PREFIX, Presence, PresenceState, ServerLine,
+    UserEntry,
 };
 
 /// Tokens live beside their generator; the grammars carry them.
@@ -157,11 +161,15 @@ pub enum ErrorCode {
     /// address that registered too many names this minute. The text says
     /// how long to wait.
     TooSoon,
+    /// A call to a client that said it is away (`AWAY`), to a caller that
+    /// announced `away`; the text is the callee's message. Older callers
+    /// get `unreachable`, a code they know.
+    Away,
     Internal,
 }
 
 impl ErrorCode {
-    const ALL: [ErrorCode; 19] = [
+    const ALL: [ErrorCode; 20] = [
         ErrorCode::UnknownCommand,
         ErrorCode::BadRequest,
         ErrorCode::LineTooLong,
@@ -180,6 +188,7 @@ impl ErrorCode {
         ErrorCode::Unreachable,
         ErrorCode::NoRelay,
         ErrorCode::TooSoon,
+        ErrorCode::Away,
         ErrorCode::Internal,
     ];
 
@@ -203,6 +212,7 @@ impl ErrorCode {
             ErrorCode::Unreachable => "unreachable",
             ErrorCode::NoRelay => "no-relay",
             ErrorCode::TooSoon => "too-soon",
+            ErrorCode::Away => "away",
             ErrorCode::Internal => "internal",
         }
     }

@@ -21,15 +21,17 @@ use crate::unicode::{
 /// too big to read (a cluster of a hundred marks is not one character).
 pub const MAX_NAME_BYTES: usize = 128;
 
-/// Why a visible name is refused.
+/// Why a visible name is refused. Where one character is why, the text
+/// names it (its code point, and the character itself where it shows) and
+/// says why it is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NameError {
     Empty,
     /// More than [`MAX_NAME_CHARS`] characters (grapheme clusters), or
     /// more than [`MAX_NAME_BYTES`].
     TooLong,
-    /// Spaces, separators and control characters (Cc, Zs, Zl, Zp).
-    Unprintable,
+    /// A space, separator or control character (Cc, Zs, Zl, Zp).
+    Unprintable(char),
     /// A character that prints as nothing (Cf, Default_Ignorable_Code_Point):
     /// `bob` and `bob` with one of these would look the same.
     Invisible(char),
@@ -37,41 +39,61 @@ pub enum NameError {
     Unassigned(char),
     /// Nothing but marks, symbols or punctuation.
     NoLetterOrDigit,
-    /// Letters of two scripts that are not read together, such as a Cyrillic
-    /// `а` among Latin letters (ISO 15924 codes).
-    MixedScripts(&'static str, &'static str),
+    /// A letter of a script that is not read with the rest, such as a
+    /// Cyrillic `а` among Latin letters (long script names).
+    MixedScripts {
+        odd: char,
+        script: &'static str,
+        among: &'static str,
+    },
     /// A leading `/` is how a chat line escapes a command (`/q`).
     StartsWithSlash,
     /// `q` is what a user types to quit, so nobody could call a peer named q.
     Reserved,
 }
 
+/// What kind of blank or control character `c` is, for a refusal.
+fn unprintable_kind(c: char) -> &'static str {
+    match c {
+        '\t' => "a tab",
+        '\u{2028}' => "a line separator",
+        '\u{2029}' => "a paragraph separator",
+        c if c.is_control() => "a control character",
+        _ => "a space",
+    }
+}
+
 impl fmt::Display for NameError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let code = |c: &char| format!("U+{:04X}", u32::from(*c));
         match self {
             NameError::Empty => write!(f, "a name needs at least one character"),
             NameError::TooLong => write!(
                 f,
                 "a name has at most {MAX_NAME_CHARS} characters and {MAX_NAME_BYTES} bytes"
             ),
-            NameError::Unprintable => write!(
+            NameError::Unprintable(c) => write!(
                 f,
-                "a name may not contain spaces, tabs or control characters"
+                "a name may not contain spaces, tabs or control characters: {} is {}",
+                code(c),
+                unprintable_kind(*c)
             ),
             NameError::Invisible(c) => write!(
                 f,
-                "a name may not contain invisible characters (U+{:04X})",
-                u32::from(*c)
+                "a name may not contain invisible characters ({}): it prints as nothing, so two names would look the same",
+                code(c)
             ),
             NameError::Unassigned(c) => write!(
                 f,
-                "a name may not contain unassigned or private-use characters (U+{:04X})",
-                u32::from(*c)
+                "a name may not contain unassigned or private-use characters ({}): they have no agreed look",
+                code(c)
             ),
             NameError::NoLetterOrDigit => write!(f, "a name needs at least one letter or digit"),
-            NameError::MixedScripts(a, b) => write!(
+            NameError::MixedScripts { odd, script, among } => write!(
                 f,
-                "a name may not mix scripts that are not written together ({a} and {b})"
+                "a name may not mix scripts: \"{}\" ({}, {script}) among {among} letters",
+                shown(&odd.to_string()),
+                code(odd)
             ),
             NameError::StartsWithSlash => write!(f, "a name may not start with \"/\""),
             NameError::Reserved => write!(f, "\"q\" is reserved for quitting; pick another name"),
@@ -123,7 +145,7 @@ fn validate_unicode_name(name: &str) -> Result<(), NameError> {
     let mut letter_or_digit = false;
     for c in name.chars() {
         match name_class(c) {
-            NameClass::SpaceOrControl => return Err(NameError::Unprintable),
+            NameClass::SpaceOrControl => return Err(NameError::Unprintable(c)),
             NameClass::Invisible => return Err(NameError::Invisible(c)),
             NameClass::Unassigned => return Err(NameError::Unassigned(c)),
             NameClass::LetterOrDigit => letter_or_digit = true,
@@ -133,8 +155,8 @@ fn validate_unicode_name(name: &str) -> Result<(), NameError> {
     if !letter_or_digit {
         return Err(NameError::NoLetterOrDigit);
     }
-    if let ScriptCheck::Mixed(a, b) = script_check(&name) {
-        return Err(NameError::MixedScripts(a, b));
+    if let ScriptCheck::Mixed { odd, script, among } = script_check(&name) {
+        return Err(NameError::MixedScripts { odd, script, among });
     }
     let key = name_key(&name);
     if key.starts_with('/') {
@@ -252,9 +274,12 @@ mod tests {
         assert_eq!(validate_name(&"é".repeat(32)), Ok(()));
         assert_eq!(validate_name(""), Err(NameError::Empty));
         assert_eq!(validate_name(&"x".repeat(33)), Err(NameError::TooLong));
-        assert_eq!(validate_name("a b"), Err(NameError::Unprintable));
-        assert_eq!(validate_name("a\tb"), Err(NameError::Unprintable));
-        assert_eq!(validate_name("a\u{7f}"), Err(NameError::Unprintable));
+        assert_eq!(validate_name("a b"), Err(NameError::Unprintable(' ')));
+        assert_eq!(validate_name("a\tb"), Err(NameError::Unprintable('\t')));
+        assert_eq!(
+            validate_name("a\u{7f}"),
+            Err(NameError::Unprintable('\u{7f}'))
+        );
         assert_eq!(
             validate_name("a\u{200b}"),
             Err(NameError::Invisible('\u{200b}'))
@@ -342,13 +367,20 @@ mod tests {
             validate_name("a\u{378}"),
             Err(NameError::Unassigned('\u{378}'))
         );
-        assert_eq!(validate_name("a\u{3000}b"), Err(NameError::Unprintable));
+        assert_eq!(
+            validate_name("a\u{3000}b"),
+            Err(NameError::Unprintable('\u{3000}'))
+        );
         assert_eq!(validate_name("/q"), Err(NameError::StartsWithSlash));
         assert_eq!(validate_name("／x"), Err(NameError::StartsWithSlash));
         assert_eq!(validate_name("ｑ"), Err(NameError::Reserved));
         assert_eq!(
             validate_name("\u{430}lice"),
-            Err(NameError::MixedScripts("Cyrl", "Latn"))
+            Err(NameError::MixedScripts {
+                odd: '\u{430}',
+                script: "Cyrillic",
+                among: "Latin"
+            })
         );
         // A whole-script look-alike is a valid name, but one name with its
         // original (the registry refuses it beside it): Cyrillic асе, Latin ace.

@@ -8,15 +8,16 @@
 //! peer that announced [`FEATURE_TYPING`].
 //!
 //! [`split_text`] is here too: it keeps a typed line within what one `MSG`
-//! may carry.
+//! may carry; and the form of an action line (`/me waves`), which is a
+//! `MSG` too ([`action_text`], [`action_of`]).
 
 use std::fmt;
 
 use crate::lines::Lines;
 
 use super::{
-    CallId, ErrorCode, MAX_TEXT, ProtocolError, Token, parse_call_id, parse_features, parse_number,
-    parse_token, validate_name, write_features,
+    CallId, ErrorCode, MAX_TEXT, ProtocolError, Token, name_key, parse_call_id, parse_features,
+    parse_number, parse_token, validate_name, write_features,
 };
 
 /// Peer feature: the sender shows `bob is typing…` for `TYPING on`, so it
@@ -393,6 +394,24 @@ fn parse_ping_number(rest: &str) -> Result<Option<u64>, ProtocolError> {
     parse_number(rest, "ping number").map(Some)
 }
 
+/// The text of the `MSG` that `/me waves` sends: `* alice waves`, as IRC
+/// shows an action. An action is an ordinary chat line on the wire, so it
+/// is numbered, acknowledged and sent again like any other, goes through
+/// every relay, and an older peer shows it readably (`alice: * alice
+/// waves`); a newer one shows it as the action it is ([`action_of`]).
+pub fn action_text(sender: &str, action: &str) -> String {
+    format!("* {sender} {action}")
+}
+
+/// The action in a line `sender` sent, if it is one: `* <sender> <action>`,
+/// with the sender's own name (compared as names are), so that no peer can
+/// make a line pass for someone else's action.
+pub fn action_of<'a>(sender: &str, text: &'a str) -> Option<&'a str> {
+    let (name, action) = text.strip_prefix("* ")?.split_once(' ')?;
+    let own = name == sender || name_key(name) == name_key(sender);
+    (own && !action.is_empty()).then_some(action)
+}
+
 /// Splits typed text into pieces of at most [`MAX_TEXT`] bytes, on character
 /// boundaries, so a long line is sent whole as several messages rather than
 /// refused or cut. Empty text is one empty piece.
@@ -603,6 +622,22 @@ mod tests {
             "FEATURES é",
         ] {
             assert!(PeerMessage::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn an_action_is_a_line_of_the_senders_own_that_older_peers_read() {
+        let text = action_text("alice", "waves hello");
+        assert_eq!(
+            PeerMessage::Msg(text.clone()).to_string(),
+            "MSG * alice waves hello"
+        );
+        assert_eq!(action_of("alice", &text), Some("waves hello"));
+        assert_eq!(action_of("ALICE", &text), Some("waves hello"));
+        // Not an action of bob's, and not one at all.
+        assert_eq!(action_of("bob", &text), None);
+        for text in ["*alice waves", "* alice", "* alice ", "alice waves", ""] {
+            assert_eq!(action_of("alice", text), None, "{text:?}");
         }
     }
 

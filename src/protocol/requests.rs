@@ -71,12 +71,23 @@ pub enum Request {
     /// `WATCH on|off`: whether the server pushes us `EVENT PRESENCE` lines
     /// (who joined, left, became busy or free).
     Watch(bool),
+    /// `AWAY [<message>]` (feature `away`): calls to us are refused with
+    /// the message (the rest of the line, perhaps empty, at most
+    /// [`MAX_AWAY_MESSAGE`] bytes), and told to us as missed calls, until
+    /// `BACK`.
+    Away { message: String },
+    /// `BACK` (feature `away`): calls ring again.
+    Back,
 }
 
+/// Longest message `AWAY` takes, in bytes: a sentence, which every call to
+/// the away client carries back to its caller.
+pub const MAX_AWAY_MESSAGE: usize = 200;
+
 /// Every verb [`Request::parse`] knows.
-const VERBS: [&str; 17] = [
+const VERBS: [&str; 19] = [
     "REGISTER", "LIST", "LOOKUP", "LOCATE", "CALL", "HANGUP", "PING", "QUIT", "FEATURES", "RESUME",
-    "ANSWER", "DECLINE", "WATCH", "RELAY", "REJOIN", "BUSY", "LINKED",
+    "ANSWER", "DECLINE", "WATCH", "RELAY", "REJOIN", "BUSY", "LINKED", "AWAY", "BACK",
 ];
 
 impl Request {
@@ -196,6 +207,20 @@ impl Request {
                     }),
                 }
             }
+            "AWAY" => {
+                // The message is the rest of the line, as typed.
+                let message = line.split_once(' ').map_or("", |(_, rest)| rest);
+                if message.len() > MAX_AWAY_MESSAGE {
+                    return Err(ProtocolError::BadArguments {
+                        verb: "AWAY",
+                        usage: "AWAY [MESSAGE] (a message of at most 200 bytes)",
+                    });
+                }
+                Ok(Request::Away {
+                    message: message.to_string(),
+                })
+            }
+            "BACK" => expect(0, "BACK", "BACK").map(|_| Request::Back),
             "RELAY" => {
                 expect(2, "RELAY", "RELAY CALL-ID TOKEN")?;
                 Ok(Request::Relay {
@@ -237,6 +262,9 @@ impl fmt::Display for Request {
             Request::Busy { call } => write!(f, "BUSY {call}"),
             Request::Linked { call } => write!(f, "LINKED {call}"),
             Request::Watch(on) => write!(f, "WATCH {}", if *on { "on" } else { "off" }),
+            Request::Away { message } if message.is_empty() => write!(f, "AWAY"),
+            Request::Away { message } => write!(f, "AWAY {message}"),
+            Request::Back => write!(f, "BACK"),
         }
     }
 }
@@ -280,6 +308,13 @@ mod tests {
             Request::Linked { call: 15 },
             Request::Watch(true),
             Request::Watch(false),
+            Request::Away {
+                message: String::new(),
+            },
+            Request::Away {
+                message: "at lunch,  back at 2".into(),
+            },
+            Request::Back,
         ];
         for request in requests {
             let line = request.to_string();
@@ -293,10 +328,17 @@ mod tests {
         assert_eq!(Request::parse("Ping"), Ok(Request::Ping));
         assert_eq!(Request::parse("watch ON"), Ok(Request::Watch(true)));
         assert_eq!(Request::parse("answer 3"), Ok(Request::Answer { call: 3 }));
+        assert_eq!(
+            Request::parse("away gone fishing"),
+            Ok(Request::Away {
+                message: "gone fishing".into()
+            })
+        );
     }
 
     #[test]
     fn malformed_requests_name_the_problem() {
+        let long_away = format!("AWAY {}", "x".repeat(MAX_AWAY_MESSAGE + 1));
         let cases = [
             ("", ErrorCode::UnknownCommand, "empty"),
             (
@@ -338,6 +380,12 @@ mod tests {
             ("WATCH", ErrorCode::BadRequest, "usage: WATCH on|off"),
             ("WATCH maybe", ErrorCode::BadRequest, "usage: WATCH on|off"),
             ("WATCH on off", ErrorCode::BadRequest, "usage: WATCH on|off"),
+            ("BACK now", ErrorCode::BadRequest, "usage: BACK"),
+            (
+                long_away.as_str(),
+                ErrorCode::BadRequest,
+                "at most 200 bytes",
+            ),
             (
                 "FROB",
                 ErrorCode::UnknownCommand,

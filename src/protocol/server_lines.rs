@@ -57,16 +57,33 @@ pub const FEATURE_PROOF: &str = "proof";
 /// are relayed (server) or taken (peer) whole.
 pub const FEATURE_LONG_LINES: &str = "long-lines";
 
+/// Server and client feature: a client that announced it is told how long
+/// a ring has left, in whole seconds, after `OK RINGING <callee> <call-id>`
+/// and `EVENT RING <caller> <call-id>`; older clients get the lines they
+/// know.
+pub const FEATURE_RING_TIME: &str = "ring-time";
+
+/// Server and client feature: the server takes `AWAY [message]` and `BACK`
+/// (a call to an away client is refused, `ERR away`, and told to it as a
+/// missed call); a client that announced it reads `away` where a state is
+/// given (`USER`, `OK FOUND`, `EVENT PRESENCE`) and the code `away`.
+/// Others are told an away client is free, and a call to it gets `ERR
+/// unreachable`.
+pub const FEATURE_AWAY: &str = "away";
+
 /// What happened to one peer, in an `EVENT PRESENCE` line. Each state is
 /// absolute, so applying it twice changes nothing: `joined` is online and
-/// free, `busy` and `free` are online in that state (also for a name the
-/// watcher has not seen yet), `left` is gone.
+/// free, `busy`, `free` and `away` are online in that state (also for a
+/// name the watcher has not seen yet), `left` is gone. `away` (not in a
+/// call, and taking none) goes only to watchers that announced
+/// [`FEATURE_AWAY`]; the others are told `free`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PresenceState {
     Joined,
     Left,
     Busy,
     Free,
+    Away,
 }
 
 impl PresenceState {
@@ -76,6 +93,15 @@ impl PresenceState {
             PresenceState::Left => "left",
             PresenceState::Busy => "busy",
             PresenceState::Free => "free",
+            PresenceState::Away => "away",
+        }
+    }
+
+    /// The state as a watcher that does not know `away` is told it.
+    pub fn without_away(self) -> PresenceState {
+        match self {
+            PresenceState::Away => PresenceState::Free,
+            state => state,
         }
     }
 
@@ -85,8 +111,9 @@ impl PresenceState {
             "left" => Ok(PresenceState::Left),
             "busy" => Ok(PresenceState::Busy),
             "free" => Ok(PresenceState::Free),
+            "away" => Ok(PresenceState::Away),
             _ => Err(ProtocolError::BadField {
-                field: "presence state (joined, left, busy or free)",
+                field: "presence state (joined, left, busy, free or away)",
                 value: text.to_string(),
             }),
         }
@@ -171,6 +198,19 @@ impl ConnEnd {
 pub struct UserEntry {
     pub name: String,
     pub busy: bool,
+    /// Not in a call, and taking none (`/away`): written `away` instead of
+    /// `free`, to a client that announced [`FEATURE_AWAY`].
+    pub away: bool,
+}
+
+impl UserEntry {
+    /// The row as a client that does not know `away` is told it: free.
+    pub fn without_away(self) -> UserEntry {
+        UserEntry {
+            away: false,
+            ..self
+        }
+    }
 }
 
 /// A line from the registration server to a client: a reply to a request
@@ -188,9 +228,9 @@ pub enum ServerLine {
     },
     /// `OK USERS <n>`: exactly `n` `USER` lines follow.
     Users { count: usize },
-    /// `USER <name> free|busy`.
+    /// `USER <name> free|busy|away`.
     User(UserEntry),
-    /// `OK FOUND <name> free|busy`: the answer to `LOOKUP`.
+    /// `OK FOUND <name> free|busy|away`: the answer to `LOOKUP`.
     Found(UserEntry),
     /// `OK CALL <name> <call-id> <keys> <addr>…`: both peers are claimed;
     /// dial `addrs` in order and present its `keys` (see [`Keys`]).
@@ -247,9 +287,14 @@ pub enum ServerLine {
     /// `EVENT RELAY <call-id>`: the caller could not reach us directly; open a
     /// relay connection for `call`.
     RelayRequested { call: CallId },
-    /// `OK RINGING <callee> <call-id>`: the answer to `CALL` when both sides
-    /// ring: both are claimed (busy), and the callee is being asked.
-    Ringing { peer: String, call: CallId },
+    /// `OK RINGING <callee> <call-id> [<secs>]`: the answer to `CALL` when
+    /// both sides ring: both are claimed (busy), and the callee is being
+    /// asked, for `secs` more seconds (feature `ring-time`).
+    Ringing {
+        peer: String,
+        call: CallId,
+        secs: Option<u64>,
+    },
     /// `OK ANSWER <caller> <call-id> <keys>`: the answer to `ANSWER`; expect
     /// `caller` to connect presenting its `keys` (see [`Keys`]).
     Answer {
@@ -261,9 +306,18 @@ pub enum ServerLine {
     DeclineDone { call: CallId },
     /// `OK WATCH on|off`: the answer to `WATCH`.
     Watching(bool),
-    /// `EVENT RING <caller> <call-id>`: `caller` is calling us; `ANSWER` or
-    /// `DECLINE` it before the ring timeout.
-    Ring { caller: String, call: CallId },
+    /// `OK AWAY`: the answer to `AWAY`; calls to us are refused.
+    AwayDone,
+    /// `OK BACK`: the answer to `BACK`; calls ring again.
+    BackDone,
+    /// `EVENT RING <caller> <call-id> [<secs>]`: `caller` is calling us;
+    /// `ANSWER` or `DECLINE` it before the ring timeout, `secs` from now
+    /// (feature `ring-time`).
+    Ring {
+        caller: String,
+        call: CallId,
+        secs: Option<u64>,
+    },
     /// `EVENT ANSWERED <callee> <call-id> <keys> <addr>…`: our ringing call
     /// was answered; dial `addrs` in order and present its `keys` (see [`Keys`]), as after
     /// `OK CALL`.
@@ -343,13 +397,9 @@ impl ServerLine {
             "USER" => {
                 let (Some(name), Some(state), None) = (words.next(), words.next(), words.next())
                 else {
-                    return Err(bad("USER NAME free|busy"));
+                    return Err(bad("USER NAME free|busy|away"));
                 };
-                let busy = parse_state(state)?;
-                Ok(ServerLine::User(UserEntry {
-                    name: name.to_string(),
-                    busy,
-                }))
+                Ok(ServerLine::User(user_entry(name, state)?))
             }
             "OK" | "EVENT" => {
                 let kind = words.next().unwrap_or_default();
@@ -365,10 +415,9 @@ impl ServerLine {
                     ("OK", "USERS", [n]) => Ok(ServerLine::Users {
                         count: parse_number(n, "user count")?,
                     }),
-                    ("OK", "FOUND", [name, state]) => Ok(ServerLine::Found(UserEntry {
-                        name: name.to_string(),
-                        busy: parse_state(state)?,
-                    })),
+                    ("OK", "FOUND", [name, state]) => {
+                        Ok(ServerLine::Found(user_entry(name, state)?))
+                    }
                     ("OK", "CALL", [peer, call, token, addrs @ ..]) if !addrs.is_empty() => {
                         Ok(ServerLine::CallReady {
                             peer: peer.to_string(),
@@ -450,10 +499,13 @@ impl ServerLine {
                         call: parse_call_id(call)?,
                         keys: parse_keys(token)?,
                     }),
-                    ("OK", "RINGING", [peer, call]) => Ok(ServerLine::Ringing {
-                        peer: peer.to_string(),
-                        call: parse_call_id(call)?,
-                    }),
+                    ("OK", "RINGING", [peer, call, secs @ ..]) if secs.len() <= 1 => {
+                        Ok(ServerLine::Ringing {
+                            peer: peer.to_string(),
+                            call: parse_call_id(call)?,
+                            secs: parse_secs(secs)?,
+                        })
+                    }
                     ("OK", "ANSWER", [caller, call, token]) => Ok(ServerLine::Answer {
                         caller: caller.to_string(),
                         call: parse_call_id(call)?,
@@ -467,10 +519,15 @@ impl ServerLine {
                         "off" => Ok(ServerLine::Watching(false)),
                         _ => Err(bad("OK WATCH on|off")),
                     },
-                    ("EVENT", "RING", [caller, call]) => Ok(ServerLine::Ring {
-                        caller: caller.to_string(),
-                        call: parse_call_id(call)?,
-                    }),
+                    ("OK", "AWAY", []) => Ok(ServerLine::AwayDone),
+                    ("OK", "BACK", []) => Ok(ServerLine::BackDone),
+                    ("EVENT", "RING", [caller, call, secs @ ..]) if secs.len() <= 1 => {
+                        Ok(ServerLine::Ring {
+                            caller: caller.to_string(),
+                            call: parse_call_id(call)?,
+                            secs: parse_secs(secs)?,
+                        })
+                    }
                     ("EVENT", "ANSWERED", [peer, call, token, addrs @ ..]) if !addrs.is_empty() => {
                         Ok(ServerLine::Answered {
                             peer: peer.to_string(),
@@ -518,12 +575,8 @@ impl fmt::Display for ServerLine {
                 }
             }
             ServerLine::Users { count } => write!(f, "OK USERS {count}"),
-            ServerLine::User(UserEntry { name, busy }) => {
-                write!(f, "USER {name} {}", state_word(*busy))
-            }
-            ServerLine::Found(UserEntry { name, busy }) => {
-                write!(f, "OK FOUND {name} {}", state_word(*busy))
-            }
+            ServerLine::User(user) => write!(f, "USER {} {}", user.name, state_word(user)),
+            ServerLine::Found(user) => write!(f, "OK FOUND {} {}", user.name, state_word(user)),
             ServerLine::CallReady {
                 peer,
                 call,
@@ -585,7 +638,10 @@ impl fmt::Display for ServerLine {
                 call,
                 keys: token,
             } => write!(f, "EVENT REJOIN {caller} {call} {token}"),
-            ServerLine::Ringing { peer, call } => write!(f, "OK RINGING {peer} {call}"),
+            ServerLine::Ringing { peer, call, secs } => {
+                write!(f, "OK RINGING {peer} {call}")?;
+                write_secs(f, *secs)
+            }
             ServerLine::Answer {
                 caller,
                 call,
@@ -593,7 +649,12 @@ impl fmt::Display for ServerLine {
             } => write!(f, "OK ANSWER {caller} {call} {token}"),
             ServerLine::DeclineDone { call } => write!(f, "OK DECLINE {call}"),
             ServerLine::Watching(on) => write!(f, "OK WATCH {}", if *on { "on" } else { "off" }),
-            ServerLine::Ring { caller, call } => write!(f, "EVENT RING {caller} {call}"),
+            ServerLine::AwayDone => write!(f, "OK AWAY"),
+            ServerLine::BackDone => write!(f, "OK BACK"),
+            ServerLine::Ring { caller, call, secs } => {
+                write!(f, "EVENT RING {caller} {call}")?;
+                write_secs(f, *secs)
+            }
             ServerLine::Answered {
                 peer,
                 call,
@@ -632,18 +693,45 @@ fn write_addrs(f: &mut fmt::Formatter<'_>, addrs: &[SocketAddr]) -> fmt::Result 
     Ok(())
 }
 
-fn state_word(busy: bool) -> &'static str {
-    if busy { "busy" } else { "free" }
+fn state_word(user: &UserEntry) -> &'static str {
+    match (user.busy, user.away) {
+        (true, _) => "busy",
+        (false, true) => "away",
+        (false, false) => "free",
+    }
 }
 
-fn parse_state(text: &str) -> Result<bool, ProtocolError> {
-    match text {
-        "free" => Ok(false),
-        "busy" => Ok(true),
-        _ => Err(ProtocolError::BadField {
-            field: "state (free or busy)",
-            value: text.to_string(),
-        }),
+fn user_entry(name: &str, state: &str) -> Result<UserEntry, ProtocolError> {
+    let (busy, away) = match state {
+        "free" => (false, false),
+        "busy" => (true, false),
+        "away" => (false, true),
+        _ => {
+            return Err(ProtocolError::BadField {
+                field: "state (free, busy or away)",
+                value: state.to_string(),
+            });
+        }
+    };
+    Ok(UserEntry {
+        name: name.to_string(),
+        busy,
+        away,
+    })
+}
+
+/// The seconds a ring has left, if the line gives them.
+fn parse_secs(words: &[&str]) -> Result<Option<u64>, ProtocolError> {
+    words
+        .first()
+        .map(|secs| parse_number(secs, "seconds left"))
+        .transpose()
+}
+
+fn write_secs(f: &mut fmt::Formatter<'_>, secs: Option<u64>) -> fmt::Result {
+    match secs {
+        Some(secs) => write!(f, " {secs}"),
+        None => Ok(()),
     }
 }
 
@@ -669,10 +757,17 @@ mod tests {
             ServerLine::User(UserEntry {
                 name: "bob".into(),
                 busy: true,
+                away: false,
             }),
             ServerLine::User(UserEntry {
                 name: "al".into(),
                 busy: false,
+                away: false,
+            }),
+            ServerLine::User(UserEntry {
+                name: "cy".into(),
+                busy: false,
+                away: true,
             }),
             ServerLine::CallReady {
                 peer: "bob".into(),
@@ -686,6 +781,12 @@ mod tests {
             ServerLine::Found(UserEntry {
                 name: "bob".into(),
                 busy: false,
+                away: false,
+            }),
+            ServerLine::Found(UserEntry {
+                name: "bob".into(),
+                busy: false,
+                away: true,
             }),
             ServerLine::HungUp { call: 3 },
             ServerLine::Pong,
@@ -739,6 +840,12 @@ mod tests {
             ServerLine::Ringing {
                 peer: "bob".into(),
                 call: 5,
+                secs: None,
+            },
+            ServerLine::Ringing {
+                peer: "bob".into(),
+                call: 5,
+                secs: Some(30),
             },
             ServerLine::Answer {
                 caller: "al".into(),
@@ -751,7 +858,15 @@ mod tests {
             ServerLine::Ring {
                 caller: "al".into(),
                 call: 5,
+                secs: None,
             },
+            ServerLine::Ring {
+                caller: "al".into(),
+                call: 5,
+                secs: Some(0),
+            },
+            ServerLine::AwayDone,
+            ServerLine::BackDone,
             ServerLine::Answered {
                 peer: "bob".into(),
                 call: 5,
@@ -789,6 +904,10 @@ mod tests {
                     name: "ben".into(),
                     state: PresenceState::Free,
                 },
+                Presence {
+                    name: "cy".into(),
+                    state: PresenceState::Away,
+                },
             ]),
         ];
         for line in lines {
@@ -810,6 +929,10 @@ mod tests {
             "OK USERS many",
             "OK FEATURES Relay",
             "OK RINGING bob",
+            "OK RINGING bob 5 30 1",
+            "OK RINGING bob 5 +3",
+            "EVENT RING al 5 soon",
+            "OK AWAY now",
             "OK ANSWER al 5",
             "OK WATCH maybe",
             "EVENT RING al x",

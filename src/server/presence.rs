@@ -1,5 +1,6 @@
-//! Presence for watchers: who joined, left, became busy or free, pushed as
-//! `EVENT PRESENCE` lines to the clients that asked with `WATCH on`.
+//! Presence for watchers: who joined, left, became busy, free or away,
+//! pushed as `EVENT PRESENCE` lines to the clients that asked with `WATCH
+//! on`. A watcher that did not announce `away` is told `free` for `away`.
 //!
 //! The [`Registry`] records each change as it makes it. One thread, the
 //! presence task, takes what changed every `--presence-interval` (each name
@@ -28,7 +29,7 @@ use std::time::Duration;
 
 use crate::connection::Outbox;
 use crate::log;
-use crate::protocol::{MAX_LINE, PRESENCE_PREFIX, Presence};
+use crate::protocol::{MAX_LINE, PRESENCE_PREFIX, Presence, PresenceState};
 use crate::registry::{ConnId, Registry};
 
 use super::admission::Threads;
@@ -49,12 +50,25 @@ pub struct Batch {
     text: String,
     /// The line each name is on.
     line_of: HashMap<String, usize>,
+    /// The same changes with `away` told as `free`, for watchers that do
+    /// not know the word; only when one of them is `away`.
+    without_away: Option<Box<Batch>>,
 }
 
 impl Batch {
     /// Packs `entries` greedily, in order, into lines of at most
     /// [`MAX_LINE`] bytes.
     pub fn pack(entries: Vec<Presence>) -> Batch {
+        let without_away = entries
+            .iter()
+            .any(|e| e.state == PresenceState::Away)
+            .then(|| {
+                let told = entries.iter().map(|e| Presence {
+                    name: e.name.clone(),
+                    state: e.state.without_away(),
+                });
+                Box::new(Batch::pack(told.collect()))
+            });
         let mut text = String::new();
         let mut lines = Vec::new();
         let mut line_of = HashMap::with_capacity(entries.len());
@@ -84,6 +98,7 @@ impl Batch {
             lines,
             text,
             line_of,
+            without_away,
         }
     }
 
@@ -94,8 +109,12 @@ impl Batch {
 
     /// The bytes for the watcher registered as `watcher`: the shared text,
     /// unless the watcher's own change is in it, which is left out (only
-    /// its line is built again).
-    pub fn text_for(&self, watcher: &str) -> Cow<'_, str> {
+    /// its line is built again); with `away` told as `free` to a watcher
+    /// that does not know the word.
+    pub fn text_for(&self, watcher: &str, knows_away: bool) -> Cow<'_, str> {
+        if let (false, Some(without)) = (knows_away, &self.without_away) {
+            return without.text_for(watcher, true);
+        }
         let Some(&own) = self.line_of.get(watcher) else {
             return Cow::Borrowed(&self.text);
         };
@@ -150,11 +169,12 @@ impl Watchers {
 
     /// Starts pushing presence to connection `conn`, registered as `name`,
     /// on a writer thread counted in `threads` (again `WATCH on` changes
-    /// nothing).
+    /// nothing); `knows_away`: it announced `away`.
     pub fn watch(
         &self,
         conn: ConnId,
         name: &str,
+        knows_away: bool,
         outbox: &Outbox,
         threads: &Arc<Threads>,
     ) -> Result<(), NoWriter> {
@@ -167,6 +187,7 @@ impl Watchers {
         let on = Arc::new(AtomicBool::new(true));
         let writer = Writer {
             name: name.to_string(),
+            knows_away,
             outbox: outbox.clone(),
             on: on.clone(),
         };
@@ -234,6 +255,7 @@ impl Watchers {
 /// queue is dropped or a write fails.
 struct Writer {
     name: String,
+    knows_away: bool,
     outbox: Outbox,
     on: Arc<AtomicBool>,
 }
@@ -241,7 +263,7 @@ struct Writer {
 impl Writer {
     fn run(self, batches: &Receiver<Arc<Batch>>) {
         for batch in batches {
-            let text = batch.text_for(&self.name);
+            let text = batch.text_for(&self.name, self.knows_away);
             if text.is_empty() {
                 continue;
             }
@@ -307,7 +329,7 @@ mod tests {
         let batch = Batch::pack(entries.clone());
         // "joined:peer123 " is ~15 bytes: about 270 to a 4 KiB line.
         assert!(batch.line_count() <= 5, "{} lines", batch.line_count());
-        assert_eq!(parse_all(&batch.text_for("someone-else")), entries);
+        assert_eq!(parse_all(&batch.text_for("someone-else", true)), entries);
     }
 
     #[test]
@@ -315,18 +337,42 @@ mod tests {
         let long = "名".repeat(32);
         let entries: Vec<Presence> = (0..200).map(|i| joined(&format!("{i}{long}"))).collect();
         let batch = Batch::pack(entries.clone());
-        assert_eq!(parse_all(&batch.text_for("x")), entries);
+        assert_eq!(parse_all(&batch.text_for("x", true)), entries);
     }
 
     #[test]
     fn a_watcher_is_not_told_about_itself() {
         let entries: Vec<Presence> = (0..1000).map(|i| joined(&format!("peer{i}"))).collect();
         let batch = Batch::pack(entries.clone());
-        let mine = parse_all(&batch.text_for("peer500"));
+        let mine = parse_all(&batch.text_for("peer500", true));
         assert_eq!(mine.len(), 999);
         assert!(mine.iter().all(|e| e.name != "peer500"));
         let alone = Batch::pack(vec![joined("me")]);
-        assert_eq!(alone.text_for("me"), "");
-        assert_eq!(alone.text_for("you"), "EVENT PRESENCE joined:me\n");
+        assert_eq!(alone.text_for("me", true), "");
+        assert_eq!(alone.text_for("you", true), "EVENT PRESENCE joined:me\n");
+    }
+
+    #[test]
+    fn away_is_told_as_free_to_a_watcher_that_does_not_know_it() {
+        let state = |name: &str, state| Presence {
+            name: name.into(),
+            state,
+        };
+        let batch = Batch::pack(vec![
+            state("ann", PresenceState::Away),
+            state("ben", PresenceState::Busy),
+            state("me", PresenceState::Away),
+        ]);
+        assert_eq!(
+            batch.text_for("me", true),
+            "EVENT PRESENCE away:ann busy:ben\n"
+        );
+        assert_eq!(
+            batch.text_for("me", false),
+            "EVENT PRESENCE free:ann busy:ben\n"
+        );
+        let plain = Batch::pack(vec![state("ben", PresenceState::Free)]);
+        assert!(plain.without_away.is_none());
+        assert_eq!(plain.text_for("x", false), "EVENT PRESENCE free:ben\n");
     }
 }

@@ -12,7 +12,7 @@
 use super::lookup;
 use super::tables::{
     SCRIPT, SCRIPT_BOPO, SCRIPT_EXTENSIONS, SCRIPT_HANG, SCRIPT_HANI, SCRIPT_HIRA, SCRIPT_KANA,
-    SCRIPT_LATN, SCRIPT_NAMES, SCRIPT_ZINH, SCRIPT_ZYYY, SCRIPT_ZZZZ,
+    SCRIPT_LATN, SCRIPT_LONG_NAMES, SCRIPT_ZINH, SCRIPT_ZYYY, SCRIPT_ZZZZ,
 };
 
 /// The combinations of scripts allowed together beyond a single one.
@@ -27,9 +27,14 @@ const ALLOWED_MIXES: [&[u8]; 3] = [
 pub enum ScriptCheck {
     /// One script (with Common and Inherited), or an allowed mix.
     Restrictive,
-    /// Two scripts that are not read together, such as these two (their
-    /// ISO 15924 codes).
-    Mixed(&'static str, &'static str),
+    /// Letters of two scripts that are not read together: `odd`, of
+    /// `script`, among letters of `among`, the script most of the text is
+    /// in (long names, as a person reads them: `Cyrillic`, `Latin`).
+    Mixed {
+        odd: char,
+        script: &'static str,
+        among: &'static str,
+    },
 }
 
 /// The scripts `c` is used with: its Script_Extensions, else its Script.
@@ -72,14 +77,32 @@ pub fn script_check(text: &str) -> ScriptCheck {
     {
         return ScriptCheck::Restrictive;
     }
-    // Name two scripts that do not go together: the first code point's
-    // and the first one not sharing any script with it.
-    let other = sets
+    // Name the script most of the text is in, and the first code point
+    // of another: the one a reader would not expect there.
+    let count = |script: u8| sets.iter().filter(|set| set.contains(&script)).count();
+    let among = sets
         .iter()
-        .find(|set| !set.iter().any(|s| first.contains(s)))
-        .unwrap_or(first);
-    let name = |set: &[u8]| SCRIPT_NAMES[usize::from(set[0])];
-    ScriptCheck::Mixed(name(first), name(other))
+        .flat_map(|set| set.iter().copied())
+        .fold(None, |best: Option<(u8, usize)>, script| {
+            let n = count(script);
+            match best {
+                Some((_, most)) if most >= n => best,
+                _ => Some((script, n)),
+            }
+        })
+        .map_or(first[0], |(script, _)| script);
+    let (odd, set) = text
+        .chars()
+        .map(|c| (c, scripts(c)))
+        .filter(|(_, set)| !set.iter().any(|&s| s == SCRIPT_ZYYY || s == SCRIPT_ZINH))
+        .find(|(_, set)| !set.contains(&among))
+        .unwrap_or((text.chars().next().unwrap_or(' '), first));
+    let name = |script: u8| SCRIPT_LONG_NAMES[usize::from(script)];
+    ScriptCheck::Mixed {
+        odd,
+        script: name(set[0]),
+        among: name(among),
+    }
 }
 
 #[cfg(test)]
@@ -102,15 +125,24 @@ mod tests {
         ] {
             assert_eq!(script_check(ok), ScriptCheck::Restrictive, "{ok}");
         }
+        let mixed = |odd, script, among| ScriptCheck::Mixed { odd, script, among };
+        // The odd one out is named, wherever it stands.
         assert_eq!(
             script_check("\u{430}lice"),
-            ScriptCheck::Mixed("Cyrl", "Latn")
+            mixed('\u{430}', "Cyrillic", "Latin")
         );
-        assert_eq!(script_check("a\u{3c3}"), ScriptCheck::Mixed("Latn", "Grek"));
-        assert!(matches!(
+        assert_eq!(
+            script_check("p\u{430}ypal"),
+            mixed('\u{430}', "Cyrillic", "Latin")
+        );
+        assert_eq!(
+            script_check("\u{3b1}\u{3b2}c"),
+            mixed('c', "Latin", "Greek")
+        );
+        assert_eq!(
             script_check("bob\u{2800}"),
-            ScriptCheck::Mixed(..)
-        ));
-        assert!(matches!(script_check("김さん"), ScriptCheck::Mixed(..)));
+            mixed('\u{2800}', "Braille", "Latin")
+        );
+        assert!(matches!(script_check("김さん"), ScriptCheck::Mixed { .. }));
     }
 }

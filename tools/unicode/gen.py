@@ -268,14 +268,19 @@ def main():
         if len(fields) >= 3 and fields[0] == "sc":
             short_of_long[fields[2]] = fields[1]
             script_ids.setdefault(fields[1], len(script_ids))
+    long_of_short = {short: long for long, short in short_of_long.items()}
     assert len(script_ids) < 256
     script = {}
     for first, last, fields in records("Scripts.txt"):
         sid = script_ids[short_of_long[fields[0]]]
         for cp in range(first, last + 1):
             script[cp] = sid
-    emit("/// Script ids: the index of each script's short name in this list.")
-    emit("pub const SCRIPT_NAMES: &[&str] = &[%s];" % ", ".join('"%s"' % s for s in script_ids))
+    emit("/// Script ids: the index of each script in this list of long names (as")
+    emit("/// a person reads them), in the order of PropertyValueAliases.txt.")
+    emit(
+        "pub const SCRIPT_LONG_NAMES: &[&str] = &[%s];"
+        % ", ".join('"%s"' % long_of_short[s].replace("_", " ") for s in script_ids)
+    )
     for short in ("Zyyy", "Zinh", "Latn", "Hani", "Hira", "Kana", "Bopo", "Hang", "Zzzz"):
         emit("pub const SCRIPT_%s: u8 = %d;" % (short.upper(), script_ids[short]))
     emit()

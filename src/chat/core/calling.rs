@@ -1,6 +1,6 @@
-//! Calling and ringing: our `CALL` and its answer, a ring (ours or for us)
-//! and its answer, the caller's `HELLO` and our dial, until the chat starts.
-//! Where "bob declined" is decided.
+//! Calling and ringing: our `CALL` and its answer, a ring (ours or for us),
+//! its countdown and its answer, the caller's `HELLO` and our dial, until
+//! the chat starts. Where "bob declined" is decided.
 
 use super::*;
 
@@ -51,6 +51,59 @@ pub(super) struct Held {
     pub(super) shown: bool,
 }
 
+/// A ring's time left, as the prompt shows it (`alice is calling (24 s):
+/// y/n?`), and, for a call ringing for us, when the bell rings again. The
+/// server says how long a ring lasts (feature `ring-time`); with an older
+/// one, the chat's own setting does.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Countdown {
+    until: Instant,
+    /// Whole seconds left, rounded up, as of the last tick.
+    pub(super) shown: u64,
+    /// When the bell rings again; `None` for a ring of ours.
+    bell: Option<Instant>,
+    bell_every: Duration,
+}
+
+impl Countdown {
+    /// A ring of `left` from `now`; `bell_every`: the bell rings again
+    /// this often (a call ringing for us).
+    pub(super) fn new(now: Instant, left: Duration, bell_every: Option<Duration>) -> Countdown {
+        let mut ring = Countdown {
+            until: now + left,
+            shown: 0,
+            bell: bell_every.map(|every| now + every),
+            bell_every: bell_every.unwrap_or_default(),
+        };
+        ring.tick(now);
+        ring
+    }
+
+    /// When the countdown changes next: a second passes, or the bell is
+    /// due; `None` once it shows 0 and rings no more.
+    pub(super) fn next(&self) -> Option<Instant> {
+        let second = (self.shown > 0).then(|| self.until - Duration::from_secs(self.shown - 1));
+        [second, self.bell].into_iter().flatten().min()
+    }
+
+    /// Brings the countdown to `now`; whether the bell rings. It rings
+    /// while the ring lasts, never as or after it runs out, and once
+    /// however late the tick.
+    pub(super) fn tick(&mut self, now: Instant) -> bool {
+        let left = self.until.saturating_duration_since(now);
+        self.shown = left.as_secs() + u64::from(left.subsec_nanos() > 0);
+        let Some(bell) = self.bell.filter(|bell| now >= *bell) else {
+            return false;
+        };
+        let mut next = bell + self.bell_every;
+        while next <= now && !self.bell_every.is_zero() {
+            next += self.bell_every;
+        }
+        self.bell = (next < self.until && !self.bell_every.is_zero()).then_some(next);
+        bell < self.until
+    }
+}
+
 /// Our value, to a `KNOCK`: once, and only when we have one of our own.
 fn show_once(keys: &Keys, shown: &mut bool) -> Option<Token> {
     if !keys.knocks() || *shown {
@@ -88,30 +141,29 @@ impl Core {
         if !waiting {
             return false;
         }
-        let (quit, help) = match self.typed.front() {
-            Some(Typed::Quit) => (true, false),
+        let line = match self.typed.front() {
+            Some(Typed::Quit) => None,
             Some(Typed::Eof) => {
                 // Cancels the call; end of input then ends the program.
                 self.interrupt(now);
                 self.typed.push_back(Typed::Eof);
                 return true;
             }
-            Some(Typed::Line(line)) => match commands::parse(line) {
-                Command::Quit => (true, false),
-                Command::Help => (false, true),
-                Command::Who => (false, false),
-                _ => return self.typed_as_a_call_came(),
-            },
+            Some(Typed::Line(line)) => Some(line.clone()),
             Some(Typed::Pasted(_)) => return self.typed_as_a_call_came(),
             _ => return false,
         };
-        self.typed.pop_front();
-        if quit {
-            self.interrupt(now);
-        } else if help {
-            self.help();
-        } else {
-            self.who(now);
+        let command = line.as_deref().map_or(Command::Quit, commands::parse);
+        match command {
+            Command::Quit => {
+                self.typed.pop_front();
+                self.interrupt(now);
+            }
+            command if command.anywhere() => {
+                self.typed.pop_front();
+                self.anywhere(now, command);
+            }
+            _ => return self.typed_as_a_call_came(),
         }
         true
     }
@@ -140,17 +192,18 @@ impl Core {
         matches!(self.typed.front(), Some(Typed::Line(line)) if matches!(line.trim(), "y" | "n"))
     }
 
-    /// What the user typed while a call rings.
+    /// What the user typed while a call rings: `y` or `yes` answers, `n`
+    /// or `no` declines, in any case.
     pub(super) fn answer_typed(&mut self, now: Instant, caller: &str, call: CallId, typed: Typed) {
         match typed {
-            Typed::Line(line) if line.trim().eq_ignore_ascii_case("y") => {
+            Typed::Line(line) if commands::answer(&line) == Some(Answer::Yes) => {
                 self.send(now, Request::Answer { call }, Pending::Answer);
                 self.set_place(Place::Answering {
                     caller: caller.to_string(),
                     call,
                 });
             }
-            Typed::Line(line) if line.trim().eq_ignore_ascii_case("n") => {
+            Typed::Line(line) if commands::answer(&line) == Some(Answer::No) => {
                 self.decline(now, caller, call)
             }
             Typed::Eof => {
@@ -161,8 +214,7 @@ impl Core {
             Typed::Quit | Typed::Interrupt => self.decline(now, caller, call),
             Typed::Line(line) => match commands::parse(&line) {
                 Command::Quit => self.decline(now, caller, call),
-                Command::Help => self.help(),
-                Command::Who => self.who(now),
+                command if command.anywhere() => self.anywhere(now, command),
                 _ => self.notice(format!("{caller} is calling: y to answer, n to decline.")),
             },
             Typed::Pasted(_) | Typed::TooLong(_) => {
@@ -234,6 +286,9 @@ impl Core {
         let text = match code {
             ErrorCode::Busy => format!("{peer} is busy in another chat."),
             ErrorCode::UnknownUser => format!("No user named {peer} is online."),
+            // The server's words, "bob is away: at lunch", and what
+            // becomes of the call (not "bob is away.", which presence says).
+            ErrorCode::Away => format!("{message}; {peer} will be told you called."),
             // Someone called us just as we called: the server claimed us
             // for their call, whose announcement is on its way.
             ErrorCode::AlreadyInCall => return self.show_list(now),
@@ -249,6 +304,11 @@ impl Core {
         }
         self.announced.push_back(call);
         if self.ignored.contains(&name_key(&caller)) {
+            return self.send(now, Request::Hangup { call }, Pending::Hangup);
+        }
+        if self.away.is_some() && !self.is_me(&caller) {
+            // Away: a call set up without asking (an older server's) is
+            // not taken either.
             return self.send(now, Request::Hangup { call }, Pending::Hangup);
         }
         let to_self = self.is_me(&caller);
@@ -339,29 +399,59 @@ impl Core {
     }
 
     /// `OK RINGING`: the server rings the peer; its answer will come as an
-    /// event.
+    /// event. The prompt counts down the `secs` it rings (the server's
+    /// word, else our own setting).
     pub(super) fn on_ringing_out(
         &mut self,
         now: Instant,
         cancelled: bool,
         peer: String,
         call: CallId,
+        secs: Option<u64>,
     ) {
         let Some(echo) = self.leave_calling(now, cancelled, &peer, call) else {
             return;
         };
         self.notice(format!("Ringing {peer}… (Ctrl-C cancels)"));
-        self.set_place(Place::RingingOut { peer, call, echo });
+        let ring = Countdown::new(now, self.ring_left(secs), None);
+        self.set_place(Place::RingingOut {
+            peer,
+            call,
+            echo,
+            ring,
+        });
     }
 
-    /// `EVENT RING`: someone calls; the user answers.
-    pub(super) fn on_ring(&mut self, now: Instant, caller: String, call: CallId) {
+    /// How long a ring has left: what the server said, else what our own
+    /// setting says (an older server's ring lasts its `--ring-timeout`).
+    fn ring_left(&self, secs: Option<u64>) -> Duration {
+        secs.map_or(self.settings.timers.ringing, |secs| {
+            // A day at most: a lying server must not overflow the timers.
+            Duration::from_secs(secs.min(86_400))
+        })
+    }
+
+    /// `EVENT RING`: someone calls; the user answers, while the prompt
+    /// counts down the `secs` it rings and the bell rings again and again.
+    pub(super) fn on_ring(
+        &mut self,
+        now: Instant,
+        caller: String,
+        call: CallId,
+        secs: Option<u64>,
+    ) {
         if self.ignored.contains(&name_key(&caller)) {
             return self.send(now, Request::Decline { call }, Pending::Decline);
         }
         let to_self = self.is_me(&caller);
         let says_busy = self.server_has(FEATURE_SESSION);
         let auto = self.settings.answering == Answering::Auto;
+        let away = self.away.is_some();
+        let ring = Countdown::new(
+            now,
+            self.ring_left(secs),
+            Some(self.settings.timers.bell_every),
+        );
         match self.place_mut() {
             // Our own call to ourselves: answered at once.
             Some(Place::RingingOut { peer, .. })
@@ -369,6 +459,12 @@ impl Core {
             {
                 self.send(now, Request::Answer { call }, Pending::Answer)
             }
+            // Away, and the ring crossed our `AWAY`: it finds us busy, and
+            // is told to us as a missed call once we are back.
+            _ if away && !to_self && says_busy => {
+                self.send(now, Request::Busy { call }, Pending::Busy)
+            }
+            _ if away && !to_self => self.send(now, Request::Decline { call }, Pending::Decline),
             Some(place @ (Place::AtList | Place::Calling { .. })) if !to_self && auto => {
                 // `--auto-answer`: answered at once, as a `y` would.
                 *place = Place::Answering {
@@ -385,6 +481,7 @@ impl Core {
                 *place = Place::Ringing {
                     caller: caller.clone(),
                     call,
+                    ring,
                 };
                 self.notice(format!("{caller} is calling: y to answer, n to decline."));
                 self.out(Output::Bell);

@@ -101,6 +101,11 @@ impl KeptLines {
     }
 }
 
+/// Whether a typed line is blank: empty, or spaces and tabs only.
+pub(super) fn is_blank(line: &str) -> bool {
+    line.trim().is_empty()
+}
+
 /// Who dialed the chat.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Role {
@@ -443,10 +448,11 @@ impl Core {
             return false;
         };
         let limit = self.text_limit();
+        let blanks_go = self.settings.typed_from == TypedFrom::Pipe;
         chat.ending.is_none()
             && chat.resume.has_room(lines.text_len())
             && lines.iter().all(|line| {
-                !line.is_empty()
+                (blanks_go || !is_blank(line))
                     && line.len() <= limit
                     && matches!(commands::parse(line), Command::Text(_))
             })
@@ -555,21 +561,33 @@ impl Core {
     pub(super) fn chat_line(&mut self, now: Instant, line: String) {
         let text = match commands::parse(&line) {
             Command::Quit => return self.quit_chat(now),
-            Command::Help => return self.help(),
-            Command::Who => return self.who(now),
-            Command::Ignore(name) => return self.ignore(name),
+            command if command.anywhere() => return self.anywhere(now, command),
             Command::Call(_) => return self.notice("One chat at a time: q ends this one first."),
             Command::Unknown(why) => return self.notice(format!("{why}; nothing was sent.")),
             Command::NoSuch(verb) => return self.notice(Command::no_such_in_chat(verb)),
             Command::Say(text) => text,
+            Command::Me(action) => {
+                let text = action_text(self.me().unwrap_or_default(), action);
+                return self.send_text(now, &text);
+            }
+            // A blank line typed at a terminal is ENTER pressed by
+            // mistake: not sent. A script's is sent as it is.
+            Command::Text(_) if self.skips_blank(&line) => return,
             // The line as typed, the bulk of piped chat: sent without a copy
             // when it fits in one message.
-            Command::Text(_) if line.len() <= self.text_limit() && !line.is_empty() => {
+            Command::Text(_) if line.len() <= self.text_limit() => {
                 return self.send_owned(now, line);
             }
             Command::Text(text) => text,
+            _ => return,
         };
         self.send_text(now, text);
+    }
+
+    /// Whether `line` is a blank line typed at a terminal, which is not
+    /// sent (a piped one is).
+    pub(super) fn skips_blank(&self, line: &str) -> bool {
+        self.settings.typed_from == TypedFrom::Terminal && is_blank(line)
     }
 
     /// Closes the links the place holds (a dial's echo, a chat's links).

@@ -1,5 +1,7 @@
 //! The list: who is online (the list, presence, `/who`), what a typed line
-//! means there (a name calls, `/ignore`, `/help`, `q`), and missed calls.
+//! means there (a name calls, `q`), the commands that mean the same
+//! wherever one is (`/help`, `/who`, `/ignore`, `/unignore`, `/away`,
+//! `/back`), and missed calls.
 
 use super::*;
 
@@ -16,16 +18,16 @@ impl Core {
     pub(super) fn at_list(&mut self, now: Instant, line: &str) {
         let name = match commands::parse(line) {
             Command::Quit => return self.finish(now, Exit::Quit),
-            Command::Help => return self.help(),
             Command::Who => return self.show_list(now),
-            Command::Ignore(name) => return self.ignore(name),
+            command if command.anywhere() => return self.anywhere(now, command),
             Command::Unknown(why) => return self.notice(format!("{why}.")),
             Command::NoSuch(verb) => return self.notice(Command::no_such(verb)),
-            Command::Say(_) => {
+            Command::Say(_) | Command::Me(_) => {
                 return self.notice("Not in a chat: enter a name to call, or q to quit.");
             }
             Command::Call(name) => name,
             Command::Text(name) => name.trim(),
+            _ => return,
         };
         if name.is_empty() {
             self.show_list(now);
@@ -47,6 +49,20 @@ impl Core {
                 peer,
                 echo: Echo::None,
             });
+        }
+    }
+
+    /// A command that means the same wherever a registered user is
+    /// ([`Command::anywhere`]).
+    pub(super) fn anywhere(&mut self, now: Instant, command: Command) {
+        match command {
+            Command::Help => self.help(),
+            Command::Who => self.who(now),
+            Command::Ignore(name) => self.ignore(name),
+            Command::Unignore(name) => self.unignore(name),
+            Command::Away(message) => self.go_away(now, message),
+            Command::Back => self.come_back(now),
+            _ => {}
         }
     }
 
@@ -72,11 +88,61 @@ impl Core {
         }
         let key = name_key(name);
         if !self.ignored.contains(&key) {
-            self.ignored.push(key);
+            self.ignored.push(key.clone());
         }
+        // Calls it made before are not told either.
+        self.missed.retain(|(caller, _)| name_key(caller) != key);
         self.notice(format!(
             "Calls from {name} are declined unseen for the rest of this session."
         ));
+    }
+
+    /// `/unignore NAME`: NAME's calls ring again.
+    pub(super) fn unignore(&mut self, name: &str) {
+        let key = name_key(name);
+        let before = self.ignored.len();
+        self.ignored.retain(|ignored| *ignored != key);
+        if self.ignored.len() == before {
+            return self.notice(format!("{name} was not ignored."));
+        }
+        self.notice(format!("Calls from {name} ring again."));
+    }
+
+    /// `/away [message]`: the server refuses calls to us with the message,
+    /// and tells us of each as a missed call, which waits until `/back`.
+    /// Sent again whenever we register again.
+    pub(super) fn go_away(&mut self, now: Instant, message: &str) {
+        if !self.server_has(FEATURE_AWAY) {
+            return self.notice("This server does not take /away (it is older); calls still ring.");
+        }
+        self.away = Some(message.to_string());
+        if self.online() {
+            let message = message.to_string();
+            self.send(now, Request::Away { message }, Pending::Away);
+        }
+        let why = if message.is_empty() {
+            String::new()
+        } else {
+            format!(" ({message})")
+        };
+        self.notice(format!(
+            "You are away{why}: calls are refused, and told to you when you are /back."
+        ));
+    }
+
+    /// `/back`: calls ring again, and the calls missed meanwhile are told
+    /// (at the list; in a chat, once it is over).
+    pub(super) fn come_back(&mut self, now: Instant) {
+        if self.away.take().is_none() {
+            return self.notice("You are not away.");
+        }
+        if self.online() {
+            self.send(now, Request::Back, Pending::Back);
+        }
+        self.notice("You are back.");
+        if matches!(self.place(), Some(Place::AtList)) {
+            self.tell_missed();
+        }
     }
 
     /// Back to the list: asks the server for a fresh one.
@@ -133,10 +199,15 @@ impl Core {
     }
 
     pub(super) fn show_users(&mut self, users: &[UserEntry]) {
+        let state = |user: &UserEntry| match (user.busy, user.away) {
+            (true, _) => PresenceState::Busy,
+            (false, true) => PresenceState::Away,
+            (false, false) => PresenceState::Free,
+        };
         self.roster = users
             .iter()
             .filter(|u| !self.is_me(&u.name))
-            .map(|u| (name_key(&u.name), u.busy))
+            .map(|u| (name_key(&u.name), state(u)))
             .collect();
         self.line(Kind::Info, format!("Online users ({}):", users.len()));
         for user in users {
@@ -144,15 +215,21 @@ impl Core {
             if self.is_me(&user.name) {
                 row.push_str(" (you)");
             }
-            if user.busy {
-                row.push_str(" [busy]");
+            match state(user) {
+                PresenceState::Busy => row.push_str(" [busy]"),
+                PresenceState::Away => row.push_str(" [away]"),
+                _ => {}
             }
             self.line(Kind::Info, row);
         }
     }
 
-    /// Someone tried to call while we were busy; told once we are free.
+    /// Someone tried to call while we were busy or away; told once we are
+    /// free and back. Calls from a name we ignore are not told.
     pub(super) fn on_missed(&mut self, caller: String, at: String) {
+        if self.ignored.contains(&name_key(&caller)) {
+            return;
+        }
         if self.missed.len() >= ANNOUNCED_MEMORY {
             self.missed.remove(0);
         }
@@ -163,12 +240,16 @@ impl Core {
     }
 
     pub(super) fn tell_missed(&mut self) {
+        if self.away.is_some() {
+            return;
+        }
         for (caller, at) in std::mem::take(&mut self.missed) {
             self.notice(format!("{caller} tried to call you at {at}."));
         }
     }
 
-    /// Who came, went, or became busy or free, while we sit at the list.
+    /// Who came, went, or became busy, free or away, while we sit at the
+    /// list.
     /// Only real changes to the list last seen are told: a batch may repeat
     /// what the list already showed.
     pub(super) fn on_presence(&mut self, batch: &[Presence]) {
@@ -186,18 +267,15 @@ impl Core {
                     PresenceState::Left
                 }
                 (PresenceState::Joined, Some(_)) => continue,
-                (PresenceState::Busy, Some(true)) | (PresenceState::Free, Some(false)) => continue,
-                // Joined and became busy (or free) within one batch.
-                (PresenceState::Busy, None) => {
-                    self.roster.insert(key, true);
-                    PresenceState::Busy
-                }
-                (PresenceState::Free, None) => {
-                    self.roster.insert(key, false);
+                (state, Some(was)) if state == was => continue,
+                // Joined (and perhaps became busy or away) within one
+                // batch: joined and free is told as joined.
+                (PresenceState::Joined | PresenceState::Free, None) => {
+                    self.roster.insert(key, PresenceState::Free);
                     PresenceState::Joined
                 }
                 (state, _) => {
-                    self.roster.insert(key, state == PresenceState::Busy);
+                    self.roster.insert(key, state);
                     state
                 }
             };
@@ -218,6 +296,7 @@ impl Core {
                     PresenceState::Left => format!("{name} left."),
                     PresenceState::Busy => format!("{name} is busy."),
                     PresenceState::Free => format!("{name} is free."),
+                    PresenceState::Away => format!("{name} is away."),
                 });
             }
             return;
@@ -230,6 +309,7 @@ impl Core {
             (PresenceState::Left, "left"),
             (PresenceState::Busy, "became busy"),
             (PresenceState::Free, "became free"),
+            (PresenceState::Away, "went away"),
         ] {
             let n = count(state);
             if n > 0 {

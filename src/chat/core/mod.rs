@@ -21,9 +21,10 @@
 //! there (each a method named for the input that causes it):
 //! - `io.rs`: the inputs and outputs, and the types the drivers share;
 //! - `naming.rs`: the name, `REGISTER`, the server connection and its loss;
-//! - `list.rs`: the list, presence, `/who`, `/ignore`, missed calls;
-//! - `calling.rs`: calls out and in, rings and their answers (where "bob
-//!   declined" is decided), `HELLO` and the dial;
+//! - `list.rs`: the list, presence, the commands that work anywhere
+//!   (`/who`, `/ignore`, `/away`…), missed calls;
+//! - `calling.rs`: calls out and in, rings, their countdown and their
+//!   answers (where "bob declined" is decided), `HELLO` and the dial;
 //! - `chat.rs`: lines both ways, acknowledgements, and how a chat ends;
 //! - `rejoining.rs`: bringing a broken link back within the grace;
 //! - `typing.rs`: `bob is typing…`, both ways.
@@ -34,7 +35,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::commands::{self, Command};
+use super::commands::{self, Answer, Command};
 pub use crate::lines::Lines;
 
 mod calling;
@@ -54,10 +55,11 @@ pub use typing::TypingNotices;
 use typing::*;
 
 use crate::protocol::{
-    CallId, ConnEnd, ErrorCode, FEATURE_LONG_LINES, FEATURE_MISSED, FEATURE_PRESENCE,
-    FEATURE_PROOF, FEATURE_REJOIN, FEATURE_RING, FEATURE_SESSION, FEATURE_TYPING, Keys,
-    MAX_LONG_TEXT, MAX_TEXT, PeerBatch, PeerItem, PeerMessage, PeerRun, Presence, PresenceState,
-    Request, ServerLine, Token, Typing, UserEntry, name_key, split_text, validate_name,
+    CallId, ConnEnd, ErrorCode, FEATURE_AWAY, FEATURE_LONG_LINES, FEATURE_MISSED, FEATURE_PRESENCE,
+    FEATURE_PROOF, FEATURE_REJOIN, FEATURE_RING, FEATURE_RING_TIME, FEATURE_SESSION,
+    FEATURE_TYPING, Keys, MAX_LONG_TEXT, MAX_TEXT, PeerBatch, PeerItem, PeerMessage, PeerRun,
+    Presence, PresenceState, Request, ServerLine, Token, Typing, UserEntry, action_text, name_key,
+    split_text, validate_name,
 };
 
 /// The features this chat announces to peers, on a `FEATURES` line after
@@ -124,6 +126,11 @@ pub struct Timers {
     /// How long the called side waits for the caller to connect after the
     /// server announced the call.
     pub ring: Duration,
+    /// How long a ring is counted down when the server does not say
+    /// (`--ring`; an older server's `--ring-timeout`).
+    pub ringing: Duration,
+    /// How often a call ringing for us rings the bell again.
+    pub bell_every: Duration,
     /// How long a `HELLO` that came before its call's announcement is held.
     pub early_hello: Duration,
     /// How long a chat the peer ended waits for the second sign of that.
@@ -148,6 +155,8 @@ impl Default for Timers {
     fn default() -> Timers {
         Timers {
             ring: Duration::from_secs(8),
+            ringing: Duration::from_secs(30),
+            bell_every: Duration::from_secs(5),
             early_hello: Duration::from_secs(3),
             drain: Duration::from_secs(2),
             ping_every: Duration::from_secs(5),
@@ -172,10 +181,22 @@ pub struct Settings {
     pub name: Option<String>,
     /// Whether incoming calls ring and wait for `y`, or connect at once.
     pub answering: Answering,
+    /// Where typed lines come from: a blank line typed at a terminal is
+    /// not sent, a piped one is, as it is.
+    pub typed_from: TypedFrom,
     pub timers: Timers,
     /// Whether `bob is typing…` is shown, and ours told (a terminal
     /// without `--no-typing`).
     pub typing: TypingNotices,
+}
+
+/// Where typed lines come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TypedFrom {
+    /// A person at a terminal.
+    Terminal,
+    /// A pipe or a file: a script, whose every line is meant.
+    Pipe,
 }
 
 /// How incoming calls are taken.
@@ -217,11 +238,13 @@ enum Place {
         peer: String,
         echo: Echo,
     },
-    /// The server rings the peer (`OK RINGING`); its answer is awaited.
+    /// The server rings the peer (`OK RINGING`); its answer is awaited,
+    /// and the prompt counts down.
     RingingOut {
         peer: String,
         call: CallId,
         echo: Echo,
+        ring: Countdown,
     },
     /// The server set the call up; p2pclient is dialing. `proof`: each
     /// of us has values of its own, so the chat is brought back with the
@@ -232,10 +255,12 @@ enum Place {
         echo: Echo,
         proof: bool,
     },
-    /// Someone is calling us (`EVENT RING`): `y` answers, `n` declines.
+    /// Someone is calling us (`EVENT RING`): `y` answers, `n` declines;
+    /// the prompt counts down, and the bell rings again and again.
     Ringing {
         caller: String,
         call: CallId,
+        ring: Countdown,
     },
     /// `ANSWER` sent; the server's reply brings the caller's token.
     Answering {
@@ -318,6 +343,9 @@ enum Pending {
     Answer,
     Decline,
     Watch,
+    /// `AWAY`: refused by the server, we are not away after all.
+    Away,
+    Back,
     Resume,
     Ping,
     Features,
@@ -338,15 +366,18 @@ pub struct Core {
     early: Vec<EarlyHello>,
     /// Names (as keys) whose calls are declined unseen: `/ignore`.
     ignored: Vec<String>,
+    /// `/away`, with its message: calls are refused by the server, and
+    /// missed calls wait until `/back`.
+    away: Option<String>,
     /// After a chat ended that the user did not end: lines typed until the
     /// list is shown (or until this time, with no server) were meant for
     /// the chat, and are dropped rather than run at the list.
     typed_for_chat: Option<TypedForChat>,
     /// Calls that came while we were busy: who, and when (HH:MM).
     missed: Vec<(String, String)>,
-    /// Who is online (by name key) and busy, as last shown: the list, then
-    /// presence changes.
-    roster: std::collections::HashMap<String, bool>,
+    /// Who is online (by name key), free, busy or away, as last shown: the
+    /// list, then presence changes.
+    roster: std::collections::HashMap<String, PresenceState>,
     outputs: Vec<Output>,
 }
 
@@ -369,6 +400,7 @@ impl Core {
             announced: VecDeque::new(),
             early: Vec::new(),
             ignored: Vec::new(),
+            away: None,
             missed: Vec::new(),
             typed_for_chat: None,
             roster: std::collections::HashMap::new(),
@@ -519,6 +551,11 @@ impl Core {
         }
         match self.place() {
             Some(Place::Connecting { until, .. } | Place::Leaving { until, .. }) => at(*until),
+            Some(Place::Ringing { ring, .. } | Place::RingingOut { ring, .. }) => {
+                if let Some(next) = ring.next() {
+                    at(next);
+                }
+            }
             Some(Place::Rejoining {
                 chat,
                 until,
@@ -589,8 +626,12 @@ impl Core {
         let mut ending_over = false;
         let mut unanswered = None;
         let mut leave_over = false;
+        let mut bell = false;
         match self.place_mut() {
             Some(Place::Leaving { until, .. }) if now >= *until => leave_over = true,
+            Some(Place::Ringing { ring, .. } | Place::RingingOut { ring, .. }) => {
+                bell = ring.tick(now);
+            }
             Some(Place::Connecting {
                 caller,
                 call,
@@ -628,6 +669,9 @@ impl Core {
         }
         for (link, msg) in pings {
             self.out(Output::Peer { link, msg });
+        }
+        if bell {
+            self.out(Output::Bell);
         }
         let resumable = matches!(self.place(), Some(Place::Chatting(chat))
             if chat.resume.active() && !chat.ending.as_ref().is_some_and(|e| e.gone));
@@ -678,13 +722,20 @@ impl Core {
                 Place::AtList if self.holds_answer() => {
                     "waiting for a call to answer (Ctrl-C cancels): ".into()
                 }
+                Place::AtList if self.online() && self.away.is_some() => {
+                    "connect to (away): ".into()
+                }
                 Place::AtList if self.online() => "connect to: ".into(),
                 Place::AtList => "server unreachable, reconnecting (q quits): ".into(),
                 Place::Calling { peer, .. } | Place::Dialing { peer, .. } => {
                     format!("calling {peer}… ")
                 }
-                Place::RingingOut { peer, .. } => format!("ringing {peer}… "),
-                Place::Ringing { caller, .. } => format!("{caller} is calling: y/n? "),
+                Place::RingingOut { peer, ring, .. } => {
+                    format!("ringing {peer} ({} s)… ", ring.shown)
+                }
+                Place::Ringing { caller, ring, .. } => {
+                    format!("{caller} is calling ({} s): y/n? ", ring.shown)
+                }
                 Place::Answering { caller, .. } | Place::Connecting { caller, .. } => {
                     format!("{caller} is calling… ")
                 }
@@ -856,7 +907,7 @@ impl Core {
                 self.drop_typed_for_the_chat();
                 continue;
             }
-            if let Some(Place::Ringing { caller, call }) = self.place() {
+            if let Some(Place::Ringing { caller, call, .. }) = self.place() {
                 let (caller, call) = (caller.clone(), *call);
                 self.answer_typed(now, &caller, call, typed);
                 continue;
@@ -918,7 +969,7 @@ impl Core {
                 self.send(now, Request::Hangup { call }, Pending::Hangup);
                 self.show_list(now);
             }
-            Place::Ringing { caller, call } => {
+            Place::Ringing { caller, call, .. } => {
                 let (caller, call) = (caller.clone(), *call);
                 self.decline(now, &caller, call);
             }
@@ -968,7 +1019,7 @@ impl Core {
             ServerLine::RejoinRequested { caller, call, keys } => {
                 self.on_rejoin_requested(&caller, call, keys)
             }
-            ServerLine::Ring { caller, call } => self.on_ring(now, caller, call),
+            ServerLine::Ring { caller, call, secs } => self.on_ring(now, caller, call, secs),
             ServerLine::Answered {
                 peer,
                 call,
@@ -1042,9 +1093,10 @@ impl Core {
                 Pending::Call { peer, cancelled },
                 Reply::Line(ServerLine::Error { code, message }),
             ) => self.on_call_refused(now, cancelled, &peer, code, &message),
-            (Pending::Call { cancelled, .. }, Reply::Line(ServerLine::Ringing { peer, call })) => {
-                self.on_ringing_out(now, cancelled, peer, call)
-            }
+            (
+                Pending::Call { cancelled, .. },
+                Reply::Line(ServerLine::Ringing { peer, call, secs }),
+            ) => self.on_ringing_out(now, cancelled, peer, call, secs),
             (Pending::Answer, Reply::Line(ServerLine::Answer { caller, call, keys })) => {
                 self.on_answer_accepted(now, caller, call, keys)
             }
@@ -1123,10 +1175,16 @@ impl Core {
                 Reply::Line(ServerLine::Linked { .. } | ServerLine::Error { .. }),
             )
             | (Pending::Watch, Reply::Line(ServerLine::Watching(_) | ServerLine::Error { .. }))
+            | (Pending::Away, Reply::Line(ServerLine::AwayDone))
+            | (Pending::Back, Reply::Line(ServerLine::BackDone | ServerLine::Error { .. }))
             | (Pending::Quit, Reply::Line(ServerLine::Bye))
             | (Pending::Features, Reply::Line(ServerLine::Error { .. })) => {}
             (Pending::Features, Reply::Line(ServerLine::Features(words))) => {
                 self.server.features = words
+            }
+            (Pending::Away, Reply::Line(ServerLine::Error { message, .. })) => {
+                self.away = None;
+                self.notice(format!("The server says: {message}; you are not away."));
             }
             (_, Reply::Line(ServerLine::Error { message, .. })) => {
                 self.notice(format!("The server says: {message}."))

@@ -14,6 +14,8 @@ pub(super) fn client_features() -> Vec<String> {
         FEATURE_MISSED,
         FEATURE_SESSION,
         FEATURE_PROOF,
+        FEATURE_RING_TIME,
+        FEATURE_AWAY,
     ]
     .map(str::to_string)
     .to_vec()
@@ -131,6 +133,7 @@ impl Core {
         {
             self.server.registration = Registration::Online;
             self.notice("Reconnected to the registration server.");
+            self.away_again(now);
             match self.place() {
                 Some(Place::Chatting(chat)) if chat.ending.is_none() => {
                     let name = chat.peer.clone();
@@ -160,7 +163,18 @@ impl Core {
             me: name,
             place: Place::AtList,
         };
+        self.away_again(now);
         self.show_list(now);
+    }
+
+    /// On a new registration, a new server knows nothing of our `/away`:
+    /// it is said again, before anyone can call.
+    fn away_again(&mut self, now: Instant) {
+        if let Some(message) = self.away.clone()
+            && self.server_has(FEATURE_AWAY)
+        {
+            self.send(now, Request::Away { message }, Pending::Away);
+        }
     }
 
     pub(super) fn on_register_refused(&mut self, now: Instant, code: ErrorCode, message: &str) {

@@ -79,14 +79,15 @@ impl Core {
         let text = match typed {
             Typed::Line(line) => match commands::parse(&line) {
                 Command::Quit => return self.end_rejoining(now, RejoinEnd::ByUser),
-                Command::Text(_) | Command::Say(_) if line.is_empty() => return,
+                Command::Text(_) if self.skips_blank(&line) => return,
                 Command::Say(text) => text.to_string(),
+                Command::Me(action) => action_text(self.me().unwrap_or_default(), action),
                 Command::Text(_) => line,
                 Command::Unknown(why) => return self.notice(format!("{why}; nothing was sent.")),
                 Command::NoSuch(verb) => return self.notice(Command::no_such_in_chat(verb)),
-                // Who is online is what one wants to know now.
-                Command::Who => return self.who(now),
-                Command::Help => return self.help(),
+                // Who is online is what one wants to know now, and the
+                // others mean the same everywhere.
+                command if command.anywhere() => return self.anywhere(now, command),
                 _ => return self.notice("Not now: the link is down; q ends the chat."),
             },
             Typed::Pasted(text) => text,

@@ -43,6 +43,7 @@ impl World {
             advertise: "127.0.0.1:4000".parse().unwrap(),
             name: name.map(str::to_string),
             answering: Answering::Ask,
+            typed_from: TypedFrom::Terminal,
             timers: Timers::default(),
             typing: TypingNotices::Off,
         };
@@ -153,6 +154,7 @@ impl World {
             .map(|name| UserEntry {
                 name: name.to_string(),
                 busy: false,
+                away: false,
             })
             .collect();
         self.input(Input::Users(users));
@@ -380,7 +382,7 @@ impl Core {
 fn the_numbered_flow_as_the_caller() {
     let mut w = World::new(None);
     w.expect_line("Connected to the registration server at 127.0.0.1:7700.");
-    w.expect_request("FEATURES ring presence missed session proof");
+    w.expect_request("FEATURES ring presence missed session proof ring-time away");
     w.expect(Output::Prompt("Enter your visible name: ".into()));
     assert_eq!(w.core.status(), "your name: ");
     // 1) the name.
@@ -396,10 +398,12 @@ fn the_numbered_flow_as_the_caller() {
         UserEntry {
             name: "alice".into(),
             busy: false,
+            away: false,
         },
         UserEntry {
             name: "bob".into(),
             busy: true,
+            away: false,
         },
     ]));
     w.expect_line("Online users (2):");
@@ -553,7 +557,7 @@ fn a_name_typed_after_the_server_gave_up_connects_again_and_registers() {
     });
     assert_eq!(w.core.status(), "registering slowpoke… ");
     w.input(back_at("127.0.0.1:4000"));
-    w.expect_request("FEATURES ring presence missed session proof");
+    w.expect_request("FEATURES ring presence missed session proof ring-time away");
     w.expect_request("REGISTER slowpoke 127.0.0.1:4000");
     w.server("OK FEATURES");
     w.server("OK WELCOME slowpoke 10");
@@ -931,7 +935,7 @@ fn the_server_lost_mid_chat_reconnects_registers_again_and_resumes() {
     w.typed("still here");
     w.expect_to_peer(1, "MSG still here");
     w.input(back_at("127.0.0.1:4000"));
-    w.expect_request("FEATURES ring presence missed session proof");
+    w.expect_request("FEATURES ring presence missed session proof ring-time away");
     w.expect_request("REGISTER alice 127.0.0.1:4000");
     w.server("OK FEATURES");
     w.server("OK WELCOME alice 10");
@@ -1306,7 +1310,7 @@ fn a_call_rings_and_the_answer_sets_it_up() {
     w.server("OK RINGING bob 7");
     w.server("OK WATCH off");
     w.expect_line("Ringing bob…");
-    assert_eq!(w.core.status(), "ringing bob… ");
+    assert_eq!(w.core.status(), "ringing bob (30 s)… ");
     w.server(&format!("EVENT ANSWERED bob 7 {TOKEN} 127.0.0.1:5000"));
     w.expect_dial(7);
     assert_eq!(w.core.status(), "calling bob… ");
@@ -1350,7 +1354,7 @@ fn a_ringing_call_is_answered_with_y() {
     w.server("EVENT RING alice 9");
     w.expect_line("alice is calling: y to answer, n to decline.");
     w.expect(Output::Bell);
-    assert_eq!(w.core.status(), "alice is calling: y/n? ");
+    assert_eq!(w.core.status(), "alice is calling (30 s): y/n? ");
     // Anything else is not sent anywhere: the caller is not connected.
     w.typed("hello?");
     w.expect_line("alice is calling: y to answer, n to decline.");
@@ -1409,7 +1413,7 @@ fn nothing_typed_at_the_list_reaches_a_caller() {
     w.expect_request("CALL carol");
     w.server("EVENT RING alice 9");
     w.server("ERR already-in-call you are in a call");
-    assert_eq!(w.core.status(), "alice is calling: y/n? ");
+    assert_eq!(w.core.status(), "alice is calling (30 s): y/n? ");
     assert_eq!(w.count(|o| matches!(o, Output::Peer { .. })), 0);
 }
 
@@ -2202,26 +2206,28 @@ fn a_line_typed_as_an_unanswered_call_comes_in_never_reaches_the_caller() {
     w.expect_to_peer(3, "MSG hello alice");
 }
 
-/// A world in the place a column of README's commands table names.
+/// A world in the place a column of README's commands table names, on a
+/// server that takes `/away`.
 fn world_at(place: &str) -> World {
+    const FEATURES: &str = "relay away";
     match place {
         "name prompt" => World::new(None),
-        "at the list" => World::registered("alice"),
+        "at the list" => World::registered_on("alice", FEATURES),
         "your call rings" => {
-            let mut w = World::registered("alice");
+            let mut w = World::registered_on("alice", FEATURES);
             w.typed("bob");
             w.server("OK RINGING bob 7");
             w.expect_line("Ringing bob");
             w
         }
         "you are rung" => {
-            let mut w = World::registered("alice");
+            let mut w = World::registered_on("alice", FEATURES);
             w.server("EVENT RING bob 7");
             w
         }
-        "in a chat" => World::chatting("alice", "bob"),
+        "in a chat" => World::chatting_on("alice", "bob", FEATURES),
         "reconnecting" => {
-            let mut w = resumable_chat();
+            let mut w = resumable_chat_on(FEATURES);
             w.link_broke(1);
             w.expect_line("link to bob lost; reconnecting…");
             w
@@ -2260,7 +2266,7 @@ fn commands_table() -> Vec<(String, Vec<(String, String)>)> {
 #[test]
 fn the_commands_table_holds_in_every_place() {
     let table = commands_table();
-    assert_eq!(table.len(), 5, "{table:?}");
+    assert_eq!(table.len(), 9, "{table:?}");
     let mut checked = 0;
     for (typed, effects) in &table {
         let inputs: Vec<Typed> = match typed.as_str() {
@@ -2274,6 +2280,10 @@ fn the_commands_table_holds_in_every_place() {
         for input in inputs {
             for (place, effect) in effects {
                 let mut w = world_at(place);
+                if *typed == "`/back`" {
+                    // Back from where one went away.
+                    w.typed("/away");
+                }
                 w.skip_all();
                 let what = format!("{input:?} {place}: {effect}");
                 w.key(input.clone());
@@ -2317,6 +2327,25 @@ fn the_commands_table_holds_in_every_place() {
                             w.expect_line("enter your visible name first");
                             assert!(w.core.exit().is_none(), "{what}");
                         }
+                        "away" => {
+                            w.expect_request("AWAY");
+                            w.expect_line("You are away");
+                        }
+                        "back" => {
+                            w.expect_request("BACK");
+                            w.expect_line("You are back.");
+                        }
+                        "unignore" => w.expect_line("bob was not ignored."),
+                        "not in a chat" => {
+                            w.expect_line("Not in a chat");
+                            let out =
+                                |o: &Output| matches!(o, Output::Server(_) | Output::Peer { .. });
+                            assert_eq!(w.count(out), 0, "{what}");
+                        }
+                        "waits" => w.expect_quiet(),
+                        "asks again" => w.expect_line("bob is calling: y to answer, n to decline."),
+                        "sent" => w.expect_to_peer(1, "MSG * alice waves"),
+                        "kept" => w.expect_line("goes to bob once the link is back"),
                         other => panic!("an effect the test does not know: {other} ({what})"),
                     }
                 }
@@ -2324,7 +2353,7 @@ fn the_commands_table_holds_in_every_place() {
             }
         }
     }
-    assert_eq!(checked, 7 * 6, "every cell of every row");
+    assert_eq!(checked, 11 * 6, "every cell of every row");
 }
 
 #[test]
@@ -2386,4 +2415,251 @@ fn a_peer_back_from_a_lost_network_is_free_a_moment_before_it_resumes() {
             w.expect_line("bob ended the chat.");
         }
     }
+}
+
+// ---- calls, commands and names as people expect (#22) ----------------------
+
+#[test]
+fn a_ring_is_answered_yes_or_no_in_any_case() {
+    for (typed, request) in [
+        ("YES", "ANSWER 9"),
+        (" Yes ", "ANSWER 9"),
+        ("Y", "ANSWER 9"),
+        ("No", "DECLINE 9"),
+        ("N", "DECLINE 9"),
+    ] {
+        let mut w = World::registered("bob");
+        w.server("EVENT RING alice 9");
+        w.typed(typed);
+        w.expect_request(request);
+    }
+    // Anything else asks again, and answers nothing.
+    let mut w = World::registered("bob");
+    w.server("EVENT RING alice 9");
+    w.typed("yess");
+    w.expect_line("alice is calling: y to answer, n to decline.");
+    assert_eq!(w.count(|o| matches!(o, Output::Server(_))), 0);
+}
+
+#[test]
+fn a_ring_for_us_counts_down_and_rings_the_bell_again_until_answered() {
+    let mut w = World::registered("bob");
+    w.server("EVENT RING alice 9 24");
+    w.expect(Output::Bell);
+    assert_eq!(w.core.status(), "alice is calling (24 s): y/n? ");
+    w.advance(Duration::from_millis(1500));
+    assert_eq!(w.core.status(), "alice is calling (23 s): y/n? ");
+    // A bell every five seconds while it rings, none as it runs out.
+    w.skip_all();
+    w.advance(Duration::from_millis(22_400));
+    assert_eq!(w.core.status(), "alice is calling (1 s): y/n? ");
+    assert_eq!(w.count(|o| *o == Output::Bell), 4);
+    w.skip_all();
+    w.advance(Duration::from_secs(5));
+    assert_eq!(w.core.status(), "alice is calling (0 s): y/n? ");
+    assert_eq!(w.count(|o| *o == Output::Bell), 0);
+    // A ring the server says is over rings no bell.
+    let mut w = World::registered("bob");
+    w.server("EVENT RING alice 9 0");
+    w.skip_all();
+    w.advance(Duration::from_secs(12));
+    assert_eq!(w.count(|o| *o == Output::Bell), 0);
+    assert_eq!(w.core.status(), "alice is calling (0 s): y/n? ");
+    // Answered: the bell stops.
+    let mut w = World::registered("bob");
+    w.server("EVENT RING alice 9 24");
+    w.typed("y");
+    w.skip_all();
+    w.advance(Duration::from_secs(12));
+    assert_eq!(w.count(|o| *o == Output::Bell), 0);
+}
+
+#[test]
+fn the_caller_sees_the_same_countdown_and_an_older_servers_ring_its_own() {
+    let mut w = World::registered("alice");
+    w.typed("bob");
+    w.server("OK RINGING bob 7 12");
+    assert_eq!(w.core.status(), "ringing bob (12 s)… ");
+    w.skip_all();
+    w.advance(Duration::from_millis(2500));
+    assert_eq!(w.core.status(), "ringing bob (10 s)… ");
+    assert_eq!(w.count(|o| *o == Output::Bell), 0, "only the callee rings");
+    // The server does not say: the chat's own setting (--ring).
+    let mut w = World::registered("alice");
+    w.core.settings.timers.ringing = Duration::from_secs(45);
+    w.typed("bob");
+    w.server("OK RINGING bob 7");
+    assert_eq!(w.core.status(), "ringing bob (45 s)… ");
+    let mut w = World::registered("bob");
+    w.server("EVENT RING alice 9");
+    assert_eq!(w.core.status(), "alice is calling (30 s): y/n? ");
+}
+
+#[test]
+fn commands_are_read_in_any_case() {
+    let mut w = World::chatting("alice", "bob");
+    w.typed("/WHO");
+    w.expect_request("LIST");
+    w.users(&["alice", "bob"]);
+    w.typed("/Help");
+    w.expect_line("Commands:");
+    w.typed("/SAY Hi");
+    w.expect_to_peer(1, "MSG Hi");
+    w.typed("/QUIT");
+    w.expect_line("You left the chat with bob.");
+}
+
+#[test]
+fn say_alone_says_how_and_me_sends_a_line_older_peers_read() {
+    let mut w = World::chatting("alice", "bob");
+    w.typed("/say");
+    w.expect_line("/say takes the text to send: /say TEXT; nothing was sent.");
+    w.typed("/me");
+    w.expect_line("/me takes what you do: /me waves; nothing was sent.");
+    assert_eq!(w.count(|o| matches!(o, Output::Peer { .. })), 0);
+    w.typed("/me waves hello");
+    w.expect_to_peer(1, "MSG * alice waves hello");
+    // At the list there is nobody to wave to.
+    let mut w = World::registered("alice");
+    w.typed("/me waves");
+    w.expect_line("Not in a chat");
+    assert_eq!(w.count(|o| matches!(o, Output::Server(_))), 0);
+}
+
+#[test]
+fn unignore_lets_calls_ring_again_and_ignore_hides_missed_calls_from_before() {
+    let mut w = World::chatting("alice", "bob");
+    for caller in ["carol", "dave"] {
+        w.input(Input::MissedCall {
+            caller: caller.into(),
+            at: "14:02".into(),
+        });
+    }
+    w.typed("/ignore Carol");
+    w.expect_line("Calls from Carol are declined unseen");
+    w.input(Input::MissedCall {
+        caller: "carol".into(),
+        at: "14:03".into(),
+    });
+    w.typed("q");
+    w.expect_line("dave tried to call you at 14:02.");
+    assert_eq!(
+        w.count(|o| matches!(o, Output::Line { text, .. } if text.contains("carol"))),
+        0,
+        "{:#?}",
+        w.fresh()
+    );
+    w.server("OK HANGUP 7");
+    w.users(&["alice"]);
+    w.typed("/unignore carol");
+    w.expect_line("Calls from carol ring again.");
+    w.typed("/unignore carol");
+    w.expect_line("carol was not ignored.");
+    w.server("EVENT RING carol 12");
+    w.expect_line("carol is calling: y to answer, n to decline.");
+}
+
+#[test]
+fn a_blank_line_typed_at_a_terminal_is_not_sent_and_a_piped_one_is() {
+    let mut w = World::chatting("alice", "bob");
+    for blank in ["", "   ", " \t "] {
+        w.typed(blank);
+    }
+    w.piped(&["one", "  ", "two"]);
+    w.expect_to_peer(1, "MSG one");
+    w.expect_to_peer(1, "MSG two");
+    let sent = |w: &World| {
+        w.count(|o| {
+            matches!(
+                o,
+                Output::Peer {
+                    msg: PeerMessage::Msg(_),
+                    ..
+                }
+            )
+        })
+    };
+    assert_eq!(sent(&w), 0, "{:#?}", w.fresh());
+    // At the list, ENTER still shows the list.
+    let mut w = World::registered("alice");
+    w.typed("");
+    w.expect_request("LIST");
+    // From a pipe, every line is meant.
+    let mut w = World::chatting("alice", "bob");
+    w.core.settings.typed_from = TypedFrom::Pipe;
+    w.typed("");
+    w.expect_to_peer(1, "MSG ");
+    w.piped(&["one", "  ", ""]);
+    w.expect_to_peer(1, "MSG one");
+    w.expect_to_peer(1, "MSG   ");
+    w.expect_to_peer(1, "MSG ");
+}
+
+#[test]
+fn away_tells_the_server_holds_missed_calls_until_back_and_takes_no_ring() {
+    let mut w = World::registered_on("bob", "relay session away");
+    w.typed("/away at lunch");
+    w.expect_request("AWAY at lunch");
+    w.expect_line("You are away (at lunch)");
+    assert_eq!(w.core.status(), "connect to (away): ");
+    w.server("OK AWAY");
+    w.input(Input::MissedCall {
+        caller: "carol".into(),
+        at: "14:02".into(),
+    });
+    // A ring that crossed our AWAY finds us busy: no bell, no question.
+    w.server("EVENT RING dave 12");
+    w.expect_request("BUSY 12");
+    assert_eq!(
+        w.count(|o| matches!(o, Output::Bell | Output::Line { .. })),
+        0,
+        "{:#?}",
+        w.fresh()
+    );
+    // A new registration says it again, before the list.
+    w.input(Input::ServerLost(ServerLoss::Closed));
+    w.input(back_at("127.0.0.1:4000"));
+    w.expect_request("REGISTER bob 127.0.0.1:4000");
+    w.server("OK FEATURES relay session away");
+    w.server("OK WELCOME bob 10");
+    w.expect_request("AWAY at lunch");
+    w.expect_request("LIST");
+    w.server("OK AWAY");
+    w.users(&["bob"]);
+    w.skip_all();
+    w.typed("/back");
+    w.expect_request("BACK");
+    w.expect_line("You are back.");
+    w.expect_line("carol tried to call you at 14:02.");
+    assert_eq!(w.core.status(), "connect to: ");
+    w.typed("/back");
+    w.expect_line("You are not away.");
+    // A server without the word: said so, and calls still ring.
+    let mut w = World::registered("bob");
+    w.typed("/away");
+    w.expect_line("This server does not take /away");
+    w.server("EVENT RING alice 9");
+    w.expect_line("alice is calling: y to answer, n to decline.");
+}
+
+#[test]
+fn presence_and_the_list_show_who_is_away() {
+    let mut w = registered_on_a_newer_server("alice");
+    w.server("EVENT PRESENCE away:bob");
+    w.expect_line("bob is away.");
+    w.server("EVENT PRESENCE away:bob");
+    w.server("EVENT PRESENCE free:bob");
+    w.expect_line("bob is free.");
+    assert_eq!(
+        w.count(|o| matches!(o, Output::Line { text, .. } if text.contains("away"))),
+        0
+    );
+    w.typed("/who");
+    w.expect_request("LIST");
+    w.input(Input::Users(vec![UserEntry {
+        name: "bob".into(),
+        busy: false,
+        away: true,
+    }]));
+    w.expect_line("  bob [away]");
 }

@@ -120,7 +120,7 @@ impl TypingState {
 /// nor are blanks; `/say …` and `//…` are.
 pub(super) fn for_peer(draft: &str) -> bool {
     match commands::parse(draft) {
-        Command::Text(text) | Command::Say(text) => !text.trim().is_empty(),
+        Command::Text(text) | Command::Say(text) | Command::Me(text) => !text.trim().is_empty(),
         _ => false,
     }
 }
