@@ -136,7 +136,13 @@ impl Core {
         self.roster = users
             .iter()
             .filter(|u| !self.is_me(&u.name))
-            .map(|u| (name_key(&u.name), u.busy))
+            .map(|u| {
+                let listed = Listed {
+                    name: u.name.clone(),
+                    busy: u.busy,
+                };
+                (name_key(&u.name), listed)
+            })
             .collect();
         self.line(Kind::Info, format!("Online users ({}):", users.len()));
         for user in users {
@@ -178,7 +184,11 @@ impl Core {
         let mut changes = Vec::new();
         for change in batch {
             let key = name_key(&change.name);
-            let known = self.roster.get(&key).copied();
+            let known = self.roster.get(&key).map(|listed| listed.busy);
+            let listed = |busy| Listed {
+                name: change.name.clone(),
+                busy,
+            };
             let state = match (change.state, known) {
                 (PresenceState::Left, None) => continue,
                 (PresenceState::Left, Some(_)) => {
@@ -189,15 +199,16 @@ impl Core {
                 (PresenceState::Busy, Some(true)) | (PresenceState::Free, Some(false)) => continue,
                 // Joined and became busy (or free) within one batch.
                 (PresenceState::Busy, None) => {
-                    self.roster.insert(key, true);
+                    self.roster.insert(key, listed(true));
                     PresenceState::Busy
                 }
                 (PresenceState::Free, None) => {
-                    self.roster.insert(key, false);
+                    self.roster.insert(key, listed(false));
                     PresenceState::Joined
                 }
                 (state, _) => {
-                    self.roster.insert(key, state == PresenceState::Busy);
+                    self.roster
+                        .insert(key, listed(state == PresenceState::Busy));
                     state
                 }
             };

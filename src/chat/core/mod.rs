@@ -102,6 +102,14 @@ const FEATURE_PING_ID: &str = "ping-id";
 /// more are read.
 const TYPED_WAITING: usize = 4096;
 
+/// One of the others online, as the list and presence told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Listed {
+    /// As its owner spells it.
+    name: String,
+    busy: bool,
+}
+
 /// Presence changes in one batch shown one line each; more are summed up
 /// in one line.
 const PRESENCE_LINES: usize = 5;
@@ -337,9 +345,9 @@ pub struct Core {
     typed_for_chat: Option<TypedForChat>,
     /// Calls that came while we were busy: who, and when (HH:MM).
     missed: Vec<(String, String)>,
-    /// Who is online (by name key) and busy, as last shown: the list, then
+    /// Who is online (by name key), as last shown: the list, then
     /// presence changes.
-    roster: std::collections::HashMap<String, bool>,
+    roster: std::collections::HashMap<String, Listed>,
     outputs: Vec<Output>,
 }
 
@@ -675,6 +683,28 @@ impl Core {
                 Place::Rejoining { chat, .. } => format!("reconnecting to {}… > ", chat.peer),
             },
         }
+    }
+
+    /// What a line typed now goes to.
+    pub fn typing(&self) -> Typing {
+        match &self.stage {
+            Stage::Naming => Typing::Name,
+            Stage::Registering { .. } => Typing::List,
+            Stage::Done(_) => Typing::Answer,
+            Stage::Registered { place, .. } => match place {
+                Place::AtList => Typing::List,
+                Place::Ringing { .. } => Typing::Answer,
+                _ => Typing::Chat,
+            },
+        }
+    }
+
+    /// The names of the others online as last seen (the list, then
+    /// presence), in the order of their keys: what a Tab completes.
+    pub fn names(&self) -> Vec<String> {
+        let mut listed: Vec<(&String, &Listed)> = self.roster.iter().collect();
+        listed.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        listed.into_iter().map(|(_, l)| l.name.clone()).collect()
     }
 
     fn out(&mut self, output: Output) {
