@@ -258,7 +258,8 @@ impl Driver {
             Event::LinkDrained { .. } | Event::StdoutDrained | Event::LogDrained => {}
             Event::Keys(keys) => {
                 for key in keys {
-                    for typed in self.ui.key(key) {
+                    let typing = self.core.typing();
+                    for typed in self.ui.key(key, typing, || self.core.names()) {
                         self.feed(Input::Typed(typed));
                     }
                 }
@@ -564,7 +565,7 @@ impl Driver {
         // Links that finished closing need no waiting for any more.
         self.closing
             .retain(|written| written.try_recv() == Err(TryRecvError::Empty));
-        self.ui.status(&self.core.status());
+        self.ui.status(&self.core.status(), self.core.typing());
         self.ui.flush();
         let log_behind = self
             .transcript
