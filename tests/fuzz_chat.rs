@@ -6,6 +6,7 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
+use p2pchat::chat::completion::NamesTyped;
 use p2pchat::chat::editor::{Key, KeyDecoder, LineEditor};
 
 #[path = "common/rng.rs"]
@@ -53,6 +54,14 @@ const PIECES: &[&[u8]] = &[
     b"\x1b[A",
     b"\x1b[3~",
     b"\x1bOH",
+    b"\x1b[1;5D",
+    b"\x1bOc",
+    b"\x1b\x1b[D",
+    b"\x1bb",
+    b"\x1b\x7f",
+    b"\t",
+    b"\x19",
+    b"\x1a",
     b"\r",
     b"\n",
     b"\x7f",
@@ -136,7 +145,7 @@ fn random_key(rng: &mut Rng) -> Key {
     const TEXT: &[&str] = &[
         "a", "é", "e\u{301}", "👍🏽", "🇫🇷", "한", "\t", "\u{200d}", "\u{202e}", "x",
     ];
-    match rng.below(18) {
+    match rng.below(20) {
         0..=5 => {
             let s = TEXT[rng.below(TEXT.len())];
             s.chars().next().map_or(Key::Enter, Key::Char)
@@ -157,6 +166,14 @@ fn random_key(rng: &mut Rng) -> Key {
         14 => Key::Up,
         15 => Key::Down,
         16 => [Key::KillToStart, Key::KillToEnd, Key::KillWord][rng.below(3)].clone(),
+        17 => [
+            Key::WordBack,
+            Key::WordForward,
+            Key::KillNextWord,
+            Key::KillPreviousWord,
+        ][rng.below(4)]
+        .clone(),
+        18 => [Key::Yank, Key::Tab, Key::Suspend][rng.below(3)].clone(),
         _ => [Key::Redraw, Key::Interrupt, Key::EndOfInput][rng.below(3)].clone(),
     }
 }
@@ -166,12 +183,26 @@ fn the_line_editor_takes_any_keys_and_renders_at_any_width() {
     // One editor lives across many inputs, as a session does; each input is
     // a few keys and a render at some width.
     let mut editor = LineEditor::default();
+    let names: Vec<String> = ["a", "aé", "e\u{301}x", "👍🏽", "/call", "한"]
+        .map(String::from)
+        .to_vec();
     run("line editor", |rng| {
         if rng.below(10_000) == 0 {
             editor = LineEditor::default();
         }
         for _ in 0..1 + rng.below(3) {
-            let _ = editor.apply(random_key(rng));
+            let _ = match random_key(rng) {
+                // A Tab completes from names like the text typed.
+                Key::Tab => {
+                    let typed = [
+                        NamesTyped::FirstWordAndArgument,
+                        NamesTyped::Argument,
+                        NamesTyped::Nowhere,
+                    ][rng.below(3)];
+                    editor.complete(&names, typed)
+                }
+                key => editor.apply(key),
+            };
         }
         assert!(editor.line().is_char_boundary(editor.cursor()));
         // A render every few inputs: the terminal draws once per batch.

@@ -82,6 +82,20 @@ impl Tmux {
         self.run(&args);
     }
 
+    /// Puts `text` in the paste buffer `name`, through stdin: a long text
+    /// does not fit in one tmux command.
+    fn load_buffer(&self, name: &str, text: &str) {
+        let mut child = Command::new("tmux")
+            .args(["-L", &self.socket, "load-buffer", "-b", name, "-"])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .expect("run tmux");
+        let mut stdin = child.stdin.take().expect("tmux's stdin");
+        std::io::Write::write_all(&mut stdin, text.as_bytes()).expect("write to tmux");
+        drop(stdin);
+        assert!(child.wait().expect("wait for tmux").success());
+    }
+
     /// Runs a shell command line in the pane.
     fn shell(&self, line: &str) {
         self.type_text(line);
@@ -1263,4 +1277,201 @@ fn a_ring_counts_down_yes_answers_and_commands_work_in_any_case() {
     assert!((25..=30).contains(&left), "{left} s");
     bob.send("no");
     tmux.wait_for("bob declined.");
+}
+
+#[test]
+fn alt_b_ctrl_left_and_alt_d_go_by_word_and_ctrl_y_yanks_what_was_cut() {
+    let Some(tmux) = Tmux::start(&[]) else { return };
+    let server = Server::start();
+    tmux.chat(&server, "alice");
+    let mut bob = bob_calls_alice(&server, &tmux);
+
+    tmux.type_text("one two three");
+    tmux.wait_for_last_row("to bob> one two three");
+    // Alt-b, then Ctrl-← as xterm sends it: two words back.
+    tmux.press(&["M-b", "C-Left"]);
+    tmux.type_text("2");
+    // Alt-f to the end of "two", Ctrl-→ to the end of "three".
+    tmux.press(&["M-f", "C-Right"]);
+    tmux.type_text("3");
+    tmux.press(&["Enter"]);
+    bob.expect("alice: one 2two three3\n");
+
+    // Ctrl-W cuts a word, Ctrl-Y puts it back (twice); Alt-Backspace and
+    // Alt-d cut by word too, and two cuts in a row come back as one.
+    tmux.type_text("hello world");
+    tmux.press(&["C-w", "C-y", "C-y"]);
+    tmux.press(&["Enter"]);
+    bob.expect("alice: hello worldworld\n");
+    tmux.type_text("keep cut this");
+    tmux.press(&["M-BSpace", "M-BSpace"]);
+    tmux.wait_for_last_row("to bob> keep");
+    tmux.press(&["C-y", "Enter"]);
+    bob.expect("alice: keep cut this\n");
+    tmux.type_text("keep");
+    tmux.press(&["Home", "M-d"]);
+    tmux.wait_for_last_row("to bob>");
+    tmux.type_text("x");
+    tmux.press(&["C-y", "Enter"]);
+    bob.expect("alice: xkeep\n");
+}
+
+#[test]
+fn tab_completes_a_name_at_the_list_and_after_call() {
+    let Some(tmux) = Tmux::start(&[]) else { return };
+    let server = Server::start();
+    let mut others = Vec::new();
+    for name in ["bob", "bobby", "carol"] {
+        let mut chat = Chat::spawn(server.addr, &["--name", name]);
+        chat.label = name.into();
+        chat.expect("Enter a name to chat with");
+        others.push(chat);
+    }
+    tmux.chat(&server, "alice");
+    tmux.wait_for("carol");
+
+    // Two names start with "bo": the Tab completes what they share, and
+    // a second Tab lists them.
+    tmux.type_text("b");
+    tmux.press(&["Tab"]);
+    tmux.wait_for_last_row("connect to: bob");
+    tmux.press(&["Tab"]);
+    tmux.wait_for("bob  bobby");
+    tmux.wait_for_last_row("connect to: bob");
+    tmux.type_text("b");
+    tmux.press(&["Tab"]);
+    tmux.wait_for_last_row("connect to: bobby");
+    tmux.press(&["C-u"]);
+
+    // After /call: the one match, and a space after it.
+    tmux.type_text("/call ca");
+    tmux.press(&["Tab"]);
+    tmux.type_text("!");
+    tmux.wait_for_last_row("connect to: /call carol !");
+    tmux.press(&["BSpace", "Enter"]);
+    others[2].expect("alice is calling");
+}
+
+#[test]
+fn ctrl_z_stops_the_chat_for_the_shell_and_fg_brings_it_back_drawn() {
+    let Some(tmux) = Tmux::start(&[]) else { return };
+    let server = Server::start();
+    tmux.chat(&server, "alice");
+    let mut bob = bob_calls_alice(&server, &tmux);
+    tmux.type_text("half");
+    tmux.wait_for_last_row("to bob> half");
+
+    tmux.press(&["C-z"]);
+    tmux.wait_for("Stopped");
+    tmux.wait_for_shell();
+    // The shell is usable; the chat reads nothing while stopped.
+    tmux.shell("echo sum=$((20+22))");
+    tmux.wait_for("sum=42");
+    bob.send("while you were away");
+
+    tmux.shell("fg");
+    tmux.wait_for("bob: while you were away");
+    tmux.wait_for_last_row("to bob> half");
+    // Raw mode again: no line discipline between the keys and the chat.
+    let out = tmux.run(&["display-message", "-p", "-t", "0", "#{pane_tty}"]);
+    let tty = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    common::eventually("the terminal is in raw mode again", || {
+        let stty = Command::new("stty").args(["-a", "-F", &tty]).output();
+        let modes = String::from_utf8_lossy(&stty.expect("run stty").stdout).into_owned();
+        modes.split_whitespace().any(|m| m == "-icanon")
+            && modes.split_whitespace().any(|m| m == "-echo")
+    });
+    tmux.type_text(" and back");
+    tmux.press(&["Enter"]);
+    bob.expect("alice: half and back\n");
+    // Ctrl-C ends the chat, and then the program.
+    tmux.press(&["C-c"]);
+    tmux.wait_for_last_row("connect to:");
+    tmux.press(&["C-c"]);
+    tmux.expect_terminal_restored();
+}
+
+#[test]
+fn a_one_line_paste_at_the_name_prompt_and_the_list_waits_for_enter() {
+    let Some(tmux) = Tmux::start(&[]) else { return };
+    let server = Server::start();
+    let mut bob = Chat::spawn(server.addr, &["--name", "bob"]);
+    bob.expect("Enter a name to chat with");
+    tmux.shell(&format!(
+        "{} --server {}",
+        env!("CARGO_BIN_EXE_chat"),
+        server.addr
+    ));
+    tmux.wait_for("your name:");
+    tmux.run(&["set-buffer", "-b", "name", "alice\n"]);
+    tmux.run(&["paste-buffer", "-p", "-b", "name", "-t", "0"]);
+    tmux.wait_for_last_row("your name: alice");
+    tmux.press(&["Enter"]);
+    tmux.wait_for("connect to:");
+
+    tmux.run(&["set-buffer", "-b", "peer", "bob\n"]);
+    tmux.run(&["paste-buffer", "-p", "-b", "peer", "-t", "0"]);
+    tmux.wait_for_last_row("connect to: bob");
+    // Nothing happened yet: the paste waits for ENTER.
+    let screen = tmux.screen();
+    assert!(!screen.contains("not taken here"), "{screen}");
+    assert!(!screen.contains("ringing"), "{screen}");
+    tmux.press(&["Enter"]);
+    bob.expect("alice is calling");
+
+    // More than one line is still refused there.
+    tmux.press(&["C-c"]);
+    tmux.wait_for("cancelled");
+    tmux.run(&["set-buffer", "-b", "two", "bob\nq\n"]);
+    tmux.run(&["paste-buffer", "-p", "-b", "two", "-t", "0"]);
+    tmux.wait_for("Pasted text is not taken here");
+    tmux.wait_for_last_row("connect to:");
+}
+
+#[test]
+fn a_paste_of_more_than_twenty_lines_into_a_chat_asks_first() {
+    let Some(tmux) = Tmux::start(&[]) else { return };
+    let server = Server::start();
+    tmux.chat(&server, "alice");
+    let mut bob = bob_calls_alice(&server, &tmux);
+
+    // Twenty lines go without asking.
+    let twenty: String = (1..=20).map(|i| format!("short {i}\n")).collect();
+    tmux.run(&["set-buffer", "-b", "twenty", &twenty]);
+    tmux.run(&["paste-buffer", "-p", "-b", "twenty", "-t", "0"]);
+    bob.expect("alice: short 20\n");
+
+    let many: String = (1..=2000).map(|i| format!("line {i}\n")).collect();
+    tmux.load_buffer("many", &many);
+    tmux.run(&["paste-buffer", "-p", "-b", "many", "-t", "0"]);
+    tmux.wait_for_last_row("send 2,000 lines? y/n");
+    tmux.type_text("n");
+    tmux.wait_for("The 2,000 pasted lines were not sent.");
+    tmux.wait_for_last_row("to bob>");
+
+    tmux.run(&["paste-buffer", "-p", "-b", "many", "-t", "0"]);
+    tmux.wait_for_last_row("send 2,000 lines? y/n");
+    // Other keys leave the question open.
+    tmux.type_text("x");
+    tmux.type_text("y");
+    bob.expect("alice: line 1\n");
+    bob.expect("alice: line 2000\n");
+    tmux.wait_for_last_row("to bob>");
+
+    // A terminal that does not mark pastes: the burst is one paste, and
+    // it asks the same.
+    let unmarked: String = (1..=25).map(|i| format!("raw {i}\n")).collect();
+    tmux.run(&["set-buffer", "-b", "unmarked", &unmarked]);
+    tmux.run(&["paste-buffer", "-b", "unmarked", "-t", "0"]);
+    tmux.wait_for_last_row("send 25 lines? y/n");
+    // A person's pause before answering: within PASTE_GAP of the paste,
+    // a key would be taken for more of it.
+    thread::sleep(PASTE_GAP * 5);
+    tmux.type_text("y");
+    bob.expect("alice: raw 25\n");
+    assert!(
+        !bob.stdout().contains("alice: x"),
+        "a key while asked was sent: {}",
+        bob.stdout()
+    );
 }

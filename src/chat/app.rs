@@ -262,7 +262,8 @@ impl Driver {
             Event::LinkDrained { .. } | Event::StdoutDrained | Event::LogDrained => {}
             Event::Keys(keys) => {
                 for key in keys {
-                    for typed in self.ui.key(key) {
+                    let typing = self.core.line_for();
+                    for typed in self.ui.key(key, typing, || self.core.names()) {
                         self.feed(Input::Typed(typed));
                     }
                 }
@@ -576,7 +577,7 @@ impl Driver {
         // Links that finished closing need no waiting for any more.
         self.closing
             .retain(|written| written.try_recv() == Err(TryRecvError::Empty));
-        self.ui.status(&self.core.status());
+        self.ui.status(&self.core.status(), self.core.line_for());
         self.ui.peer_typing(self.core.peer_typing().as_deref());
         self.ui.flush();
         let log_behind = self

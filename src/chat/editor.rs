@@ -2,14 +2,17 @@
 //!
 //! [`KeyDecoder`] turns the bytes a terminal sends into [`Key`]s (UTF-8
 //! characters, control keys, escape sequences for arrows, Home, End,
-//! Delete, and bracketed pastes); [`Keyboard`] feeds it read by read and
+//! Delete, Alt and Ctrl with a key or an arrow in the forms xterm and rxvt
+//! send, and bracketed pastes); [`Keyboard`] feeds it read by read and
 //! tells a paste the terminal did not mark from typing, by how fast the
 //! bytes came ([`PASTE_GAP`]). [`LineEditor`] applies keys to the line
 //! being typed by user-perceived character (extended grapheme cluster, UAX
 //! #29: `👍🏽`, `e` + U+0301, a flag or a ZWJ family is one), with a history
-//! of the lines typed this session. [`LineEditor::render`] computes what the
-//! last row shows for a prompt, scrolled sideways around the cursor to fit
-//! the terminal's width, with `<` and `>` where text is out of view.
+//! of the lines typed this session, readline's word keys and its kill ring
+//! (of one entry), and Tab completion of names (`completion.rs` decides).
+//! [`LineEditor::render`] computes what the last row shows for a prompt,
+//! scrolled sideways around the cursor to fit the terminal's width, with
+//! `<` and `>` where text is out of view.
 //!
 //! The editor keeps the cluster boundaries of its line and re-segments only
 //! around an edit (UAX #29 decides each break from what precedes it and the
@@ -20,6 +23,7 @@
 use std::borrow::Cow;
 use std::time::Duration;
 
+use super::completion::{NamesTyped, complete};
 use crate::unicode::{cluster_width, next_boundary, width};
 
 /// Most bytes one bracketed paste keeps; more is dropped.
@@ -45,8 +49,24 @@ pub enum Key {
     KillToStart,
     /// Ctrl-K: delete from the cursor to the end of the line.
     KillToEnd,
-    /// Ctrl-W: delete the word before the cursor.
+    /// Ctrl-W: delete the word before the cursor, up to a blank.
     KillWord,
+    /// Alt-b, Ctrl-←: back to the start of this word or the one before
+    /// (readline's words: letters and digits).
+    WordBack,
+    /// Alt-f, Ctrl-→: on to the end of this word or the next.
+    WordForward,
+    /// Alt-d: delete to where [`Key::WordForward`] goes.
+    KillNextWord,
+    /// Alt-Backspace: delete back to where [`Key::WordBack`] goes.
+    KillPreviousWord,
+    /// Ctrl-Y: insert what the last kill took (Ctrl-U, Ctrl-K, Ctrl-W,
+    /// Alt-d, Alt-Backspace).
+    Yank,
+    /// Tab: complete a name.
+    Tab,
+    /// Ctrl-Z: stop the program, as the shell's job control does.
+    Suspend,
     /// Ctrl-L: clear the screen and draw the line again.
     Redraw,
     /// Ctrl-C.
@@ -176,18 +196,19 @@ pub const PASTE_GAP: Duration = Duration::from_millis(10);
 /// The rule: a person cannot type another key within [`PASTE_GAP`] of
 /// pressing Enter. So a burst of input (reads each within `PASTE_GAP` of
 /// the one before) in which a line break is followed by anything is a
-/// paste, all of it from that read on: it becomes [`Key::Paste`], exactly as
-/// if the terminal had bracketed it, so its lines are text, never commands.
-/// A burst ending in one Enter (`q` ENTER typed, or sent at once as tmux
-/// `send-keys q Enter` does) is typing: it is held until `PASTE_GAP` has
-/// passed with nothing more ([`Keyboard::pause`]), then given as keys. A
-/// burst with no line break is given as keys at once.
+/// paste, all of it from that read on: it becomes one [`Key::Paste`] when
+/// the burst ends ([`Keyboard::pause`]), exactly as if the terminal had
+/// bracketed it, so its lines are text, never commands, and it is counted
+/// whole (a long paste asks before it is sent). A burst ending in one Enter
+/// (`q` ENTER typed, or sent at once as tmux `send-keys q Enter` does) is
+/// typing: it is held until `PASTE_GAP` has passed with nothing more, then
+/// given as keys. A burst with no line break is given as keys at once.
 #[derive(Debug, Default)]
 pub struct Keyboard {
     decoder: KeyDecoder,
-    /// The burst so far is an unmarked paste, of this many bytes (at most
+    /// The burst so far is an unmarked paste: its bytes (at most
     /// [`MAX_PASTE`] are kept, as for a bracketed one).
-    pasted: Option<usize>,
+    pasted: Option<Vec<u8>>,
     /// A burst ending in Enter: typing, unless more follows at once.
     held: Vec<u8>,
 }
@@ -203,38 +224,60 @@ impl Keyboard {
         let mut burst = std::mem::take(&mut self.held);
         burst.extend_from_slice(bytes);
         if self.decoder.marks_paste(&burst) {
-            self.pasted = None;
+            keys.extend(self.end_of_paste());
             keys.extend(self.decoder.feed(&burst));
         } else if (self.pasted.is_some() || enter_then_more(&burst)) && !has_stop_key(&burst) {
             let text = self.decoder.unmarked_paste(&burst);
-            let so_far = self.pasted.unwrap_or(0);
-            let kept = text.len().min(MAX_PASTE.saturating_sub(so_far));
-            self.pasted = Some(so_far + kept);
-            if kept > 0 {
-                keys.push(Key::Paste(
-                    String::from_utf8_lossy(&text[..kept]).into_owned(),
-                ));
-            }
-        } else if burst.last().is_some_and(|&b| b == b'\r' || b == b'\n') {
-            self.held = burst;
+            take_pasted(self.pasted.get_or_insert_with(Vec::new), &text);
         } else {
-            keys.extend(self.decoder.feed(&burst));
+            keys.extend(self.end_of_paste());
+            if burst.last().is_some_and(|&b| b == b'\r' || b == b'\n') {
+                self.held = burst;
+            } else {
+                keys.extend(self.decoder.feed(&burst));
+            }
         }
         keys
     }
 
     /// Whether keys are held until [`PASTE_GAP`] passes with no more input.
     pub fn holding(&self) -> bool {
-        !self.held.is_empty()
+        !self.held.is_empty() || self.pasted.is_some()
     }
 
-    /// `PASTE_GAP` passed with no more input: the burst has ended, and
-    /// what it held was typed.
+    /// `PASTE_GAP` passed with no more input: the burst has ended; a paste
+    /// in it is given whole, and what it held was typed.
     pub fn pause(&mut self) -> Vec<Key> {
-        self.pasted = None;
+        let mut keys: Vec<Key> = self.end_of_paste().into_iter().collect();
         let held = std::mem::take(&mut self.held);
-        self.decoder.feed(&held)
+        keys.extend(self.decoder.feed(&held));
+        keys
     }
+
+    /// The unmarked paste of this burst, if there is one, as one key.
+    fn end_of_paste(&mut self) -> Option<Key> {
+        let pasted = self.pasted.take().filter(|p| !p.is_empty())?;
+        Some(Key::Paste(String::from_utf8_lossy(&pasted).into_owned()))
+    }
+}
+
+/// How many lines a paste completes: its line breaks, a CR LF counting
+/// once (as [`LineEditor`] takes them).
+pub fn pasted_lines(pasted: &str) -> usize {
+    let bytes = pasted.as_bytes();
+    bytes
+        .iter()
+        .enumerate()
+        .filter(|&(i, &b)| b == b'\n' && (i == 0 || bytes[i - 1] != b'\r') || b == b'\r')
+        .count()
+}
+
+/// A paste of one line and the line breaks after it, as that line alone:
+/// where a name or a command is typed it is taken as typed, and waits for
+/// ENTER. `None` for a paste with a line break inside.
+pub fn one_pasted_line(pasted: &str) -> Option<&str> {
+    let line = pasted.trim_end_matches(['\r', '\n']);
+    (!line.contains(['\r', '\n'])).then_some(line)
 }
 
 /// Whether `bytes` hold Ctrl-C or Ctrl-D: text pasted from elsewhere does
@@ -315,6 +358,7 @@ fn decode_one(bytes: &[u8]) -> Decoded {
         0x05 => key(Key::End),
         0x06 => key(Key::Right),
         0x08 | 0x7f => key(Key::Backspace),
+        b'\t' => key(Key::Tab),
         b'\r' | b'\n' => key(Key::Enter),
         0x0b => key(Key::KillToEnd),
         0x0c => key(Key::Redraw),
@@ -322,6 +366,8 @@ fn decode_one(bytes: &[u8]) -> Decoded {
         0x10 => key(Key::Up),
         0x15 => key(Key::KillToStart),
         0x17 => key(Key::KillWord),
+        0x19 => key(Key::Yank),
+        0x1a => key(Key::Suspend),
         0x1b => decode_escape(bytes),
         b if b < 0x20 => Decoded::Nothing(1),
         _ => decode_utf8(bytes),
@@ -336,9 +382,35 @@ fn decode_escape(bytes: &[u8]) -> Decoded {
     let Some(&kind) = bytes.get(1) else {
         return Decoded::Incomplete;
     };
-    if kind != b'[' && kind != b'O' {
+    // Alt and a key: Esc first (the Meta-sends-Escape of every terminal
+    // today), as readline reads it.
+    let alt = |key| Decoded::Key(key, 2);
+    match kind {
+        b'b' => return alt(Key::WordBack),
+        b'f' => return alt(Key::WordForward),
+        b'd' => return alt(Key::KillNextWord),
+        0x7f | 0x08 => return alt(Key::KillPreviousWord),
+        // Alt-← and Alt-→ as rxvt sends them: Esc, then the arrow's
+        // sequence (looked into once: a run of Esc bytes is no deeper).
+        0x1b => {
+            return match bytes.get(2) {
+                None => Decoded::Incomplete,
+                Some(b'[' | b'O') => match decode_escape(&bytes[1..]) {
+                    Decoded::Key(Key::Left | Key::WordBack, used) => {
+                        Decoded::Key(Key::WordBack, used + 1)
+                    }
+                    Decoded::Key(Key::Right | Key::WordForward, used) => {
+                        Decoded::Key(Key::WordForward, used + 1)
+                    }
+                    Decoded::Incomplete => Decoded::Incomplete,
+                    _ => Decoded::Nothing(1),
+                },
+                Some(_) => Decoded::Nothing(1),
+            };
+        }
+        b'[' | b'O' => {}
         // A lone Esc press followed by another key: drop the Esc.
-        return Decoded::Nothing(1);
+        _ => return Decoded::Nothing(1),
     }
     // CSI / SS3: parameters, then one final byte in 0x40..=0x7e, all
     // within MAX_SEQUENCE bytes. Only those are looked at, and only they are
@@ -354,16 +426,21 @@ fn decode_escape(bytes: &[u8]) -> Decoded {
     };
     let used = 2 + end + 1;
     let params = &bytes[2..2 + end];
-    let key = match (bytes[2 + end], params) {
-        (b'A', _) => Key::Up,
-        (b'B', _) => Key::Down,
-        (b'C', _) => Key::Right,
-        (b'D', _) => Key::Left,
-        (b'H', _) => Key::Home,
-        (b'F', _) => Key::End,
-        (b'~', b"1" | b"7") => Key::Home,
-        (b'~', b"4" | b"8") => Key::End,
-        (b'~', b"3") => Key::Delete,
+    let key = match (kind, bytes[2 + end], params) {
+        // Ctrl-← and Ctrl-→ (xterm `1;5`, older xterm `5`, rxvt's SS3
+        // `c` and `d`), and Alt-← and Alt-→ (`1;3`): by word, as in a
+        // shell.
+        (b'[', b'D', b"1;5" | b"5" | b"1;3") | (b'O', b'd', b"") => Key::WordBack,
+        (b'[', b'C', b"1;5" | b"5" | b"1;3") | (b'O', b'c', b"") => Key::WordForward,
+        (_, b'A', _) => Key::Up,
+        (_, b'B', _) => Key::Down,
+        (_, b'C', _) => Key::Right,
+        (_, b'D', _) => Key::Left,
+        (_, b'H', _) => Key::Home,
+        (_, b'F', _) => Key::End,
+        (_, b'~', b"1" | b"7") => Key::Home,
+        (_, b'~', b"4" | b"8") => Key::End,
+        (_, b'~', b"3") => Key::Delete,
         _ => return Decoded::Nothing(used),
     };
     Decoded::Key(key, used)
@@ -409,6 +486,10 @@ pub enum Edit {
     EndOfInput,
     /// Ctrl-C.
     Interrupt,
+    /// Ctrl-Z: the program is to stop until the shell continues it.
+    Suspend,
+    /// A second Tab where several names match: these, to be listed.
+    Matches(Vec<String>),
 }
 
 /// Most lines kept in the history.
@@ -427,6 +508,30 @@ pub struct LineEditor {
     /// While browsing the history: which entry is shown, and the line that
     /// was being typed before browsing started.
     browsing: Option<(usize, String)>,
+    /// What the last kill took (readline's kill ring, of one entry), for
+    /// Ctrl-Y.
+    killed: String,
+    /// What the key before was, where that changes what a key does.
+    streak: Streak,
+}
+
+/// Keys that act differently right after themselves, as in readline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum Streak {
+    #[default]
+    None,
+    /// Kills in a row make one entry for Ctrl-Y.
+    Kill,
+    /// A second Tab lists the names that match.
+    Tab,
+}
+
+/// Which way a kill went from the cursor: kills in a row gather in the
+/// order the text had (forward ones after, backward ones before).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Toward {
+    Start,
+    End,
 }
 
 impl Default for LineEditor {
@@ -437,6 +542,8 @@ impl Default for LineEditor {
             cursor: 0,
             history: Vec::new(),
             browsing: None,
+            killed: String::new(),
+            streak: Streak::None,
         }
     }
 }
@@ -537,9 +644,71 @@ impl LineEditor {
         self.cluster(i).starts_with(char::is_whitespace)
     }
 
+    /// Whether cluster `i` is part of a word as readline counts words:
+    /// letters and digits (a mark rides on its letter's cluster).
+    fn is_word(&self, i: usize) -> bool {
+        self.cluster(i).starts_with(char::is_alphanumeric)
+    }
+
+    /// Where Alt-b goes: back over what is not a word, then over a word.
+    fn word_back(&self) -> usize {
+        let mut at = self.cursor;
+        while at > 0 && !self.is_word(at - 1) {
+            at -= 1;
+        }
+        while at > 0 && self.is_word(at - 1) {
+            at -= 1;
+        }
+        at
+    }
+
+    /// Where Alt-f goes: on over what is not a word, then over a word.
+    fn word_forward(&self) -> usize {
+        let (mut at, n) = (self.cursor, self.clusters());
+        while at < n && !self.is_word(at) {
+            at += 1;
+        }
+        while at < n && self.is_word(at) {
+            at += 1;
+        }
+        at
+    }
+
+    /// Where Ctrl-W goes: back over blanks, then over what is not blank.
+    fn blank_word_back(&self) -> usize {
+        let mut at = self.cursor;
+        while at > 0 && self.is_blank(at - 1) {
+            at -= 1;
+        }
+        while at > 0 && !self.is_blank(at - 1) {
+            at -= 1;
+        }
+        at
+    }
+
+    /// Deletes clusters `from..to` (one end at the cursor) and keeps them
+    /// for Ctrl-Y; right after another kill, they join what it took.
+    fn kill(&mut self, from: usize, to: usize, streak: Streak) {
+        let toward = if to == self.cursor && from < to {
+            Toward::Start
+        } else {
+            Toward::End
+        };
+        let taken = &self.text[self.bounds[from]..self.bounds[to]];
+        match (streak, toward) {
+            _ if taken.is_empty() => {}
+            (Streak::Kill, Toward::End) => self.killed.push_str(taken),
+            (Streak::Kill, Toward::Start) => self.killed.insert_str(0, taken),
+            _ => self.killed = taken.to_string(),
+        }
+        self.streak = Streak::Kill;
+        self.replace(from, to, "");
+    }
+
     pub fn apply(&mut self, key: Key) -> Edit {
         let before = (self.text.len(), self.cursor);
         let n = self.clusters();
+        let streak = std::mem::take(&mut self.streak);
         match key {
             Key::Char(c) => {
                 let mut buf = [0u8; 4];
@@ -562,18 +731,21 @@ impl LineEditor {
             Key::Right if self.cursor < n => self.cursor += 1,
             Key::Home => self.cursor = 0,
             Key::End => self.cursor = n,
-            Key::KillToStart => self.replace(0, self.cursor, ""),
-            Key::KillToEnd => self.replace(self.cursor, n, ""),
-            Key::KillWord => {
-                let mut start = self.cursor;
-                while start > 0 && self.is_blank(start - 1) {
-                    start -= 1;
-                }
-                while start > 0 && !self.is_blank(start - 1) {
-                    start -= 1;
-                }
-                self.replace(start, self.cursor, "");
+            Key::KillToStart => self.kill(0, self.cursor, streak),
+            Key::KillToEnd => self.kill(self.cursor, n, streak),
+            Key::KillWord => self.kill(self.blank_word_back(), self.cursor, streak),
+            Key::KillPreviousWord => self.kill(self.word_back(), self.cursor, streak),
+            Key::KillNextWord => self.kill(self.cursor, self.word_forward(), streak),
+            Key::WordBack => self.cursor = self.word_back(),
+            Key::WordForward => self.cursor = self.word_forward(),
+            Key::Yank => {
+                let killed = std::mem::take(&mut self.killed);
+                self.replace(self.cursor, self.cursor, &killed);
+                self.killed = killed;
             }
+            // Without names to complete from, a Tab does nothing.
+            Key::Tab => return self.complete(&[], NamesTyped::Nowhere),
+            Key::Suspend => return Edit::Suspend,
             Key::Up => return self.browse(true),
             Key::Down => return self.browse(false),
             Key::Redraw => return Edit::Redraw,
@@ -590,6 +762,32 @@ impl LineEditor {
             return Edit::Unchanged;
         }
         Edit::Changed
+    }
+
+    /// Tab: completes the name being typed from `names`, where `typed`
+    /// says names are typed (see `completion.rs`); a second Tab in a row
+    /// where several match and no more is shared gives them all.
+    pub fn complete(&mut self, names: &[String], typed: NamesTyped) -> Edit {
+        let streak = std::mem::replace(&mut self.streak, Streak::Tab);
+        let before = &self.text[..self.cursor()];
+        let Some(completion) = complete(before, names, typed) else {
+            return Edit::Unchanged;
+        };
+        // The word starts after a blank; a mark riding on that blank
+        // starts no name.
+        let Ok(from) = self.bounds.binary_search(&completion.from) else {
+            return Edit::Unchanged;
+        };
+        if completion.text != before[completion.from..] {
+            self.replace(from, self.cursor, &completion.text);
+            self.browsing = None;
+            return Edit::Changed;
+        }
+        if streak == Streak::Tab && completion.matches.len() > 1 {
+            let matches = completion.matches.iter().map(|m| m.to_string()).collect();
+            return Edit::Matches(matches);
+        }
+        Edit::Unchanged
     }
 
     /// Inserts pasted text: tabs become spaces, other control characters
@@ -1069,10 +1267,11 @@ mod tests {
             [Key::Char('y'), Key::Enter, Key::Char('n')]
         );
         k.pause();
-        // One read with a line break and more after it: all of it pasted.
+        // One read with a line break and more after it: all of it pasted,
+        // given whole when the burst ends.
         assert_eq!(
             burst(&mut k, &[b"hello\rq\r/quit\r"]),
-            (vec![paste("hello\rq\r/quit\r")], vec![])
+            (vec![], vec![paste("hello\rq\r/quit\r")])
         );
         let mut e = LineEditor::default();
         assert_eq!(
@@ -1109,13 +1308,14 @@ mod tests {
         let mut k = Keyboard::default();
         // Its first piece ends in a line break: held until the second comes.
         // A CR ending a piece and a LF starting the next are one break; a
-        // character cut between pieces is joined.
+        // character cut between pieces is joined. The pieces are one paste,
+        // counted whole, given when the burst ends.
         let (keys, after) = burst(
             &mut k,
             &[b"hello\r", b"q\r/qu", b"it\r", b"\n\xc3", b"\xa9\n"],
         );
-        assert_eq!(keys, [paste("hello\rq\r/qu"), paste("it\r"), paste("é\n")]);
-        assert_eq!(after, []);
+        assert_eq!(keys, []);
+        assert_eq!(after, [paste("hello\rq\r/quit\r\u{e9}\n")]);
         // Once the paste is over, typing is typing again.
         assert_eq!(k.feed(b"x", false), [Key::Char('x')]);
         // Typed text, then a paste in the same burst: only from the read
@@ -1123,8 +1323,19 @@ mod tests {
         // line already).
         assert_eq!(
             burst(&mut k, &[b"ab", b"c\rd"]),
-            (vec![Key::Char('a'), Key::Char('b'), paste("c\rd")], vec![])
+            (vec![Key::Char('a'), Key::Char('b')], vec![paste("c\rd")])
         );
+        // A new burst ends the paste before it, and so does a bracketed
+        // paste or a Ctrl-C within the same burst.
+        assert_eq!(k.feed(b"a\rb", false), []);
+        assert_eq!(k.feed(b"c\rd", false), [paste("a\rb")]);
+        assert_eq!(
+            k.feed(b"\x1b[200~e\x1b[201~", true),
+            [paste("c\rd"), paste("e")]
+        );
+        assert_eq!(k.feed(b"f\rg", true), []);
+        assert_eq!(k.feed(b"\x03", true), [paste("f\rg"), Key::Interrupt]);
+        assert!(!k.holding());
     }
 
     #[test]
@@ -1147,14 +1358,186 @@ mod tests {
         let piece = "a\n".repeat(1024);
         let mut kept = 0;
         for i in 0..(MAX_PASTE / piece.len() + 2) {
-            for key in k.feed(piece.as_bytes(), i > 0) {
-                let Key::Paste(text) = key else {
-                    panic!("{key:?}")
-                };
-                kept += text.len();
-            }
+            assert_eq!(k.feed(piece.as_bytes(), i > 0), []);
+        }
+        for key in k.pause() {
+            let Key::Paste(text) = key else {
+                panic!("{key:?}")
+            };
+            kept += text.len();
         }
         assert_eq!(kept, MAX_PASTE);
+    }
+
+    #[test]
+    fn alt_and_ctrl_arrows_decode_to_word_keys_in_the_common_forms() {
+        assert_eq!(
+            keys(b"\x1bb\x1bf\x1bd\x1b\x7f\x1b\x08"),
+            [
+                Key::WordBack,
+                Key::WordForward,
+                Key::KillNextWord,
+                Key::KillPreviousWord,
+                Key::KillPreviousWord
+            ]
+        );
+        // Ctrl-← and Ctrl-→: xterm, older xterm, rxvt; Alt-← and Alt-→:
+        // xterm, rxvt.
+        for (bytes, key) in [
+            (&b"\x1b[1;5D"[..], Key::WordBack),
+            (b"\x1b[5D", Key::WordBack),
+            (b"\x1bOd", Key::WordBack),
+            (b"\x1b[1;3D", Key::WordBack),
+            (b"\x1b\x1b[D", Key::WordBack),
+            (b"\x1b[1;5C", Key::WordForward),
+            (b"\x1b[5C", Key::WordForward),
+            (b"\x1bOc", Key::WordForward),
+            (b"\x1b[1;3C", Key::WordForward),
+            (b"\x1b\x1b[C", Key::WordForward),
+            // Shift-← is still ←.
+            (b"\x1b[1;2D", Key::Left),
+        ] {
+            assert_eq!(keys(bytes), std::slice::from_ref(&key), "{bytes:?}");
+            // The same, cut anywhere between two reads.
+            for cut in 1..bytes.len() {
+                let mut d = KeyDecoder::default();
+                let mut got = d.feed(&bytes[..cut]);
+                got.extend(d.feed(&bytes[cut..]));
+                assert_eq!(got, std::slice::from_ref(&key), "{bytes:?} cut at {cut}");
+            }
+        }
+        assert_eq!(keys(b"\t\x19\x1a"), [Key::Tab, Key::Yank, Key::Suspend]);
+        // Alt with a key that means nothing here: the key alone, as before;
+        // a run of Esc bytes is skipped, however long.
+        assert_eq!(keys(b"\x1bx"), [Key::Char('x')]);
+        let mut run = vec![0x1b; 100_000];
+        run.extend(b"[Dy");
+        assert_eq!(keys(&run), [Key::WordBack, Key::Char('y')]);
+    }
+
+    #[test]
+    fn word_keys_go_by_letters_and_digits_as_readline_does() {
+        let mut e = LineEditor::default();
+        typed(&mut e, "héllo, wörld  42-b\u{301}c!");
+        e.apply(Key::WordBack);
+        assert_eq!(&e.line()[e.cursor()..], "b\u{301}c!");
+        e.apply(Key::WordBack);
+        assert_eq!(&e.line()[e.cursor()..], "42-b\u{301}c!");
+        e.apply(Key::WordBack);
+        e.apply(Key::WordBack);
+        assert_eq!(e.cursor(), 0);
+        assert_eq!(e.apply(Key::WordBack), Edit::Unchanged);
+        e.apply(Key::WordForward);
+        assert_eq!(&e.line()[e.cursor()..], ", wörld  42-b\u{301}c!");
+        e.apply(Key::WordForward);
+        assert_eq!(&e.line()[e.cursor()..], "  42-b\u{301}c!");
+        // Alt-d deletes to where Alt-f goes; Alt-Backspace to where Alt-b.
+        e.apply(Key::KillNextWord);
+        assert_eq!(e.line(), "héllo, wörld-b\u{301}c!");
+        e.apply(Key::KillPreviousWord);
+        assert_eq!(e.line(), "héllo, -b\u{301}c!");
+        e.apply(Key::End);
+        e.apply(Key::KillPreviousWord);
+        assert_eq!(e.line(), "héllo, -");
+        e.apply(Key::WordForward);
+        assert_eq!(e.apply(Key::KillNextWord), Edit::Unchanged);
+    }
+
+    #[test]
+    fn ctrl_y_yanks_the_last_kill_and_kills_in_a_row_make_one() {
+        let mut e = LineEditor::default();
+        assert_eq!(e.apply(Key::Yank), Edit::Unchanged);
+        typed(&mut e, "one two three");
+        e.apply(Key::KillWord);
+        e.apply(Key::Home);
+        assert_eq!(e.apply(Key::Yank), Edit::Changed);
+        assert_eq!(e.line(), "threeone two ");
+        // Yanked again: the kill stays.
+        e.apply(Key::Yank);
+        assert_eq!(e.line(), "threethreeone two ");
+        // Backward kills in a row gather before, forward ones after.
+        e.apply(Key::End);
+        e.apply(Key::KillPreviousWord);
+        e.apply(Key::KillPreviousWord);
+        assert_eq!(e.line(), "");
+        e.apply(Key::Yank);
+        assert_eq!(e.line(), "threethreeone two ");
+        e.apply(Key::Home);
+        e.apply(Key::KillNextWord);
+        e.apply(Key::KillToEnd);
+        e.apply(Key::Yank);
+        assert_eq!(e.line(), "threethreeone two ");
+        // Ctrl-U, then Ctrl-K: the whole line, in its order.
+        e.apply(Key::WordForward);
+        e.apply(Key::KillToStart);
+        e.apply(Key::KillToEnd);
+        e.apply(Key::Yank);
+        assert_eq!(e.line(), "threethreeone two ");
+        // Anything between two kills starts a new entry.
+        e.apply(Key::KillWord);
+        e.apply(Key::Left);
+        e.apply(Key::KillWord);
+        e.apply(Key::End);
+        e.apply(Key::Yank);
+        assert_eq!(e.line(), " threethreeone");
+        // Ctrl-C clears the line (`set_aside`) without taking it for Ctrl-Y.
+        let cleared = e.set_aside();
+        assert_eq!(cleared, " threethreeone");
+        e.apply(Key::Yank);
+        assert_eq!(e.line(), "threethreeone");
+    }
+
+    #[test]
+    fn tab_completes_a_name_and_a_second_tab_lists_the_matches() {
+        let names: Vec<String> = ["alice", "alfred", "bob"].map(String::from).to_vec();
+        let list = NamesTyped::FirstWordAndArgument;
+        let mut e = LineEditor::default();
+        typed(&mut e, "b");
+        assert_eq!(e.complete(&names, list), Edit::Changed);
+        assert_eq!(e.line(), "bob");
+        // Several: what they share, then the list.
+        e.apply(Key::KillToStart);
+        typed(&mut e, "a");
+        assert_eq!(e.complete(&names, list), Edit::Changed);
+        assert_eq!(e.line(), "al");
+        assert_eq!(
+            e.complete(&names, list),
+            Edit::Matches(vec!["alice".into(), "alfred".into()])
+        );
+        // Not after another key: only a second Tab in a row lists.
+        e.apply(Key::Left);
+        e.apply(Key::Right);
+        assert_eq!(e.complete(&names, list), Edit::Unchanged);
+        typed(&mut e, "i");
+        e.complete(&names, list);
+        assert_eq!(e.line(), "alice");
+        // After a command, with a space, where the cursor is.
+        e.apply(Key::KillToStart);
+        typed(&mut e, "/call bo and more");
+        for _ in 0..9 {
+            e.apply(Key::Left);
+        }
+        e.complete(&names, NamesTyped::Argument);
+        assert_eq!(e.line(), "/call bob  and more");
+        assert_eq!(&e.line()[..e.cursor()], "/call bob ");
+        // No names, or none typed here: nothing.
+        assert_eq!(e.apply(Key::Tab), Edit::Unchanged);
+        e.apply(Key::KillToStart);
+        typed(&mut e, "b");
+        assert_eq!(e.complete(&names, NamesTyped::Nowhere), Edit::Unchanged);
+        assert_eq!(e.complete(&names, NamesTyped::Argument), Edit::Unchanged);
+    }
+
+    #[test]
+    fn a_paste_is_counted_in_lines_and_one_line_is_told() {
+        assert_eq!(pasted_lines("a"), 0);
+        assert_eq!(pasted_lines("a\r\nb\nc\rd"), 3);
+        assert_eq!(pasted_lines(&"x\n".repeat(2000)), 2000);
+        assert_eq!(one_pasted_line("bob\n"), Some("bob"));
+        assert_eq!(one_pasted_line("bob\r\n\n"), Some("bob"));
+        assert_eq!(one_pasted_line("bob"), Some("bob"));
+        assert_eq!(one_pasted_line("bob\nq\n"), None);
+        assert_eq!(one_pasted_line("\nbob"), None);
     }
 
     #[test]

@@ -14,6 +14,7 @@
 mod app;
 mod clock;
 mod commands;
+pub mod completion;
 mod core;
 pub mod editor;
 mod keeper;

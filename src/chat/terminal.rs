@@ -106,15 +106,43 @@ pub struct RawMode {
     saved: String,
 }
 
+/// What `stty` is told for raw mode.
+const RAW: &[&str] = &[
+    "-icanon", "-echo", "-isig", "-iexten", "-ixon", "min", "1", "time", "0",
+];
+
 impl RawMode {
     pub fn enter() -> io::Result<RawMode> {
         let saved = saved_settings()?;
         *SAVED.lock().unwrap_or_else(PoisonError::into_inner) = Some(saved.clone());
         install_panic_hook();
-        stty(&[
-            "-icanon", "-echo", "-isig", "-iexten", "-ixon", "min", "1", "time", "0",
-        ])?;
+        stty(RAW)?;
         Ok(RawMode { saved })
+    }
+
+    /// Ctrl-Z: the terminal as it was, the program stopped until the shell
+    /// continues it (`fg`), then raw mode again. The caller has put the
+    /// screen back (bracketed paste off) and redraws after.
+    ///
+    /// Raw mode turns off the terminal's own Ctrl-Z (`-isig`), so this does
+    /// what it would have done: SIGTSTP to the whole process group, the
+    /// terminal keeper included, which is what the shell waits for. Std
+    /// has no signals, so a shell's `kill` sends it; that helper is in the
+    /// group too and stops with us, and ends only once continued, so
+    /// waiting for it is waiting for `fg`. A group no shell watches (an
+    /// orphaned one) ignores SIGTSTP, and the chat goes on at once.
+    pub fn suspend(&self) -> io::Result<()> {
+        stty(&[&self.saved])?;
+        let stopped = Command::new("sh")
+            .args(["-c", "kill -TSTP 0"])
+            .stdin(Stdio::null())
+            .status();
+        stty(RAW)?;
+        match stopped {
+            Ok(status) if status.success() => Ok(()),
+            Ok(status) => Err(io::Error::other(format!("kill -TSTP ended with {status}"))),
+            Err(e) => Err(e),
+        }
     }
 }
 

@@ -20,8 +20,11 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::core::{Kind, Typed};
-use super::editor::{Edit, Key, Keyboard, LineEditor, PASTE_GAP, without_escapes};
+use super::completion::NamesTyped;
+use super::core::{Kind, LineFor, Typed};
+use super::editor::{
+    Edit, Key, Keyboard, LineEditor, PASTE_GAP, one_pasted_line, pasted_lines, without_escapes,
+};
 use super::terminal::{self, AUTOWRAP_OFF, AUTOWRAP_ON, BRACKETED_PASTE_OFF, RawMode};
 use super::wrap::{Layout, Row};
 use super::{Event, Events};
@@ -385,6 +388,50 @@ fn decode_keys(events: &Events, reads: &mpsc::Receiver<Chunk>) {
 /// Columns the prompt and the line keep at least beside the peer's typing
 /// note; a narrower row shows no note.
 const MIN_LINE_ROOM: usize = 24;
+/// Most lines a paste sends into a chat without asking first, as irssi
+/// does: a longer one asks `send 2,000 lines? y/n`.
+pub const MOST_LINES_UNASKED: usize = 20;
+
+/// A paste held until the user says whether to send it.
+struct HeldPaste {
+    text: String,
+    lines: usize,
+}
+
+impl HeldPaste {
+    fn question(&self) -> String {
+        format!("send {} lines? y/n ", grouped(self.lines))
+    }
+
+    fn not_sent(&self) -> String {
+        format!("The {} pasted lines were not sent.", grouped(self.lines))
+    }
+}
+
+/// `n` with its thousands set apart: `2,000`.
+fn grouped(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
+}
+
+/// Most names a second Tab lists; more are counted.
+const MOST_MATCHES_SHOWN: usize = 100;
+
+/// Where names are typed, for what a typed line goes to.
+fn names_typed(typing: LineFor) -> NamesTyped {
+    match typing {
+        LineFor::List => NamesTyped::FirstWordAndArgument,
+        LineFor::Chat => NamesTyped::Argument,
+        LineFor::Name | LineFor::Answer => NamesTyped::Nowhere,
+    }
+}
 
 /// How often a terminal's width is asked for again.
 const WIDTH_CHECK: Duration = Duration::from_secs(2);
@@ -458,6 +505,14 @@ impl StdoutWriter {
             direct: None,
             queued,
             done,
+        }
+    }
+
+    /// Waits, at most `most`, until everything handed over is written.
+    fn wait_written(&self, most: Duration) {
+        let until = Instant::now() + most;
+        while self.queued.load(Ordering::Acquire) > 0 && Instant::now() < until {
+            thread::sleep(Duration::from_millis(1));
         }
     }
 
@@ -579,8 +634,11 @@ struct Term {
     /// `bob is typing…`, shown at the right of the last row (through the
     /// gate for untrusted text when drawn).
     typing_note: Option<String>,
+    /// A paste into a chat of more than [`MOST_LINES_UNASKED`] lines,
+    /// held while the last row asks whether to send it.
+    asking: Option<HeldPaste>,
     /// Restores the terminal when the `Ui` is dropped.
-    _raw: RawMode,
+    raw: RawMode,
 }
 
 impl Ui {
@@ -593,6 +651,7 @@ impl Ui {
                 aside: None,
                 draft_seen: String::new(),
                 typing_note: None,
+                asking: None,
                 prompt: String::new(),
                 colour: terminal::colour_wanted(),
                 bell: !quiet,
@@ -600,7 +659,7 @@ impl Ui {
                 columns_checked: Instant::now(),
                 cursor_column: 0,
                 dirty: true,
-                _raw: raw,
+                raw,
             })),
             _ => Mode::Plain {
                 prompt_open: false,
@@ -724,13 +783,22 @@ impl Ui {
         }
     }
 
-    /// The prompt on the terminal's last row, which says where the user is.
-    pub fn status(&mut self, prompt: &str) {
-        if let Mode::Terminal(term) = &mut self.mode
-            && term.prompt != prompt
-        {
+    /// The prompt on the terminal's last row, which says where the user
+    /// is, and what a typed line goes to there: a paste held for a chat
+    /// that is over is not sent.
+    pub fn status(&mut self, prompt: &str, typing: LineFor) {
+        let Mode::Terminal(term) = &mut self.mode else {
+            return;
+        };
+        if term.prompt != prompt {
             term.prompt = shown(prompt).into_owned();
             term.dirty = true;
+        }
+        if typing != LineFor::Chat
+            && let Some(held) = term.asking.take()
+        {
+            term.dirty = true;
+            self.line(Kind::Notice, &held.not_sent());
         }
     }
 
@@ -772,15 +840,80 @@ impl Ui {
 
     /// Applies a key to the line being typed; returns the input it
     /// completes, if any: one line for Enter, one for each line a paste
-    /// completed.
+    /// completed. `typing` says what a line goes to where the user is, and
+    /// `names` gives the names a Tab completes from (asked only for a Tab).
     ///
     /// Pasted lines are text, never commands: they go on as
-    /// [`Typed::Pasted`], which a chat sends as it is.
-    pub fn key(&mut self, key: Key) -> Vec<Typed> {
+    /// [`Typed::Pasted`], which a chat sends as it is. Where a name or a
+    /// command is typed, a paste of one line is taken as typed, without its
+    /// line break, and waits for ENTER; a longer one is refused there (by
+    /// the core). A paste of more than [`MOST_LINES_UNASKED`] lines into a
+    /// chat asks first.
+    pub fn key(
+        &mut self,
+        key: Key,
+        typing: LineFor,
+        names: impl FnOnce() -> Vec<String>,
+    ) -> Vec<Typed> {
         let Mode::Terminal(term) = &mut self.mode else {
             return Vec::new();
         };
-        match term.editor.apply(key) {
+        if let Some(held) = term.asking.take() {
+            return self.answer_paste(held, key);
+        }
+        let edit = match key {
+            Key::Paste(text) => match typing {
+                LineFor::Name | LineFor::List => match one_pasted_line(&text) {
+                    Some(line) => term.editor.apply(Key::Paste(line.to_string())),
+                    None => term.editor.apply(Key::Paste(text)),
+                },
+                LineFor::Chat if pasted_lines(&text) > MOST_LINES_UNASKED => {
+                    let lines = pasted_lines(&text);
+                    term.asking = Some(HeldPaste { text, lines });
+                    term.dirty = true;
+                    return Vec::new();
+                }
+                _ => term.editor.apply(Key::Paste(text)),
+            },
+            Key::Tab => term.editor.complete(&names(), names_typed(typing)),
+            key => term.editor.apply(key),
+        };
+        self.edit(edit)
+    }
+
+    /// A key while a long paste waits: `y` sends it, `n`, Ctrl-C or Ctrl-D
+    /// drops it; other keys leave the question open.
+    fn answer_paste(&mut self, held: HeldPaste, key: Key) -> Vec<Typed> {
+        let Mode::Terminal(term) = &mut self.mode else {
+            return Vec::new();
+        };
+        term.dirty = true;
+        match key {
+            Key::Char('y' | 'Y') => {
+                let edit = term.editor.apply(Key::Paste(held.text));
+                self.edit(edit)
+            }
+            Key::Char('n' | 'N') | Key::Interrupt | Key::EndOfInput => {
+                self.line(Kind::Notice, &held.not_sent());
+                Vec::new()
+            }
+            key => {
+                term.asking = Some(held);
+                if let Key::Redraw | Key::Suspend = key {
+                    let edit = term.editor.apply(key);
+                    return self.edit(edit);
+                }
+                Vec::new()
+            }
+        }
+    }
+
+    /// Shows what a key did to the line, and hands on what it completed.
+    fn edit(&mut self, edit: Edit) -> Vec<Typed> {
+        let Mode::Terminal(term) = &mut self.mode else {
+            return Vec::new();
+        };
+        match edit {
             Edit::Unchanged => Vec::new(),
             Edit::Changed => {
                 term.dirty = true;
@@ -805,13 +938,54 @@ impl Ui {
                 .collect(),
             Edit::EndOfInput => vec![Typed::Quit],
             Edit::Interrupt => {
-                let text = term.editor.line().to_string();
+                let text = term.editor.set_aside();
                 term.echo(&mut self.out, &text, "^C");
-                for key in [Key::End, Key::KillToStart] {
-                    term.editor.apply(key);
-                }
                 vec![Typed::Interrupt]
             }
+            Edit::Suspend => {
+                self.suspend();
+                Vec::new()
+            }
+            Edit::Matches(names) => {
+                let mut text = names
+                    .iter()
+                    .take(MOST_MATCHES_SHOWN)
+                    .map(String::as_str)
+                    .collect::<Vec<_>>()
+                    .join("  ");
+                if names.len() > MOST_MATCHES_SHOWN {
+                    let more = grouped(names.len() - MOST_MATCHES_SHOWN);
+                    text.push_str(&format!("  … and {more} more"));
+                }
+                self.line(Kind::Info, &text);
+                Vec::new()
+            }
+        }
+    }
+
+    /// Ctrl-Z: the screen and terminal are put back as on leaving, the
+    /// program stops until the shell continues it, and then the terminal
+    /// is set up again and the last row drawn anew.
+    fn suspend(&mut self) {
+        let Mode::Terminal(term) = &mut self.mode else {
+            return;
+        };
+        term.dirty = false;
+        let _ = write!(self.out, "\r\x1b[K{BRACKETED_PASTE_OFF}");
+        self.flush();
+        // All of it on the screen before the shell writes there.
+        self.stdout.wait_written(LAST_OUTPUT_WAIT);
+        let Mode::Terminal(term) = &mut self.mode else {
+            return;
+        };
+        let stopped = term.raw.suspend();
+        let _ = write!(self.out, "{BRACKETED_PASTE_ON}");
+        // The terminal may have been resized meanwhile.
+        term.columns = terminal::columns();
+        term.columns_checked = Instant::now();
+        term.dirty = true;
+        if let Err(e) = stopped {
+            self.line(Kind::Notice, &format!("Cannot suspend: {e}."));
         }
     }
 
@@ -930,7 +1104,11 @@ impl Term {
         let columns = note
             .as_ref()
             .map_or(self.columns, |note| self.columns - width(note) - 1);
-        let rendered = self.editor.render(&self.prompt, columns);
+        let rendered = match &self.asking {
+            // The question alone: the line being typed comes back after.
+            Some(held) => LineEditor::default().render(&held.question(), columns),
+            None => self.editor.render(&self.prompt, columns),
+        };
         let _ = write!(out, "\r{}\x1b[K", rendered.text);
         if let Some(note) = note {
             let (on, off) = if self.colour { (DIM, RESET) } else { ("", "") };
@@ -986,7 +1164,7 @@ impl Term {
 #[cfg(test)]
 mod tests {
     use super::{
-        Event, Lines, Ordering, STDOUT_BACKLOG, StdoutWriter, Typed, TypedBatch, TypedPart,
+        Event, Lines, Ordering, STDOUT_BACKLOG, StdoutWriter, Typed, TypedBatch, TypedPart, grouped,
     };
     use std::io::{self, Write};
     use std::sync::mpsc;
@@ -1032,6 +1210,20 @@ mod tests {
         open.send(()).unwrap();
         left(0);
         assert!(inbox.try_recv().is_err());
+    }
+
+    #[test]
+    fn the_paste_question_sets_thousands_apart() {
+        for (n, text) in [
+            (0, "0"),
+            (21, "21"),
+            (999, "999"),
+            (2000, "2,000"),
+            (65_536, "65,536"),
+            (1_048_576, "1,048,576"),
+        ] {
+            assert_eq!(grouped(n), text);
+        }
     }
 
     #[test]

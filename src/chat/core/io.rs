@@ -41,6 +41,22 @@ pub enum Typed {
     TooLong(usize),
 }
 
+/// What a line typed where the user is goes to ([`Core::line_for`]): the
+/// terminal's editor takes pastes and completes names by it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LineFor {
+    /// The name prompt: the name to register.
+    Name,
+    /// The list (or the registration before it): a name to call, or a
+    /// command.
+    List,
+    /// A chat, or a call on its way to one or ending: text for the peer,
+    /// or a command.
+    Chat,
+    /// A call rings: `y` or `n`; or the program is ending.
+    Answer,
+}
+
 /// Whether a chat's bytes go straight to the peer or through the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route {

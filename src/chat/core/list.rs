@@ -207,7 +207,13 @@ impl Core {
         self.roster = users
             .iter()
             .filter(|u| !self.is_me(&u.name))
-            .map(|u| (name_key(&u.name), state(u)))
+            .map(|u| {
+                let listed = Listed {
+                    name: u.name.clone(),
+                    state: state(u),
+                };
+                (name_key(&u.name), listed)
+            })
             .collect();
         self.line(Kind::Info, format!("Online users ({}):", users.len()));
         for user in users {
@@ -259,7 +265,11 @@ impl Core {
         let mut changes = Vec::new();
         for change in batch {
             let key = name_key(&change.name);
-            let known = self.roster.get(&key).copied();
+            let known = self.roster.get(&key).map(|listed| listed.state);
+            let listed = |state| Listed {
+                name: change.name.clone(),
+                state,
+            };
             let state = match (change.state, known) {
                 (PresenceState::Left, None) => continue,
                 (PresenceState::Left, Some(_)) => {
@@ -271,11 +281,11 @@ impl Core {
                 // Joined (and perhaps became busy or away) within one
                 // batch: joined and free is told as joined.
                 (PresenceState::Joined | PresenceState::Free, None) => {
-                    self.roster.insert(key, PresenceState::Free);
+                    self.roster.insert(key, listed(PresenceState::Free));
                     PresenceState::Joined
                 }
                 (state, _) => {
-                    self.roster.insert(key, state);
+                    self.roster.insert(key, listed(state));
                     state
                 }
             };

@@ -108,6 +108,15 @@ const FEATURE_PING_ID: &str = "ping-id";
 /// more are read.
 const TYPED_WAITING: usize = 4096;
 
+/// One of the others online, as the list and presence told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Listed {
+    /// As its owner spells it.
+    name: String,
+    /// Free, busy or away.
+    state: PresenceState,
+}
+
 /// Presence changes in one batch shown one line each; more are summed up
 /// in one line.
 const PRESENCE_LINES: usize = 5;
@@ -377,7 +386,7 @@ pub struct Core {
     missed: Vec<(String, String)>,
     /// Who is online (by name key), free, busy or away, as last shown: the
     /// list, then presence changes.
-    roster: std::collections::HashMap<String, PresenceState>,
+    roster: std::collections::HashMap<String, Listed>,
     outputs: Vec<Output>,
 }
 
@@ -748,6 +757,28 @@ impl Core {
                 Place::Rejoining { chat, .. } => format!("reconnecting to {}… > ", chat.peer),
             },
         }
+    }
+
+    /// What a line typed now goes to.
+    pub fn line_for(&self) -> LineFor {
+        match &self.stage {
+            Stage::Naming => LineFor::Name,
+            Stage::Registering { .. } => LineFor::List,
+            Stage::Done(_) => LineFor::Answer,
+            Stage::Registered { place, .. } => match place {
+                Place::AtList => LineFor::List,
+                Place::Ringing { .. } => LineFor::Answer,
+                _ => LineFor::Chat,
+            },
+        }
+    }
+
+    /// The names of the others online as last seen (the list, then
+    /// presence), in the order of their keys: what a Tab completes.
+    pub fn names(&self) -> Vec<String> {
+        let mut listed: Vec<(&String, &Listed)> = self.roster.iter().collect();
+        listed.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        listed.into_iter().map(|(_, l)| l.name.clone()).collect()
     }
 
     fn out(&mut self, output: Output) {

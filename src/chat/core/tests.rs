@@ -1468,6 +1468,31 @@ fn presence_at_the_list_one_line_a_change_and_a_burst_in_one_line() {
 }
 
 #[test]
+fn the_names_a_tab_completes_are_the_others_online_as_last_seen() {
+    let mut w = World::new(None);
+    assert_eq!(w.core.line_for(), LineFor::Name);
+    w.server("OK FEATURES relay presence");
+    w.typed("alice");
+    assert_eq!(w.core.line_for(), LineFor::List);
+    w.server("OK WELCOME alice 10");
+    w.users(&["Zoë", "alice", "bob"]);
+    assert_eq!(w.core.names(), ["bob", "Zoë"]);
+    w.server("EVENT PRESENCE joined:Carol busy:bob left:Zoë");
+    assert_eq!(w.core.names(), ["bob", "Carol"]);
+    assert_eq!(w.core.line_for(), LineFor::List);
+    // A call on its way and the chat take text; a ring takes an answer.
+    w.typed("bob");
+    assert_eq!(w.core.line_for(), LineFor::Chat);
+    let mut w = World::chatting("alice", "bob");
+    assert_eq!(w.core.line_for(), LineFor::Chat);
+    w.typed("q");
+    assert_eq!(w.core.line_for(), LineFor::List);
+    let mut w = World::registered("bob");
+    w.server("EVENT RING alice 9");
+    assert_eq!(w.core.line_for(), LineFor::Answer);
+}
+
+#[test]
 fn a_call_missed_while_busy_is_told_when_free() {
     let mut w = World::chatting("alice", "bob");
     w.input(Input::MissedCall {
