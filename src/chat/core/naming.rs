@@ -27,10 +27,16 @@ pub(super) enum Attempt {
     /// The connection the chat made at start (which the server may have
     /// given up on while the person was typing the name).
     First,
-    /// A fresh connection made for it: if this one fails too, the server
-    /// is gone or will not have us.
-    Again,
+    /// Fresh connections made for it, this many so far: a server that
+    /// restarts, or closes the oldest of many connections from one address
+    /// (an office behind one NAT starting at once), gets a few more tries,
+    /// a moment apart; past [`REGISTER_TRIES`] it is gone or will not have
+    /// us, and the program says so rather than hang a script.
+    Again(u32),
 }
+
+/// Fresh connections made for a name before the program gives up.
+pub(super) const REGISTER_TRIES: u32 = 4;
 
 /// Where the connection to the registration server stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,10 +112,10 @@ impl Core {
         if self.server.registration == Registration::Dormant {
             // REGISTER goes on the new connection, from `on_server_back`.
             self.notice("Connecting to the registration server again…");
-            self.connect_once_more();
+            self.connect_once_more(Duration::ZERO);
             self.stage = Stage::Registering {
                 name,
-                attempt: Attempt::Again,
+                attempt: Attempt::Again(1),
             };
             return;
         }
@@ -184,8 +190,8 @@ impl Core {
         {
             // The server gave up on the connection just as the name came:
             // not a refusal of the name. Connect again and register there.
-            *attempt = Attempt::Again;
-            return self.connect_once_more();
+            *attempt = Attempt::Again(1);
+            return self.connect_once_more(Duration::ZERO);
         }
         if code == ErrorCode::BadRequest && self.server.secret.take().is_some() {
             // A server that does not take secrets (an older one, after a
@@ -240,15 +246,31 @@ impl Core {
             self.server.registration = Registration::Dormant;
             return;
         }
+        let reconnect = self.settings.timers.reconnect;
         if let Stage::Registering { attempt, .. } = &mut self.stage {
-            if *attempt == Attempt::First {
+            let tries = match *attempt {
+                Attempt::First => 0,
+                Attempt::Again(n) => n,
+            };
+            if tries < REGISTER_TRIES {
                 // The server may have given up on the connection just before
-                // the name came: one fresh connection.
-                *attempt = Attempt::Again;
-                return self.connect_once_more();
+                // the name came, or restarted, or closed it among many from
+                // one address: a fresh connection, at once, then a moment
+                // apart.
+                *attempt = Attempt::Again(tries + 1);
+                let pause = match tries {
+                    0 => Duration::ZERO,
+                    n => reconnect * n,
+                };
+                if tries == 1 {
+                    self.notice(format!(
+                        "The registration server closed the connection ({why}); trying again…"
+                    ));
+                }
+                return self.connect_once_more(pause);
             }
-            // Lost again: a server that closes on REGISTER is broken or full,
-            // or gone, and retrying would hang a script.
+            // Lost every time: a server that closes on REGISTER is broken
+            // or full, or gone, and retrying for ever would hang a script.
             self.stage = Stage::Done(Exit::ServerLost(format!("{why}, before registration")));
             return;
         }
@@ -276,13 +298,13 @@ impl Core {
         }
     }
 
-    /// One fresh connection at once, for a name the old one could not
-    /// register; its failure ends the program (`Attempt::Again`).
-    pub(super) fn connect_once_more(&mut self) {
+    /// One fresh connection after `after`, for a name the old one could
+    /// not register ([`Attempt::Again`]).
+    pub(super) fn connect_once_more(&mut self, after: Duration) {
         self.server.pending.clear();
         self.server.registration = Registration::Reconnecting { refusals: 0 };
         self.out(Output::Reconnect {
-            after: Duration::ZERO,
+            after,
             retry: Retry::Once,
             old: OldConn::Close,
         });

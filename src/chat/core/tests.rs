@@ -601,7 +601,23 @@ fn a_name_typed_as_the_connection_closes_gets_one_fresh_connection() {
         old: OldConn::Close,
     });
     assert!(w.core.exit().is_none());
-    // And if that one fails too, the server is gone: say so, once.
+    // A server restarting, or closing the oldest of many connections from
+    // one address: a few more tries, a moment apart, told once.
+    for tries in 1..super::naming::REGISTER_TRIES {
+        w.input(Input::ServerLost(ServerLoss::Io(
+            "connection refused".into(),
+        )));
+        if tries == 1 {
+            w.expect_line("The registration server closed the connection");
+        }
+        w.expect(Output::Reconnect {
+            after: Duration::from_millis(500) * tries,
+            retry: Retry::Once,
+            old: OldConn::Close,
+        });
+        assert!(w.core.exit().is_none());
+    }
+    // And if those fail too, the server is gone: say so, once.
     w.input(Input::ServerLost(ServerLoss::Io(
         "connection refused".into(),
     )));
