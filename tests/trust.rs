@@ -83,14 +83,7 @@ fn an_impostor_at_a_dialed_address_is_shown_nothing_and_the_relay_connects() {
     bob.expect("alice: for bob only");
 
     let heard = heard.lock().unwrap().clone();
-    assert!(
-        heard.iter().any(|l| l.starts_with("KNOCK alice ")),
-        "mallory was dialed: {heard:?}"
-    );
-    assert!(
-        heard.iter().all(|l| l.starts_with("KNOCK ")),
-        "mallory heard more than a knock: {heard:?}"
-    );
+    common::assert_only_knocked(&heard, "alice");
     assert!(secrets(&heard.join("\n")).is_empty(), "{heard:?}");
     bob.send("q");
     alice.expect("bob left the chat.");

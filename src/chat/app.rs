@@ -310,17 +310,12 @@ impl Driver {
                 let route = hello.conn.route;
                 self.held.insert(link, hello.conn);
                 self.feed(match hello.greeting {
+                    // A KNOCK shows no value (`token` is `None`).
                     Greeting::Call { call, token } => Input::Hello {
                         link,
                         caller: hello.caller,
                         call,
                         token,
-                        route,
-                    },
-                    Greeting::Knock { call } => Input::Knock {
-                        link,
-                        caller: hello.caller,
-                        call,
                         route,
                     },
                     Greeting::Rejoin { key, received } => Input::Rehello {

@@ -40,10 +40,9 @@ pub struct Hello {
 
 /// What a connecting peer asked for.
 pub enum Greeting {
-    /// A new chat, for the call the server announced.
-    Call { call: CallId, token: Token },
-    /// `KNOCK`: show our value for `call` first ([`prove`]).
-    Knock { call: CallId },
+    /// A new chat, for the call the server announced (`HELLO`), or a
+    /// `KNOCK` for it (`token` is `None`): show our value first ([`prove`]).
+    Call { call: CallId, token: Option<Token> },
     /// Bringing back the chat whose link broke.
     Rejoin { key: Token, received: u64 },
 }
@@ -197,7 +196,7 @@ pub fn prove(conn: Handshaken, value: Token, events: Events) {
             match read_hello(stream, reader, route) {
                 // One knock per connection.
                 Some(Hello {
-                    greeting: Greeting::Knock { .. },
+                    greeting: Greeting::Call { token: None, .. },
                     ..
                 })
                 | None => {}
@@ -236,7 +235,10 @@ fn read_hello(stream: TcpStream, mut reader: LineReader<TcpStream>, route: Route
             token,
         }) => Some(Hello {
             caller,
-            greeting: Greeting::Call { call, token },
+            greeting: Greeting::Call {
+                call,
+                token: Some(token),
+            },
             conn: Handshaken {
                 stream,
                 reader,
@@ -245,7 +247,7 @@ fn read_hello(stream: TcpStream, mut reader: LineReader<TcpStream>, route: Route
         }),
         Ok(PeerMessage::Knock { caller, call }) => Some(Hello {
             caller,
-            greeting: Greeting::Knock { call },
+            greeting: Greeting::Call { call, token: None },
             conn: Handshaken {
                 stream,
                 reader,

@@ -752,3 +752,18 @@ fn copy_at_rate(from: &mut TcpStream, to: &mut TcpStream, rate: u64) -> std::io:
         to.write_all(&buf[..n])?;
     }
 }
+
+/// What an impostor at a dialed address heard (one line each): the
+/// caller's `KNOCK` and nothing more, no value and no line.
+pub fn assert_only_knocked(heard: &[String], caller: &str) {
+    assert!(
+        heard
+            .iter()
+            .any(|l| l.starts_with(&format!("KNOCK {caller} "))),
+        "the impostor was dialed: {heard:?}"
+    );
+    assert!(
+        heard.iter().all(|l| l.starts_with("KNOCK ")),
+        "the impostor heard more than a knock: {heard:?}"
+    );
+}

@@ -115,22 +115,15 @@ pub enum Input {
     ServerBack {
         advertise: SocketAddr,
     },
-    /// A peer connected and said `HELLO`; its connection waits for
-    /// [`Output::Open`] or [`Output::Refuse`].
+    /// A peer connected and said `HELLO` with the value `token`, or
+    /// `KNOCK` (`token` is `None`): it asks us to show our value for `call`
+    /// first. Its connection waits for [`Output::Open`] (after `HELLO`),
+    /// [`Output::Prove`] (after `KNOCK`) or [`Output::Refuse`].
     Hello {
         link: LinkId,
         caller: String,
         call: CallId,
-        token: Token,
-        route: Route,
-    },
-    /// A peer connected and said `KNOCK`: it asks us to show our value for
-    /// `call` first; its connection waits for [`Output::Prove`] or
-    /// [`Output::Refuse`].
-    Knock {
-        link: LinkId,
-        caller: String,
-        call: CallId,
+        token: Option<Token>,
         route: Route,
     },
     /// A peer connected and said `REHELLO`: it brings back the chat whose

@@ -216,7 +216,7 @@ impl World {
             link,
             caller: caller.into(),
             call,
-            token: token(token_text),
+            token: Some(token(token_text)),
             route: Route::Direct,
         });
     }
@@ -1238,7 +1238,7 @@ fn every_input() -> Vec<Input> {
             link,
             caller: caller.into(),
             call,
-            token: token(text),
+            token: Some(token(text)),
             route: Route::Relayed,
         });
     }
