@@ -5,15 +5,16 @@
 # what the program printed is in them: every line typed is one a person
 # would type at that point. Panes are stacked, so each picture stays legible
 # at README width (about 580 px).
-# Needs: tmux, imagemagick, python3. Uses loopback port 7790 only.
+# Needs: tmux, imagemagick with its pango coder (Debian: imagemagick and
+# libmagickcore-6.q16-6-extra), python3. Uses loopback port 7790 only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --quiet
-bin=$PWD/target/release
+bin=${CARGO_TARGET_DIR:-$PWD/target}/release
 out=$PWD/Images
 port=7790
 cols=62
-rows=14
+rows=16
 sessions=(shot-server shot-alice shot-bob shot-carol shot-dave)
 # The real ImageMagick, not a stand-in earlier on the PATH.
 convert=/usr/bin/convert
@@ -24,7 +25,9 @@ trap cleanup EXIT
 cleanup
 
 start() { # name command
-  tmux new-session -d -s "$1" -x "$cols" -y "$rows" -e PS1='$ ' -e TERM=xterm-256color "bash --norc"
+  # No config file of the person running this may change what is shown.
+  tmux new-session -d -s "$1" -x "$cols" -y "$rows" -e PS1='$ ' -e TERM=xterm-256color \
+    -e XDG_CONFIG_HOME=/nonexistent "bash --norc"
   tmux send-keys -t "$1" "clear; $2" Enter
 }
 type_line() { tmux send-keys -t "$1" -l "$2"; tmux send-keys -t "$1" Enter; }
@@ -72,19 +75,30 @@ wait_for shot-alice "bob is online."
 start shot-carol "$bin/chat --server 127.0.0.1:$port --name carol"
 wait_for shot-carol "connect to:"
 
-# bob calls alice: it rings on her side until she answers.
+# bob calls alice: it rings on her side until she answers, both prompts
+# counting the ring down.
 type_line shot-bob alice
 wait_for shot-alice "bob is calling: y to answer"
 wait_for shot-bob "Ringing alice"
+wait_for shot-alice "bob is calling (26 s): y/n?"
 render ring.png shot-bob shot-alice
-type_line shot-alice y
+type_line shot-alice yes
 wait_for shot-alice "bob connected"
 wait_for shot-carol "is busy."
+# The chat: a line long enough to wrap at spaces, its second row indented
+# under its text; an action; and bob typing, told in alice's prompt row.
 type_line shot-bob "hi alice! ready for the demo?"
 wait_for shot-alice "hi alice"
 type_line shot-alice "hello bob, all set ✓"
 wait_for shot-bob "all set"
+type_line shot-bob "great: the slides are at https://example.org/p2pchat/demo and the notes beside them"
+wait_for shot-alice "the notes beside them"
+type_line shot-alice "/me waves"
+wait_for shot-bob "* alice waves"
+tmux send-keys -t shot-bob -l "see you in five"
+wait_for shot-alice "bob is typing…"
 render chat.png shot-alice shot-bob
+tmux send-keys -t shot-bob C-u
 
 # dave joins and tries bob, who is busy: refused, and bob hears of it later.
 start shot-dave "$bin/chat --server 127.0.0.1:$port --name dave"

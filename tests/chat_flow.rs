@@ -174,7 +174,7 @@ fn an_unreachable_server_is_one_clear_line_and_a_failure() {
     // test can take it (a port freed by dropping a listener could be).
     let port: std::net::SocketAddr = "127.0.0.1:1".parse().unwrap();
     let mut chat = Chat::spawn(port, &["--name", "alice"]);
-    // README: exit code 1 when the server cannot be reached at start.
+    // docs/options.md: exit code 1 when the server cannot be reached at start.
     assert_eq!(chat.wait_exit().code(), Some(1));
     chat.expect_stderr("\n");
     let err = chat.stderr();

@@ -554,9 +554,9 @@ enum Outcome {
 }
 
 impl Outcome {
-    /// Whether README lets the server make this caller wait before calling
-    /// this callee again: declined, rang out, or hung up without being
-    /// answered.
+    /// Whether docs/options.md (`--recall-wait`) lets the server make this
+    /// caller wait before calling this callee again: declined, rang out, or
+    /// hung up without being answered.
     fn allows_recall_wait(self) -> bool {
         self != Outcome::Chat
     }
@@ -1147,7 +1147,7 @@ impl World {
             }
             // Killed before it registered again with a restarted server
             // (as far as its output says): that server never saw it, and
-            // cannot say it is gone (README).
+            // cannot say it is gone (docs/design.md).
             if peer.state.party() == Some(name.as_str()) && !restarted {
                 peer.survivor = Some(Survivor {
                     deadline: now + SURVIVOR_BOUND,
@@ -1268,8 +1268,8 @@ impl World {
             peer.call_overdue_reported = false;
             // A peer killed just before the restart: the server's verdict
             // on its clean close (due 2 s after it) was lost with the old
-            // server, which alone knew; README says its survivor then waits
-            // the grace, as for a network gone quiet.
+            // server, which alone knew; docs/design.md says its survivor then
+            // waits the grace, as for a network gone quiet.
             if let Some(survivor) = &mut peer.survivor
                 && now < survivor.at + VERDICT_WITH_MARGIN
             {
@@ -1716,7 +1716,8 @@ impl World {
         }
     }
 
-    /// The caller was told how its call ended: judged against README.
+    /// The caller was told how its call ended: judged against README and
+    /// docs/using.md.
     fn call_outcome(
         &mut self,
         slot: usize,

@@ -1,6 +1,6 @@
 //! Both binaries' command lines, through the real executables: every bad
 //! option gets one specific sentence on stderr and exit code 2, `--version`
-//! and `--help` say what is true, and README's Options tables list exactly
+//! and `--help` say what is true, and docs/options.md's tables list exactly
 //! the options `--help` does. Then what a person reaches for: a bare port,
 //! `-V`, the chat's config file under the environment and the command
 //! line, and one sentence when what answers is not a p2pchat server.
@@ -177,20 +177,14 @@ fn help_options(exe: &str) -> BTreeSet<String> {
         .collect()
 }
 
-/// The options README's Options section lists in the table after
-/// `` `binary`: ``, plus `--help` and `--version`, which the section names
-/// once for both.
-fn readme_options(binary: &str) -> BTreeSet<String> {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
-        .expect("README.md");
-    let section = readme
-        .split("\n## Options\n")
-        .nth(1)
-        .and_then(|rest| rest.split("\n## ").next())
-        .expect("an Options section");
+/// The options docs/options.md lists in the table after `` `binary`: ``,
+/// plus `--help` and `--version`, which it names once for both.
+fn documented_options(binary: &str) -> BTreeSet<String> {
+    let section = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/options.md"))
+        .expect("docs/options.md");
     assert!(
         section.contains("`--help`") && section.contains("`--version`"),
-        "the Options section names --help and --version"
+        "docs/options.md names --help and --version"
     );
     let table = section
         .split(&format!("\n`{binary}`:\n"))
@@ -214,11 +208,15 @@ fn readme_options(binary: &str) -> BTreeSet<String> {
 }
 
 #[test]
-fn help_and_readme_list_the_same_options() {
+fn help_and_the_options_document_list_the_same_options() {
     for (exe, binary) in [(SERVER, "server"), (CHAT, "chat")] {
         let help = help_options(exe);
         assert!(help.len() > 4, "{binary}: {help:?}");
-        assert_eq!(help, readme_options(binary), "{binary}: --help vs README");
+        assert_eq!(
+            help,
+            documented_options(binary),
+            "{binary}: --help vs docs/options.md"
+        );
     }
 }
 

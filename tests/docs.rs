@@ -1,5 +1,5 @@
 //! The documents keep their word: every test `docs/security.md` names next
-//! to a promise exists, in the file it names.
+//! to a promise exists, in the file it names, and the README stays short.
 
 use std::collections::BTreeSet;
 
@@ -48,4 +48,20 @@ fn every_test_named_in_the_security_document_exists() {
         }
     }
     assert!(missing.is_empty(), "named but not found: {missing:#?}");
+}
+
+/// The README is a doorway (STYLE.md, 18): what it is, requirements, the
+/// quick start, the six steps, two machines, commands and keys, options in
+/// brief. Everything else lives in docs/, so the README stays short enough
+/// to read before the first chat.
+#[test]
+fn the_readme_is_at_most_250_lines() {
+    const MOST: usize = 250;
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    let lines = readme.lines().count();
+    assert!(
+        lines <= MOST,
+        "README.md has {lines} lines, more than {MOST}: move the detail to docs/"
+    );
 }

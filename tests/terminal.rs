@@ -858,7 +858,7 @@ fn a_chat_whose_terminal_keeper_is_killed_ends_and_stops_reading() {
     });
     // bash, the keeper's parent, repairs the terminal of a child killed by
     // a signal; under a parent that exits normally this way out races the
-    // shell (README, "The terminal").
+    // shell (docs/using.md, "In a terminal").
     tmux.expect_terminal_restored();
 }
 

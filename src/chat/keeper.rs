@@ -17,7 +17,8 @@
 //! The chat, in turn, checks every [`KEEPER_CHECK`] that its keeper is
 //! still its parent; if the keeper was killed, it repairs the terminal and
 //! ends, rather than stay in raw mode reading keys behind the shell. That
-//! way out can still lose the race with the shell (README, "The terminal").
+//! way out can still lose the race with the shell (docs/using.md, "In a
+//! terminal").
 
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, ExitStatus};

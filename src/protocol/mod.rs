@@ -7,7 +7,7 @@
 //! malformed input is a [`ProtocolError`] whose text a person can read, so the
 //! server can answer it and carry on.
 //!
-//! The grammar is documented for humans in README.md ("Protocol"); the short
+//! The grammar is documented for humans in docs/protocol.md; the short
 //! version: words separated by single spaces, the first word is the verb, the
 //! verb is case-insensitive, replies start with `OK` or `ERR`, pushed events
 //! start with `EVENT`.

@@ -101,10 +101,11 @@ impl fmt::Display for NameError {
     }
 }
 
-/// Checks a visible name against the naming rules (README, "Names"): 1 to
-/// 32 characters, at least one letter or digit, no spaces, controls,
-/// invisible, unassigned or private-use characters, one script (UTS #39
-/// highly restrictive), no leading `/`, and not `q` in any form (`Q`, `ｑ`).
+/// Checks a visible name against the naming rules (docs/security.md,
+/// "Names"): 1 to 32 characters, at least one letter or digit, no spaces,
+/// controls, invisible, unassigned or private-use characters, one script
+/// (UTS #39 highly restrictive), no leading `/`, and not `q` in any form
+/// (`Q`, `ｑ`).
 pub fn validate_name(name: &str) -> Result<(), NameError> {
     if name.is_empty() {
         return Err(NameError::Empty);
@@ -184,8 +185,8 @@ pub fn name_key(name: &str) -> String {
 /// The key a name is told apart by eye under: two names with one look
 /// alike, such as `ɑlice` and `alice`, `aǀice` and `alice`, `alı̇ce` (`ı` and
 /// U+0307) and `alice`, Cyrillic `асе` and Latin `ace`, and are one name
-/// (README, "Names"). [`name_key`] is what a caller types; this is what a
-/// reader sees.
+/// (docs/security.md, "Names"). [`name_key`] is what a caller types; this
+/// is what a reader sees.
 ///
 /// It is the UTS #39 skeleton, case-folded, and the skeleton of that, less
 /// each dot above a letter that shows its own ([`without_extra_dots`]).
