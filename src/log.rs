@@ -11,9 +11,10 @@
 //! as soon as it has written again. A stalled log costs lines, never a
 //! client's reply.
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::io::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Mutex, OnceLock, PoisonError};
 use std::thread;
@@ -26,7 +27,42 @@ pub const LOG_QUEUE: usize = 1024;
 /// the log's queue. Never blocks: a full queue drops the line (counted).
 pub fn log(event: fmt::Arguments<'_>) {
     let line = format!("{} {event}\n", timestamp(SystemTime::now()));
+    if IN_MEMORY.load(Ordering::Relaxed) {
+        return keep_in_memory(line);
+    }
     stderr_log().push(line);
+}
+
+/// Whether lines go to [`MEMORY`] instead of stderr ([`to_memory`]).
+static IN_MEMORY: AtomicBool = AtomicBool::new(false);
+
+/// The last [`MEMORY_LINES`] lines, oldest first, once [`to_memory`] was
+/// called.
+static MEMORY: Mutex<VecDeque<String>> = Mutex::new(VecDeque::new());
+
+/// Lines kept by [`to_memory`]; older ones are dropped.
+pub const MEMORY_LINES: usize = 10_000;
+
+/// From now on this process's log lines are kept in memory (the last
+/// [`MEMORY_LINES`]) instead of written to stderr: for tests that run a
+/// server in their own process, which show its log only when they fail
+/// ([`memory_lines`]). The server binary never calls it.
+pub fn to_memory() {
+    IN_MEMORY.store(true, Ordering::Relaxed);
+}
+
+/// The lines kept since [`to_memory`], oldest first.
+pub fn memory_lines() -> Vec<String> {
+    let memory = MEMORY.lock().unwrap_or_else(PoisonError::into_inner);
+    memory.iter().cloned().collect()
+}
+
+fn keep_in_memory(line: String) {
+    let mut memory = MEMORY.lock().unwrap_or_else(PoisonError::into_inner);
+    if memory.len() == MEMORY_LINES {
+        memory.pop_front();
+    }
+    memory.push_back(line);
 }
 
 /// How many log lines have been dropped since the process started.

@@ -321,6 +321,7 @@ fn random_request_sequences_leave_the_server_consistent() {
             registrations_per_ip: config.max_registrations_per_ip,
         }));
         let table = registry.clone();
+        common::log_in_memory();
         thread::spawn(move || server::serve_with(listener, config, registry));
         let reached = Arc::new(Reached::default());
         let running = Arc::new(AtomicBool::new(true));

@@ -514,6 +514,7 @@ pub fn skip(reason: &str) {
 /// Starts `server::serve` with `config` in this process, on a fresh
 /// loopback port; returns where.
 pub fn serve(config: p2pchat::server::Config) -> SocketAddr {
+    log_in_memory();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
     let addr = listener.local_addr().expect("bound address");
     thread::Builder::new()
@@ -766,4 +767,27 @@ pub fn assert_only_knocked(heard: &[String], caller: &str) {
         heard.iter().all(|l| l.starts_with("KNOCK ")),
         "the impostor heard more than a knock: {heard:?}"
     );
+}
+
+/// A server run in this process logs to memory, not to the test's stderr;
+/// a test that fails shows the last of it (a panic hook, installed once,
+/// prints it where the harness shows a failing test's output).
+pub fn log_in_memory() {
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    p2pchat::log::to_memory();
+    HOOK.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let lines = p2pchat::log::memory_lines();
+            let from = lines.len().saturating_sub(200);
+            eprintln!(
+                "--- the in-process server's log, last {} lines:",
+                lines.len() - from
+            );
+            for line in &lines[from..] {
+                eprint!("{line}");
+            }
+            default(info);
+        }));
+    });
 }
