@@ -113,8 +113,9 @@ impl fmt::Display for ProtocolError {
             ProtocolError::Empty => write!(f, "empty line; try LIST, CALL NAME or QUIT"),
             ProtocolError::UnknownCommand(verb) => write!(
                 f,
-                "unknown command {}; known: REGISTER LIST LOOKUP LOCATE REJOIN CALL ANSWER DECLINE HANGUP WATCH PING FEATURES QUIT RELAY RESUME",
-                printable(verb)
+                "unknown command {}; known: {}",
+                printable(verb),
+                requests::VERBS.join(" ")
             ),
             ProtocolError::BadArguments { verb, usage } => {
                 write!(f, "wrong arguments for {verb}; usage: {usage}")

@@ -84,10 +84,11 @@ pub enum Request {
 /// the away client carries back to its caller.
 pub const MAX_AWAY_MESSAGE: usize = 200;
 
-/// Every verb [`Request::parse`] knows.
-const VERBS: [&str; 19] = [
-    "REGISTER", "LIST", "LOOKUP", "LOCATE", "CALL", "HANGUP", "PING", "QUIT", "FEATURES", "RESUME",
-    "ANSWER", "DECLINE", "WATCH", "RELAY", "REJOIN", "BUSY", "LINKED", "AWAY", "BACK",
+/// Every verb [`Request::parse`] knows, as the server names them to a
+/// client that sent another (`ERR unknown-command … known: …`).
+pub(super) const VERBS: [&str; 19] = [
+    "REGISTER", "LIST", "LOOKUP", "LOCATE", "REJOIN", "CALL", "ANSWER", "DECLINE", "BUSY",
+    "LINKED", "HANGUP", "WATCH", "AWAY", "BACK", "PING", "FEATURES", "QUIT", "RELAY", "RESUME",
 ];
 
 impl Request {
@@ -389,13 +390,33 @@ mod tests {
             (
                 "FROB",
                 ErrorCode::UnknownCommand,
-                "ANSWER DECLINE HANGUP WATCH",
+                "ANSWER DECLINE BUSY LINKED HANGUP WATCH",
             ),
         ];
         for (line, code, text) in cases {
             let err = Request::parse(line).unwrap_err();
             assert_eq!(err.code(), code, "{line:?}");
             assert!(err.to_string().contains(text), "{line:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_verbs_named_to_a_stranger_are_every_verb_taken() {
+        for verb in VERBS {
+            let taken = Request::parse(verb);
+            assert!(
+                !matches!(taken, Err(ProtocolError::UnknownCommand(_))),
+                "{verb} is named but not taken"
+            );
+        }
+        let source = include_str!("requests.rs");
+        let taken = source
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix('"')?.split_once("\" =>"))
+            .map(|(verb, _)| verb)
+            .filter(|verb| verb.chars().all(|c| c.is_ascii_uppercase()));
+        for verb in taken {
+            assert!(VERBS.contains(&verb), "{verb} is taken but not named");
         }
     }
 }
