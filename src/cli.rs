@@ -130,6 +130,9 @@ Options:
                          [default: 60]
   --write-timeout SECS   a peer that reads none of your lines this long is
                          taken for gone [default: 10]
+  --server-timeout SECS  a server that does not answer REGISTER this long
+                         is taken for gone (tried again, then given up on)
+                         [default: 10]
   --quiet                no bell on an incoming call
   --no-typing            neither show that the peer is typing nor tell it
                          that you are
@@ -601,6 +604,7 @@ fn chat_option(
         "grace" => config.grace = Some(secs(flag, &given.value(flag)?)?),
         "ring" => config.ring = Some(secs(flag, &given.value(flag)?)?),
         "write-timeout" => config.write_timeout = Some(secs(flag, &given.value(flag)?)?),
+        "server-timeout" => config.server_timeout = Some(secs(flag, &given.value(flag)?)?),
         "log-max" => config.log_max = size(flag, &given.value(flag)?)?,
         "log" => {
             let file = given.value(flag)?;

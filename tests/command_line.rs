@@ -318,6 +318,50 @@ fn a_server_that_is_not_p2pchat_is_told_in_one_sentence() {
     }
 }
 
+/// A listener that accepts every connection and never says a word, for
+/// `WAIT` at most (its connections stay open until it returns).
+fn silent_server() -> (SocketAddr, thread::JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let holding = thread::spawn(move || {
+        let deadline = Instant::now() + WAIT;
+        let mut held = Vec::new();
+        while Instant::now() < deadline {
+            match listener.accept() {
+                Ok((conn, _)) => held.push(conn),
+                Err(_) => thread::sleep(Duration::from_millis(10)),
+            }
+        }
+    });
+    (addr, holding)
+}
+
+#[test]
+fn a_server_that_never_answers_cannot_hang_the_chat() {
+    let (addr, _holding) = silent_server();
+    let mut command = chat_command(&[
+        "--server",
+        &addr.to_string(),
+        "--name",
+        "alice",
+        "--server-timeout",
+        "1",
+    ]);
+    command.stdin(std::process::Stdio::null());
+    let mut chat = Chat::from_command(command, "alice");
+    // Four fresh connections, each given a second, a moment apart: about
+    // 8 s, under `WAIT`.
+    let status = chat.wait_exit();
+    assert_eq!(status.code(), Some(1), "{}", chat.stderr());
+    assert!(
+        chat.stderr()
+            .contains("it did not answer REGISTER within 1 s, before registration"),
+        "{}",
+        chat.stderr()
+    );
+}
+
 /// A fresh `XDG_CONFIG_HOME` for one test, holding `text` as the chat's
 /// config file (`p2pchat/config`).
 fn config_home(test: &str, text: &str) -> PathBuf {

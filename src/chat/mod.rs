@@ -70,6 +70,9 @@ pub struct Config {
     pub grace: Option<std::time::Duration>,
     /// `--write-timeout`: how long a peer may read none of our lines.
     pub write_timeout: Option<std::time::Duration>,
+    /// `--server-timeout`: how long the server may take to answer
+    /// `REGISTER`.
+    pub server_timeout: Option<std::time::Duration>,
     /// `--ring`: how long a ring is counted down when the server does not
     /// say; `None` is the default.
     pub ring: Option<std::time::Duration>,
@@ -246,6 +249,9 @@ pub fn run(config: Config) -> Result<(), ChatError> {
             write: config
                 .write_timeout
                 .unwrap_or(core::Timers::default().write),
+            answer: config
+                .server_timeout
+                .unwrap_or(core::Timers::default().answer),
             ..core::Timers::default()
         },
         // Only a terminal has a line being typed to tell of, and a row to

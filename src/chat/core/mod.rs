@@ -150,6 +150,9 @@ pub struct Timers {
     pub silence: Duration,
     /// The first pause before reconnecting to a lost server.
     pub reconnect: Duration,
+    /// How long the server may take to answer our `REGISTER`
+    /// (`--server-timeout`): past it, the connection counts as lost.
+    pub answer: Duration,
     /// How long leaving a chat waits for the peer to acknowledge `BYE`.
     pub leave: Duration,
     /// How long a chat whose link broke is kept, waiting for it to come
@@ -171,6 +174,7 @@ impl Default for Timers {
             ping_every: Duration::from_secs(5),
             silence: Duration::from_secs(20),
             reconnect: Duration::from_millis(500),
+            answer: Duration::from_secs(10),
             leave: Duration::from_secs(10),
             grace: Duration::from_secs(60),
             write: Duration::from_secs(10),
@@ -531,6 +535,18 @@ impl Core {
     }
 
     /// When [`Core::handle_timeout`] should be called next.
+    /// Whether our `REGISTER` waits for its answer on a connection that is
+    /// up: a server that accepts and never answers must not hang us.
+    fn awaits_welcome(&self) -> bool {
+        matches!(self.stage, Stage::Registering { .. })
+            && self.connected()
+            && self
+                .server
+                .pending
+                .iter()
+                .any(|p| matches!(p, Pending::Register))
+    }
+
     pub fn poll_timeout(&self) -> Option<Instant> {
         let t = &self.settings.timers;
         let mut next: Option<Instant> = None;
@@ -541,6 +557,9 @@ impl Core {
         }
         for early in &self.early {
             at(early.at + t.early_hello);
+        }
+        if self.awaits_welcome() {
+            at(self.server.last_sent + t.answer);
         }
         match self.place() {
             Some(Place::Connecting { until, .. } | Place::Leaving { until, .. }) => at(*until),
@@ -606,6 +625,13 @@ impl Core {
             } else if now >= self.server.last_sent + hb {
                 self.send(now, Request::Ping, Pending::Ping);
             }
+        }
+        if self.awaits_welcome() && now >= self.server.last_sent + t.answer {
+            let secs = t.answer.as_secs_f64();
+            self.on_server_lost(
+                now,
+                format!("it did not answer REGISTER within {secs:.0} s"),
+            );
         }
         let (stale, fresh) = std::mem::take(&mut self.early)
             .into_iter()
