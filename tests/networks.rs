@@ -229,6 +229,31 @@ impl Namespaces {
         command
     }
 
+    /// The server, in host S, listening on all its addresses.
+    fn server(&self) -> Server {
+        let mut command = self.exec(0, env!("CARGO_BIN_EXE_server"));
+        command.args(["--listen", "0.0.0.0:0"]);
+        Server::from_command(command)
+    }
+
+    /// A chat named `name` in host `which`, given the server at
+    /// `server_ip` (with `server`'s port) and `args`, at the list.
+    fn chat(
+        &self,
+        which: usize,
+        server: &Server,
+        server_ip: &str,
+        name: &str,
+        args: &[&str],
+    ) -> Chat {
+        let mut command = self.exec(which, env!("CARGO_BIN_EXE_chat"));
+        let at = format!("{server_ip}:{}", server.addr.port());
+        command.args(["--server", &at, "--name", name]).args(args);
+        let mut chat = Chat::from_command(command, name);
+        chat.expect("Enter a name to chat with");
+        chat
+    }
+
     /// Runs a bash script in which `$S`, `$A` and `$B` name the namespaces;
     /// panics with what it printed if it fails.
     fn script(&self, script: &str) {
@@ -390,17 +415,9 @@ fn a_peer_whose_address_changes_is_found_again_at_its_new_address() {
          ip netns exec $A tc qdisc add dev eth0 root tbf rate 64kbit burst 4kb latency 10s
          ip netns exec $B tc qdisc add dev eth0 root tbf rate 64kbit burst 4kb latency 10s",
     );
-    let mut command = ns.exec(0, env!("CARGO_BIN_EXE_server"));
-    command.args(["--listen", "0.0.0.0:0"]);
-    let server = Server::from_command(command);
-    let port = server.addr.port();
+    let server = ns.server();
     let chat_in = |which: usize, server_ip: &str, name: &str| {
-        let mut command = ns.exec(which, env!("CARGO_BIN_EXE_chat"));
-        let server = format!("{server_ip}:{port}");
-        command.args(["--server", &server, "--name", name, "--grace", "20"]);
-        let mut chat = Chat::from_command(command, name);
-        chat.expect("Enter a name to chat with");
-        chat
+        ns.chat(which, &server, server_ip, name, &["--grace", "20"])
     };
     let mut alice = chat_in(1, "10.231.1.1", "alice");
     let mut bob = chat_in(2, "10.231.2.1", "bob");
@@ -535,17 +552,9 @@ fn an_impostor_at_the_address_a_caller_dials_is_shown_nothing() {
     // alice's network (a café) uses the addresses of bob's: mallory holds
     // 10.231.2.2 there, which is bob's address on his own network.
     ns.script("ip -n $A addr add 10.231.2.2/32 dev lo");
-    let mut command = ns.exec(0, env!("CARGO_BIN_EXE_server"));
-    command.args(["--listen", "0.0.0.0:0"]);
-    let server = Server::from_command(command);
-    let port = server.addr.port();
-    let chat_in = |which: usize, server_ip: &str, name: &str| {
-        let mut command = ns.exec(which, env!("CARGO_BIN_EXE_chat"));
-        command.args(["--server", &format!("{server_ip}:{port}"), "--name", name]);
-        let mut chat = Chat::from_command(command, name);
-        chat.expect("Enter a name to chat with");
-        chat
-    };
+    let server = ns.server();
+    let chat_in =
+        |which: usize, server_ip: &str, name: &str| ns.chat(which, &server, server_ip, name, &[]);
     let mut alice = chat_in(1, "10.231.1.1", "alice");
     let mut bob = chat_in(2, "10.231.2.1", "bob");
     let bob_addr = bob.p2p_addr();
