@@ -539,6 +539,13 @@ impl Driver {
             Output::SetAside => self.ui.set_aside(),
             Output::BringBack => self.ui.bring_back(),
             Output::Shelve => self.ui.shelve(),
+            // This driver announces no `files` (Settings::files is None), so
+            // no peer takes an offer of ours and none of its is taken.
+            Output::OpenFile { id, .. } => self.feedback.push_back(Input::FileOpened {
+                id,
+                result: Err("this chat does not send files".into()),
+            }),
+            Output::StartTransfer { .. } | Output::StopTransfer { .. } => {}
         }
     }
 

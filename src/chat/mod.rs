@@ -254,6 +254,8 @@ pub fn run(config: Config) -> Result<(), ChatError> {
         } else {
             core::TypingNotices::On
         },
+        // Not announced until the driver moves files' bytes.
+        files: None,
     };
     let record = app::Record {
         transcript,

@@ -144,6 +144,23 @@ pub enum Input {
     /// The line being typed in a terminal changed to this (never sent:
     /// the core tells the peer only whether it is typing).
     Draft(String),
+    /// The file of our offer `id` ([`Output::OpenFile`]) is open, or not.
+    FileOpened {
+        id: FileId,
+        result: Result<FileFacts, String>,
+    },
+    /// How the data of transfer `id` goes.
+    #[cfg_attr(
+        not(test),
+        expect(
+            dead_code,
+            reason = "the driver moves no file's bytes yet: its data connection is step 3 of #23"
+        )
+    )]
+    Transfer {
+        id: FileId,
+        event: TransferEvent,
+    },
 }
 
 /// What a printed line is, so a terminal can colour it.
@@ -233,6 +250,18 @@ pub enum Output {
     Shelve,
     /// Back at the list: the line set aside comes back.
     BringBack,
+    /// Open the file at `path` to offer it as `id`, and keep it open for
+    /// the transfer; say what it is ([`Input::FileOpened`]).
+    OpenFile { id: FileId, path: String },
+    /// The peer took offer `id`: move its `size` bytes, `direction`.
+    StartTransfer {
+        id: FileId,
+        direction: Direction,
+        size: u64,
+    },
+    /// Transfer `id` is over: stop its data, close its file, and do with
+    /// what arrived as `part` says.
+    StopTransfer { id: FileId, part: Part },
 }
 
 /// How the program ends.
