@@ -46,6 +46,8 @@ pub enum Greeting {
     Knock { call: CallId },
     /// Bringing back the chat whose link broke.
     Rejoin { key: Token, received: u64 },
+    /// `FILE-KNOCK`: a data connection for transfer `id` (no caller name).
+    FileKnock { id: crate::protocol::FileId },
 }
 
 /// The handshakes in flight: who from, and a handle to close each.
@@ -197,7 +199,7 @@ pub fn prove(conn: Handshaken, value: Token, events: Events) {
             match read_hello(stream, reader, route) {
                 // One knock per connection.
                 Some(Hello {
-                    greeting: Greeting::Knock { .. },
+                    greeting: Greeting::Knock { .. } | Greeting::FileKnock { .. },
                     ..
                 })
                 | None => {}
@@ -237,6 +239,15 @@ fn read_hello(stream: TcpStream, mut reader: LineReader<TcpStream>, route: Route
         }) => Some(Hello {
             caller,
             greeting: Greeting::Call { call, token },
+            conn: Handshaken {
+                stream,
+                reader,
+                route,
+            },
+        }),
+        Ok(PeerMessage::FileKnock { id }) => Some(Hello {
+            caller: String::new(),
+            greeting: Greeting::FileKnock { id },
             conn: Handshaken {
                 stream,
                 reader,

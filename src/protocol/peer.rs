@@ -164,6 +164,18 @@ pub enum PeerMessage {
         end: FileEnd,
         text: String,
     },
+    /// `FILE-KEY <id> <value>`: on the chat's link, the sender's one-time
+    /// value for transfer `id`'s data connection, which the other side
+    /// expects to be shown there. Each side draws its own.
+    FileKey { id: FileId, value: Token },
+    /// `FILE-KNOCK <id>`: the first line of a data connection; the dialed
+    /// side shows its value for transfer `id` first (`PROOF`).
+    FileKnock { id: FileId },
+    /// `FILE-HELLO <value>`: the dialing side's value, after the `PROOF`.
+    FileHello { value: Token },
+    /// `FILE-FROM <offset>`: the receiver's last line on a data
+    /// connection: the bytes it wants, from `offset` on; raw bytes follow.
+    FileFrom { offset: u64 },
 }
 
 /// A batch of a peer's messages, as a chat link's reader hands them on:
@@ -404,6 +416,24 @@ impl PeerMessage {
             "FILE-ACCEPT" => Ok(PeerMessage::FileAccept {
                 id: parse_number(rest, "file id")?,
             }),
+            "FILE-KEY" => {
+                let Some((id, value)) = rest.split_once(' ') else {
+                    return Err(bad("FILE-KEY", "FILE-KEY ID VALUE"));
+                };
+                Ok(PeerMessage::FileKey {
+                    id: parse_number(id, "file id")?,
+                    value: parse_token(value)?,
+                })
+            }
+            "FILE-KNOCK" => Ok(PeerMessage::FileKnock {
+                id: parse_number(rest, "file id")?,
+            }),
+            "FILE-HELLO" => Ok(PeerMessage::FileHello {
+                value: parse_token(rest)?,
+            }),
+            "FILE-FROM" => Ok(PeerMessage::FileFrom {
+                offset: parse_number(rest, "offset")?,
+            }),
             "FILE-END" => {
                 let mut args = rest.splitn(3, ' ');
                 let (Some(id), Some(end)) = (args.next(), args.next()) else {
@@ -487,6 +517,10 @@ impl fmt::Display for PeerMessage {
             PeerMessage::Typing(Typing::Off) => write!(f, "TYPING off"),
             PeerMessage::FileOffer { id, size, name } => write!(f, "FILE-OFFER {id} {size} {name}"),
             PeerMessage::FileAccept { id } => write!(f, "FILE-ACCEPT {id}"),
+            PeerMessage::FileKey { id, value } => write!(f, "FILE-KEY {id} {value}"),
+            PeerMessage::FileKnock { id } => write!(f, "FILE-KNOCK {id}"),
+            PeerMessage::FileHello { value } => write!(f, "FILE-HELLO {value}"),
+            PeerMessage::FileFrom { offset } => write!(f, "FILE-FROM {offset}"),
             PeerMessage::FileEnd { id, end, text } if text.is_empty() => {
                 write!(f, "FILE-END {id} {}", end.word())
             }
@@ -689,6 +723,15 @@ mod tests {
                 name: String::new(),
             },
             PeerMessage::FileAccept { id: 3 },
+            PeerMessage::FileKey {
+                id: 3,
+                value: SAMPLE_TOKEN,
+            },
+            PeerMessage::FileKnock { id: 3 },
+            PeerMessage::FileHello {
+                value: SAMPLE_TOKEN,
+            },
+            PeerMessage::FileFrom { offset: 1024 },
             PeerMessage::FileEnd {
                 id: 3,
                 end: FileEnd::Failed,
@@ -713,6 +756,11 @@ mod tests {
             "FILE-OFFER 1 -10 a",
             "FILE-ACCEPT",
             "FILE-ACCEPT 1 2",
+            "FILE-KEY 1",
+            "FILE-KEY x 00",
+            "FILE-KNOCK",
+            "FILE-HELLO zz",
+            "FILE-FROM -1",
             "FILE-END 1",
             "FILE-END 1 exploded",
         ] {

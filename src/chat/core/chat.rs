@@ -957,6 +957,7 @@ impl Core {
                 PeerMessage::FileOffer { .. }
                 | PeerMessage::FileAccept { .. }
                 | PeerMessage::FileEnd { .. }
+                | PeerMessage::FileKey { .. }
                     if main =>
                 {
                     file_msgs.push(msg.clone())

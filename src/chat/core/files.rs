@@ -47,10 +47,6 @@ impl Default for FileSettings {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProgressShown {
     /// A status row a terminal redraws ([`Core::transfer_status`]).
-    #[expect(
-        dead_code,
-        reason = "the driver moves no file's bytes yet: its data connection is step 3 of #23"
-    )]
     Row,
     /// A line every 10 %, for output that is not a terminal.
     Lines,
@@ -64,6 +60,24 @@ pub enum Direction {
     /// The peer's to us, offered under `name` (made safe: the name to
     /// save it under, before a number is added to keep it from another).
     Receive { name: String },
+}
+
+/// Who opens a transfer's data connection: the chat's caller dials the
+/// address its chat link reached, whichever way the file goes; the
+/// callee waits for it on its listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Opener {
+    Dial,
+    Await,
+}
+
+impl From<Role> for Opener {
+    fn from(role: Role) -> Opener {
+        match role {
+            Role::Caller => Opener::Dial,
+            Role::Callee => Opener::Await,
+        }
+    }
 }
 
 /// What becomes of the bytes received so far when a transfer stops.
@@ -82,13 +96,6 @@ pub struct FileFacts {
 }
 
 /// How a transfer's data went, as the driver saw it.
-#[cfg_attr(
-    not(test),
-    expect(
-        dead_code,
-        reason = "the driver moves no file's bytes yet: its data connection is step 3 of #23"
-    )
-)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TransferEvent {
     /// So many bytes are across (sent, or written).
@@ -226,6 +233,11 @@ impl Core {
         }
     }
 
+    fn file_opener(&self) -> Opener {
+        self.file_chat()
+            .map_or(Opener::Await, |(chat, _)| Opener::from(chat.role))
+    }
+
     fn file_link(&self) -> Option<LinkId> {
         self.file_chat().and_then(|(_, link)| link)
     }
@@ -345,6 +357,9 @@ impl Core {
             }
             PeerMessage::FileAccept { id } => self.on_accepted(now, &peer, id),
             PeerMessage::FileEnd { id, end, text } => self.on_file_end(now, &peer, id, end, &text),
+            PeerMessage::FileKey { id, value } if self.is_moving(id) => {
+                self.out(Output::PeerTransferKey { id, value })
+            }
             _ => {}
         }
     }
@@ -415,12 +430,28 @@ impl Core {
             told: 0,
         };
         let (name, size) = (transfer.name.clone(), transfer.size);
+        let opener = self.file_opener();
         self.notice(format!("{peer} accepted {name}; sending."));
         self.out(Output::StartTransfer {
             id,
             direction: Direction::Send,
             size,
+            opener,
         });
+    }
+
+    fn is_moving(&self, id: FileId) -> bool {
+        self.files
+            .get(id)
+            .is_some_and(|t| matches!(t.stage, Stage::Moving { .. }))
+    }
+
+    /// The driver drew our one-time value for transfer `id`'s data
+    /// connection: the peer is told it on the chat's link.
+    pub(super) fn on_transfer_key(&mut self, id: FileId, value: Token) {
+        if let (true, Some(link)) = (self.is_moving(id), self.file_link()) {
+            self.send_peer(link, PeerMessage::FileKey { id, value });
+        }
     }
 
     fn on_file_end(&mut self, now: Instant, peer: &str, id: FileId, end: FileEnd, text: &str) {
@@ -474,12 +505,14 @@ impl Core {
                 told: 0,
             };
         }
+        let opener = self.file_opener();
         self.send_peer(link, PeerMessage::FileAccept { id });
         self.notice(format!("Receiving {name}."));
         self.out(Output::StartTransfer {
             id,
             direction: Direction::Receive { name },
             size,
+            opener,
         });
     }
 
@@ -682,13 +715,6 @@ impl Core {
     }
 
     /// The status row of a transfer under way, for a terminal.
-    #[cfg_attr(
-        not(test),
-        expect(
-            dead_code,
-            reason = "the driver moves no file's bytes yet: its data connection is step 3 of #23"
-        )
-    )]
     pub fn transfer_status(&self, now: Instant) -> Option<String> {
         let moving = self
             .files

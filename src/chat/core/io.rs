@@ -150,16 +150,15 @@ pub enum Input {
         result: Result<FileFacts, String>,
     },
     /// How the data of transfer `id` goes.
-    #[cfg_attr(
-        not(test),
-        expect(
-            dead_code,
-            reason = "the driver moves no file's bytes yet: its data connection is step 3 of #23"
-        )
-    )]
     Transfer {
         id: FileId,
         event: TransferEvent,
+    },
+    /// Our one-time value for transfer `id`'s data connection, drawn by
+    /// the driver: the peer is told it (`FILE-KEY`).
+    TransferKey {
+        id: FileId,
+        value: Token,
     },
 }
 
@@ -258,7 +257,11 @@ pub enum Output {
         id: FileId,
         direction: Direction,
         size: u64,
+        opener: Opener,
     },
+    /// The peer's one-time value for transfer `id`'s data connection
+    /// (`FILE-KEY`): what it must show there.
+    PeerTransferKey { id: FileId, value: Token },
     /// Transfer `id` is over: stop its data, close its file, and do with
     /// what arrived as `part` says.
     StopTransfer { id: FileId, part: Part },

@@ -51,7 +51,7 @@ mod typing;
 use calling::*;
 use chat::*;
 use files::Files;
-pub use files::{Direction, FileFacts, FileSettings, Part, TransferEvent};
+pub use files::{Direction, FileFacts, FileSettings, Opener, Part, ProgressShown, TransferEvent};
 pub use io::*;
 use naming::*;
 use rejoining::*;
@@ -528,6 +528,7 @@ impl Core {
             Input::Draft(draft) => self.on_draft(now, &draft),
             Input::FileOpened { id, result } => self.on_file_opened(now, id, result),
             Input::Transfer { id, event } => self.on_transfer(now, id, event),
+            Input::TransferKey { id, value } => self.on_transfer_key(id, value),
         }
         self.take_typed(now);
         self.settle_files();

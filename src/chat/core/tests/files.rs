@@ -99,6 +99,7 @@ fn a_file_offered_accepted_and_received_is_told_to_the_sender_with_size_time_and
         id: 1,
         direction: Direction::Send,
         size: 2_400_000,
+        opener: Opener::Dial,
     });
     w.transfer(1, TransferEvent::Progress(1_200_000));
     assert_eq!(
@@ -137,6 +138,7 @@ fn an_offer_is_asked_answered_with_y_and_saved_under_a_safe_name() {
             name: "]0;ownedreport.pdf".into(),
         },
         size: 2_400_000,
+        opener: Opener::Dial,
     });
     // Once answered, y is text again.
     w.typed("y");
