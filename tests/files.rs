@@ -147,3 +147,103 @@ fn a_file_sent_by_the_callee_arrives_byte_identical_and_never_overwrites() {
     let got = std::fs::read(p.alice_dir.path().join("notes (1).txt")).unwrap();
     assert!(got == bytes, "the file arrived changed");
 }
+
+#[test]
+fn a_refused_file_is_told_to_the_sender_and_nothing_is_saved() {
+    let mut p = pair(Server::start(), "refused", &[]);
+    let source = TempDir::new("refused-source");
+    let path = source.path().join("a.txt");
+    std::fs::write(&path, b"never sent").unwrap();
+    p.alice.send(&format!("/send {}", path.display()));
+    p.bob
+        .expect("alice sends a.txt (10 bytes): /accept or /refuse");
+    p.bob.send("/refuse");
+    p.bob.expect("You refused a.txt.");
+    p.alice.expect("bob refused a.txt.");
+    assert!(p.bob_dir.names().is_empty());
+}
+
+#[test]
+fn an_offer_cancelled_by_either_side_is_told_to_both() {
+    let mut p = pair(Server::start(), "cancel", &[]);
+    let source = TempDir::new("cancel-source");
+    let path = source.path().join("a.txt");
+    std::fs::write(&path, b"never sent").unwrap();
+    // The sender takes it back before an answer.
+    p.alice.send(&format!("/send {}", path.display()));
+    p.bob.expect("alice sends a.txt");
+    p.alice.send("/cancel");
+    p.alice.expect("You cancelled a.txt.");
+    p.bob.expect("alice cancelled a.txt.");
+    // The receiver drops it unanswered.
+    p.alice.send(&format!("/send {}", path.display()));
+    p.bob.expect("alice sends a.txt");
+    p.bob.send("/cancel a.txt");
+    p.bob.expect("You cancelled a.txt.");
+    p.alice.expect("bob cancelled a.txt.");
+    p.bob.send("/transfers");
+    p.bob.expect("No transfers.");
+    assert!(p.bob_dir.names().is_empty());
+}
+
+#[test]
+fn an_offer_not_answered_expires_on_both_sides() {
+    let mut p = pair(Server::start(), "expire", &["--file-timeout", "1"]);
+    let source = TempDir::new("expire-source");
+    let path = source.path().join("a.txt");
+    std::fs::write(&path, b"never sent").unwrap();
+    p.alice.send(&format!("/send {}", path.display()));
+    p.bob.expect("alice sends a.txt");
+    p.bob.expect("The offer of a.txt expired unanswered.");
+    p.alice
+        .expect("bob did not answer the offer of a.txt; it expired.");
+}
+
+#[test]
+fn a_file_over_max_receive_is_refused_unasked() {
+    let mut p = pair(Server::start(), "big", &["--max-receive", "1K"]);
+    let source = TempDir::new("big-source");
+    let path = source.path().join("big.bin");
+    std::fs::write(&path, pattern(5000)).unwrap();
+    p.alice.send(&format!("/send {}", path.display()));
+    p.bob.expect(
+        "alice offered big.bin (5.0 KB), over the 1.0 KB you take (--max-receive); refused.",
+    );
+    p.alice
+        .expect("bob cannot take big.bin: over the 1.0 KB bob takes.");
+    assert!(p.bob_dir.names().is_empty());
+}
+
+#[test]
+fn progress_is_told_every_tenth_when_output_is_piped() {
+    let mut p = pair(Server::start(), "progress", &[]);
+    let source = TempDir::new("progress-source");
+    let bytes = pattern(10_000_000);
+    send_and_accept(&mut p.alice, &mut p.bob, &source, "big.bin", &bytes);
+    p.bob.expect("Received big.bin (10.0 MB) from alice in");
+    p.alice.expect("bob received big.bin (10.0 MB) in");
+    let got = std::fs::read(p.bob_dir.path().join("big.bin")).unwrap();
+    assert!(got == bytes, "the file arrived changed");
+    // A line at each tenth, in order, once.
+    let out = p.bob.stdout();
+    let told: Vec<&str> = out
+        .lines()
+        .filter(|l| l.contains("receiving big.bin "))
+        .collect();
+    let tenths: Vec<String> = (1..10)
+        .map(|t| format!("receiving big.bin {t}0%"))
+        .collect();
+    assert_eq!(told, tenths);
+}
+
+#[test]
+fn a_file_that_cannot_be_opened_is_not_offered() {
+    let mut p = pair(Server::start(), "missing", &[]);
+    p.alice.send("/send /nonexistent/p2pchat/file");
+    p.alice
+        .expect("Cannot send that file: No such file or directory (os error 2).");
+    p.alice.send("/send /");
+    p.alice.expect("Cannot send that file: not a regular file.");
+    p.alice.send("still here");
+    p.bob.expect("alice: still here");
+}

@@ -38,7 +38,8 @@ use crate::token::random_token;
 /// The one buffer each copy goes through.
 const COPY_BUFFER: usize = 256 * 1024;
 
-/// How often a transfer's progress is told to the main loop, at most.
+/// How often a transfer's progress is told to the main loop, besides at
+/// each tenth.
 const PROGRESS_EVERY: Duration = Duration::from_millis(100);
 
 /// How long a data connection's handshake may take, each line.
@@ -414,6 +415,16 @@ impl Data {
                         self.size
                     )));
                 }
+                // An honest sender ends its direction after the last byte
+                // offered; one more byte is a size lie, and nothing past
+                // the size offered was written.
+                let mut more = [0u8; 1];
+                if (&stream).read(&mut more)? > 0 {
+                    return Err(io::Error::other(format!(
+                        "the sender sent more than the {} bytes offered",
+                        self.size
+                    )));
+                }
                 file.flush()?;
                 drop(file);
                 let saved = downloads::finish(&reserved.part, &reserved.path)?;
@@ -432,6 +443,7 @@ impl Data {
         let mut buf = vec![0u8; COPY_BUFFER];
         let mut done = start;
         let mut told = Instant::now();
+        let tenth = |done: u64| (done * 10).checked_div(self.size).unwrap_or(10);
         loop {
             let n = match from.read(&mut buf) {
                 Ok(0) => return Ok(done),
@@ -440,8 +452,11 @@ impl Data {
                 Err(e) => return Err(e),
             };
             to.write_all(&buf[..n])?;
+            let before = tenth(done);
             done += n as u64;
-            if told.elapsed() >= PROGRESS_EVERY {
+            // Every tenth is heard (a line each, when output is piped),
+            // and the row's rate at least every PROGRESS_EVERY.
+            if tenth(done) != before || told.elapsed() >= PROGRESS_EVERY {
                 told = Instant::now();
                 self.tell(TransferEvent::Progress(done));
             }

@@ -265,6 +265,9 @@ impl Core {
         if !chat.link.files {
             return self.notice(format!("{peer}'s chat cannot receive files."));
         }
+        if chat.route == Route::Relayed {
+            return self.notice("Files do not go through the relay yet: this chat is relayed.");
+        }
         if self.files.transfers.len() >= MAX_TRANSFERS {
             return self.notice(format!(
                 "{MAX_TRANSFERS} transfers are under way already; wait for one to end."
@@ -388,6 +391,16 @@ impl Core {
         }
         if self.files.transfers.len() >= MAX_TRANSFERS {
             return self.file_end(id, FileEnd::Refused, "too many transfers at once");
+        }
+        if self
+            .file_chat()
+            .is_some_and(|(c, _)| c.route == Route::Relayed)
+        {
+            return self.file_end(
+                id,
+                FileEnd::Refused,
+                "files do not go through the relay yet",
+            );
         }
         if size > files.max_receive {
             let max = human_size(files.max_receive);

@@ -401,3 +401,66 @@ fn sizes_and_times_read_as_people_read_them() {
     assert_eq!(clock_time(5), "0:05");
     assert_eq!(clock_time(3725), "1:02:05");
 }
+
+#[test]
+fn a_transfers_one_time_values_pass_on_the_chats_link_only_while_it_moves() {
+    let mut w = files_chat();
+    let id = w.offer("/tmp/a.bin", "a.bin", 100);
+    w.skip_all();
+    // Offered, not taken: neither side's value goes anywhere.
+    w.peer(1, &[&format!("FILE-KEY {id} {OTHER_TOKEN}")]);
+    w.input(Input::TransferKey {
+        id,
+        value: token(OTHER_TOKEN),
+    });
+    assert_eq!(
+        w.count(|o| matches!(
+            o,
+            Output::PeerTransferKey { .. } | Output::Peer { .. } | Output::PeerTexts { .. }
+        )),
+        0,
+        "{:?}",
+        w.fresh()
+    );
+    w.peer(1, &[&format!("FILE-ACCEPT {id}")]);
+    w.skip_all();
+    // Moving: ours goes to the peer, the peer's to the driver.
+    w.input(Input::TransferKey {
+        id,
+        value: token(OTHER_TOKEN),
+    });
+    w.expect_to_peer(1, &format!("FILE-KEY {id} {OTHER_TOKEN}"));
+    w.peer(1, &[&format!("FILE-KEY {id} {OTHER_TOKEN}")]);
+    w.expect(Output::PeerTransferKey {
+        id,
+        value: token(OTHER_TOKEN),
+    });
+}
+
+#[test]
+fn a_relayed_chat_neither_offers_nor_takes_files_yet() {
+    let mut w = World::registered("alice");
+    w.core.settings.files = Some(FileSettings::default());
+    w.call("bob", 7);
+    w.input(Input::Dialed {
+        call: 7,
+        result: Ok(Dialed {
+            link: 1,
+            addr: "127.0.0.1:5000".parse().unwrap(),
+            route: Route::Relayed,
+            key: token(OTHER_TOKEN),
+            rejoined: None,
+            strangers: Vec::new(),
+        }),
+    });
+    w.peer(1, &["FEATURES resume files"]);
+    w.skip_all();
+    w.typed("/send /tmp/a.bin");
+    w.expect_line("Files do not go through the relay yet: this chat is relayed.");
+    assert_eq!(w.count(|o| matches!(o, Output::OpenFile { .. })), 0);
+    w.peer(1, &["FILE-OFFER 2 10 a.bin"]);
+    w.expect_to_peer(
+        1,
+        "FILE-END 2 refused files do not go through the relay yet",
+    );
+}
