@@ -4,6 +4,8 @@
 
 mod common;
 
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -246,4 +248,165 @@ fn a_file_that_cannot_be_opened_is_not_offered() {
     p.alice.expect("Cannot send that file: not a regular file.");
     p.alice.send("still here");
     p.bob.expect("alice: still here");
+}
+
+/// mallory: a raw caller in a chat with `bob`, speaking the file lines by
+/// hand. Returns the chat's stream and its reader.
+struct Mallory {
+    stream: TcpStream,
+    reader: BufReader<TcpStream>,
+    bob_addr: std::net::SocketAddr,
+    _server_conn: common::Raw,
+}
+
+impl Mallory {
+    fn call(server: &Server, bob: &mut Chat, features: &str) -> Mallory {
+        let mut raw = common::registered_ringing(server, "mallory");
+        let (call, token) = common::ring_answered(&mut raw, "mallory", bob);
+        let bob_addr = bob.p2p_addr();
+        let mut stream = TcpStream::connect(bob_addr).expect("dial bob");
+        stream.set_read_timeout(Some(common::WAIT)).unwrap();
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        writeln!(stream, "HELLO mallory {call} {token}").unwrap();
+        let mut welcome = String::new();
+        reader.read_line(&mut welcome).unwrap();
+        assert_eq!(welcome, "WELCOME bob\n");
+        bob.expect("mallory connected");
+        if !features.is_empty() {
+            writeln!(stream, "FEATURES {features}").unwrap();
+        }
+        Mallory {
+            stream,
+            reader,
+            bob_addr,
+            _server_conn: raw,
+        }
+    }
+
+    fn say(&mut self, line: &str) {
+        self.stream
+            .write_all(format!("{line}\n").as_bytes())
+            .unwrap();
+    }
+
+    /// Reads bob's lines until one starts with `prefix`; returns it.
+    fn until(&mut self, prefix: &str) -> String {
+        for _ in 0..1000 {
+            let mut line = String::new();
+            self.reader.read_line(&mut line).expect("a line from bob");
+            assert!(!line.is_empty(), "bob closed before {prefix:?}");
+            if line.starts_with(prefix) {
+                return line.trim_end().to_string();
+            }
+        }
+        panic!("bob never said {prefix:?}");
+    }
+
+    /// Offers `bytes` (as `size`) under `name`; bob's user accepts; sends
+    /// `bytes` on a data connection the way a chat does.
+    fn send_file(&mut self, bob: &mut Chat, id: u64, name: &str, size: u64, bytes: &[u8]) {
+        self.say(&format!("FILE-OFFER {id} {size} {name}"));
+        bob.expect("mallory sends ");
+        bob.expect("/accept or /refuse");
+        bob.send("/accept");
+        self.until(&format!("FILE-ACCEPT {id}"));
+        let mine = "0123456789abcdef0123456789abcdef";
+        self.say(&format!("FILE-KEY {id} {mine}"));
+        let theirs = self.until(&format!("FILE-KEY {id} "));
+        let theirs = theirs.rsplit(' ').next().unwrap().to_string();
+        let mut data = TcpStream::connect(self.bob_addr).expect("dial bob's data");
+        data.set_read_timeout(Some(common::WAIT)).unwrap();
+        let mut lines = BufReader::new(data.try_clone().unwrap());
+        writeln!(data, "FILE-KNOCK {id}").unwrap();
+        let mut proof = String::new();
+        lines.read_line(&mut proof).unwrap();
+        assert_eq!(proof.trim_end(), format!("PROOF {theirs}"));
+        writeln!(data, "FILE-HELLO {mine}").unwrap();
+        let mut from = String::new();
+        lines.read_line(&mut from).unwrap();
+        assert_eq!(from.trim_end(), "FILE-FROM 0");
+        // bob stops reading after the size offered: a lie's tail may not
+        // all go out.
+        let _ = data.write_all(bytes);
+        let _ = data.shutdown(std::net::Shutdown::Write);
+    }
+}
+
+#[test]
+fn hostile_offered_names_are_saved_under_safe_base_names() {
+    let server = Server::start();
+    let dir = TempDir::new("hostile");
+    let mut bob = login_with(&server, "bob", &["--downloads", dir.str()]);
+    let mut mallory = Mallory::call(&server, &mut bob, "files");
+    let long = "a".repeat(5000);
+    let names = [
+        ("../../etc/passwd", "passwd"),
+        ("\x1b]0;owned\x07.txt", "]0;owned.txt"),
+        ("", "received-file"),
+        (".bashrc", "bashrc"),
+        (long.as_str(), ""),
+    ];
+    for (i, (offered, _)) in names.iter().enumerate() {
+        let id = 2 * i as u64 + 1;
+        mallory.send_file(&mut bob, id, offered, 10, b"0123456789");
+        bob.expect("Received ");
+        mallory.until(&format!("FILE-END {id} done"));
+    }
+    let saved = dir.names();
+    assert_eq!(saved.len(), names.len(), "{saved:?}");
+    for (_, safe) in names.iter().filter(|(_, safe)| !safe.is_empty()) {
+        assert!(saved.iter().any(|s| s == safe), "{safe:?} not in {saved:?}");
+    }
+    let longest = saved.iter().map(|s| s.len()).max().unwrap();
+    assert!(longest <= 255 && longest > 200, "{saved:?}");
+    for name in &saved {
+        assert_eq!(std::fs::read(dir.path().join(name)).unwrap(), b"0123456789");
+    }
+    assert!(
+        !bob.stdout().contains('\x1b'),
+        "an escape reached the screen"
+    );
+    assert!(Path::new("/etc/passwd").exists());
+}
+
+#[test]
+fn a_size_lie_fails_the_transfer_and_writes_nothing_past_the_size_offered() {
+    let server = Server::start();
+    let dir = TempDir::new("lie");
+    let mut bob = login_with(&server, "bob", &["--downloads", dir.str()]);
+    let mut mallory = Mallory::call(&server, &mut bob, "files");
+    mallory.send_file(&mut bob, 1, "small.txt", 10, &pattern(10_000_000));
+    bob.expect("small.txt failed: the sender sent more than the 10 bytes offered.");
+    let end = mallory.until("FILE-END 1 ");
+    assert!(end.starts_with("FILE-END 1 failed"), "{end}");
+    assert!(dir.names().is_empty(), "{:?}", dir.names());
+    // bob goes on.
+    mallory.say("MSG still here");
+    bob.expect("mallory: still here");
+}
+
+#[test]
+fn a_short_file_fails_the_transfer_and_its_part_is_removed() {
+    let server = Server::start();
+    let dir = TempDir::new("short");
+    let mut bob = login_with(&server, "bob", &["--downloads", dir.str()]);
+    let mut mallory = Mallory::call(&server, &mut bob, "files");
+    mallory.send_file(&mut bob, 1, "short.txt", 100, b"only ten b");
+    bob.expect("short.txt failed: the file came short: 10 of 100 bytes.");
+    mallory.until("FILE-END 1 failed");
+    assert!(dir.names().is_empty(), "{:?}", dir.names());
+}
+
+#[test]
+fn an_older_peer_is_offered_nothing() {
+    let server = Server::start();
+    let mut bob = login_with(&server, "bob", &[]);
+    let mut mallory = Mallory::call(&server, &mut bob, "resume");
+    mallory.say("MSG hello");
+    bob.expect("mallory: hello");
+    bob.send("/send /etc/hostname");
+    bob.expect("mallory's chat cannot receive files.");
+    bob.send("after");
+    let line = mallory.until("MSG");
+    assert_eq!(line, "MSG after");
 }
