@@ -305,6 +305,16 @@ impl Mallory {
     /// Offers `bytes` (as `size`) under `name`; bob's user accepts; sends
     /// `bytes` on a data connection the way a chat does.
     fn send_file(&mut self, bob: &mut Chat, id: u64, name: &str, size: u64, bytes: &[u8]) {
+        let mut data = self.open_data(bob, id, name, size);
+        // bob stops reading after the size offered: a lie's tail may not
+        // all go out.
+        let _ = data.write_all(bytes);
+        let _ = data.shutdown(std::net::Shutdown::Write);
+    }
+
+    /// Offers `size` bytes under `name`; bob's user accepts; returns the
+    /// data connection, ready for the bytes.
+    fn open_data(&mut self, bob: &mut Chat, id: u64, name: &str, size: u64) -> TcpStream {
         self.say(&format!("FILE-OFFER {id} {size} {name}"));
         bob.expect("mallory sends ");
         bob.expect("/accept or /refuse");
@@ -325,10 +335,7 @@ impl Mallory {
         let mut from = String::new();
         lines.read_line(&mut from).unwrap();
         assert_eq!(from.trim_end(), "FILE-FROM 0");
-        // bob stops reading after the size offered: a lie's tail may not
-        // all go out.
-        let _ = data.write_all(bytes);
-        let _ = data.shutdown(std::net::Shutdown::Write);
+        data
     }
 }
 
@@ -389,7 +396,8 @@ fn a_size_lie_fails_the_transfer_and_writes_nothing_past_the_size_offered() {
 fn a_short_file_fails_the_transfer_and_its_part_is_removed() {
     let server = Server::start();
     let dir = TempDir::new("short");
-    let mut bob = login_with(&server, "bob", &["--downloads", dir.str()]);
+    let args = ["--downloads", dir.str(), "--file-timeout", "1"];
+    let mut bob = login_with(&server, "bob", &args);
     let mut mallory = Mallory::call(&server, &mut bob, "files");
     mallory.send_file(&mut bob, 1, "short.txt", 100, b"only ten b");
     bob.expect("short.txt failed: the file came short: 10 of 100 bytes.");
@@ -409,4 +417,103 @@ fn an_older_peer_is_offered_nothing() {
     bob.send("after");
     let line = mallory.until("MSG");
     assert_eq!(line, "MSG after");
+}
+
+#[test]
+fn a_transfer_cancelled_midway_removes_its_part_and_tells_the_sender() {
+    let server = Server::start();
+    let dir = TempDir::new("midway");
+    let mut bob = login_with(&server, "bob", &["--downloads", dir.str()]);
+    let mut mallory = Mallory::call(&server, &mut bob, "files");
+    let mut data = mallory.open_data(&mut bob, 1, "half.bin", 100);
+    data.write_all(b"first half").unwrap();
+    eventually_part(&dir, "half.bin.part", 10);
+    bob.send("/cancel");
+    bob.expect("You cancelled half.bin.");
+    mallory.until("FILE-END 1 cancelled");
+    eventually_empty(&dir);
+    bob.send("/transfers");
+    bob.expect("No transfers.");
+}
+
+#[test]
+fn a_sender_that_stalls_fails_the_transfer_after_the_file_timeout() {
+    let server = Server::start();
+    let dir = TempDir::new("stall");
+    let mut bob = login_with(
+        &server,
+        "bob",
+        &["--downloads", dir.str(), "--file-timeout", "1"],
+    );
+    let mut mallory = Mallory::call(&server, &mut bob, "files");
+    let mut data = mallory.open_data(&mut bob, 1, "stuck.bin", 100);
+    data.write_all(b"some").unwrap();
+    bob.expect("stuck.bin failed: nothing moved for 1 s.");
+    mallory.until("FILE-END 1 failed");
+    eventually_empty(&dir);
+}
+
+#[test]
+fn q_ends_the_chat_and_its_transfers_and_says_so() {
+    let server = Server::start();
+    let dir = TempDir::new("quit");
+    let mut bob = login_with(&server, "bob", &["--downloads", dir.str()]);
+    let mut mallory = Mallory::call(&server, &mut bob, "files");
+    let mut data = mallory.open_data(&mut bob, 1, "cut.bin", 100);
+    data.write_all(b"some").unwrap();
+    eventually_part(&dir, "cut.bin.part", 4);
+    bob.send("q");
+    bob.expect("cut.bin stopped: the chat ended.");
+    eventually_empty(&dir);
+}
+
+fn eventually_part(dir: &TempDir, name: &str, len: u64) {
+    common::eventually(&format!("{name} holds {len} bytes"), || {
+        std::fs::metadata(dir.path().join(name)).is_ok_and(|m| m.len() == len)
+    });
+}
+
+fn eventually_empty(dir: &TempDir) {
+    common::eventually("the downloads dir is empty", || dir.names().is_empty());
+}
+
+#[test]
+fn a_full_disk_is_told_to_both_with_the_reason() {
+    let server = Server::start();
+    let alice_dir = TempDir::new("full-alice");
+    let bob_dir = TempDir::new("full-bob");
+    let mut alice = login_with(&server, "alice", &["--downloads", alice_dir.str()]);
+    // bob's files may grow to 16 KiB at most (ulimit -f counts 1 KiB blocks
+    // in bash, 512 bytes in dash: either way, far under the file); past it
+    // a write fails with EFBIG, as on a full disk, the signal ignored.
+    let mut command = std::process::Command::new("sh");
+    command.args([
+        "-c",
+        "trap '' XFSZ; ulimit -f 32 && exec \"$0\" \"$@\"",
+        env!("CARGO_BIN_EXE_chat"),
+        "--server",
+        &server.addr.to_string(),
+        "--downloads",
+        bob_dir.str(),
+    ]);
+    command.env_remove("P2PCHAT_SERVER");
+    let mut bob = Chat::from_command(command, "bob");
+    bob.expect("Enter your visible name: ");
+    bob.send("bob");
+    bob.expect("Enter a name to chat with, or q to quit: ");
+    connect(&mut alice, &mut bob);
+    settle(&mut alice, &mut bob);
+    let source = TempDir::new("full-source");
+    send_and_accept(
+        &mut alice,
+        &mut bob,
+        &source,
+        "big.bin",
+        &pattern(1_000_000),
+    );
+    bob.expect("big.bin failed: File too large");
+    alice.expect("big.bin failed on bob's side: File too large");
+    eventually_empty(&bob_dir);
+    alice.send("still chatting");
+    bob.expect("alice: still chatting");
 }

@@ -321,10 +321,14 @@ impl Data {
         self.end(result);
     }
 
-    fn end(&self, result: io::Result<Option<String>>) {
+    fn end(&self, result: Result<Option<String>, Broke>) {
         let event = match result {
             Ok(saved_as) => TransferEvent::Finished { saved_as },
-            Err(e) => TransferEvent::Failed(e.to_string()),
+            Err(Broke::Cut(e)) if is_timeout(&e) => {
+                TransferEvent::Cut(format!("nothing moved for {} s", self.stall.as_secs()))
+            }
+            Err(Broke::Cut(e)) => TransferEvent::Cut(e.to_string()),
+            Err(Broke::Ours(why)) => TransferEvent::Failed(why),
         };
         let stopped = std::mem::replace(&mut *lock(&self.conn), DataConn::Stopped);
         if !matches!(stopped, DataConn::Stopped) {
@@ -332,7 +336,7 @@ impl Data {
         }
     }
 
-    fn dial_and_move(&self, addr: SocketAddr, job: Job) -> io::Result<Option<String>> {
+    fn dial_and_move(&self, addr: SocketAddr, job: Job) -> Result<Option<String>, Broke> {
         let mut stream = TcpStream::connect_timeout(&addr, HANDSHAKE_TIMEOUT)?;
         self.hold(&stream)?;
         let _ = stream.set_nodelay(true);
@@ -341,17 +345,13 @@ impl Data {
         write_line(&mut stream, &PeerMessage::FileKnock { id: self.id })?;
         match read_message(&mut reader)? {
             PeerMessage::Proof(value) if value.matches(&self.theirs) => {}
-            _ => {
-                return Err(io::Error::other(
-                    "someone else answered at the peer's address",
-                ));
-            }
+            _ => return Err(ours("someone else answered at the peer's address")),
         }
         write_line(&mut stream, &PeerMessage::FileHello { value: self.ours })?;
         self.move_bytes(stream, reader, job)
     }
 
-    fn answer_and_move(&self, conn: Handshaken, job: Job) -> io::Result<Option<String>> {
+    fn answer_and_move(&self, conn: Handshaken, job: Job) -> Result<Option<String>, Broke> {
         let Handshaken {
             mut stream,
             mut reader,
@@ -362,20 +362,16 @@ impl Data {
         write_line(&mut stream, &PeerMessage::Proof(self.ours))?;
         match read_message(&mut reader)? {
             PeerMessage::FileHello { value } if value.matches(&self.theirs) => {}
-            _ => {
-                return Err(io::Error::other(
-                    "the data connection showed the wrong value",
-                ));
-            }
+            _ => return Err(ours("the data connection showed the wrong value")),
         }
         self.move_bytes(stream, reader, job)
     }
 
     /// Keeps a handle on the connection, so that a stop can close it.
-    fn hold(&self, stream: &TcpStream) -> io::Result<()> {
+    fn hold(&self, stream: &TcpStream) -> Result<(), Broke> {
         let mut conn = lock(&self.conn);
         if matches!(*conn, DataConn::Stopped) {
-            return Err(io::Error::other("stopped"));
+            return Err(ours("stopped"));
         }
         *conn = DataConn::Open(stream.try_clone()?);
         Ok(())
@@ -386,20 +382,25 @@ impl Data {
         mut stream: TcpStream,
         mut reader: LineReader<TcpStream>,
         job: Job,
-    ) -> io::Result<Option<String>> {
+    ) -> Result<Option<String>, Broke> {
         stream.set_write_timeout(Some(self.stall))?;
         stream.set_read_timeout(Some(self.stall))?;
         match job {
             Job::Send(mut file) => {
                 let offset = match read_message(&mut reader)? {
                     PeerMessage::FileFrom { offset } if offset <= self.size => offset,
-                    _ => return Err(io::Error::other("the receiver asked for no bytes we have")),
+                    _ => return Err(ours("the receiver asked for bytes the file does not have")),
                 };
-                file.seek(SeekFrom::Start(offset))?;
+                file.seek(SeekFrom::Start(offset)).map_err(local)?;
                 let mut source = file.take(self.size - offset);
-                let sent = self.copy(&mut source, &mut stream, offset)?;
+                let sent =
+                    self.copy(&mut source, &mut stream, offset)
+                        .map_err(|(end, e)| match end {
+                            End::Read => local(e),
+                            End::Write => Broke::Cut(e),
+                        })?;
                 if sent < self.size {
-                    return Err(io::Error::other("the file shrank while it was sent"));
+                    return Err(ours("the file shrank while it was sent"));
                 }
                 stream.shutdown(Shutdown::Write)?;
                 Ok(None)
@@ -408,26 +409,32 @@ impl Data {
                 write_line(&mut stream, &PeerMessage::FileFrom { offset: 0 })?;
                 let mut source = (&stream).take(self.size);
                 let mut file = reserved.file;
-                let got = self.copy(&mut source, &mut file, 0)?;
+                let got = self
+                    .copy(&mut source, &mut file, 0)
+                    .map_err(|(end, e)| match end {
+                        End::Read => Broke::Cut(e),
+                        End::Write => local(e),
+                    })?;
                 if got < self.size {
-                    return Err(io::Error::other(format!(
+                    // The sender may say why, on the chat's link.
+                    return Err(Broke::Cut(io::Error::other(format!(
                         "the file came short: {got} of {} bytes",
                         self.size
-                    )));
+                    ))));
                 }
                 // An honest sender ends its direction after the last byte
                 // offered; one more byte is a size lie, and nothing past
                 // the size offered was written.
                 let mut more = [0u8; 1];
                 if (&stream).read(&mut more)? > 0 {
-                    return Err(io::Error::other(format!(
+                    return Err(Broke::Ours(format!(
                         "the sender sent more than the {} bytes offered",
                         self.size
                     )));
                 }
-                file.flush()?;
+                file.flush().map_err(local)?;
                 drop(file);
-                let saved = downloads::finish(&reserved.part, &reserved.path)?;
+                let saved = downloads::finish(&reserved.part, &reserved.path).map_err(local)?;
                 let name = saved
                     .file_name()
                     .map(|n| n.to_string_lossy().into_owned())
@@ -438,8 +445,13 @@ impl Data {
     }
 
     /// Copies until `from` ends, telling progress; says how far it got
-    /// (counting the `start` bytes already across).
-    fn copy(&self, from: &mut impl Read, to: &mut impl Write, start: u64) -> io::Result<u64> {
+    /// (counting the `start` bytes already across), or which end failed.
+    fn copy(
+        &self,
+        from: &mut impl Read,
+        to: &mut impl Write,
+        start: u64,
+    ) -> Result<u64, (End, io::Error)> {
         let mut buf = vec![0u8; COPY_BUFFER];
         let mut done = start;
         let mut told = Instant::now();
@@ -449,9 +461,9 @@ impl Data {
                 Ok(0) => return Ok(done),
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
+                Err(e) => return Err((End::Read, e)),
             };
-            to.write_all(&buf[..n])?;
+            to.write_all(&buf[..n]).map_err(|e| (End::Write, e))?;
             let before = tenth(done);
             done += n as u64;
             // Every tenth is heard (a line each, when output is piped),
@@ -462,6 +474,43 @@ impl Data {
             }
         }
     }
+}
+
+/// Which end of a copy failed.
+enum End {
+    Read,
+    Write,
+}
+
+/// Why a data connection's work stopped.
+enum Broke {
+    /// The connection broke or came short: the peer may say why, on the
+    /// chat's link.
+    Cut(io::Error),
+    /// Our own reason: our file, our disk, or what the peer did wrong.
+    Ours(String),
+}
+
+impl From<io::Error> for Broke {
+    fn from(e: io::Error) -> Broke {
+        Broke::Cut(e)
+    }
+}
+
+fn ours(why: &str) -> Broke {
+    Broke::Ours(why.to_string())
+}
+
+/// An error of our own file or disk.
+fn local(e: io::Error) -> Broke {
+    Broke::Ours(e.to_string())
+}
+
+fn is_timeout(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
 }
 
 fn read_message(reader: &mut LineReader<TcpStream>) -> io::Result<PeerMessage> {

@@ -103,8 +103,12 @@ pub enum TransferEvent {
     /// Every byte is across; received, the file is at its name,
     /// `saved_as` (for the user).
     Finished { saved_as: Option<String> },
-    /// It cannot go on, for this reason (a full disk, a short file…).
+    /// It cannot go on, for this reason of ours (our file or disk, or
+    /// what the peer did wrong).
     Failed(String),
+    /// Its connection broke, for this reason: the peer's side may say
+    /// why on the chat's link, which is waited for a moment.
+    Cut(String),
 }
 
 /// The transfers of the chat with the peer on `call`.
@@ -145,7 +149,16 @@ enum Stage {
         done: u64,
         told: u64,
     },
+    /// The data connection broke for `why`; until `until`, the peer's
+    /// `FILE-END` is waited for, whose reason is the better one (our side
+    /// sees only a reset when the peer's disk is full).
+    Cut { until: Instant, why: String },
 }
+
+/// How long a transfer whose data connection broke waits for the peer's
+/// word on it before it fails with its own reason (the file timeout, if
+/// shorter).
+const CUT_WAIT: Duration = Duration::from_secs(2);
 
 /// "2.4 MB": a size as people read it (decimal units, as file managers
 /// and the example show them).
@@ -600,7 +613,8 @@ impl Core {
 
     /// The driver's word on a transfer's data.
     pub(super) fn on_transfer(&mut self, now: Instant, id: FileId, event: TransferEvent) {
-        let lines = self.settings.files.unwrap_or_default().progress == ProgressShown::Lines;
+        let settings = self.settings.files.unwrap_or_default();
+        let (lines, timeout) = (settings.progress == ProgressShown::Lines, settings.timeout);
         let peer = self
             .file_chat()
             .map(|(c, _)| c.peer.clone())
@@ -608,6 +622,13 @@ impl Core {
         let Some(transfer) = self.files.get_mut(id) else {
             return;
         };
+        if let (TransferEvent::Cut(why), Stage::Moving { .. }) = (&event, &transfer.stage) {
+            transfer.stage = Stage::Cut {
+                until: now + CUT_WAIT.min(timeout),
+                why: why.clone(),
+            };
+            return;
+        }
         let Stage::Moving {
             started,
             done,
@@ -647,6 +668,7 @@ impl Core {
                     took(size, now.saturating_duration_since(started))
                 ));
             }
+            TransferEvent::Cut(_) => {}
             TransferEvent::Failed(why) => {
                 let name = transfer.name.clone();
                 self.files.remove(id);
@@ -660,8 +682,32 @@ impl Core {
         }
     }
 
-    /// Offers not answered in time expire, on both sides.
+    /// Offers not answered in time expire, on both sides; a cut transfer
+    /// the peer said nothing of fails with our reason.
     pub(super) fn files_timeout(&mut self, now: Instant) {
+        let cut: Vec<FileId> = self
+            .files
+            .transfers
+            .iter()
+            .filter(|t| matches!(t.stage, Stage::Cut { until, .. } if now >= until))
+            .map(|t| t.id)
+            .collect();
+        for id in cut {
+            let Some(Transfer {
+                name,
+                stage: Stage::Cut { why, .. },
+                ..
+            }) = self.files.remove(id)
+            else {
+                continue;
+            };
+            self.file_end(id, FileEnd::Failed, &why);
+            self.out(Output::StopTransfer {
+                id,
+                part: Part::Remove,
+            });
+            self.notice(format!("{name} failed: {why}."));
+        }
         let expired: Vec<FileId> = self
             .files
             .transfers
@@ -693,13 +739,13 @@ impl Core {
         }
     }
 
-    /// When the next offer expires.
+    /// When the next offer expires, or a cut transfer fails.
     pub(super) fn files_next_timeout(&self) -> Option<Instant> {
         self.files
             .transfers
             .iter()
             .filter_map(|t| match t.stage {
-                Stage::Offered { until } => Some(until),
+                Stage::Offered { until } | Stage::Cut { until, .. } => Some(until),
                 _ => None,
             })
             .min()
@@ -747,6 +793,7 @@ fn describe(t: &Transfer, now: Instant) -> String {
     };
     match t.stage {
         Stage::Opening => format!("opening {}", t.name),
+        Stage::Cut { .. } => format!("{verb} {}  cut", t.name),
         Stage::Offered { until } => {
             let left = until.saturating_duration_since(now).as_secs();
             match t.way {

@@ -464,3 +464,32 @@ fn a_relayed_chat_neither_offers_nor_takes_files_yet() {
         "FILE-END 2 refused files do not go through the relay yet",
     );
 }
+
+#[test]
+fn a_cut_data_connection_waits_a_moment_for_the_peers_reason_then_gives_its_own() {
+    let mut w = files_chat();
+    let id = w.offer("/tmp/a.bin", "a.bin", 1000);
+    w.peer(1, &[&format!("FILE-ACCEPT {id}")]);
+    w.skip_all();
+    // bob's disk filled: we see only a reset, and bob says why.
+    w.transfer(id, TransferEvent::Cut("Connection reset by peer".into()));
+    assert_eq!(w.count(|o| matches!(o, Output::Line { .. })), 0);
+    w.peer(1, &[&format!("FILE-END {id} failed File too large")]);
+    w.expect_line("a.bin failed on bob's side: File too large.");
+    w.advance(Duration::from_secs(5));
+    assert_eq!(w.count(|o| matches!(o, Output::Line { .. })), 0);
+    // Nothing from bob: our own reason, told to both, after the wait.
+    let id = w.offer("/tmp/b.bin", "b.bin", 1000);
+    w.peer(1, &[&format!("FILE-ACCEPT {id}")]);
+    w.skip_all();
+    w.transfer(id, TransferEvent::Cut("Broken pipe".into()));
+    w.advance(Duration::from_secs(1));
+    assert_eq!(w.count(|o| matches!(o, Output::Line { .. })), 0);
+    w.advance(Duration::from_secs(2));
+    w.expect_to_peer(1, &format!("FILE-END {id} failed Broken pipe"));
+    w.expect(Output::StopTransfer {
+        id,
+        part: Part::Remove,
+    });
+    w.expect_line("b.bin failed: Broken pipe.");
+}
