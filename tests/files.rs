@@ -517,3 +517,20 @@ fn a_full_disk_is_told_to_both_with_the_reason() {
     alice.send("still chatting");
     bob.expect("alice: still chatting");
 }
+
+#[test]
+fn a_peer_that_never_opens_the_data_connection_fails_the_transfer() {
+    let server = Server::start();
+    let dir = TempDir::new("never");
+    let args = ["--downloads", dir.str(), "--file-timeout", "1"];
+    let mut bob = login_with(&server, "bob", &args);
+    let mut mallory = Mallory::call(&server, &mut bob, "files");
+    mallory.say("FILE-OFFER 1 100 never.bin");
+    bob.expect("mallory sends never.bin");
+    bob.send("/accept");
+    mallory.until("FILE-ACCEPT 1");
+    // mallory says no value and never dials.
+    bob.expect("never.bin failed: the data connection never opened.");
+    mallory.until("FILE-END 1 failed");
+    eventually_empty(&dir);
+}

@@ -150,6 +150,11 @@ impl Transfers {
             remove_part(part.as_deref());
             return failed("a relayed chat carries no files yet".into());
         }
+        let conn = Arc::new(Mutex::new(DataConn::Waiting));
+        if let Err(input) = self.watch(id, &conn) {
+            remove_part(part.as_deref());
+            return Some(input);
+        }
         let ours = match random_token() {
             Ok(value) => value,
             Err(e) => {
@@ -166,11 +171,36 @@ impl Transfers {
                 theirs: None,
                 job: Some(job),
                 part,
-                conn: Arc::new(Mutex::new(DataConn::Waiting)),
+                conn,
             },
         );
         // The caller speaks first; the callee answers with its value.
         (opener == Opener::Dial).then_some(Input::TransferKey { id, value: ours })
+    }
+
+    /// Fails transfer `id` if its data connection is not open within the
+    /// file timeout: a peer that never tells its
+    /// value or never dials holds nothing of ours for longer.
+    fn watch(&self, id: FileId, conn: &Arc<Mutex<DataConn>>) -> Result<(), Input> {
+        let conn = conn.clone();
+        let events = self.events.clone();
+        let wait = self.stall;
+        thread::Builder::new()
+            .name("file-watch".into())
+            .stack_size(64 * 1024)
+            .spawn(move || {
+                thread::sleep(wait);
+                let mut conn = lock(&conn);
+                if matches!(*conn, DataConn::Waiting) {
+                    *conn = DataConn::Stopped;
+                    drop(conn);
+                    let why = "the data connection never opened".to_string();
+                    let event = TransferEvent::Failed(why);
+                    let _ = events.send(Event::Transfer { id, event });
+                }
+            })
+            .map(|_| ())
+            .map_err(|e| failed(id, format!("cannot start it: {e}")))
     }
 
     /// `Output::PeerTransferKey`: the peer's value for `id`. The caller
