@@ -534,3 +534,54 @@ fn a_peer_that_never_opens_the_data_connection_fails_the_transfer() {
     mallory.until("FILE-END 1 failed");
     eventually_empty(&dir);
 }
+
+#[test]
+fn a_transfer_cut_with_the_chats_link_goes_on_from_the_bytes_received() {
+    let server = Server::start();
+    let bob_dir = TempDir::new("resume-bob");
+    // bob is reached through a proxy of 200 KB/s each way, which is cut.
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().port()
+    };
+    let target: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let proxy = common::Proxy::throttled(target, 200_000);
+    let port = port.to_string();
+    let proxy_addr = proxy.addr.to_string();
+    let bob_args = [
+        "--p2p-port",
+        &port,
+        "--advertise",
+        &proxy_addr,
+        "--downloads",
+        bob_dir.str(),
+    ];
+    let mut bob = login_with(&server, "bob", &bob_args);
+    let mut alice = login_with(&server, "alice", &[]);
+    connect(&mut alice, &mut bob);
+    settle(&mut alice, &mut bob);
+    let source = TempDir::new("resume-source");
+    let bytes = pattern(600_000);
+    send_and_accept(&mut alice, &mut bob, &source, "long.bin", &bytes);
+    let part = bob_dir.path().join("long.bin.part");
+    common::eventually("some of the file is across", || {
+        std::fs::metadata(&part).is_ok_and(|m| m.len() >= 100_000)
+    });
+    proxy.cut();
+    let cut_at = std::fs::metadata(&part).map_or(0, |m| m.len());
+    assert!(
+        cut_at < 500_000,
+        "the cut came late: {cut_at} bytes were across"
+    );
+    alice.expect("back with bob");
+    bob.expect("back with alice");
+    bob.expect("Received long.bin (600.0 KB) from alice in");
+    alice.expect("bob received long.bin (600.0 KB) in");
+    let got = std::fs::read(bob_dir.path().join("long.bin")).unwrap();
+    assert!(
+        got == bytes,
+        "the file arrived changed ({} bytes)",
+        got.len()
+    );
+    assert_eq!(bob_dir.names(), ["long.bin"]);
+}

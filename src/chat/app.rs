@@ -321,7 +321,11 @@ impl Driver {
                 }
             }
             Event::Transfer { id, event } => {
-                if matches!(event, TransferEvent::Finished { .. }) {
+                // A file received is whole at its name; one sent is done
+                // only once the receiver says so (`FILE-END done`, then
+                // `StopTransfer`): bytes written into a link that broke
+                // may go again.
+                if matches!(event, TransferEvent::Finished { saved_as: Some(_) }) {
                     self.transfers.finished(id);
                 }
                 self.feed(Input::Transfer { id, event });

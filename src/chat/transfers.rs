@@ -69,8 +69,11 @@ struct Moving {
     opener: Opener,
     ours: Token,
     theirs: Option<Token>,
-    /// The file, until the data thread takes it.
-    job: Option<Job>,
+    /// The file, kept for as long as the transfer is: a data connection
+    /// cut with the chat's link goes on from where it was on a new one.
+    kept: Job,
+    /// Whether a data thread has been given the file on this connection.
+    taken: bool,
     /// The `.part` of a file being received.
     part: Option<PathBuf>,
     /// The data connection, shared with its thread, to stop it.
@@ -88,6 +91,20 @@ enum DataConn {
 enum Job {
     Send(File),
     Receive(downloads::Reserved),
+}
+
+impl Job {
+    /// A handle on the same file, for a data thread.
+    fn handle(&self) -> io::Result<Job> {
+        Ok(match self {
+            Job::Send(file) => Job::Send(file.try_clone()?),
+            Job::Receive(r) => Job::Receive(downloads::Reserved {
+                path: r.path.clone(),
+                part: r.part.clone(),
+                file: r.file.try_clone()?,
+            }),
+        })
+    }
 }
 
 impl Transfers {
@@ -131,6 +148,9 @@ impl Transfers {
                 event: TransferEvent::Failed(why),
             })
         };
+        if self.moving.contains_key(&id) {
+            return self.restart(id);
+        }
         let (job, part) = match direction {
             Direction::Send => match self.offered.remove(&id) {
                 Some(file) => (Job::Send(file), None),
@@ -169,13 +189,37 @@ impl Transfers {
                 opener,
                 ours,
                 theirs: None,
-                job: Some(job),
+                kept: job,
+                taken: false,
                 part,
                 conn,
             },
         );
         // The caller speaks first; the callee answers with its value.
         (opener == Opener::Dial).then_some(Input::TransferKey { id, value: ours })
+    }
+
+    /// Transfer `id`, cut with the chat's link, goes on once the chat is
+    /// back: fresh values, a new connection, from the bytes received.
+    fn restart(&mut self, id: FileId) -> Option<Input> {
+        let conn = Arc::new(Mutex::new(DataConn::Waiting));
+        if let Err(input) = self.watch(id, &conn) {
+            return Some(input);
+        }
+        let ours = match random_token() {
+            Ok(value) => value,
+            Err(e) => return Some(failed(id, format!("no random value: {e}"))),
+        };
+        let moving = self.moving.get_mut(&id)?;
+        if let DataConn::Open(old) = std::mem::replace(&mut *lock(&moving.conn), DataConn::Stopped)
+        {
+            let _ = old.shutdown(Shutdown::Both);
+        }
+        moving.conn = conn;
+        moving.ours = ours;
+        moving.theirs = None;
+        moving.taken = false;
+        (moving.opener == Opener::Dial).then_some(Input::TransferKey { id, value: ours })
     }
 
     /// Fails transfer `id` if its data connection is not open within the
@@ -220,7 +264,13 @@ impl Transfers {
                 let Some((addr, _)) = self.chat_way else {
                     return Some(failed(id, "no address to dial".into()));
                 };
-                let job = moving.job.take()?;
+                if std::mem::replace(&mut moving.taken, true) {
+                    return None;
+                }
+                let job = match moving.kept.handle() {
+                    Ok(job) => job,
+                    Err(e) => return Some(failed(id, e.to_string())),
+                };
                 let data = Data {
                     id,
                     size: moving.size,
@@ -243,7 +293,13 @@ impl Transfers {
         if moving.opener != Opener::Await {
             return None;
         }
-        let job = moving.job.take()?;
+        if std::mem::replace(&mut moving.taken, true) {
+            return None;
+        }
+        let job = match moving.kept.handle() {
+            Ok(job) => job,
+            Err(e) => return Some(failed(id, e.to_string())),
+        };
         let data = Data {
             id,
             size: moving.size,
@@ -436,15 +492,17 @@ impl Data {
                 Ok(None)
             }
             Job::Receive(reserved) => {
-                write_line(&mut stream, &PeerMessage::FileFrom { offset: 0 })?;
-                let mut source = (&stream).take(self.size);
                 let mut file = reserved.file;
-                let got = self
-                    .copy(&mut source, &mut file, 0)
-                    .map_err(|(end, e)| match end {
-                        End::Read => Broke::Cut(e),
-                        End::Write => local(e),
-                    })?;
+                // What arrived before a cut stays: the rest comes after it.
+                let offset = file.seek(SeekFrom::End(0)).map_err(local)?.min(self.size);
+                write_line(&mut stream, &PeerMessage::FileFrom { offset })?;
+                let mut source = (&stream).take(self.size - offset);
+                let got =
+                    self.copy(&mut source, &mut file, offset)
+                        .map_err(|(end, e)| match end {
+                            End::Read => Broke::Cut(e),
+                            End::Write => local(e),
+                        })?;
                 if got < self.size {
                     // The sender may say why, on the chat's link.
                     return Err(Broke::Cut(io::Error::other(format!(

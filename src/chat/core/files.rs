@@ -152,7 +152,15 @@ enum Stage {
     /// The data connection broke for `why`; until `until`, the peer's
     /// `FILE-END` is waited for, whose reason is the better one (our side
     /// sees only a reset when the peer's disk is full).
-    Cut { until: Instant, why: String },
+    Cut {
+        until: Instant,
+        why: String,
+        started: Instant,
+        done: u64,
+    },
+    /// Cut with the chat's link: it goes on from `done` once the chat is
+    /// back, and ends with it if it is not.
+    Held { started: Instant, done: u64 },
 }
 
 /// How long a transfer whose data connection broke waits for the peer's
@@ -472,6 +480,54 @@ impl Core {
             .is_some_and(|t| matches!(t.stage, Stage::Moving { .. }))
     }
 
+    /// Whether the chat's link is down and being brought back.
+    fn chat_rejoining(&self) -> bool {
+        matches!(self.place(), Some(Place::Rejoining { .. }))
+    }
+
+    /// The chat is back: transfers under way go on, on a new data
+    /// connection, from the bytes the receiver has.
+    pub(super) fn resume_files(&mut self) {
+        let opener = self.file_opener();
+        let held: Vec<(FileId, Direction, u64)> = self
+            .files
+            .transfers
+            .iter_mut()
+            .filter_map(|t| {
+                // A cut not yet given up on was the link's too, and bytes
+                // sent into a link that broke may not have arrived: every
+                // transfer under way starts again from what the receiver
+                // has.
+                let (Stage::Held { started, done }
+                | Stage::Cut { started, done, .. }
+                | Stage::Moving { started, done, .. }) = t.stage
+                else {
+                    return None;
+                };
+                t.stage = Stage::Moving {
+                    started,
+                    done,
+                    told: (done * 10).checked_div(t.size).unwrap_or(0),
+                };
+                let direction = match t.way {
+                    Way::Out => Direction::Send,
+                    Way::In => Direction::Receive {
+                        name: t.name.clone(),
+                    },
+                };
+                Some((t.id, direction, t.size))
+            })
+            .collect();
+        for (id, direction, size) in held {
+            self.out(Output::StartTransfer {
+                id,
+                direction,
+                size,
+                opener,
+            });
+        }
+    }
+
     /// The driver drew our one-time value for transfer `id`'s data
     /// connection: the peer is told it on the chat's link.
     pub(super) fn on_transfer_key(&mut self, id: FileId, value: Token) {
@@ -615,6 +671,7 @@ impl Core {
     pub(super) fn on_transfer(&mut self, now: Instant, id: FileId, event: TransferEvent) {
         let settings = self.settings.files.unwrap_or_default();
         let (lines, timeout) = (settings.progress == ProgressShown::Lines, settings.timeout);
+        let rejoining = self.chat_rejoining();
         let peer = self
             .file_chat()
             .map(|(c, _)| c.peer.clone())
@@ -622,10 +679,21 @@ impl Core {
         let Some(transfer) = self.files.get_mut(id) else {
             return;
         };
-        if let (TransferEvent::Cut(why), Stage::Moving { .. }) = (&event, &transfer.stage) {
-            transfer.stage = Stage::Cut {
-                until: now + CUT_WAIT.min(timeout),
-                why: why.clone(),
+        if let (TransferEvent::Cut(why), Stage::Moving { started, done, .. }) =
+            (&event, &transfer.stage)
+        {
+            transfer.stage = if rejoining {
+                Stage::Held {
+                    started: *started,
+                    done: *done,
+                }
+            } else {
+                Stage::Cut {
+                    until: now + CUT_WAIT.min(timeout),
+                    why: why.clone(),
+                    started: *started,
+                    done: *done,
+                }
             };
             return;
         }
@@ -693,6 +761,15 @@ impl Core {
             .map(|t| t.id)
             .collect();
         for id in cut {
+            if self.chat_rejoining() {
+                // The link broke too: the transfer goes on once it is back.
+                if let Some(t) = self.files.get_mut(id)
+                    && let Stage::Cut { started, done, .. } = t.stage
+                {
+                    t.stage = Stage::Held { started, done };
+                }
+                continue;
+            }
             let Some(Transfer {
                 name,
                 stage: Stage::Cut { why, .. },
@@ -794,6 +871,7 @@ fn describe(t: &Transfer, now: Instant) -> String {
     match t.stage {
         Stage::Opening => format!("opening {}", t.name),
         Stage::Cut { .. } => format!("{verb} {}  cut", t.name),
+        Stage::Held { .. } => format!("{verb} {}  waiting for the link", t.name),
         Stage::Offered { until } => {
             let left = until.saturating_duration_since(now).as_secs();
             match t.way {

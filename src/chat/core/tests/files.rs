@@ -493,3 +493,43 @@ fn a_cut_data_connection_waits_a_moment_for_the_peers_reason_then_gives_its_own(
     });
     w.expect_line("b.bin failed: Broken pipe.");
 }
+
+#[test]
+fn a_transfer_cut_with_the_chats_link_starts_again_once_the_chat_is_back() {
+    let mut w = files_chat();
+    let id = w.offer("/tmp/a.bin", "a.bin", 1000);
+    w.peer(1, &[&format!("FILE-ACCEPT {id}")]);
+    w.transfer(id, TransferEvent::Progress(400));
+    w.skip_all();
+    w.link_broke(1);
+    w.expect_request("LOCATE bob");
+    w.transfer(id, TransferEvent::Cut("Connection reset by peer".into()));
+    // Held while the link is down: no failure past the cut's wait.
+    w.advance(Duration::from_secs(3));
+    assert_eq!(
+        w.count(|o| matches!(o, Output::StopTransfer { .. })),
+        0,
+        "{:?}",
+        w.fresh()
+    );
+    assert!(
+        !w.fresh()
+            .iter()
+            .any(|o| matches!(o, Output::Line { text, .. } if text.contains("a.bin")))
+    );
+    w.server("OK LOCATED bob 127.0.0.3:5000");
+    w.take("a redial", |o| matches!(o, Output::Dial { .. }));
+    w.brought_back(7, 9, "127.0.0.3:5000", Route::Direct, token(OTHER_TOKEN), 0);
+    w.expect(Output::StartTransfer {
+        id,
+        direction: Direction::Send,
+        size: 1000,
+        opener: Opener::Dial,
+    });
+    // Its values go on the new link.
+    w.input(Input::TransferKey {
+        id,
+        value: token(OTHER_TOKEN),
+    });
+    w.expect_to_peer(9, &format!("FILE-KEY {id} {OTHER_TOKEN}"));
+}
