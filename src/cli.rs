@@ -136,6 +136,13 @@ Options:
   --quiet                no bell on an incoming call
   --no-typing            neither show that the peer is typing nor tell it
                          that you are
+  --downloads DIR        where files you accept are saved [default: the
+                         current directory]
+  --max-receive SIZE     refuse, unasked, a file offered bigger than this,
+                         in bytes or with K, M or G [default: 4G]
+  --file-timeout SECS    an offer not answered this long expires; a data
+                         connection that moves nothing this long fails
+                         [default: 60]
   --ring SECS            how long a ring is counted down when the server does
                          not say (an older server) [default: 30]
   --no-resume            offer peers no resumption (lines not numbered nor
@@ -606,6 +613,15 @@ fn chat_option(
         "write-timeout" => config.write_timeout = Some(secs(flag, &given.value(flag)?)?),
         "server-timeout" => config.server_timeout = Some(secs(flag, &given.value(flag)?)?),
         "log-max" => config.log_max = size(flag, &given.value(flag)?)?,
+        "max-receive" => config.max_receive = Some(size(flag, &given.value(flag)?)?),
+        "file-timeout" => config.file_timeout = Some(secs(flag, &given.value(flag)?)?),
+        "downloads" => {
+            let dir = given.value(flag)?;
+            if dir.is_empty() {
+                return Err(UsageError(format!("{flag} needs a directory")));
+            }
+            config.downloads = Some(dir.into());
+        }
         "log" => {
             let file = given.value(flag)?;
             if file.is_empty() {
@@ -783,6 +799,27 @@ mod tests {
         );
         assert_eq!(chat("--server ::1", None).unwrap().server, "[::1]:7700");
         assert_eq!(chat("--server [::1]", None).unwrap().server, "[::1]:7700");
+    }
+
+    #[test]
+    fn file_options_say_where_files_go_how_big_and_how_long() {
+        let c = chat(
+            "--downloads /tmp/in --max-receive 10M --file-timeout 5",
+            None,
+        )
+        .unwrap();
+        assert_eq!(c.downloads, Some("/tmp/in".into()));
+        assert_eq!(c.max_receive, Some(10 << 20));
+        assert_eq!(c.file_timeout, Some(Duration::from_secs(5)));
+        let c = chat("", None).unwrap();
+        assert_eq!(
+            (c.downloads, c.max_receive, c.file_timeout),
+            (None, None, None)
+        );
+        let err = chat("--downloads=", None).unwrap_err().0;
+        assert!(err.contains("--downloads needs a directory"), "{err}");
+        let err = chat("--file-timeout 0", None).unwrap_err().0;
+        assert!(err.contains("--file-timeout"), "{err}");
     }
 
     #[test]

@@ -13,6 +13,7 @@
 //! - [`chat`]: the peer (login, p2pserver, p2pclient, ui threads and the main
 //!   loop that owns the state);
 //! - [`cli`]: argument parsing for both binaries;
+//! - [`downloads`]: where a received file goes, under a safe name;
 //! - [`text`] and [`unicode`]: the one gate for untrusted text, and Unicode
 //!   from its own data (clusters, widths, normalisation, scripts).
 //!
@@ -22,6 +23,7 @@
 pub mod chat;
 pub mod cli;
 pub mod connection;
+pub mod downloads;
 pub mod lines;
 pub mod log;
 pub mod protocol;

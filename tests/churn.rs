@@ -6,7 +6,8 @@
 //! `SIGCONT`, restarts under the same name, a server restart on the same
 //! port, relayed pairs (chats whose advertised address cannot be dialed),
 //! ring floods from fresh names, and intruders on the chats' ports and the
-//! relay with made-up and replayed values (#21) — while named invariants are
+//! relay with made-up and replayed values (#21), and files sent in direct
+//! chats, accepted or refused (#23) — while named invariants are
 //! checked throughout and at the end. Typing notices (`bob is typing…`)
 //! are not among the actions: only a chat in a terminal sends or shows
 //! them, and these are piped; the core's scripted tests and a tmux test
@@ -118,8 +119,9 @@ const BASELINE: &str = "server_threads_and_fds_return_to_baseline";
 const FLOOD: &str = "a_ring_flood_rings_a_chat_at_most_the_stranger_bound_and_friends_get_through";
 const INTRUDERS: &str = "an_intruder_is_let_in_nowhere_and_shown_to_nobody";
 const AWAY: &str = "a_call_to_an_away_chat_never_rings_it_sets_no_wait_and_is_told_once_back";
+const FILES_WHOLE: &str = "a_file_at_its_name_is_whole_and_where_it_was_sent";
 
-const CHECKS: [&str; 12] = [
+const CHECKS: [&str; 13] = [
     EXACTLY_ONCE,
     ONLY_TO_RECEIVER,
     LIST_AGREES,
@@ -132,6 +134,7 @@ const CHECKS: [&str; 12] = [
     FLOOD,
     INTRUDERS,
     AWAY,
+    FILES_WHOLE,
 ];
 
 /// When the run started: every transcript line and violation is stamped
@@ -843,7 +846,18 @@ struct Counts {
     aways: u64,
     refused_away: u64,
     actions: u64,
+    files_offered: u64,
+    files_refused: u64,
+    files_received: u64,
+    files_confirmed: u64,
     refusals: BTreeMap<&'static str, u64>,
+}
+
+/// A file the harness had a chat offer: its bytes, from whom, to whom.
+struct SentFile {
+    from: String,
+    to_slot: usize,
+    bytes: Vec<u8>,
 }
 
 struct World {
@@ -880,6 +894,11 @@ struct World {
     violations: Vec<Violation>,
     checked: BTreeMap<&'static str, u64>,
     counts: Counts,
+    /// Where the files offered are made, and each peer's `--downloads`
+    /// (a folder per name beneath it).
+    files_dir: std::path::PathBuf,
+    /// The files offered, by their (unique) name.
+    files: HashMap<String, SentFile>,
 }
 
 fn server_args() -> Vec<String> {
@@ -903,6 +922,15 @@ fn server_args() -> Vec<String> {
     .iter()
     .map(|s| s.to_string())
     .collect()
+}
+
+/// A fresh directory for the run's files: the offered ones in `out`, each
+/// peer's downloads in a folder named for it.
+fn churn_files_dir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("p2pchat-churn-files-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("out")).expect("make the churn's files dir");
+    dir
 }
 
 /// An address on loopback that refuses connections: a chat advertising it
@@ -995,6 +1023,8 @@ impl World {
             violations: Vec::new(),
             checked: BTreeMap::new(),
             counts: Counts::default(),
+            files_dir: churn_files_dir(),
+            files: HashMap::new(),
             plan,
         };
         for slot in 0..world.peers.len() {
@@ -1099,6 +1129,9 @@ impl World {
         if peer.relayed {
             command.args(["--advertise", &self.unreachable]);
         }
+        let downloads = self.files_dir.join(&peer.name);
+        let _ = std::fs::create_dir_all(&downloads);
+        command.arg("--downloads").arg(&downloads);
         if peer.auto_answer {
             command.arg("--auto-answer");
         }
@@ -1318,6 +1351,9 @@ impl World {
             && self.slot_of(from).is_some()
         {
             return self.shown(slot, from, text);
+        }
+        if self.file_line(slot, line) {
+            return;
         }
         if let Some(caller) = between(line, "", " tried to call you at ")
             .or_else(|| line.split_once(" tried to call you at ").map(|(c, _)| c))
@@ -2137,6 +2173,9 @@ impl World {
             let n = 20 + self.rng.below(200);
             self.chat_lines(now, n);
         }
+        if chance(1.0, &mut self.rng) {
+            self.send_file(now);
+        }
         if chance(0.2, &mut self.rng) {
             self.ignore(now);
         }
@@ -2268,6 +2307,123 @@ impl World {
             proc.type_text(&text);
         }
         peer.touched = now;
+    }
+
+    /// A chatting peer offers a file of a few hundred KB at most to its
+    /// peer, in a direct chat (a relayed one carries none yet).
+    fn send_file(&mut self, now: Instant) {
+        let slot =
+            self.pick(|p| p.alive() && !p.stopped() && matches!(p.state, State::Chatting { .. }));
+        let Some(slot) = slot else {
+            return;
+        };
+        let chat = self.peers[slot].state.chat().expect("chatting");
+        let c = &self.chats[chat];
+        if c.relayed || c.closing.is_some() {
+            return;
+        }
+        let side = usize::from(c.sides[0].slot != slot);
+        if c.sides[side].slot != slot {
+            return;
+        }
+        let to_slot = c.sides[1 - side].slot;
+        let peer = &mut self.peers[slot];
+        peer.seq += 1;
+        let name = format!("F-{}-{}-{}.bin", peer.name, peer.run, peer.seq);
+        let len = 1 + self.rng.below(300_000);
+        let mut state = self.rng.next() | 1;
+        let bytes: Vec<u8> = (0..len)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state as u8
+            })
+            .collect();
+        let path = self.files_dir.join("out").join(&name);
+        if std::fs::write(&path, &bytes).is_err() {
+            return;
+        }
+        let from = self.peers[slot].name.clone();
+        self.files.insert(
+            name,
+            SentFile {
+                from,
+                to_slot,
+                bytes,
+            },
+        );
+        self.counts.files_offered += 1;
+        self.peers[slot].type_line(&format!("/send {}", path.display()), now);
+    }
+
+    /// A line about a file: an offer is answered (now and then refused),
+    /// a file said received is checked against what was sent. Whether it
+    /// was one.
+    fn file_line(&mut self, slot: usize, line: &str) -> bool {
+        if let Some((from, rest)) = line.split_once(" sends F-")
+            && rest.ends_with(": /accept or /refuse")
+        {
+            let chatting_with_sender = matches!(
+                &self.peers[slot].state,
+                State::Chatting { peer, .. } if peer == from
+            );
+            if chatting_with_sender {
+                let answer = if self.rng.below(6) == 0 {
+                    self.counts.files_refused += 1;
+                    "/refuse"
+                } else {
+                    "/accept"
+                };
+                self.peers[slot].type_line(answer, Instant::now());
+            }
+            return true;
+        }
+        if let Some(rest) = line.strip_prefix("Received F-") {
+            let name = format!("F-{}", rest.split(' ').next().unwrap_or(""));
+            let from = rest
+                .split_once(" from ")
+                .and_then(|(_, r)| r.split(' ').next())
+                .unwrap_or("")
+                .to_string();
+            let saved = rest
+                .rsplit_once("; saved as ")
+                .map(|(_, s)| s.trim_end_matches('.').to_string())
+                .unwrap_or_default();
+            self.counts.files_received += 1;
+            self.checked(FILES_WHOLE);
+            let me = self.peers[slot].name.clone();
+            let Some(sent) = self.files.get(&name) else {
+                let text = format!("{me} received {name}, which nobody sent: {line:?}");
+                return self.file_violation(slot, text);
+            };
+            if sent.from != from || sent.to_slot != slot {
+                let text = format!("{me} received {name} from {from}; {} sent it", sent.from);
+                return self.file_violation(slot, text);
+            }
+            let got = std::fs::read(self.files_dir.join(&me).join(&saved));
+            if got.as_ref().map_or(true, |got| *got != sent.bytes) {
+                let text = format!(
+                    "{me} saved {name} as {saved:?}, not whole ({} bytes of {})",
+                    got.map_or(0, |g| g.len()),
+                    sent.bytes.len()
+                );
+                return self.file_violation(slot, text);
+            }
+            return true;
+        }
+        if line.contains(" received F-") {
+            self.counts.files_confirmed += 1;
+            return true;
+        }
+        // Offered, accepted, refused, progress, failed, stopped: told, not
+        // judged here.
+        line.contains("F-p")
+    }
+
+    fn file_violation(&mut self, slot: usize, text: String) -> bool {
+        self.violation(FILES_WHOLE, &[slot], text);
+        true
     }
 
     fn ignore(&mut self, now: Instant) {
@@ -2771,6 +2927,37 @@ impl World {
     }
 
     fn final_checks(&mut self) {
+        // Every file at its name in a downloads folder is whole, and was
+        // sent to that peer; `.part`s may stay behind a killed chat.
+        for slot in 0..self.peers.len() {
+            let name = self.peers[slot].name.clone();
+            let Ok(entries) = std::fs::read_dir(self.files_dir.join(&name)) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let file = entry.file_name().to_string_lossy().into_owned();
+                if file.ends_with(".part") {
+                    continue;
+                }
+                self.checked(FILES_WHOLE);
+                let got = std::fs::read(entry.path()).unwrap_or_default();
+                // `F-p03-1-4 (1).bin` is a second copy of `F-p03-1-4.bin`.
+                let sent_as = match file.split_once(" (") {
+                    Some((stem, _)) => format!("{stem}.bin"),
+                    None => file.clone(),
+                };
+                let whole = self
+                    .files
+                    .get(&sent_as)
+                    .is_some_and(|sent| sent.to_slot == slot && sent.bytes == got);
+                if !whole {
+                    let text =
+                        format!("{name}'s downloads hold {file:?}, not a whole file sent to it");
+                    self.violation(FILES_WHOLE, &[slot], text);
+                }
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.files_dir);
         // No intruder's line reached anyone's screen.
         for slot in 0..self.peers.len() {
             let shown: Vec<String> = self.peers[slot]
@@ -2933,6 +3120,10 @@ impl World {
         println!(
             "churn: {} intrusions on the chats' ports and the relay, {} knocks shown a value",
             c.intrusions, c.intruder_proofs
+        );
+        println!(
+            "churn: {} files offered, {} refused, {} received whole, {} confirmed to the sender",
+            c.files_offered, c.files_refused, c.files_received, c.files_confirmed
         );
         println!(
             "churn: {} ring floods of {FLOOD_NAMES} fresh names: {} rang, {} refused by the bound ({STRANGER_RINGS} a minute), {} otherwise (busy, gone); {} calls from friends after a flood",

@@ -120,7 +120,10 @@ fn a_chat_calls_an_older_peer_and_sends_it_only_what_it_knows() {
         .collect();
     assert!(received[0].starts_with("HELLO alice "), "{received:?}");
     // The one line an older peer skips: it learns nothing newer from it.
-    assert_eq!(received[1], "FEATURES ping-id bye-ack resume long-lines");
+    assert_eq!(
+        received[1],
+        "FEATURES ping-id bye-ack resume long-lines files"
+    );
     assert_eq!(received[2], "MSG hi");
     // An action is a line an older peer shows as it is.
     alice.send("/me waves");

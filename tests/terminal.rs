@@ -1475,3 +1475,95 @@ fn a_paste_of_more_than_twenty_lines_into_a_chat_asks_first() {
         bob.stdout()
     );
 }
+
+/// A line from `reader`, without its newline.
+fn read_line_from(reader: &mut impl std::io::BufRead) -> String {
+    let mut line = String::new();
+    reader.read_line(&mut line).expect("a line");
+    line.trim_end().to_string()
+}
+
+/// Reads lines until one starts with `prefix` (bounded).
+fn read_until(reader: &mut impl std::io::BufRead, prefix: &str) -> String {
+    for _ in 0..1000 {
+        let line = read_line_from(reader);
+        assert!(
+            !line.is_empty() || prefix.is_empty(),
+            "closed before {prefix:?}"
+        );
+        if line.starts_with(prefix) {
+            return line;
+        }
+    }
+    panic!("never read {prefix:?}");
+}
+
+#[test]
+fn the_transfer_row_shows_while_chat_lines_still_arrive() {
+    use std::io::{BufReader, Write};
+    use std::net::TcpStream;
+    let Some(tmux) = Tmux::start(&[]) else {
+        return;
+    };
+    let server = Server::start();
+    let dir = std::env::temp_dir().join(format!("p2pchat-row-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    tmux.chat_with(&server, "alice", &format!("--downloads {}", dir.display()));
+    let screen = tmux.wait_for("Peers can reach you at ");
+    let addr: std::net::SocketAddr = screen
+        .split("Peers can reach you at ")
+        .nth(1)
+        .and_then(|rest| rest.split(".\n").next())
+        .and_then(|a| a.trim().parse().ok())
+        .expect("alice's address");
+    // mallory, driven by hand, calls alice and sends her a file slowly.
+    let mut raw = common::registered_ringing(&server, "mallory");
+    let reply = raw.ask("CALL alice");
+    assert!(reply.starts_with("OK RINGING alice "), "{reply}");
+    tmux.wait_for("mallory is calling: y to answer, n to decline.");
+    tmux.shell("y");
+    let event = raw.line();
+    let words: Vec<&str> = event.split(' ').collect();
+    assert_eq!(words[..3], ["EVENT", "ANSWERED", "alice"], "{event}");
+    let mut chat = TcpStream::connect(addr).unwrap();
+    chat.set_read_timeout(Some(WAIT)).unwrap();
+    let mut lines = BufReader::new(chat.try_clone().unwrap());
+    writeln!(chat, "HELLO mallory {} {}", words[3], words[4]).unwrap();
+    assert_eq!(read_line_from(&mut lines), "WELCOME alice");
+    writeln!(chat, "FEATURES files\nFILE-OFFER 1 1000000 big.bin").unwrap();
+    tmux.wait_for("mallory sends big.bin (1.0 MB): /accept or /refuse (y or n)");
+    // y alone on a line answers the offer, in a terminal.
+    tmux.shell("y");
+    read_until(&mut lines, "FILE-ACCEPT 1");
+    let mine = "0123456789abcdef0123456789abcdef";
+    writeln!(chat, "FILE-KEY 1 {mine}").unwrap();
+    let theirs = read_until(&mut lines, "FILE-KEY 1 ");
+    let theirs = theirs.rsplit(' ').next().unwrap().to_string();
+    let mut data = TcpStream::connect(addr).unwrap();
+    data.set_read_timeout(Some(WAIT)).unwrap();
+    let mut data_lines = BufReader::new(data.try_clone().unwrap());
+    writeln!(data, "FILE-KNOCK 1").unwrap();
+    assert_eq!(read_line_from(&mut data_lines), format!("PROOF {theirs}"));
+    writeln!(data, "FILE-HELLO {mine}").unwrap();
+    assert_eq!(read_line_from(&mut data_lines), "FILE-FROM 0");
+    data.write_all(&[7u8; 300_000]).unwrap();
+    // The row, on the prompt's row, and a chat line arriving meanwhile.
+    tmux.wait_until("the transfer row", |_| {
+        tmux.last_row().contains("receiving big.bin  30%")
+    });
+    writeln!(chat, "MSG while it moves").unwrap();
+    tmux.wait_for("mallory: while it moves");
+    let row = tmux.last_row();
+    assert!(row.starts_with("to mallory>"), "{row:?}");
+    assert!(row.contains("receiving big.bin  30%"), "{row:?}");
+    data.write_all(&[7u8; 700_000]).unwrap();
+    data.shutdown(std::net::Shutdown::Write).unwrap();
+    tmux.wait_for("Received big.bin (1.0 MB) from mallory in");
+    tmux.wait_until("the row gone", |_| !tmux.last_row().contains("receiving"));
+    assert_eq!(
+        std::fs::read(dir.join("big.bin")).unwrap(),
+        vec![7u8; 1_000_000]
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,8 +1,9 @@
 //! The chat path: two real `chat` processes connected peer to peer, driven
 //! through their stdin and stdout, against two raw relay helpers doing the
 //! same over one TCP connection: line round trips (p50 and p99 from the same
-//! runs), piped lines per second with and without resumption, and the time
-//! a cut link takes to come back.
+//! runs), piped lines per second with and without resumption, the time
+//! a cut link takes to come back, and a file sent between two chats
+//! against a raw TCP copy of it.
 
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -583,4 +584,130 @@ pub fn call_setup_proofs(table: &mut Table) {
         .row("  with proofs / shared token, per pair")
         .value(&Figure::new("×", ratios))
         .goal(Goal::AtMost(1.5));
+}
+
+/// Bytes of the file the files bench sends.
+const FILE_BYTES: usize = 256 << 20;
+
+/// How a raw copy moves its bytes.
+#[derive(Clone, Copy)]
+enum RawCopy {
+    /// `std::io::copy`, as the issue names the baseline.
+    StdCopy,
+    /// Reads into one buffer of this many bytes and writes it, as the
+    /// chat's copy threads do.
+    Buffer(usize),
+}
+
+fn copy_with(how: RawCopy, from: &mut impl std::io::Read, to: &mut impl Write) -> u64 {
+    match how {
+        RawCopy::StdCopy => std::io::copy(from, to).unwrap(),
+        RawCopy::Buffer(n) => {
+            let mut buf = vec![0u8; n];
+            let mut total = 0;
+            loop {
+                let got = from.read(&mut buf).unwrap();
+                if got == 0 {
+                    return total;
+                }
+                to.write_all(&buf[..got]).unwrap();
+                total += got as u64;
+            }
+        }
+    }
+}
+
+/// A raw copy of `source` over loopback TCP into a file: one thread copies
+/// the accepted socket to the file, the other the file to the socket.
+/// MB/s.
+fn raw_file_copy(how: RawCopy, source: &std::path::Path, target: &std::path::Path) -> f64 {
+    // The last round's copy goes first, untimed, as the chat's does.
+    let _ = std::fs::remove_file(target);
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let target = target.to_path_buf();
+    let started = Instant::now();
+    let receiver = thread::spawn(move || {
+        let (mut socket, _) = listener.accept().unwrap();
+        let mut file = std::fs::File::create(&target).unwrap();
+        copy_with(how, &mut socket, &mut file)
+    });
+    let mut socket = TcpStream::connect(addr).unwrap();
+    let mut file = std::fs::File::open(source).unwrap();
+    copy_with(how, &mut file, &mut socket);
+    socket.shutdown(Shutdown::Write).unwrap();
+    let copied = receiver.join().unwrap();
+    assert_eq!(copied as usize, FILE_BYTES);
+    FILE_BYTES as f64 / 1e6 / started.elapsed().as_secs_f64()
+}
+
+/// Files (#23): a 256 MB file from one real chat to another, direct, from
+/// `/accept` to the receiver's `Received`, against raw TCP copies of the
+/// same file into a file in the same run: `std::io::copy` (the issue's
+/// baseline) and a copy through one 256 KiB buffer, as the chat's.
+pub fn files(table: &mut Table) {
+    println!("\n[files] a file between two chats vs a raw TCP copy into a file");
+    let dir = std::env::temp_dir().join(format!("p2pchat-bench-files-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    for sub in ["src", "raw", "b"] {
+        std::fs::create_dir_all(dir.join(sub)).unwrap();
+    }
+    let source = dir.join("src").join("big.bin");
+    let bytes: Vec<u8> = (0..FILE_BYTES).map(|i| (i * 7 + i / 4096) as u8).collect();
+    std::fs::write(&source, &bytes).unwrap();
+    drop(bytes);
+    let (_server, addr) = start_server(&[]);
+    let b_dir = dir.join("b");
+    let b_arg = b_dir.to_str().unwrap();
+    let (mut a, mut b) = chat_pair(
+        addr,
+        ("falice", "fbob"),
+        &[],
+        &["--downloads", b_arg, "--max-receive", "1G"],
+    );
+    let (mut raw, mut buffered, mut chat) = (Vec::new(), Vec::new(), Vec::new());
+    let target = dir.join("raw").join("big.bin");
+    // Alternated, a round each, so that a drift in the machine's load
+    // falls on both alike.
+    for _ in 0..REPS {
+        raw.push(raw_file_copy(RawCopy::StdCopy, &source, &target));
+        let buffer = RawCopy::Buffer(256 * 1024);
+        buffered.push(raw_file_copy(buffer, &source, &target));
+        a.send(&format!("/send {}", source.display()));
+        b.wait_for("/accept or /refuse");
+        let started = Instant::now();
+        b.send("/accept");
+        b.wait_for("Received big.bin");
+        chat.push(FILE_BYTES as f64 / 1e6 / started.elapsed().as_secs_f64());
+        a.wait_for("fbob received big.bin");
+        std::fs::remove_file(b_dir.join("big.bin")).unwrap();
+    }
+    let raw = Figure::new("MB/s", raw);
+    let buffered = Figure::new("MB/s", buffered);
+    let chat = Figure::new("MB/s", chat);
+    table
+        .row("raw TCP io::copy into a file (256 MB)")
+        .value(&raw);
+    table
+        .row("raw TCP copy, 256 KiB buffer, into a file")
+        .value(&buffered);
+    table
+        .row("file between two chats, direct (256 MB)")
+        .value(&chat)
+        .vs("raw copy", &raw);
+    let ratios = chat.values().iter().zip(raw.values()).map(|(c, r)| c / r);
+    table
+        .row("  chat file / raw io::copy, per round")
+        .value(&Figure::new("×", ratios.collect()))
+        .goal(Goal::AtLeast(0.9));
+    // The fairer floor: the same buffer the chat copies through.
+    let ratios = chat
+        .values()
+        .iter()
+        .zip(buffered.values())
+        .map(|(c, r)| c / r);
+    table
+        .row("  chat file / raw 256 KiB copy, per round")
+        .value(&Figure::new("×", ratios.collect()));
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -12,7 +12,7 @@
 //! line editor on long lines), `client` (the timing TCP client), `table`
 //! (figures, rows and the printed table), `redis` (Redis as an anchor).
 //!
-//! `cargo bench -- raw registry capacity chat editor presence callers`
+//! `cargo bench -- raw registry capacity chat files editor presence callers`
 //! picks sections (all by default).
 
 #[path = "../../tests/common/child.rs"]
@@ -91,6 +91,9 @@ fn main() {
         chat::keys_under_flood(&mut table);
         chat::call_setup(&mut table);
         chat::call_setup_proofs(&mut table);
+    }
+    if wanted("files") {
+        chat::files(&mut table);
     }
     if wanted("editor") {
         editor::editor(&mut table);

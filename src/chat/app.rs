@@ -16,13 +16,14 @@ use std::time::{Duration, Instant};
 use super::clock::Clock;
 use super::core::{
     Core, DialError, Dialed, Exit, FEATURE_RESUME, Input, Kind, LinkEnd, LinkId, OldConn, Output,
-    RESUME_BUFFER, ServerLoss, Settings,
+    RESUME_BUFFER, ServerLoss, Settings, TransferEvent,
 };
 use super::link::{Handshaken, LINK_HIGH_WATER, Link};
 use super::login::{self, ServerConn, ServerConnId, ServerEvent};
 use super::p2pclient;
-use super::p2pserver::{self, Greeting};
+use super::p2pserver::{self, Greeting, Hello};
 use super::transcript::{LOG_BACKLOG, Transcript};
+use super::transfers::Transfers;
 use super::ui::{MOST_TYPED_IN_FLIGHT, STDOUT_BACKLOG, StdinCredits, TypedPart, Ui};
 use super::{ChatError, Event, Events};
 use crate::connection::write_line;
@@ -52,10 +53,13 @@ pub(super) struct Record {
 }
 
 /// What the driver says for us beyond what the core decides: where peers
-/// are told to dial us, and whether chats can be brought back.
+/// are told to dial us, whether chats can be brought back, and where
+/// files go.
 pub(super) struct Peering {
     pub advertise: Advertise,
     pub resumption: Resumption,
+    /// Files offered and moving, and their data connections.
+    pub transfers: Transfers,
 }
 
 /// Where peers are told to dial us.
@@ -142,6 +146,8 @@ pub(super) struct Driver {
     /// What the last registration advertised.
     advertised: std::net::SocketAddr,
     resumption: Resumption,
+    /// Files offered and moving, and their data connections.
+    transfers: Transfers,
 }
 
 impl Driver {
@@ -182,6 +188,7 @@ impl Driver {
             advertise: peering.advertise,
             advertised,
             resumption: peering.resumption,
+            transfers: peering.transfers,
         }
     }
 
@@ -305,6 +312,25 @@ impl Driver {
                     advertise: self.advertised,
                 });
             }
+            Event::Hello(Hello {
+                greeting: Greeting::FileKnock { id },
+                conn,
+                ..
+            }) => {
+                if let Some(input) = self.transfers.knocked(id, conn) {
+                    self.feed(input);
+                }
+            }
+            Event::Transfer { id, event } => {
+                // A file received is whole at its name; one sent is done
+                // only once the receiver says so (`FILE-END done`, then
+                // `StopTransfer`): bytes written into a link that broke
+                // may go again.
+                if matches!(event, TransferEvent::Finished { saved_as: Some(_) }) {
+                    self.transfers.finished(id);
+                }
+                self.feed(Input::Transfer { id, event });
+            }
             Event::Hello(hello) => {
                 let link = self.new_link_id();
                 let route = hello.conn.route;
@@ -325,6 +351,7 @@ impl Driver {
                         received,
                         route,
                     },
+                    Greeting::FileKnock { .. } => return,
                 });
             }
             Event::Dialed { call, result } => {
@@ -339,6 +366,7 @@ impl Driver {
                         Link::start(link, dialed.conn, self.events.clone(), self.write_deadline)
                             .map_err(|e| DialError::Start(e.to_string()))?;
                     self.links.insert(link, started);
+                    self.transfers.dialed(dialed.addr, route);
                     let rejoined = match dialed.answer {
                         PeerMessage::Rewelcome { received, .. } => Some(received),
                         _ => None,
@@ -535,6 +563,26 @@ impl Driver {
             Output::SetAside => self.ui.set_aside(),
             Output::BringBack => self.ui.bring_back(),
             Output::Shelve => self.ui.shelve(),
+            Output::OpenFile { id, path } => {
+                let opened = self.transfers.open(id, &path);
+                self.feedback.push_back(opened);
+            }
+            Output::StartTransfer {
+                id,
+                direction,
+                size,
+                opener,
+            } => {
+                if let Some(input) = self.transfers.start(id, direction, size, opener) {
+                    self.feedback.push_back(input);
+                }
+            }
+            Output::PeerTransferKey { id, value } => {
+                if let Some(input) = self.transfers.peer_key(id, value) {
+                    self.feedback.push_back(input);
+                }
+            }
+            Output::StopTransfer { id, part } => self.transfers.stop(id, part),
         }
     }
 
@@ -573,7 +621,16 @@ impl Driver {
         self.closing
             .retain(|written| written.try_recv() == Err(TryRecvError::Empty));
         self.ui.status(&self.core.status(), self.core.line_for());
-        self.ui.peer_typing(self.core.peer_typing().as_deref());
+        // A transfer's row and the peer's typing share the right of the
+        // prompt's row.
+        let note = match (
+            self.core.transfer_status(Instant::now()),
+            self.core.peer_typing(),
+        ) {
+            (Some(row), Some(typing)) => Some(format!("{typing}  {row}")),
+            (row, typing) => row.or(typing),
+        };
+        self.ui.peer_typing(note.as_deref());
         self.ui.flush();
         let log_behind = self
             .transcript

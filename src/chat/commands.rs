@@ -37,6 +37,16 @@ pub enum Command<'a> {
     Away(&'a str),
     /// `/back`: calls ring again.
     Back,
+    /// `/send PATH`: offer the file at PATH to the chat's peer.
+    Send(&'a str),
+    /// `/accept`: take the file the peer offers.
+    Accept,
+    /// `/refuse`: say no to the file the peer offers.
+    Refuse,
+    /// `/cancel [NAME]`: stop a transfer (the only one, or NAME's).
+    Cancel(Option<&'a str>),
+    /// `/transfers`: the transfers under way.
+    Transfers,
     /// A command used wrongly; the text says why.
     Unknown(String),
     /// `/verb`, which is no command.
@@ -82,6 +92,11 @@ pub const HELP: &[&str] = &[
     "/away [TEXT]    calls are refused (with TEXT) and told to you later",
     "/back           calls ring again",
     "/me TEXT        an action: /me waves shows * you waves",
+    "/send PATH      offer the file at PATH to the peer (in a chat)",
+    "/accept         take the file offered (y on an empty line does too)",
+    "/refuse         say no to the file offered (n on an empty line)",
+    "/cancel [NAME]  stop a transfer (NAME's, when there are several)",
+    "/transfers      the transfers under way",
     "/say TEXT       send TEXT exactly as typed (/say q sends a lone q)",
     "//text          send /text",
     "/help           this list",
@@ -118,6 +133,13 @@ pub fn parse(line: &str) -> Command<'_> {
         "help" if name.is_empty() => Command::Help,
         "who" if name.is_empty() => Command::Who,
         "back" if name.is_empty() => Command::Back,
+        "send" if !name.is_empty() => Command::Send(name),
+        "send" => Command::Unknown("/send takes the file to offer: /send PATH".into()),
+        "accept" if name.is_empty() => Command::Accept,
+        "refuse" if name.is_empty() => Command::Refuse,
+        "cancel" if name.is_empty() => Command::Cancel(None),
+        "cancel" => Command::Cancel(Some(name)),
+        "transfers" if name.is_empty() => Command::Transfers,
         "call" if one_name => Command::Call(name),
         "call" => Command::Unknown("/call takes one name: /call NAME".into()),
         "ignore" if name.is_empty() => Command::Ignore(None),
@@ -134,7 +156,7 @@ pub fn parse(line: &str) -> Command<'_> {
         "away" => Command::Unknown(format!(
             "an away message is at most {MAX_AWAY_MESSAGE} bytes"
         )),
-        "q" | "quit" | "help" | "who" | "back" => {
+        "q" | "quit" | "help" | "who" | "back" | "accept" | "refuse" | "transfers" => {
             Command::Unknown(format!("/{verb} takes nothing after it"))
         }
         _ => Command::NoSuch(verb),
@@ -194,6 +216,17 @@ mod tests {
         assert_eq!(parse("/away"), Command::Away(""));
         assert_eq!(parse("/away  at lunch "), Command::Away("at lunch"));
         assert_eq!(parse("/back"), Command::Back);
+        assert_eq!(
+            parse("/send my report.pdf "),
+            Command::Send("my report.pdf")
+        );
+        assert_eq!(parse("/accept"), Command::Accept);
+        assert_eq!(parse("/Refuse"), Command::Refuse);
+        assert_eq!(parse("/cancel"), Command::Cancel(None));
+        assert_eq!(parse("/cancel a b.txt"), Command::Cancel(Some("a b.txt")));
+        assert_eq!(parse("/transfers"), Command::Transfers);
+        assert!(matches!(parse("/send"), Command::Unknown(_)));
+        assert!(matches!(parse("/accept it"), Command::Unknown(_)));
     }
 
     #[test]

@@ -24,6 +24,7 @@ mod p2pclient;
 mod p2pserver;
 mod terminal;
 mod transcript;
+mod transfers;
 mod ui;
 mod wrap;
 
@@ -81,6 +82,14 @@ pub struct Config {
     pub no_resume: bool,
     /// `--no-typing`: neither show `bob is typing…` nor tell the peer.
     pub no_typing: bool,
+    /// `--downloads DIR`: where accepted files are saved; `None` is the
+    /// current directory.
+    pub downloads: Option<std::path::PathBuf>,
+    /// `--max-receive`: files offered bigger are refused unasked.
+    pub max_receive: Option<u64>,
+    /// `--file-timeout`: how long an offer waits for its answer, and a
+    /// data connection that moves nothing is kept.
+    pub file_timeout: Option<std::time::Duration>,
 }
 
 /// How the threads reach the main loop. Bounded, so that a peer flooding
@@ -125,6 +134,11 @@ pub enum Event {
     StdoutDrained,
     /// The transcript's writer caught up after falling behind.
     LogDrained,
+    /// How a transfer's data goes, from its thread.
+    Transfer {
+        id: crate::protocol::FileId,
+        event: core::TransferEvent,
+    },
 }
 
 /// Why the chat stopped with an error; the binary prints it in one line.
@@ -229,6 +243,23 @@ pub fn run(config: Config) -> Result<(), ChatError> {
     let ui = Ui::new(config.quiet, events.clone());
     let stdin = ui::spawn_stdin(events.clone(), ui.reads_keys()).map_err(ChatError::Start)?;
     reader.start().map_err(ChatError::Start)?;
+    let defaults = core::FileSettings::default();
+    let files = core::FileSettings {
+        timeout: config.file_timeout.unwrap_or(defaults.timeout),
+        max_receive: config.max_receive.unwrap_or(defaults.max_receive),
+        // A terminal redraws a status row; other output gets a line
+        // every tenth.
+        progress: if ui.reads_keys() {
+            core::ProgressShown::Row
+        } else {
+            core::ProgressShown::Lines
+        },
+    };
+    let transfers = transfers::Transfers::new(
+        config.downloads.clone().unwrap_or_else(|| ".".into()),
+        files.timeout,
+        events.clone(),
+    );
     let settings = core::Settings {
         server_name: config.server.clone(),
         advertise,
@@ -261,6 +292,7 @@ pub fn run(config: Config) -> Result<(), ChatError> {
         } else {
             core::TypingNotices::On
         },
+        files: Some(files),
     };
     let record = app::Record {
         transcript,
@@ -273,6 +305,7 @@ pub fn run(config: Config) -> Result<(), ChatError> {
         } else {
             Resumption::On
         },
+        transfers,
     };
     Driver::new(settings, ui, stdin, server, events, record, peering).run(inbox)
 }

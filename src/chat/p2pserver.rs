@@ -45,6 +45,8 @@ pub enum Greeting {
     Call { call: CallId, token: Option<Token> },
     /// Bringing back the chat whose link broke.
     Rejoin { key: Token, received: u64 },
+    /// `FILE-KNOCK`: a data connection for transfer `id` (no caller name).
+    FileKnock { id: crate::protocol::FileId },
 }
 
 /// The handshakes in flight: who from, and a handle to close each.
@@ -196,7 +198,7 @@ pub fn prove(conn: Handshaken, value: Token, events: Events) {
             match read_hello(stream, reader, route) {
                 // One knock per connection.
                 Some(Hello {
-                    greeting: Greeting::Call { token: None, .. },
+                    greeting: Greeting::Call { token: None, .. } | Greeting::FileKnock { .. },
                     ..
                 })
                 | None => {}
@@ -239,6 +241,15 @@ fn read_hello(stream: TcpStream, mut reader: LineReader<TcpStream>, route: Route
                 call,
                 token: Some(token),
             },
+            conn: Handshaken {
+                stream,
+                reader,
+                route,
+            },
+        }),
+        Ok(PeerMessage::FileKnock { id }) => Some(Hello {
+            caller: String::new(),
+            greeting: Greeting::FileKnock { id },
             conn: Handshaken {
                 stream,
                 reader,

@@ -29,8 +29,8 @@ mod server_lines;
 
 pub use names::{NameError, display_name, look_alike_key, name_key, printable, validate_name};
 pub use peer::{
-    FEATURE_TYPING, PeerBatch, PeerItem, PeerMessage, PeerRun, Typing, action_of, action_text,
-    split_text,
+    FEATURE_FILES, FEATURE_TYPING, FileEnd, FileId, PeerBatch, PeerItem, PeerMessage, PeerRun,
+    Typing, action_of, action_text, split_text,
 };
 pub use requests::{MAX_AWAY_MESSAGE, Request};
 pub use server_lines::{

@@ -7,6 +7,11 @@
 //! stay valid for talking to older peers. `TYPING on|off` goes only to a
 //! peer that announced [`FEATURE_TYPING`].
 //!
+//! A file is offered, answered and ended on the chat's link (`FILE-OFFER`,
+//! `FILE-ACCEPT`, `FILE-END`), only to a peer that announced
+//! [`FEATURE_FILES`]; its bytes go on a connection of their own
+//! (`docs/files.md`).
+//!
 //! [`split_text`] is here too: it keeps a typed line within what one `MSG`
 //! may carry; and the form of an action line (`/me waves`), which is a
 //! `MSG` too ([`action_text`], [`action_of`]).
@@ -24,6 +29,57 @@ use super::{
 /// may be sent `TYPING on|off` (at most one a second, none of the text).
 /// A chat that would not show it (piped, or `--no-typing`) leaves it out.
 pub const FEATURE_TYPING: &str = "typing";
+
+/// Peer feature: the sender takes files (`FILE-OFFER`) and answers them
+/// (`FILE-ACCEPT`, `FILE-END`). A peer without it is never offered one.
+pub const FEATURE_FILES: &str = "files";
+
+/// A transfer's number, chosen by the side that offers the file; unique
+/// among that side's offers in one chat.
+pub type FileId = u64;
+
+/// How a transfer ended, as `FILE-END` says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileEnd {
+    /// `refused`: the receiver said no.
+    Refused,
+    /// `cancelled`: either side stopped it (`/cancel`, or the chat ended).
+    Cancelled,
+    /// `expired`: the offer was not answered within the file timeout.
+    Expired,
+    /// `too-big`: over the receiver's `--max-receive`, refused unasked.
+    TooBig,
+    /// `failed`: it could not go on; the text says why (a full disk, a
+    /// short file, more bytes than offered).
+    Failed,
+    /// `done`: the receiver has the whole file, renamed into place.
+    Done,
+}
+
+impl FileEnd {
+    const ALL: [(FileEnd, &'static str); 6] = [
+        (FileEnd::Refused, "refused"),
+        (FileEnd::Cancelled, "cancelled"),
+        (FileEnd::Expired, "expired"),
+        (FileEnd::TooBig, "too-big"),
+        (FileEnd::Failed, "failed"),
+        (FileEnd::Done, "done"),
+    ];
+
+    pub fn word(self) -> &'static str {
+        FileEnd::ALL
+            .iter()
+            .find(|(end, _)| *end == self)
+            .map_or("failed", |(_, word)| word)
+    }
+
+    fn parse(word: &str) -> Option<FileEnd> {
+        FileEnd::ALL
+            .iter()
+            .find(|(_, w)| *w == word)
+            .map(|(end, _)| *end)
+    }
+}
 
 /// Whether the sender has a half-typed line for its peer, in `TYPING`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,6 +148,34 @@ pub enum PeerMessage {
     /// `TYPING on` / `TYPING off` (feature `typing`): whether the sender
     /// has a half-typed line for us.
     Typing(Typing),
+    /// `FILE-OFFER <id> <size> <name>` (feature `files`): the sender
+    /// offers a file of `size` bytes. The name is the sender's base name,
+    /// untrusted: any text but a newline, possibly empty; the receiver
+    /// makes it safe before it names a file or reaches a screen.
+    FileOffer { id: FileId, size: u64, name: String },
+    /// `FILE-ACCEPT <id>`: the receiver takes the offered file; its bytes
+    /// come on a data connection of their own.
+    FileAccept { id: FileId },
+    /// `FILE-END <id> <end> [text]`: the transfer `id` is over, for the
+    /// reason `end` (the text, when there is one, says more; untrusted).
+    /// `id` is the offering side's number, whichever side says it.
+    FileEnd {
+        id: FileId,
+        end: FileEnd,
+        text: String,
+    },
+    /// `FILE-KEY <id> <value>`: on the chat's link, the sender's one-time
+    /// value for transfer `id`'s data connection, which the other side
+    /// expects to be shown there. Each side draws its own.
+    FileKey { id: FileId, value: Token },
+    /// `FILE-KNOCK <id>`: the first line of a data connection; the dialed
+    /// side shows its value for transfer `id` first (`PROOF`).
+    FileKnock { id: FileId },
+    /// `FILE-HELLO <value>`: the dialing side's value, after the `PROOF`.
+    FileHello { value: Token },
+    /// `FILE-FROM <offset>`: the receiver's last line on a data
+    /// connection: the bytes it wants, from `offset` on; raw bytes follow.
+    FileFrom { offset: u64 },
 }
 
 /// A batch of a peer's messages, as a chat link's reader hands them on:
@@ -317,6 +401,56 @@ impl PeerMessage {
                 "off" => Ok(PeerMessage::Typing(Typing::Off)),
                 _ => Err(bad("TYPING", "TYPING on|off")),
             },
+            "FILE-OFFER" => {
+                let mut args = rest.splitn(3, ' ');
+                let (Some(id), Some(size), Some(name)) = (args.next(), args.next(), args.next())
+                else {
+                    return Err(bad("FILE-OFFER", "FILE-OFFER ID SIZE NAME"));
+                };
+                Ok(PeerMessage::FileOffer {
+                    id: parse_number(id, "file id")?,
+                    size: parse_number(size, "file size")?,
+                    name: name.to_string(),
+                })
+            }
+            "FILE-ACCEPT" => Ok(PeerMessage::FileAccept {
+                id: parse_number(rest, "file id")?,
+            }),
+            "FILE-KEY" => {
+                let Some((id, value)) = rest.split_once(' ') else {
+                    return Err(bad("FILE-KEY", "FILE-KEY ID VALUE"));
+                };
+                Ok(PeerMessage::FileKey {
+                    id: parse_number(id, "file id")?,
+                    value: parse_token(value)?,
+                })
+            }
+            "FILE-KNOCK" => Ok(PeerMessage::FileKnock {
+                id: parse_number(rest, "file id")?,
+            }),
+            "FILE-HELLO" => Ok(PeerMessage::FileHello {
+                value: parse_token(rest)?,
+            }),
+            "FILE-FROM" => Ok(PeerMessage::FileFrom {
+                offset: parse_number(rest, "offset")?,
+            }),
+            "FILE-END" => {
+                let mut args = rest.splitn(3, ' ');
+                let (Some(id), Some(end)) = (args.next(), args.next()) else {
+                    return Err(bad("FILE-END", "FILE-END ID END [TEXT]"));
+                };
+                let Some(end) = FileEnd::parse(end) else {
+                    return Err(ProtocolError::BadField {
+                        field: "file end",
+                        value: end.to_string(),
+                    });
+                };
+                Ok(PeerMessage::FileEnd {
+                    id: parse_number(id, "file id")?,
+                    end,
+                    text: args.next().unwrap_or_default().to_string(),
+                })
+            }
             "REHELLO" => {
                 let args: Vec<&str> = rest.split(' ').collect();
                 let [caller, key, received] = args.as_slice() else {
@@ -381,6 +515,18 @@ impl fmt::Display for PeerMessage {
             PeerMessage::Rewelcome { name, received } => write!(f, "REWELCOME {name} {received}"),
             PeerMessage::Typing(Typing::On) => write!(f, "TYPING on"),
             PeerMessage::Typing(Typing::Off) => write!(f, "TYPING off"),
+            PeerMessage::FileOffer { id, size, name } => write!(f, "FILE-OFFER {id} {size} {name}"),
+            PeerMessage::FileAccept { id } => write!(f, "FILE-ACCEPT {id}"),
+            PeerMessage::FileKey { id, value } => write!(f, "FILE-KEY {id} {value}"),
+            PeerMessage::FileKnock { id } => write!(f, "FILE-KNOCK {id}"),
+            PeerMessage::FileHello { value } => write!(f, "FILE-HELLO {value}"),
+            PeerMessage::FileFrom { offset } => write!(f, "FILE-FROM {offset}"),
+            PeerMessage::FileEnd { id, end, text } if text.is_empty() => {
+                write!(f, "FILE-END {id} {}", end.word())
+            }
+            PeerMessage::FileEnd { id, end, text } => {
+                write!(f, "FILE-END {id} {} {text}", end.word())
+            }
         }
     }
 }
@@ -566,6 +712,36 @@ mod tests {
             },
             PeerMessage::Typing(Typing::On),
             PeerMessage::Typing(Typing::Off),
+            PeerMessage::FileOffer {
+                id: 3,
+                size: 2_400_000,
+                name: "report final.pdf".into(),
+            },
+            PeerMessage::FileOffer {
+                id: 4,
+                size: 0,
+                name: String::new(),
+            },
+            PeerMessage::FileAccept { id: 3 },
+            PeerMessage::FileKey {
+                id: 3,
+                value: SAMPLE_TOKEN,
+            },
+            PeerMessage::FileKnock { id: 3 },
+            PeerMessage::FileHello {
+                value: SAMPLE_TOKEN,
+            },
+            PeerMessage::FileFrom { offset: 1024 },
+            PeerMessage::FileEnd {
+                id: 3,
+                end: FileEnd::Failed,
+                text: "No space left on device".into(),
+            },
+            PeerMessage::FileEnd {
+                id: 3,
+                end: FileEnd::Done,
+                text: String::new(),
+            },
         ];
         for message in messages {
             let text = message.to_string();
@@ -574,6 +750,22 @@ mod tests {
         assert!(PeerMessage::parse("HELLO al 1").is_err());
         assert!(PeerMessage::parse("GET / HTTP/1.1").is_err());
         assert!(PeerMessage::parse("BYE now").is_err());
+        for bad in [
+            "FILE-OFFER 1 10",
+            "FILE-OFFER x 10 a",
+            "FILE-OFFER 1 -10 a",
+            "FILE-ACCEPT",
+            "FILE-ACCEPT 1 2",
+            "FILE-KEY 1",
+            "FILE-KEY x 00",
+            "FILE-KNOCK",
+            "FILE-HELLO zz",
+            "FILE-FROM -1",
+            "FILE-END 1",
+            "FILE-END 1 exploded",
+        ] {
+            assert!(PeerMessage::parse(bad).is_err(), "{bad:?}");
+        }
         for bad in ["TYPING", "TYPING ON", "TYPING on hello", "TYPING maybe"] {
             assert!(PeerMessage::parse(bad).is_err(), "{bad:?}");
         }

@@ -306,6 +306,8 @@ pub(super) struct LinkState {
     pub(super) long_lines: bool,
     /// The peer shows typing notices (`typing`): ours may go to it.
     pub(super) typing: bool,
+    /// The peer takes files (`files`): it may be offered one.
+    pub(super) files: bool,
     /// Our `FEATURES` went out on this link (with `HELLO`, or in answer to
     /// the caller's).
     pub(super) announced: bool,
@@ -325,6 +327,7 @@ impl LinkState {
             acks_bye: false,
             long_lines: false,
             typing: false,
+            files: false,
             announced: false,
             pings: 0,
             pongs: 0,
@@ -563,6 +566,18 @@ impl Core {
             Command::Quit => return self.quit_chat(now),
             command if command.anywhere() => return self.anywhere(now, command),
             Command::Call(_) => return self.notice("One chat at a time: q ends this one first."),
+            Command::Send(path) => return self.send_file(path),
+            Command::Accept => return self.accept_file(now),
+            Command::Refuse => return self.refuse_file(),
+            Command::Cancel(name) => return self.cancel_file(name),
+            Command::Transfers => return self.list_transfers(now),
+            // At a terminal, y or n alone answers the file offered.
+            Command::Text(_) if self.answers_offer(&line) == Some(Answer::Yes) => {
+                return self.accept_file(now);
+            }
+            Command::Text(_) if self.answers_offer(&line) == Some(Answer::No) => {
+                return self.refuse_file();
+            }
             Command::Unknown(why) => return self.notice(format!("{why}; nothing was sent.")),
             Command::NoSuch(verb) => return self.notice(Command::no_such_in_chat(verb)),
             Command::Say(text) => text,
@@ -894,6 +909,7 @@ impl Core {
         let mut answer_features = false;
         let (mut received, mut acked, mut resumable, mut resumes) = (0u64, None, None, None);
         let mut received_bytes = 0;
+        let mut file_msgs = Vec::new();
         // A run of MSGs is counted as a whole: their texts, which the
         // reader's thread wrote, are not touched here, only shown.
         for run in msgs.runs() {
@@ -928,6 +944,7 @@ impl Core {
                     state.acks_bye = words.iter().any(|w| w == FEATURE_BYE_ACK);
                     state.long_lines = words.iter().any(|w| w == FEATURE_LONG_LINES);
                     state.typing = words.iter().any(|w| w == FEATURE_TYPING);
+                    state.files = words.iter().any(|w| w == FEATURE_FILES);
                     answer_features |= !std::mem::replace(&mut state.announced, true);
                 }
                 PeerMessage::Bye if main => {
@@ -936,6 +953,14 @@ impl Core {
                 }
                 PeerMessage::Typing(typing) if main && shows_typing => {
                     chat.typing.peer_said(now, typing)
+                }
+                PeerMessage::FileOffer { .. }
+                | PeerMessage::FileAccept { .. }
+                | PeerMessage::FileEnd { .. }
+                | PeerMessage::FileKey { .. }
+                    if main =>
+                {
+                    file_msgs.push(msg.clone())
                 }
                 _ => {}
             }
@@ -998,6 +1023,9 @@ impl Core {
         }
         if main && let Some(&pong) = pongs.iter().max() {
             self.peer_answered(now, pong);
+        }
+        for msg in file_msgs {
+            self.on_file_message(now, msg);
         }
         if bye {
             // Every line before it was read: say so, so the peer may close.

@@ -153,6 +153,22 @@ pub enum Input {
     /// The line being typed in a terminal changed to this (never sent:
     /// the core tells the peer only whether it is typing).
     Draft(String),
+    /// The file of our offer `id` ([`Output::OpenFile`]) is open, or not.
+    FileOpened {
+        id: FileId,
+        result: Result<FileFacts, String>,
+    },
+    /// How the data of transfer `id` goes.
+    Transfer {
+        id: FileId,
+        event: TransferEvent,
+    },
+    /// Our one-time value for transfer `id`'s data connection, drawn by
+    /// the driver: the peer is told it (`FILE-KEY`).
+    TransferKey {
+        id: FileId,
+        value: Token,
+    },
 }
 
 /// What a printed line is, so a terminal can colour it.
@@ -242,6 +258,22 @@ pub enum Output {
     Shelve,
     /// Back at the list: the line set aside comes back.
     BringBack,
+    /// Open the file at `path` to offer it as `id`, and keep it open for
+    /// the transfer; say what it is ([`Input::FileOpened`]).
+    OpenFile { id: FileId, path: String },
+    /// The peer took offer `id`: move its `size` bytes, `direction`.
+    StartTransfer {
+        id: FileId,
+        direction: Direction,
+        size: u64,
+        opener: Opener,
+    },
+    /// The peer's one-time value for transfer `id`'s data connection
+    /// (`FILE-KEY`): what it must show there.
+    PeerTransferKey { id: FileId, value: Token },
+    /// Transfer `id` is over: stop its data, close its file, and do with
+    /// what arrived as `part` says.
+    StopTransfer { id: FileId, part: Part },
 }
 
 /// How the program ends.

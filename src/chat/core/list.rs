@@ -25,6 +25,13 @@ impl Core {
             Command::Say(_) | Command::Me(_) => {
                 return self.notice("Not in a chat: enter a name to call, or q to quit.");
             }
+            Command::Send(_)
+            | Command::Accept
+            | Command::Refuse
+            | Command::Cancel(_)
+            | Command::Transfers => {
+                return self.notice("Not in a chat: files go to the peer of a chat.");
+            }
             Command::Call(name) => name,
             Command::Text(name) => name.trim(),
             _ => return,

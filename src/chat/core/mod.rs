@@ -27,7 +27,8 @@
 //!   answers (where "bob declined" is decided), `HELLO` and the dial;
 //! - `chat.rs`: lines both ways, acknowledgements, and how a chat ends;
 //! - `rejoining.rs`: bringing a broken link back within the grace;
-//! - `typing.rs`: `bob is typing…`, both ways.
+//! - `typing.rs`: `bob is typing…`, both ways;
+//! - `files.rs`: files offered, answered, moved and stopped, both ways.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -40,6 +41,7 @@ pub use crate::lines::Lines;
 
 mod calling;
 mod chat;
+mod files;
 mod io;
 mod list;
 mod naming;
@@ -48,6 +50,8 @@ mod typing;
 
 use calling::*;
 use chat::*;
+use files::Files;
+pub use files::{Direction, FileFacts, FileSettings, Opener, Part, ProgressShown, TransferEvent};
 pub use io::*;
 use naming::*;
 use rejoining::*;
@@ -55,11 +59,11 @@ pub use typing::TypingNotices;
 use typing::*;
 
 use crate::protocol::{
-    CallId, ConnEnd, ErrorCode, FEATURE_AWAY, FEATURE_LONG_LINES, FEATURE_MISSED, FEATURE_PRESENCE,
-    FEATURE_PROOF, FEATURE_REJOIN, FEATURE_RING, FEATURE_RING_TIME, FEATURE_SESSION,
-    FEATURE_TYPING, Keys, MAX_LONG_TEXT, MAX_TEXT, PeerBatch, PeerItem, PeerMessage, PeerRun,
-    Presence, PresenceState, Request, ServerLine, Token, Typing, UserEntry, action_text, name_key,
-    split_text, validate_name,
+    CallId, ConnEnd, ErrorCode, FEATURE_AWAY, FEATURE_FILES, FEATURE_LONG_LINES, FEATURE_MISSED,
+    FEATURE_PRESENCE, FEATURE_PROOF, FEATURE_REJOIN, FEATURE_RING, FEATURE_RING_TIME,
+    FEATURE_SESSION, FEATURE_TYPING, FileId, Keys, MAX_LONG_TEXT, MAX_TEXT, PeerBatch, PeerItem,
+    PeerMessage, PeerRun, Presence, PresenceState, Request, ServerLine, Token, Typing, UserEntry,
+    action_text, name_key, split_text, validate_name,
 };
 
 /// The features this chat announces to peers, on a `FEATURES` line after
@@ -201,6 +205,8 @@ pub struct Settings {
     /// Whether `bob is typing…` is shown, and ours told (a terminal
     /// without `--no-typing`).
     pub typing: TypingNotices,
+    /// Files: `None` takes and sends none (and does not announce `files`).
+    pub files: Option<FileSettings>,
 }
 
 /// Where typed lines come from.
@@ -391,6 +397,8 @@ pub struct Core {
     /// Who is online (by name key), free, busy or away, as last shown: the
     /// list, then presence changes.
     roster: std::collections::HashMap<String, Listed>,
+    /// The transfers of the chat, both ways.
+    files: Files,
     outputs: Vec<Output>,
 }
 
@@ -417,6 +425,7 @@ impl Core {
             missed: Vec::new(),
             typed_for_chat: None,
             roster: std::collections::HashMap::new(),
+            files: Files::default(),
             outputs: Vec::new(),
             settings,
         };
@@ -514,8 +523,12 @@ impl Core {
             Input::Peer { link, msgs } => self.on_peer(now, link, msgs),
             Input::LinkEnded { link, end } => self.on_link_ended(now, link, end),
             Input::Draft(draft) => self.on_draft(now, &draft),
+            Input::FileOpened { id, result } => self.on_file_opened(now, id, result),
+            Input::Transfer { id, event } => self.on_transfer(now, id, event),
+            Input::TransferKey { id, value } => self.on_transfer_key(id, value),
         }
         self.take_typed(now);
+        self.settle_files();
         self.sync_watch(now);
     }
 
@@ -560,6 +573,9 @@ impl Core {
         }
         if self.awaits_welcome() {
             at(self.server.last_sent + t.answer);
+        }
+        if let Some(expires) = self.files_next_timeout() {
+            at(expires);
         }
         match self.place() {
             Some(Place::Connecting { until, .. } | Place::Leaving { until, .. }) => at(*until),
@@ -728,7 +744,9 @@ impl Core {
             self.send(now, Request::Hangup { call }, Pending::Hangup);
             self.back_to_list_after_failure(now);
         }
+        self.files_timeout(now);
         self.take_typed(now);
+        self.settle_files();
     }
 
     /// The terminal prompt for the current state: where the user is.
@@ -892,6 +910,7 @@ impl Core {
                 .iter()
                 .copied()
                 .chain(typing)
+                .chain(files::files_feature(&self.settings))
                 .filter(|&f| Some(f) != left_out)
                 .map(str::to_string)
                 .collect(),

@@ -88,6 +88,8 @@ impl Core {
                 // Who is online is what one wants to know now, and the
                 // others mean the same everywhere.
                 command if command.anywhere() => return self.anywhere(now, command),
+                Command::Transfers => return self.list_transfers(now),
+                Command::Cancel(name) => return self.cancel_file(name),
                 _ => return self.notice("Not now: the link is down; q ends the chat."),
             },
             Typed::Pasted(text) => text,
@@ -146,6 +148,7 @@ impl Core {
         state.acks_bye = chat.link.acks_bye;
         state.long_lines = chat.link.long_lines;
         state.typing = chat.link.typing;
+        state.files = chat.link.files;
         state.announced = true;
         chat.link = state;
         chat.route = route;
@@ -157,6 +160,7 @@ impl Core {
         let n = resend.len();
         let lines = if n == 1 { "line" } else { "lines" };
         self.notice(format!("back with {peer} ({n} {lines} resent)"));
+        self.resume_files();
         if self.online() {
             // The server may have ended the call meanwhile: busy again.
             self.send(now, Request::Resume { name: peer }, Pending::Resume);

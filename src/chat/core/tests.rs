@@ -6,6 +6,7 @@
 use super::*;
 use crate::protocol::ServerLine;
 
+mod files;
 mod not_a_server;
 mod typing;
 
@@ -46,6 +47,7 @@ impl World {
             typed_from: TypedFrom::Terminal,
             timers: Timers::default(),
             typing: TypingNotices::Off,
+            files: None,
         };
         let mut world = World {
             core: Core::new(settings, now),
@@ -2250,6 +2252,12 @@ fn a_line_typed_as_an_unanswered_call_comes_in_never_reaches_the_caller() {
 /// A world in the place a column of README's commands table names, on a
 /// server that takes `/away`.
 fn world_at(place: &str) -> World {
+    let mut w = world_at_taking_no_files(place);
+    w.core.settings.files = Some(FileSettings::default());
+    w
+}
+
+fn world_at_taking_no_files(place: &str) -> World {
     const FEATURES: &str = "relay away";
     match place {
         "name prompt" => World::new(None),
@@ -2307,7 +2315,7 @@ fn commands_table() -> Vec<(String, Vec<(String, String)>)> {
 #[test]
 fn the_commands_table_holds_in_every_place() {
     let table = commands_table();
-    assert_eq!(table.len(), 9, "{table:?}");
+    assert_eq!(table.len(), 14, "{table:?}");
     let mut checked = 0;
     for (typed, effects) in &table {
         let inputs: Vec<Typed> = match typed.as_str() {
@@ -2387,6 +2395,11 @@ fn the_commands_table_holds_in_every_place() {
                         "asks again" => w.expect_line("bob is calling: y to answer, n to decline."),
                         "sent" => w.expect_to_peer(1, "MSG * alice waves"),
                         "kept" => w.expect_line("goes to bob once the link is back"),
+                        "cannot receive" => w.expect_line("bob's chat cannot receive files."),
+                        "not now" => w.expect_line("Not now: the link is down"),
+                        "nothing offered" => w.expect_line("No file is offered to you."),
+                        "no transfer" => w.expect_line("No transfer is under way."),
+                        "no transfers" => w.expect_line("No transfers."),
                         other => panic!("an effect the test does not know: {other} ({what})"),
                     }
                 }
@@ -2394,7 +2407,7 @@ fn the_commands_table_holds_in_every_place() {
             }
         }
     }
-    assert_eq!(checked, 11 * 6, "every cell of every row");
+    assert_eq!(checked, 16 * 6, "every cell of every row");
 }
 
 #[test]

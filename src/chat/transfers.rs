@@ -1,0 +1,609 @@
+//! The driver's side of file transfers: the files themselves and the data
+//! connections their bytes go on, one thread per transfer.
+//!
+//! The core decides ([`super::core`]'s `files`); this carries out. Each
+//! side draws a one-time value for a transfer and tells the peer on the
+//! chat's link (`FILE-KEY`): the chat's caller first, the callee once it
+//! has the caller's, so that the callee always knows what to expect before
+//! the caller, who dials, knows the callee's. The data connection is then:
+//!
+//! ```text
+//! dialer -> FILE-KNOCK <id>
+//! dialed -> PROOF <dialed's value>       (checked by the dialer)
+//! dialer -> FILE-HELLO <dialer's value>  (checked by the dialed)
+//! receiver -> FILE-FROM <offset>
+//! sender -> raw bytes, exactly size - offset, then it ends its direction
+//! ```
+//!
+//! Each copy goes through one fixed buffer whatever the file's size, and
+//! the receiver never writes more than the size offered.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use super::core::{Direction, FileFacts, Input, Opener, Part, Route, TransferEvent};
+use super::link::Handshaken;
+use super::{Event, Events};
+use crate::connection::{LineReader, write_line};
+use crate::downloads;
+use crate::protocol::{FileId, PeerMessage, Token};
+use crate::token::random_token;
+
+/// The one buffer each copy goes through.
+const COPY_BUFFER: usize = 256 * 1024;
+
+/// How often a transfer's progress is told to the main loop, besides at
+/// each tenth.
+const PROGRESS_EVERY: Duration = Duration::from_millis(100);
+
+/// How long a data connection's handshake may take, each line.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Longest line on a data connection before its bytes.
+const MAX_DATA_LINE: usize = 256;
+
+/// The transfers a chat's driver holds: files opened to offer, and
+/// transfers whose data is being moved.
+pub(super) struct Transfers {
+    /// `--downloads`.
+    downloads: PathBuf,
+    /// How long a data connection may carry nothing before it is given up.
+    stall: Duration,
+    /// Files opened for our offers, until the peer takes them.
+    offered: HashMap<FileId, File>,
+    moving: HashMap<FileId, Moving>,
+    /// Where the chat's link reached, the way our data connections go
+    /// when we are the chat's caller.
+    chat_way: Option<(SocketAddr, Route)>,
+    events: Events,
+}
+
+struct Moving {
+    size: u64,
+    opener: Opener,
+    ours: Token,
+    theirs: Option<Token>,
+    /// The file, kept for as long as the transfer is: a data connection
+    /// cut with the chat's link goes on from where it was on a new one.
+    kept: Job,
+    /// Whether a data thread has been given the file on this connection.
+    taken: bool,
+    /// The `.part` of a file being received.
+    part: Option<PathBuf>,
+    /// The data connection, shared with its thread, to stop it.
+    conn: Arc<Mutex<DataConn>>,
+}
+
+/// Where a transfer's data connection is, as its stop sees it.
+enum DataConn {
+    Waiting,
+    Open(TcpStream),
+    /// Stopped by the core: the thread's end is no news.
+    Stopped,
+}
+
+enum Job {
+    Send(File),
+    Receive(downloads::Reserved),
+}
+
+impl Job {
+    /// A handle on the same file, for a data thread.
+    fn handle(&self) -> io::Result<Job> {
+        Ok(match self {
+            Job::Send(file) => Job::Send(file.try_clone()?),
+            Job::Receive(r) => Job::Receive(downloads::Reserved {
+                path: r.path.clone(),
+                part: r.part.clone(),
+                file: r.file.try_clone()?,
+            }),
+        })
+    }
+}
+
+impl Transfers {
+    pub(super) fn new(downloads: PathBuf, stall: Duration, events: Events) -> Transfers {
+        Transfers {
+            downloads,
+            stall,
+            offered: HashMap::new(),
+            moving: HashMap::new(),
+            chat_way: None,
+            events,
+        }
+    }
+
+    /// A chat link reached `addr` by `route` (we dialed it).
+    pub(super) fn dialed(&mut self, addr: SocketAddr, route: Route) {
+        self.chat_way = Some((addr, route));
+    }
+
+    /// `Output::OpenFile`: opens `path` to offer it as `id`.
+    pub(super) fn open(&mut self, id: FileId, path: &str) -> Input {
+        let result = open_to_send(Path::new(path)).map(|(file, facts)| {
+            self.offered.insert(id, file);
+            facts
+        });
+        Input::FileOpened { id, result }
+    }
+
+    /// `Output::StartTransfer`: what to tell the core at once (our value,
+    /// or why the transfer cannot start).
+    pub(super) fn start(
+        &mut self,
+        id: FileId,
+        direction: Direction,
+        size: u64,
+        opener: Opener,
+    ) -> Option<Input> {
+        let failed = |why: String| {
+            Some(Input::Transfer {
+                id,
+                event: TransferEvent::Failed(why),
+            })
+        };
+        if self.moving.contains_key(&id) {
+            return self.restart(id);
+        }
+        let (job, part) = match direction {
+            Direction::Send => match self.offered.remove(&id) {
+                Some(file) => (Job::Send(file), None),
+                None => return failed("the file is no longer open".into()),
+            },
+            Direction::Receive { name } => match downloads::reserve(&self.downloads, &name) {
+                Ok(reserved) => {
+                    let part = reserved.part.clone();
+                    (Job::Receive(reserved), Some(part))
+                }
+                Err(e) => return failed(format!("cannot save it: {e}")),
+            },
+        };
+        if opener == Opener::Dial
+            && let Some((_, Route::Relayed)) = self.chat_way
+        {
+            remove_part(part.as_deref());
+            return failed("a relayed chat carries no files yet".into());
+        }
+        let conn = Arc::new(Mutex::new(DataConn::Waiting));
+        if let Err(input) = self.watch(id, &conn) {
+            remove_part(part.as_deref());
+            return Some(input);
+        }
+        let ours = match random_token() {
+            Ok(value) => value,
+            Err(e) => {
+                remove_part(part.as_deref());
+                return failed(format!("no random value: {e}"));
+            }
+        };
+        self.moving.insert(
+            id,
+            Moving {
+                size,
+                opener,
+                ours,
+                theirs: None,
+                kept: job,
+                taken: false,
+                part,
+                conn,
+            },
+        );
+        // The caller speaks first; the callee answers with its value.
+        (opener == Opener::Dial).then_some(Input::TransferKey { id, value: ours })
+    }
+
+    /// Transfer `id`, cut with the chat's link, goes on once the chat is
+    /// back: fresh values, a new connection, from the bytes received.
+    fn restart(&mut self, id: FileId) -> Option<Input> {
+        let conn = Arc::new(Mutex::new(DataConn::Waiting));
+        if let Err(input) = self.watch(id, &conn) {
+            return Some(input);
+        }
+        let ours = match random_token() {
+            Ok(value) => value,
+            Err(e) => return Some(failed(id, format!("no random value: {e}"))),
+        };
+        let moving = self.moving.get_mut(&id)?;
+        if let DataConn::Open(old) = std::mem::replace(&mut *lock(&moving.conn), DataConn::Stopped)
+        {
+            let _ = old.shutdown(Shutdown::Both);
+        }
+        moving.conn = conn;
+        moving.ours = ours;
+        moving.theirs = None;
+        moving.taken = false;
+        (moving.opener == Opener::Dial).then_some(Input::TransferKey { id, value: ours })
+    }
+
+    /// Fails transfer `id` if its data connection is not open within the
+    /// file timeout: a peer that never tells its
+    /// value or never dials holds nothing of ours for longer.
+    fn watch(&self, id: FileId, conn: &Arc<Mutex<DataConn>>) -> Result<(), Input> {
+        let conn = conn.clone();
+        let events = self.events.clone();
+        let wait = self.stall;
+        thread::Builder::new()
+            .name("file-watch".into())
+            .stack_size(64 * 1024)
+            .spawn(move || {
+                thread::sleep(wait);
+                let mut conn = lock(&conn);
+                if matches!(*conn, DataConn::Waiting) {
+                    *conn = DataConn::Stopped;
+                    drop(conn);
+                    let why = "the data connection never opened".to_string();
+                    let event = TransferEvent::Failed(why);
+                    let _ = events.send(Event::Transfer { id, event });
+                }
+            })
+            .map(|_| ())
+            .map_err(|e| failed(id, format!("cannot start it: {e}")))
+    }
+
+    /// `Output::PeerTransferKey`: the peer's value for `id`. The caller
+    /// dials now; the callee tells its own value and waits for the dial.
+    pub(super) fn peer_key(&mut self, id: FileId, value: Token) -> Option<Input> {
+        let moving = self.moving.get_mut(&id)?;
+        if moving.theirs.is_some() {
+            return None;
+        }
+        moving.theirs = Some(value);
+        match moving.opener {
+            Opener::Await => Some(Input::TransferKey {
+                id,
+                value: moving.ours,
+            }),
+            Opener::Dial => {
+                let Some((addr, _)) = self.chat_way else {
+                    return Some(failed(id, "no address to dial".into()));
+                };
+                if std::mem::replace(&mut moving.taken, true) {
+                    return None;
+                }
+                let job = match moving.kept.handle() {
+                    Ok(job) => job,
+                    Err(e) => return Some(failed(id, e.to_string())),
+                };
+                let data = Data {
+                    id,
+                    size: moving.size,
+                    ours: moving.ours,
+                    theirs: value,
+                    conn: moving.conn.clone(),
+                    stall: self.stall,
+                    events: self.events.clone(),
+                };
+                spawn(id, move || data.dial(addr, job)).err()
+            }
+        }
+    }
+
+    /// A data connection knocked for `id` on our listener: answered if we
+    /// wait for one for `id`, else closed.
+    pub(super) fn knocked(&mut self, id: FileId, conn: Handshaken) -> Option<Input> {
+        let moving = self.moving.get_mut(&id)?;
+        let theirs = moving.theirs?;
+        if moving.opener != Opener::Await {
+            return None;
+        }
+        if std::mem::replace(&mut moving.taken, true) {
+            return None;
+        }
+        let job = match moving.kept.handle() {
+            Ok(job) => job,
+            Err(e) => return Some(failed(id, e.to_string())),
+        };
+        let data = Data {
+            id,
+            size: moving.size,
+            ours: moving.ours,
+            theirs,
+            conn: moving.conn.clone(),
+            stall: self.stall,
+            events: self.events.clone(),
+        };
+        spawn(id, move || data.answer(conn, job)).err()
+    }
+
+    /// Transfer `id` finished: nothing of it is held any more.
+    pub(super) fn finished(&mut self, id: FileId) {
+        self.moving.remove(&id);
+    }
+
+    /// `Output::StopTransfer`: its connection is closed, its file too, and
+    /// what arrived is removed.
+    pub(super) fn stop(&mut self, id: FileId, part: Part) {
+        self.offered.remove(&id);
+        let Some(moving) = self.moving.remove(&id) else {
+            return;
+        };
+        if let DataConn::Open(stream) =
+            std::mem::replace(&mut *lock(&moving.conn), DataConn::Stopped)
+        {
+            let _ = stream.shutdown(Shutdown::Both);
+        }
+        match part {
+            Part::Remove => remove_part(moving.part.as_deref()),
+        }
+    }
+}
+
+fn failed(id: FileId, why: String) -> Input {
+    Input::Transfer {
+        id,
+        event: TransferEvent::Failed(why),
+    }
+}
+
+fn remove_part(part: Option<&Path>) {
+    if let Some(part) = part {
+        let _ = std::fs::remove_file(part);
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Starts a transfer's data thread; says so if it cannot.
+fn spawn(id: FileId, work: impl FnOnce() + Send + 'static) -> Result<(), Input> {
+    thread::Builder::new()
+        .name("file-data".into())
+        .spawn(work)
+        .map(|_| ())
+        .map_err(|e| failed(id, format!("cannot start it: {e}")))
+}
+
+/// Opens a file to offer: a regular file, its base name and size.
+fn open_to_send(path: &Path) -> Result<(File, FileFacts), String> {
+    let file = File::open(path).map_err(|e| e.to_string())?;
+    let meta = file.metadata().map_err(|e| e.to_string())?;
+    if !meta.is_file() {
+        return Err("not a regular file".into());
+    }
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    Ok((
+        file,
+        FileFacts {
+            name,
+            size: meta.len(),
+        },
+    ))
+}
+
+/// One transfer's data connection, on a thread of its own.
+struct Data {
+    id: FileId,
+    size: u64,
+    ours: Token,
+    theirs: Token,
+    conn: Arc<Mutex<DataConn>>,
+    stall: Duration,
+    events: Events,
+}
+
+impl Data {
+    fn tell(&self, event: TransferEvent) {
+        let _ = self.events.send(Event::Transfer { id: self.id, event });
+    }
+
+    fn dial(self, addr: SocketAddr, job: Job) {
+        let result = self.dial_and_move(addr, job);
+        self.end(result);
+    }
+
+    fn answer(self, conn: Handshaken, job: Job) {
+        let result = self.answer_and_move(conn, job);
+        self.end(result);
+    }
+
+    fn end(&self, result: Result<Option<String>, Broke>) {
+        let event = match result {
+            Ok(saved_as) => TransferEvent::Finished { saved_as },
+            Err(Broke::Cut(e)) if is_timeout(&e) => {
+                TransferEvent::Cut(format!("nothing moved for {} s", self.stall.as_secs()))
+            }
+            Err(Broke::Cut(e)) => TransferEvent::Cut(e.to_string()),
+            Err(Broke::Ours(why)) => TransferEvent::Failed(why),
+        };
+        let stopped = std::mem::replace(&mut *lock(&self.conn), DataConn::Stopped);
+        if !matches!(stopped, DataConn::Stopped) {
+            self.tell(event);
+        }
+    }
+
+    fn dial_and_move(&self, addr: SocketAddr, job: Job) -> Result<Option<String>, Broke> {
+        let mut stream = TcpStream::connect_timeout(&addr, HANDSHAKE_TIMEOUT)?;
+        self.hold(&stream)?;
+        let _ = stream.set_nodelay(true);
+        let mut reader = LineReader::with_limit(stream.try_clone()?, MAX_DATA_LINE);
+        stream.set_write_timeout(Some(HANDSHAKE_TIMEOUT))?;
+        write_line(&mut stream, &PeerMessage::FileKnock { id: self.id })?;
+        match read_message(&mut reader)? {
+            PeerMessage::Proof(value) if value.matches(&self.theirs) => {}
+            _ => return Err(ours("someone else answered at the peer's address")),
+        }
+        write_line(&mut stream, &PeerMessage::FileHello { value: self.ours })?;
+        self.move_bytes(stream, reader, job)
+    }
+
+    fn answer_and_move(&self, conn: Handshaken, job: Job) -> Result<Option<String>, Broke> {
+        let Handshaken {
+            mut stream,
+            mut reader,
+            ..
+        } = conn;
+        self.hold(&stream)?;
+        stream.set_write_timeout(Some(HANDSHAKE_TIMEOUT))?;
+        write_line(&mut stream, &PeerMessage::Proof(self.ours))?;
+        match read_message(&mut reader)? {
+            PeerMessage::FileHello { value } if value.matches(&self.theirs) => {}
+            _ => return Err(ours("the data connection showed the wrong value")),
+        }
+        self.move_bytes(stream, reader, job)
+    }
+
+    /// Keeps a handle on the connection, so that a stop can close it.
+    fn hold(&self, stream: &TcpStream) -> Result<(), Broke> {
+        let mut conn = lock(&self.conn);
+        if matches!(*conn, DataConn::Stopped) {
+            return Err(ours("stopped"));
+        }
+        *conn = DataConn::Open(stream.try_clone()?);
+        Ok(())
+    }
+
+    fn move_bytes(
+        &self,
+        mut stream: TcpStream,
+        mut reader: LineReader<TcpStream>,
+        job: Job,
+    ) -> Result<Option<String>, Broke> {
+        stream.set_write_timeout(Some(self.stall))?;
+        stream.set_read_timeout(Some(self.stall))?;
+        match job {
+            Job::Send(mut file) => {
+                let offset = match read_message(&mut reader)? {
+                    PeerMessage::FileFrom { offset } if offset <= self.size => offset,
+                    _ => return Err(ours("the receiver asked for bytes the file does not have")),
+                };
+                file.seek(SeekFrom::Start(offset)).map_err(local)?;
+                let mut source = file.take(self.size - offset);
+                let sent =
+                    self.copy(&mut source, &mut stream, offset)
+                        .map_err(|(end, e)| match end {
+                            End::Read => local(e),
+                            End::Write => Broke::Cut(e),
+                        })?;
+                if sent < self.size {
+                    return Err(ours("the file shrank while it was sent"));
+                }
+                stream.shutdown(Shutdown::Write)?;
+                Ok(None)
+            }
+            Job::Receive(reserved) => {
+                let mut file = reserved.file;
+                // What arrived before a cut stays: the rest comes after it.
+                let offset = file.seek(SeekFrom::End(0)).map_err(local)?.min(self.size);
+                write_line(&mut stream, &PeerMessage::FileFrom { offset })?;
+                let mut source = (&stream).take(self.size - offset);
+                let got =
+                    self.copy(&mut source, &mut file, offset)
+                        .map_err(|(end, e)| match end {
+                            End::Read => Broke::Cut(e),
+                            End::Write => local(e),
+                        })?;
+                if got < self.size {
+                    // The sender may say why, on the chat's link.
+                    return Err(Broke::Cut(io::Error::other(format!(
+                        "the file came short: {got} of {} bytes",
+                        self.size
+                    ))));
+                }
+                // An honest sender ends its direction after the last byte
+                // offered; one more byte is a size lie, and nothing past
+                // the size offered was written.
+                let mut more = [0u8; 1];
+                if (&stream).read(&mut more)? > 0 {
+                    return Err(Broke::Ours(format!(
+                        "the sender sent more than the {} bytes offered",
+                        self.size
+                    )));
+                }
+                file.flush().map_err(local)?;
+                drop(file);
+                let saved = downloads::finish(&reserved.part, &reserved.path).map_err(local)?;
+                let name = saved
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                Ok(Some(name))
+            }
+        }
+    }
+
+    /// Copies until `from` ends, telling progress; says how far it got
+    /// (counting the `start` bytes already across), or which end failed.
+    fn copy(
+        &self,
+        from: &mut impl Read,
+        to: &mut impl Write,
+        start: u64,
+    ) -> Result<u64, (End, io::Error)> {
+        let mut buf = vec![0u8; COPY_BUFFER];
+        let mut done = start;
+        let mut told = Instant::now();
+        let tenth = |done: u64| (done * 10).checked_div(self.size).unwrap_or(10);
+        loop {
+            let n = match from.read(&mut buf) {
+                Ok(0) => return Ok(done),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err((End::Read, e)),
+            };
+            to.write_all(&buf[..n]).map_err(|e| (End::Write, e))?;
+            let before = tenth(done);
+            done += n as u64;
+            // Every tenth is heard (a line each, when output is piped),
+            // and the row's rate at least every PROGRESS_EVERY.
+            if tenth(done) != before || told.elapsed() >= PROGRESS_EVERY {
+                told = Instant::now();
+                self.tell(TransferEvent::Progress(done));
+            }
+        }
+    }
+}
+
+/// Which end of a copy failed.
+enum End {
+    Read,
+    Write,
+}
+
+/// Why a data connection's work stopped.
+enum Broke {
+    /// The connection broke or came short: the peer may say why, on the
+    /// chat's link.
+    Cut(io::Error),
+    /// Our own reason: our file, our disk, or what the peer did wrong.
+    Ours(String),
+}
+
+impl From<io::Error> for Broke {
+    fn from(e: io::Error) -> Broke {
+        Broke::Cut(e)
+    }
+}
+
+fn ours(why: &str) -> Broke {
+    Broke::Ours(why.to_string())
+}
+
+/// An error of our own file or disk.
+fn local(e: io::Error) -> Broke {
+    Broke::Ours(e.to_string())
+}
+
+fn is_timeout(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
+}
+
+fn read_message(reader: &mut LineReader<TcpStream>) -> io::Result<PeerMessage> {
+    let line = reader
+        .read_line_by(Some(Instant::now() + HANDSHAKE_TIMEOUT))
+        .map_err(|e| io::Error::other(e.to_string()))?;
+    PeerMessage::parse(&line).map_err(|e| io::Error::other(e.to_string()))
+}

@@ -1,0 +1,587 @@
+//! Files between two real chats (#23): offered with `/send`, answered,
+//! and arriving byte-identical in `--downloads`, or refused, cancelled and
+//! failed with both sides told.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use common::{Chat, Server, connect, settle};
+
+/// A directory of its own for one test, removed when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(what: &str) -> TempDir {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let dir =
+            std::env::temp_dir().join(format!("p2pchat-files-{what}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("make a temp dir");
+        TempDir(dir)
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+
+    fn str(&self) -> &str {
+        self.0.to_str().expect("a UTF-8 temp path")
+    }
+
+    /// The names in it, sorted.
+    fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(&self.0)
+            .expect("read the temp dir")
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A chat logged in as `name` with `args`, at its list.
+fn login_with(server: &Server, name: &str, args: &[&str]) -> Chat {
+    let mut chat = Chat::spawn(server.addr, args);
+    chat.label = name.to_string();
+    chat.expect("Enter your visible name: ");
+    chat.send(name);
+    chat.expect("Enter a name to chat with, or q to quit: ");
+    chat
+}
+
+/// Bytes that differ along the file, so a lost or repeated block shows.
+fn pattern(len: usize) -> Vec<u8> {
+    let mut state: u32 = 0x1234_5678;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            state as u8
+        })
+        .collect()
+}
+
+/// alice (the caller) and bob in a chat, each saving into a dir of its own.
+struct Pair {
+    alice: Chat,
+    bob: Chat,
+    alice_dir: TempDir,
+    bob_dir: TempDir,
+    _server: Server,
+}
+
+fn pair(server: Server, what: &str, extra: &[&str]) -> Pair {
+    let alice_dir = TempDir::new(&format!("{what}-alice"));
+    let bob_dir = TempDir::new(&format!("{what}-bob"));
+    let mut args = vec!["--downloads", alice_dir.str()];
+    args.extend_from_slice(extra);
+    let mut alice = login_with(&server, "alice", &args);
+    let mut args = vec!["--downloads", bob_dir.str()];
+    args.extend_from_slice(extra);
+    let mut bob = login_with(&server, "bob", &args);
+    connect(&mut alice, &mut bob);
+    settle(&mut alice, &mut bob);
+    Pair {
+        alice,
+        bob,
+        alice_dir,
+        bob_dir,
+        _server: server,
+    }
+}
+
+/// `from` sends `bytes` as `name` from a dir of its own; `to` accepts.
+fn send_and_accept(from: &mut Chat, to: &mut Chat, source: &TempDir, name: &str, bytes: &[u8]) {
+    let path = source.path().join(name);
+    std::fs::write(&path, bytes).unwrap();
+    from.send(&format!("/send {}", path.display()));
+    from.expect(&format!("Offered {name}"));
+    to.expect(&format!("sends {name}"));
+    to.expect("/accept or /refuse");
+    to.send("/accept");
+    to.expect(&format!("Receiving {name}."));
+}
+
+#[test]
+fn a_file_sent_by_the_caller_arrives_byte_identical() {
+    let mut p = pair(Server::start(), "direct", &[]);
+    let source = TempDir::new("direct-source");
+    let bytes = pattern(3_000_000);
+    send_and_accept(&mut p.alice, &mut p.bob, &source, "report.pdf", &bytes);
+    p.bob.expect("Received report.pdf (3.0 MB) from alice in");
+    p.alice.expect("bob received report.pdf (3.0 MB) in");
+    assert_eq!(p.bob_dir.names(), ["report.pdf"]);
+    let got = std::fs::read(p.bob_dir.path().join("report.pdf")).unwrap();
+    assert!(got == bytes, "the file arrived changed");
+    // Chat lines still flow.
+    p.alice.send("after");
+    p.bob.expect("alice: after");
+    assert!(p.alice_dir.names().is_empty());
+}
+
+#[test]
+fn a_file_sent_by_the_callee_arrives_byte_identical_and_never_overwrites() {
+    let mut p = pair(Server::start(), "callee", &[]);
+    std::fs::write(p.alice_dir.path().join("notes.txt"), b"mine").unwrap();
+    let source = TempDir::new("callee-source");
+    let bytes = pattern(100_000);
+    send_and_accept(&mut p.bob, &mut p.alice, &source, "notes.txt", &bytes);
+    p.alice.expect("Received notes.txt (100.0 KB) from bob in");
+    p.alice.expect("saved as notes (1).txt.");
+    p.bob.expect("alice received notes.txt (100.0 KB) in");
+    assert_eq!(p.alice_dir.names(), ["notes (1).txt", "notes.txt"]);
+    assert_eq!(
+        std::fs::read(p.alice_dir.path().join("notes.txt")).unwrap(),
+        b"mine"
+    );
+    let got = std::fs::read(p.alice_dir.path().join("notes (1).txt")).unwrap();
+    assert!(got == bytes, "the file arrived changed");
+}
+
+#[test]
+fn a_refused_file_is_told_to_the_sender_and_nothing_is_saved() {
+    let mut p = pair(Server::start(), "refused", &[]);
+    let source = TempDir::new("refused-source");
+    let path = source.path().join("a.txt");
+    std::fs::write(&path, b"never sent").unwrap();
+    p.alice.send(&format!("/send {}", path.display()));
+    p.bob
+        .expect("alice sends a.txt (10 bytes): /accept or /refuse");
+    p.bob.send("/refuse");
+    p.bob.expect("You refused a.txt.");
+    p.alice.expect("bob refused a.txt.");
+    assert!(p.bob_dir.names().is_empty());
+}
+
+#[test]
+fn an_offer_cancelled_by_either_side_is_told_to_both() {
+    let mut p = pair(Server::start(), "cancel", &[]);
+    let source = TempDir::new("cancel-source");
+    let path = source.path().join("a.txt");
+    std::fs::write(&path, b"never sent").unwrap();
+    // The sender takes it back before an answer.
+    p.alice.send(&format!("/send {}", path.display()));
+    p.bob.expect("alice sends a.txt");
+    p.alice.send("/cancel");
+    p.alice.expect("You cancelled a.txt.");
+    p.bob.expect("alice cancelled a.txt.");
+    // The receiver drops it unanswered.
+    p.alice.send(&format!("/send {}", path.display()));
+    p.bob.expect("alice sends a.txt");
+    p.bob.send("/cancel a.txt");
+    p.bob.expect("You cancelled a.txt.");
+    p.alice.expect("bob cancelled a.txt.");
+    p.bob.send("/transfers");
+    p.bob.expect("No transfers.");
+    assert!(p.bob_dir.names().is_empty());
+}
+
+#[test]
+fn an_offer_not_answered_expires_on_both_sides() {
+    let mut p = pair(Server::start(), "expire", &["--file-timeout", "1"]);
+    let source = TempDir::new("expire-source");
+    let path = source.path().join("a.txt");
+    std::fs::write(&path, b"never sent").unwrap();
+    p.alice.send(&format!("/send {}", path.display()));
+    p.bob.expect("alice sends a.txt");
+    p.bob.expect("The offer of a.txt expired unanswered.");
+    p.alice
+        .expect("bob did not answer the offer of a.txt; it expired.");
+}
+
+#[test]
+fn a_file_over_max_receive_is_refused_unasked() {
+    let mut p = pair(Server::start(), "big", &["--max-receive", "1K"]);
+    let source = TempDir::new("big-source");
+    let path = source.path().join("big.bin");
+    std::fs::write(&path, pattern(5000)).unwrap();
+    p.alice.send(&format!("/send {}", path.display()));
+    p.bob.expect(
+        "alice offered big.bin (5.0 KB), over the 1.0 KB you take (--max-receive); refused.",
+    );
+    p.alice
+        .expect("bob cannot take big.bin: over the 1.0 KB bob takes.");
+    assert!(p.bob_dir.names().is_empty());
+}
+
+#[test]
+fn progress_is_told_every_tenth_when_output_is_piped() {
+    let mut p = pair(Server::start(), "progress", &[]);
+    let source = TempDir::new("progress-source");
+    let bytes = pattern(10_000_000);
+    send_and_accept(&mut p.alice, &mut p.bob, &source, "big.bin", &bytes);
+    p.bob.expect("Received big.bin (10.0 MB) from alice in");
+    p.alice.expect("bob received big.bin (10.0 MB) in");
+    let got = std::fs::read(p.bob_dir.path().join("big.bin")).unwrap();
+    assert!(got == bytes, "the file arrived changed");
+    // A line at each tenth, in order, once.
+    let out = p.bob.stdout();
+    let told: Vec<&str> = out
+        .lines()
+        .filter(|l| l.contains("receiving big.bin "))
+        .collect();
+    let tenths: Vec<String> = (1..10)
+        .map(|t| format!("receiving big.bin {t}0%"))
+        .collect();
+    assert_eq!(told, tenths);
+}
+
+#[test]
+fn a_file_that_cannot_be_opened_is_not_offered() {
+    let mut p = pair(Server::start(), "missing", &[]);
+    p.alice.send("/send /nonexistent/p2pchat/file");
+    p.alice
+        .expect("Cannot send that file: No such file or directory (os error 2).");
+    p.alice.send("/send /");
+    p.alice.expect("Cannot send that file: not a regular file.");
+    p.alice.send("still here");
+    p.bob.expect("alice: still here");
+}
+
+/// mallory: a raw caller in a chat with `bob`, speaking the file lines by
+/// hand. Returns the chat's stream and its reader.
+struct Mallory {
+    stream: TcpStream,
+    reader: BufReader<TcpStream>,
+    bob_addr: std::net::SocketAddr,
+    _server_conn: common::Raw,
+}
+
+impl Mallory {
+    fn call(server: &Server, bob: &mut Chat, features: &str) -> Mallory {
+        let mut raw = common::registered_ringing(server, "mallory");
+        let (call, token) = common::ring_answered(&mut raw, "mallory", bob);
+        let bob_addr = bob.p2p_addr();
+        let mut stream = TcpStream::connect(bob_addr).expect("dial bob");
+        stream.set_read_timeout(Some(common::WAIT)).unwrap();
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        writeln!(stream, "HELLO mallory {call} {token}").unwrap();
+        let mut welcome = String::new();
+        reader.read_line(&mut welcome).unwrap();
+        assert_eq!(welcome, "WELCOME bob\n");
+        bob.expect("mallory connected");
+        if !features.is_empty() {
+            writeln!(stream, "FEATURES {features}").unwrap();
+        }
+        Mallory {
+            stream,
+            reader,
+            bob_addr,
+            _server_conn: raw,
+        }
+    }
+
+    fn say(&mut self, line: &str) {
+        self.stream
+            .write_all(format!("{line}\n").as_bytes())
+            .unwrap();
+    }
+
+    /// Reads bob's lines until one starts with `prefix`; returns it.
+    fn until(&mut self, prefix: &str) -> String {
+        for _ in 0..1000 {
+            let mut line = String::new();
+            self.reader.read_line(&mut line).expect("a line from bob");
+            assert!(!line.is_empty(), "bob closed before {prefix:?}");
+            if line.starts_with(prefix) {
+                return line.trim_end().to_string();
+            }
+        }
+        panic!("bob never said {prefix:?}");
+    }
+
+    /// Offers `bytes` (as `size`) under `name`; bob's user accepts; sends
+    /// `bytes` on a data connection the way a chat does.
+    fn send_file(&mut self, bob: &mut Chat, id: u64, name: &str, size: u64, bytes: &[u8]) {
+        let mut data = self.open_data(bob, id, name, size);
+        // bob stops reading after the size offered: a lie's tail may not
+        // all go out.
+        let _ = data.write_all(bytes);
+        let _ = data.shutdown(std::net::Shutdown::Write);
+    }
+
+    /// Offers `size` bytes under `name`; bob's user accepts; returns the
+    /// data connection, ready for the bytes.
+    fn open_data(&mut self, bob: &mut Chat, id: u64, name: &str, size: u64) -> TcpStream {
+        self.say(&format!("FILE-OFFER {id} {size} {name}"));
+        bob.expect("mallory sends ");
+        bob.expect("/accept or /refuse");
+        bob.send("/accept");
+        self.until(&format!("FILE-ACCEPT {id}"));
+        let mine = "0123456789abcdef0123456789abcdef";
+        self.say(&format!("FILE-KEY {id} {mine}"));
+        let theirs = self.until(&format!("FILE-KEY {id} "));
+        let theirs = theirs.rsplit(' ').next().unwrap().to_string();
+        let mut data = TcpStream::connect(self.bob_addr).expect("dial bob's data");
+        data.set_read_timeout(Some(common::WAIT)).unwrap();
+        let mut lines = BufReader::new(data.try_clone().unwrap());
+        writeln!(data, "FILE-KNOCK {id}").unwrap();
+        let mut proof = String::new();
+        lines.read_line(&mut proof).unwrap();
+        assert_eq!(proof.trim_end(), format!("PROOF {theirs}"));
+        writeln!(data, "FILE-HELLO {mine}").unwrap();
+        let mut from = String::new();
+        lines.read_line(&mut from).unwrap();
+        assert_eq!(from.trim_end(), "FILE-FROM 0");
+        data
+    }
+}
+
+#[test]
+fn hostile_offered_names_are_saved_under_safe_base_names() {
+    let server = Server::start();
+    let dir = TempDir::new("hostile");
+    let mut bob = login_with(&server, "bob", &["--downloads", dir.str()]);
+    let mut mallory = Mallory::call(&server, &mut bob, "files");
+    let long = "a".repeat(5000);
+    let names = [
+        ("../../etc/passwd", "passwd"),
+        ("\x1b]0;owned\x07.txt", "]0;owned.txt"),
+        ("", "received-file"),
+        (".bashrc", "bashrc"),
+        (long.as_str(), ""),
+    ];
+    for (i, (offered, _)) in names.iter().enumerate() {
+        let id = 2 * i as u64 + 1;
+        mallory.send_file(&mut bob, id, offered, 10, b"0123456789");
+        bob.expect("Received ");
+        mallory.until(&format!("FILE-END {id} done"));
+    }
+    let saved = dir.names();
+    assert_eq!(saved.len(), names.len(), "{saved:?}");
+    for (_, safe) in names.iter().filter(|(_, safe)| !safe.is_empty()) {
+        assert!(saved.iter().any(|s| s == safe), "{safe:?} not in {saved:?}");
+    }
+    let longest = saved.iter().map(|s| s.len()).max().unwrap();
+    assert!(longest <= 255 && longest > 200, "{saved:?}");
+    for name in &saved {
+        assert_eq!(std::fs::read(dir.path().join(name)).unwrap(), b"0123456789");
+    }
+    assert!(
+        !bob.stdout().contains('\x1b'),
+        "an escape reached the screen"
+    );
+    assert!(Path::new("/etc/passwd").exists());
+}
+
+#[test]
+fn a_size_lie_fails_the_transfer_and_writes_nothing_past_the_size_offered() {
+    let server = Server::start();
+    let dir = TempDir::new("lie");
+    let mut bob = login_with(&server, "bob", &["--downloads", dir.str()]);
+    let mut mallory = Mallory::call(&server, &mut bob, "files");
+    mallory.send_file(&mut bob, 1, "small.txt", 10, &pattern(10_000_000));
+    bob.expect("small.txt failed: the sender sent more than the 10 bytes offered.");
+    let end = mallory.until("FILE-END 1 ");
+    assert!(end.starts_with("FILE-END 1 failed"), "{end}");
+    assert!(dir.names().is_empty(), "{:?}", dir.names());
+    // bob goes on.
+    mallory.say("MSG still here");
+    bob.expect("mallory: still here");
+}
+
+#[test]
+fn a_short_file_fails_the_transfer_and_its_part_is_removed() {
+    let server = Server::start();
+    let dir = TempDir::new("short");
+    let args = ["--downloads", dir.str(), "--file-timeout", "1"];
+    let mut bob = login_with(&server, "bob", &args);
+    let mut mallory = Mallory::call(&server, &mut bob, "files");
+    mallory.send_file(&mut bob, 1, "short.txt", 100, b"only ten b");
+    bob.expect("short.txt failed: the file came short: 10 of 100 bytes.");
+    mallory.until("FILE-END 1 failed");
+    assert!(dir.names().is_empty(), "{:?}", dir.names());
+}
+
+#[test]
+fn an_older_peer_is_offered_nothing() {
+    let server = Server::start();
+    let mut bob = login_with(&server, "bob", &[]);
+    let mut mallory = Mallory::call(&server, &mut bob, "resume");
+    mallory.say("MSG hello");
+    bob.expect("mallory: hello");
+    bob.send("/send /etc/hostname");
+    bob.expect("mallory's chat cannot receive files.");
+    bob.send("after");
+    let line = mallory.until("MSG");
+    assert_eq!(line, "MSG after");
+}
+
+#[test]
+fn a_transfer_cancelled_midway_removes_its_part_and_tells_the_sender() {
+    let server = Server::start();
+    let dir = TempDir::new("midway");
+    let mut bob = login_with(&server, "bob", &["--downloads", dir.str()]);
+    let mut mallory = Mallory::call(&server, &mut bob, "files");
+    let mut data = mallory.open_data(&mut bob, 1, "half.bin", 100);
+    data.write_all(b"first half").unwrap();
+    eventually_part(&dir, "half.bin.part", 10);
+    bob.send("/cancel");
+    bob.expect("You cancelled half.bin.");
+    mallory.until("FILE-END 1 cancelled");
+    eventually_empty(&dir);
+    bob.send("/transfers");
+    bob.expect("No transfers.");
+}
+
+#[test]
+fn a_sender_that_stalls_fails_the_transfer_after_the_file_timeout() {
+    let server = Server::start();
+    let dir = TempDir::new("stall");
+    let mut bob = login_with(
+        &server,
+        "bob",
+        &["--downloads", dir.str(), "--file-timeout", "1"],
+    );
+    let mut mallory = Mallory::call(&server, &mut bob, "files");
+    let mut data = mallory.open_data(&mut bob, 1, "stuck.bin", 100);
+    data.write_all(b"some").unwrap();
+    bob.expect("stuck.bin failed: nothing moved for 1 s.");
+    mallory.until("FILE-END 1 failed");
+    eventually_empty(&dir);
+}
+
+#[test]
+fn q_ends_the_chat_and_its_transfers_and_says_so() {
+    let server = Server::start();
+    let dir = TempDir::new("quit");
+    let mut bob = login_with(&server, "bob", &["--downloads", dir.str()]);
+    let mut mallory = Mallory::call(&server, &mut bob, "files");
+    let mut data = mallory.open_data(&mut bob, 1, "cut.bin", 100);
+    data.write_all(b"some").unwrap();
+    eventually_part(&dir, "cut.bin.part", 4);
+    bob.send("q");
+    bob.expect("cut.bin stopped: the chat ended.");
+    eventually_empty(&dir);
+}
+
+fn eventually_part(dir: &TempDir, name: &str, len: u64) {
+    common::eventually(&format!("{name} holds {len} bytes"), || {
+        std::fs::metadata(dir.path().join(name)).is_ok_and(|m| m.len() == len)
+    });
+}
+
+fn eventually_empty(dir: &TempDir) {
+    common::eventually("the downloads dir is empty", || dir.names().is_empty());
+}
+
+#[test]
+fn a_full_disk_is_told_to_both_with_the_reason() {
+    let server = Server::start();
+    let alice_dir = TempDir::new("full-alice");
+    let bob_dir = TempDir::new("full-bob");
+    let mut alice = login_with(&server, "alice", &["--downloads", alice_dir.str()]);
+    // bob's files may grow to 16 KiB at most (ulimit -f counts 1 KiB blocks
+    // in bash, 512 bytes in dash: either way, far under the file); past it
+    // a write fails with EFBIG, as on a full disk, the signal ignored.
+    let mut command = std::process::Command::new("sh");
+    command.args([
+        "-c",
+        "trap '' XFSZ; ulimit -f 32 && exec \"$0\" \"$@\"",
+        env!("CARGO_BIN_EXE_chat"),
+        "--server",
+        &server.addr.to_string(),
+        "--downloads",
+        bob_dir.str(),
+    ]);
+    command.env_remove("P2PCHAT_SERVER");
+    let mut bob = Chat::from_command(command, "bob");
+    bob.expect("Enter your visible name: ");
+    bob.send("bob");
+    bob.expect("Enter a name to chat with, or q to quit: ");
+    connect(&mut alice, &mut bob);
+    settle(&mut alice, &mut bob);
+    let source = TempDir::new("full-source");
+    send_and_accept(
+        &mut alice,
+        &mut bob,
+        &source,
+        "big.bin",
+        &pattern(1_000_000),
+    );
+    bob.expect("big.bin failed: File too large");
+    alice.expect("big.bin failed on bob's side: File too large");
+    eventually_empty(&bob_dir);
+    alice.send("still chatting");
+    bob.expect("alice: still chatting");
+}
+
+#[test]
+fn a_peer_that_never_opens_the_data_connection_fails_the_transfer() {
+    let server = Server::start();
+    let dir = TempDir::new("never");
+    let args = ["--downloads", dir.str(), "--file-timeout", "1"];
+    let mut bob = login_with(&server, "bob", &args);
+    let mut mallory = Mallory::call(&server, &mut bob, "files");
+    mallory.say("FILE-OFFER 1 100 never.bin");
+    bob.expect("mallory sends never.bin");
+    bob.send("/accept");
+    mallory.until("FILE-ACCEPT 1");
+    // mallory says no value and never dials.
+    bob.expect("never.bin failed: the data connection never opened.");
+    mallory.until("FILE-END 1 failed");
+    eventually_empty(&dir);
+}
+
+#[test]
+fn a_transfer_cut_with_the_chats_link_goes_on_from_the_bytes_received() {
+    let server = Server::start();
+    let bob_dir = TempDir::new("resume-bob");
+    // bob is reached through a proxy of 200 KB/s each way, which is cut.
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().port()
+    };
+    let target: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let proxy = common::Proxy::throttled(target, 200_000);
+    let port = port.to_string();
+    let proxy_addr = proxy.addr.to_string();
+    let bob_args = [
+        "--p2p-port",
+        &port,
+        "--advertise",
+        &proxy_addr,
+        "--downloads",
+        bob_dir.str(),
+    ];
+    let mut bob = login_with(&server, "bob", &bob_args);
+    let mut alice = login_with(&server, "alice", &[]);
+    connect(&mut alice, &mut bob);
+    settle(&mut alice, &mut bob);
+    let source = TempDir::new("resume-source");
+    let bytes = pattern(600_000);
+    send_and_accept(&mut alice, &mut bob, &source, "long.bin", &bytes);
+    let part = bob_dir.path().join("long.bin.part");
+    common::eventually("some of the file is across", || {
+        std::fs::metadata(&part).is_ok_and(|m| m.len() >= 100_000)
+    });
+    proxy.cut();
+    let cut_at = std::fs::metadata(&part).map_or(0, |m| m.len());
+    assert!(
+        cut_at < 500_000,
+        "the cut came late: {cut_at} bytes were across"
+    );
+    alice.expect("back with bob");
+    bob.expect("back with alice");
+    bob.expect("Received long.bin (600.0 KB) from alice in");
+    alice.expect("bob received long.bin (600.0 KB) in");
+    let got = std::fs::read(bob_dir.path().join("long.bin")).unwrap();
+    assert!(
+        got == bytes,
+        "the file arrived changed ({} bytes)",
+        got.len()
+    );
+    assert_eq!(bob_dir.names(), ["long.bin"]);
+}
