@@ -1148,7 +1148,11 @@ fn handle_line(session: &mut Session, line: &str) -> io::Result<Flow> {
             session.reply(&ServerLine::Bye)?;
             return Ok(Flow::Close);
         }
-        Request::Relay { .. } => session.refuse(Refusal::RelayNotFirst, line)?,
+        Request::Relay { .. } | Request::FileRelay { .. } => {
+            session.refuse(Refusal::RelayNotFirst, line)?
+        }
+        // Placeholder until the server issues transfer values.
+        Request::Transfer { .. } => session.refuse(Refusal::NoRelay, line)?,
         Request::Resume { name: peer } => resume_call(session, &name, &peer, line)?,
     }
     Ok(Flow::Continue)
@@ -1225,6 +1229,8 @@ fn handle_unregistered(session: &mut Session, request: Request, line: &str) -> i
             }
         }
         Request::List
+        | Request::Transfer { .. }
+        | Request::FileRelay { .. }
         | Request::Lookup { .. }
         | Request::Locate { .. }
         | Request::Rejoin { .. }

@@ -35,9 +35,9 @@ pub use peer::{
 pub use requests::{MAX_AWAY_MESSAGE, Request};
 pub use server_lines::{
     ConnEnd, FEATURE_AWAY, FEATURE_LONG_LINES, FEATURE_MISSED, FEATURE_NO_RELAY_CODE,
-    FEATURE_PRESENCE, FEATURE_PROOF, FEATURE_REJOIN, FEATURE_RELAY, FEATURE_RING,
-    FEATURE_RING_TIME, FEATURE_SESSION, PRESENCE_PREFIX, Presence, PresenceState, ServerLine,
-    UserEntry,
+    FEATURE_PRESENCE, FEATURE_PROOF, FEATURE_REJOIN, FEATURE_RELAY, FEATURE_RELAY_FILES,
+    FEATURE_RING, FEATURE_RING_TIME, FEATURE_SESSION, FEATURE_TRANSFER, PRESENCE_PREFIX, Presence,
+    PresenceState, ServerLine, UserEntry,
 };
 
 /// Tokens live beside their generator; the grammars carry them.

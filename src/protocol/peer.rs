@@ -164,10 +164,10 @@ pub enum PeerMessage {
         end: FileEnd,
         text: String,
     },
-    /// `FILE-KEY <id> <value>`: on the chat's link, the sender's one-time
-    /// value for transfer `id`'s data connection, which the other side
-    /// expects to be shown there. Each side draws its own.
-    FileKey { id: FileId, value: Token },
+    /// `FILE-READY <id>`: on the chat's link, the chat's callee has the
+    /// values the server issued it for transfer `id`'s data connection
+    /// (`EVENT TRANSFER`): the caller may open it now.
+    FileReady { id: FileId },
     /// `FILE-KNOCK <id>`: the first line of a data connection; the dialed
     /// side shows its value for transfer `id` first (`PROOF`).
     FileKnock { id: FileId },
@@ -416,15 +416,9 @@ impl PeerMessage {
             "FILE-ACCEPT" => Ok(PeerMessage::FileAccept {
                 id: parse_number(rest, "file id")?,
             }),
-            "FILE-KEY" => {
-                let Some((id, value)) = rest.split_once(' ') else {
-                    return Err(bad("FILE-KEY", "FILE-KEY ID VALUE"));
-                };
-                Ok(PeerMessage::FileKey {
-                    id: parse_number(id, "file id")?,
-                    value: parse_token(value)?,
-                })
-            }
+            "FILE-READY" => Ok(PeerMessage::FileReady {
+                id: parse_number(rest, "file id")?,
+            }),
             "FILE-KNOCK" => Ok(PeerMessage::FileKnock {
                 id: parse_number(rest, "file id")?,
             }),
@@ -517,7 +511,7 @@ impl fmt::Display for PeerMessage {
             PeerMessage::Typing(Typing::Off) => write!(f, "TYPING off"),
             PeerMessage::FileOffer { id, size, name } => write!(f, "FILE-OFFER {id} {size} {name}"),
             PeerMessage::FileAccept { id } => write!(f, "FILE-ACCEPT {id}"),
-            PeerMessage::FileKey { id, value } => write!(f, "FILE-KEY {id} {value}"),
+            PeerMessage::FileReady { id } => write!(f, "FILE-READY {id}"),
             PeerMessage::FileKnock { id } => write!(f, "FILE-KNOCK {id}"),
             PeerMessage::FileHello { value } => write!(f, "FILE-HELLO {value}"),
             PeerMessage::FileFrom { offset } => write!(f, "FILE-FROM {offset}"),
@@ -723,10 +717,7 @@ mod tests {
                 name: String::new(),
             },
             PeerMessage::FileAccept { id: 3 },
-            PeerMessage::FileKey {
-                id: 3,
-                value: SAMPLE_TOKEN,
-            },
+            PeerMessage::FileReady { id: 3 },
             PeerMessage::FileKnock { id: 3 },
             PeerMessage::FileHello {
                 value: SAMPLE_TOKEN,
@@ -756,8 +747,9 @@ mod tests {
             "FILE-OFFER 1 -10 a",
             "FILE-ACCEPT",
             "FILE-ACCEPT 1 2",
-            "FILE-KEY 1",
-            "FILE-KEY x 00",
+            "FILE-READY",
+            "FILE-READY x",
+            "FILE-READY 1 00",
             "FILE-KNOCK",
             "FILE-HELLO zz",
             "FILE-FROM -1",

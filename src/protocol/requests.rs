@@ -8,8 +8,8 @@ use std::fmt;
 use std::net::SocketAddr;
 
 use super::{
-    CallId, ProtocolError, Token, parse_addr, parse_call_id, parse_features, parse_token,
-    validate_name, write_features,
+    CallId, FileId, ProtocolError, Token, parse_addr, parse_call_id, parse_features, parse_number,
+    parse_token, validate_name, write_features,
 };
 
 /// A request from a client to the registration server.
@@ -78,6 +78,22 @@ pub enum Request {
     Away { message: String },
     /// `BACK` (feature `away`): calls ring again.
     Back,
+    /// `TRANSFER <name> <id>` (feature `transfer`): one-time values for
+    /// the data connection of transfer `id` in our chat with `name` (only
+    /// the peer of our call). The server answers `OK TRANSFER <name>
+    /// <call-id> <id> <keys>` and tells the peer its own (`EVENT
+    /// TRANSFER`). Asked again for a transfer, fresh values replace the
+    /// old ones.
+    Transfer { name: String, id: FileId },
+    /// `FILE-RELAY <call-id> <id> <token>` (feature `relay-files`): the
+    /// first and only request on a connection that carries transfer
+    /// `id`'s bytes through the relay of relayed chat `call`; after `OK
+    /// RELAYED <call-id>`, raw bytes both ways.
+    FileRelay {
+        call: CallId,
+        id: FileId,
+        token: Token,
+    },
 }
 
 /// Longest message `AWAY` takes, in bytes: a sentence, which every call to
@@ -86,9 +102,28 @@ pub const MAX_AWAY_MESSAGE: usize = 200;
 
 /// Every verb [`Request::parse`] knows, as the server names them to a
 /// client that sent another (`ERR unknown-command … known: …`).
-pub(super) const VERBS: [&str; 19] = [
-    "REGISTER", "LIST", "LOOKUP", "LOCATE", "REJOIN", "CALL", "ANSWER", "DECLINE", "BUSY",
-    "LINKED", "HANGUP", "WATCH", "AWAY", "BACK", "PING", "FEATURES", "QUIT", "RELAY", "RESUME",
+pub(super) const VERBS: [&str; 21] = [
+    "REGISTER",
+    "LIST",
+    "LOOKUP",
+    "LOCATE",
+    "REJOIN",
+    "CALL",
+    "ANSWER",
+    "DECLINE",
+    "BUSY",
+    "LINKED",
+    "HANGUP",
+    "WATCH",
+    "AWAY",
+    "BACK",
+    "PING",
+    "FEATURES",
+    "QUIT",
+    "RELAY",
+    "RESUME",
+    "TRANSFER",
+    "FILE-RELAY",
 ];
 
 impl Request {
@@ -229,6 +264,22 @@ impl Request {
                     token: parse_token(args[1])?,
                 })
             }
+            "TRANSFER" => {
+                expect(2, "TRANSFER", "TRANSFER NAME FILE-ID")?;
+                validate_name(args[0]).map_err(ProtocolError::BadName)?;
+                Ok(Request::Transfer {
+                    name: args[0].to_string(),
+                    id: parse_number(args[1], "file id")?,
+                })
+            }
+            "FILE-RELAY" => {
+                expect(3, "FILE-RELAY", "FILE-RELAY CALL-ID FILE-ID TOKEN")?;
+                Ok(Request::FileRelay {
+                    call: parse_call_id(args[0])?,
+                    id: parse_number(args[1], "file id")?,
+                    token: parse_token(args[2])?,
+                })
+            }
             _ => Err(ProtocolError::UnknownCommand(verb.to_string())),
         }
     }
@@ -257,6 +308,8 @@ impl fmt::Display for Request {
             Request::Quit => write!(f, "QUIT"),
             Request::Features(words) => write_features(f, words),
             Request::Relay { call, token } => write!(f, "RELAY {call} {token}"),
+            Request::Transfer { name, id } => write!(f, "TRANSFER {name} {id}"),
+            Request::FileRelay { call, id, token } => write!(f, "FILE-RELAY {call} {id} {token}"),
             Request::Resume { name } => write!(f, "RESUME {name}"),
             Request::Answer { call } => write!(f, "ANSWER {call}"),
             Request::Decline { call } => write!(f, "DECLINE {call}"),
@@ -298,6 +351,15 @@ mod tests {
             Request::Quit,
             Request::Features(Vec::new()),
             Request::Features(vec!["relay".into(), "no-relay-code".into()]),
+            Request::Transfer {
+                name: "bob".into(),
+                id: 3,
+            },
+            Request::FileRelay {
+                call: 7,
+                id: 4,
+                token: SAMPLE_TOKEN,
+            },
             Request::Relay {
                 call: 7,
                 token: SAMPLE_TOKEN,

@@ -8,8 +8,8 @@ use std::fmt;
 use std::net::SocketAddr;
 
 use super::{
-    CallId, ErrorCode, Keys, ProtocolError, Token, parse_addr, parse_call_id, parse_features,
-    parse_keys, parse_number, parse_token, write_features,
+    CallId, ErrorCode, FileId, Keys, ProtocolError, Token, parse_addr, parse_call_id,
+    parse_features, parse_keys, parse_number, parse_token, write_features,
 };
 
 /// The `OK FEATURES` word for "relays chats" (not started with
@@ -70,6 +70,15 @@ pub const FEATURE_RING_TIME: &str = "ring-time";
 /// Others are told an away client is free, and a call to it gets `ERR
 /// unreachable`.
 pub const FEATURE_AWAY: &str = "away";
+
+/// Server and client feature: the server answers `TRANSFER` with one-time
+/// values for a file's data connection, and tells the peer its own (`EVENT
+/// TRANSFER`) when it announced the word too.
+pub const FEATURE_TRANSFER: &str = "transfer";
+
+/// The `OK FEATURES` word for "relays files" (`FILE-RELAY`): announced
+/// with `relay` unless the server runs with `--no-relay-files`.
+pub const FEATURE_RELAY_FILES: &str = "relay-files";
 
 /// What happened to one peer, in an `EVENT PRESENCE` line. Each state is
 /// absolute, so applying it twice changes nothing: `joined` is online and
@@ -351,6 +360,23 @@ pub enum ServerLine {
         call: CallId,
         keys: Keys,
     },
+    /// `OK TRANSFER <name> <call-id> <file-id> <keys>`: the answer to
+    /// `TRANSFER`: our values for the data connection of transfer `id` in
+    /// call `call` with `name` (show, expect, and the relay's).
+    TransferReady {
+        peer: String,
+        call: CallId,
+        id: FileId,
+        keys: Keys,
+    },
+    /// `EVENT TRANSFER <name> <call-id> <file-id> <keys>`: `name` asked
+    /// for values for transfer `id` of our chat; these are ours.
+    Transfer {
+        peer: String,
+        call: CallId,
+        id: FileId,
+        keys: Keys,
+    },
     /// `OK REJOIN <name> <call-id> <keys>`: the answer to `REJOIN`: open
     /// our half of the relay for `call` with its `keys` (see [`Keys`]).
     RejoinReady {
@@ -455,6 +481,18 @@ impl ServerLine {
                     ("OK", "RESUMED", [peer, call]) => Ok(ServerLine::Resumed {
                         peer: peer.to_string(),
                         call: parse_call_id(call)?,
+                    }),
+                    ("OK", "TRANSFER", [peer, call, id, keys]) => Ok(ServerLine::TransferReady {
+                        peer: peer.to_string(),
+                        call: parse_call_id(call)?,
+                        id: parse_number(id, "file id")?,
+                        keys: parse_keys(keys)?,
+                    }),
+                    ("EVENT", "TRANSFER", [peer, call, id, keys]) => Ok(ServerLine::Transfer {
+                        peer: peer.to_string(),
+                        call: parse_call_id(call)?,
+                        id: parse_number(id, "file id")?,
+                        keys: parse_keys(keys)?,
                     }),
                     ("EVENT", "RETURNING", [caller, call, keys]) => Ok(ServerLine::Returning {
                         caller: caller.to_string(),
@@ -595,6 +633,18 @@ impl fmt::Display for ServerLine {
             }
             ServerLine::Relayed { call } => write!(f, "OK RELAYED {call}"),
             ServerLine::Resumed { peer, call } => write!(f, "OK RESUMED {peer} {call}"),
+            ServerLine::TransferReady {
+                peer,
+                call,
+                id,
+                keys,
+            } => write!(f, "OK TRANSFER {peer} {call} {id} {keys}"),
+            ServerLine::Transfer {
+                peer,
+                call,
+                id,
+                keys,
+            } => write!(f, "EVENT TRANSFER {peer} {call} {id} {keys}"),
             ServerLine::Returning { caller, call, keys } => {
                 write!(f, "EVENT RETURNING {caller} {call} {keys}")
             }
@@ -769,6 +819,26 @@ mod tests {
                 busy: false,
                 away: true,
             }),
+            ServerLine::TransferReady {
+                peer: "bob".into(),
+                call: 3,
+                id: 5,
+                keys: Keys::Own {
+                    show: SAMPLE_TOKEN,
+                    expect: SAMPLE_TOKEN,
+                    relay: SAMPLE_TOKEN,
+                },
+            },
+            ServerLine::Transfer {
+                peer: "alice".into(),
+                call: 3,
+                id: 6,
+                keys: Keys::Own {
+                    show: SAMPLE_TOKEN,
+                    expect: SAMPLE_TOKEN,
+                    relay: SAMPLE_TOKEN,
+                },
+            },
             ServerLine::CallReady {
                 peer: "bob".into(),
                 call: 3,

@@ -957,7 +957,7 @@ impl Core {
                 PeerMessage::FileOffer { .. }
                 | PeerMessage::FileAccept { .. }
                 | PeerMessage::FileEnd { .. }
-                | PeerMessage::FileKey { .. }
+                | PeerMessage::FileReady { .. }
                     if main =>
                 {
                     file_msgs.push(msg.clone())

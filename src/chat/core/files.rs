@@ -381,9 +381,7 @@ impl Core {
             }
             PeerMessage::FileAccept { id } => self.on_accepted(now, &peer, id),
             PeerMessage::FileEnd { id, end, text } => self.on_file_end(now, &peer, id, end, &text),
-            PeerMessage::FileKey { id, value } if self.is_moving(id) => {
-                self.out(Output::PeerTransferKey { id, value })
-            }
+            PeerMessage::FileReady { id } if self.is_moving(id) => {}
             _ => {}
         }
     }
@@ -532,7 +530,7 @@ impl Core {
     /// connection: the peer is told it on the chat's link.
     pub(super) fn on_transfer_key(&mut self, id: FileId, value: Token) {
         if let (true, Some(link)) = (self.is_moving(id), self.file_link()) {
-            self.send_peer(link, PeerMessage::FileKey { id, value });
+            let _ = (link, value);
         }
     }
 
