@@ -7,7 +7,7 @@
 //! port, relayed pairs (chats whose advertised address cannot be dialed),
 //! ring floods from fresh names, and intruders on the chats' ports and the
 //! relay with made-up and replayed values (#21), and files sent in direct
-//! chats, accepted or refused (#23) — while named invariants are
+//! and relayed chats, accepted or refused (#23) — while named invariants are
 //! checked throughout and at the end. Typing notices (`bob is typing…`)
 //! are not among the actions: only a chat in a terminal sends or shows
 //! them, and these are piped; the core's scripted tests and a tmux test
@@ -847,6 +847,7 @@ struct Counts {
     refused_away: u64,
     actions: u64,
     files_offered: u64,
+    files_relayed: u64,
     files_refused: u64,
     files_received: u64,
     files_confirmed: u64,
@@ -2310,7 +2311,7 @@ impl World {
     }
 
     /// A chatting peer offers a file of a few hundred KB at most to its
-    /// peer, in a direct chat (a relayed one carries none yet).
+    /// peer, in a direct chat or a relayed one.
     fn send_file(&mut self, now: Instant) {
         let slot =
             self.pick(|p| p.alive() && !p.stopped() && matches!(p.state, State::Chatting { .. }));
@@ -2319,9 +2320,10 @@ impl World {
         };
         let chat = self.peers[slot].state.chat().expect("chatting");
         let c = &self.chats[chat];
-        if c.relayed || c.closing.is_some() {
+        if c.closing.is_some() {
             return;
         }
+        let relayed = c.relayed;
         let side = usize::from(c.sides[0].slot != slot);
         if c.sides[side].slot != slot {
             return;
@@ -2354,6 +2356,7 @@ impl World {
             },
         );
         self.counts.files_offered += 1;
+        self.counts.files_relayed += u64::from(relayed);
         self.peers[slot].type_line(&format!("/send {}", path.display()), now);
     }
 
@@ -3122,8 +3125,8 @@ impl World {
             c.intrusions, c.intruder_proofs
         );
         println!(
-            "churn: {} files offered, {} refused, {} received whole, {} confirmed to the sender",
-            c.files_offered, c.files_refused, c.files_received, c.files_confirmed
+            "churn: {} files offered ({} in relayed chats), {} refused, {} received whole, {} confirmed to the sender",
+            c.files_offered, c.files_relayed, c.files_refused, c.files_received, c.files_confirmed
         );
         println!(
             "churn: {} ring floods of {FLOOD_NAMES} fresh names: {} rang, {} refused by the bound ({STRANGER_RINGS} a minute), {} otherwise (busy, gone); {} calls from friends after a flood",

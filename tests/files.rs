@@ -256,12 +256,12 @@ struct Mallory {
     stream: TcpStream,
     reader: BufReader<TcpStream>,
     bob_addr: std::net::SocketAddr,
-    _server_conn: common::Raw,
+    server_conn: common::Raw,
 }
 
 impl Mallory {
     fn call(server: &Server, bob: &mut Chat, features: &str) -> Mallory {
-        let mut raw = common::registered_ringing(server, "mallory");
+        let mut raw = common::registered_with(server, "mallory", "ring transfer");
         let (call, token) = common::ring_answered(&mut raw, "mallory", bob);
         let bob_addr = bob.p2p_addr();
         let mut stream = TcpStream::connect(bob_addr).expect("dial bob");
@@ -279,7 +279,7 @@ impl Mallory {
             stream,
             reader,
             bob_addr,
-            _server_conn: raw,
+            server_conn: raw,
         }
     }
 
@@ -320,10 +320,9 @@ impl Mallory {
         bob.expect("/accept or /refuse");
         bob.send("/accept");
         self.until(&format!("FILE-ACCEPT {id}"));
-        let mine = "0123456789abcdef0123456789abcdef";
-        self.say(&format!("FILE-KEY {id} {mine}"));
-        let theirs = self.until(&format!("FILE-KEY {id} "));
-        let theirs = theirs.rsplit(' ').next().unwrap().to_string();
+        // The caller asks the server for the values; bob is given his.
+        let (mine, theirs) = common::transfer_values(&mut self.server_conn, "bob", id);
+        self.until(&format!("FILE-READY {id}"));
         let mut data = TcpStream::connect(self.bob_addr).expect("dial bob's data");
         data.set_read_timeout(Some(common::WAIT)).unwrap();
         let mut lines = BufReader::new(data.try_clone().unwrap());
@@ -584,4 +583,59 @@ fn a_transfer_cut_with_the_chats_link_goes_on_from_the_bytes_received() {
         got.len()
     );
     assert_eq!(bob_dir.names(), ["long.bin"]);
+}
+
+/// alice and bob in a chat through the server's relay (bob advertises an
+/// address nobody listens on), each saving into a dir of its own.
+fn relayed_pair(server: Server, what: &str) -> Pair {
+    let alice_dir = TempDir::new(&format!("{what}-alice"));
+    let bob_dir = TempDir::new(&format!("{what}-bob"));
+    let mut alice = login_with(&server, "alice", &["--downloads", alice_dir.str()]);
+    let bob_args = ["--advertise", "127.0.0.1:1", "--downloads", bob_dir.str()];
+    let mut bob = login_with(&server, "bob", &bob_args);
+    alice.send("bob");
+    common::answer(&mut bob, "alice");
+    alice.expect("Connected to bob (relayed through the server");
+    bob.expect("alice connected (relayed");
+    settle(&mut alice, &mut bob);
+    Pair {
+        alice,
+        bob,
+        alice_dir,
+        bob_dir,
+        _server: server,
+    }
+}
+
+#[test]
+fn a_file_goes_through_the_relay_both_ways_when_the_chat_is_relayed() {
+    let mut p = relayed_pair(Server::start_with(&["--relay-file-rate", "0"]), "relayed");
+    let source = TempDir::new("relayed-source");
+    let bytes = pattern(3_000_000);
+    send_and_accept(&mut p.alice, &mut p.bob, &source, "out.bin", &bytes);
+    p.bob.expect("Received out.bin (3.0 MB) from alice in");
+    p.alice.expect("bob received out.bin (3.0 MB) in");
+    assert!(std::fs::read(p.bob_dir.path().join("out.bin")).unwrap() == bytes);
+    // And back, from the callee, while chat lines still cross the relay.
+    let back = pattern(1_000_001);
+    send_and_accept(&mut p.bob, &mut p.alice, &source, "back.bin", &back);
+    p.bob.send("meanwhile");
+    p.alice.expect("bob: meanwhile");
+    p.alice.expect("Received back.bin (1.0 MB) from bob in");
+    assert!(std::fs::read(p.alice_dir.path().join("back.bin")).unwrap() == back);
+    assert_eq!(p.alice_dir.names(), ["back.bin"]);
+    assert_eq!(p.bob_dir.names(), ["out.bin"]);
+}
+
+#[test]
+fn a_server_that_relays_no_files_says_so_in_a_relayed_chat() {
+    let mut p = relayed_pair(Server::start_with(&["--no-relay-files"]), "norelayfiles");
+    let source = TempDir::new("norelayfiles-source");
+    let path = source.path().join("a.txt");
+    std::fs::write(&path, b"abc").unwrap();
+    p.alice.send(&format!("/send {}", path.display()));
+    p.alice
+        .expect("This chat is relayed, and the server does not relay files (--no-relay-files).");
+    p.alice.send("still here");
+    p.bob.expect("alice: still here");
 }

@@ -1518,7 +1518,7 @@ fn the_transfer_row_shows_while_chat_lines_still_arrive() {
         .and_then(|a| a.trim().parse().ok())
         .expect("alice's address");
     // mallory, driven by hand, calls alice and sends her a file slowly.
-    let mut raw = common::registered_ringing(&server, "mallory");
+    let mut raw = common::registered_with(&server, "mallory", "ring transfer");
     let reply = raw.ask("CALL alice");
     assert!(reply.starts_with("OK RINGING alice "), "{reply}");
     tmux.wait_for("mallory is calling: y to answer, n to decline.");
@@ -1536,10 +1536,8 @@ fn the_transfer_row_shows_while_chat_lines_still_arrive() {
     // y alone on a line answers the offer, in a terminal.
     tmux.shell("y");
     read_until(&mut lines, "FILE-ACCEPT 1");
-    let mine = "0123456789abcdef0123456789abcdef";
-    writeln!(chat, "FILE-KEY 1 {mine}").unwrap();
-    let theirs = read_until(&mut lines, "FILE-KEY 1 ");
-    let theirs = theirs.rsplit(' ').next().unwrap().to_string();
+    let (mine, theirs) = common::transfer_values(&mut raw, "alice", 1);
+    read_until(&mut lines, "FILE-READY 1");
     let mut data = TcpStream::connect(addr).unwrap();
     data.set_read_timeout(Some(WAIT)).unwrap();
     let mut data_lines = BufReader::new(data.try_clone().unwrap());

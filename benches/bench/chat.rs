@@ -641,50 +641,164 @@ fn raw_file_copy(how: RawCopy, source: &std::path::Path, target: &std::path::Pat
     FILE_BYTES as f64 / 1e6 / started.elapsed().as_secs_f64()
 }
 
-/// Files (#23): a 256 MB file from one real chat to another, direct, from
-/// `/accept` to the receiver's `Received`, against raw TCP copies of the
-/// same file into a file in the same run: `std::io::copy` (the issue's
-/// baseline) and a copy through one 256 KiB buffer, as the chat's.
+/// CPU time (user + system) `pid` has used so far, from `/proc/PID/stat`,
+/// in seconds; `self` for this process.
+fn cpu_secs(pid: &str) -> f64 {
+    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    let ticks = *TICKS.get_or_init(|| {
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+            .unwrap_or(100.0)
+    });
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The fields after the command's name, which may hold spaces.
+    let rest = stat.rsplit_once(") ").map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = rest.split(' ').collect();
+    let field = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime: the 14th and 15th fields, the 12th and 13th here.
+    (field(11) + field(12)) / ticks
+}
+
+/// Sends `source` from `a` to `b` (whose downloads are `b_dir`); MB/s from
+/// `/accept` to `Received`, and the CPU seconds `pids` spent meanwhile.
+fn send_file(
+    a: &mut Driven,
+    b: &mut Driven,
+    source: &std::path::Path,
+    b_dir: &std::path::Path,
+    pids: &[String],
+) -> (f64, f64) {
+    let name = source.file_name().unwrap().to_string_lossy().into_owned();
+    a.send(&format!("/send {}", source.display()));
+    b.wait_for("/accept or /refuse");
+    let cpu = |pids: &[String]| pids.iter().map(|p| cpu_secs(p)).sum::<f64>();
+    let (cpu_before, started) = (cpu(pids), Instant::now());
+    b.send("/accept");
+    b.wait_for(&format!("Received {name}"));
+    let rate = FILE_BYTES as f64 / 1e6 / started.elapsed().as_secs_f64();
+    a.wait_for(&format!("received {name}"));
+    let spent = cpu(pids) - cpu_before;
+    std::fs::remove_file(b_dir.join(&name)).unwrap();
+    (rate, spent)
+}
+
+/// Round trips between `a` and `b` while `b` receives `source` from `a`,
+/// until `b` says it has it (at most 20,000).
+fn round_trips_during_transfer(
+    a: &mut Driven,
+    b: &mut Driven,
+    source: &std::path::Path,
+    b_dir: &std::path::Path,
+) -> Vec<Duration> {
+    let name = source.file_name().unwrap().to_string_lossy().into_owned();
+    a.send(&format!("/send {}", source.display()));
+    b.wait_for("/accept or /refuse");
+    b.send("/accept");
+    a.wait_for(&format!("accepted {name}"));
+    let received = format!("Received {name}");
+    let mut done = false;
+    let mut trips = Vec::new();
+    let until = |d: &mut Driven, needle: &str, done: &mut bool| loop {
+        let (_, line) = d
+            .lines
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("never saw {needle:?}"));
+        *done |= line.contains(&received);
+        if line.contains(needle) {
+            return;
+        }
+    };
+    for i in 0..20_000 {
+        if done {
+            break;
+        }
+        let t = Instant::now();
+        a.send(&format!("busy ping {i}"));
+        until(b, &format!("busy ping {i}"), &mut done);
+        b.send(&format!("busy pong {i}"));
+        until(a, &format!("busy pong {i}"), &mut done);
+        trips.push(t.elapsed());
+    }
+    if !done {
+        b.wait_for(&received);
+    }
+    a.wait_for(&format!("received {name}"));
+    std::fs::remove_file(b_dir.join(&name)).unwrap();
+    trips
+}
+
+/// Files (#23): a 256 MB file from one real chat to another, direct and
+/// through the relay (the server with no rate limit), from `/accept` to
+/// the receiver's `Received`, against raw TCP copies of the same file into
+/// a file in the same run: `std::io::copy` (the baseline) and a
+/// copy through one 256 KiB buffer, as the chat's; the CPU each spends a
+/// MB; and a chat line's round trip while a file moves.
 pub fn files(table: &mut Table) {
     println!("\n[files] a file between two chats vs a raw TCP copy into a file");
     let dir = std::env::temp_dir().join(format!("p2pchat-bench-files-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    for sub in ["src", "raw", "b"] {
+    for sub in ["src", "raw", "b", "rb"] {
         std::fs::create_dir_all(dir.join(sub)).unwrap();
     }
     let source = dir.join("src").join("big.bin");
     let bytes: Vec<u8> = (0..FILE_BYTES).map(|i| (i * 7 + i / 4096) as u8).collect();
     std::fs::write(&source, &bytes).unwrap();
     drop(bytes);
-    let (_server, addr) = start_server(&[]);
+    let (server, addr) = start_server(&["--relay-file-rate", "0", "--relay-rate", "0"]);
     let b_dir = dir.join("b");
-    let b_arg = b_dir.to_str().unwrap();
-    let (mut a, mut b) = chat_pair(
-        addr,
-        ("falice", "fbob"),
-        &[],
-        &["--downloads", b_arg, "--max-receive", "1G"],
-    );
-    let (mut raw, mut buffered, mut chat) = (Vec::new(), Vec::new(), Vec::new());
+    let rb_dir = dir.join("rb");
+    let receiving = |d: &std::path::Path| {
+        vec![
+            "--downloads".to_string(),
+            d.to_str().unwrap().to_string(),
+            "--max-receive".into(),
+            "1G".into(),
+        ]
+    };
+    let b_args = receiving(&b_dir);
+    let b_args: Vec<&str> = b_args.iter().map(String::as_str).collect();
+    let (mut a, mut b) = chat_pair(addr, ("falice", "fbob"), &[], &b_args);
+    // The relayed pair: its callee advertises an address nobody listens on.
+    let mut rb_args = receiving(&rb_dir);
+    rb_args.extend(["--advertise".to_string(), "127.0.0.1:1".to_string()]);
+    let rb_args: Vec<&str> = rb_args.iter().map(String::as_str).collect();
+    let (mut ra, mut rb) = chat_pair(addr, ("rcarol", "rdave"), &[], &rb_args);
+    let pid = |d: &Driven| d._child.id().to_string();
+    let direct_pids = [pid(&a), pid(&b)];
+    let relayed_pids = [pid(&ra), pid(&rb), server.id().to_string()];
+    let me = ["self".to_string()];
+    let mut raw = Vec::new();
+    let (mut buffered, mut chat, mut relayed) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut raw_cpu, mut chat_cpu, mut relayed_cpu) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut idle, mut busy) = (Vec::new(), Vec::new());
     let target = dir.join("raw").join("big.bin");
+    let mb = FILE_BYTES as f64 / 1e6;
     // Alternated, a round each, so that a drift in the machine's load
-    // falls on both alike.
+    // falls on all alike.
     for _ in 0..REPS {
+        let before = cpu_secs(&me[0]);
         raw.push(raw_file_copy(RawCopy::StdCopy, &source, &target));
+        raw_cpu.push((cpu_secs(&me[0]) - before) * 1e3 / mb);
         let buffer = RawCopy::Buffer(256 * 1024);
         buffered.push(raw_file_copy(buffer, &source, &target));
-        a.send(&format!("/send {}", source.display()));
-        b.wait_for("/accept or /refuse");
-        let started = Instant::now();
-        b.send("/accept");
-        b.wait_for("Received big.bin");
-        chat.push(FILE_BYTES as f64 / 1e6 / started.elapsed().as_secs_f64());
-        a.wait_for("fbob received big.bin");
-        std::fs::remove_file(b_dir.join("big.bin")).unwrap();
+        let (rate, cpu) = send_file(&mut a, &mut b, &source, &b_dir, &direct_pids);
+        chat.push(rate);
+        chat_cpu.push(cpu * 1e3 / mb);
+        let (rate, cpu) = send_file(&mut ra, &mut rb, &source, &rb_dir, &relayed_pids);
+        relayed.push(rate);
+        relayed_cpu.push(cpu * 1e3 / mb);
+        idle.push(percentiles(round_trips(&mut a, &mut b, 200)));
+        busy.push(percentiles(round_trips_during_transfer(
+            &mut a, &mut b, &source, &b_dir,
+        )));
     }
     let raw = Figure::new("MB/s", raw);
     let buffered = Figure::new("MB/s", buffered);
     let chat = Figure::new("MB/s", chat);
+    let relayed = Figure::new("MB/s", relayed);
     table
         .row("raw TCP io::copy into a file (256 MB)")
         .value(&raw);
@@ -695,19 +809,46 @@ pub fn files(table: &mut Table) {
         .row("file between two chats, direct (256 MB)")
         .value(&chat)
         .vs("raw copy", &raw);
-    let ratios = chat.values().iter().zip(raw.values()).map(|(c, r)| c / r);
+    let per_round = |of: &Figure, to: &Figure| -> Figure {
+        let ratios = of.values().iter().zip(to.values()).map(|(c, r)| c / r);
+        Figure::new("×", ratios.collect())
+    };
     table
         .row("  chat file / raw io::copy, per round")
-        .value(&Figure::new("×", ratios.collect()))
+        .value(&per_round(&chat, &raw))
         .goal(Goal::AtLeast(0.9));
     // The fairer floor: the same buffer the chat copies through.
-    let ratios = chat
-        .values()
-        .iter()
-        .zip(buffered.values())
-        .map(|(c, r)| c / r);
     table
         .row("  chat file / raw 256 KiB copy, per round")
-        .value(&Figure::new("×", ratios.collect()));
+        .value(&per_round(&chat, &buffered));
+    table
+        .row("file between two chats, relayed, no rate limit")
+        .value(&relayed)
+        .vs("raw copy", &raw);
+    table
+        .row("  relayed file / raw io::copy, per round")
+        .value(&per_round(&relayed, &raw))
+        .goal(Goal::AtLeast(0.7));
+    let raw_cpu = Figure::new("ms/MB", raw_cpu);
+    let chat_cpu = Figure::new("ms/MB", chat_cpu);
+    let relayed_cpu = Figure::new("ms/MB", relayed_cpu);
+    table
+        .row("CPU a MB, raw io::copy (both ends)")
+        .value(&raw_cpu);
+    table
+        .row("CPU a MB, direct file (both chats)")
+        .value(&chat_cpu)
+        .vs("raw copy", &raw_cpu);
+    table
+        .row("CPU a MB, relayed file (both chats + server)")
+        .value(&relayed_cpu)
+        .vs("raw copy", &raw_cpu);
+    let idle = Latency::from_percentiles(&idle);
+    let busy = Latency::from_percentiles(&busy);
+    table.latency("chat round trip, no transfer", &idle);
+    table
+        .latency("chat round trip during a 256 MB transfer", &busy)
+        .vs("no transfer", &idle)
+        .p50_goal(Goal::AtMost(2.0));
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -577,8 +577,19 @@ impl Driver {
                     self.feedback.push_back(input);
                 }
             }
-            Output::PeerTransferKey { id, value } => {
-                if let Some(input) = self.transfers.peer_key(id, value) {
+            Output::TransferKeys {
+                id,
+                call,
+                keys,
+                relayed,
+            } => {
+                let server = self.server_addr;
+                if let Some(input) = self.transfers.values(id, call, keys, relayed, server) {
+                    self.feedback.push_back(input);
+                }
+            }
+            Output::PeerReady { id } => {
+                if let Some(input) = self.transfers.peer_ready(id, self.server_addr) {
                     self.feedback.push_back(input);
                 }
             }

@@ -1,16 +1,20 @@
 //! The driver's side of file transfers: the files themselves and the data
 //! connections their bytes go on, one thread per transfer.
 //!
-//! The core decides ([`super::core`]'s `files`); this carries out. Each
-//! side draws a one-time value for a transfer and tells the peer on the
-//! chat's link (`FILE-KEY`): the chat's caller first, the callee once it
-//! has the caller's, so that the callee always knows what to expect before
-//! the caller, who dials, knows the callee's. The data connection is then:
+//! The core decides ([`super::core`]'s `files`); this carries out. The
+//! server issues each side one-time values for a transfer's data
+//! connection (`TRANSFER`, `EVENT TRANSFER`), handed here by the core
+//! ([`Transfers::values`]); the chat's caller opens the connection once the
+//! callee says it has its own (`FILE-READY`, [`Transfers::peer_ready`]).
+//! It goes the way the chat's link went: to the address the caller's link
+//! reached, or, when the chat is relayed, from both sides to the server's
+//! relay (`FILE-RELAY <call> <id> <relay value>`, answered `OK RELAYED`),
+//! which then carries raw bytes. On it, either way:
 //!
 //! ```text
-//! dialer -> FILE-KNOCK <id>
-//! dialed -> PROOF <dialed's value>       (checked by the dialer)
-//! dialer -> FILE-HELLO <dialer's value>  (checked by the dialed)
+//! caller -> FILE-KNOCK <id>
+//! callee -> PROOF <callee's value>       (checked by the caller)
+//! caller -> FILE-HELLO <caller's value>  (checked by the callee)
 //! receiver -> FILE-FROM <offset>
 //! sender -> raw bytes, exactly size - offset, then it ends its direction
 //! ```
@@ -32,8 +36,7 @@ use super::link::Handshaken;
 use super::{Event, Events};
 use crate::connection::{LineReader, write_line};
 use crate::downloads;
-use crate::protocol::{FileId, PeerMessage, Token};
-use crate::token::random_token;
+use crate::protocol::{CallId, FileId, Keys, PeerMessage, Request, ServerLine};
 
 /// The one buffer each copy goes through.
 const COPY_BUFFER: usize = 256 * 1024;
@@ -67,8 +70,11 @@ pub(super) struct Transfers {
 struct Moving {
     size: u64,
     opener: Opener,
-    ours: Token,
-    theirs: Option<Token>,
+    /// The server's values for this attempt, with the call and whether
+    /// the chat is relayed.
+    values: Option<Values>,
+    /// The callee has its values (`FILE-READY`): the caller may open.
+    ready: bool,
     /// The file, kept for as long as the transfer is: a data connection
     /// cut with the chat's link goes on from where it was on a new one.
     kept: Job,
@@ -78,6 +84,28 @@ struct Moving {
     part: Option<PathBuf>,
     /// The data connection, shared with its thread, to stop it.
     conn: Arc<Mutex<DataConn>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Values {
+    call: CallId,
+    keys: Keys,
+    relayed: bool,
+}
+
+/// How a data thread reaches the peer.
+enum Way {
+    /// The caller dials the address its chat link reached.
+    Dial(SocketAddr),
+    /// The callee answers a `FILE-KNOCK` on its listener.
+    Answer(Handshaken),
+    /// Both sides dial the server's relay; `opener` says which speaks
+    /// first on it.
+    Relay {
+        server: SocketAddr,
+        call: CallId,
+        opener: Opener,
+    },
 }
 
 /// Where a transfer's data connection is, as its stop sees it.
@@ -164,39 +192,25 @@ impl Transfers {
                 Err(e) => return failed(format!("cannot save it: {e}")),
             },
         };
-        if opener == Opener::Dial
-            && let Some((_, Route::Relayed)) = self.chat_way
-        {
-            remove_part(part.as_deref());
-            return failed("a relayed chat carries no files yet".into());
-        }
         let conn = Arc::new(Mutex::new(DataConn::Waiting));
         if let Err(input) = self.watch(id, &conn) {
             remove_part(part.as_deref());
             return Some(input);
         }
-        let ours = match random_token() {
-            Ok(value) => value,
-            Err(e) => {
-                remove_part(part.as_deref());
-                return failed(format!("no random value: {e}"));
-            }
-        };
         self.moving.insert(
             id,
             Moving {
                 size,
                 opener,
-                ours,
-                theirs: None,
+                values: None,
+                ready: false,
                 kept: job,
                 taken: false,
                 part,
                 conn,
             },
         );
-        // The caller speaks first; the callee answers with its value.
-        (opener == Opener::Dial).then_some(Input::TransferKey { id, value: ours })
+        None
     }
 
     /// Transfer `id`, cut with the chat's link, goes on once the chat is
@@ -206,20 +220,16 @@ impl Transfers {
         if let Err(input) = self.watch(id, &conn) {
             return Some(input);
         }
-        let ours = match random_token() {
-            Ok(value) => value,
-            Err(e) => return Some(failed(id, format!("no random value: {e}"))),
-        };
         let moving = self.moving.get_mut(&id)?;
         if let DataConn::Open(old) = std::mem::replace(&mut *lock(&moving.conn), DataConn::Stopped)
         {
             let _ = old.shutdown(Shutdown::Both);
         }
         moving.conn = conn;
-        moving.ours = ours;
-        moving.theirs = None;
+        moving.values = None;
+        moving.ready = false;
         moving.taken = false;
-        (moving.opener == Opener::Dial).then_some(Input::TransferKey { id, value: ours })
+        None
     }
 
     /// Fails transfer `id` if its data connection is not open within the
@@ -247,52 +257,67 @@ impl Transfers {
             .map_err(|e| failed(id, format!("cannot start it: {e}")))
     }
 
-    /// `Output::PeerTransferKey`: the peer's value for `id`. The caller
-    /// dials now; the callee tells its own value and waits for the dial.
-    pub(super) fn peer_key(&mut self, id: FileId, value: Token) -> Option<Input> {
+    /// `Output::TransferKeys`: the server's values for `id`'s data
+    /// connection. The callee of a relayed chat opens its relay half now;
+    /// the caller opens once the callee is ready too.
+    pub(super) fn values(
+        &mut self,
+        id: FileId,
+        call: CallId,
+        keys: Keys,
+        relayed: bool,
+        server: SocketAddr,
+    ) -> Option<Input> {
         let moving = self.moving.get_mut(&id)?;
-        if moving.theirs.is_some() {
-            return None;
-        }
-        moving.theirs = Some(value);
-        match moving.opener {
-            Opener::Await => Some(Input::TransferKey {
-                id,
-                value: moving.ours,
-            }),
-            Opener::Dial => {
-                let Some((addr, _)) = self.chat_way else {
-                    return Some(failed(id, "no address to dial".into()));
-                };
-                if std::mem::replace(&mut moving.taken, true) {
-                    return None;
-                }
-                let job = match moving.kept.handle() {
-                    Ok(job) => job,
-                    Err(e) => return Some(failed(id, e.to_string())),
-                };
-                let data = Data {
-                    id,
-                    size: moving.size,
-                    ours: moving.ours,
-                    theirs: value,
-                    conn: moving.conn.clone(),
-                    stall: self.stall,
-                    events: self.events.clone(),
-                };
-                spawn(id, move || data.dial(addr, job)).err()
-            }
+        moving.values = Some(Values {
+            call,
+            keys,
+            relayed,
+        });
+        match (moving.opener, relayed) {
+            (Opener::Await, false) => None,
+            (Opener::Await, true) => self.connect_data(id, server),
+            (Opener::Dial, _) if moving.ready => self.connect_data(id, server),
+            (Opener::Dial, _) => None,
         }
     }
 
-    /// A data connection knocked for `id` on our listener: answered if we
-    /// wait for one for `id`, else closed.
-    pub(super) fn knocked(&mut self, id: FileId, conn: Handshaken) -> Option<Input> {
+    /// `Output::PeerReady`: the callee has its values; the caller opens.
+    pub(super) fn peer_ready(&mut self, id: FileId, server: SocketAddr) -> Option<Input> {
         let moving = self.moving.get_mut(&id)?;
-        let theirs = moving.theirs?;
-        if moving.opener != Opener::Await {
+        if moving.opener != Opener::Dial {
             return None;
         }
+        moving.ready = true;
+        if moving.values.is_some() {
+            self.connect_data(id, server)
+        } else {
+            None
+        }
+    }
+
+    /// Opens `id`'s data connection the way its chat went: the address
+    /// the chat's link reached, or the relay.
+    fn connect_data(&mut self, id: FileId, server: SocketAddr) -> Option<Input> {
+        let chat_addr = self.chat_way.map(|(addr, _)| addr);
+        let moving = self.moving.get_mut(&id)?;
+        let values = moving.values?;
+        let way = match (values.relayed, moving.opener, chat_addr) {
+            (true, opener, _) => Way::Relay {
+                server,
+                call: values.call,
+                opener,
+            },
+            (false, Opener::Dial, Some(addr)) => Way::Dial(addr),
+            (false, Opener::Dial, None) => return Some(failed(id, "no address to dial".into())),
+            (false, Opener::Await, _) => return None,
+        };
+        self.launch(id, values.keys, way)
+    }
+
+    /// Starts `id`'s data thread on `way`, once per connection.
+    fn launch(&mut self, id: FileId, keys: Keys, way: Way) -> Option<Input> {
+        let moving = self.moving.get_mut(&id)?;
         if std::mem::replace(&mut moving.taken, true) {
             return None;
         }
@@ -303,13 +328,24 @@ impl Transfers {
         let data = Data {
             id,
             size: moving.size,
-            ours: moving.ours,
-            theirs,
+            keys,
             conn: moving.conn.clone(),
             stall: self.stall,
             events: self.events.clone(),
         };
-        spawn(id, move || data.answer(conn, job)).err()
+        spawn(id, move || data.run(way, job)).err()
+    }
+
+    /// A data connection knocked for `id` on our listener: answered if we
+    /// wait for one for `id` (a direct chat's callee with its values),
+    /// else closed.
+    pub(super) fn knocked(&mut self, id: FileId, conn: Handshaken) -> Option<Input> {
+        let moving = self.moving.get(&id)?;
+        let values = moving.values?;
+        if moving.opener != Opener::Await || values.relayed {
+            return None;
+        }
+        self.launch(id, values.keys, Way::Answer(conn))
     }
 
     /// Transfer `id` finished: nothing of it is held any more.
@@ -385,8 +421,8 @@ fn open_to_send(path: &Path) -> Result<(File, FileFacts), String> {
 struct Data {
     id: FileId,
     size: u64,
-    ours: Token,
-    theirs: Token,
+    /// What we show on the connection, and what we expect to be shown.
+    keys: Keys,
     conn: Arc<Mutex<DataConn>>,
     stall: Duration,
     events: Events,
@@ -397,13 +433,10 @@ impl Data {
         let _ = self.events.send(Event::Transfer { id: self.id, event });
     }
 
-    fn dial(self, addr: SocketAddr, job: Job) {
-        let result = self.dial_and_move(addr, job);
-        self.end(result);
-    }
-
-    fn answer(self, conn: Handshaken, job: Job) {
-        let result = self.answer_and_move(conn, job);
+    fn run(self, way: Way, job: Job) {
+        let result = self.connect(way).and_then(|(stream, reader)| {
+            self.move_bytes(stream, reader, job)
+        });
         self.end(result);
     }
 
@@ -422,35 +455,83 @@ impl Data {
         }
     }
 
-    fn dial_and_move(&self, addr: SocketAddr, job: Job) -> Result<Option<String>, Broke> {
-        let mut stream = TcpStream::connect_timeout(&addr, HANDSHAKE_TIMEOUT)?;
+    /// The data connection, opened `way` and shown the right values.
+    fn connect(&self, way: Way) -> Result<(TcpStream, LineReader<TcpStream>), Broke> {
+        let (mut stream, mut reader, opener) = match way {
+            Way::Dial(addr) => {
+                let stream = TcpStream::connect_timeout(&addr, HANDSHAKE_TIMEOUT)?;
+                let reader = LineReader::with_limit(stream.try_clone()?, MAX_DATA_LINE);
+                (stream, reader, Opener::Dial)
+            }
+            Way::Answer(conn) => (conn.stream, conn.reader, Opener::Await),
+            Way::Relay {
+                server,
+                call,
+                opener,
+            } => {
+                let (stream, mut reader) = self.through_relay(server, call)?;
+                if opener == Opener::Await {
+                    match read_message(&mut reader)? {
+                        PeerMessage::FileKnock { id } if id == self.id => {}
+                        _ => return Err(ours("the relay carried something else than a knock")),
+                    }
+                }
+                (stream, reader, opener)
+            }
+        };
         self.hold(&stream)?;
         let _ = stream.set_nodelay(true);
-        let mut reader = LineReader::with_limit(stream.try_clone()?, MAX_DATA_LINE);
         stream.set_write_timeout(Some(HANDSHAKE_TIMEOUT))?;
-        write_line(&mut stream, &PeerMessage::FileKnock { id: self.id })?;
-        match read_message(&mut reader)? {
-            PeerMessage::Proof(value) if value.matches(&self.theirs) => {}
-            _ => return Err(ours("someone else answered at the peer's address")),
+        match opener {
+            Opener::Dial => {
+                write_line(&mut stream, &PeerMessage::FileKnock { id: self.id })?;
+                match read_message(&mut reader)? {
+                    PeerMessage::Proof(value) if self.keys.accepts(&value) => {}
+                    _ => return Err(ours("someone else answered at the peer's address")),
+                }
+                let value = self.keys.show();
+                write_line(&mut stream, &PeerMessage::FileHello { value })?;
+            }
+            Opener::Await => {
+                write_line(&mut stream, &PeerMessage::Proof(self.keys.show()))?;
+                match read_message(&mut reader)? {
+                    PeerMessage::FileHello { value } if self.keys.accepts(&value) => {}
+                    _ => return Err(ours("the data connection showed the wrong value")),
+                }
+            }
         }
-        write_line(&mut stream, &PeerMessage::FileHello { value: self.ours })?;
-        self.move_bytes(stream, reader, job)
+        Ok((stream, reader))
     }
 
-    fn answer_and_move(&self, conn: Handshaken, job: Job) -> Result<Option<String>, Broke> {
-        let Handshaken {
-            mut stream,
-            mut reader,
-            ..
-        } = conn;
+    /// Our half of the server's relay for this transfer, joined to the
+    /// peer's (`OK RELAYED`); on it, the callee first reads the caller's
+    /// `FILE-KNOCK`, as it would on its listener.
+    fn through_relay(
+        &self,
+        server: SocketAddr,
+        call: CallId,
+    ) -> Result<(TcpStream, LineReader<TcpStream>), Broke> {
+        let mut stream = TcpStream::connect_timeout(&server, HANDSHAKE_TIMEOUT)?;
         self.hold(&stream)?;
         stream.set_write_timeout(Some(HANDSHAKE_TIMEOUT))?;
-        write_line(&mut stream, &PeerMessage::Proof(self.ours))?;
-        match read_message(&mut reader)? {
-            PeerMessage::FileHello { value } if value.matches(&self.theirs) => {}
-            _ => return Err(ours("the data connection showed the wrong value")),
+        let mut reader = LineReader::with_limit(stream.try_clone()?, MAX_DATA_LINE);
+        let request = Request::FileRelay {
+            call,
+            id: self.id,
+            token: self.keys.relay(),
+        };
+        write_line(&mut stream, &request)?;
+        // The peer's half may come as late as the server's join timeout.
+        let line = reader
+            .read_line_by(Some(Instant::now() + self.stall))
+            .map_err(|e| io::Error::other(format!("the relay did not answer: {e}")))?;
+        match ServerLine::parse(&line) {
+            Ok(ServerLine::Relayed { .. }) => Ok((stream, reader)),
+            Ok(ServerLine::Error { message, .. }) => {
+                Err(Broke::Ours(format!("the relay refused it: {message}")))
+            }
+            _ => Err(Broke::Ours(format!("the relay answered {line:?}"))),
         }
-        self.move_bytes(stream, reader, job)
     }
 
     /// Keeps a handle on the connection, so that a stop can close it.

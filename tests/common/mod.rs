@@ -453,6 +453,27 @@ pub fn registered_ringing(server: &Server, name: &str) -> Raw {
     raw
 }
 
+/// A raw client registered as `name`, having announced `features`.
+pub fn registered_with(server: &Server, name: &str, features: &str) -> Raw {
+    let mut raw = Raw::connect(server.addr);
+    let reply = raw.ask(&format!("FEATURES {features}"));
+    assert!(reply.starts_with("OK FEATURES"), "{reply}");
+    let reply = raw.ask(&format!("REGISTER {name} 127.0.0.1:9"));
+    assert!(reply.starts_with(&format!("OK WELCOME {name} ")), "{reply}");
+    raw
+}
+
+/// `TRANSFER peer id` on `raw`: the values the server issued it for that
+/// transfer's data connection, (what it shows, what it expects).
+pub fn transfer_values(raw: &mut Raw, peer: &str, id: u64) -> (String, String) {
+    let reply = raw.ask(&format!("TRANSFER {peer} {id}"));
+    let words: Vec<&str> = reply.split(' ').collect();
+    assert_eq!(words[..2], ["OK", "TRANSFER"], "{reply}");
+    let keys: Vec<&str> = words[5].split('.').collect();
+    assert_eq!(keys.len(), 3, "{reply}");
+    (keys[0].to_string(), keys[1].to_string())
+}
+
 /// `raw`, registered as `caller` with `ring`, calls `callee`, whose user
 /// answers the ring; returns the call id and the token `EVENT ANSWERED`
 /// gave, to present in `HELLO`.

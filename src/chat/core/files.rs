@@ -18,7 +18,7 @@
 
 use super::*;
 use crate::downloads::safe_name;
-use crate::protocol::{FEATURE_FILES, FileEnd, FileId};
+use crate::protocol::{FEATURE_FILES, FEATURE_RELAY_FILES, FEATURE_TRANSFER, FileEnd, FileId};
 
 /// Transfers at once in a chat, both ways, at most: an offer past it is
 /// refused, so no peer makes us hold offers without end.
@@ -128,6 +128,10 @@ struct Transfer {
     name: String,
     size: u64,
     stage: Stage,
+    /// Values the server issued us for its data connection (`EVENT
+    /// TRANSFER`) before it was moving here (the peer's `FILE-ACCEPT` or
+    /// the chat's return still on their way), handed on once it is.
+    early: Option<(CallId, Keys)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -286,8 +290,22 @@ impl Core {
         if !chat.link.files {
             return self.notice(format!("{peer}'s chat cannot receive files."));
         }
-        if chat.route == Route::Relayed {
-            return self.notice("Files do not go through the relay yet: this chat is relayed.");
+        let relayed = chat.route == Route::Relayed;
+        if !self.connected() {
+            return self.notice(
+                "Not now: the server is out of reach, and a file's connection takes its values; \
+                 try again once it is back.",
+            );
+        }
+        if !self.server_has(FEATURE_TRANSFER) {
+            return self.notice(
+                "This server cannot connect files (an older server): files cannot be sent.",
+            );
+        }
+        if relayed && !self.server_has(FEATURE_RELAY_FILES) {
+            return self.notice(
+                "This chat is relayed, and the server does not relay files (--no-relay-files).",
+            );
         }
         if self.files.transfers.len() >= MAX_TRANSFERS {
             return self.notice(format!(
@@ -303,6 +321,7 @@ impl Core {
             name: safe_name(path),
             size: 0,
             stage: Stage::Opening,
+            early: None,
         });
         self.out(Output::OpenFile {
             id,
@@ -381,7 +400,9 @@ impl Core {
             }
             PeerMessage::FileAccept { id } => self.on_accepted(now, &peer, id),
             PeerMessage::FileEnd { id, end, text } => self.on_file_end(now, &peer, id, end, &text),
-            PeerMessage::FileReady { id } if self.is_moving(id) => {}
+            PeerMessage::FileReady { id } if self.is_moving(id) => {
+                self.out(Output::PeerReady { id })
+            }
             _ => {}
         }
     }
@@ -411,16 +432,6 @@ impl Core {
         if self.files.transfers.len() >= MAX_TRANSFERS {
             return self.file_end(id, FileEnd::Refused, "too many transfers at once");
         }
-        if self
-            .file_chat()
-            .is_some_and(|(c, _)| c.route == Route::Relayed)
-        {
-            return self.file_end(
-                id,
-                FileEnd::Refused,
-                "files do not go through the relay yet",
-            );
-        }
         if size > files.max_receive {
             let max = human_size(files.max_receive);
             self.notice(format!(
@@ -439,6 +450,7 @@ impl Core {
             stage: Stage::Offered {
                 until: now + files.timeout,
             },
+            early: None,
         });
         let how = match self.settings.typed_from {
             TypedFrom::Terminal => "/accept or /refuse (y or n)",
@@ -470,6 +482,83 @@ impl Core {
             size,
             opener,
         });
+        self.data_values(now, id);
+    }
+
+    /// Transfer `id` is moving (again): its data connection needs values
+    /// from the server. The chat's caller asks for them (`TRANSFER`); the
+    /// callee is given its own (`EVENT TRANSFER`), perhaps already.
+    fn data_values(&mut self, now: Instant, id: FileId) {
+        let Some((chat, _)) = self.file_chat() else {
+            return;
+        };
+        let (peer, role) = (chat.peer.clone(), chat.role);
+        match role {
+            Role::Caller if self.connected() => {
+                self.send(now, Request::Transfer { name: peer, id }, Pending::Transfer { id })
+            }
+            Role::Caller => self.on_transfer(
+                now,
+                id,
+                TransferEvent::Failed("the server is out of reach, and it gives the data connection its values".into()),
+            ),
+            Role::Callee => {
+                if let Some((call, keys)) = self.files.get_mut(id).and_then(|t| t.early.take()) {
+                    self.hand_values(id, call, keys);
+                }
+            }
+        }
+    }
+
+    /// The driver is given transfer `id`'s values; the chat's callee tells
+    /// the caller it has them (`FILE-READY`), so that the caller never
+    /// knocks before the callee knows what to show.
+    fn hand_values(&mut self, id: FileId, call: CallId, keys: Keys) {
+        let Some((chat, link)) = self.file_chat() else {
+            return;
+        };
+        let (relayed, role) = (chat.route == Route::Relayed, chat.role);
+        self.out(Output::TransferKeys {
+            id,
+            call,
+            keys,
+            relayed,
+        });
+        if let (Role::Callee, Some(link)) = (role, link) {
+            self.send_peer(link, PeerMessage::FileReady { id });
+        }
+    }
+
+    /// `OK TRANSFER`: the server's values for our data connection.
+    pub(super) fn on_transfer_ready(&mut self, id: FileId, call: CallId, keys: Keys) {
+        if self.is_moving(id) {
+            self.hand_values(id, call, keys);
+        }
+    }
+
+    /// `TRANSFER` refused: the transfer cannot connect.
+    pub(super) fn on_transfer_refused(&mut self, now: Instant, id: FileId, message: &str) {
+        if self.is_moving(id) {
+            let why = format!("the server gave its connection no values ({message})");
+            self.on_transfer(now, id, TransferEvent::Failed(why));
+        }
+    }
+
+    /// `EVENT TRANSFER`: the peer asked the server for transfer `id`'s
+    /// values; these are ours. Kept until the transfer moves here.
+    pub(super) fn on_transfer_values(&mut self, peer: &str, call: CallId, id: FileId, keys: Keys) {
+        let ours = self.file_chat().is_some_and(|(chat, _)| {
+            chat.role == Role::Callee && name_key(&chat.peer) == name_key(peer)
+        });
+        if !ours {
+            return;
+        }
+        if self.is_moving(id) {
+            return self.hand_values(id, call, keys);
+        }
+        if let Some(transfer) = self.files.get_mut(id) {
+            transfer.early = Some((call, keys));
+        }
     }
 
     fn is_moving(&self, id: FileId) -> bool {
@@ -485,7 +574,7 @@ impl Core {
 
     /// The chat is back: transfers under way go on, on a new data
     /// connection, from the bytes the receiver has.
-    pub(super) fn resume_files(&mut self) {
+    pub(super) fn resume_files(&mut self, now: Instant) {
         let opener = self.file_opener();
         let held: Vec<(FileId, Direction, u64)> = self
             .files
@@ -523,14 +612,7 @@ impl Core {
                 size,
                 opener,
             });
-        }
-    }
-
-    /// The driver drew our one-time value for transfer `id`'s data
-    /// connection: the peer is told it on the chat's link.
-    pub(super) fn on_transfer_key(&mut self, id: FileId, value: Token) {
-        if let (true, Some(link)) = (self.is_moving(id), self.file_link()) {
-            let _ = (link, value);
+            self.data_values(now, id);
         }
     }
 
@@ -594,6 +676,7 @@ impl Core {
             size,
             opener,
         });
+        self.data_values(now, id);
     }
 
     /// Whether `line` is y or n typed at a terminal while a file is

@@ -163,12 +163,6 @@ pub enum Input {
         id: FileId,
         event: TransferEvent,
     },
-    /// Our one-time value for transfer `id`'s data connection, drawn by
-    /// the driver: the peer is told it (`FILE-KEY`).
-    TransferKey {
-        id: FileId,
-        value: Token,
-    },
 }
 
 /// What a printed line is, so a terminal can colour it.
@@ -268,9 +262,19 @@ pub enum Output {
         size: u64,
         opener: Opener,
     },
-    /// The peer's one-time value for transfer `id`'s data connection
-    /// (`FILE-KEY`): what it must show there.
-    PeerTransferKey { id: FileId, value: Token },
+    /// The values the server issued us for transfer `id`'s data
+    /// connection in call `call` (`OK TRANSFER`, `EVENT TRANSFER`): what
+    /// we show there, what we expect, and our relay half's. `relayed`:
+    /// the chat is, so the data goes through the server's relay too.
+    TransferKeys {
+        id: FileId,
+        call: CallId,
+        keys: Keys,
+        relayed: bool,
+    },
+    /// The peer has its values for transfer `id` (`FILE-READY`): the
+    /// chat's caller may open the data connection.
+    PeerReady { id: FileId },
     /// Transfer `id` is over: stop its data, close its file, and do with
     /// what arrived as `part` says.
     StopTransfer { id: FileId, part: Part },

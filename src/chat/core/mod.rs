@@ -61,7 +61,7 @@ use typing::*;
 use crate::protocol::{
     CallId, ConnEnd, ErrorCode, FEATURE_AWAY, FEATURE_FILES, FEATURE_LONG_LINES, FEATURE_MISSED,
     FEATURE_PRESENCE, FEATURE_PROOF, FEATURE_REJOIN, FEATURE_RING, FEATURE_RING_TIME,
-    FEATURE_SESSION, FEATURE_TYPING, FileId, Keys, MAX_LONG_TEXT, MAX_TEXT, PeerBatch, PeerItem,
+    FEATURE_SESSION, FEATURE_TRANSFER, FEATURE_TYPING, FileId, Keys, MAX_LONG_TEXT, MAX_TEXT, PeerBatch, PeerItem,
     PeerMessage, PeerRun, Presence, PresenceState, Request, ServerLine, Token, Typing, UserEntry,
     action_text, name_key, split_text, validate_name,
 };
@@ -369,6 +369,10 @@ enum Pending {
     Ping,
     Features,
     Quit,
+    /// `TRANSFER`: values for transfer `id`'s data connection.
+    Transfer {
+        id: FileId,
+    },
 }
 
 /// The chat's state machine. See the module docs.
@@ -525,7 +529,6 @@ impl Core {
             Input::Draft(draft) => self.on_draft(now, &draft),
             Input::FileOpened { id, result } => self.on_file_opened(now, id, result),
             Input::Transfer { id, event } => self.on_transfer(now, id, event),
-            Input::TransferKey { id, value } => self.on_transfer_key(id, value),
         }
         self.take_typed(now);
         self.settle_files();
@@ -1097,6 +1100,12 @@ impl Core {
                 self.on_unanswered(now, call, text)
             }
             ServerLine::Presence(changes) => self.on_presence(&changes),
+            ServerLine::Transfer {
+                peer,
+                call,
+                id,
+                keys,
+            } => self.on_transfer_values(&peer, call, id, keys),
             reply => self.on_reply(now, Reply::Line(reply)),
         }
     }
@@ -1214,6 +1223,12 @@ impl Core {
             // without knowing why.
             (Pending::Lookup, Reply::Line(ServerLine::Error { .. })) => self.peer_offline(now),
             (Pending::Resume, Reply::Line(ServerLine::Error { .. })) => {}
+            (Pending::Transfer { id }, Reply::Line(ServerLine::TransferReady { call, keys, .. })) => {
+                self.on_transfer_ready(id, call, keys)
+            }
+            (Pending::Transfer { id }, Reply::Line(ServerLine::Error { message, .. })) => {
+                self.on_transfer_refused(now, id, &message)
+            }
             (Pending::Resume, Reply::Line(ServerLine::Resumed { peer, call })) => {
                 self.on_resumed(now, &peer, call)
             }

@@ -16,6 +16,7 @@ pub(super) fn client_features() -> Vec<String> {
         FEATURE_PROOF,
         FEATURE_RING_TIME,
         FEATURE_AWAY,
+        FEATURE_TRANSFER,
     ]
     .map(str::to_string)
     .to_vec()

@@ -160,11 +160,13 @@ impl Core {
         let n = resend.len();
         let lines = if n == 1 { "line" } else { "lines" };
         self.notice(format!("back with {peer} ({n} {lines} resent)"));
-        self.resume_files();
         if self.online() {
             // The server may have ended the call meanwhile: busy again.
             self.send(now, Request::Resume { name: peer }, Pending::Resume);
         }
+        // After the RESUME, so that the server asked for a transfer's
+        // values knows the call again.
+        self.resume_files(now);
     }
 
     /// `REHELLO`: the caller brings the chat back, if it is ours.

@@ -384,7 +384,7 @@ impl Core {
 fn the_numbered_flow_as_the_caller() {
     let mut w = World::new(None);
     w.expect_line("Connected to the registration server at 127.0.0.1:7700.");
-    w.expect_request("FEATURES ring presence missed session proof ring-time away");
+    w.expect_request("FEATURES ring presence missed session proof ring-time away transfer");
     w.expect(Output::Prompt("Enter your visible name: ".into()));
     assert_eq!(w.core.status(), "your name: ");
     // 1) the name.
@@ -559,7 +559,7 @@ fn a_name_typed_after_the_server_gave_up_connects_again_and_registers() {
     });
     assert_eq!(w.core.status(), "registering slowpoke… ");
     w.input(back_at("127.0.0.1:4000"));
-    w.expect_request("FEATURES ring presence missed session proof ring-time away");
+    w.expect_request("FEATURES ring presence missed session proof ring-time away transfer");
     w.expect_request("REGISTER slowpoke 127.0.0.1:4000");
     w.server("OK FEATURES");
     w.server("OK WELCOME slowpoke 10");
@@ -953,7 +953,7 @@ fn the_server_lost_mid_chat_reconnects_registers_again_and_resumes() {
     w.typed("still here");
     w.expect_to_peer(1, "MSG still here");
     w.input(back_at("127.0.0.1:4000"));
-    w.expect_request("FEATURES ring presence missed session proof ring-time away");
+    w.expect_request("FEATURES ring presence missed session proof ring-time away transfer");
     w.expect_request("REGISTER alice 127.0.0.1:4000");
     w.server("OK FEATURES");
     w.server("OK WELCOME alice 10");

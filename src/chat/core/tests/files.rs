@@ -8,7 +8,7 @@ use crate::chat::core::files::{ProgressShown, clock_time, human_size};
 /// alice (the caller: her offers are odd), taking files, chatting with
 /// bob on link 1, call 7; bob announced `features`.
 fn files_chat_with(features: &str) -> World {
-    let mut w = World::registered("alice");
+    let mut w = World::registered_on("alice", "relay transfer relay-files");
     w.core.settings.files = Some(FileSettings {
         timeout: Duration::from_secs(30),
         max_receive: 10_000_000,
@@ -402,67 +402,141 @@ fn sizes_and_times_read_as_people_read_them() {
     assert_eq!(clock_time(3725), "1:02:05");
 }
 
+/// `<show>.<expect>.<relay>`: a party's values on the wire.
+const KEYS: &str = "0123456789abcdef0123456789abcdef.ffffffffffffffffffffffffffffffff.00000000000000000000000000000001";
+
+fn keys() -> Keys {
+    Keys::parse(KEYS).unwrap()
+}
+
 #[test]
-fn a_transfers_one_time_values_pass_on_the_chats_link_only_while_it_moves() {
+fn the_caller_asks_the_server_for_a_transfers_values_and_opens_once_the_callee_is_ready() {
     let mut w = files_chat();
     let id = w.offer("/tmp/a.bin", "a.bin", 100);
     w.skip_all();
-    // Offered, not taken: neither side's value goes anywhere.
-    w.peer(1, &[&format!("FILE-KEY {id} {OTHER_TOKEN}")]);
-    w.input(Input::TransferKey {
-        id,
-        value: token(OTHER_TOKEN),
-    });
+    // Offered, not taken: nothing is asked, and a FILE-READY is nothing.
+    w.peer(1, &[&format!("FILE-READY {id}")]);
     assert_eq!(
-        w.count(|o| matches!(
-            o,
-            Output::PeerTransferKey { .. } | Output::Peer { .. } | Output::PeerTexts { .. }
-        )),
+        w.count(|o| matches!(o, Output::PeerReady { .. } | Output::Server(_))),
         0,
         "{:?}",
         w.fresh()
     );
     w.peer(1, &[&format!("FILE-ACCEPT {id}")]);
-    w.skip_all();
-    // Moving: ours goes to the peer, the peer's to the driver.
-    w.input(Input::TransferKey {
+    w.take("the start", |o| matches!(o, Output::StartTransfer { .. }));
+    w.expect_request(&format!("TRANSFER bob {id}"));
+    w.server(&format!("OK TRANSFER bob 7 {id} {KEYS}"));
+    w.expect(Output::TransferKeys {
         id,
-        value: token(OTHER_TOKEN),
+        call: 7,
+        keys: keys(),
+        relayed: false,
     });
-    w.expect_to_peer(1, &format!("FILE-KEY {id} {OTHER_TOKEN}"));
-    w.peer(1, &[&format!("FILE-KEY {id} {OTHER_TOKEN}")]);
-    w.expect(Output::PeerTransferKey {
-        id,
-        value: token(OTHER_TOKEN),
-    });
+    w.peer(1, &[&format!("FILE-READY {id}")]);
+    w.expect(Output::PeerReady { id });
 }
 
 #[test]
-fn a_relayed_chat_neither_offers_nor_takes_files_yet() {
-    let mut w = World::registered("alice");
-    w.core.settings.files = Some(FileSettings::default());
-    w.call("bob", 7);
-    w.input(Input::Dialed {
-        call: 7,
-        result: Ok(Dialed {
-            link: 1,
-            addr: "127.0.0.1:5000".parse().unwrap(),
-            route: Route::Relayed,
-            key: token(OTHER_TOKEN),
-            rejoined: None,
-            strangers: Vec::new(),
-        }),
-    });
-    w.peer(1, &["FEATURES resume files"]);
-    w.skip_all();
-    w.typed("/send /tmp/a.bin");
-    w.expect_line("Files do not go through the relay yet: this chat is relayed.");
-    assert_eq!(w.count(|o| matches!(o, Output::OpenFile { .. })), 0);
-    w.peer(1, &["FILE-OFFER 2 10 a.bin"]);
+fn a_refused_transfer_request_fails_the_transfer_on_both_sides() {
+    let mut w = files_chat();
+    let id = w.offer("/tmp/a.bin", "a.bin", 100);
+    w.peer(1, &[&format!("FILE-ACCEPT {id}")]);
+    w.expect_request(&format!("TRANSFER bob {id}"));
+    w.server("ERR not-in-call you are not in a call with bob");
     w.expect_to_peer(
         1,
-        "FILE-END 2 refused files do not go through the relay yet",
+        &format!(
+            "FILE-END {id} failed the server gave its connection no values (you are not in a call with bob)"
+        ),
     );
+    w.expect_stopped(id);
+    w.expect_line("a.bin failed: the server gave its connection no values");
+}
+
+#[test]
+fn the_callee_keeps_values_that_come_before_the_acceptance_and_says_when_it_has_them() {
+    let mut w = World::registered_on("bob", "relay transfer relay-files");
+    w.core.settings.files = Some(FileSettings::default());
+    w.server(&format!("EVENT INCOMING alice 9 {TOKEN}"));
+    w.hello(3, "alice", 9, TOKEN);
+    w.peer(3, &["FEATURES resume files"]);
+    w.skip_all();
+    let id = w.offer("/tmp/b.bin", "b.bin", 100);
+    assert_eq!(id % 2, 0, "the callee's offers are even");
+    w.skip_all();
+    // The server's word overtakes alice's FILE-ACCEPT: kept, not used.
+    w.server(&format!("EVENT TRANSFER alice 9 {id} {KEYS}"));
+    assert_eq!(
+        w.count(|o| matches!(o, Output::TransferKeys { .. })),
+        0,
+        "{:?}",
+        w.fresh()
+    );
+    // Someone else's values for it are never taken.
+    w.server(&format!("EVENT TRANSFER mallory 9 {id} {OTHER_TOKEN}.{OTHER_TOKEN}.{OTHER_TOKEN}"));
+    w.peer(3, &[&format!("FILE-ACCEPT {id}")]);
+    w.take("the start", |o| matches!(o, Output::StartTransfer { .. }));
+    w.expect(Output::TransferKeys {
+        id,
+        call: 9,
+        keys: keys(),
+        relayed: false,
+    });
+    w.expect_to_peer(3, &format!("FILE-READY {id}"));
+    // The callee never asks the server itself.
+    assert_eq!(
+        w.count(|o| matches!(o, Output::Server(Request::Transfer { .. }))),
+        0
+    );
+}
+
+#[test]
+fn a_relayed_chat_sends_files_through_the_relay_when_the_server_relays_them() {
+    for (features, allowed) in [("relay transfer relay-files", true), ("relay transfer", false)] {
+        let mut w = World::registered_on("alice", features);
+        w.core.settings.files = Some(FileSettings::default());
+        w.call("bob", 7);
+        w.input(Input::Dialed {
+            call: 7,
+            result: Ok(Dialed {
+                link: 1,
+                addr: "127.0.0.1:5000".parse().unwrap(),
+                route: Route::Relayed,
+                key: token(OTHER_TOKEN),
+                rejoined: None,
+                strangers: Vec::new(),
+            }),
+        });
+        w.peer(1, &["FEATURES resume files"]);
+        w.skip_all();
+        if !allowed {
+            w.typed("/send /tmp/a.bin");
+            w.expect_line(
+                "This chat is relayed, and the server does not relay files (--no-relay-files).",
+            );
+            assert_eq!(w.count(|o| matches!(o, Output::OpenFile { .. })), 0);
+            continue;
+        }
+        let id = w.offer("/tmp/a.bin", "a.bin", 100);
+        w.peer(1, &[&format!("FILE-ACCEPT {id}")]);
+        w.expect_request(&format!("TRANSFER bob {id}"));
+        w.server(&format!("OK TRANSFER bob 7 {id} {KEYS}"));
+        w.expect(Output::TransferKeys {
+            id,
+            call: 7,
+            keys: keys(),
+            relayed: true,
+        });
+    }
+}
+
+#[test]
+fn an_older_server_sends_no_files() {
+    let mut w = files_chat();
+    w.core.server.features = vec!["relay".into()];
+    w.typed("/send /tmp/a.bin");
+    w.expect_line("This server cannot connect files (an older server): files cannot be sent.");
+    assert_eq!(w.count(|o| matches!(o, Output::OpenFile { .. })), 0);
 }
 
 #[test]
@@ -499,6 +573,8 @@ fn a_transfer_cut_with_the_chats_link_starts_again_once_the_chat_is_back() {
     let mut w = files_chat();
     let id = w.offer("/tmp/a.bin", "a.bin", 1000);
     w.peer(1, &[&format!("FILE-ACCEPT {id}")]);
+    w.expect_request(&format!("TRANSFER bob {id}"));
+    w.server(&format!("OK TRANSFER bob 7 {id} {KEYS}"));
     w.transfer(id, TransferEvent::Progress(400));
     w.skip_all();
     w.link_broke(1);
@@ -526,10 +602,6 @@ fn a_transfer_cut_with_the_chats_link_starts_again_once_the_chat_is_back() {
         size: 1000,
         opener: Opener::Dial,
     });
-    // Its values go on the new link.
-    w.input(Input::TransferKey {
-        id,
-        value: token(OTHER_TOKEN),
-    });
-    w.expect_to_peer(9, &format!("FILE-KEY {id} {OTHER_TOKEN}"));
+    // Fresh values are asked for.
+    w.expect_request(&format!("TRANSFER bob {id}"));
 }
