@@ -639,3 +639,78 @@ fn a_server_that_relays_no_files_says_so_in_a_relayed_chat() {
     p.alice.send("still here");
     p.bob.expect("alice: still here");
 }
+
+#[test]
+fn a_downloads_folder_it_may_not_write_is_told_to_both_with_the_reason() {
+    // /sys takes no new files, not even from root (nor from a container,
+    // where it is read-only): it stands in for a folder without write
+    // permission, which root would write anyway.
+    let server = Server::start();
+    let mut alice = login_with(&server, "alice", &[]);
+    let mut bob = login_with(&server, "bob", &["--downloads", "/sys"]);
+    connect(&mut alice, &mut bob);
+    settle(&mut alice, &mut bob);
+    let source = TempDir::new("unwritable-source");
+    send_and_accept_told(&mut alice, &mut bob, &source, "denied.bin", b"0123");
+    bob.expect("denied.bin failed: cannot save it: ");
+    let out = bob.stdout();
+    let reason = out
+        .lines()
+        .find_map(|l| l.split("denied.bin failed: cannot save it: ").nth(1))
+        .unwrap_or_default()
+        .trim_end_matches('.')
+        .to_string();
+    assert!(!reason.is_empty(), "{out}");
+    alice.expect(&format!(
+        "denied.bin failed on bob's side: cannot save it: {reason}"
+    ));
+    alice.send("still chatting");
+    bob.expect("alice: still chatting");
+}
+
+/// `from` offers `bytes` as `name`; `to` accepts (and may not get far).
+fn send_and_accept_told(
+    from: &mut Chat,
+    to: &mut Chat,
+    source: &TempDir,
+    name: &str,
+    bytes: &[u8],
+) {
+    let path = source.path().join(name);
+    std::fs::write(&path, bytes).unwrap();
+    from.send(&format!("/send {}", path.display()));
+    to.expect(&format!("sends {name}"));
+    to.send("/accept");
+}
+
+#[test]
+fn a_receiver_that_never_reads_fails_the_transfer_and_the_chat_goes_on() {
+    let server = Server::start();
+    let source = TempDir::new("never-reads");
+    let mut bob = login_with(&server, "bob", &["--file-timeout", "1"]);
+    let mut mallory = Mallory::call(&server, &mut bob, "files");
+    // bob offers 64 MB; mallory takes it, opens the data connection,
+    // asks for every byte and reads none.
+    let path = source.path().join("unread.bin");
+    std::fs::write(&path, vec![1u8; 64 << 20]).unwrap();
+    bob.send(&format!("/send {}", path.display()));
+    let offer = mallory.until("FILE-OFFER ");
+    let id: u64 = offer.split(' ').nth(1).unwrap().parse().unwrap();
+    mallory.say(&format!("FILE-ACCEPT {id}"));
+    let (mine, theirs) = common::transfer_values(&mut mallory.server_conn, "bob", id);
+    mallory.until(&format!("FILE-READY {id}"));
+    let mut data = TcpStream::connect(mallory.bob_addr).expect("dial bob's data");
+    data.set_read_timeout(Some(common::WAIT)).unwrap();
+    let mut lines = BufReader::new(data.try_clone().unwrap());
+    writeln!(data, "FILE-KNOCK {id}").unwrap();
+    let mut proof = String::new();
+    lines.read_line(&mut proof).unwrap();
+    assert_eq!(proof.trim_end(), format!("PROOF {theirs}"));
+    writeln!(data, "FILE-HELLO {mine}\nFILE-FROM 0").unwrap();
+    bob.expect("unread.bin failed: nothing moved for 1 s.");
+    mallory.until(&format!("FILE-END {id} failed nothing moved for 1 s"));
+    // bob's chat was never held up by it.
+    mallory.say("MSG still there?");
+    bob.expect("mallory: still there?");
+    drop(data);
+}

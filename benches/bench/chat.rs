@@ -657,7 +657,12 @@ fn cpu_secs(pid: &str) -> f64 {
     // The fields after the command's name, which may hold spaces.
     let rest = stat.rsplit_once(") ").map_or("", |(_, rest)| rest);
     let fields: Vec<&str> = rest.split(' ').collect();
-    let field = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    let field = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
     // utime and stime: the 14th and 15th fields, the 12th and 13th here.
     (field(11) + field(12)) / ticks
 }

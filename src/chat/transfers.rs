@@ -434,9 +434,9 @@ impl Data {
     }
 
     fn run(self, way: Way, job: Job) {
-        let result = self.connect(way).and_then(|(stream, reader)| {
-            self.move_bytes(stream, reader, job)
-        });
+        let result = self
+            .connect(way)
+            .and_then(|(stream, reader)| self.move_bytes(stream, reader, job));
         self.end(result);
     }
 

@@ -494,13 +494,18 @@ impl Core {
         };
         let (peer, role) = (chat.peer.clone(), chat.role);
         match role {
-            Role::Caller if self.connected() => {
-                self.send(now, Request::Transfer { name: peer, id }, Pending::Transfer { id })
-            }
+            Role::Caller if self.connected() => self.send(
+                now,
+                Request::Transfer { name: peer, id },
+                Pending::Transfer { id },
+            ),
             Role::Caller => self.on_transfer(
                 now,
                 id,
-                TransferEvent::Failed("the server is out of reach, and it gives the data connection its values".into()),
+                TransferEvent::Failed(
+                    "the server is out of reach, and it gives the data connection its values"
+                        .into(),
+                ),
             ),
             Role::Callee => {
                 if let Some((call, keys)) = self.files.get_mut(id).and_then(|t| t.early.take()) {

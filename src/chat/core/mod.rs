@@ -61,9 +61,9 @@ use typing::*;
 use crate::protocol::{
     CallId, ConnEnd, ErrorCode, FEATURE_AWAY, FEATURE_FILES, FEATURE_LONG_LINES, FEATURE_MISSED,
     FEATURE_PRESENCE, FEATURE_PROOF, FEATURE_REJOIN, FEATURE_RING, FEATURE_RING_TIME,
-    FEATURE_SESSION, FEATURE_TRANSFER, FEATURE_TYPING, FileId, Keys, MAX_LONG_TEXT, MAX_TEXT, PeerBatch, PeerItem,
-    PeerMessage, PeerRun, Presence, PresenceState, Request, ServerLine, Token, Typing, UserEntry,
-    action_text, name_key, split_text, validate_name,
+    FEATURE_SESSION, FEATURE_TRANSFER, FEATURE_TYPING, FileId, Keys, MAX_LONG_TEXT, MAX_TEXT,
+    PeerBatch, PeerItem, PeerMessage, PeerRun, Presence, PresenceState, Request, ServerLine, Token,
+    Typing, UserEntry, action_text, name_key, split_text, validate_name,
 };
 
 /// The features this chat announces to peers, on a `FEATURES` line after
@@ -1223,9 +1223,10 @@ impl Core {
             // without knowing why.
             (Pending::Lookup, Reply::Line(ServerLine::Error { .. })) => self.peer_offline(now),
             (Pending::Resume, Reply::Line(ServerLine::Error { .. })) => {}
-            (Pending::Transfer { id }, Reply::Line(ServerLine::TransferReady { call, keys, .. })) => {
-                self.on_transfer_ready(id, call, keys)
-            }
+            (
+                Pending::Transfer { id },
+                Reply::Line(ServerLine::TransferReady { call, keys, .. }),
+            ) => self.on_transfer_ready(id, call, keys),
             (Pending::Transfer { id }, Reply::Line(ServerLine::Error { message, .. })) => {
                 self.on_transfer_refused(now, id, &message)
             }

@@ -473,7 +473,9 @@ fn the_callee_keeps_values_that_come_before_the_acceptance_and_says_when_it_has_
         w.fresh()
     );
     // Someone else's values for it are never taken.
-    w.server(&format!("EVENT TRANSFER mallory 9 {id} {OTHER_TOKEN}.{OTHER_TOKEN}.{OTHER_TOKEN}"));
+    w.server(&format!(
+        "EVENT TRANSFER mallory 9 {id} {OTHER_TOKEN}.{OTHER_TOKEN}.{OTHER_TOKEN}"
+    ));
     w.peer(3, &[&format!("FILE-ACCEPT {id}")]);
     w.take("the start", |o| matches!(o, Output::StartTransfer { .. }));
     w.expect(Output::TransferKeys {
@@ -492,7 +494,10 @@ fn the_callee_keeps_values_that_come_before_the_acceptance_and_says_when_it_has_
 
 #[test]
 fn a_relayed_chat_sends_files_through_the_relay_when_the_server_relays_them() {
-    for (features, allowed) in [("relay transfer relay-files", true), ("relay transfer", false)] {
+    for (features, allowed) in [
+        ("relay transfer relay-files", true),
+        ("relay transfer", false),
+    ] {
         let mut w = World::registered_on("alice", features);
         w.core.settings.files = Some(FileSettings::default());
         w.call("bob", 7);
