@@ -702,6 +702,54 @@ pub fn close_after_drain(connections: Vec<Outbox>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
+    use std::net::{Shutdown, TcpListener};
+
+    /// Both ends of a loopback connection: (the one a client holds, the
+    /// one the server accepted).
+    fn loopback_pair(listener: &TcpListener) -> (TcpStream, Arc<TcpStream>) {
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (served, _) = listener.accept().unwrap();
+        client
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        (client, Arc::new(served))
+    }
+
+    #[test]
+    fn a_file_relay_direction_holds_to_its_rate_and_forwards_what_came_with_the_request() {
+        const RATE: u64 = 200_000;
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let (sender, from) = loopback_pair(&listener);
+        let (receiver, to) = loopback_pair(&listener);
+        let own = Outbox::new(from.clone(), Duration::from_secs(5));
+        let to = Outbox::new(to, Duration::from_secs(5));
+        let file: Vec<u8> = (0..500_000u32).map(|i| (i % 251) as u8).collect();
+        let (early, rest) = (file[..100].to_vec(), file[100..].to_vec());
+        let counted = Arc::new(AtomicU64::new(0));
+        let count = counted.clone();
+        let started = Instant::now();
+        let relay = thread::spawn(move || {
+            let ends = Ends::default();
+            copy_bytes(early, &from, &own, &to, &ends, RATE, &count)
+        });
+        let writer = thread::spawn(move || {
+            (&sender).write_all(&rest).unwrap();
+            sender.shutdown(Shutdown::Write).unwrap();
+            sender
+        });
+        let mut got = Vec::new();
+        (&receiver).read_to_end(&mut got).unwrap();
+        let took = started.elapsed();
+        assert!(got == file, "the bytes arrived changed");
+        assert_eq!(relay.join().unwrap(), 500_000);
+        assert_eq!(counted.load(Ordering::Relaxed), 500_000);
+        drop(writer.join().unwrap());
+        // A second's burst, then 300,000 bytes at 200,000 a second (less
+        // one read's worth of slack); bounded above only for liveness.
+        assert!(took >= Duration::from_millis(1100), "{took:?}");
+        assert!(took < Duration::from_secs(10), "{took:?}");
+    }
 
     #[test]
     fn the_bucket_holds_a_direction_to_its_rate_after_one_burst() {
