@@ -516,6 +516,8 @@ pub fn serve_file(
                 registry.forget_file_relay(call, conn);
                 return refuse(RelayRefusal::CalleeDidNotJoin);
             };
+            // The second half was told already; this one is told before
+            // the second may write to it.
             let ends = Arc::new(Ends::default());
             if own.send(&ServerLine::Relayed { call }).is_err()
                 || join.back.send((own.clone(), ends.clone())).is_err()
@@ -527,17 +529,20 @@ pub fn serve_file(
             (join.writer, ends)
         }
         Err(first) => {
+            // Told before joining: once joined, the first half's bytes may
+            // come at once, and they must follow this line.
+            if own.send(&ServerLine::Relayed { call }).is_err() {
+                registry.forget_file_relay(call, conn);
+                return;
+            }
             let (back, answer) = mpsc::channel();
             let joined = first.send(Join {
                 writer: own.clone(),
                 back,
             });
             match (joined, answer.recv_timeout(JOIN_TIMEOUT)) {
-                (Ok(()), Ok(pair)) if own.send(&ServerLine::Relayed { call }).is_ok() => pair,
-                (_, pair) => {
-                    if let Ok((peer, _)) = pair {
-                        peer.close();
-                    }
+                (Ok(()), Ok(pair)) => pair,
+                _ => {
                     registry.forget_file_relay(call, conn);
                     return own.close();
                 }

@@ -150,18 +150,19 @@ fn reply(stream: &TcpStream) -> String {
     String::from_utf8(line).expect("a UTF-8 reply")
 }
 
-/// Both halves of transfer `id`'s file relay, ann's first (with `early`
-/// bytes in its first write); both told `OK RELAYED`.
+/// Both halves of transfer `id`'s file relay, ann's first, each with its
+/// `early` bytes in its first write; both told `OK RELAYED`, before any
+/// byte of the other's.
 fn file_relay(
     server: &Server,
     relayed: &mut Relayed,
     id: u64,
-    early: &[u8],
+    early: [&[u8]; 2],
 ) -> (TcpStream, TcpStream) {
     let (ann_keys, ben_keys) = transfer(&mut relayed.chat, id);
     let call = relayed.chat.call.clone();
-    let ann = file_half(server, &call, id, &ann_keys[2], early);
-    let ben = file_half(server, &call, id, &ben_keys[2], b"");
+    let ann = file_half(server, &call, id, &ann_keys[2], early[0]);
+    let ben = file_half(server, &call, id, &ben_keys[2], early[1]);
     assert_eq!(reply(&ben), format!("OK RELAYED {call}"));
     assert_eq!(reply(&ann), format!("OK RELAYED {call}"));
     (ann, ben)
@@ -285,9 +286,8 @@ fn a_file_relay_carries_5_mb_of_any_bytes_byte_identical_both_ways_with_half_clo
     let mut relayed = relayed(&server);
     let there = not_text(5_000_000, 0x5a);
     let back = not_text(5_000_000, 0xa5);
-    // ann's first bytes come in the write that carries its FILE-RELAY.
-    let early = &there[..700];
-    let (ann, ben) = file_relay(&server, &mut relayed, 1, early);
+    // The first bytes come in the write that carries each FILE-RELAY.
+    let (ann, ben) = file_relay(&server, &mut relayed, 1, [&there[..700], &back[..300]]);
     let (ann_out, rest) = (ann.try_clone().unwrap(), there[700..].to_vec());
     let sender = thread::spawn(move || {
         (&ann_out).write_all(&rest).expect("send the file");
@@ -298,7 +298,7 @@ fn a_file_relay_carries_5_mb_of_any_bytes_byte_identical_both_ways_with_half_clo
     sender.join().unwrap();
     // ...and its own direction still goes, to its end.
     let ben_out = ben.try_clone().unwrap();
-    let back_copy = back.clone();
+    let back_copy = back[300..].to_vec();
     let sender = thread::spawn(move || {
         (&ben_out).write_all(&back_copy).expect("send back");
         ben_out.shutdown(Shutdown::Write).unwrap();
@@ -380,7 +380,7 @@ fn no_relay_files_refuses_file_relays_and_does_not_announce_them() {
 fn a_file_relays_connections_close_when_the_call_is_hung_up_or_the_relay_rejoined() {
     let server = Server::start();
     let mut relayed = relayed(&server);
-    let (ann, ben) = file_relay(&server, &mut relayed, 1, b"");
+    let (ann, ben) = file_relay(&server, &mut relayed, 1, [b"", b""]);
     // The link breaks; ann brings the chat back through a fresh relay: the
     // old relay's connections go, the file's with them.
     let reply_line = relayed.chat.ann.ask("REJOIN ben");
@@ -388,7 +388,7 @@ fn a_file_relays_connections_close_when_the_call_is_hung_up_or_the_relay_rejoine
     assert!(closed(&ann) && closed(&ben), "rejoin closes the file relay");
 
     let mut relayed = self::relayed_again(&server, relayed);
-    let (ann, ben) = file_relay(&server, &mut relayed, 2, b"");
+    let (ann, ben) = file_relay(&server, &mut relayed, 2, [b"", b""]);
     let call = relayed.chat.call.clone();
     assert_eq!(
         relayed.chat.ann.ask(&format!("HANGUP {call}")),
@@ -431,7 +431,7 @@ fn a_chat_line_crosses_the_chat_relay_promptly_while_its_file_runs_at_the_cap() 
     let rate = RATE.to_string();
     let server = Server::start_with(&["--relay-file-rate", &rate]);
     let mut relayed = relayed(&server);
-    let (ann, ben) = file_relay(&server, &mut relayed, 1, b"");
+    let (ann, ben) = file_relay(&server, &mut relayed, 1, [b"", b""]);
     // ann sends as fast as it may, at most 4 s worth, until told to stop.
     let ann_out = ann.try_clone().unwrap();
     let sender = thread::spawn(move || {
