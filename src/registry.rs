@@ -483,8 +483,8 @@ pub struct Ended<O> {
     /// vanished peer left, and `EVENT BUSY`).
     pub notify_session: bool,
     pub duration: Duration,
-    /// The call's relay connections, to be closed: a relay never outlives
-    /// its call.
+    /// The call's relay connections (its chat's and its files'), to be
+    /// closed: a relay never outlives its call.
     pub relays: Vec<O>,
 }
 
@@ -573,7 +573,7 @@ pub struct Rejoined<O> {
     pub call: CallId,
     /// What the asker holds now.
     pub keys: Keys,
-    /// The relay's old connections, to be closed.
+    /// The relay's old connections, its files' too, to be closed.
     pub relays: Vec<O>,
 }
 

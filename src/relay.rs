@@ -479,22 +479,35 @@ pub fn serve_file(
         id,
         token,
     } = half;
-    let refuse = |why: RelayRefusal| {
-        let _ = own.send(&ServerLine::from(why));
-    };
     let meeting = match registry.claim_file_relay(call, id, &token, conn, own.clone()) {
         Ok(meeting) => meeting,
         Err(e) => {
-            return refuse(match e {
+            let why = match e {
                 FileRelayError::BadValue => RelayRefusal::NoSuchTransfer,
                 FileRelayError::NotRelayed => RelayRefusal::NotRelayed(call),
                 FileRelayError::Full => RelayRefusal::FilesFull,
-            });
+            };
+            let _ = own.send(&ServerLine::from(why));
+            return;
         }
     };
+    let Some((peer, ends)) = meet(relays, meeting, own) else {
+        return registry.forget_file_relay(call, conn);
+    };
     let (buffered, stream) = reader.into_parts();
-    let from = &stream.0;
-    // Whichever half comes second finds the first waiting.
+    let rate = relays.limits.file_rate;
+    let moved = copy_bytes(buffered, &stream.0, own, &peer, &ends, rate, &relays.bytes);
+    registry.forget_file_relay(call, conn);
+    log!("chat {call}: file {id}: one direction ended after {moved} bytes");
+}
+
+/// Meets the other half of a file relay: whichever comes first waits up
+/// to [`JOIN_TIMEOUT`] for the second. Each is told `OK RELAYED` before the
+/// other may write to it. Returns where to write what this half reads, and
+/// the pair's ending; `None` if the other never came (this half told why)
+/// or either is gone.
+fn meet(relays: &Relays, meeting: Meeting, own: &Outbox) -> Option<(Outbox, Arc<Ends>)> {
+    let call = meeting.call;
     let first = {
         let mut files = relays.files.lock().unwrap_or_else(PoisonError::into_inner);
         match files.remove(&meeting) {
@@ -506,15 +519,14 @@ pub fn serve_file(
             }
         }
     };
-    let (peer, ends) = match first {
+    match first {
         Ok(joins) => {
-            let joined = joins.recv_timeout(JOIN_TIMEOUT);
-            let Ok(join) = joined else {
+            let Ok(join) = joins.recv_timeout(JOIN_TIMEOUT) else {
                 let mut files = relays.files.lock().unwrap_or_else(PoisonError::into_inner);
                 files.remove(&meeting);
                 drop(files);
-                registry.forget_file_relay(call, conn);
-                return refuse(RelayRefusal::CalleeDidNotJoin);
+                let _ = own.send(&ServerLine::from(RelayRefusal::CalleeDidNotJoin));
+                return None;
             };
             // The second half was told already; this one is told before
             // the second may write to it.
@@ -522,37 +534,30 @@ pub fn serve_file(
             if own.send(&ServerLine::Relayed { call }).is_err()
                 || join.back.send((own.clone(), ends.clone())).is_err()
             {
-                registry.forget_file_relay(call, conn);
-                return join.writer.close();
+                join.writer.close();
+                return None;
             }
-            log!("chat {call}: file {id} relayed");
-            (join.writer, ends)
+            log!("chat {call}: file {} relayed", meeting.id);
+            Some((join.writer, ends))
         }
         Err(first) => {
             // Told before joining: once joined, the first half's bytes may
             // come at once, and they must follow this line.
-            if own.send(&ServerLine::Relayed { call }).is_err() {
-                registry.forget_file_relay(call, conn);
-                return;
-            }
+            own.send(&ServerLine::Relayed { call }).ok()?;
             let (back, answer) = mpsc::channel();
             let joined = first.send(Join {
                 writer: own.clone(),
                 back,
             });
             match (joined, answer.recv_timeout(JOIN_TIMEOUT)) {
-                (Ok(()), Ok(pair)) => pair,
+                (Ok(()), Ok(pair)) => Some(pair),
                 _ => {
-                    registry.forget_file_relay(call, conn);
-                    return own.close();
+                    own.close();
+                    None
                 }
             }
         }
-    };
-    let rate = relays.limits.file_rate;
-    let moved = copy_bytes(buffered, from, own, &peer, &ends, rate, &relays.bytes);
-    registry.forget_file_relay(call, conn);
-    log!("chat {call}: file {id}: one direction ended after {moved} bytes");
+    }
 }
 
 /// Copies raw bytes from `from` (this connection, written through `own`):
