@@ -87,11 +87,16 @@ Options:
   --relay-rate BYTES_PER_SEC
                          most bytes a second each direction of a relayed
                          chat carries; 0 for no limit [default: 1048576]
+  --relay-file-rate BYTES_PER_SEC
+                         most bytes a second each direction of a relayed
+                         chat's file carries, apart from the chat; 0 for
+                         no limit [default: 4194304]
   --summary-interval SECS
                          how often the log sums up the load while anything
                          happens [default: 60]
   --no-relay             never relay chats between peers that cannot reach
                          each other directly
+  --no-relay-files       relay chats but not their files
   --no-proof             give both parties of a call one shared token, as
                          older clients get, instead of values of their own
                          (to measure or test; weaker against impostors)
@@ -293,6 +298,10 @@ pub fn parse_server(
                 no_value(&flag, inline)?;
                 config.relay = false;
             }
+            "--no-relay-files" => {
+                no_value(&flag, inline)?;
+                config.relay_files = false;
+            }
             "--no-proof" => {
                 no_value(&flag, inline)?;
                 config.proof = false;
@@ -330,6 +339,10 @@ pub fn parse_server(
             "--relay-rate" => {
                 let value = args.value(&flag, inline)?;
                 config.relay_rate = whole(&flag, &value, 0, 1 << 40, "bytes a second")?;
+            }
+            "--relay-file-rate" => {
+                let value = args.value(&flag, inline)?;
+                config.relay_file_rate = whole(&flag, &value, 0, 1 << 40, "bytes a second")?;
             }
             "--summary-interval" => {
                 config.summary_interval = secs(&flag, &args.value(&flag, inline)?)?
@@ -1004,8 +1017,13 @@ mod messages {
         );
         let limits = server(
             "--recall-wait 0 --max-calls-per-minute 5 --max-relays 2 --relay-rate 0 \
-             --summary-interval 1",
+             --summary-interval 1 --relay-file-rate 7 --no-relay-files",
         );
+        assert_eq!(limits.relay_file_rate, 7);
+        assert!(!limits.relay_files && limits.relay);
+        let defaults = server("");
+        assert_eq!(defaults.relay_file_rate, 4 * 1024 * 1024);
+        assert!(defaults.relay_files);
         assert_eq!(limits.recall_wait, Duration::ZERO);
         assert_eq!(limits.max_calls_per_minute, 5);
         assert_eq!(limits.max_relays, 2);

@@ -386,6 +386,18 @@ impl<R: TimedRead> LineReader<R> {
     }
 }
 
+impl<R> LineReader<R> {
+    /// Ends line reading: the bytes already read but not yet returned (what
+    /// came after the last line taken, in the same read) and the reader
+    /// itself, for a connection that carries raw bytes from here on (a
+    /// file relay after its `FILE-RELAY` line).
+    pub fn into_parts(mut self) -> (Vec<u8>, R) {
+        self.buf.truncate(self.end);
+        self.buf.drain(..self.start);
+        (self.buf, self.inner)
+    }
+}
+
 impl<R: TimedRead> LineReader<R> {
     /// Gives `inner` this read timeout, unless the one it has is within
     /// [`TIMEOUT_SLACK`] of it.
@@ -578,7 +590,20 @@ impl Outbox {
     /// to its end when the other fails.
     pub fn send_keeping_reads(&self, text: &str) -> io::Result<()> {
         let stream = self.lock();
-        self.write_within_deadline(&stream, text, Origin::Pushed, std::net::Shutdown::Write)
+        self.write_within_deadline(
+            &stream,
+            text.as_bytes(),
+            Origin::Pushed,
+            std::net::Shutdown::Write,
+        )
+    }
+
+    /// Writes raw `bytes` (any bytes, not lines) like
+    /// [`Outbox::send_keeping_reads`]: a failure shuts down only the
+    /// writing direction. For the file relay.
+    pub fn send_bytes_keeping_reads(&self, bytes: &[u8]) -> io::Result<()> {
+        let stream = self.lock();
+        self.write_within_deadline(&stream, bytes, Origin::Pushed, std::net::Shutdown::Write)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Arc<TcpStream>> {
@@ -594,7 +619,7 @@ impl Outbox {
     }
 
     fn write_locked(&self, stream: &TcpStream, text: &str, origin: Origin) -> io::Result<()> {
-        self.write_within_deadline(stream, text, origin, std::net::Shutdown::Both)
+        self.write_within_deadline(stream, text.as_bytes(), origin, std::net::Shutdown::Both)
     }
 
     /// Writes all of `text` within the deadline, and notes it if the client
@@ -603,12 +628,12 @@ impl Outbox {
     fn write_within_deadline(
         &self,
         stream: &TcpStream,
-        text: &str,
+        text: &[u8],
         origin: Origin,
         on_failure: std::net::Shutdown,
     ) -> io::Result<()> {
         let deadline = Instant::now() + self.0.deadline;
-        let mut rest = text.as_bytes();
+        let mut rest = text;
         let result = loop {
             if rest.is_empty() {
                 break Ok(());
@@ -689,6 +714,16 @@ mod tests {
                 Err(e) => out.push(Err(e.to_string())),
             }
         }
+    }
+
+    #[test]
+    fn a_reader_taken_apart_hands_back_the_bytes_after_its_last_line() {
+        let input: &[u8] = b"FILE-RELAY 1 2 x\n\xff\x00raw\nmore";
+        let mut reader = LineReader::new(input).with_read_size(4096);
+        assert_eq!(reader.read_line().unwrap(), "FILE-RELAY 1 2 x");
+        let (buffered, rest) = reader.into_parts();
+        assert_eq!(buffered, b"\xff\x00raw\nmore");
+        assert!(rest.is_empty(), "all of it was read in one go");
     }
 
     #[test]

@@ -22,6 +22,7 @@
 //! minute, who waits to call whom) are in `expiry.rs`.
 
 mod expiry;
+mod transfers;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
@@ -30,10 +31,14 @@ use std::time::{Duration, Instant};
 
 use crate::protocol::{
     CallId, FEATURE_AWAY, FEATURE_MISSED, FEATURE_PROOF, FEATURE_RING, FEATURE_RING_TIME,
-    FEATURE_SESSION, Keys, Presence, PresenceState, Token, UserEntry, display_name, look_alike_key,
-    name_key, validate_name,
+    FEATURE_SESSION, FEATURE_TRANSFER, Keys, Presence, PresenceState, Token, UserEntry,
+    display_name, look_alike_key, name_key, validate_name,
 };
 use expiry::{Deadlines, MinuteWindows, take_from_minute};
+use transfers::TransferValues;
+pub use transfers::{
+    FileRelayError, MAX_FILE_RELAYS, MAX_TRANSFERS, Meeting, TransferError, Transferred,
+};
 
 /// Calls `f` with `name`'s [`name_key`], made on the stack for a short
 /// ASCII name (its lowercase), so a lookup by name allocates nothing.
@@ -148,6 +153,8 @@ struct State<O> {
     /// The same, oldest first, to forget them in order.
     departed_order: VecDeque<(Instant, String, u64)>,
     next_departure: u64,
+    /// Numbers each issue of a transfer's values.
+    next_transfer: u64,
 }
 
 /// A registration that ended while in a call, or lost its connection.
@@ -226,6 +233,9 @@ pub struct ClientFeatures {
     pub ring_time: bool,
     /// `away`: it reads the state `away` and the code `away`.
     pub away: bool,
+    /// `transfer`: it takes values for a file's data connection (`EVENT
+    /// TRANSFER`), and may ask for them.
+    pub transfer: bool,
 }
 
 impl ClientFeatures {
@@ -239,6 +249,7 @@ impl ClientFeatures {
             proof: has(FEATURE_PROOF),
             ring_time: has(FEATURE_RING_TIME),
             away: has(FEATURE_AWAY),
+            transfer: has(FEATURE_TRANSFER),
         }
     }
 }
@@ -265,6 +276,11 @@ struct Call<O> {
     relay_halves: u8,
     /// The relay connections opened for this call, closed when it ends.
     relays: Vec<O>,
+    /// The values of its file transfers, oldest first (`transfers.rs`).
+    transfers: Vec<TransferValues>,
+    /// Its file relay connections open now, by connection: closed with
+    /// the chat's relay.
+    file_relays: Vec<(ConnId, O)>,
     /// Whether the callee was rung (rather than the call set up at once).
     rang: bool,
     /// The callee announced `session`: it says when the caller's link is up
@@ -317,6 +333,14 @@ impl OwnValues {
 }
 
 impl<O> Call<O> {
+    /// Every relay connection of the call, the chat's and its files', to
+    /// be closed: the call ended, or its relay opens again.
+    fn take_relays(&mut self) -> Vec<O> {
+        let mut relays = std::mem::take(&mut self.relays);
+        relays.extend(self.file_relays.drain(..).map(|(_, outbox)| outbox));
+        relays
+    }
+
     /// What party `i` (0: caller, 1: callee) is given.
     fn keys(&self, i: usize) -> Keys {
         match &self.own {
@@ -459,8 +483,8 @@ pub struct Ended<O> {
     /// vanished peer left, and `EVENT BUSY`).
     pub notify_session: bool,
     pub duration: Duration,
-    /// The call's relay connections, to be closed: a relay never outlives
-    /// its call.
+    /// The call's relay connections (its chat's and its files'), to be
+    /// closed: a relay never outlives its call.
     pub relays: Vec<O>,
 }
 
@@ -549,7 +573,7 @@ pub struct Rejoined<O> {
     pub call: CallId,
     /// What the asker holds now.
     pub keys: Keys,
-    /// The relay's old connections, to be closed.
+    /// The relay's old connections, its files' too, to be closed.
     pub relays: Vec<O>,
 }
 
@@ -596,6 +620,7 @@ impl<O: Clone> Registry<O> {
                 departed: HashMap::new(),
                 departed_order: VecDeque::new(),
                 next_departure: 1,
+                next_transfer: 1,
             }),
             limits,
         }
@@ -863,6 +888,13 @@ impl<O: Clone> Registry<O> {
             if entry.relays.len() > 2 {
                 return Err(format!("call {call} has {} relays", entry.relays.len()));
             }
+            if entry.transfers.len() > MAX_TRANSFERS || entry.file_relays.len() > MAX_FILE_RELAYS {
+                return Err(format!(
+                    "call {call} keeps {} transfers and {} file relays",
+                    entry.transfers.len(),
+                    entry.file_relays.len()
+                ));
+            }
             for key in [&entry.caller, &entry.callee] {
                 let waiting = entry.phase == Phase::AwaitingResume && *key == entry.callee;
                 match state.peers.get(key) {
@@ -1015,6 +1047,8 @@ impl<O: Clone> Registry<O> {
                 rejoiner: None,
                 relay_halves: 0,
                 relays: Vec::new(),
+                transfers: Vec::new(),
+                file_relays: Vec::new(),
                 rang: phase == Phase::Ringing,
                 callee_notes,
                 linked: false,
@@ -1344,7 +1378,7 @@ impl<O: Clone> Registry<O> {
             peer: peer_name,
             call,
             keys: entry.keys(me),
-            relays: std::mem::take(&mut entry.relays),
+            relays: entry.take_relays(),
         })
     }
 
@@ -1387,6 +1421,8 @@ impl<O: Clone> Registry<O> {
                         rejoiner: None,
                         relay_halves: 2,
                         relays: Vec::new(),
+                        transfers: Vec::new(),
+                        file_relays: Vec::new(),
                         rang: false,
                         callee_notes: false,
                         linked: false,
@@ -1574,7 +1610,7 @@ fn end_call<O: Clone>(
         );
     }
     let by_key = end.by();
-    let relays = std::mem::take(&mut entry.relays);
+    let relays = entry.take_relays();
     let other = if entry.caller == by_key {
         entry.callee
     } else {
@@ -1691,6 +1727,17 @@ mod tests {
 
     const T: Token = Token([7; 16]);
     const F: Fresh = fresh(T);
+
+    /// Fresh values, each of them different from every other of any seed
+    /// but the same seed's.
+    pub(super) fn fresh_values(seed: u8) -> Fresh {
+        let value = |i: u8| Token([seed.wrapping_mul(8).wrapping_add(i); 16]);
+        Fresh {
+            token: value(0),
+            show: [value(1), value(2)],
+            relay: [value(3), value(4)],
+        }
+    }
 
     /// Fresh values whose shared token is `token`.
     const fn fresh(token: Token) -> Fresh {
@@ -2294,6 +2341,7 @@ mod tests {
         proof: false,
         ring_time: false,
         away: false,
+        transfer: false,
     };
 
     /// A callee that notes its links but does not ring: calls to it are
@@ -2305,6 +2353,7 @@ mod tests {
         proof: false,
         ring_time: false,
         away: false,
+        transfer: false,
     };
 
     #[test]

@@ -15,9 +15,18 @@
 //! direction. The registry hands the relay's connections back when the
 //! call ends, and the server closes them: a relay never outlives its call.
 //! At most `--max-relays` relays are open at once.
+//!
+//! A relayed chat's files ride its relay (#23): each party opens a
+//! connection with `FILE-RELAY <call> <id> <value>` (values from
+//! `TRANSFER`), in either order; the first waits for the second, and then
+//! the server copies raw bytes both ways (any bytes, no lines), each
+//! direction through one fixed buffer at most `--relay-file-rate` bytes a
+//! second, with the same half-close. A file relay takes no relay slot of
+//! its own: its chat's counts for both.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::io::{self, Read};
+use std::net::{IpAddr, TcpStream};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -26,8 +35,8 @@ use std::time::{Duration, Instant};
 
 use crate::connection::{LineReader, Outbox, ReadError, SharedStream};
 use crate::log;
-use crate::protocol::{CallId, ErrorCode, MAX_PEER_LINE, ServerLine, Token};
-use crate::registry::{Registry, RelayTicket};
+use crate::protocol::{CallId, ErrorCode, FileId, MAX_PEER_LINE, ServerLine, Token};
+use crate::registry::{ConnId, FileRelayError, Meeting, Registry, RelayTicket};
 
 /// How long the caller's relay connection waits for the callee's.
 const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -38,6 +47,12 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Most bytes one direction writes at once: lines already read are sent
 /// together, one system call for many.
 const BATCH: usize = 16 * 1024;
+
+/// A file relay through which nothing moved, either way, this long is over.
+const FILE_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The one buffer each direction of a file relay copies through.
+const FILE_CHUNK: usize = 64 * 1024;
 
 /// The second half of a relay, handed to the first.
 struct Join {
@@ -58,6 +73,9 @@ pub struct RelayLimits {
     pub max_relays_per_ip: usize,
     /// Bytes a second per direction; 0 for no limit.
     pub rate: u64,
+    /// Bytes a second per direction of a file relay, apart from its
+    /// chat's; 0 for no limit.
+    pub file_rate: u64,
 }
 
 impl Default for RelayLimits {
@@ -66,6 +84,7 @@ impl Default for RelayLimits {
             max_relays: 256,
             max_relays_per_ip: 16,
             rate: 1024 * 1024,
+            file_rate: 4 * 1024 * 1024,
         }
     }
 }
@@ -86,6 +105,13 @@ enum RelayRefusal {
     Full,
     /// `--max-relays-per-ip` relays are open from this address.
     FullForAddress,
+    /// A file relay half came with no party's unused value for the
+    /// transfer.
+    NoSuchTransfer,
+    /// A file relay half for a chat that is not relayed now.
+    NotRelayed(CallId),
+    /// The chat holds as many file relay connections as it may.
+    FilesFull,
 }
 
 impl From<RelayRefusal> for ServerLine {
@@ -114,6 +140,20 @@ impl From<RelayRefusal> for ServerLine {
                 ErrorCode::ServerFull,
                 "too many relayed chats from your address at once; try again later",
             ),
+            RelayRefusal::NoSuchTransfer => (
+                ErrorCode::BadToken,
+                "no such transfer, or its value is spent or expired",
+            ),
+            RelayRefusal::NotRelayed(call) => {
+                return ServerLine::error(
+                    ErrorCode::BadToken,
+                    format!("chat {call} is not relayed now; open the file's connection directly"),
+                );
+            }
+            RelayRefusal::FilesFull => (
+                ErrorCode::ServerFull,
+                "too many file connections in this chat at once",
+            ),
         };
         ServerLine::error(code, message)
     }
@@ -126,6 +166,8 @@ pub struct Relays {
     /// a `REJOIN` may open a call's relay again while an older first half
     /// still waits, and that one must not take the newer's place away.
     waiting: Mutex<HashMap<CallId, (u64, Sender<Join>)>>,
+    /// File relay halves waiting for their other half, by meeting.
+    files: Mutex<HashMap<Meeting, Sender<Join>>>,
     next_wait: AtomicU64,
     limits: RelayLimits,
     open: AtomicUsize,
@@ -139,6 +181,7 @@ impl Relays {
     pub fn new(limits: RelayLimits) -> Relays {
         Relays {
             waiting: Mutex::default(),
+            files: Mutex::default(),
             next_wait: AtomicU64::new(0),
             limits,
             open: AtomicUsize::new(0),
@@ -233,16 +276,42 @@ impl Drop for Slot<'_> {
 }
 
 /// The two directions of one relay: the last to end closes both
-/// connections.
-#[derive(Default)]
+/// connections. A file relay also notes when bytes last moved either way,
+/// so a direction that waits (a receiver says nothing while a file comes)
+/// is not taken for idle.
 struct Ends {
     ended: AtomicUsize,
+    born: Instant,
+    /// Milliseconds after `born` that bytes last moved, either way.
+    moved: AtomicU64,
+}
+
+impl Default for Ends {
+    fn default() -> Ends {
+        Ends {
+            ended: AtomicUsize::new(0),
+            born: Instant::now(),
+            moved: AtomicU64::new(0),
+        }
+    }
 }
 
 impl Ends {
     /// One direction ended; whether it was the last.
     fn finish(&self) -> bool {
         self.ended.fetch_add(1, Ordering::AcqRel) == 1
+    }
+
+    /// Bytes moved, one way or the other.
+    fn moved(&self) {
+        let now = self.born.elapsed().as_millis() as u64;
+        self.moved.fetch_max(now, Ordering::Relaxed);
+    }
+
+    /// How long nothing has moved either way.
+    fn still_for(&self) -> Duration {
+        let moved = Duration::from_millis(self.moved.load(Ordering::Relaxed));
+        self.born.elapsed().saturating_sub(moved)
     }
 }
 
@@ -382,18 +451,216 @@ fn copy(
     }
 }
 
+/// One file relay half: the connection that said `FILE-RELAY <call> <id>
+/// <token>`.
+pub struct FileHalf {
+    pub conn: ConnId,
+    pub call: CallId,
+    pub id: FileId,
+    pub token: Token,
+}
+
+/// Serves one file relay connection: admitted by the registry with its
+/// party's value, it meets the other half of its transfer (whichever came
+/// first waits up to [`JOIN_TIMEOUT`]), both are told `OK RELAYED`, and
+/// raw bytes are copied both ways until both directions end. `own` writes
+/// to this connection; the bytes `reader` holds past the first line are
+/// the file's first.
+pub fn serve_file(
+    registry: &Registry<Outbox>,
+    relays: &Relays,
+    own: &Outbox,
+    reader: LineReader<SharedStream>,
+    half: FileHalf,
+) {
+    let FileHalf {
+        conn,
+        call,
+        id,
+        token,
+    } = half;
+    let meeting = match registry.claim_file_relay(call, id, &token, conn, own.clone()) {
+        Ok(meeting) => meeting,
+        Err(e) => {
+            let why = match e {
+                FileRelayError::BadValue => RelayRefusal::NoSuchTransfer,
+                FileRelayError::NotRelayed => RelayRefusal::NotRelayed(call),
+                FileRelayError::Full => RelayRefusal::FilesFull,
+            };
+            let _ = own.send(&ServerLine::from(why));
+            return;
+        }
+    };
+    let Some((peer, ends)) = meet(relays, meeting, own) else {
+        return registry.forget_file_relay(call, conn);
+    };
+    let (buffered, stream) = reader.into_parts();
+    let rate = relays.limits.file_rate;
+    let moved = copy_bytes(buffered, &stream.0, own, &peer, &ends, rate, &relays.bytes);
+    registry.forget_file_relay(call, conn);
+    log!("chat {call}: file {id}: one direction ended after {moved} bytes");
+}
+
+/// Meets the other half of a file relay: whichever comes first waits up
+/// to [`JOIN_TIMEOUT`] for the second. Each is told `OK RELAYED` before the
+/// other may write to it. Returns where to write what this half reads, and
+/// the pair's ending; `None` if the other never came (this half told why)
+/// or either is gone.
+fn meet(relays: &Relays, meeting: Meeting, own: &Outbox) -> Option<(Outbox, Arc<Ends>)> {
+    let call = meeting.call;
+    let first = {
+        let mut files = relays.files.lock().unwrap_or_else(PoisonError::into_inner);
+        match files.remove(&meeting) {
+            Some(first) => Err(first),
+            None => {
+                let (first, joins) = mpsc::channel();
+                files.insert(meeting, first);
+                Ok(joins)
+            }
+        }
+    };
+    match first {
+        Ok(joins) => {
+            let Ok(join) = joins.recv_timeout(JOIN_TIMEOUT) else {
+                let mut files = relays.files.lock().unwrap_or_else(PoisonError::into_inner);
+                files.remove(&meeting);
+                drop(files);
+                let _ = own.send(&ServerLine::from(RelayRefusal::CalleeDidNotJoin));
+                return None;
+            };
+            // The second half was told already; this one is told before
+            // the second may write to it.
+            let ends = Arc::new(Ends::default());
+            if own.send(&ServerLine::Relayed { call }).is_err()
+                || join.back.send((own.clone(), ends.clone())).is_err()
+            {
+                join.writer.close();
+                return None;
+            }
+            log!("chat {call}: file {} relayed", meeting.id);
+            Some((join.writer, ends))
+        }
+        Err(first) => {
+            // Told before joining: once joined, the first half's bytes may
+            // come at once, and they must follow this line.
+            own.send(&ServerLine::Relayed { call }).ok()?;
+            let (back, answer) = mpsc::channel();
+            let joined = first.send(Join {
+                writer: own.clone(),
+                back,
+            });
+            match (joined, answer.recv_timeout(JOIN_TIMEOUT)) {
+                (Ok(()), Ok(pair)) => Some(pair),
+                _ => {
+                    own.close();
+                    None
+                }
+            }
+        }
+    }
+}
+
+/// Copies raw bytes from `from` (this connection, written through `own`):
+/// first `buffered`, read with the request line, then whatever comes, each
+/// read through one [`FILE_CHUNK`] buffer, at most `rate` bytes a second.
+/// Ends like [`copy`]: this side's EOF half-closes `to`, and the second
+/// direction to end closes both. Nothing moving either way for
+/// [`FILE_IDLE_TIMEOUT`] closes both at once. Returns the bytes delivered,
+/// also added to `counted`.
+fn copy_bytes(
+    buffered: Vec<u8>,
+    from: &TcpStream,
+    own: &Outbox,
+    to: &Outbox,
+    ends: &Ends,
+    rate: u64,
+    counted: &AtomicU64,
+) -> u64 {
+    let mut bucket = Bucket::with_burst(rate, FILE_CHUNK);
+    let mut delivered = 0u64;
+    let mut delivering = true;
+    let mut deliver = |bytes: &[u8]| {
+        ends.moved();
+        if !delivering {
+            return;
+        }
+        bucket.take(bytes.len());
+        if to.send_bytes_keeping_reads(bytes).is_ok() {
+            delivered += bytes.len() as u64;
+            counted.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        } else {
+            delivering = false;
+        }
+    };
+    if !buffered.is_empty() {
+        deliver(&buffered);
+    }
+    drop(buffered);
+    let mut buf = vec![0u8; FILE_CHUNK];
+    let mut wait = FILE_IDLE_TIMEOUT;
+    let idle = loop {
+        if from.set_read_timeout(Some(wait)).is_err() {
+            break false;
+        }
+        match (&*from).read(&mut buf) {
+            Ok(0) => break false,
+            Ok(n) => {
+                deliver(&buf[..n]);
+                wait = FILE_IDLE_TIMEOUT;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                // Quiet this way; idle only if quiet the other way too.
+                let still = ends.still_for();
+                if still >= FILE_IDLE_TIMEOUT {
+                    break true;
+                }
+                wait = FILE_IDLE_TIMEOUT - still;
+            }
+            Err(_) => break false,
+        }
+    };
+    if idle {
+        to.close();
+        own.close();
+        ends.finish();
+        return delivered;
+    }
+    to.close_write();
+    if ends.finish() {
+        to.close();
+        own.close();
+    }
+    delivered
+}
+
 /// A token bucket: `take(n)` returns once `n` more bytes fit under `rate`
 /// bytes a second, allowing a burst of one second's worth.
 struct Bucket {
     rate: u64,
+    /// The most it lets through at once: a second's worth, or one batch if
+    /// that is more.
+    burst: f64,
     tokens: f64,
     last: Instant,
 }
 
 impl Bucket {
     fn new(rate: u64) -> Bucket {
+        Bucket::with_burst(rate, BATCH)
+    }
+
+    /// A bucket whose burst is at least `batch` bytes, the most one take
+    /// asks for.
+    fn with_burst(rate: u64, batch: usize) -> Bucket {
         Bucket {
             rate,
+            burst: (rate as f64).max(batch as f64),
             tokens: rate as f64,
             last: Instant::now(),
         }
@@ -405,8 +672,8 @@ impl Bucket {
         }
         let rate = self.rate as f64;
         let now = Instant::now();
-        let burst = rate.max(BATCH as f64);
-        self.tokens = (self.tokens + now.duration_since(self.last).as_secs_f64() * rate).min(burst);
+        let gained = now.duration_since(self.last).as_secs_f64() * rate;
+        self.tokens = (self.tokens + gained).min(self.burst);
         self.last = now;
         self.tokens -= n as f64;
         if self.tokens < 0.0 {
@@ -445,6 +712,54 @@ pub fn close_after_drain(connections: Vec<Outbox>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
+    use std::net::{Shutdown, TcpListener};
+
+    /// Both ends of a loopback connection: (the one a client holds, the
+    /// one the server accepted).
+    fn loopback_pair(listener: &TcpListener) -> (TcpStream, Arc<TcpStream>) {
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (served, _) = listener.accept().unwrap();
+        client
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        (client, Arc::new(served))
+    }
+
+    #[test]
+    fn a_file_relay_direction_holds_to_its_rate_and_forwards_what_came_with_the_request() {
+        const RATE: u64 = 200_000;
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let (sender, from) = loopback_pair(&listener);
+        let (receiver, to) = loopback_pair(&listener);
+        let own = Outbox::new(from.clone(), Duration::from_secs(5));
+        let to = Outbox::new(to, Duration::from_secs(5));
+        let file: Vec<u8> = (0..500_000u32).map(|i| (i % 251) as u8).collect();
+        let (early, rest) = (file[..100].to_vec(), file[100..].to_vec());
+        let counted = Arc::new(AtomicU64::new(0));
+        let count = counted.clone();
+        let started = Instant::now();
+        let relay = thread::spawn(move || {
+            let ends = Ends::default();
+            copy_bytes(early, &from, &own, &to, &ends, RATE, &count)
+        });
+        let writer = thread::spawn(move || {
+            (&sender).write_all(&rest).unwrap();
+            sender.shutdown(Shutdown::Write).unwrap();
+            sender
+        });
+        let mut got = Vec::new();
+        (&receiver).read_to_end(&mut got).unwrap();
+        let took = started.elapsed();
+        assert!(got == file, "the bytes arrived changed");
+        assert_eq!(relay.join().unwrap(), 500_000);
+        assert_eq!(counted.load(Ordering::Relaxed), 500_000);
+        drop(writer.join().unwrap());
+        // A second's burst, then 300,000 bytes at 200,000 a second (less
+        // one read's worth of slack); bounded above only for liveness.
+        assert!(took >= Duration::from_millis(1100), "{took:?}");
+        assert!(took < Duration::from_secs(10), "{took:?}");
+    }
 
     #[test]
     fn the_bucket_holds_a_direction_to_its_rate_after_one_burst() {

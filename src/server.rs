@@ -36,12 +36,12 @@ use crate::log;
 use crate::protocol::{
     CallId, ConnEnd, ErrorCode, FEATURE_AWAY, FEATURE_LONG_LINES, FEATURE_MISSED,
     FEATURE_NO_RELAY_CODE, FEATURE_PRESENCE, FEATURE_PROOF, FEATURE_REJOIN, FEATURE_RELAY,
-    FEATURE_RING, FEATURE_RING_TIME, FEATURE_SESSION, MAX_LINE, NameError, ProtocolError, Request,
-    ServerLine, Token, UserEntry, printable,
+    FEATURE_RELAY_FILES, FEATURE_RING, FEATURE_RING_TIME, FEATURE_SESSION, FEATURE_TRANSFER,
+    FileId, MAX_LINE, NameError, ProtocolError, Request, ServerLine, Token, UserEntry, printable,
 };
 use crate::registry::{
     self, CallError, CallLimits, ClientFeatures, ConnId, Ended, Entry, Fresh, Leaving,
-    RegisterError, Registry, Setup,
+    RegisterError, Registry, Setup, TransferError,
 };
 use crate::relay::{self, RelayLimits, Relays};
 use crate::token::random_token;
@@ -102,6 +102,12 @@ pub struct Config {
     pub max_relays_per_ip: usize,
     /// Bytes a second each direction of a relay may carry (0: no limit).
     pub relay_rate: u64,
+    /// Whether to relay the files of relayed chats (`FILE-RELAY`); only
+    /// where chats are relayed.
+    pub relay_files: bool,
+    /// Bytes a second each direction of a file relay may carry (0: no
+    /// limit), apart from its chat's.
+    pub relay_file_rate: u64,
     /// How often the server logs a summary of its load while anything is
     /// happening.
     pub summary_interval: Duration,
@@ -128,6 +134,7 @@ impl Config {
             max_relays: self.max_relays,
             max_relays_per_ip: self.max_relays_per_ip,
             rate: self.relay_rate,
+            file_rate: self.relay_file_rate,
         }
     }
 }
@@ -152,6 +159,8 @@ impl Default for Config {
             max_relays: RelayLimits::default().max_relays,
             max_relays_per_ip: RelayLimits::default().max_relays_per_ip,
             relay_rate: RelayLimits::default().rate,
+            relay_files: true,
+            relay_file_rate: RelayLimits::default().file_rate,
             summary_interval: Duration::from_secs(60),
             max_threads: None,
         }
@@ -240,6 +249,13 @@ enum Refusal {
     RelayNotFirst,
     /// `RELAY` to a server started with `--no-relay`.
     NoRelay,
+    /// `FILE-RELAY` to a server started with `--no-relay` or
+    /// `--no-relay-files`.
+    NoRelayFiles,
+    /// `TRANSFER` from a client that did not announce `transfer`.
+    TransferNotAnnounced,
+    /// `TRANSFER` to a peer whose chat did not announce `transfer`.
+    CannotReceiveFiles(String),
     /// The callee's registration connection failed while being told.
     CalleeSilent(String),
     /// The callee answers only calls that ring, and the caller cannot.
@@ -368,11 +384,23 @@ impl From<Refusal> for ServerLine {
             ),
             Refusal::RelayNotFirst => (
                 ErrorCode::BadRequest,
-                "RELAY must be the first line of its own connection".into(),
+                "RELAY and FILE-RELAY must be the first line of their own connection".into(),
             ),
             Refusal::NoRelay => (
                 ErrorCode::NoRelay,
                 "this server does not relay chats (--no-relay)".into(),
+            ),
+            Refusal::NoRelayFiles => (
+                ErrorCode::NoRelay,
+                "this server does not relay files (--no-relay-files)".into(),
+            ),
+            Refusal::TransferNotAnnounced => (
+                ErrorCode::BadRequest,
+                "announce the feature transfer (FEATURES … transfer) before TRANSFER".into(),
+            ),
+            Refusal::CannotReceiveFiles(peer) => (
+                ErrorCode::Unreachable,
+                format!("{peer}'s chat cannot receive files"),
             ),
             Refusal::CalleeSilent(callee) => (
                 ErrorCode::Unreachable,
@@ -457,6 +485,16 @@ impl From<RegisterError> for Refusal {
     }
 }
 
+impl From<TransferError> for Refusal {
+    fn from(e: TransferError) -> Refusal {
+        match e {
+            TransferError::NotInCallWith(name) => Refusal::NotInCallWith(name),
+            TransferError::NotAnnounced => Refusal::TransferNotAnnounced,
+            TransferError::PeerCannot(peer) => Refusal::CannotReceiveFiles(peer),
+        }
+    }
+}
+
 impl From<CallError> for Refusal {
     fn from(e: CallError) -> Refusal {
         match e {
@@ -508,8 +546,9 @@ pub fn run(config: Config) -> Result<(), ServerError> {
     drop(stdout);
     log!(
         "server listening on {local} (max clients {}, idle timeout {}s, register timeout {}s, \
-         ring timeout {}s, relay {}, max relays {}, relay rate {} bytes/s, recall wait {}s, \
-         max calls per minute {}, hold {}s, max registrations per ip {} a minute)",
+         ring timeout {}s, relay {}, max relays {}, relay rate {} bytes/s, relay files {}, \
+         relay file rate {} bytes/s, recall wait {}s, max calls per minute {}, hold {}s, \
+         max registrations per ip {} a minute)",
         config.max_clients,
         config.idle_timeout.as_secs_f32(),
         config.register_timeout.as_secs_f32(),
@@ -517,6 +556,8 @@ pub fn run(config: Config) -> Result<(), ServerError> {
         if config.relay { "on" } else { "off" },
         config.max_relays,
         config.relay_rate,
+        if relays_files(&config) { "on" } else { "off" },
+        config.relay_file_rate,
         config.recall_wait.as_secs(),
         config.max_calls_per_minute,
         config.hold.as_secs(),
@@ -984,6 +1025,24 @@ fn serve_client(
                 );
                 break;
             }
+            Ok(Flow::FileRelay { call, id, token }) => {
+                let shared = session.shared();
+                shared.unregistered.leave(addr.ip(), conn);
+                let half = relay::FileHalf {
+                    conn,
+                    call,
+                    id,
+                    token,
+                };
+                relay::serve_file(
+                    &shared.registry,
+                    &shared.relays,
+                    &session.outbox,
+                    reader,
+                    half,
+                );
+                break;
+            }
             Ok(Flow::Registered) => deadline = Instant::now() + idle_timeout,
             Err(e) => {
                 session.leave_reason = format!("write failed: {e}");
@@ -1001,6 +1060,12 @@ enum Flow {
     /// This connection becomes one half of a relayed chat.
     Relay {
         call: CallId,
+        token: Token,
+    },
+    /// This connection becomes one half of a relayed chat's file.
+    FileRelay {
+        call: CallId,
+        id: FileId,
         token: Token,
     },
 }
@@ -1151,8 +1216,7 @@ fn handle_line(session: &mut Session, line: &str) -> io::Result<Flow> {
         Request::Relay { .. } | Request::FileRelay { .. } => {
             session.refuse(Refusal::RelayNotFirst, line)?
         }
-        // Placeholder until the server issues transfer values.
-        Request::Transfer { .. } => session.refuse(Refusal::NoRelay, line)?,
+        Request::Transfer { name: wanted, id } => transfer(session, &name, &wanted, id, line)?,
         Request::Resume { name: peer } => resume_call(session, &name, &peer, line)?,
     }
     Ok(Flow::Continue)
@@ -1228,9 +1292,16 @@ fn handle_unregistered(session: &mut Session, request: Request, line: &str) -> i
                 Ok(Flow::Close)
             }
         }
+        Request::FileRelay { call, id, token } => {
+            if relays_files(&session.shared().config) {
+                Ok(Flow::FileRelay { call, id, token })
+            } else {
+                session.refuse(Refusal::NoRelayFiles, line)?;
+                Ok(Flow::Close)
+            }
+        }
         Request::List
         | Request::Transfer { .. }
-        | Request::FileRelay { .. }
         | Request::Lookup { .. }
         | Request::Locate { .. }
         | Request::Rejoin { .. }
@@ -1282,8 +1353,16 @@ fn features(config: &Config) -> ServerLine {
     if config.proof {
         words.push(FEATURE_PROOF.to_string());
     }
-    words.extend([FEATURE_RING_TIME, FEATURE_AWAY].map(String::from));
+    words.extend([FEATURE_RING_TIME, FEATURE_AWAY, FEATURE_TRANSFER].map(String::from));
+    if relays_files(config) {
+        words.push(FEATURE_RELAY_FILES.to_string());
+    }
     ServerLine::Features(words)
+}
+
+/// Whether this server relays the files of relayed chats.
+fn relays_files(config: &Config) -> bool {
+    config.relay && config.relay_files
 }
 
 /// What a client's `FEATURES` words change here: all they say, but
@@ -1341,6 +1420,32 @@ fn locate(session: &Session, name: &str, wanted: &str, line: &str) -> io::Result
         peer: located.peer,
         keys,
         addrs: located.addrs,
+    })
+}
+
+/// `TRANSFER`: values for transfer `id`'s data connection in `name`'s
+/// chat with `wanted`. The peer hears its own first (`EVENT TRANSFER`), so
+/// it knows what to expect before the asker, answered next, can open the
+/// connection.
+fn transfer(session: &Session, name: &str, wanted: &str, id: FileId, line: &str) -> io::Result<()> {
+    let Some(fresh) = fresh_values(session)? else {
+        return Ok(());
+    };
+    let given = match session.shared().registry.transfer(name, wanted, id, fresh) {
+        Ok(given) => given,
+        Err(e) => return session.refuse(e, line),
+    };
+    let _ = given.peer_outbox.send(&ServerLine::Transfer {
+        peer: given.asker,
+        call: given.call,
+        id,
+        keys: given.theirs,
+    });
+    session.reply(&ServerLine::TransferReady {
+        peer: given.peer,
+        call: given.call,
+        id,
+        keys: given.mine,
     })
 }
 

@@ -6,9 +6,10 @@
 //! `SIGCONT`, restarts under the same name, a server restart on the same
 //! port, relayed pairs (chats whose advertised address cannot be dialed),
 //! ring floods from fresh names, and intruders on the chats' ports and the
-//! relay with made-up and replayed values (#21), and files sent in direct
-//! and relayed chats, accepted or refused (#23) — while named invariants are
-//! checked throughout and at the end. Typing notices (`bob is typing…`)
+//! relay (chats' and files') with made-up and replayed values (#21, #23),
+//! and files sent in direct and relayed chats, accepted or refused (#23) —
+//! while named invariants are checked throughout and at the end. Typing
+//! notices (`bob is typing…`)
 //! are not among the actions: only a chat in a terminal sends or shows
 //! them, and these are piped; the core's scripted tests and a tmux test
 //! drive them.
@@ -439,6 +440,8 @@ enum Intrusion {
     Rehello,
     /// `RELAY` to the server with a made-up value.
     Relay,
+    /// `FILE-RELAY` to the server with a made-up value, then bytes (#23).
+    FileRelay,
     /// Bytes that are no line of ours.
     Garbage,
 }
@@ -2493,8 +2496,9 @@ impl World {
             Intrusion::Hello,
             Intrusion::Rehello,
             Intrusion::Relay,
+            Intrusion::FileRelay,
             Intrusion::Garbage,
-        ][self.rng.below(5)];
+        ][self.rng.below(6)];
         let id = self.counts.intrusions;
         self.counts.intrusions += 1;
         let name = self.peers[self.rng.below(self.peers.len())].name.clone();
@@ -2517,6 +2521,10 @@ impl World {
             Intrusion::Relay => (
                 Some(self.server.addr),
                 format!("RELAY {call} {value}\n{line}"),
+            ),
+            Intrusion::FileRelay => (
+                Some(self.server.addr),
+                format!("FILE-RELAY {call} {} {value}\n{line}", self.rng.below(4)),
             ),
             Intrusion::Garbage => (
                 self.peers[target].p2p,

@@ -68,7 +68,7 @@ fn features_follow_the_relay_setting_before_and_after_register() {
     let mut raw = Raw::connect(relaying);
     assert_eq!(
         raw.ask("FEATURES"),
-        "OK FEATURES no-relay-code relay rejoin ring presence missed long-lines session proof ring-time away"
+        "OK FEATURES no-relay-code relay rejoin ring presence missed long-lines session proof ring-time away transfer relay-files"
     );
 
     let plain = serve(Config {
@@ -78,7 +78,7 @@ fn features_follow_the_relay_setting_before_and_after_register() {
     let mut raw = register(plain, "ann");
     assert_eq!(
         raw.ask("FEATURES relay"),
-        "OK FEATURES no-relay-code ring presence missed long-lines session proof ring-time away"
+        "OK FEATURES no-relay-code ring presence missed long-lines session proof ring-time away transfer"
     );
     let mut relay = Raw::connect(plain);
     assert_eq!(

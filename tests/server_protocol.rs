@@ -174,7 +174,7 @@ fn features_are_answered_before_and_after_register_and_follow_no_relay() {
     let mut raw = Raw::connect(server.addr);
     assert_eq!(
         raw.ask("FEATURES"),
-        "OK FEATURES no-relay-code relay rejoin ring presence missed long-lines session proof ring-time away"
+        "OK FEATURES no-relay-code relay rejoin ring presence missed long-lines session proof ring-time away transfer relay-files"
     );
     assert!(
         raw.ask("REGISTER ann 127.0.0.1:9")
@@ -182,7 +182,7 @@ fn features_are_answered_before_and_after_register_and_follow_no_relay() {
     );
     assert_eq!(
         raw.ask("features relay ping-number"),
-        "OK FEATURES no-relay-code relay rejoin ring presence missed long-lines session proof ring-time away"
+        "OK FEATURES no-relay-code relay rejoin ring presence missed long-lines session proof ring-time away transfer relay-files"
     );
     assert!(
         raw.ask("FEATURES Not_A_Word")
@@ -193,7 +193,7 @@ fn features_are_answered_before_and_after_register_and_follow_no_relay() {
     let mut raw = Raw::connect(plain.addr);
     assert_eq!(
         raw.ask("FEATURES"),
-        "OK FEATURES no-relay-code ring presence missed long-lines session proof ring-time away"
+        "OK FEATURES no-relay-code ring presence missed long-lines session proof ring-time away transfer"
     );
 }
 
