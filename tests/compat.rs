@@ -65,7 +65,7 @@ fn a_chat_works_with_a_server_that_knows_no_features() {
     assert!(chat.wait_exit().success());
     let lines: Vec<String> = lines.try_iter().collect();
     assert_eq!(
-        lines[0], "FEATURES ring presence missed session proof ring-time away",
+        lines[0], "FEATURES ring presence missed session proof ring-time away transfer",
         "{lines:?}"
     );
     assert!(lines[1].starts_with("REGISTER ann "), "{lines:?}");
