@@ -667,6 +667,16 @@ fn cpu_secs(pid: &str) -> f64 {
     (field(11) + field(12)) / ticks
 }
 
+/// The most memory `pid` has held (`VmHWM` in `/proc/PID/status`), in KiB.
+fn peak_kib(pid: &str) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
 /// Sends `source` from `a` to `b` (whose downloads are `b_dir`); MB/s from
 /// `/accept` to `Received`, and the CPU seconds `pids` spent meanwhile.
 fn send_file(
@@ -703,34 +713,39 @@ fn round_trips_during_transfer(
     b.wait_for("/accept or /refuse");
     b.send("/accept");
     a.wait_for(&format!("accepted {name}"));
-    let received = format!("Received {name}");
-    let mut done = false;
-    let mut trips = Vec::new();
-    let until = |d: &mut Driven, needle: &str, done: &mut bool| loop {
+    // What each side says at the end, noted as round trips read past it.
+    let ends = [format!("Received {name}"), format!("received {name}")];
+    let mut seen = [false, false];
+    let until = |d: &mut Driven, needle: &str, seen: &mut [bool; 2]| loop {
         let (_, line) = d
             .lines
             .recv_timeout(Duration::from_secs(30))
             .unwrap_or_else(|_| panic!("never saw {needle:?}"));
-        *done |= line.contains(&received);
+        for (seen, end) in seen.iter_mut().zip(&ends) {
+            *seen |= line.contains(end.as_str());
+        }
         if line.contains(needle) {
             return;
         }
     };
+    let mut trips = Vec::new();
     for i in 0..20_000 {
-        if done {
+        if seen[0] {
             break;
         }
         let t = Instant::now();
         a.send(&format!("busy ping {i}"));
-        until(b, &format!("busy ping {i}"), &mut done);
+        until(b, &format!("busy ping {i}"), &mut seen);
         b.send(&format!("busy pong {i}"));
-        until(a, &format!("busy pong {i}"), &mut done);
+        until(a, &format!("busy pong {i}"), &mut seen);
         trips.push(t.elapsed());
     }
-    if !done {
-        b.wait_for(&received);
+    if !seen[0] {
+        b.wait_for(&ends[0]);
     }
-    a.wait_for(&format!("received {name}"));
+    if !seen[1] {
+        a.wait_for(&ends[1]);
+    }
     std::fs::remove_file(b_dir.join(&name)).unwrap();
     trips
 }
@@ -775,6 +790,9 @@ pub fn files(table: &mut Table) {
     let direct_pids = [pid(&a), pid(&b)];
     let relayed_pids = [pid(&ra), pid(&rb), server.id().to_string()];
     let me = ["self".to_string()];
+    // Each chat's peak memory before any file, to hold the peak after
+    // all of them against.
+    let peaks_before: Vec<f64> = direct_pids.iter().map(|p| peak_kib(p)).collect();
     let mut raw = Vec::new();
     let (mut buffered, mut chat, mut relayed) = (Vec::new(), Vec::new(), Vec::new());
     let (mut raw_cpu, mut chat_cpu, mut relayed_cpu) = (Vec::new(), Vec::new(), Vec::new());
@@ -848,6 +866,17 @@ pub fn files(table: &mut Table) {
         .row("CPU a MB, relayed file (both chats + server)")
         .value(&relayed_cpu)
         .vs("raw copy", &raw_cpu);
+    let peaks_after: Vec<f64> = direct_pids.iter().map(|p| peak_kib(p)).collect();
+    for (who, (before, after)) in ["sending", "receiving"]
+        .iter()
+        .zip(peaks_before.iter().zip(&peaks_after))
+    {
+        let before = Figure::one("KiB", *before);
+        table
+            .row(&format!("peak memory of the {who} chat after every file"))
+            .value(&Figure::one("KiB", *after))
+            .vs("before the first", &before);
+    }
     let idle = Latency::from_percentiles(&idle);
     let busy = Latency::from_percentiles(&busy);
     table.latency("chat round trip, no transfer", &idle);
