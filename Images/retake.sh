@@ -15,7 +15,7 @@ out=$PWD/Images
 port=7790
 cols=62
 rows=16
-sessions=(shot-server shot-alice shot-bob shot-carol shot-dave)
+sessions=(shot-server shot-alice shot-bob shot-carol shot-dave shot-erin)
 # The real ImageMagick, not a stand-in earlier on the PATH.
 convert=/usr/bin/convert
 [ -x "$convert" ] || convert=$(command -v convert)
@@ -59,7 +59,8 @@ render() {
   echo "wrote Images/$file"
 }
 
-start shot-server "$bin/server --listen 127.0.0.1:$port"
+# Relayed files go at 3 MB/s, so that a transfer lasts long enough to be seen.
+start shot-server "$bin/server --listen 127.0.0.1:$port --relay-file-rate 3000000"
 wait_for shot-server "listening on"
 start shot-alice "$bin/chat --server 127.0.0.1:$port"
 wait_for shot-alice "your name:"
@@ -114,3 +115,26 @@ wait_for shot-bob "dave tried to call you at"
 wait_for shot-bob "Online users (4)"
 wait_for shot-carol "is free."
 render after-q.png shot-alice shot-bob
+
+# A file: erin can only be reached through the relay; carol calls her and
+# sends a report, which erin takes with y; its row shows at the right of
+# erin's prompt while carol's lines still arrive.
+files=/tmp/shots; rm -rf "$files"; mkdir -p "$files"
+trap 'cleanup; rm -rf "$files"' EXIT
+mkdir "$files/in"
+head -c 24000000 /dev/urandom > "$files/report.pdf"
+start shot-erin "$bin/chat --server 127.0.0.1:$port --name erin --advertise 127.0.0.1:1 --downloads $files/in"
+wait_for shot-erin "connect to:"
+type_line shot-carol erin
+wait_for shot-erin "carol is calling"
+type_line shot-erin y
+wait_for shot-carol "Connected to erin (relayed"
+type_line shot-carol "/send $files/report.pdf"
+wait_for shot-erin "/accept or /refuse (y or n)"
+type_line shot-erin y
+wait_for shot-erin "receiving report.pdf"
+type_line shot-carol "the charts are on page 4"
+wait_for shot-erin "the charts are on page 4"
+wait_for shot-erin "left"
+render files.png shot-carol shot-erin
+wait_for shot-erin "Received report.pdf"

@@ -287,6 +287,9 @@ impl Core {
         let Some(_) = link else {
             return self.notice("Not now: the link is down; try again once it is back.");
         };
+        if self.is_me(&peer) {
+            return self.notice("A chat with yourself sends no files: copy it where you want it.");
+        }
         if !chat.link.files {
             return self.notice(format!("{peer}'s chat cannot receive files."));
         }

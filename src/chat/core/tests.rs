@@ -926,6 +926,9 @@ fn a_chat_with_yourself_echoes_every_line() {
         }),
     });
     w.expect_line("Chatting with yourself");
+    w.core.settings.files = Some(FileSettings::default());
+    w.typed("/send /tmp/a.bin");
+    w.expect_line("A chat with yourself sends no files");
     w.typed("echo");
     w.expect_to_peer(6, "MSG echo");
     w.peer(5, &["MSG echo"]);
