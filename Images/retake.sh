@@ -39,13 +39,22 @@ wait_for() {
   done
   echo "retake.sh: $1 never showed: $2" >&2; tmux capture-pane -p -t "$1" >&2; exit 1
 }
+# Waits (at most 10 s) until the pane no longer shows $2.
+wait_gone() {
+  for _ in $(seq 100); do
+    tmux capture-pane -p -t "$1" | grep -qF -- "$2" || return 0
+    sleep 0.1
+  done
+  echo "retake.sh: $1 still shows: $2" >&2; exit 1
+}
 # Renders the panes given as arguments, one above the other, into $out/$1.
 render() {
   local file=$1; shift
   local tiles=()
+  # Every pane first, then the slow rendering: one moment in all of them.
+  for s in "$@"; do tmux capture-pane -p -e -t "$s" > "/tmp/$s.ansi"; done
   for s in "$@"; do
     local title=${s#shot-}
-    tmux capture-pane -p -e -t "$s" > "/tmp/$s.ansi"
     {
       printf '<span foreground="#fce94f" weight="bold">── %s ──</span>\n' "$title"
       python3 "$out/ansi2pango.py" < "/tmp/$s.ansi"
@@ -122,7 +131,10 @@ render after-q.png shot-alice shot-bob
 files=/tmp/shots; rm -rf "$files"; mkdir -p "$files"
 trap 'cleanup; rm -rf "$files"' EXIT
 mkdir "$files/in"
-head -c 24000000 /dev/urandom > "$files/report.pdf"
+head -c 60000000 /dev/urandom > "$files/report.pdf"
+# Wider panes here: a transfer's row takes the right of the prompt's row.
+cols=80
+tmux resize-window -t shot-carol -x "$cols"
 start shot-erin "$bin/chat --server 127.0.0.1:$port --name erin --advertise 127.0.0.1:1 --downloads $files/in"
 wait_for shot-erin "connect to:"
 type_line shot-carol erin
@@ -135,6 +147,10 @@ type_line shot-erin y
 wait_for shot-erin "receiving report.pdf"
 type_line shot-carol "the charts are on page 4"
 wait_for shot-erin "the charts are on page 4"
-wait_for shot-erin "left"
+wait_for shot-erin "%  "
+# erin's y answered the offer; the typing note it raised is gone a second
+# later.
+wait_gone shot-carol "erin is typing"
 render files.png shot-carol shot-erin
-wait_for shot-erin "Received report.pdf"
+type_line shot-erin "/cancel"
+wait_for shot-carol "erin cancelled report.pdf"

@@ -388,6 +388,20 @@ fn decode_keys(events: &Events, reads: &mpsc::Receiver<Chunk>) {
 /// Columns the prompt and the line keep at least beside the peer's typing
 /// note; a narrower row shows no note.
 const MIN_LINE_ROOM: usize = 24;
+/// The note as it fits in `columns` beside the line (a blank column
+/// apart): a note too wide loses its last parts, each set off by two
+/// spaces (a transfer's time left, then its rate), and one that still
+/// does not fit is not shown.
+fn fit_note(mut note: String, columns: usize) -> Option<String> {
+    loop {
+        if columns > width(&note) {
+            return Some(note);
+        }
+        let (shorter, _) = note.rsplit_once("  ")?;
+        note = shorter.to_string();
+    }
+}
+
 /// Most lines a paste sends into a chat without asking first, as irssi
 /// does: a longer one asks `send 2,000 lines? y/n`.
 pub const MOST_LINES_UNASKED: usize = 20;
@@ -1099,8 +1113,12 @@ impl Term {
     fn draw(&mut self, out: &mut impl Write) {
         // The peer's typing note takes the right of the row, a blank column
         // apart, where the row is wide enough to leave the line room.
-        let note = self.typing_note.as_deref().map(shown);
-        let note = note.filter(|note| self.columns >= width(note) + 1 + MIN_LINE_ROOM);
+        let note = self.typing_note.as_deref().and_then(|note| {
+            // The prompt is kept whole beside it (the editor gives a
+            // prompt at most half the line's columns).
+            let room = MIN_LINE_ROOM.max(2 * width(&self.prompt) + 2);
+            fit_note(shown(note).into_owned(), self.columns.saturating_sub(room))
+        });
         let columns = note
             .as_ref()
             .map_or(self.columns, |note| self.columns - width(note) - 1);
@@ -1164,7 +1182,8 @@ impl Term {
 #[cfg(test)]
 mod tests {
     use super::{
-        Event, Lines, Ordering, STDOUT_BACKLOG, StdoutWriter, Typed, TypedBatch, TypedPart, grouped,
+        Event, Lines, Ordering, STDOUT_BACKLOG, StdoutWriter, Typed, TypedBatch, TypedPart,
+        fit_note, grouped,
     };
     use std::io::{self, Write};
     use std::sync::mpsc;
@@ -1249,5 +1268,25 @@ mod tests {
             ]
         );
         assert!(TypedBatch::default().into_parts().is_empty());
+    }
+
+    #[test]
+    fn a_note_too_wide_loses_its_last_parts_then_goes() {
+        let row = "receiving report.pdf  34%  3.4 MB/s  0:05 left".to_string();
+        assert_eq!(fit_note(row.clone(), 47).as_deref(), Some(row.as_str()));
+        assert_eq!(
+            fit_note(row.clone(), 46).as_deref(),
+            Some("receiving report.pdf  34%  3.4 MB/s")
+        );
+        assert_eq!(
+            fit_note(row.clone(), 26).as_deref(),
+            Some("receiving report.pdf  34%")
+        );
+        assert_eq!(
+            fit_note(row.clone(), 25).as_deref(),
+            Some("receiving report.pdf")
+        );
+        assert_eq!(fit_note(row, 20), None);
+        assert_eq!(fit_note("bob is typing…".into(), 14), None);
     }
 }
