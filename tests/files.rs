@@ -714,3 +714,57 @@ fn a_receiver_that_never_reads_fails_the_transfer_and_the_chat_goes_on() {
     bob.expect("mallory: still there?");
     drop(data);
 }
+
+#[test]
+fn a_relayed_transfer_cut_with_every_connection_goes_on_from_the_bytes_received() {
+    // Both chats reach the server through a proxy of 300 KB/s a
+    // connection, which is cut: the registration, the chat's relay and
+    // the file's relay all break at once.
+    let server = Server::start();
+    let proxy = common::Proxy::throttled(server.addr, 300_000);
+    let via = proxy.addr.to_string();
+    let alice_dir = TempDir::new("relay-cut-alice");
+    let bob_dir = TempDir::new("relay-cut-bob");
+    let mut alice = login_with(
+        &server,
+        "alice",
+        &["--server", &via, "--downloads", alice_dir.str()],
+    );
+    let bob_args = [
+        "--server",
+        &via,
+        "--advertise",
+        "127.0.0.1:1",
+        "--downloads",
+        bob_dir.str(),
+    ];
+    let mut bob = login_with(&server, "bob", &bob_args);
+    alice.send("bob");
+    common::answer(&mut bob, "alice");
+    alice.expect("Connected to bob (relayed through the server");
+    settle(&mut alice, &mut bob);
+    let source = TempDir::new("relay-cut-source");
+    let bytes = pattern(1_200_000);
+    send_and_accept(&mut alice, &mut bob, &source, "far.bin", &bytes);
+    let part = bob_dir.path().join("far.bin.part");
+    common::eventually("some of the file is across", || {
+        std::fs::metadata(&part).is_ok_and(|m| m.len() >= 200_000)
+    });
+    proxy.cut();
+    let cut_at = std::fs::metadata(&part).map_or(0, |m| m.len());
+    assert!(
+        cut_at < 1_000_000,
+        "the cut came late: {cut_at} bytes were across"
+    );
+    alice.expect("back with bob");
+    bob.expect("back with alice");
+    bob.expect("Received far.bin (1.2 MB) from alice in");
+    alice.expect("bob received far.bin (1.2 MB) in");
+    let got = std::fs::read(bob_dir.path().join("far.bin")).unwrap();
+    assert!(
+        got == bytes,
+        "the file arrived changed ({} bytes)",
+        got.len()
+    );
+    assert_eq!(bob_dir.names(), ["far.bin"]);
+}

@@ -696,6 +696,8 @@ impl Core {
                 // The token is used up: a replay finds nothing expected.
                 let state = LinkState::new(link, now);
                 let mut connected = None;
+                self.chats_started += 1;
+                let serial = self.chats_started;
                 match (accept, self.place_mut()) {
                     (
                         Accept::Echo,
@@ -706,6 +708,7 @@ impl Core {
                         *place = Place::Chatting(Box::new(Chat {
                             peer: caller.clone(),
                             call,
+                            serial,
                             link: state,
                             route: hello.route,
                             echo: None,
@@ -850,9 +853,11 @@ impl Core {
         // no key of ours goes to the peer.
         let resumable = !self.is_me(&peer);
         let key = (resumable && !proof).then_some(dialed.key);
+        self.chats_started += 1;
         self.set_place(Place::Chatting(Box::new(Chat {
             peer,
             call,
+            serial: self.chats_started,
             link,
             route: dialed.route,
             echo,

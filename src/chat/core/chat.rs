@@ -8,7 +8,12 @@ use super::*;
 #[derive(Debug)]
 pub(super) struct Chat {
     pub(super) peer: String,
+    /// The server's number for the chat's call, which a server restart or
+    /// a lost registration may change (`RESUME`).
     pub(super) call: CallId,
+    /// This program's own number for the chat, which never changes: what
+    /// the chat's transfers belong to.
+    pub(super) serial: u64,
     pub(super) link: LinkState,
     pub(super) route: Route,
     /// When chatting with ourselves: the incoming end, whose lines we show.

@@ -111,10 +111,10 @@ pub enum TransferEvent {
     Cut(String),
 }
 
-/// The transfers of the chat with the peer on `call`.
+/// The transfers of one chat (its [`Chat::serial`]).
 #[derive(Debug, Default)]
 pub(super) struct Files {
-    call: Option<CallId>,
+    chat: Option<u64>,
     transfers: Vec<Transfer>,
     /// Our offers so far, in this chat.
     offered: u64,
@@ -315,8 +315,7 @@ impl Core {
                 "{MAX_TRANSFERS} transfers are under way already; wait for one to end."
             ));
         }
-        let call = chat.call;
-        self.files.call = Some(call);
+        self.files.chat = Some(chat.serial);
         let id = self.next_offer(role);
         self.files.transfers.push(Transfer {
             id,
@@ -396,10 +395,10 @@ impl Core {
         let Some((chat, _)) = self.file_chat() else {
             return;
         };
-        let (peer, role, call) = (chat.peer.clone(), chat.role, chat.call);
+        let (peer, role, serial) = (chat.peer.clone(), chat.role, chat.serial);
         match msg {
             PeerMessage::FileOffer { id, size, name } => {
-                self.on_offer(now, &peer, role, call, id, size, &name)
+                self.on_offer(now, &peer, role, serial, id, size, &name)
             }
             PeerMessage::FileAccept { id } => self.on_accepted(now, &peer, id),
             PeerMessage::FileEnd { id, end, text } => self.on_file_end(now, &peer, id, end, &text),
@@ -416,7 +415,7 @@ impl Core {
         now: Instant,
         peer: &str,
         role: Role,
-        call: CallId,
+        serial: u64,
         id: FileId,
         size: u64,
         offered: &str,
@@ -444,7 +443,7 @@ impl Core {
             let text = format!("over the {max} {} takes", self.me().unwrap_or_default());
             return self.file_end(id, FileEnd::TooBig, &text);
         }
-        self.files.call = Some(call);
+        self.files.chat = Some(serial);
         self.files.transfers.push(Transfer {
             id,
             way: Way::In,
@@ -919,12 +918,14 @@ impl Core {
 
     /// Transfers whose chat is over end with it, and the user is told.
     pub(super) fn settle_files(&mut self) {
-        if self.files.transfers.is_empty() && self.files.call.is_none() {
+        if self.files.transfers.is_empty() && self.files.chat.is_none() {
             return;
         }
-        let call = self.files.call;
+        let serial = self.files.chat;
         let alive = match self.place() {
-            Some(Place::Chatting(chat) | Place::Rejoining { chat, .. }) => Some(chat.call) == call,
+            Some(Place::Chatting(chat) | Place::Rejoining { chat, .. }) => {
+                Some(chat.serial) == serial
+            }
             _ => false,
         };
         if alive {

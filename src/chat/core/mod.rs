@@ -403,6 +403,8 @@ pub struct Core {
     roster: std::collections::HashMap<String, Listed>,
     /// The transfers of the chat, both ways.
     files: Files,
+    /// Chats started so far: the last one's [`Chat::serial`].
+    chats_started: u64,
     outputs: Vec<Output>,
 }
 
@@ -430,6 +432,7 @@ impl Core {
             typed_for_chat: None,
             roster: std::collections::HashMap::new(),
             files: Files::default(),
+            chats_started: 0,
             outputs: Vec::new(),
             settings,
         };

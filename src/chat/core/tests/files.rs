@@ -610,3 +610,32 @@ fn a_transfer_cut_with_the_chats_link_starts_again_once_the_chat_is_back() {
     // Fresh values are asked for.
     w.expect_request(&format!("TRANSFER bob {id}"));
 }
+
+#[test]
+fn a_chat_renumbered_by_the_server_keeps_its_transfers() {
+    let mut w = files_chat();
+    let id = w.offer("/tmp/a.bin", "a.bin", 1000);
+    w.peer(1, &[&format!("FILE-ACCEPT {id}")]);
+    w.expect_request(&format!("TRANSFER bob {id}"));
+    w.server(&format!("OK TRANSFER bob 7 {id} {KEYS}"));
+    w.skip_all();
+    // The server goes and comes back: the same chat, under a new number.
+    w.input(Input::ServerLost(ServerLoss::Closed));
+    w.input(back_at("127.0.0.1:4000"));
+    w.server("OK FEATURES relay transfer relay-files");
+    w.server("OK WELCOME alice 10");
+    w.expect_request("RESUME bob");
+    w.server("OK RESUMED bob 40");
+    assert_eq!(
+        w.count(|o| matches!(o, Output::StopTransfer { .. })),
+        0,
+        "{:?}",
+        w.fresh()
+    );
+    w.typed("/transfers");
+    w.expect_line("sending a.bin");
+    w.transfer(id, TransferEvent::Progress(1000));
+    w.transfer(id, TransferEvent::Finished { saved_as: None });
+    w.peer(1, &[&format!("FILE-END {id} done")]);
+    w.expect_line("bob received a.bin (1.0 KB)");
+}
