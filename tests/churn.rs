@@ -121,8 +121,9 @@ const FLOOD: &str = "a_ring_flood_rings_a_chat_at_most_the_stranger_bound_and_fr
 const INTRUDERS: &str = "an_intruder_is_let_in_nowhere_and_shown_to_nobody";
 const AWAY: &str = "a_call_to_an_away_chat_never_rings_it_sets_no_wait_and_is_told_once_back";
 const FILES_WHOLE: &str = "a_file_at_its_name_is_whole_and_where_it_was_sent";
+const FILES_END: &str = "a_transfer_stops_with_its_chat_only_when_the_chat_ends";
 
-const CHECKS: [&str; 13] = [
+const CHECKS: [&str; 14] = [
     EXACTLY_ONCE,
     ONLY_TO_RECEIVER,
     LIST_AGREES,
@@ -136,6 +137,7 @@ const CHECKS: [&str; 13] = [
     INTRUDERS,
     AWAY,
     FILES_WHOLE,
+    FILES_END,
 ];
 
 /// When the run started: every transcript line and violation is stamped
@@ -922,6 +924,10 @@ fn server_args() -> Vec<String> {
         "100000",
         "--max-stranger-rings",
         &STRANGER_RINGS.to_string(),
+        // Relayed files at 1 MB/s: a few MB take seconds, in which chats
+        // end, break and come back.
+        "--relay-file-rate",
+        "1000000",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -2177,7 +2183,7 @@ impl World {
             let n = 20 + self.rng.below(200);
             self.chat_lines(now, n);
         }
-        if chance(1.0, &mut self.rng) {
+        if chance(2.0, &mut self.rng) {
             self.send_file(now);
         }
         if chance(0.2, &mut self.rng) {
@@ -2313,8 +2319,8 @@ impl World {
         peer.touched = now;
     }
 
-    /// A chatting peer offers a file of a few hundred KB at most to its
-    /// peer, in a direct chat or a relayed one.
+    /// A chatting peer offers a file of a few hundred KB at most (now and
+    /// then a few MB) to its peer, in a direct chat or a relayed one.
     fn send_file(&mut self, now: Instant) {
         let slot =
             self.pick(|p| p.alive() && !p.stopped() && matches!(p.state, State::Chatting { .. }));
@@ -2335,7 +2341,15 @@ impl World {
         let peer = &mut self.peers[slot];
         peer.seq += 1;
         let name = format!("F-{}-{}-{}.bin", peer.name, peer.run, peer.seq);
-        let len = 1 + self.rng.below(300_000);
+        // Now and then a few MB, which a relayed chat takes a second or
+        // more over: long enough for a kill, a cut or a server restart to
+        // fall in the middle.
+        let most = if self.rng.below(8) == 0 {
+            4_000_000
+        } else {
+            300_000
+        };
+        let len = 1 + self.rng.below(most);
         let mut state = self.rng.next() | 1;
         let bytes: Vec<u8> = (0..len)
             .map(|_| {
@@ -2420,6 +2434,20 @@ impl World {
         }
         if line.contains(" received F-") {
             self.counts.files_confirmed += 1;
+            return true;
+        }
+        // A chat that goes on (or is being brought back) keeps its
+        // transfers: only its end stops them, and that end is told first.
+        if line.starts_with("F-") && line.ends_with(" stopped: the chat ended.") {
+            self.checked(FILES_END);
+            if let State::Chatting { peer, .. } | State::Reconnecting { peer, .. } =
+                &self.peers[slot].state
+            {
+                let me = &self.peers[slot].name;
+                let text =
+                    format!("{me} stopped a transfer while its chat with {peer} went on: {line:?}");
+                self.violation(FILES_END, &[slot], text);
+            }
             return true;
         }
         // Offered, accepted, refused, progress, failed, stopped: told, not
