@@ -315,14 +315,27 @@ impl Mallory {
     /// Offers `size` bytes under `name`; bob's user accepts; returns the
     /// data connection, ready for the bytes.
     fn open_data(&mut self, bob: &mut Chat, id: u64, name: &str, size: u64) -> TcpStream {
+        let (mine, theirs) = self.offer_taken(bob, id, name, size);
+        self.knock(id, &mine, &theirs)
+    }
+
+    /// Offers `size` bytes under `name`; bob's user accepts; returns our
+    /// values for the data connection (shown, expected) once bob has his.
+    fn offer_taken(&mut self, bob: &mut Chat, id: u64, name: &str, size: u64) -> (String, String) {
         self.say(&format!("FILE-OFFER {id} {size} {name}"));
         bob.expect("mallory sends ");
         bob.expect("/accept or /refuse");
         bob.send("/accept");
         self.until(&format!("FILE-ACCEPT {id}"));
         // The caller asks the server for the values; bob is given his.
-        let (mine, theirs) = common::transfer_values(&mut self.server_conn, "bob", id);
+        let values = common::transfer_values(&mut self.server_conn, "bob", id);
         self.until(&format!("FILE-READY {id}"));
+        values
+    }
+
+    /// Opens the data connection for `id` with our values `mine`, checking
+    /// bob shows `theirs`; returns it, ready for the bytes.
+    fn knock(&mut self, id: u64, mine: &str, theirs: &str) -> TcpStream {
         let mut data = TcpStream::connect(self.bob_addr).expect("dial bob's data");
         data.set_read_timeout(Some(common::WAIT)).unwrap();
         let mut lines = BufReader::new(data.try_clone().unwrap());
@@ -373,6 +386,41 @@ fn hostile_offered_names_are_saved_under_safe_base_names() {
         "an escape reached the screen"
     );
     assert!(Path::new("/etc/passwd").exists());
+}
+
+#[test]
+fn strangers_knocking_first_on_the_callees_port_neither_fail_nor_take_its_transfer() {
+    let server = Server::start();
+    let dir = TempDir::new("knocked");
+    let mut bob = login_with(&server, "bob", &["--downloads", dir.str()]);
+    let mut mallory = Mallory::call(&server, &mut bob, "files");
+    let bytes = pattern(100_000);
+    let (mine, theirs) = mallory.offer_taken(&mut bob, 1, "kept.bin", bytes.len() as u64);
+    // Before the real caller knocks, one stranger knocks and shows a wrong
+    // value, and another knocks and says nothing more.
+    let stranger = |hello: Option<&str>| {
+        let mut conn = TcpStream::connect(mallory.bob_addr).expect("dial bob");
+        conn.set_read_timeout(Some(common::WAIT)).unwrap();
+        writeln!(conn, "FILE-KNOCK 1").unwrap();
+        let mut proof = String::new();
+        BufReader::new(conn.try_clone().unwrap())
+            .read_line(&mut proof)
+            .unwrap();
+        if let Some(hello) = hello {
+            writeln!(conn, "FILE-HELLO {hello}").unwrap();
+        }
+        conn
+    };
+    let wrong = stranger(Some(&"0".repeat(mine.len())));
+    let silent = stranger(None);
+    let mut data = mallory.knock(1, &mine, &theirs);
+    data.write_all(&bytes).unwrap();
+    data.shutdown(std::net::Shutdown::Write).unwrap();
+    bob.expect("Received kept.bin (100.0 KB) from mallory in");
+    mallory.until("FILE-END 1 done");
+    let got = std::fs::read(dir.path().join("kept.bin")).unwrap();
+    assert!(got == bytes, "the file arrived changed");
+    drop((wrong, silent));
 }
 
 #[test]

@@ -33,6 +33,7 @@ use std::time::{Duration, Instant};
 
 use super::core::{Direction, FileFacts, Input, Opener, Part, Route, TransferEvent};
 use super::link::Handshaken;
+use super::p2pserver::{self, HandshakeSlot, Handshakes};
 use super::{Event, Events};
 use crate::connection::{LineReader, write_line};
 use crate::downloads;
@@ -64,6 +65,10 @@ pub(super) struct Transfers {
     /// Where the chat's link reached, the way our data connections go
     /// when we are the chat's caller.
     chat_way: Option<(SocketAddr, Route)>,
+    /// `FILE-KNOCK`s being answered, bounded as the listener's handshakes
+    /// are: a stranger's knock neither takes a transfer's connection nor
+    /// keeps the peer's out.
+    knocks: Arc<Mutex<Handshakes>>,
     events: Events,
 }
 
@@ -97,8 +102,9 @@ struct Values {
 enum Way {
     /// The caller dials the address its chat link reached.
     Dial(SocketAddr),
-    /// The callee answers a `FILE-KNOCK` on its listener.
-    Answer(Handshaken),
+    /// The callee's answer to a `FILE-KNOCK` on its listener, which
+    /// showed the right value ([`Transfers::proven`]).
+    Proven(Handshaken),
     /// Both sides dial the server's relay; `opener` says which speaks
     /// first on it.
     Relay {
@@ -143,6 +149,7 @@ impl Transfers {
             offered: HashMap::new(),
             moving: HashMap::new(),
             chat_way: None,
+            knocks: Arc::default(),
             events,
         }
     }
@@ -336,16 +343,35 @@ impl Transfers {
         spawn(id, move || data.run(way, job)).err()
     }
 
-    /// A data connection knocked for `id` on our listener: answered if we
-    /// wait for one for `id` (a direct chat's callee with its values),
-    /// else closed.
+    /// A data connection knocked for `id` on our listener: shown our value
+    /// if we wait for one for `id` (a direct chat's callee with its values),
+    /// else closed. Every knock is answered, on a thread of its own, and the
+    /// first to show the peer's value is the transfer's connection
+    /// ([`Transfers::proven`]): a stranger who knocks first takes nothing.
     pub(super) fn knocked(&mut self, id: FileId, conn: Handshaken) -> Option<Input> {
         let moving = self.moving.get(&id)?;
         let values = moving.values?;
-        if moving.opener != Opener::Await || values.relayed {
+        if moving.opener != Opener::Await || values.relayed || moving.taken {
             return None;
         }
-        self.launch(id, values.keys, Way::Answer(conn))
+        let from = conn.stream.peer_addr().ok()?.ip();
+        let slot = p2pserver::slot(&self.knocks, from, &conn.stream)?;
+        let events = self.events.clone();
+        let _ = thread::Builder::new()
+            .name("file-knock".into())
+            .stack_size(64 * 1024)
+            .spawn(move || answer_knock(id, values.keys, conn, slot, events));
+        None
+    }
+
+    /// A knock for `id` showed the value `keys` expect: the transfer's data
+    /// connection, if those are still its values and it has none yet.
+    pub(super) fn proven(&mut self, id: FileId, keys: Keys, conn: Handshaken) -> Option<Input> {
+        let moving = self.moving.get(&id)?;
+        if moving.values.map(|v| v.keys) != Some(keys) {
+            return None;
+        }
+        self.launch(id, keys, Way::Proven(conn))
     }
 
     /// Transfer `id` finished: nothing of it is held any more.
@@ -386,6 +412,33 @@ fn remove_part(part: Option<&Path>) {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Shows our value to a `FILE-KNOCK` for `id` and reads its `FILE-HELLO`:
+/// the connection goes to the main loop only if it showed the value `keys`
+/// expect. A stranger's is closed, and the transfer never hears of it.
+fn answer_knock(id: FileId, keys: Keys, conn: Handshaken, slot: HandshakeSlot, events: Events) {
+    let Handshaken {
+        mut stream,
+        mut reader,
+        route,
+    } = conn;
+    let proven = stream
+        .set_write_timeout(Some(HANDSHAKE_TIMEOUT))
+        .and_then(|()| write_line(&mut stream, &PeerMessage::Proof(keys.show())))
+        .and_then(|()| read_message(&mut reader))
+        .is_ok_and(
+            |hello| matches!(hello, PeerMessage::FileHello { value } if keys.accepts(&value)),
+        );
+    drop(slot);
+    if proven {
+        let conn = Handshaken {
+            stream,
+            reader,
+            route,
+        };
+        let _ = events.send(Event::FileProven { id, keys, conn });
+    }
 }
 
 /// Starts a transfer's data thread; says so if it cannot.
@@ -463,7 +516,12 @@ impl Data {
                 let reader = LineReader::with_limit(stream.try_clone()?, MAX_DATA_LINE);
                 (stream, reader, Opener::Dial)
             }
-            Way::Answer(conn) => (conn.stream, conn.reader, Opener::Await),
+            Way::Proven(conn) => {
+                // Shown and checked already, each way.
+                self.hold(&conn.stream)?;
+                let _ = conn.stream.set_nodelay(true);
+                return Ok((conn.stream, conn.reader));
+            }
             Way::Relay {
                 server,
                 call,
