@@ -118,6 +118,10 @@ pub(super) struct Files {
     transfers: Vec<Transfer>,
     /// Our offers so far, in this chat.
     offered: u64,
+    /// What we said of transfers (`FILE-END`) while the chat's link was
+    /// down, for the peer once it is back: else a file that arrived meanwhile
+    /// would be sent again, and its sender told it failed.
+    unsaid: Vec<PeerMessage>,
 }
 
 #[derive(Debug)]
@@ -268,9 +272,16 @@ impl Core {
     }
 
     fn file_end(&mut self, id: FileId, end: FileEnd, text: &str) {
-        if let Some(link) = self.file_link() {
-            let text = text.to_string();
-            self.send_peer(link, PeerMessage::FileEnd { id, end, text });
+        let msg = PeerMessage::FileEnd {
+            id,
+            end,
+            text: text.to_string(),
+        };
+        match self.file_chat() {
+            Some((_, Some(link))) => self.send_peer(link, msg),
+            // One a transfer: bounded as the transfers are.
+            Some((_, None)) => self.files.unsaid.push(msg),
+            None => {}
         }
     }
 
@@ -583,6 +594,11 @@ impl Core {
     /// The chat is back: transfers under way go on, on a new data
     /// connection, from the bytes the receiver has.
     pub(super) fn resume_files(&mut self, now: Instant) {
+        if let Some(link) = self.file_link() {
+            for msg in std::mem::take(&mut self.files.unsaid) {
+                self.send_peer(link, msg);
+            }
+        }
         let opener = self.file_opener();
         let held: Vec<(FileId, Direction, u64)> = self
             .files

@@ -610,3 +610,33 @@ fn a_transfer_cut_with_the_chats_link_starts_again_once_the_chat_is_back() {
     // Fresh values are asked for.
     w.expect_request(&format!("TRANSFER bob {id}"));
 }
+
+#[test]
+fn what_we_say_of_a_transfer_while_the_link_is_down_reaches_the_peer_once_it_is_back() {
+    let mut w = files_chat();
+    w.peer(1, &["FILE-OFFER 2 10 a.txt", "FILE-OFFER 4 20 b.txt"]);
+    w.typed("/accept");
+    w.typed("/accept");
+    w.server(&format!("OK TRANSFER bob 7 2 {KEYS}"));
+    w.server(&format!("OK TRANSFER bob 7 4 {KEYS}"));
+    w.skip_all();
+    w.link_broke(1);
+    w.expect_request("LOCATE bob");
+    // a.txt arrives whole while the link is down; b.txt is cancelled.
+    w.transfer(
+        2,
+        TransferEvent::Finished {
+            saved_as: Some("a.txt".into()),
+        },
+    );
+    w.expect_line("Received a.txt");
+    w.typed("/cancel b.txt");
+    w.expect_line("You cancelled b.txt.");
+    w.server("OK LOCATED bob 127.0.0.3:5000");
+    w.take("a redial", |o| matches!(o, Output::Dial { .. }));
+    w.brought_back(7, 9, "127.0.0.3:5000", Route::Direct, token(OTHER_TOKEN), 0);
+    // bob learns a.txt arrived (else he sends it again, and is told it
+    // failed), and that b.txt was cancelled.
+    w.expect_to_peer(9, "FILE-END 2 done");
+    w.expect_to_peer(9, "FILE-END 4 cancelled");
+}
