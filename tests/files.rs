@@ -246,6 +246,14 @@ fn a_file_that_cannot_be_opened_is_not_offered() {
         .expect("Cannot send that file: No such file or directory (os error 2).");
     p.alice.send("/send /");
     p.alice.expect("Cannot send that file: not a regular file.");
+    // A pipe nobody writes to is not waited on: opening one would block
+    // until someone did.
+    let dir = TempDir::new("missing-fifo");
+    let fifo = dir.path().join("pipe");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+    assert!(made.is_ok_and(|s| s.success()), "mkfifo {}", fifo.display());
+    p.alice.send(&format!("/send {}", fifo.display()));
+    p.alice.expect("Cannot send that file: not a regular file.");
     p.alice.send("still here");
     p.bob.expect("alice: still here");
 }

@@ -452,10 +452,19 @@ fn spawn(id: FileId, work: impl FnOnce() + Send + 'static) -> Result<(), Input> 
 
 /// Opens a file to offer: a regular file, its base name and size.
 fn open_to_send(path: &Path) -> Result<(File, FileFacts), String> {
+    // Asked before opening: opening a pipe (or a device) can wait for a
+    // writer without end, and this runs on the chat's loop.
+    let not_regular = || "not a regular file".to_string();
+    if !std::fs::metadata(path)
+        .map_err(|e| e.to_string())?
+        .is_file()
+    {
+        return Err(not_regular());
+    }
     let file = File::open(path).map_err(|e| e.to_string())?;
     let meta = file.metadata().map_err(|e| e.to_string())?;
     if !meta.is_file() {
-        return Err("not a regular file".into());
+        return Err(not_regular());
     }
     let name = path
         .file_name()
