@@ -169,6 +169,9 @@ enum Stage {
     /// Cut with the chat's link: it goes on from `done` once the chat is
     /// back, and ends with it if it is not.
     Held { started: Instant, done: u64 },
+    /// Ours, every byte written: the receiver's `FILE-END done` is waited
+    /// for until `until`, the file timeout, and then it fails.
+    Sent { started: Instant, until: Instant },
 }
 
 /// How long a transfer whose data connection broke waits for the peer's
@@ -609,11 +612,12 @@ impl Core {
                 // sent into a link that broke may not have arrived: every
                 // transfer under way starts again from what the receiver
                 // has.
-                let (Stage::Held { started, done }
-                | Stage::Cut { started, done, .. }
-                | Stage::Moving { started, done, .. }) = t.stage
-                else {
-                    return None;
+                let (started, done) = match t.stage {
+                    Stage::Held { started, done }
+                    | Stage::Cut { started, done, .. }
+                    | Stage::Moving { started, done, .. } => (started, done),
+                    Stage::Sent { started, .. } => (started, t.size),
+                    Stage::Opening | Stage::Offered { .. } => return None,
                 };
                 t.stage = Stage::Moving {
                     started,
@@ -651,7 +655,11 @@ impl Core {
             format!(": {text}")
         };
         let notice = match (transfer.way, end, &transfer.stage) {
-            (Way::Out, FileEnd::Done, Stage::Moving { started, .. }) => format!(
+            (
+                Way::Out,
+                FileEnd::Done,
+                Stage::Moving { started, .. } | Stage::Sent { started, .. },
+            ) => format!(
                 "{peer} received {name} ({}) {}.",
                 human_size(transfer.size),
                 took(transfer.size, now.saturating_duration_since(*started))
@@ -829,7 +837,12 @@ impl Core {
                     (transfer.name.clone(), transfer.size, *started, transfer.way);
                 *done = size;
                 if way == Way::Out {
-                    // The peer's `FILE-END done` says it arrived.
+                    // The peer's `FILE-END done` says it arrived, within
+                    // the file timeout.
+                    transfer.stage = Stage::Sent {
+                        started,
+                        until: now + timeout,
+                    };
                     return;
                 }
                 self.files.remove(id);
@@ -890,6 +903,41 @@ impl Core {
             });
             self.notice(format!("{name} failed: {why}."));
         }
+        let unsaid: Vec<FileId> = self
+            .files
+            .transfers
+            .iter()
+            .filter(|t| matches!(t.stage, Stage::Sent { until, .. } if now >= until))
+            .map(|t| t.id)
+            .collect();
+        for id in unsaid {
+            if self.chat_rejoining() {
+                // Its word may be on the way: asked again once it is back.
+                if let Some(t) = self.files.get_mut(id)
+                    && let Stage::Sent { started, .. } = t.stage
+                {
+                    t.stage = Stage::Held {
+                        started,
+                        done: t.size,
+                    };
+                }
+                continue;
+            }
+            let Some(transfer) = self.files.remove(id) else {
+                continue;
+            };
+            let peer = self
+                .file_chat()
+                .map(|(c, _)| c.peer.clone())
+                .unwrap_or_default();
+            let why = format!("{peer} never said it arrived");
+            self.file_end(id, FileEnd::Failed, &why);
+            self.out(Output::StopTransfer {
+                id,
+                part: Part::Remove,
+            });
+            self.notice(format!("{} failed: {why}.", transfer.name));
+        }
         let expired: Vec<FileId> = self
             .files
             .transfers
@@ -927,7 +975,9 @@ impl Core {
             .transfers
             .iter()
             .filter_map(|t| match t.stage {
-                Stage::Offered { until } | Stage::Cut { until, .. } => Some(until),
+                Stage::Offered { until } | Stage::Cut { until, .. } | Stage::Sent { until, .. } => {
+                    Some(until)
+                }
                 _ => None,
             })
             .min()
@@ -961,7 +1011,7 @@ impl Core {
             .files
             .transfers
             .iter()
-            .find(|t| matches!(t.stage, Stage::Moving { .. }))?;
+            .find(|t| matches!(t.stage, Stage::Moving { .. } | Stage::Sent { .. }))?;
         Some(describe(moving, now))
     }
 }
@@ -977,6 +1027,7 @@ fn describe(t: &Transfer, now: Instant) -> String {
         Stage::Opening => format!("opening {}", t.name),
         Stage::Cut { .. } => format!("{verb} {}  cut", t.name),
         Stage::Held { .. } => format!("{verb} {}  waiting for the link", t.name),
+        Stage::Sent { .. } => format!("{verb} {}  100%", t.name),
         Stage::Offered { until } => {
             let left = until.saturating_duration_since(now).as_secs();
             match t.way {

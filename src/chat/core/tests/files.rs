@@ -640,3 +640,31 @@ fn what_we_say_of_a_transfer_while_the_link_is_down_reaches_the_peer_once_it_is_
     w.expect_to_peer(9, "FILE-END 2 done");
     w.expect_to_peer(9, "FILE-END 4 cancelled");
 }
+
+#[test]
+fn a_receiver_that_never_says_a_sent_file_arrived_fails_it_after_the_file_timeout() {
+    let mut w = files_chat();
+    let settings = w.core.settings.files.as_mut().unwrap();
+    settings.timeout = Duration::from_secs(10);
+    let id = w.offer("/tmp/a.bin", "a.bin", 1000);
+    w.peer(1, &[&format!("FILE-ACCEPT {id}")]);
+    w.server(&format!("OK TRANSFER bob 7 {id} {KEYS}"));
+    w.transfer(id, TransferEvent::Finished { saved_as: None });
+    w.skip_all();
+    // Its word is waited for, and shown as waited for.
+    w.advance(Duration::from_secs(9));
+    assert_eq!(
+        w.core.transfer_status(w.now).as_deref(),
+        Some("sending a.bin  100%")
+    );
+    let told = |o: &Output| matches!(o, Output::Line { .. } | Output::StopTransfer { .. });
+    assert_eq!(w.count(told), 0, "{:#?}", w.fresh());
+    w.advance(Duration::from_secs(1));
+    w.expect_to_peer(
+        1,
+        &format!("FILE-END {id} failed bob never said it arrived"),
+    );
+    w.expect_stopped(id);
+    w.expect_line("a.bin failed: bob never said it arrived.");
+    assert_eq!(w.core.transfer_status(w.now), None);
+}
