@@ -770,3 +770,54 @@ fn a_receiver_that_never_reads_fails_the_transfer_and_the_chat_goes_on() {
     bob.expect("mallory: still there?");
     drop(data);
 }
+
+/// The threads `pid` runs now.
+fn threads_of(pid: u32) -> usize {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("its status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("a Threads: line")
+}
+
+#[test]
+fn a_peer_bringing_the_chat_back_again_and_again_holds_no_thread_per_time_for_a_transfer() {
+    let server = Server::start();
+    let mut bob = login_with(&server, "bob", &[]);
+    let mut mallory = Mallory::call(&server, &mut bob, "files resume ping-id bye-ack");
+    let key = "0123456789abcdef0123456789abcdef";
+    mallory.say(&format!("RESUMABLE {key}"));
+    // One transfer under way on bob's side, its data connection not open.
+    mallory.offer_taken(&mut bob, 1, "held.bin", 1000);
+    let before = threads_of(bob.pid());
+    // mallory brings the chat back 200 times, each time on a new link.
+    let mut links = Vec::new();
+    for _ in 0..200 {
+        let mut link = TcpStream::connect(mallory.bob_addr).expect("dial bob");
+        link.set_read_timeout(Some(common::WAIT)).unwrap();
+        writeln!(link, "REHELLO mallory {key} 0").unwrap();
+        let mut answer = String::new();
+        BufReader::new(link.try_clone().unwrap())
+            .read_line(&mut answer)
+            .unwrap();
+        assert!(answer.starts_with("REWELCOME bob "), "{answer:?}");
+        links.push(link);
+        // Only the newest link is bob's; the others he closed.
+        if links.len() > 2 {
+            links.remove(0);
+        }
+    }
+    // Old links' threads end at once; nothing is left per time.
+    let mut now = threads_of(bob.pid());
+    for _ in 0..40 {
+        if now < before + 20 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        now = threads_of(bob.pid());
+    }
+    assert!(now < before + 20, "{before} threads before, {now} after");
+    mallory.say("MSG still here");
+    drop(links);
+}

@@ -27,6 +27,7 @@ use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -89,6 +90,9 @@ struct Moving {
     part: Option<PathBuf>,
     /// The data connection, shared with its thread, to stop it.
     conn: Arc<Mutex<DataConn>>,
+    /// Dropped with this connection's attempt (a new one, or the end):
+    /// its watch ([`Transfers::watch`]) then ends at once.
+    _watch: Sender<()>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -200,10 +204,13 @@ impl Transfers {
             },
         };
         let conn = Arc::new(Mutex::new(DataConn::Waiting));
-        if let Err(input) = self.watch(id, &conn) {
-            remove_part(part.as_deref());
-            return Some(input);
-        }
+        let watch = match self.watch(id, &conn) {
+            Ok(watch) => watch,
+            Err(input) => {
+                remove_part(part.as_deref());
+                return Some(input);
+            }
+        };
         self.moving.insert(
             id,
             Moving {
@@ -215,6 +222,7 @@ impl Transfers {
                 taken: false,
                 part,
                 conn,
+                _watch: watch,
             },
         );
         None
@@ -224,15 +232,19 @@ impl Transfers {
     /// back: fresh values, a new connection, from the bytes received.
     fn restart(&mut self, id: FileId) -> Option<Input> {
         let conn = Arc::new(Mutex::new(DataConn::Waiting));
-        if let Err(input) = self.watch(id, &conn) {
-            return Some(input);
-        }
+        let watch = match self.watch(id, &conn) {
+            Ok(watch) => watch,
+            Err(input) => return Some(input),
+        };
         let moving = self.moving.get_mut(&id)?;
         if let DataConn::Open(old) = std::mem::replace(&mut *lock(&moving.conn), DataConn::Stopped)
         {
             let _ = old.shutdown(Shutdown::Both);
         }
         moving.conn = conn;
+        // The old attempt's watch ends now, not a file timeout later: a
+        // peer that brings the chat back again and again holds no thread.
+        moving._watch = watch;
         moving.values = None;
         moving.ready = false;
         moving.taken = false;
@@ -241,16 +253,20 @@ impl Transfers {
 
     /// Fails transfer `id` if its data connection is not open within the
     /// file timeout: a peer that never tells its
-    /// value or never dials holds nothing of ours for longer.
-    fn watch(&self, id: FileId, conn: &Arc<Mutex<DataConn>>) -> Result<(), Input> {
+    /// value or never dials holds nothing of ours for longer. The watch
+    /// ends at once when the sender it returns is dropped.
+    fn watch(&self, id: FileId, conn: &Arc<Mutex<DataConn>>) -> Result<Sender<()>, Input> {
         let conn = conn.clone();
         let events = self.events.clone();
         let wait = self.stall;
+        let (watch, over) = mpsc::channel::<()>();
         thread::Builder::new()
             .name("file-watch".into())
             .stack_size(64 * 1024)
             .spawn(move || {
-                thread::sleep(wait);
+                if over.recv_timeout(wait) != Err(RecvTimeoutError::Timeout) {
+                    return;
+                }
                 let mut conn = lock(&conn);
                 if matches!(*conn, DataConn::Waiting) {
                     *conn = DataConn::Stopped;
@@ -260,7 +276,7 @@ impl Transfers {
                     let _ = events.send(Event::Transfer { id, event });
                 }
             })
-            .map(|_| ())
+            .map(|_| watch)
             .map_err(|e| failed(id, format!("cannot start it: {e}")))
     }
 
