@@ -122,6 +122,11 @@ pub(super) struct Files {
     /// down, for the peer once it is back: else a file that arrived meanwhile
     /// would be sent again, and its sender told it failed.
     unsaid: Vec<PeerMessage>,
+    /// The files we received whose `FILE-END done` went on a link, the
+    /// latest [`MAX_TRANSFERS`]: a link that breaks may lose its last
+    /// lines, so they are said again once it is back (a sender not
+    /// holding one ignores it).
+    said_done: Vec<FileId>,
 }
 
 #[derive(Debug)]
@@ -598,7 +603,13 @@ impl Core {
     /// connection, from the bytes the receiver has.
     pub(super) fn resume_files(&mut self, now: Instant) {
         if let Some(link) = self.file_link() {
-            for msg in std::mem::take(&mut self.files.unsaid) {
+            let again = self.files.said_done.iter().map(|&id| PeerMessage::FileEnd {
+                id,
+                end: FileEnd::Done,
+                text: String::new(),
+            });
+            let msgs: Vec<PeerMessage> = again.chain(self.files.unsaid.drain(..)).collect();
+            for msg in msgs {
                 self.send_peer(link, msg);
             }
         }
@@ -846,6 +857,12 @@ impl Core {
                     return;
                 }
                 self.files.remove(id);
+                if self.file_link().is_some() {
+                    if self.files.said_done.len() >= MAX_TRANSFERS {
+                        self.files.said_done.remove(0);
+                    }
+                    self.files.said_done.push(id);
+                }
                 self.file_end(id, FileEnd::Done, "");
                 let saved = saved_as.map_or(String::new(), |s| format!("; saved as {s}"));
                 self.notice(format!(

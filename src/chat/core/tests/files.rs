@@ -668,3 +668,26 @@ fn a_receiver_that_never_says_a_sent_file_arrived_fails_it_after_the_file_timeou
     w.expect_line("a.bin failed: bob never said it arrived.");
     assert_eq!(w.core.transfer_status(w.now), None);
 }
+
+#[test]
+fn a_files_done_said_just_before_the_link_broke_is_said_again_once_it_is_back() {
+    let mut w = files_chat();
+    w.peer(1, &["FILE-OFFER 2 10 a.txt"]);
+    w.typed("/accept");
+    w.server(&format!("OK TRANSFER bob 7 2 {KEYS}"));
+    w.transfer(
+        2,
+        TransferEvent::Finished {
+            saved_as: Some("a.txt".into()),
+        },
+    );
+    w.expect_to_peer(1, "FILE-END 2 done");
+    // The link breaks with that line perhaps still in it: bob would send
+    // the file again, and be told it failed.
+    w.link_broke(1);
+    w.expect_request("LOCATE bob");
+    w.server("OK LOCATED bob 127.0.0.3:5000");
+    w.take("a redial", |o| matches!(o, Output::Dial { .. }));
+    w.brought_back(7, 9, "127.0.0.3:5000", Route::Direct, token(OTHER_TOKEN), 0);
+    w.expect_to_peer(9, "FILE-END 2 done");
+}
