@@ -89,8 +89,8 @@ Options:
                          chat carries; 0 for no limit [default: 1048576]
   --relay-file-rate BYTES_PER_SEC
                          most bytes a second each direction of a relayed
-                         chat's file carries, apart from the chat; 0 for
-                         no limit [default: 4194304]
+                         chat's files carry together, apart from the chat;
+                         0 for no limit [default: 4194304]
   --summary-interval SECS
                          how often the log sums up the load while anything
                          happens [default: 60]

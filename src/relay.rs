@@ -29,7 +29,7 @@ use std::io::{self, Read};
 use std::net::{IpAddr, TcpStream};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Sender};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -168,6 +168,10 @@ pub struct Relays {
     waiting: Mutex<HashMap<CallId, (u64, Sender<Join>)>>,
     /// File relay halves waiting for their other half, by meeting.
     files: Mutex<HashMap<Meeting, Sender<Join>>>,
+    /// The rate each party's file bytes share, by call and party: a chat
+    /// that opens many file relays at once gets `--relay-file-rate` each
+    /// way, not that many times it.
+    file_rates: Mutex<HashMap<(CallId, usize), Weak<SharedBucket>>>,
     next_wait: AtomicU64,
     limits: RelayLimits,
     open: AtomicUsize,
@@ -182,6 +186,7 @@ impl Relays {
         Relays {
             waiting: Mutex::default(),
             files: Mutex::default(),
+            file_rates: Mutex::default(),
             next_wait: AtomicU64::new(0),
             limits,
             open: AtomicUsize::new(0),
@@ -479,8 +484,8 @@ pub fn serve_file(
         id,
         token,
     } = half;
-    let meeting = match registry.claim_file_relay(call, id, &token, conn, own.clone()) {
-        Ok(meeting) => meeting,
+    let (meeting, party) = match registry.claim_file_relay(call, id, &token, conn, own.clone()) {
+        Ok(admitted) => admitted,
         Err(e) => {
             let why = match e {
                 FileRelayError::BadValue => RelayRefusal::NoSuchTransfer,
@@ -495,10 +500,31 @@ pub fn serve_file(
         return registry.forget_file_relay(call, conn);
     };
     let (buffered, stream) = reader.into_parts();
-    let rate = relays.limits.file_rate;
-    let moved = copy_bytes(buffered, &stream.0, own, &peer, &ends, rate, &relays.bytes);
+    let rate = relays.file_rate(call, party);
+    let moved = copy_bytes(buffered, &stream.0, own, &peer, &ends, &rate, &relays.bytes);
     registry.forget_file_relay(call, conn);
     log!("chat {call}: file {id}: one direction ended after {moved} bytes");
+}
+
+impl Relays {
+    /// The rate `party`'s file bytes in `call` share, made for the first of
+    /// its file relays open; it goes with the last.
+    fn file_rate(&self, call: CallId, party: usize) -> Arc<SharedBucket> {
+        let mut rates = self
+            .file_rates
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(bucket) = rates.get(&(call, party)).and_then(Weak::upgrade) {
+            return bucket;
+        }
+        rates.retain(|_, bucket| bucket.strong_count() > 0);
+        let bucket = Arc::new(Mutex::new(Bucket::with_burst(
+            self.limits.file_rate,
+            FILE_CHUNK,
+        )));
+        rates.insert((call, party), Arc::downgrade(&bucket));
+        bucket
+    }
 }
 
 /// Meets the other half of a file relay: whichever comes first waits up
@@ -562,7 +588,8 @@ fn meet(relays: &Relays, meeting: Meeting, own: &Outbox) -> Option<(Outbox, Arc<
 
 /// Copies raw bytes from `from` (this connection, written through `own`):
 /// first `buffered`, read with the request line, then whatever comes, each
-/// read through one [`FILE_CHUNK`] buffer, at most `rate` bytes a second.
+/// read through one [`FILE_CHUNK`] buffer, under `rate` (shared with the
+/// party's other file relays of its chat).
 /// Ends like [`copy`]: this side's EOF half-closes `to`, and the second
 /// direction to end closes both. Nothing moving either way for
 /// [`FILE_IDLE_TIMEOUT`] closes both at once. Returns the bytes delivered,
@@ -573,10 +600,9 @@ fn copy_bytes(
     own: &Outbox,
     to: &Outbox,
     ends: &Ends,
-    rate: u64,
+    rate: &Mutex<Bucket>,
     counted: &AtomicU64,
 ) -> u64 {
-    let mut bucket = Bucket::with_burst(rate, FILE_CHUNK);
     let mut delivered = 0u64;
     let mut delivering = true;
     let mut deliver = |bytes: &[u8]| {
@@ -584,7 +610,10 @@ fn copy_bytes(
         if !delivering {
             return;
         }
-        bucket.take(bytes.len());
+        // Held while it waits: the party's other files wait their turn.
+        rate.lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take(bytes.len());
         if to.send_bytes_keeping_reads(bytes).is_ok() {
             delivered += bytes.len() as u64;
             counted.fetch_add(bytes.len() as u64, Ordering::Relaxed);
@@ -638,6 +667,9 @@ fn copy_bytes(
     }
     delivered
 }
+
+/// A bucket the file relays of one party of a chat share.
+type SharedBucket = Mutex<Bucket>;
 
 /// A token bucket: `take(n)` returns once `n` more bytes fit under `rate`
 /// bytes a second, allowing a burst of one second's worth.
@@ -741,7 +773,8 @@ mod tests {
         let started = Instant::now();
         let relay = thread::spawn(move || {
             let ends = Ends::default();
-            copy_bytes(early, &from, &own, &to, &ends, RATE, &count)
+            let rate = Mutex::new(Bucket::with_burst(RATE, FILE_CHUNK));
+            copy_bytes(early, &from, &own, &to, &ends, &rate, &count)
         });
         let writer = thread::spawn(move || {
             (&sender).write_all(&rest).unwrap();

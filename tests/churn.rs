@@ -1300,11 +1300,13 @@ impl World {
         self.counts.server_restarts += 1;
         let addr = self.server.addr;
         self.server.kill();
+        // Whatever registered from here on registered with the new server.
+        let old_gone = Instant::now();
         self.server_logs.push(self.server.log());
         self.observer = None;
         let args: Vec<&str> = self.args.iter().map(|s| s.as_str()).collect();
         self.server = Server::start_on(&addr.to_string(), &args);
-        self.server_restarted = Some(now);
+        self.server_restarted = Some(old_gone);
         for peer in &mut self.peers {
             // Calls in flight are lost with the server; whatever the
             // chats print about it drives their model on.
@@ -1386,7 +1388,10 @@ impl World {
         }
         if line.starts_with("Welcome, ") || line == "Reconnected to the registration server." {
             self.peers[slot].online = true;
-            self.peers[slot].registered_at = Some(now);
+            // When the line was read, not when it is judged: a line
+            // printed just before a server restart and judged after it is
+            // a registration with the old server.
+            self.peers[slot].registered_at = Some(at);
             return;
         }
         if line.starts_with("Lost the connection to the registration server") {
@@ -1445,6 +1450,7 @@ impl World {
             " left the chat (gone from the server).",
             " stopped reading; the chat ended.",
             " ended the chat.",
+            "'s chat closed; the chat ended.",
         ] {
             if let Some(peer) = line.strip_suffix(ended) {
                 return self.chat_over(slot, peer, now);

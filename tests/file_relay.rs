@@ -466,3 +466,73 @@ fn a_chat_line_crosses_the_chat_relay_promptly_while_its_file_runs_at_the_cap() 
     let _ = ann.shutdown(Shutdown::Both);
     sender.join().unwrap();
 }
+
+#[test]
+fn a_chats_relayed_files_share_the_file_rate_however_many_it_opens() {
+    const RATE: usize = 200_000;
+    const FILES: u64 = 4;
+    let rate = RATE.to_string();
+    let server = Server::start_with(&["--relay-file-rate", &rate]);
+    let mut relayed = relayed(&server);
+    // ann sends on four file relays at once, as fast as each may.
+    let pairs: Vec<(TcpStream, TcpStream)> = (1..=FILES)
+        .map(|id| file_relay(&server, &mut relayed, id, [b"", b""]))
+        .collect();
+    let started = Instant::now();
+    let senders: Vec<_> = pairs
+        .iter()
+        .map(|(ann, _)| {
+            let ann = ann.try_clone().unwrap();
+            thread::spawn(move || {
+                let chunk = not_text(64 * 1024, 2);
+                for _ in 0..(8 * RATE / chunk.len()) {
+                    if (&ann).write_all(&chunk).is_err() {
+                        break;
+                    }
+                }
+            })
+        })
+        .collect();
+    // ben reads all four for 1.5 s.
+    let window = Duration::from_millis(1500);
+    let readers: Vec<_> = pairs
+        .iter()
+        .map(|(_, ben)| {
+            let ben = ben.try_clone().unwrap();
+            thread::spawn(move || {
+                let mut got = 0;
+                let mut buf = vec![0u8; 64 * 1024];
+                while started.elapsed() < window {
+                    let left = window.saturating_sub(started.elapsed());
+                    ben.set_read_timeout(Some(left.max(Duration::from_millis(1))))
+                        .unwrap();
+                    match (&ben).read(&mut buf) {
+                        Ok(0) => break,
+                        Ok(n) => got += n,
+                        Err(_) => break,
+                    }
+                }
+                got
+            })
+        })
+        .collect();
+    let got: usize = readers.into_iter().map(|r| r.join().unwrap()).sum();
+    // A second's burst and 1.5 s at the rate, and a chunk each in flight.
+    let most = RATE + RATE * 3 / 2 + FILES as usize * 64 * 1024;
+    println!(
+        "{FILES} file relays of one chat carried {got} bytes in {window:?} at --relay-file-rate {RATE}"
+    );
+    assert!(got <= most, "{got} bytes, over {most}");
+    let call = relayed.chat.call.clone();
+    assert_eq!(
+        relayed.chat.ann.ask(&format!("HANGUP {call}")),
+        format!("OK HANGUP {call}")
+    );
+    for (ann, ben) in &pairs {
+        let _ = ann.shutdown(Shutdown::Both);
+        let _ = ben.shutdown(Shutdown::Both);
+    }
+    for sender in senders {
+        sender.join().unwrap();
+    }
+}

@@ -246,6 +246,14 @@ fn a_file_that_cannot_be_opened_is_not_offered() {
         .expect("Cannot send that file: No such file or directory (os error 2).");
     p.alice.send("/send /");
     p.alice.expect("Cannot send that file: not a regular file.");
+    // A pipe nobody writes to is not waited on: opening one would block
+    // until someone did.
+    let dir = TempDir::new("missing-fifo");
+    let fifo = dir.path().join("pipe");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+    assert!(made.is_ok_and(|s| s.success()), "mkfifo {}", fifo.display());
+    p.alice.send(&format!("/send {}", fifo.display()));
+    p.alice.expect("Cannot send that file: not a regular file.");
     p.alice.send("still here");
     p.bob.expect("alice: still here");
 }
@@ -315,14 +323,27 @@ impl Mallory {
     /// Offers `size` bytes under `name`; bob's user accepts; returns the
     /// data connection, ready for the bytes.
     fn open_data(&mut self, bob: &mut Chat, id: u64, name: &str, size: u64) -> TcpStream {
+        let (mine, theirs) = self.offer_taken(bob, id, name, size);
+        self.knock(id, &mine, &theirs)
+    }
+
+    /// Offers `size` bytes under `name`; bob's user accepts; returns our
+    /// values for the data connection (shown, expected) once bob has his.
+    fn offer_taken(&mut self, bob: &mut Chat, id: u64, name: &str, size: u64) -> (String, String) {
         self.say(&format!("FILE-OFFER {id} {size} {name}"));
         bob.expect("mallory sends ");
         bob.expect("/accept or /refuse");
         bob.send("/accept");
         self.until(&format!("FILE-ACCEPT {id}"));
         // The caller asks the server for the values; bob is given his.
-        let (mine, theirs) = common::transfer_values(&mut self.server_conn, "bob", id);
+        let values = common::transfer_values(&mut self.server_conn, "bob", id);
         self.until(&format!("FILE-READY {id}"));
+        values
+    }
+
+    /// Opens the data connection for `id` with our values `mine`, checking
+    /// bob shows `theirs`; returns it, ready for the bytes.
+    fn knock(&mut self, id: u64, mine: &str, theirs: &str) -> TcpStream {
         let mut data = TcpStream::connect(self.bob_addr).expect("dial bob's data");
         data.set_read_timeout(Some(common::WAIT)).unwrap();
         let mut lines = BufReader::new(data.try_clone().unwrap());
@@ -373,6 +394,41 @@ fn hostile_offered_names_are_saved_under_safe_base_names() {
         "an escape reached the screen"
     );
     assert!(Path::new("/etc/passwd").exists());
+}
+
+#[test]
+fn strangers_knocking_first_on_the_callees_port_neither_fail_nor_take_its_transfer() {
+    let server = Server::start();
+    let dir = TempDir::new("knocked");
+    let mut bob = login_with(&server, "bob", &["--downloads", dir.str()]);
+    let mut mallory = Mallory::call(&server, &mut bob, "files");
+    let bytes = pattern(100_000);
+    let (mine, theirs) = mallory.offer_taken(&mut bob, 1, "kept.bin", bytes.len() as u64);
+    // Before the real caller knocks, one stranger knocks and shows a wrong
+    // value, and another knocks and says nothing more.
+    let stranger = |hello: Option<&str>| {
+        let mut conn = TcpStream::connect(mallory.bob_addr).expect("dial bob");
+        conn.set_read_timeout(Some(common::WAIT)).unwrap();
+        writeln!(conn, "FILE-KNOCK 1").unwrap();
+        let mut proof = String::new();
+        BufReader::new(conn.try_clone().unwrap())
+            .read_line(&mut proof)
+            .unwrap();
+        if let Some(hello) = hello {
+            writeln!(conn, "FILE-HELLO {hello}").unwrap();
+        }
+        conn
+    };
+    let wrong = stranger(Some(&"0".repeat(mine.len())));
+    let silent = stranger(None);
+    let mut data = mallory.knock(1, &mine, &theirs);
+    data.write_all(&bytes).unwrap();
+    data.shutdown(std::net::Shutdown::Write).unwrap();
+    bob.expect("Received kept.bin (100.0 KB) from mallory in");
+    mallory.until("FILE-END 1 done");
+    let got = std::fs::read(dir.path().join("kept.bin")).unwrap();
+    assert!(got == bytes, "the file arrived changed");
+    drop((wrong, silent));
 }
 
 #[test]
@@ -767,4 +823,56 @@ fn a_relayed_transfer_cut_with_every_connection_goes_on_from_the_bytes_received(
         got.len()
     );
     assert_eq!(bob_dir.names(), ["far.bin"]);
+}
+
+/// The threads `pid` runs now.
+fn threads_of(pid: u32) -> usize {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("its status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("a Threads: line")
+}
+
+#[test]
+fn a_peer_bringing_the_chat_back_again_and_again_holds_no_thread_per_time_for_a_transfer() {
+    let server = Server::start();
+    let dir = TempDir::new("rejoins");
+    let mut bob = login_with(&server, "bob", &["--downloads", dir.str()]);
+    let mut mallory = Mallory::call(&server, &mut bob, "files resume ping-id bye-ack");
+    let key = "0123456789abcdef0123456789abcdef";
+    mallory.say(&format!("RESUMABLE {key}"));
+    // One transfer under way on bob's side, its data connection not open.
+    mallory.offer_taken(&mut bob, 1, "held.bin", 1000);
+    let before = threads_of(bob.pid());
+    // mallory brings the chat back 200 times, each time on a new link.
+    let mut links = Vec::new();
+    for _ in 0..200 {
+        let mut link = TcpStream::connect(mallory.bob_addr).expect("dial bob");
+        link.set_read_timeout(Some(common::WAIT)).unwrap();
+        writeln!(link, "REHELLO mallory {key} 0").unwrap();
+        let mut answer = String::new();
+        BufReader::new(link.try_clone().unwrap())
+            .read_line(&mut answer)
+            .unwrap();
+        assert!(answer.starts_with("REWELCOME bob "), "{answer:?}");
+        links.push(link);
+        // Only the newest link is bob's; the others he closed.
+        if links.len() > 2 {
+            links.remove(0);
+        }
+    }
+    // Old links' threads end at once; nothing is left per time.
+    let mut now = threads_of(bob.pid());
+    for _ in 0..40 {
+        if now < before + 20 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        now = threads_of(bob.pid());
+    }
+    assert!(now < before + 20, "{before} threads before, {now} after");
+    mallory.say("MSG still here");
+    drop(links);
 }

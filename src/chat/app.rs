@@ -321,6 +321,11 @@ impl Driver {
                     self.feed(input);
                 }
             }
+            Event::FileProven { id, keys, conn } => {
+                if let Some(input) = self.transfers.proven(id, keys, conn) {
+                    self.feed(input);
+                }
+            }
             Event::Transfer { id, event } => {
                 // A file received is whole at its name; one sent is done
                 // only once the receiver says so (`FILE-END done`, then

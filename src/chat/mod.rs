@@ -134,6 +134,13 @@ pub enum Event {
     StdoutDrained,
     /// The transcript's writer caught up after falling behind.
     LogDrained,
+    /// A `FILE-KNOCK` on our listener for transfer `id` was shown our
+    /// value and showed the one `keys` expect: its data connection.
+    FileProven {
+        id: crate::protocol::FileId,
+        keys: crate::protocol::Keys,
+        conn: link::Handshaken,
+    },
     /// How a transfer's data goes, from its thread.
     Transfer {
         id: crate::protocol::FileId,

@@ -49,9 +49,11 @@ pub enum Greeting {
     FileKnock { id: crate::protocol::FileId },
 }
 
-/// The handshakes in flight: who from, and a handle to close each.
+/// The handshakes in flight: who from, and a handle to close each. The
+/// listener keeps one set; a transfer's data connections another
+/// ([`super::transfers`]), for the knocks it answers.
 #[derive(Default)]
-struct Handshakes {
+pub(super) struct Handshakes {
     next: u64,
     open: VecDeque<(u64, IpAddr, TcpStream)>,
 }
@@ -89,7 +91,7 @@ impl Handshakes {
 
 /// One handshake's place in [`Handshakes`], given back when dropped,
 /// however the handshake thread ends (or fails to start).
-struct HandshakeSlot {
+pub(super) struct HandshakeSlot {
     id: u64,
     handshakes: Arc<Mutex<Handshakes>>,
 }
@@ -102,6 +104,25 @@ impl Drop for HandshakeSlot {
 
 fn lock(handshakes: &Mutex<Handshakes>) -> std::sync::MutexGuard<'_, Handshakes> {
     handshakes.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A place in `handshakes` for `stream`, from `from`: the oldest from
+/// that address, or at all, is closed to make room.
+pub(super) fn slot(
+    handshakes: &Arc<Mutex<Handshakes>>,
+    from: IpAddr,
+    stream: &TcpStream,
+) -> Option<HandshakeSlot> {
+    // v4-mapped v6 addresses count as the v4 address they are.
+    let from = match from {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+        v4 => v4,
+    };
+    let id = lock(handshakes).admit(from, stream)?;
+    Some(HandshakeSlot {
+        id,
+        handshakes: handshakes.clone(),
+    })
 }
 
 /// Starts the listening thread.
@@ -124,17 +145,8 @@ fn accept_loop(listener: TcpListener, events: Events) {
                 continue;
             }
         };
-        // v4-mapped v6 addresses count as the v4 address they are.
-        let from = match from.ip() {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
-            v4 => v4,
-        };
-        let Some(id) = lock(&handshakes).admit(from, &stream) else {
+        let Some(slot) = slot(&handshakes, from.ip(), &stream) else {
             continue;
-        };
-        let slot = HandshakeSlot {
-            id,
-            handshakes: handshakes.clone(),
         };
         let events = events.clone();
         let spawned = thread::Builder::new()

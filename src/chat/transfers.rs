@@ -27,12 +27,14 @@ use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use super::core::{Direction, FileFacts, Input, Opener, Part, Route, TransferEvent};
 use super::link::Handshaken;
+use super::p2pserver::{self, HandshakeSlot, Handshakes};
 use super::{Event, Events};
 use crate::connection::{LineReader, write_line};
 use crate::downloads;
@@ -64,6 +66,10 @@ pub(super) struct Transfers {
     /// Where the chat's link reached, the way our data connections go
     /// when we are the chat's caller.
     chat_way: Option<(SocketAddr, Route)>,
+    /// `FILE-KNOCK`s being answered, bounded as the listener's handshakes
+    /// are: a stranger's knock neither takes a transfer's connection nor
+    /// keeps the peer's out.
+    knocks: Arc<Mutex<Handshakes>>,
     events: Events,
 }
 
@@ -84,6 +90,9 @@ struct Moving {
     part: Option<PathBuf>,
     /// The data connection, shared with its thread, to stop it.
     conn: Arc<Mutex<DataConn>>,
+    /// Dropped with this connection's attempt (a new one, or the end):
+    /// its watch ([`Transfers::watch`]) then ends at once.
+    _watch: Sender<()>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -97,8 +106,9 @@ struct Values {
 enum Way {
     /// The caller dials the address its chat link reached.
     Dial(SocketAddr),
-    /// The callee answers a `FILE-KNOCK` on its listener.
-    Answer(Handshaken),
+    /// The callee's answer to a `FILE-KNOCK` on its listener, which
+    /// showed the right value ([`Transfers::proven`]).
+    Proven(Handshaken),
     /// Both sides dial the server's relay; `opener` says which speaks
     /// first on it.
     Relay {
@@ -143,6 +153,7 @@ impl Transfers {
             offered: HashMap::new(),
             moving: HashMap::new(),
             chat_way: None,
+            knocks: Arc::default(),
             events,
         }
     }
@@ -193,10 +204,13 @@ impl Transfers {
             },
         };
         let conn = Arc::new(Mutex::new(DataConn::Waiting));
-        if let Err(input) = self.watch(id, &conn) {
-            remove_part(part.as_deref());
-            return Some(input);
-        }
+        let watch = match self.watch(id, &conn) {
+            Ok(watch) => watch,
+            Err(input) => {
+                remove_part(part.as_deref());
+                return Some(input);
+            }
+        };
         self.moving.insert(
             id,
             Moving {
@@ -208,6 +222,7 @@ impl Transfers {
                 taken: false,
                 part,
                 conn,
+                _watch: watch,
             },
         );
         None
@@ -217,15 +232,19 @@ impl Transfers {
     /// back: fresh values, a new connection, from the bytes received.
     fn restart(&mut self, id: FileId) -> Option<Input> {
         let conn = Arc::new(Mutex::new(DataConn::Waiting));
-        if let Err(input) = self.watch(id, &conn) {
-            return Some(input);
-        }
+        let watch = match self.watch(id, &conn) {
+            Ok(watch) => watch,
+            Err(input) => return Some(input),
+        };
         let moving = self.moving.get_mut(&id)?;
         if let DataConn::Open(old) = std::mem::replace(&mut *lock(&moving.conn), DataConn::Stopped)
         {
             let _ = old.shutdown(Shutdown::Both);
         }
         moving.conn = conn;
+        // The old attempt's watch ends now, not a file timeout later: a
+        // peer that brings the chat back again and again holds no thread.
+        moving._watch = watch;
         moving.values = None;
         moving.ready = false;
         moving.taken = false;
@@ -234,16 +253,20 @@ impl Transfers {
 
     /// Fails transfer `id` if its data connection is not open within the
     /// file timeout: a peer that never tells its
-    /// value or never dials holds nothing of ours for longer.
-    fn watch(&self, id: FileId, conn: &Arc<Mutex<DataConn>>) -> Result<(), Input> {
+    /// value or never dials holds nothing of ours for longer. The watch
+    /// ends at once when the sender it returns is dropped.
+    fn watch(&self, id: FileId, conn: &Arc<Mutex<DataConn>>) -> Result<Sender<()>, Input> {
         let conn = conn.clone();
         let events = self.events.clone();
         let wait = self.stall;
+        let (watch, over) = mpsc::channel::<()>();
         thread::Builder::new()
             .name("file-watch".into())
             .stack_size(64 * 1024)
             .spawn(move || {
-                thread::sleep(wait);
+                if over.recv_timeout(wait) != Err(RecvTimeoutError::Timeout) {
+                    return;
+                }
                 let mut conn = lock(&conn);
                 if matches!(*conn, DataConn::Waiting) {
                     *conn = DataConn::Stopped;
@@ -253,7 +276,7 @@ impl Transfers {
                     let _ = events.send(Event::Transfer { id, event });
                 }
             })
-            .map(|_| ())
+            .map(|_| watch)
             .map_err(|e| failed(id, format!("cannot start it: {e}")))
     }
 
@@ -336,16 +359,35 @@ impl Transfers {
         spawn(id, move || data.run(way, job)).err()
     }
 
-    /// A data connection knocked for `id` on our listener: answered if we
-    /// wait for one for `id` (a direct chat's callee with its values),
-    /// else closed.
+    /// A data connection knocked for `id` on our listener: shown our value
+    /// if we wait for one for `id` (a direct chat's callee with its values),
+    /// else closed. Every knock is answered, on a thread of its own, and the
+    /// first to show the peer's value is the transfer's connection
+    /// ([`Transfers::proven`]): a stranger who knocks first takes nothing.
     pub(super) fn knocked(&mut self, id: FileId, conn: Handshaken) -> Option<Input> {
         let moving = self.moving.get(&id)?;
         let values = moving.values?;
-        if moving.opener != Opener::Await || values.relayed {
+        if moving.opener != Opener::Await || values.relayed || moving.taken {
             return None;
         }
-        self.launch(id, values.keys, Way::Answer(conn))
+        let from = conn.stream.peer_addr().ok()?.ip();
+        let slot = p2pserver::slot(&self.knocks, from, &conn.stream)?;
+        let events = self.events.clone();
+        let _ = thread::Builder::new()
+            .name("file-knock".into())
+            .stack_size(64 * 1024)
+            .spawn(move || answer_knock(id, values.keys, conn, slot, events));
+        None
+    }
+
+    /// A knock for `id` showed the value `keys` expect: the transfer's data
+    /// connection, if those are still its values and it has none yet.
+    pub(super) fn proven(&mut self, id: FileId, keys: Keys, conn: Handshaken) -> Option<Input> {
+        let moving = self.moving.get(&id)?;
+        if moving.values.map(|v| v.keys) != Some(keys) {
+            return None;
+        }
+        self.launch(id, keys, Way::Proven(conn))
     }
 
     /// Transfer `id` finished: nothing of it is held any more.
@@ -388,6 +430,33 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// Shows our value to a `FILE-KNOCK` for `id` and reads its `FILE-HELLO`:
+/// the connection goes to the main loop only if it showed the value `keys`
+/// expect. A stranger's is closed, and the transfer never hears of it.
+fn answer_knock(id: FileId, keys: Keys, conn: Handshaken, slot: HandshakeSlot, events: Events) {
+    let Handshaken {
+        mut stream,
+        mut reader,
+        route,
+    } = conn;
+    let proven = stream
+        .set_write_timeout(Some(HANDSHAKE_TIMEOUT))
+        .and_then(|()| write_line(&mut stream, &PeerMessage::Proof(keys.show())))
+        .and_then(|()| read_message(&mut reader))
+        .is_ok_and(
+            |hello| matches!(hello, PeerMessage::FileHello { value } if keys.accepts(&value)),
+        );
+    drop(slot);
+    if proven {
+        let conn = Handshaken {
+            stream,
+            reader,
+            route,
+        };
+        let _ = events.send(Event::FileProven { id, keys, conn });
+    }
+}
+
 /// Starts a transfer's data thread; says so if it cannot.
 fn spawn(id: FileId, work: impl FnOnce() + Send + 'static) -> Result<(), Input> {
     thread::Builder::new()
@@ -399,10 +468,19 @@ fn spawn(id: FileId, work: impl FnOnce() + Send + 'static) -> Result<(), Input> 
 
 /// Opens a file to offer: a regular file, its base name and size.
 fn open_to_send(path: &Path) -> Result<(File, FileFacts), String> {
+    // Asked before opening: opening a pipe (or a device) can wait for a
+    // writer without end, and this runs on the chat's loop.
+    let not_regular = || "not a regular file".to_string();
+    if !std::fs::metadata(path)
+        .map_err(|e| e.to_string())?
+        .is_file()
+    {
+        return Err(not_regular());
+    }
     let file = File::open(path).map_err(|e| e.to_string())?;
     let meta = file.metadata().map_err(|e| e.to_string())?;
     if !meta.is_file() {
-        return Err("not a regular file".into());
+        return Err(not_regular());
     }
     let name = path
         .file_name()
@@ -463,7 +541,12 @@ impl Data {
                 let reader = LineReader::with_limit(stream.try_clone()?, MAX_DATA_LINE);
                 (stream, reader, Opener::Dial)
             }
-            Way::Answer(conn) => (conn.stream, conn.reader, Opener::Await),
+            Way::Proven(conn) => {
+                // Shown and checked already, each way.
+                self.hold(&conn.stream)?;
+                let _ = conn.stream.set_nodelay(true);
+                return Ok((conn.stream, conn.reader));
+            }
             Way::Relay {
                 server,
                 call,

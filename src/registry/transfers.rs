@@ -175,6 +175,8 @@ impl<O: Clone> Registry<O> {
     /// [`RELAY_WINDOW`] ago, and the chat must be relayed now. The outbox
     /// is handed back, to be closed, when the call ends or its relay is
     /// opened again; [`Registry::forget_file_relay`] drops it sooner.
+    /// Returns the meeting, and which party's half this is (0: the
+    /// call's caller), whose file bytes share one rate.
     pub fn claim_file_relay(
         &self,
         call: CallId,
@@ -182,7 +184,7 @@ impl<O: Clone> Registry<O> {
         token: &Token,
         conn: ConnId,
         outbox: O,
-    ) -> Result<Meeting, FileRelayError> {
+    ) -> Result<(Meeting, usize), FileRelayError> {
         let mut state = self.lock();
         let entry = state
             .calls
@@ -209,7 +211,7 @@ impl<O: Clone> Registry<O> {
         values.joined[party] = true;
         let issue = values.issue;
         entry.file_relays.push((conn, outbox));
-        Ok(Meeting { call, id, issue })
+        Ok((Meeting { call, id, issue }, party))
     }
 
     /// The file relay connection `conn` of `call` ended: the call no longer
@@ -313,7 +315,9 @@ mod tests {
         }
         let first = reg.claim_file_relay(call, 7, &values.relay[0], 10, "f0");
         let second = reg.claim_file_relay(call, 7, &values.relay[1], 11, "f1");
-        assert_eq!(first, second, "the two halves meet");
+        let (first, second) = (first.unwrap(), second.unwrap());
+        assert_eq!(first.0, second.0, "the two halves meet");
+        assert_eq!((first.1, second.1), (0, 1), "each its party's");
         assert_eq!(
             reg.claim_file_relay(call, 7, &values.relay[0], 12, "f2"),
             Err(FileRelayError::BadValue),
@@ -323,7 +327,7 @@ mod tests {
         let again = fresh_values(3);
         reg.transfer("ben", "ann", 7, again).unwrap();
         let third = reg.claim_file_relay(call, 7, &again.relay[0], 12, "f2");
-        assert!(third.is_ok() && third != first);
+        assert!(third.is_ok_and(|(meeting, _)| meeting != first.0));
         reg.forget_file_relay(call, 12);
         // The call's end hands every relay connection back.
         let ended = reg.remove(0, "ann", Leaving::Quit).ended.unwrap();

@@ -118,6 +118,15 @@ pub(super) struct Files {
     transfers: Vec<Transfer>,
     /// Our offers so far, in this chat.
     offered: u64,
+    /// What we said of transfers (`FILE-END`) while the chat's link was
+    /// down, for the peer once it is back: else a file that arrived meanwhile
+    /// would be sent again, and its sender told it failed.
+    unsaid: Vec<PeerMessage>,
+    /// The files we received whose `FILE-END done` went on a link, the
+    /// latest [`MAX_TRANSFERS`]: a link that breaks may lose its last
+    /// lines, so they are said again once it is back (a sender not
+    /// holding one ignores it).
+    said_done: Vec<FileId>,
 }
 
 #[derive(Debug)]
@@ -165,6 +174,9 @@ enum Stage {
     /// Cut with the chat's link: it goes on from `done` once the chat is
     /// back, and ends with it if it is not.
     Held { started: Instant, done: u64 },
+    /// Ours, every byte written: the receiver's `FILE-END done` is waited
+    /// for until `until`, the file timeout, and then it fails.
+    Sent { started: Instant, until: Instant },
 }
 
 /// How long a transfer whose data connection broke waits for the peer's
@@ -268,9 +280,16 @@ impl Core {
     }
 
     fn file_end(&mut self, id: FileId, end: FileEnd, text: &str) {
-        if let Some(link) = self.file_link() {
-            let text = text.to_string();
-            self.send_peer(link, PeerMessage::FileEnd { id, end, text });
+        let msg = PeerMessage::FileEnd {
+            id,
+            end,
+            text: text.to_string(),
+        };
+        match self.file_chat() {
+            Some((_, Some(link))) => self.send_peer(link, msg),
+            // One a transfer: bounded as the transfers are.
+            Some((_, None)) => self.files.unsaid.push(msg),
+            None => {}
         }
     }
 
@@ -582,6 +601,17 @@ impl Core {
     /// The chat is back: transfers under way go on, on a new data
     /// connection, from the bytes the receiver has.
     pub(super) fn resume_files(&mut self, now: Instant) {
+        if let Some(link) = self.file_link() {
+            let again = self.files.said_done.iter().map(|&id| PeerMessage::FileEnd {
+                id,
+                end: FileEnd::Done,
+                text: String::new(),
+            });
+            let msgs: Vec<PeerMessage> = again.chain(self.files.unsaid.drain(..)).collect();
+            for msg in msgs {
+                self.send_peer(link, msg);
+            }
+        }
         let opener = self.file_opener();
         let held: Vec<(FileId, Direction, u64)> = self
             .files
@@ -592,11 +622,12 @@ impl Core {
                 // sent into a link that broke may not have arrived: every
                 // transfer under way starts again from what the receiver
                 // has.
-                let (Stage::Held { started, done }
-                | Stage::Cut { started, done, .. }
-                | Stage::Moving { started, done, .. }) = t.stage
-                else {
-                    return None;
+                let (started, done) = match t.stage {
+                    Stage::Held { started, done }
+                    | Stage::Cut { started, done, .. }
+                    | Stage::Moving { started, done, .. } => (started, done),
+                    Stage::Sent { started, .. } => (started, t.size),
+                    Stage::Opening | Stage::Offered { .. } => return None,
                 };
                 t.stage = Stage::Moving {
                     started,
@@ -634,7 +665,11 @@ impl Core {
             format!(": {text}")
         };
         let notice = match (transfer.way, end, &transfer.stage) {
-            (Way::Out, FileEnd::Done, Stage::Moving { started, .. }) => format!(
+            (
+                Way::Out,
+                FileEnd::Done,
+                Stage::Moving { started, .. } | Stage::Sent { started, .. },
+            ) => format!(
                 "{peer} received {name} ({}) {}.",
                 human_size(transfer.size),
                 took(transfer.size, now.saturating_duration_since(*started))
@@ -812,10 +847,21 @@ impl Core {
                     (transfer.name.clone(), transfer.size, *started, transfer.way);
                 *done = size;
                 if way == Way::Out {
-                    // The peer's `FILE-END done` says it arrived.
+                    // The peer's `FILE-END done` says it arrived, within
+                    // the file timeout.
+                    transfer.stage = Stage::Sent {
+                        started,
+                        until: now + timeout,
+                    };
                     return;
                 }
                 self.files.remove(id);
+                if self.file_link().is_some() {
+                    if self.files.said_done.len() >= MAX_TRANSFERS {
+                        self.files.said_done.remove(0);
+                    }
+                    self.files.said_done.push(id);
+                }
                 self.file_end(id, FileEnd::Done, "");
                 let saved = saved_as.map_or(String::new(), |s| format!("; saved as {s}"));
                 self.notice(format!(
@@ -873,6 +919,41 @@ impl Core {
             });
             self.notice(format!("{name} failed: {why}."));
         }
+        let unsaid: Vec<FileId> = self
+            .files
+            .transfers
+            .iter()
+            .filter(|t| matches!(t.stage, Stage::Sent { until, .. } if now >= until))
+            .map(|t| t.id)
+            .collect();
+        for id in unsaid {
+            if self.chat_rejoining() {
+                // Its word may be on the way: asked again once it is back.
+                if let Some(t) = self.files.get_mut(id)
+                    && let Stage::Sent { started, .. } = t.stage
+                {
+                    t.stage = Stage::Held {
+                        started,
+                        done: t.size,
+                    };
+                }
+                continue;
+            }
+            let Some(transfer) = self.files.remove(id) else {
+                continue;
+            };
+            let peer = self
+                .file_chat()
+                .map(|(c, _)| c.peer.clone())
+                .unwrap_or_default();
+            let why = format!("{peer} never said it arrived");
+            self.file_end(id, FileEnd::Failed, &why);
+            self.out(Output::StopTransfer {
+                id,
+                part: Part::Remove,
+            });
+            self.notice(format!("{} failed: {why}.", transfer.name));
+        }
         let expired: Vec<FileId> = self
             .files
             .transfers
@@ -910,7 +991,9 @@ impl Core {
             .transfers
             .iter()
             .filter_map(|t| match t.stage {
-                Stage::Offered { until } | Stage::Cut { until, .. } => Some(until),
+                Stage::Offered { until } | Stage::Cut { until, .. } | Stage::Sent { until, .. } => {
+                    Some(until)
+                }
                 _ => None,
             })
             .min()
@@ -946,7 +1029,7 @@ impl Core {
             .files
             .transfers
             .iter()
-            .find(|t| matches!(t.stage, Stage::Moving { .. }))?;
+            .find(|t| matches!(t.stage, Stage::Moving { .. } | Stage::Sent { .. }))?;
         Some(describe(moving, now))
     }
 }
@@ -962,6 +1045,7 @@ fn describe(t: &Transfer, now: Instant) -> String {
         Stage::Opening => format!("opening {}", t.name),
         Stage::Cut { .. } => format!("{verb} {}  cut", t.name),
         Stage::Held { .. } => format!("{verb} {}  waiting for the link", t.name),
+        Stage::Sent { .. } => format!("{verb} {}  100%", t.name),
         Stage::Offered { until } => {
             let left = until.saturating_duration_since(now).as_secs();
             match t.way {

@@ -639,3 +639,84 @@ fn a_chat_renumbered_by_the_server_keeps_its_transfers() {
     w.peer(1, &[&format!("FILE-END {id} done")]);
     w.expect_line("bob received a.bin (1.0 KB)");
 }
+
+#[test]
+fn what_we_say_of_a_transfer_while_the_link_is_down_reaches_the_peer_once_it_is_back() {
+    let mut w = files_chat();
+    w.peer(1, &["FILE-OFFER 2 10 a.txt", "FILE-OFFER 4 20 b.txt"]);
+    w.typed("/accept");
+    w.typed("/accept");
+    w.server(&format!("OK TRANSFER bob 7 2 {KEYS}"));
+    w.server(&format!("OK TRANSFER bob 7 4 {KEYS}"));
+    w.skip_all();
+    w.link_broke(1);
+    w.expect_request("LOCATE bob");
+    // a.txt arrives whole while the link is down; b.txt is cancelled.
+    w.transfer(
+        2,
+        TransferEvent::Finished {
+            saved_as: Some("a.txt".into()),
+        },
+    );
+    w.expect_line("Received a.txt");
+    w.typed("/cancel b.txt");
+    w.expect_line("You cancelled b.txt.");
+    w.server("OK LOCATED bob 127.0.0.3:5000");
+    w.take("a redial", |o| matches!(o, Output::Dial { .. }));
+    w.brought_back(7, 9, "127.0.0.3:5000", Route::Direct, token(OTHER_TOKEN), 0);
+    // bob learns a.txt arrived (else he sends it again, and is told it
+    // failed), and that b.txt was cancelled.
+    w.expect_to_peer(9, "FILE-END 2 done");
+    w.expect_to_peer(9, "FILE-END 4 cancelled");
+}
+
+#[test]
+fn a_receiver_that_never_says_a_sent_file_arrived_fails_it_after_the_file_timeout() {
+    let mut w = files_chat();
+    let settings = w.core.settings.files.as_mut().unwrap();
+    settings.timeout = Duration::from_secs(10);
+    let id = w.offer("/tmp/a.bin", "a.bin", 1000);
+    w.peer(1, &[&format!("FILE-ACCEPT {id}")]);
+    w.server(&format!("OK TRANSFER bob 7 {id} {KEYS}"));
+    w.transfer(id, TransferEvent::Finished { saved_as: None });
+    w.skip_all();
+    // Its word is waited for, and shown as waited for.
+    w.advance(Duration::from_secs(9));
+    assert_eq!(
+        w.core.transfer_status(w.now).as_deref(),
+        Some("sending a.bin  100%")
+    );
+    let told = |o: &Output| matches!(o, Output::Line { .. } | Output::StopTransfer { .. });
+    assert_eq!(w.count(told), 0, "{:#?}", w.fresh());
+    w.advance(Duration::from_secs(1));
+    w.expect_to_peer(
+        1,
+        &format!("FILE-END {id} failed bob never said it arrived"),
+    );
+    w.expect_stopped(id);
+    w.expect_line("a.bin failed: bob never said it arrived.");
+    assert_eq!(w.core.transfer_status(w.now), None);
+}
+
+#[test]
+fn a_files_done_said_just_before_the_link_broke_is_said_again_once_it_is_back() {
+    let mut w = files_chat();
+    w.peer(1, &["FILE-OFFER 2 10 a.txt"]);
+    w.typed("/accept");
+    w.server(&format!("OK TRANSFER bob 7 2 {KEYS}"));
+    w.transfer(
+        2,
+        TransferEvent::Finished {
+            saved_as: Some("a.txt".into()),
+        },
+    );
+    w.expect_to_peer(1, "FILE-END 2 done");
+    // The link breaks with that line perhaps still in it: bob would send
+    // the file again, and be told it failed.
+    w.link_broke(1);
+    w.expect_request("LOCATE bob");
+    w.server("OK LOCATED bob 127.0.0.3:5000");
+    w.take("a redial", |o| matches!(o, Output::Dial { .. }));
+    w.brought_back(7, 9, "127.0.0.3:5000", Route::Direct, token(OTHER_TOKEN), 0);
+    w.expect_to_peer(9, "FILE-END 2 done");
+}
