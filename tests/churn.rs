@@ -1439,8 +1439,15 @@ impl World {
             self.peers[slot].held_q = false;
             return;
         }
-        if line.starts_with("You left the chat with ") {
-            self.peers[slot].held_q = false;
+        if let Some(peer) = between(line, "You left the chat with ", ".") {
+            let me = &mut self.peers[slot];
+            me.held_q = false;
+            // A q typed as the call it was to cancel became a chat ended
+            // that chat: q did what the README says, the call being over.
+            if me.ringing_q.as_ref().is_some_and(|(_, callee)| callee == peer) {
+                me.ringing_q = None;
+                self.checked(Q_WORKS);
+            }
             return;
         }
         for ended in [
