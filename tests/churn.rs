@@ -640,6 +640,8 @@ struct Peer {
 struct Survivor {
     deadline: Instant,
     killed: String,
+    /// The killed peer's slot, whose last lines a violation shows too.
+    killed_slot: usize,
     at: Instant,
     reported: bool,
 }
@@ -853,6 +855,8 @@ struct Counts {
     actions: u64,
     files_offered: u64,
     files_relayed: u64,
+    /// Chats started as the server restarted, which exited finding none.
+    started_serverless: u64,
     files_refused: u64,
     files_received: u64,
     files_confirmed: u64,
@@ -1183,6 +1187,11 @@ impl World {
         let restarted = self
             .server_restarted
             .is_some_and(|at| registered_at.is_none_or(|r| r < at));
+        // Killed while its connection to the server was down (as its
+        // output says): the server had already let it go as a lost
+        // network, and holds its name for it; nothing tells it the
+        // program is gone (docs/design.md).
+        let offline = !self.peers[slot].online;
         for other in 0..self.peers.len() {
             let peer = &mut self.peers[other];
             if other == slot || !peer.alive() || peer.survivor.is_some() {
@@ -1191,10 +1200,11 @@ impl World {
             // Killed before it registered again with a restarted server
             // (as far as its output says): that server never saw it, and
             // cannot say it is gone (docs/design.md).
-            if peer.state.party() == Some(name.as_str()) && !restarted {
+            if peer.state.party() == Some(name.as_str()) && !restarted && !offline {
                 peer.survivor = Some(Survivor {
                     deadline: now + SURVIVOR_BOUND,
                     killed: format!("{name} ({why})"),
+                    killed_slot: slot,
                     at: now,
                     reported: false,
                 });
@@ -1280,6 +1290,15 @@ impl World {
                 // Restarted while its old run was still registered: the
                 // name comes free once the server sees the old one gone.
                 self.counts.name_refused += 1;
+            } else if status.code() == Some(1)
+                && stderr.contains("cannot reach the registration server")
+                && self
+                    .server_restarted
+                    .is_some_and(|at| now < at + Duration::from_secs(3))
+            {
+                // Started as the server was being restarted: a chat that
+                // finds no server at start says so and exits 1 (README).
+                self.counts.started_serverless += 1;
             } else {
                 let text = format!(
                     "{} (run {}) exited by itself ({status}) in state {:?}; stderr: {}",
@@ -1444,7 +1463,11 @@ impl World {
             me.held_q = false;
             // A q typed as the call it was to cancel became a chat ended
             // that chat: q did what the README says, the call being over.
-            if me.ringing_q.as_ref().is_some_and(|(_, callee)| callee == peer) {
+            if me
+                .ringing_q
+                .as_ref()
+                .is_some_and(|(_, callee)| callee == peer)
+            {
                 me.ringing_q = None;
                 self.checked(Q_WORKS);
             }
@@ -2792,7 +2815,8 @@ impl World {
                     survivor.killed,
                     peer.state
                 );
-                self.violation(SURVIVOR, &[slot], text);
+                let killed = survivor.killed_slot;
+                self.violation(SURVIVOR, &[slot, killed], text);
             }
             let peer = &mut self.peers[slot];
             if let Some((typed, callee)) = peer.ringing_q.clone()
@@ -3159,12 +3183,13 @@ impl World {
             c.lines_shown
         );
         println!(
-            "churn: {} kills ({} by SIGHUP), {} stops, {} restarts ({} names refused at once), {} exits by q, {} ignores, {} server restarts",
+            "churn: {} kills ({} by SIGHUP), {} stops, {} restarts ({} names refused at once, {} started as the server restarted), {} exits by q, {} ignores, {} server restarts",
             c.kills,
             c.hangups,
             c.stops,
             c.restarts,
             c.name_refused,
+            c.started_serverless,
             c.exits,
             c.ignores,
             c.server_restarts
