@@ -1526,6 +1526,9 @@ impl World {
         if let Some(rest) = line.strip_prefix("You ") {
             // "You declined X's call." / "You did not answer X's call."
             if rest.ends_with("'s call.") {
+                if rest.starts_with("declined ") {
+                    self.peers[slot].held_q = false;
+                }
                 return self.call_over(slot, None, now);
             }
             return;
@@ -2088,6 +2091,9 @@ impl World {
                     Decision::Decline | Decision::Quit => {
                         let no = ["n", "N", "no", "No", "NO"][spelling];
                         peer.type_line(if decision == Decision::Quit { "q" } else { no }, now);
+                        // A q that comes as the caller hangs up finds the
+                        // list, where it leaves, as the README says.
+                        peer.held_q |= decision == Decision::Quit;
                         peer.declined.push((caller.clone(), now));
                         self.counts.declines += 1;
                     }
