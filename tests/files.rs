@@ -102,6 +102,22 @@ fn pair(server: Server, what: &str, extra: &[&str]) -> Pair {
     }
 }
 
+/// `to` says it received `what` (a name and its size, `report.pdf (3.0
+/// MB)`) from `from`, which is told, and the file in `to_dir` holds
+/// `bytes`.
+fn arrives_whole(from: &mut Chat, to: &mut Chat, to_dir: &TempDir, what: &str, bytes: &[u8]) {
+    to.expect(&format!("Received {what}"));
+    let (to_name, name) = (to.label.clone(), what.split(" (").next().unwrap_or(what));
+    from.expect(&format!("{to_name} received {what}"));
+    let got = std::fs::read(to_dir.path().join(name)).unwrap();
+    assert!(
+        got == bytes,
+        "{name} arrived changed ({} bytes of {})",
+        got.len(),
+        bytes.len()
+    );
+}
+
 /// `from` sends `bytes` as `name` from a dir of its own; `to` accepts.
 fn send_and_accept(from: &mut Chat, to: &mut Chat, source: &TempDir, name: &str, bytes: &[u8]) {
     let path = source.path().join(name);
@@ -120,11 +136,14 @@ fn a_file_sent_by_the_caller_arrives_byte_identical() {
     let source = TempDir::new("direct-source");
     let bytes = pattern(3_000_000);
     send_and_accept(&mut p.alice, &mut p.bob, &source, "report.pdf", &bytes);
-    p.bob.expect("Received report.pdf (3.0 MB) from alice in");
-    p.alice.expect("bob received report.pdf (3.0 MB) in");
+    arrives_whole(
+        &mut p.alice,
+        &mut p.bob,
+        &p.bob_dir,
+        "report.pdf (3.0 MB)",
+        &bytes,
+    );
     assert_eq!(p.bob_dir.names(), ["report.pdf"]);
-    let got = std::fs::read(p.bob_dir.path().join("report.pdf")).unwrap();
-    assert!(got == bytes, "the file arrived changed");
     // Chat lines still flow.
     p.alice.send("after");
     p.bob.expect("alice: after");
@@ -222,10 +241,13 @@ fn progress_is_told_every_tenth_when_output_is_piped() {
     let source = TempDir::new("progress-source");
     let bytes = pattern(10_000_000);
     send_and_accept(&mut p.alice, &mut p.bob, &source, "big.bin", &bytes);
-    p.bob.expect("Received big.bin (10.0 MB) from alice in");
-    p.alice.expect("bob received big.bin (10.0 MB) in");
-    let got = std::fs::read(p.bob_dir.path().join("big.bin")).unwrap();
-    assert!(got == bytes, "the file arrived changed");
+    arrives_whole(
+        &mut p.alice,
+        &mut p.bob,
+        &p.bob_dir,
+        "big.bin (10.0 MB)",
+        &bytes,
+    );
     // A line at each tenth, in order, once.
     let out = p.bob.stdout();
     let told: Vec<&str> = out
@@ -359,12 +381,21 @@ impl Mallory {
     }
 }
 
+/// A server; bob, saving into a dir of its own with `extra` options, in a
+/// chat with mallory, who speaks the file lines by hand and takes files.
+fn bob_and_mallory(what: &str, extra: &[&str]) -> (Server, TempDir, Chat, Mallory) {
+    let server = Server::start();
+    let dir = TempDir::new(what);
+    let mut args = vec!["--downloads", dir.str()];
+    args.extend_from_slice(extra);
+    let mut bob = login_with(&server, "bob", &args);
+    let mallory = Mallory::call(&server, &mut bob, "files");
+    (server, dir, bob, mallory)
+}
+
 #[test]
 fn hostile_offered_names_are_saved_under_safe_base_names() {
-    let server = Server::start();
-    let dir = TempDir::new("hostile");
-    let mut bob = login_with(&server, "bob", &["--downloads", dir.str()]);
-    let mut mallory = Mallory::call(&server, &mut bob, "files");
+    let (_server, dir, mut bob, mut mallory) = bob_and_mallory("hostile", &[]);
     let long = "a".repeat(5000);
     let names = [
         ("../../etc/passwd", "passwd"),
@@ -398,10 +429,7 @@ fn hostile_offered_names_are_saved_under_safe_base_names() {
 
 #[test]
 fn strangers_knocking_first_on_the_callees_port_neither_fail_nor_take_its_transfer() {
-    let server = Server::start();
-    let dir = TempDir::new("knocked");
-    let mut bob = login_with(&server, "bob", &["--downloads", dir.str()]);
-    let mut mallory = Mallory::call(&server, &mut bob, "files");
+    let (_server, dir, mut bob, mut mallory) = bob_and_mallory("knocked", &[]);
     let bytes = pattern(100_000);
     let (mine, theirs) = mallory.offer_taken(&mut bob, 1, "kept.bin", bytes.len() as u64);
     // Before the real caller knocks, one stranger knocks and shows a wrong
@@ -433,10 +461,7 @@ fn strangers_knocking_first_on_the_callees_port_neither_fail_nor_take_its_transf
 
 #[test]
 fn a_size_lie_fails_the_transfer_and_writes_nothing_past_the_size_offered() {
-    let server = Server::start();
-    let dir = TempDir::new("lie");
-    let mut bob = login_with(&server, "bob", &["--downloads", dir.str()]);
-    let mut mallory = Mallory::call(&server, &mut bob, "files");
+    let (_server, dir, mut bob, mut mallory) = bob_and_mallory("lie", &[]);
     mallory.send_file(&mut bob, 1, "small.txt", 10, &pattern(10_000_000));
     bob.expect("small.txt failed: the sender sent more than the 10 bytes offered.");
     let end = mallory.until("FILE-END 1 ");
@@ -449,11 +474,7 @@ fn a_size_lie_fails_the_transfer_and_writes_nothing_past_the_size_offered() {
 
 #[test]
 fn a_short_file_fails_the_transfer_and_its_part_is_removed() {
-    let server = Server::start();
-    let dir = TempDir::new("short");
-    let args = ["--downloads", dir.str(), "--file-timeout", "1"];
-    let mut bob = login_with(&server, "bob", &args);
-    let mut mallory = Mallory::call(&server, &mut bob, "files");
+    let (_server, dir, mut bob, mut mallory) = bob_and_mallory("short", &["--file-timeout", "1"]);
     mallory.send_file(&mut bob, 1, "short.txt", 100, b"only ten b");
     bob.expect("short.txt failed: the file came short: 10 of 100 bytes.");
     mallory.until("FILE-END 1 failed");
@@ -476,10 +497,7 @@ fn an_older_peer_is_offered_nothing() {
 
 #[test]
 fn a_transfer_cancelled_midway_removes_its_part_and_tells_the_sender() {
-    let server = Server::start();
-    let dir = TempDir::new("midway");
-    let mut bob = login_with(&server, "bob", &["--downloads", dir.str()]);
-    let mut mallory = Mallory::call(&server, &mut bob, "files");
+    let (_server, dir, mut bob, mut mallory) = bob_and_mallory("midway", &[]);
     let mut data = mallory.open_data(&mut bob, 1, "half.bin", 100);
     data.write_all(b"first half").unwrap();
     eventually_part(&dir, "half.bin.part", 10);
@@ -493,14 +511,7 @@ fn a_transfer_cancelled_midway_removes_its_part_and_tells_the_sender() {
 
 #[test]
 fn a_sender_that_stalls_fails_the_transfer_after_the_file_timeout() {
-    let server = Server::start();
-    let dir = TempDir::new("stall");
-    let mut bob = login_with(
-        &server,
-        "bob",
-        &["--downloads", dir.str(), "--file-timeout", "1"],
-    );
-    let mut mallory = Mallory::call(&server, &mut bob, "files");
+    let (_server, dir, mut bob, mut mallory) = bob_and_mallory("stall", &["--file-timeout", "1"]);
     let mut data = mallory.open_data(&mut bob, 1, "stuck.bin", 100);
     data.write_all(b"some").unwrap();
     bob.expect("stuck.bin failed: nothing moved for 1 s.");
@@ -510,10 +521,7 @@ fn a_sender_that_stalls_fails_the_transfer_after_the_file_timeout() {
 
 #[test]
 fn q_ends_the_chat_and_its_transfers_and_says_so() {
-    let server = Server::start();
-    let dir = TempDir::new("quit");
-    let mut bob = login_with(&server, "bob", &["--downloads", dir.str()]);
-    let mut mallory = Mallory::call(&server, &mut bob, "files");
+    let (_server, dir, mut bob, mut mallory) = bob_and_mallory("quit", &[]);
     let mut data = mallory.open_data(&mut bob, 1, "cut.bin", 100);
     data.write_all(b"some").unwrap();
     eventually_part(&dir, "cut.bin.part", 4);
@@ -575,11 +583,7 @@ fn a_full_disk_is_told_to_both_with_the_reason() {
 
 #[test]
 fn a_peer_that_never_opens_the_data_connection_fails_the_transfer() {
-    let server = Server::start();
-    let dir = TempDir::new("never");
-    let args = ["--downloads", dir.str(), "--file-timeout", "1"];
-    let mut bob = login_with(&server, "bob", &args);
-    let mut mallory = Mallory::call(&server, &mut bob, "files");
+    let (_server, dir, mut bob, mut mallory) = bob_and_mallory("never", &["--file-timeout", "1"]);
     mallory.say("FILE-OFFER 1 100 never.bin");
     bob.expect("mallory sends never.bin");
     bob.send("/accept");
@@ -616,29 +620,39 @@ fn a_transfer_cut_with_the_chats_link_goes_on_from_the_bytes_received() {
     connect(&mut alice, &mut bob);
     settle(&mut alice, &mut bob);
     let source = TempDir::new("resume-source");
-    let bytes = pattern(600_000);
-    send_and_accept(&mut alice, &mut bob, &source, "long.bin", &bytes);
-    let part = bob_dir.path().join("long.bin.part");
+    cut_midway_then_whole(
+        &mut alice, &mut bob, &source, &bob_dir, &proxy, "long.bin", 600_000,
+    );
+}
+
+/// alice sends bob `len` bytes as `name`; `proxy` is cut once a sixth is
+/// across, and the file must still arrive whole once the chat is back,
+/// the rest sent after the bytes received.
+fn cut_midway_then_whole(
+    alice: &mut Chat,
+    bob: &mut Chat,
+    source: &TempDir,
+    bob_dir: &TempDir,
+    proxy: &common::Proxy,
+    name: &str,
+    len: usize,
+) {
+    let bytes = pattern(len);
+    send_and_accept(alice, bob, source, name, &bytes);
+    let part = bob_dir.path().join(format!("{name}.part"));
     common::eventually("some of the file is across", || {
-        std::fs::metadata(&part).is_ok_and(|m| m.len() >= 100_000)
+        std::fs::metadata(&part).is_ok_and(|m| m.len() >= len as u64 / 6)
     });
     proxy.cut();
     let cut_at = std::fs::metadata(&part).map_or(0, |m| m.len());
     assert!(
-        cut_at < 500_000,
+        cut_at < len as u64 * 5 / 6,
         "the cut came late: {cut_at} bytes were across"
     );
     alice.expect("back with bob");
     bob.expect("back with alice");
-    bob.expect("Received long.bin (600.0 KB) from alice in");
-    alice.expect("bob received long.bin (600.0 KB) in");
-    let got = std::fs::read(bob_dir.path().join("long.bin")).unwrap();
-    assert!(
-        got == bytes,
-        "the file arrived changed ({} bytes)",
-        got.len()
-    );
-    assert_eq!(bob_dir.names(), ["long.bin"]);
+    arrives_whole(alice, bob, bob_dir, &format!("{name} ("), &bytes);
+    assert_eq!(bob_dir.names(), [name]);
 }
 
 /// alice and bob in a chat through the server's relay (bob advertises an
@@ -669,9 +683,13 @@ fn a_file_goes_through_the_relay_both_ways_when_the_chat_is_relayed() {
     let source = TempDir::new("relayed-source");
     let bytes = pattern(3_000_000);
     send_and_accept(&mut p.alice, &mut p.bob, &source, "out.bin", &bytes);
-    p.bob.expect("Received out.bin (3.0 MB) from alice in");
-    p.alice.expect("bob received out.bin (3.0 MB) in");
-    assert!(std::fs::read(p.bob_dir.path().join("out.bin")).unwrap() == bytes);
+    arrives_whole(
+        &mut p.alice,
+        &mut p.bob,
+        &p.bob_dir,
+        "out.bin (3.0 MB)",
+        &bytes,
+    );
     // And back, from the callee, while chat lines still cross the relay.
     let back = pattern(1_000_001);
     send_and_accept(&mut p.bob, &mut p.alice, &source, "back.bin", &back);
@@ -800,29 +818,9 @@ fn a_relayed_transfer_cut_with_every_connection_goes_on_from_the_bytes_received(
     alice.expect("Connected to bob (relayed through the server");
     settle(&mut alice, &mut bob);
     let source = TempDir::new("relay-cut-source");
-    let bytes = pattern(1_200_000);
-    send_and_accept(&mut alice, &mut bob, &source, "far.bin", &bytes);
-    let part = bob_dir.path().join("far.bin.part");
-    common::eventually("some of the file is across", || {
-        std::fs::metadata(&part).is_ok_and(|m| m.len() >= 200_000)
-    });
-    proxy.cut();
-    let cut_at = std::fs::metadata(&part).map_or(0, |m| m.len());
-    assert!(
-        cut_at < 1_000_000,
-        "the cut came late: {cut_at} bytes were across"
+    cut_midway_then_whole(
+        &mut alice, &mut bob, &source, &bob_dir, &proxy, "far.bin", 1_200_000,
     );
-    alice.expect("back with bob");
-    bob.expect("back with alice");
-    bob.expect("Received far.bin (1.2 MB) from alice in");
-    alice.expect("bob received far.bin (1.2 MB) in");
-    let got = std::fs::read(bob_dir.path().join("far.bin")).unwrap();
-    assert!(
-        got == bytes,
-        "the file arrived changed ({} bytes)",
-        got.len()
-    );
-    assert_eq!(bob_dir.names(), ["far.bin"]);
 }
 
 /// The threads `pid` runs now.

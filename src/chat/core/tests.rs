@@ -86,17 +86,7 @@ impl World {
     fn chatting_on(me: &str, peer: &str, features: &str) -> World {
         let mut world = World::registered_on(me, features);
         world.call(peer, 7);
-        world.input(Input::Dialed {
-            call: 7,
-            result: Ok(Dialed {
-                link: 1,
-                addr: "127.0.0.1:5000".parse().unwrap(),
-                route: Route::Direct,
-                key: token(OTHER_TOKEN),
-                rejoined: None,
-                strangers: Vec::new(),
-            }),
-        });
+        world.dialed(7, 1, Route::Direct);
         world.expect_line(&format!("Connected to {peer} at 127.0.0.1:5000"));
         world.skip_all();
         world
@@ -211,6 +201,22 @@ impl World {
         self.server("OK LOCATED bob 127.0.0.3:5000");
         self.take("a redial", |o| matches!(o, Output::Dial { .. }));
         self.brought_back(7, 9, "127.0.0.3:5000", Route::Direct, key, received);
+    }
+
+    /// Our call `call` reached its peer at 127.0.0.1:5000 on `link`, by
+    /// `route`.
+    fn dialed(&mut self, call: CallId, link: LinkId, route: Route) {
+        self.input(Input::Dialed {
+            call,
+            result: Ok(Dialed {
+                link,
+                addr: "127.0.0.1:5000".parse().unwrap(),
+                route,
+                key: token(OTHER_TOKEN),
+                rejoined: None,
+                strangers: Vec::new(),
+            }),
+        });
     }
 
     fn hello(&mut self, link: LinkId, caller: &str, call: CallId, token_text: &str) {
@@ -415,17 +421,7 @@ fn the_numbered_flow_as_the_caller() {
     // 3) a name connects.
     w.call("bob", 7);
     assert_eq!(w.core.status(), "calling bob… ");
-    w.input(Input::Dialed {
-        call: 7,
-        result: Ok(Dialed {
-            link: 1,
-            addr: "127.0.0.1:5000".parse().unwrap(),
-            route: Route::Direct,
-            key: token(OTHER_TOKEN),
-            rejoined: None,
-            strangers: Vec::new(),
-        }),
-    });
+    w.dialed(7, 1, Route::Direct);
     w.expect_line("Connected to bob at 127.0.0.1:5000.");
     assert_eq!(w.core.status(), "to bob> ");
     // 4) lines both ways.
@@ -516,17 +512,7 @@ fn typed_ahead_lines_wait_for_the_place_that_takes_them() {
     w.expect_request("LIST");
     w.users(&["alice", "bob"]);
     w.call("bob", 1);
-    w.input(Input::Dialed {
-        call: 1,
-        result: Ok(Dialed {
-            link: 1,
-            addr: "127.0.0.1:5000".parse().unwrap(),
-            route: Route::Relayed,
-            key: token(OTHER_TOKEN),
-            rejoined: None,
-            strangers: Vec::new(),
-        }),
-    });
+    w.dialed(1, 1, Route::Relayed);
     w.expect_line("relayed through the server");
     w.expect_to_peer(1, "MSG one");
     w.expect_to_peer(1, "MSG two");
@@ -742,17 +728,7 @@ fn a_peer_vanishing_while_dialed_ends_the_call_and_its_late_dial_is_closed() {
     w.server("EVENT HANGUP 4 bob");
     w.expect_line("bob is gone.");
     w.expect_request("LIST");
-    w.input(Input::Dialed {
-        call: 4,
-        result: Ok(Dialed {
-            link: 2,
-            addr: "127.0.0.1:5000".parse().unwrap(),
-            route: Route::Direct,
-            key: token(OTHER_TOKEN),
-            rejoined: None,
-            strangers: Vec::new(),
-        }),
-    });
+    w.dialed(4, 2, Route::Direct);
     w.expect(Output::Close { link: 2 });
     assert_eq!(w.core.status(), "connect to: ");
 }

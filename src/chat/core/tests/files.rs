@@ -15,17 +15,7 @@ fn files_chat_with(features: &str) -> World {
         progress: ProgressShown::Lines,
     });
     w.call("bob", 7);
-    w.input(Input::Dialed {
-        call: 7,
-        result: Ok(Dialed {
-            link: 1,
-            addr: "127.0.0.1:5000".parse().unwrap(),
-            route: Route::Direct,
-            key: token(OTHER_TOKEN),
-            rejoined: None,
-            strangers: Vec::new(),
-        }),
-    });
+    w.dialed(7, 1, Route::Direct);
     w.peer(1, &[&format!("FEATURES {features}")]);
     w.skip_all();
     w
@@ -501,17 +491,7 @@ fn a_relayed_chat_sends_files_through_the_relay_when_the_server_relays_them() {
         let mut w = World::registered_on("alice", features);
         w.core.settings.files = Some(FileSettings::default());
         w.call("bob", 7);
-        w.input(Input::Dialed {
-            call: 7,
-            result: Ok(Dialed {
-                link: 1,
-                addr: "127.0.0.1:5000".parse().unwrap(),
-                route: Route::Relayed,
-                key: token(OTHER_TOKEN),
-                rejoined: None,
-                strangers: Vec::new(),
-            }),
-        });
+        w.dialed(7, 1, Route::Relayed);
         w.peer(1, &["FEATURES resume files"]);
         w.skip_all();
         if !allowed {

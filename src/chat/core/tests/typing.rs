@@ -12,17 +12,7 @@ fn typing_chat_with(features: &str) -> World {
     let mut w = World::registered("alice");
     w.core.settings.typing = TypingNotices::On;
     w.call("bob", 7);
-    w.input(Input::Dialed {
-        call: 7,
-        result: Ok(Dialed {
-            link: 1,
-            addr: "127.0.0.1:5000".parse().unwrap(),
-            route: Route::Direct,
-            key: token(OTHER_TOKEN),
-            rejoined: None,
-            strangers: Vec::new(),
-        }),
-    });
+    w.dialed(7, 1, Route::Direct);
     w.peer(1, &[&format!("FEATURES {features}")]);
     w.skip_all();
     w
