@@ -87,6 +87,15 @@ impl TimedRead for &[u8] {
     }
 }
 
+/// Whether a socket's read or write gave up on its timeout (which the
+/// platform reports as either kind).
+pub fn is_timeout(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
+}
+
 /// Reads `\n`-terminated lines (a trailing `\r` is dropped too) of at most
 /// `max` bytes each.
 pub struct LineReader<R> {
@@ -370,12 +379,7 @@ impl<R: TimedRead> LineReader<R> {
                 Ok(0) => return Err(ReadError::Closed),
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                    ) =>
-                {
+                Err(e) if is_timeout(&e) => {
                     if deadline.is_some_and(|d| Instant::now() >= d) {
                         return Err(ReadError::TimedOut);
                     }

@@ -33,7 +33,7 @@ use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::connection::{LineReader, Outbox, ReadError, SharedStream};
+use crate::connection::{LineReader, Outbox, ReadError, SharedStream, is_timeout};
 use crate::log;
 use crate::protocol::{CallId, ErrorCode, FileId, MAX_PEER_LINE, ServerLine, Token};
 use crate::registry::{ConnId, FileRelayError, Meeting, Registry, RelayTicket};
@@ -638,12 +638,7 @@ fn copy_bytes(
                 wait = FILE_IDLE_TIMEOUT;
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
+            Err(e) if is_timeout(&e) => {
                 // Quiet this way; idle only if quiet the other way too.
                 let still = ends.still_for();
                 if still >= FILE_IDLE_TIMEOUT {

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use super::core::{LinkEnd, LinkId, Route};
 use super::{Event, Events};
-use crate::connection::{LineReader, ReadError};
+use crate::connection::{LineReader, ReadError, is_timeout};
 use crate::lines::Lines;
 use crate::protocol::{MAX_PEER_LINE, PeerBatch, PeerMessage};
 
@@ -283,9 +283,10 @@ fn write_loop(
             }
         };
         if let Err(e) = write_by(&mut stream, &batch, Instant::now() + write_deadline) {
-            let end = match e.kind() {
-                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => LinkEnd::StoppedReading,
-                _ => LinkEnd::Closed,
+            let end = if is_timeout(&e) {
+                LinkEnd::StoppedReading
+            } else {
+                LinkEnd::Closed
             };
             // Said before the socket is shut: the reader then sees it
             // closed and reports that too, and the first word must be why.

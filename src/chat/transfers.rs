@@ -36,7 +36,7 @@ use super::core::{Direction, FileFacts, Input, Opener, Part, Route, TransferEven
 use super::link::Handshaken;
 use super::p2pserver::{self, HandshakeSlot, Handshakes};
 use super::{Event, Events};
-use crate::connection::{LineReader, write_line};
+use crate::connection::{LineReader, is_timeout, write_line};
 use crate::downloads;
 use crate::protocol::{CallId, FileId, Keys, PeerMessage, Request, ServerLine};
 
@@ -756,13 +756,6 @@ fn ours(why: &str) -> Broke {
 /// An error of our own file or disk.
 fn local(e: io::Error) -> Broke {
     Broke::Ours(e.to_string())
-}
-
-fn is_timeout(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-    )
 }
 
 fn read_message(reader: &mut LineReader<TcpStream>) -> io::Result<PeerMessage> {
