@@ -371,7 +371,7 @@ impl Driver {
                         Link::start(link, dialed.conn, self.events.clone(), self.write_deadline)
                             .map_err(|e| DialError::Start(e.to_string()))?;
                     self.links.insert(link, started);
-                    self.transfers.dialed(dialed.addr, route);
+                    self.transfers.dialed(dialed.addr);
                     let rejoined = match dialed.answer {
                         PeerMessage::Rewelcome { received, .. } => Some(received),
                         _ => None,
@@ -598,7 +598,7 @@ impl Driver {
                     self.feedback.push_back(input);
                 }
             }
-            Output::StopTransfer { id, part } => self.transfers.stop(id, part),
+            Output::StopTransfer { id } => self.transfers.stop(id),
         }
     }
 

@@ -32,7 +32,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::core::{Direction, FileFacts, Input, Opener, Part, Route, TransferEvent};
+use super::core::{Direction, FileFacts, Input, Opener, TransferEvent};
 use super::link::Handshaken;
 use super::p2pserver::{self, HandshakeSlot, Handshakes};
 use super::{Event, Events};
@@ -63,9 +63,9 @@ pub(super) struct Transfers {
     /// Files opened for our offers, until the peer takes them.
     offered: HashMap<FileId, File>,
     moving: HashMap<FileId, Moving>,
-    /// Where the chat's link reached, the way our data connections go
-    /// when we are the chat's caller.
-    chat_way: Option<(SocketAddr, Route)>,
+    /// Where the chat's link reached, where our data connections go when
+    /// we are the caller of a direct chat.
+    chat_addr: Option<SocketAddr>,
     /// `FILE-KNOCK`s being answered, bounded as the listener's handshakes
     /// are: a stranger's knock neither takes a transfer's connection nor
     /// keeps the peer's out.
@@ -152,15 +152,15 @@ impl Transfers {
             stall,
             offered: HashMap::new(),
             moving: HashMap::new(),
-            chat_way: None,
+            chat_addr: None,
             knocks: Arc::default(),
             events,
         }
     }
 
-    /// A chat link reached `addr` by `route` (we dialed it).
-    pub(super) fn dialed(&mut self, addr: SocketAddr, route: Route) {
-        self.chat_way = Some((addr, route));
+    /// A chat link reached `addr` (we dialed it).
+    pub(super) fn dialed(&mut self, addr: SocketAddr) {
+        self.chat_addr = Some(addr);
     }
 
     /// `Output::OpenFile`: opens `path` to offer it as `id`.
@@ -172,8 +172,8 @@ impl Transfers {
         Input::FileOpened { id, result }
     }
 
-    /// `Output::StartTransfer`: what to tell the core at once (our value,
-    /// or why the transfer cannot start).
+    /// `Output::StartTransfer`: the file is made ready for its data
+    /// connection; what to tell the core at once, if it cannot start.
     pub(super) fn start(
         &mut self,
         id: FileId,
@@ -181,26 +181,20 @@ impl Transfers {
         size: u64,
         opener: Opener,
     ) -> Option<Input> {
-        let failed = |why: String| {
-            Some(Input::Transfer {
-                id,
-                event: TransferEvent::Failed(why),
-            })
-        };
         if self.moving.contains_key(&id) {
             return self.restart(id);
         }
         let (job, part) = match direction {
             Direction::Send => match self.offered.remove(&id) {
                 Some(file) => (Job::Send(file), None),
-                None => return failed("the file is no longer open".into()),
+                None => return Some(failed(id, "the file is no longer open".into())),
             },
             Direction::Receive { name } => match downloads::reserve(&self.downloads, &name) {
                 Ok(reserved) => {
                     let part = reserved.part.clone();
                     (Job::Receive(reserved), Some(part))
                 }
-                Err(e) => return failed(format!("cannot save it: {e}")),
+                Err(e) => return Some(failed(id, format!("cannot save it: {e}"))),
             },
         };
         let conn = Arc::new(Mutex::new(DataConn::Waiting));
@@ -252,8 +246,8 @@ impl Transfers {
     }
 
     /// Fails transfer `id` if its data connection is not open within the
-    /// file timeout: a peer that never tells its
-    /// value or never dials holds nothing of ours for longer. The watch
+    /// file timeout: a peer that never asks the server for its values or
+    /// never dials holds nothing of ours for longer. The watch
     /// ends at once when the sender it returns is dropped.
     fn watch(&self, id: FileId, conn: &Arc<Mutex<DataConn>>) -> Result<Sender<()>, Input> {
         let conn = conn.clone();
@@ -322,7 +316,7 @@ impl Transfers {
     /// Opens `id`'s data connection the way its chat went: the address
     /// the chat's link reached, or the relay.
     fn connect_data(&mut self, id: FileId, server: SocketAddr) -> Option<Input> {
-        let chat_addr = self.chat_way.map(|(addr, _)| addr);
+        let chat_addr = self.chat_addr;
         let moving = self.moving.get_mut(&id)?;
         let values = moving.values?;
         let way = match (values.relayed, moving.opener, chat_addr) {
@@ -397,7 +391,7 @@ impl Transfers {
 
     /// `Output::StopTransfer`: its connection is closed, its file too, and
     /// what arrived is removed.
-    pub(super) fn stop(&mut self, id: FileId, part: Part) {
+    pub(super) fn stop(&mut self, id: FileId) {
         self.offered.remove(&id);
         let Some(moving) = self.moving.remove(&id) else {
             return;
@@ -407,9 +401,7 @@ impl Transfers {
         {
             let _ = stream.shutdown(Shutdown::Both);
         }
-        match part {
-            Part::Remove => remove_part(moving.part.as_deref()),
-        }
+        remove_part(moving.part.as_deref());
     }
 }
 

@@ -80,13 +80,6 @@ impl From<Role> for Opener {
     }
 }
 
-/// What becomes of the bytes received so far when a transfer stops.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Part {
-    /// Removed: the transfer is over for good.
-    Remove,
-}
-
 /// What the driver found of a file to offer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileFacts {
@@ -360,20 +353,14 @@ impl Core {
         let timeout = self.settings.files.unwrap_or_default().timeout;
         let link = self.file_link();
         let Some(transfer) = self.files.get_mut(id) else {
-            return self.out(Output::StopTransfer {
-                id,
-                part: Part::Remove,
-            });
+            return self.out(Output::StopTransfer { id });
         };
         let facts = match (result, link) {
             (Ok(facts), Some(_)) => facts,
             (Ok(_), None) => {
                 let name = transfer.name.clone();
                 self.files.remove(id);
-                self.out(Output::StopTransfer {
-                    id,
-                    part: Part::Remove,
-                });
+                self.out(Output::StopTransfer { id });
                 return self.notice(format!(
                     "{name} not offered: the link went down; try again once it is back."
                 ));
@@ -682,10 +669,7 @@ impl Core {
             (_, end, _) => format!("{name}: {peer} said {}{why}.", end.word()),
         };
         self.notice(notice);
-        self.out(Output::StopTransfer {
-            id,
-            part: Part::Remove,
-        });
+        self.out(Output::StopTransfer { id });
     }
 
     /// `/accept`, or y on an empty line: the oldest offer waiting.
@@ -766,10 +750,7 @@ impl Core {
             return;
         };
         self.file_end(id, FileEnd::Cancelled, "");
-        self.out(Output::StopTransfer {
-            id,
-            part: Part::Remove,
-        });
+        self.out(Output::StopTransfer { id });
         self.notice(format!("You cancelled {}.", transfer.name));
     }
 
@@ -875,10 +856,7 @@ impl Core {
                 let name = transfer.name.clone();
                 self.files.remove(id);
                 self.file_end(id, FileEnd::Failed, &why);
-                self.out(Output::StopTransfer {
-                    id,
-                    part: Part::Remove,
-                });
+                self.out(Output::StopTransfer { id });
                 self.notice(format!("{name} failed: {why}."));
             }
         }
@@ -913,10 +891,7 @@ impl Core {
                 continue;
             };
             self.file_end(id, FileEnd::Failed, &why);
-            self.out(Output::StopTransfer {
-                id,
-                part: Part::Remove,
-            });
+            self.out(Output::StopTransfer { id });
             self.notice(format!("{name} failed: {why}."));
         }
         let unsaid: Vec<FileId> = self
@@ -948,10 +923,7 @@ impl Core {
                 .unwrap_or_default();
             let why = format!("{peer} never said it arrived");
             self.file_end(id, FileEnd::Failed, &why);
-            self.out(Output::StopTransfer {
-                id,
-                part: Part::Remove,
-            });
+            self.out(Output::StopTransfer { id });
             self.notice(format!("{} failed: {why}.", transfer.name));
         }
         let expired: Vec<FileId> = self
@@ -977,10 +949,7 @@ impl Core {
                 Way::In => format!("The offer of {name} expired unanswered."),
             };
             self.file_end(id, FileEnd::Expired, "");
-            self.out(Output::StopTransfer {
-                id,
-                part: Part::Remove,
-            });
+            self.out(Output::StopTransfer { id });
             self.notice(text);
         }
     }
@@ -1015,10 +984,7 @@ impl Core {
             return;
         }
         for transfer in std::mem::take(&mut self.files).transfers {
-            self.out(Output::StopTransfer {
-                id: transfer.id,
-                part: Part::Remove,
-            });
+            self.out(Output::StopTransfer { id: transfer.id });
             self.notice(format!("{} stopped: the chat ended.", transfer.name));
         }
     }

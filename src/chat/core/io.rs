@@ -275,9 +275,9 @@ pub enum Output {
     /// The peer has its values for transfer `id` (`FILE-READY`): the
     /// chat's caller may open the data connection.
     PeerReady { id: FileId },
-    /// Transfer `id` is over: stop its data, close its file, and do with
-    /// what arrived as `part` says.
-    StopTransfer { id: FileId, part: Part },
+    /// Transfer `id` is over for good: stop its data, close its file, and
+    /// remove what arrived of it (a `.part`).
+    StopTransfer { id: FileId },
 }
 
 /// How the program ends.

@@ -51,7 +51,7 @@ mod typing;
 use calling::*;
 use chat::*;
 use files::Files;
-pub use files::{Direction, FileFacts, FileSettings, Opener, Part, ProgressShown, TransferEvent};
+pub use files::{Direction, FileFacts, FileSettings, Opener, ProgressShown, TransferEvent};
 pub use io::*;
 use naming::*;
 use rejoining::*;

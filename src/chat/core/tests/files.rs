@@ -50,10 +50,7 @@ impl World {
     }
 
     fn expect_stopped(&mut self, id: FileId) {
-        self.expect(Output::StopTransfer {
-            id,
-            part: Part::Remove,
-        });
+        self.expect(Output::StopTransfer { id });
     }
 }
 
@@ -546,10 +543,7 @@ fn a_cut_data_connection_waits_a_moment_for_the_peers_reason_then_gives_its_own(
     assert_eq!(w.count(|o| matches!(o, Output::Line { .. })), 0);
     w.advance(Duration::from_secs(2));
     w.expect_to_peer(1, &format!("FILE-END {id} failed Broken pipe"));
-    w.expect(Output::StopTransfer {
-        id,
-        part: Part::Remove,
-    });
+    w.expect(Output::StopTransfer { id });
     w.expect_line("b.bin failed: Broken pipe.");
 }
 
