@@ -172,6 +172,19 @@ enum Stage {
     Sent { started: Instant, until: Instant },
 }
 
+impl Stage {
+    /// When a stage that waits is over: an offer's answer, a cut's word
+    /// from the peer, a sent file's `done`.
+    fn until(&self) -> Option<Instant> {
+        match *self {
+            Stage::Offered { until } | Stage::Cut { until, .. } | Stage::Sent { until, .. } => {
+                Some(until)
+            }
+            Stage::Opening | Stage::Moving { .. } | Stage::Held { .. } => None,
+        }
+    }
+}
+
 /// How long a transfer whose data connection broke waits for the peer's
 /// word on it before it fails with its own reason (the file timeout, if
 /// shorter).
@@ -268,6 +281,13 @@ impl Core {
             .map_or(Opener::Await, |(chat, _)| Opener::from(chat.role))
     }
 
+    /// The name of the chat's peer, as told in notices.
+    fn file_peer(&self) -> String {
+        self.file_chat()
+            .map(|(chat, _)| chat.peer.clone())
+            .unwrap_or_default()
+    }
+
     fn file_link(&self) -> Option<LinkId> {
         self.file_chat().and_then(|(_, link)| link)
     }
@@ -280,7 +300,7 @@ impl Core {
         };
         match self.file_chat() {
             Some((_, Some(link))) => self.send_peer(link, msg),
-            // One a transfer: bounded as the transfers are.
+            // One a transfer at most: bounded as the transfers are.
             Some((_, None)) => self.files.unsaid.push(msg),
             None => {}
         }
@@ -376,10 +396,7 @@ impl Core {
             until: now + timeout,
         };
         let (name, size) = (transfer.name.clone(), transfer.size);
-        let peer = self
-            .file_chat()
-            .map(|(c, _)| c.peer.clone())
-            .unwrap_or_default();
+        let peer = self.file_peer();
         if let Some(link) = link {
             self.send_peer(
                 link,
@@ -776,10 +793,7 @@ impl Core {
         let settings = self.settings.files.unwrap_or_default();
         let (lines, timeout) = (settings.progress == ProgressShown::Lines, settings.timeout);
         let rejoining = self.chat_rejoining();
-        let peer = self
-            .file_chat()
-            .map(|(c, _)| c.peer.clone())
-            .unwrap_or_default();
+        let peer = self.file_peer();
         let Some(transfer) = self.files.get_mut(id) else {
             return;
         };
@@ -865,13 +879,7 @@ impl Core {
     /// Offers not answered in time expire, on both sides; a cut transfer
     /// the peer said nothing of fails with our reason.
     pub(super) fn files_timeout(&mut self, now: Instant) {
-        let cut: Vec<FileId> = self
-            .files
-            .transfers
-            .iter()
-            .filter(|t| matches!(t.stage, Stage::Cut { until, .. } if now >= until))
-            .map(|t| t.id)
-            .collect();
+        let cut: Vec<FileId> = self.due(now, |stage| matches!(stage, Stage::Cut { .. }));
         for id in cut {
             if self.chat_rejoining() {
                 // The link broke too: the transfer goes on once it is back.
@@ -894,13 +902,7 @@ impl Core {
             self.out(Output::StopTransfer { id });
             self.notice(format!("{name} failed: {why}."));
         }
-        let unsaid: Vec<FileId> = self
-            .files
-            .transfers
-            .iter()
-            .filter(|t| matches!(t.stage, Stage::Sent { until, .. } if now >= until))
-            .map(|t| t.id)
-            .collect();
+        let unsaid: Vec<FileId> = self.due(now, |stage| matches!(stage, Stage::Sent { .. }));
         for id in unsaid {
             if self.chat_rejoining() {
                 // Its word may be on the way: asked again once it is back.
@@ -917,22 +919,13 @@ impl Core {
             let Some(transfer) = self.files.remove(id) else {
                 continue;
             };
-            let peer = self
-                .file_chat()
-                .map(|(c, _)| c.peer.clone())
-                .unwrap_or_default();
+            let peer = self.file_peer();
             let why = format!("{peer} never said it arrived");
             self.file_end(id, FileEnd::Failed, &why);
             self.out(Output::StopTransfer { id });
             self.notice(format!("{} failed: {why}.", transfer.name));
         }
-        let expired: Vec<FileId> = self
-            .files
-            .transfers
-            .iter()
-            .filter(|t| matches!(t.stage, Stage::Offered { until } if now >= until))
-            .map(|t| t.id)
-            .collect();
+        let expired: Vec<FileId> = self.due(now, |stage| matches!(stage, Stage::Offered { .. }));
         for id in expired {
             let Some(transfer) = self.files.remove(id) else {
                 continue;
@@ -940,10 +933,7 @@ impl Core {
             let name = &transfer.name;
             let text = match transfer.way {
                 Way::Out => {
-                    let peer = self
-                        .file_chat()
-                        .map(|(c, _)| c.peer.clone())
-                        .unwrap_or_default();
+                    let peer = self.file_peer();
                     format!("{peer} did not answer the offer of {name}; it expired.")
                 }
                 Way::In => format!("The offer of {name} expired unanswered."),
@@ -959,13 +949,18 @@ impl Core {
         self.files
             .transfers
             .iter()
-            .filter_map(|t| match t.stage {
-                Stage::Offered { until } | Stage::Cut { until, .. } | Stage::Sent { until, .. } => {
-                    Some(until)
-                }
-                _ => None,
-            })
+            .filter_map(|t| t.stage.until())
             .min()
+    }
+
+    /// The transfers in a stage `of` whose time is up.
+    fn due(&self, now: Instant, of: impl Fn(&Stage) -> bool) -> Vec<FileId> {
+        self.files
+            .transfers
+            .iter()
+            .filter(|t| of(&t.stage) && t.stage.until().is_some_and(|until| now >= until))
+            .map(|t| t.id)
+            .collect()
     }
 
     /// Transfers whose chat is over end with it, and the user is told.
