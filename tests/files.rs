@@ -874,3 +874,35 @@ fn a_peer_bringing_the_chat_back_again_and_again_holds_no_thread_per_time_for_a_
     mallory.say("MSG still here");
     drop(links);
 }
+
+#[test]
+fn a_peers_reason_reaches_the_screen_and_the_transcript_without_its_escapes() {
+    let server = Server::start();
+    let dir = TempDir::new("reason");
+    let log = dir.path().join("transcript.log");
+    let log_arg = log.to_str().unwrap().to_string();
+    let args = ["--downloads", dir.str(), "--log", &log_arg];
+    let mut bob = login_with(&server, "bob", &args);
+    let mut mallory = Mallory::call(&server, &mut bob, "files");
+    mallory.offer_taken(&mut bob, 1, "a.bin", 100);
+    // The reason is the peer's text: a title-setting escape and a bidi
+    // override ride along.
+    mallory.say("FILE-END 1 failed \x1b]0;owned\x07disk \u{202e}full");
+    bob.expect("a.bin failed on mallory's side: ");
+    mallory.say("MSG after");
+    bob.expect("mallory: after");
+    let out = bob.stdout();
+    assert!(
+        !out.contains('\x1b') && !out.contains('\u{202e}'),
+        "{out:?}"
+    );
+    let logged = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        logged.contains("a.bin failed on mallory's side"),
+        "{logged:?}"
+    );
+    assert!(
+        !logged.contains('\x1b') && !logged.contains('\u{202e}'),
+        "{logged:?}"
+    );
+}
